@@ -1,0 +1,3 @@
+module gossipmesh
+
+go 1.26.8

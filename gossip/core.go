@@ -1,0 +1,254 @@
+// Package gossip is the protocol core of gossipmesh: a pure, deterministic
+// state machine that the real TCP runtime, the in-memory network and the
+// simulator all drive.
+//
+// A Core has three inputs, Publish, Receive and Tick, and writes what it
+// wants done into an Output that the driver owns: messages to send and
+// events (published, delivered, duplicate, rejected) for logs, metrics and
+// dashboards. Time is an input and randomness comes from a *rand.Rand handed
+// in at construction, so the same inputs always give the same outputs. The
+// package starts no goroutines, opens no sockets or files and never reads
+// the wall clock; purity_test.go keeps it so.
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+
+	"gossipmesh/wire"
+)
+
+// Send asks the driver to deliver Msg to peer To. Msg already carries the
+// hop count the receiver sees. Many sends share one Msg: do not modify it.
+type Send struct {
+	To  wire.NodeID
+	Msg *wire.Message
+}
+
+// EventKind says what happened to a message at this node.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventPublished: this node published Msg (hop 0).
+	EventPublished EventKind = iota + 1
+	// EventDelivered: the first copy of Msg reached this node, from From,
+	// at Msg.Hop hops from the publisher.
+	EventDelivered
+	// EventDuplicate: a later copy of a message already seen arrived from
+	// From. Counted, not logged.
+	EventDuplicate
+	// EventRejected: From sent a message that breaks the protocol; Err
+	// says how. The message is dropped and not marked seen.
+	EventRejected
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventPublished:
+		return "published"
+	case EventDelivered:
+		return "delivered"
+	case EventDuplicate:
+		return "duplicate"
+	case EventRejected:
+		return "rejected"
+	}
+	return fmt.Sprintf("event-%d", uint8(k))
+}
+
+// Event reports what the core did with a message, for logs, metrics,
+// dashboards and, later, peer scoring.
+type Event struct {
+	Kind EventKind
+	// Msg is the message as it reached this node. Shared: do not modify.
+	Msg *wire.Message
+	// From is the peer that sent it; zero for EventPublished.
+	From wire.NodeID
+	// Err is why the message was rejected (EventRejected only).
+	Err error
+}
+
+// Output collects the sends and events of one or more steps. The driver
+// owns it and calls Reset after acting on it, so a Core holds no buffers of
+// its own: a simulator of a million cores needs only one Output.
+type Output struct {
+	Sends  []Send
+	Events []Event
+	// route is scratch space for the router.
+	route []wire.NodeID
+}
+
+// Reset empties o, keeping its storage.
+func (o *Output) Reset() {
+	clear(o.Sends)
+	clear(o.Events)
+	o.Sends, o.Events = o.Sends[:0], o.Events[:0]
+}
+
+// Errors a Core reports, on Publish or as the Err of an EventRejected.
+var (
+	ErrBodyTooLarge = errors.New("message body exceeds the limit")
+	ErrBadHop       = errors.New("hop count out of range")
+	ErrIDMismatch   = errors.New("message id does not match its content")
+	ErrFromSelf     = errors.New("message claims this node as its origin")
+)
+
+// Core is one node's gossip state: its peers, its seen-cache and its
+// publish sequence. It is not safe for concurrent use; one goroutine (the
+// runtime's node loop, or the simulator) drives it.
+type Core struct {
+	cfg    *Config
+	router Router
+	id     wire.NodeID
+	rng    *rand.Rand
+	peers  []wire.NodeID
+	seen   seenCache
+	seq    uint64
+}
+
+// New returns a Core for node id. rng is the core's only source of
+// randomness: seed it per node for reproducible runs. A math/rand/v2 PCG
+// source holds 16 bytes, which matters at a million nodes.
+func New(cfg Config, id wire.NodeID, rng *rand.Rand) (*Core, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return NewShared(&cfg, NewRouter(cfg), id, rng), nil
+}
+
+// NewShared is New for drivers that build many cores from one validated
+// Config and Router (the simulator): they share both instead of holding a
+// copy each. The caller must have validated cfg and must not change it.
+func NewShared(cfg *Config, router Router, id wire.NodeID, rng *rand.Rand) *Core {
+	return &Core{cfg: cfg, router: router, id: id, rng: rng, seen: newSeenCache(cfg.SeenCapacity)}
+}
+
+// ID returns the node's id.
+func (c *Core) ID() wire.NodeID { return c.id }
+
+// Peers returns the current peers. The slice is the core's: do not modify.
+func (c *Core) Peers() []wire.NodeID { return c.peers }
+
+// AddPeer links the node to p. Adding a present peer, or the node itself,
+// does nothing.
+func (c *Core) AddPeer(p wire.NodeID) {
+	if p == c.id || c.hasPeer(p) {
+		return
+	}
+	c.peers = append(c.peers, p)
+}
+
+// RemovePeer unlinks p; removing an absent peer does nothing.
+func (c *Core) RemovePeer(p wire.NodeID) {
+	for i, q := range c.peers {
+		if q == p {
+			last := len(c.peers) - 1
+			c.peers[i] = c.peers[last]
+			c.peers = c.peers[:last]
+			return
+		}
+	}
+}
+
+// SetPeers replaces the peer list with peers, which the core then owns.
+// The simulator uses it to hand each core a window of one shared adjacency
+// array; it must hold no duplicates and not the node itself.
+func (c *Core) SetPeers(peers []wire.NodeID) { c.peers = peers }
+
+func (c *Core) hasPeer(p wire.NodeID) bool {
+	for _, q := range c.peers {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// Publish starts a new message with body at time now (nanoseconds on the
+// driver's clock), marks it seen, reports EventPublished and routes it to
+// peers at hop 1. It returns the message as the publisher holds it (hop 0).
+func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, error) {
+	if len(body) > c.cfg.MaxBody {
+		return nil, fmt.Errorf("publish: %w: %d bytes, limit %d", ErrBodyTooLarge, len(body), c.cfg.MaxBody)
+	}
+	c.seq++
+	m := &wire.Message{
+		ID:          wire.ComputeMsgID(c.id, c.seq, body),
+		Origin:      c.id,
+		Seq:         c.seq,
+		PublishedAt: now,
+		Body:        body,
+	}
+	c.seen.add(m.ID, now+int64(c.cfg.SeenTTL))
+	out.Events = append(out.Events, Event{Kind: EventPublished, Msg: m})
+	c.forward(m, 0, out)
+	return m, nil
+}
+
+// Receive handles a message that peer from sent at time now. The first copy
+// is delivered and forwarded; later copies are counted as duplicates; a
+// message that breaks the protocol is rejected and not marked seen, so an
+// honest copy that arrives later still gets through.
+func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output) {
+	if err := c.check(m); err != nil {
+		out.Events = append(out.Events, Event{Kind: EventRejected, Msg: m, From: from, Err: err})
+		return
+	}
+	if c.seen.contains(now, m.ID) {
+		out.Events = append(out.Events, Event{Kind: EventDuplicate, Msg: m, From: from})
+		return
+	}
+	if c.cfg.VerifyIDs && wire.ComputeMsgID(m.Origin, m.Seq, m.Body) != m.ID {
+		out.Events = append(out.Events, Event{Kind: EventRejected, Msg: m, From: from, Err: ErrIDMismatch})
+		return
+	}
+	c.seen.add(m.ID, now+int64(c.cfg.SeenTTL))
+	out.Events = append(out.Events, Event{Kind: EventDelivered, Msg: m, From: from})
+	if m.Hop < c.cfg.MaxHops {
+		c.forward(m, from, out)
+	}
+}
+
+// check applies the cheap validity rules, before dedup.
+func (c *Core) check(m *wire.Message) error {
+	switch {
+	case m.Hop == 0 || m.Hop > c.cfg.MaxHops:
+		return fmt.Errorf("%w: %d, want 1..%d", ErrBadHop, m.Hop, c.cfg.MaxHops)
+	case len(m.Body) > c.cfg.MaxBody:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrBodyTooLarge, len(m.Body), c.cfg.MaxBody)
+	case m.Origin == c.id:
+		// Our own message coming back is a duplicate, not an error, as long
+		// as we still remember it; one we never published is forged.
+		if m.Seq <= c.seq {
+			return nil
+		}
+		return ErrFromSelf
+	}
+	return nil
+}
+
+// forward routes m (held at this node at m.Hop) to the peers the router
+// picks, as one shared copy at m.Hop+1.
+func (c *Core) forward(m *wire.Message, from wire.NodeID, out *Output) {
+	out.route = c.router.Route(out.route[:0], c.peers, from, c.rng)
+	if len(out.route) == 0 {
+		return
+	}
+	next := *m
+	next.Hop++
+	for _, p := range out.route {
+		out.Sends = append(out.Sends, Send{To: p, Msg: &next})
+	}
+}
+
+// Tick lets the core do timed work at now: today, forgetting expired ids.
+func (c *Core) Tick(now int64) { c.seen.expire(now) }
+
+// NextTick is the earliest time the core wants a Tick, or 0 for never, so
+// that a simulator wakes only the nodes that have work.
+func (c *Core) NextTick() int64 { return c.seen.nextExpiry() }
+
+// SeenLen is the number of ids in the seen-cache, for metrics and tests.
+func (c *Core) SeenLen() int { return c.seen.len() }

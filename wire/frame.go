@@ -1,0 +1,204 @@
+package wire
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// Frame layout, all integers big-endian:
+//
+//	length  uint32  bytes that follow: version + type + payload (at least 2)
+//	version uint8   Version
+//	type    uint8   a FrameType
+//	payload [length-2]byte
+//
+// The length prefix comes first so that a reader can refuse an oversized
+// frame before it reads, let alone allocates, the rest.
+const (
+	// Version is the only frame version this build speaks.
+	Version = 1
+	// lengthSize is the size of the length prefix.
+	lengthSize = 4
+	// frameHeaderSize is the version and type bytes counted by the length.
+	frameHeaderSize = 2
+	// FrameOverhead is the room a frame needs beyond a message body: the
+	// length prefix, version, type and message header. A frame limit of
+	// MaxBody+FrameOverhead carries every body of up to MaxBody bytes.
+	FrameOverhead = lengthSize + frameHeaderSize + messageHeaderSize
+	// DefaultMaxBody is the largest message body nodes accept by default.
+	DefaultMaxBody = 1 << 20
+	// DefaultMaxFrame is the frame limit that goes with DefaultMaxBody.
+	DefaultMaxFrame = DefaultMaxBody + FrameOverhead
+	// maxAddrLen bounds the listen address in a Hello.
+	maxAddrLen = 255
+)
+
+// FrameType says what a frame's payload holds.
+type FrameType uint8
+
+// Frame types.
+const (
+	// FrameHello opens every connection, in both directions: it names the
+	// sender and the address it listens on for gossip.
+	FrameHello FrameType = 1
+	// FrameMessage carries one gossiped Message.
+	FrameMessage FrameType = 2
+)
+
+func (t FrameType) String() string {
+	switch t {
+	case FrameHello:
+		return "hello"
+	case FrameMessage:
+		return "message"
+	}
+	return fmt.Sprintf("frame-type-%d", uint8(t))
+}
+
+// Decoding errors. Each kind of malformed input has its own, so that a node
+// can log why it dropped a peer; match them with errors.Is.
+var (
+	ErrFrameTooLarge  = errors.New("frame exceeds the size limit")
+	ErrFrameTooShort  = errors.New("frame length is shorter than its header")
+	ErrUnknownVersion = errors.New("unknown frame version")
+	ErrUnknownType    = errors.New("unknown frame type")
+	ErrTruncated      = errors.New("truncated frame")
+	ErrMalformed      = errors.New("malformed payload")
+)
+
+// Frame is one decoded frame. Payload aliases the Reader's buffer and is
+// valid only until the next ReadFrame.
+type Frame struct {
+	Type    FrameType
+	Payload []byte
+}
+
+// Reader reads frames from a stream, refusing any frame whose length prefix
+// exceeds its limit before reading the rest.
+type Reader struct {
+	r        *bufio.Reader
+	maxFrame int
+	buf      []byte
+}
+
+// NewReader returns a Reader that accepts frames of at most maxFrame bytes,
+// length prefix included.
+func NewReader(r io.Reader, maxFrame int) *Reader {
+	return &Reader{r: bufio.NewReaderSize(r, 64<<10), maxFrame: maxFrame}
+}
+
+// ReadFrame reads the next frame. It returns io.EOF only for a stream that
+// ends cleanly between frames; a stream that ends inside one is
+// ErrTruncated. The buffer grows to the largest frame seen, never beyond
+// the limit.
+func (fr *Reader) ReadFrame() (Frame, error) {
+	var hdr [lengthSize]byte
+	if got, err := io.ReadFull(fr.r, hdr[:]); err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return Frame{}, fmt.Errorf("%w: %d of %d length bytes", ErrTruncated, got, lengthSize)
+		}
+		return Frame{}, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if uint64(n)+lengthSize > uint64(fr.maxFrame) {
+		return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, uint64(n)+lengthSize, fr.maxFrame)
+	}
+	if n < frameHeaderSize {
+		return Frame{}, fmt.Errorf("%w: length %d", ErrFrameTooShort, n)
+	}
+	if cap(fr.buf) < int(n) {
+		fr.buf = make([]byte, n)
+	}
+	buf := fr.buf[:n]
+	if got, err := io.ReadFull(fr.r, buf); err != nil {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return Frame{}, fmt.Errorf("%w: %d of %d bytes", ErrTruncated, got, n)
+		}
+		return Frame{}, err
+	}
+	if buf[0] != Version {
+		return Frame{}, fmt.Errorf("%w: %d (this node speaks %d)", ErrUnknownVersion, buf[0], Version)
+	}
+	t := FrameType(buf[1])
+	if t != FrameHello && t != FrameMessage {
+		return Frame{}, fmt.Errorf("%w: %d", ErrUnknownType, buf[1])
+	}
+	return Frame{Type: t, Payload: buf[frameHeaderSize:]}, nil
+}
+
+// Hello is the handshake each side sends first.
+type Hello struct {
+	// ID is the sender's node id.
+	ID NodeID
+	// ListenAddr is where the sender accepts gossip connections
+	// ("127.0.0.1:7001"); the dialing side's ephemeral port says nothing.
+	ListenAddr string
+}
+
+// AppendHello appends h as a complete frame to dst.
+func AppendHello(dst []byte, h Hello) ([]byte, error) {
+	if len(h.ListenAddr) > maxAddrLen {
+		return dst, fmt.Errorf("hello: listen address is %d bytes, limit %d", len(h.ListenAddr), maxAddrLen)
+	}
+	dst = appendFrameHeader(dst, FrameHello, 8+1+len(h.ListenAddr))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(h.ID))
+	dst = append(dst, byte(len(h.ListenAddr)))
+	return append(dst, h.ListenAddr...), nil
+}
+
+// DecodeHello parses a hello payload.
+func DecodeHello(p []byte) (Hello, error) {
+	if len(p) < 9 {
+		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrMalformed, len(p))
+	}
+	n := int(p[8])
+	if len(p) != 9+n {
+		return Hello{}, fmt.Errorf("%w: hello of %d bytes with a %d-byte address", ErrMalformed, len(p), n)
+	}
+	return Hello{ID: NodeID(binary.BigEndian.Uint64(p)), ListenAddr: string(p[9:])}, nil
+}
+
+// AppendMessage appends m as a complete frame to dst.
+func AppendMessage(dst []byte, m *Message) []byte {
+	dst = appendFrameHeader(dst, FrameMessage, m.EncodedSize())
+	dst = append(dst, m.ID[:]...)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(m.Origin))
+	dst = binary.BigEndian.AppendUint64(dst, m.Seq)
+	dst = binary.BigEndian.AppendUint16(dst, m.Hop)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(m.PublishedAt))
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
+	return append(dst, m.Body...)
+}
+
+// DecodeMessage parses a message payload. The body is copied out of p, so
+// the Message outlives the Reader's buffer; maxBody bounds it.
+func DecodeMessage(p []byte, maxBody int) (Message, error) {
+	if len(p) < messageHeaderSize {
+		return Message{}, fmt.Errorf("%w: message of %d bytes, header needs %d", ErrMalformed, len(p), messageHeaderSize)
+	}
+	var m Message
+	copy(m.ID[:], p)
+	p = p[MsgIDSize:]
+	m.Origin = NodeID(binary.BigEndian.Uint64(p))
+	m.Seq = binary.BigEndian.Uint64(p[8:])
+	m.Hop = binary.BigEndian.Uint16(p[16:])
+	m.PublishedAt = int64(binary.BigEndian.Uint64(p[18:]))
+	n := binary.BigEndian.Uint32(p[26:])
+	p = p[30:]
+	if uint64(n) != uint64(len(p)) {
+		return Message{}, fmt.Errorf("%w: body length %d, %d bytes left", ErrMalformed, n, len(p))
+	}
+	if len(p) > maxBody {
+		return Message{}, fmt.Errorf("%w: body of %d bytes, limit %d", ErrFrameTooLarge, len(p), maxBody)
+	}
+	m.Body = append([]byte(nil), p...)
+	return m, nil
+}
+
+func appendFrameHeader(dst []byte, t FrameType, payload int) []byte {
+	dst = binary.BigEndian.AppendUint32(dst, uint32(frameHeaderSize+payload))
+	return append(dst, Version, byte(t))
+}
