@@ -56,7 +56,9 @@ func (f *fakeNode) Recent(limit int) []api.Receipt {
 	return out
 }
 
-func (f *fakeNode) Peers() []api.Peer { return []api.Peer{{ID: "00000000000000bb", Addr: "127.0.0.1:1"}} }
+func (f *fakeNode) Peers() []api.Peer {
+	return []api.Peer{{ID: "00000000000000bb", Addr: "127.0.0.1:1"}}
+}
 func (f *fakeNode) Health() api.Health {
 	return api.Health{Status: "ok", ID: "00000000000000aa"}
 }
@@ -163,5 +165,43 @@ func TestMetricsRoute(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	if resp.StatusCode != 200 || string(b) != "# metrics\n" {
 		t.Errorf("GET /metrics = %d %q", resp.StatusCode, b)
+	}
+}
+
+// streamingNode is a fakeNode that is also an EventSource.
+type streamingNode struct {
+	*fakeNode
+	ch chan api.Event
+}
+
+func (s streamingNode) Subscribe(int) (<-chan api.Event, func()) { return s.ch, func() {} }
+
+func TestEventStream(t *testing.T) {
+	t.Parallel()
+	node := streamingNode{fakeNode: newFake(), ch: make(chan api.Event, 2)}
+	srv := httptest.NewServer(api.NewHandler(node, nil))
+	t.Cleanup(srv.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	events, err := api.NewClient(srv.URL, srv.Client()).Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.ch <- api.Event{Kind: "delivered", ID: "abc", Hop: 2}
+	node.ch <- api.Event{Kind: "duplicate", ID: "abc", Hop: 3}
+	for _, want := range []string{"delivered", "duplicate"} {
+		ev, ok := <-events
+		if !ok || ev.Kind != want || ev.ID != "abc" {
+			t.Fatalf("event %+v (open %v), want %s of abc", ev, ok, want)
+		}
+	}
+	close(node.ch)
+	if _, ok := <-events; ok {
+		t.Error("stream still open after the node closed it")
+	}
+	// A backend without events has no /events route.
+	_, c := newServer(t)
+	if _, err := c.Events(ctx); err == nil {
+		t.Error("Events on a node without a stream should fail")
 	}
 }

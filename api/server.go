@@ -34,6 +34,7 @@ const (
 //	GET  /healthz         the node's id, addresses and peer count
 //	POST /load            publish a timed series of messages (benchmarks)
 //	GET  /metrics         Prometheus exposition
+//	GET  /events          live events as Server-Sent Events (if b is an EventSource)
 func NewHandler(b Backend, metrics http.Handler) http.Handler {
 	s := &server{b: b}
 	mux := http.NewServeMux()
@@ -45,6 +46,9 @@ func NewHandler(b Backend, metrics http.Handler) http.Handler {
 	mux.HandleFunc("POST /load", s.load)
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
+	}
+	if src, ok := b.(EventSource); ok {
+		mux.HandleFunc("GET /events", events(src))
 	}
 	return jsonErrors(mux)
 }

@@ -1,0 +1,129 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Event is one entry of a node's live event stream (GET /events): what
+// happened to a message at this node, as it happened.
+type Event struct {
+	// Kind is "published", "delivered" or "duplicate".
+	Kind string `json:"kind"`
+	// Node is the id of the node that reports the event.
+	Node string `json:"node"`
+	// ID is the message id.
+	ID string `json:"id"`
+	// Origin is the publisher's node id.
+	Origin string `json:"origin"`
+	// Hop is the message's hop count at this node.
+	Hop int `json:"hop"`
+	// From is the neighbour that sent this copy; empty when published.
+	From string `json:"from,omitempty"`
+	// At is this node's clock when it happened.
+	At time.Time `json:"at"`
+	// LatencyMS is At minus the publish time, in milliseconds.
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// EventSource is implemented by a Backend that can stream its events. The
+// handler serves GET /events only when the Backend is one.
+type EventSource interface {
+	// Subscribe returns a channel of events and a function that ends the
+	// subscription (and closes the channel). A subscriber that falls more
+	// than buffer events behind loses events rather than slowing the node.
+	Subscribe(buffer int) (<-chan Event, func())
+}
+
+// sseHeartbeat keeps idle event streams open through proxies and lets the
+// server notice a client that has gone away.
+const sseHeartbeat = 15 * time.Second
+
+// events serves GET /events as Server-Sent Events: one "data:" line of
+// JSON per Event.
+func events(src EventSource) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		flusher, ok := w.(http.Flusher)
+		if !ok {
+			writeError(w, http.StatusInternalServerError, "streaming unsupported")
+			return
+		}
+		ch, cancel := src.Subscribe(1024)
+		defer cancel()
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.WriteHeader(http.StatusOK)
+		fmt.Fprint(w, ": stream open\n\n")
+		flusher.Flush()
+		beat := time.NewTicker(sseHeartbeat)
+		defer beat.Stop()
+		enc := json.NewEncoder(w)
+		for {
+			select {
+			case <-r.Context().Done():
+				return
+			case <-beat.C:
+				fmt.Fprint(w, ": heartbeat\n\n")
+			case ev, ok := <-ch:
+				if !ok {
+					return
+				}
+				fmt.Fprint(w, "data: ")
+				_ = enc.Encode(ev) // ends the line
+				fmt.Fprint(w, "\n")
+			}
+			flusher.Flush()
+		}
+	}
+}
+
+// Events streams the node's events until ctx ends or the node goes away;
+// the channel is closed then. Lines other than "data:" (comments,
+// heartbeats) are skipped.
+func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/events", nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET /events: %w", err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	// The shared client may carry a timeout meant for short calls; a stream
+	// needs none, so it goes through the transport directly.
+	stream := &http.Client{Transport: c.hc.Transport}
+	resp, err := stream.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s/events: %w", c.base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		resp.Body.Close()
+		return nil, fmt.Errorf("GET %s/events: %w", c.base, &StatusError{Status: resp.StatusCode, Message: "no event stream"})
+	}
+	out := make(chan Event, 256)
+	go func() {
+		defer close(out)
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
+		for sc.Scan() {
+			line := sc.Bytes()
+			data, ok := bytes.CutPrefix(line, []byte("data: "))
+			if !ok {
+				continue
+			}
+			var ev Event
+			if json.Unmarshal(data, &ev) != nil {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
