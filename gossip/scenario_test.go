@@ -1,0 +1,230 @@
+package gossip
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"gossipmesh/wire"
+)
+
+var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testdata/scenarios with what the core does now")
+
+// TestScenarios runs the scenario files in testdata/scenarios, in the manner
+// of etcd-io/raft's datadriven tests: each step is a directive, a line
+// "----", and the output the core must produce, ended by a blank line.
+// `go test ./gossip -run Scenarios -rewrite` regenerates the expectations;
+// review the diff before committing it.
+//
+// Directives:
+//
+//	config strategy=fanout fanout=2 ttl=1s capacity=8   settings for nodes made after it
+//	node ID peers=A,B,...                                 make a node
+//	publish NODE BODY [at=NS]                             NODE publishes BODY
+//	deliver [count=K] [at=NS]                             deliver queued sends in FIFO order
+//	inject NODE from=X origin=O seq=S hop=H body=B [id=valid|bogus] [at=NS]
+//	tick NODE at=NS                                       tick NODE, print its seen-cache
+func TestScenarios(t *testing.T) {
+	files, err := filepath.Glob("testdata/scenarios/*.txt")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no scenario files: %v", err)
+	}
+	for _, path := range files {
+		t.Run(filepath.Base(path), func(t *testing.T) { runScenario(t, path) })
+	}
+}
+
+type scenario struct {
+	t     *testing.T
+	cfg   Config
+	nodes map[wire.NodeID]*Core
+	queue []queued
+}
+
+type queued struct {
+	from wire.NodeID
+	send Send
+}
+
+func runScenario(t *testing.T, path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	s := &scenario{t: t, cfg: DefaultConfig(), nodes: map[wire.NodeID]*Core{}}
+	var rewritten strings.Builder
+	sc := bufio.NewScanner(f)
+	line := 0
+	for sc.Scan() {
+		line++
+		text := sc.Text()
+		if strings.TrimSpace(text) == "" || strings.HasPrefix(text, "#") {
+			rewritten.WriteString(text + "\n")
+			continue
+		}
+		directive, dirLine := text, line
+		if !sc.Scan() || sc.Text() != "----" {
+			t.Fatalf("%s:%d: directive without a ---- line", path, dirLine)
+		}
+		line++
+		var want []string
+		for sc.Scan() {
+			line++
+			if sc.Text() == "" {
+				break
+			}
+			want = append(want, sc.Text())
+		}
+		got := s.step(directive)
+		rewritten.WriteString(directive + "\n----\n" + strings.Join(got, "\n") + "\n\n")
+		if !*rewrite && strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s:%d: %s\ngot:\n%s\nwant:\n%s", path, dirLine, directive, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	if *rewrite {
+		if err := os.WriteFile(path, []byte(strings.TrimRight(rewritten.String(), "\n")+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func (s *scenario) step(directive string) []string {
+	fields := strings.Fields(directive)
+	args := map[string]string{}
+	var pos []string
+	for _, f := range fields[1:] {
+		if k, v, ok := strings.Cut(f, "="); ok {
+			args[k] = v
+		} else {
+			pos = append(pos, f)
+		}
+	}
+	at := s.int(args["at"])
+	var out Output
+	switch fields[0] {
+	case "config":
+		s.cfg = DefaultConfig()
+		for k, v := range args {
+			switch k {
+			case "strategy":
+				s.cfg.Strategy = Strategy(v)
+			case "fanout":
+				s.cfg.Fanout = int(s.int(v))
+			case "capacity":
+				s.cfg.SeenCapacity = int(s.int(v))
+			case "ttl":
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				s.cfg.SeenTTL = d
+			case "maxhops":
+				s.cfg.MaxHops = uint16(s.int(v))
+			}
+		}
+		if err := s.cfg.Validate(); err != nil {
+			return []string{"error: " + err.Error()}
+		}
+		return []string{"ok"}
+	case "node":
+		id := s.id(pos[0])
+		c, err := New(s.cfg, id, rand.New(rand.NewPCG(1, uint64(id))))
+		if err != nil {
+			return []string{"error: " + err.Error()}
+		}
+		if args["peers"] != "" {
+			for _, p := range strings.Split(args["peers"], ",") {
+				c.AddPeer(s.id(p))
+			}
+		}
+		s.nodes[id] = c
+		return []string{"ok"}
+	case "publish":
+		id := s.id(pos[0])
+		if _, err := s.nodes[id].Publish(at, []byte(strings.Join(pos[1:], " ")), &out); err != nil {
+			return []string{"error: " + err.Error()}
+		}
+		return s.take(id, &out)
+	case "deliver":
+		count := len(s.queue)
+		if v, ok := args["count"]; ok {
+			count = min(count, int(s.int(v)))
+		}
+		var lines []string
+		for range count {
+			q := s.queue[0]
+			s.queue = s.queue[1:]
+			out.Reset()
+			node, ok := s.nodes[q.send.To]
+			if !ok {
+				lines = append(lines, fmt.Sprintf("n%d: no such node, dropped", q.send.To))
+				continue
+			}
+			node.Receive(at, q.from, q.send.Msg, &out)
+			lines = append(lines, s.take(q.send.To, &out)...)
+		}
+		if len(lines) == 0 {
+			return []string{"nothing queued"}
+		}
+		return lines
+	case "inject":
+		id := s.id(pos[0])
+		m := &wire.Message{Origin: s.id(args["origin"]), Seq: uint64(s.int(args["seq"])), Hop: uint16(s.int(args["hop"])), Body: []byte(args["body"])}
+		m.ID = wire.ComputeMsgID(m.Origin, m.Seq, m.Body)
+		if args["id"] == "bogus" {
+			m.ID[0] ^= 0xff
+		}
+		s.nodes[id].Receive(at, s.id(args["from"]), m, &out)
+		return s.take(id, &out)
+	case "tick":
+		id := s.id(pos[0])
+		s.nodes[id].Tick(at)
+		return []string{fmt.Sprintf("n%d: seen=%d next-tick=%d", id, s.nodes[id].SeenLen(), s.nodes[id].NextTick())}
+	}
+	s.t.Fatalf("unknown directive %q", fields[0])
+	return nil
+}
+
+// take formats a node's output and queues its sends.
+func (s *scenario) take(id wire.NodeID, out *Output) []string {
+	var lines []string
+	for _, e := range out.Events {
+		l := fmt.Sprintf("n%d: %s %s hop=%d", id, e.Kind, e.Msg.ID.String()[:8], e.Msg.Hop)
+		if e.From != 0 {
+			l += fmt.Sprintf(" from=n%d", e.From)
+		}
+		if e.Err != nil {
+			l += " err=" + strconv.Quote(e.Err.Error())
+		}
+		lines = append(lines, l)
+	}
+	for _, snd := range out.Sends {
+		lines = append(lines, fmt.Sprintf("n%d: send to=n%d hop=%d", id, snd.To, snd.Msg.Hop))
+		s.queue = append(s.queue, queued{from: id, send: snd})
+	}
+	if len(lines) == 0 {
+		return []string{"(nothing)"}
+	}
+	return lines
+}
+
+func (s *scenario) id(v string) wire.NodeID { return wire.NodeID(s.int(strings.TrimPrefix(v, "n"))) }
+
+func (s *scenario) int(v string) int64 {
+	if v == "" {
+		return 0
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		s.t.Fatalf("bad number %q", v)
+	}
+	return n
+}
