@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"gossipmesh/api"
+	"gossipmesh/gossip"
+	"gossipmesh/node"
+	"gossipmesh/transport/tcp"
+	"gossipmesh/wire"
+)
+
+// httpPortOffset is the lesson's convention: a node's HTTP port is its
+// gossip port plus 1000.
+const httpPortOffset = 1000
+
+// runNode runs one peer: gossip over TCP and the HTTP API, until Ctrl-C or
+// SIGTERM.
+func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
+	def := node.DefaultConfig()
+	fs := newFlagSet("node", "node [flags]", stderr)
+	listen := fs.String("listen", def.Listen, "gossip listen `address`")
+	httpAddr := fs.String("http", "", "HTTP listen `address` (default: the gossip host, at the gossip port + 1000)")
+	listenFD := fs.Int("listen-fd", -1, "serve gossip on the inherited, already-listening socket at file descriptor `N` (3 is the first of exec.Cmd.ExtraFiles) instead of --listen")
+	httpFD := fs.Int("http-fd", -1, "serve HTTP on the inherited, already-listening socket at file descriptor `N` instead of --http")
+	idHex := fs.String("id", "", "node id, 16 hex digits (default random)")
+	candidates := fs.String("candidates", "", "comma-separated gossip `addresses` this node may dial")
+	peers := fs.Int("peers", def.Peers, "how many candidates to dial, chosen at random")
+	seed := fs.Uint64("seed", 0, "seed for the peer choice and the router's randomness (default random)")
+	strategy := fs.String("strategy", string(def.Gossip.Strategy), "router: flood or fanout")
+	fanout := fs.Int("fanout", def.Gossip.Fanout, "peers per message for --strategy fanout")
+	maxBody := fs.Int("max-body", def.Gossip.MaxBody, "largest message body in `bytes`; the frame limit is this plus the header")
+	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	usageErr := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "mesh node: "+format+"\n", a...)
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected arguments: %q", fs.Args())
+	}
+
+	cfg := def
+	cfg.Listen = *listen
+	cfg.Peers = *peers
+	cfg.Receipts = *receipts
+	cfg.Gossip.Fanout = *fanout
+	cfg.Gossip.MaxBody = *maxBody
+	if *seed != 0 {
+		cfg.Seed = *seed
+	}
+	if *idHex != "" {
+		id, err := wire.ParseNodeID(*idHex)
+		if err != nil || id == 0 {
+			return usageErr("--id: want 16 hex digits, not all zero; got %q", *idHex)
+		}
+		cfg.ID = id
+	}
+	st, err := gossip.ParseStrategy(*strategy)
+	if err != nil {
+		return usageErr("--strategy: %v", err)
+	}
+	cfg.Gossip.Strategy = st
+	for _, c := range strings.Split(*candidates, ",") {
+		if c = strings.TrimSpace(c); c == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(c); err != nil {
+			return usageErr("--candidates: %q is not host:port", c)
+		}
+		cfg.Candidates = append(cfg.Candidates, c)
+	}
+	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	cfg.Logger = logger
+	if err := cfg.Validate(); err != nil {
+		return usageErr("%v", err)
+	}
+
+	// Bind (or adopt) both listeners before the node starts, so that the
+	// default HTTP address can follow the gossip port actually bound.
+	if *listenFD >= 0 {
+		if cfg.Listener, err = tcp.FileListener(*listenFD); err != nil {
+			return usageErr("--listen-fd: %v", err)
+		}
+	} else if cfg.Listener, err = cfg.Transport.Listen(cfg.Listen); err != nil {
+		return err
+	}
+	var httpLn net.Listener
+	switch {
+	case *httpFD >= 0:
+		if httpLn, err = tcp.FileListener(*httpFD); err != nil {
+			cfg.Listener.Close()
+			return usageErr("--http-fd: %v", err)
+		}
+	default:
+		addr := *httpAddr
+		if addr == "" {
+			addr, err = defaultHTTPAddr(cfg.Listener.Addr().String())
+		}
+		if err == nil {
+			httpLn, err = cfg.Transport.Listen(addr)
+		}
+		if err != nil {
+			cfg.Listener.Close()
+			return fmt.Errorf("http: %w", err)
+		}
+	}
+	cfg.HTTPAddr = httpLn.Addr().String()
+	n, err := node.New(cfg)
+	if err != nil {
+		httpLn.Close()
+		cfg.Listener.Close()
+		return err
+	}
+	return serveNode(ctx, n, httpLn, logger)
+}
+
+// serveNode runs the node and its HTTP server until ctx ends, then shuts
+// both down: HTTP first, so no request sees a stopped node.
+func serveNode(ctx context.Context, n *node.Node, httpLn net.Listener, log *slog.Logger) error {
+	srv := &http.Server{
+		Handler:           api.NewHandler(n, promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{})),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	nodeCtx, stopNode := context.WithCancel(context.Background())
+	defer stopNode()
+	nodeErr := make(chan error, 1)
+	go func() { nodeErr <- n.Run(nodeCtx) }()
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(httpLn) }()
+	log.Info("serving", "id", n.ID().String(), "gossip", n.Addr(), "http", "http://"+httpLn.Addr().String())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-httpErr:
+		err = fmt.Errorf("http: %w", err)
+	case err = <-nodeErr:
+		srv.Close()
+		return err
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if serr := srv.Shutdown(shutdownCtx); serr != nil && err == nil && !errors.Is(serr, context.DeadlineExceeded) {
+		err = fmt.Errorf("http shutdown: %w", serr)
+	}
+	stopNode()
+	if nerr := <-nodeErr; nerr != nil && err == nil {
+		err = nerr
+	}
+	return err
+}
+
+// defaultHTTPAddr is the gossip host at the gossip port + 1000.
+func defaultHTTPAddr(gossipAddr string) (string, error) {
+	host, portStr, err := net.SplitHostPort(gossipAddr)
+	if err != nil {
+		return "", fmt.Errorf("http address from %q: %w", gossipAddr, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil || port+httpPortOffset > 65535 {
+		return "", fmt.Errorf("http address from %q: gossip port + %d is not a port; set --http", gossipAddr, httpPortOffset)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port+httpPortOffset)), nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: want debug, info, warn or error; got %q", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: want text or json; got %q", format)
+}

@@ -1,0 +1,152 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"gossipmesh/gossip"
+	"gossipmesh/transport"
+	"gossipmesh/transport/tcp"
+	"gossipmesh/wire"
+)
+
+// Config tunes a Node. Start from DefaultConfig and change what you need;
+// New calls Validate.
+type Config struct {
+	// ID is the node's id. Zero (the default) picks a random non-zero id at
+	// New, so restarted processes do not reuse each other's ids by accident.
+	ID wire.NodeID
+	// Seed drives every random choice the node makes: which candidates it
+	// dials and the core's router. The same seed, candidates and id give the
+	// same choices. Zero (the default) picks a random seed at New.
+	Seed uint64
+
+	// Listen is the gossip address to bind ("127.0.0.1:0" picks a port).
+	// Default "127.0.0.1:7001", the lesson's first port. Ignored when
+	// Listener is set.
+	Listen string
+	// Listener, when set, is an already-bound gossip listener to serve
+	// instead of binding Listen: a launcher binds every port itself and
+	// passes them down (see tcp.FileListener), which avoids port races.
+	// The node closes it on shutdown. Default nil.
+	Listener net.Listener
+	// Transport dials peers and, without Listener, binds Listen. Default
+	// tcp.Transport{}: real sockets. Tests pass a memnet host.
+	Transport transport.Transport
+	// HTTPAddr is only reported by Health, so tools can find the API.
+	// Default empty.
+	HTTPAddr string
+
+	// Candidates are the gossip addresses this node may dial. Its own
+	// address is skipped. Default none: the node only accepts.
+	Candidates []string
+	// Peers is how many candidates the node dials, picked at random with
+	// the seeded rand. Links are undirected, so the node's degree is this
+	// plus whoever dials it. Default 3, the lesson's.
+	Peers int
+
+	// Gossip configures the protocol core: strategy, fanout, seen-cache,
+	// and MaxBody, the largest message body (default 1 MiB). The frame
+	// limit on every connection is Gossip.MaxBody + wire.FrameOverhead.
+	Gossip gossip.Config
+
+	// Receipts bounds the receipt store in entries; the oldest receipt is
+	// forgotten first. Default 65,536: about 13 s of traffic at the
+	// 5,000 msgs/s a node sees in a 50,000 deliveries/s mesh of 10.
+	Receipts int
+	// ReceiptBytes bounds the bodies the receipt store keeps, in bytes, so
+	// that 65,536 receipts of 1 MiB bodies cannot take 64 GiB. Default
+	// 64 MiB.
+	ReceiptBytes int
+	// SendQueue is each peer's send queue in frames. A full queue drops the
+	// frame (counted) instead of blocking the node. Default 8,192: a
+	// second and a half of traffic at 5,000 msgs/s, far more than a
+	// healthy peer ever lags.
+	SendQueue int
+	// InboxSize is the queue between connection readers and the node loop,
+	// in frames. A full inbox makes readers wait, which pushes back on the
+	// senders through TCP. Default 4,096.
+	InboxSize int
+
+	// HandshakeTimeout bounds the time from connect to the peer's hello; a
+	// connection that never speaks is closed after it. Default 5 s.
+	HandshakeTimeout time.Duration
+	// StallTimeout closes a connection whose peer started a frame and then
+	// sent nothing more for this long, or that stopped reading what we
+	// write. An idle peer between frames is never timed out. Default 10 s.
+	StallTimeout time.Duration
+	// DialTimeout bounds one dial. Default 3 s.
+	DialTimeout time.Duration
+	// BackoffMin and BackoffMax bound the jittered exponential wait before
+	// redialing a chosen peer. Defaults 50 ms and 5 s: quick enough that a
+	// restarted peer is back within seconds, slow enough that a dead one
+	// costs a dial every few seconds.
+	BackoffMin time.Duration
+	BackoffMax time.Duration
+
+	// Logger receives one line per first receipt and per published message,
+	// and a warning per misbehaving peer. Default: discard.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented on each Config field.
+func DefaultConfig() Config {
+	return Config{
+		Listen:           "127.0.0.1:7001",
+		Transport:        tcp.Transport{},
+		Peers:            3,
+		Gossip:           gossip.DefaultConfig(),
+		Receipts:         65_536,
+		ReceiptBytes:     64 << 20,
+		SendQueue:        8_192,
+		InboxSize:        4_096,
+		HandshakeTimeout: 5 * time.Second,
+		StallTimeout:     10 * time.Second,
+		DialTimeout:      3 * time.Second,
+		BackoffMin:       50 * time.Millisecond,
+		BackoffMax:       5 * time.Second,
+		Logger:           slog.New(slog.DiscardHandler),
+	}
+}
+
+// MaxFrame is the frame limit that goes with the configured body limit.
+func (c Config) MaxFrame() int { return c.Gossip.MaxBody + wire.FrameOverhead }
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	if err := c.Gossip.Validate(); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	switch {
+	case c.Listener == nil && c.Listen == "":
+		return errors.New("node: no listen address and no listener")
+	case c.Transport == nil:
+		return errors.New("node: no transport")
+	case c.Logger == nil:
+		return errors.New("node: no logger (use slog.DiscardHandler to discard)")
+	case c.Peers < 0:
+		return fmt.Errorf("node: peers must not be negative, got %d", c.Peers)
+	case c.Receipts < 1:
+		return fmt.Errorf("node: receipts must be at least 1, got %d", c.Receipts)
+	case c.ReceiptBytes < 0:
+		return fmt.Errorf("node: receipt bytes must not be negative, got %d", c.ReceiptBytes)
+	case c.SendQueue < 1:
+		return fmt.Errorf("node: send queue must be at least 1, got %d", c.SendQueue)
+	case c.InboxSize < 1:
+		return fmt.Errorf("node: inbox size must be at least 1, got %d", c.InboxSize)
+	case c.HandshakeTimeout <= 0:
+		return fmt.Errorf("node: handshake timeout must be positive, got %v", c.HandshakeTimeout)
+	case c.StallTimeout <= 0:
+		return fmt.Errorf("node: stall timeout must be positive, got %v", c.StallTimeout)
+	case c.DialTimeout <= 0:
+		return fmt.Errorf("node: dial timeout must be positive, got %v", c.DialTimeout)
+	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
+		return fmt.Errorf("node: backoff must satisfy 0 < min <= max, got %v..%v", c.BackoffMin, c.BackoffMax)
+	case c.MaxFrame() > 1<<31:
+		return fmt.Errorf("node: max body %d is too large for a frame", c.Gossip.MaxBody)
+	}
+	return nil
+}

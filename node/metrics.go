@@ -1,0 +1,120 @@
+package node
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"gossipmesh/gossip"
+	"gossipmesh/wire"
+)
+
+// metrics are one node's Prometheus series, on the node's own registry:
+// several nodes in one test process must not share (or fight over) the
+// global default registry.
+type metrics struct {
+	reg           *prometheus.Registry
+	published     prometheus.Counter
+	delivered     prometheus.Counter
+	duplicates    prometheus.Counter
+	forwarded     prometheus.Counter
+	dropped       prometheus.Counter
+	rejected      *prometheus.CounterVec
+	bytesIn       prometheus.Counter
+	bytesOut      prometheus.Counter
+	peers         prometheus.Gauge
+	hops          prometheus.Histogram
+	latency       prometheus.Histogram
+	eventsDropped prometheus.Counter
+}
+
+func newMetrics(id wire.NodeID) *metrics {
+	const ns = "gossipmesh"
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: name, Help: help})
+	}
+	m := &metrics{
+		reg:        prometheus.NewRegistry(),
+		published:  counter("messages_published_total", "Messages this node published."),
+		delivered:  counter("messages_delivered_total", "Messages whose first copy reached this node (own publishes excluded)."),
+		duplicates: counter("messages_duplicate_total", "Later copies of messages this node had already seen."),
+		forwarded:  counter("messages_forwarded_total", "Message frames queued to peers (one per peer per message)."),
+		dropped:    counter("messages_dropped_total", "Message frames dropped because a peer's send queue was full."),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "rejected_total",
+			Help: "Frames, messages and connections refused, by reason; a refused frame also drops its connection.",
+		}, []string{"reason"}),
+		bytesIn:  counter("received_bytes_total", "Gossip frame bytes read from peers."),
+		bytesOut: counter("sent_bytes_total", "Gossip frame bytes written to peers."),
+		peers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "peers", Help: "Current gossip links.",
+		}),
+		hops: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "delivery_hops",
+			Help:    "Hop count of the first copy of each delivered message (1 = straight from the publisher).",
+			Buckets: prometheus.LinearBuckets(1, 1, 16),
+		}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: ns, Name: "delivery_latency_seconds",
+			Help:    "Time from publish (publisher's clock) to first receipt (this node's clock).",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16), // 50 µs .. 1.6 s
+		}),
+		eventsDropped: counter("events_dropped_total", "Events not delivered to a slow subscriber."),
+	}
+	info := prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: ns, Name: "node_info", Help: "Always 1; labels describe the node.",
+		ConstLabels: prometheus.Labels{"id": id.String()},
+	})
+	info.Set(1)
+	m.reg.MustRegister(m.published, m.delivered, m.duplicates, m.forwarded, m.dropped, m.rejected,
+		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, info,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// reasonOf turns why a connection or message was refused into a short,
+// bounded label value.
+func reasonOf(err error) string {
+	switch {
+	case errors.Is(err, errHandshakeTimeout):
+		return "handshake_timeout"
+	case errors.Is(err, errStalled) || errors.Is(err, os.ErrDeadlineExceeded):
+		return "stalled"
+	case errors.Is(err, errBadHello):
+		return "bad_hello"
+	case errors.Is(err, errProtocol):
+		return "protocol"
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		return "frame_too_large"
+	case errors.Is(err, wire.ErrFrameTooShort):
+		return "frame_too_short"
+	case errors.Is(err, wire.ErrUnknownVersion):
+		return "unknown_version"
+	case errors.Is(err, wire.ErrUnknownType):
+		return "unknown_type"
+	case errors.Is(err, wire.ErrTruncated):
+		return "truncated"
+	case errors.Is(err, wire.ErrMalformed):
+		return "malformed"
+	case errors.Is(err, gossip.ErrBadHop):
+		return "bad_hop"
+	case errors.Is(err, gossip.ErrIDMismatch):
+		return "id_mismatch"
+	case errors.Is(err, gossip.ErrFromSelf):
+		return "forged_origin"
+	case errors.Is(err, gossip.ErrBodyTooLarge):
+		return "body_too_large"
+	}
+	return "other"
+}
+
+// benign reports whether a connection ended the ordinary way: the peer hung
+// up, or this node closed it (shutdown, duplicate link). Those are not the
+// peer's fault and are not counted as rejections.
+func benign(err error) bool {
+	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errReplaced) || errors.Is(err, errShutdown)
+}

@@ -1,0 +1,320 @@
+// Package node is gossipmesh's runtime: it drives one gossip.Core over a
+// Transport (real TCP, or memnet in tests) and serves it to the HTTP API.
+//
+// One goroutine, the node loop, owns the core and the peer table. Readers
+// (one per connection) decode frames and queue them to the loop; the loop
+// feeds the core whatever is queued, as one batch, encodes each outgoing
+// message once and shares the bytes between the peers' send queues; one
+// writer per connection coalesces its queue into one buffered flush. A full
+// send queue drops the frame and counts it: a slow peer never blocks the
+// loop, and the loop never waits on a socket.
+package node
+
+import (
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"gossipmesh/gossip"
+	"gossipmesh/wire"
+)
+
+// maxBatch bounds how many queued frames the loop feeds the core before it
+// writes their sends, so that the first frames of a burst are not held
+// back by the last.
+const maxBatch = 256
+
+// Node is one running peer. Create it with New, then call Run.
+type Node struct {
+	cfg   Config
+	id    wire.NodeID
+	idStr string
+	ln    net.Listener
+	addr  string
+	hello []byte // our hello frame, sent first on every connection
+	log   *slog.Logger
+	m     *metrics
+	pid   int
+
+	// Owned by the loop goroutine.
+	core  *gossip.Core
+	out   gossip.Output
+	batch []inbound
+	links map[wire.NodeID]*peer // writes also hold linksMu
+
+	linksMu  sync.RWMutex // guards links against readers outside the loop
+	receipts *receiptStore
+	subs     subscribers
+	dials    []string // candidates chosen to dial, fixed at New
+
+	inbox  chan inbound
+	regs   chan regRequest
+	downs  chan *peer
+	pubs   chan *pubRequest
+	stop   chan struct{}   // closed when Run is shutting down
+	runCtx context.Context // cancelled with stop, for dials
+	wg     sync.WaitGroup
+	runMu  sync.Mutex
+	ran    bool
+	closed chan struct{} // closed when Run has returned
+}
+
+// inbound is one decoded message and the link it came over.
+type inbound struct {
+	from *peer
+	msg  wire.Message
+}
+
+type regRequest struct {
+	p     *peer
+	reply chan *peer // the link that is live for p.id afterwards (p or another)
+}
+
+type pubRequest struct {
+	bodies [][]byte
+	ids    []wire.MsgID
+	at     []int64
+	err    error
+	done   chan struct{}
+}
+
+// New validates cfg, binds the gossip listener (unless cfg.Listener is set)
+// and picks the peers to dial. Call Run to start it; Run also releases the
+// listener.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	id := cfg.ID
+	for id == 0 {
+		id = wire.NodeID(randomUint64())
+	}
+	seed := cfg.Seed
+	if seed == 0 {
+		seed = randomUint64()
+	}
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = cfg.Transport.Listen(cfg.Listen); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
+	addr := ln.Addr().String()
+	hello, err := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: addr})
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	core, err := gossip.New(cfg.Gossip, id, rng)
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
+	n := &Node{
+		cfg:      cfg,
+		id:       id,
+		idStr:    id.String(),
+		ln:       ln,
+		addr:     addr,
+		hello:    hello,
+		log:      cfg.Logger.With("node", id.String()),
+		m:        newMetrics(id),
+		pid:      os.Getpid(),
+		core:     core,
+		links:    make(map[wire.NodeID]*peer),
+		receipts: newReceiptStore(cfg.Receipts, cfg.ReceiptBytes),
+		inbox:    make(chan inbound, cfg.InboxSize),
+		regs:     make(chan regRequest),
+		downs:    make(chan *peer),
+		pubs:     make(chan *pubRequest),
+		stop:     make(chan struct{}),
+		closed:   make(chan struct{}),
+	}
+	n.dials = choosePeers(rng, cfg.Candidates, cfg.Peers, addr, cfg.Listen)
+	return n, nil
+}
+
+// choosePeers picks k of the candidates at random, skipping this node's own
+// addresses and repeats.
+func choosePeers(rng *rand.Rand, candidates []string, k int, self ...string) []string {
+	seen := make(map[string]bool, len(candidates))
+	for _, s := range self {
+		seen[s] = true
+	}
+	var pool []string
+	for _, c := range candidates {
+		if c != "" && !seen[c] {
+			seen[c] = true
+			pool = append(pool, c)
+		}
+	}
+	rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
+	return pool[:min(k, len(pool))]
+}
+
+func randomUint64() uint64 {
+	var b [8]byte
+	if _, err := crand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("node: crypto/rand: %v", err)) // cannot happen on Linux
+	}
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+// ID returns the node's id.
+func (n *Node) ID() wire.NodeID { return n.id }
+
+// Addr returns the gossip address the node listens on and announces.
+func (n *Node) Addr() string { return n.addr }
+
+// Dials returns the candidate addresses this node chose to dial.
+func (n *Node) Dials() []string { return append([]string(nil), n.dials...) }
+
+// Run serves until ctx ends, then closes every connection and returns once
+// every goroutine it started has stopped. It can be called once.
+func (n *Node) Run(ctx context.Context) error {
+	n.runMu.Lock()
+	if n.ran {
+		n.runMu.Unlock()
+		return errors.New("node: Run called twice")
+	}
+	n.ran = true
+	n.runMu.Unlock()
+	defer close(n.closed)
+	runCtx, cancelRun := context.WithCancel(context.Background())
+	n.runCtx = runCtx
+
+	n.log.Info("node up", "gossip", n.addr, "dials", n.dials)
+	n.wg.Add(1)
+	go n.acceptLoop()
+	for _, a := range n.dials {
+		n.wg.Add(1)
+		go n.dialLoop(a)
+	}
+	n.loop(ctx)
+
+	// Shutdown: stop accepting, tell every goroutine, close every link.
+	close(n.stop)
+	cancelRun()
+	n.ln.Close()
+	n.linksMu.Lock()
+	for _, p := range n.links {
+		p.close(errShutdown)
+	}
+	n.linksMu.Unlock()
+	n.wg.Wait()
+	n.m.peers.Set(0)
+	n.subs.closeAll()
+	n.log.Info("node stopped")
+	return nil
+}
+
+// Done is closed once Run has returned.
+func (n *Node) Done() <-chan struct{} { return n.closed }
+
+func (n *Node) acceptLoop() {
+	defer n.wg.Done()
+	for {
+		conn, err := n.ln.Accept()
+		if err != nil {
+			select {
+			case <-n.stop:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: back off, don't spin.
+			n.log.Warn("accept failed", "err", err)
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-n.stop:
+				return
+			}
+			continue
+		}
+		n.wg.Add(1)
+		go func() {
+			defer n.wg.Done()
+			n.serveConn(conn, false)
+		}()
+	}
+}
+
+// serveConn handshakes conn, registers the link and reads from it until it
+// fails. It returns the link that is live for that peer once this one is
+// done (nil if none), so a dialer can wait on it rather than redial.
+func (n *Node) serveConn(conn net.Conn, outbound bool) (*peer, error) {
+	p, err := n.handshake(conn, outbound)
+	if err != nil {
+		conn.Close()
+		if !errors.Is(err, errSelf) {
+			n.m.rejected.WithLabelValues(reasonOf(err)).Inc()
+			n.log.Warn("dropping connection", "peer", conn.RemoteAddr().String(), "err", err)
+		}
+		return nil, err
+	}
+	live := n.register(p)
+	if live != p {
+		// Another link to the same node stays; this one was closed.
+		return live, nil
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.writeLoop(p)
+	}()
+	err = n.readLoop(p)
+	p.close(err)
+	select {
+	case n.downs <- p:
+	case <-n.stop:
+	}
+	n.logDown(p)
+	return p.next.Load(), nil
+}
+
+func (n *Node) logDown(p *peer) {
+	// p.err is the first reason recorded; the read error may be a result.
+	err := p.err
+	if benign(err) {
+		n.log.Info("peer down", "peer", p.conn.RemoteAddr().String(), "peer_id", p.id.String(), "addr", p.addr, "reason", fmt.Sprint(err))
+		return
+	}
+	n.m.rejected.WithLabelValues(reasonOf(err)).Inc()
+	n.log.Warn("dropping peer", "peer", p.conn.RemoteAddr().String(), "peer_id", p.id.String(), "addr", p.addr, "err", err)
+}
+
+// register hands a handshaken link to the loop and returns the link the
+// loop keeps for that node.
+func (n *Node) register(p *peer) *peer {
+	reply := make(chan *peer, 1)
+	select {
+	case n.regs <- regRequest{p: p, reply: reply}:
+	case <-n.stop:
+		p.close(errShutdown)
+		return nil
+	}
+	select {
+	case live := <-reply:
+		return live
+	case <-n.stop:
+		p.close(errShutdown)
+		return nil
+	}
+}
+
+// Registry is the node's own Prometheus registry, for GET /metrics.
+func (n *Node) Registry() *prometheus.Registry { return n.m.reg }

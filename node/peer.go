@@ -1,0 +1,254 @@
+package node
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gossipmesh/api"
+	"gossipmesh/wire"
+)
+
+// Reasons a connection ends, beyond the wire decoder's own errors.
+var (
+	errHandshakeTimeout = errors.New("no hello within the handshake timeout")
+	errBadHello         = errors.New("bad hello")
+	errProtocol         = errors.New("protocol violation")
+	errStalled          = errors.New("peer stalled")
+	errReplaced         = errors.New("duplicate link closed")
+	errShutdown         = errors.New("node shutting down")
+	errSelf             = errors.New("connected to itself")
+)
+
+// peer is one live, handshaken connection. Everything but the counters and
+// the close state is fixed once the handshake is done.
+type peer struct {
+	id          wire.NodeID
+	addr        string // the peer's gossip listen address, from its hello
+	conn        net.Conn
+	fc          *frameConn
+	reader      *wire.Reader
+	outbound    bool        // this node dialed
+	dialer      wire.NodeID // whoever dialed: decides which of two links stays
+	connectedAt time.Time
+
+	sendq   chan []byte // encoded frames, shared between peers: never modified
+	dropped atomic.Uint64
+
+	closeOnce sync.Once
+	done      chan struct{} // closed by close
+	err       error         // why, valid once done is closed
+	// next is the link that replaced this one, set before done closes, so
+	// that a dialer waiting on this link follows it instead of redialing.
+	next atomic.Pointer[peer]
+}
+
+// close tears the connection down once, recording why.
+func (p *peer) close(err error) {
+	p.closeOnce.Do(func() {
+		p.err = err
+		close(p.done)
+		p.conn.Close()
+	})
+}
+
+func (p *peer) closed() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+func (p *peer) info() api.Peer {
+	return api.Peer{
+		ID:          p.id.String(),
+		Addr:        p.addr,
+		Outbound:    p.outbound,
+		ConnectedAt: p.connectedAt,
+		Dropped:     p.dropped.Load(),
+	}
+}
+
+// handshake sends this node's hello and reads the peer's, within the
+// handshake timeout: a connection that never speaks, or speaks garbage,
+// fails here and costs at most one frame buffer for a bounded time.
+func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
+	fc := &frameConn{Conn: conn}
+	deadline := time.Now().Add(n.cfg.HandshakeTimeout)
+	if err := conn.SetDeadline(deadline); err != nil {
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	if _, err := conn.Write(n.hello); err != nil {
+		return nil, fmt.Errorf("handshake: send hello: %w", err)
+	}
+	r := wire.NewReader(fc, n.cfg.MaxFrame())
+	f, err := r.ReadFrame()
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return nil, fmt.Errorf("handshake: %w (%v): %w", errHandshakeTimeout, n.cfg.HandshakeTimeout, err)
+		}
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	fc.frameDone(len(f.Payload))
+	if f.Type != wire.FrameHello {
+		return nil, fmt.Errorf("handshake: %w: first frame is a %v", errBadHello, f.Type)
+	}
+	h, err := wire.DecodeHello(f.Payload)
+	if err != nil {
+		return nil, fmt.Errorf("handshake: %w: %w", errBadHello, err)
+	}
+	if h.ID == 0 {
+		return nil, fmt.Errorf("handshake: %w: node id 0", errBadHello)
+	}
+	if h.ID == n.id {
+		return nil, fmt.Errorf("handshake: %w (%s)", errSelf, h.ListenAddr)
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return nil, fmt.Errorf("handshake: %w", err)
+	}
+	fc.stall = n.cfg.StallTimeout
+	p := &peer{
+		id:          h.ID,
+		addr:        h.ListenAddr,
+		conn:        conn,
+		fc:          fc,
+		reader:      r,
+		outbound:    outbound,
+		connectedAt: time.Now(),
+		sendq:       make(chan []byte, n.cfg.SendQueue),
+		done:        make(chan struct{}),
+	}
+	p.dialer = h.ID
+	if outbound {
+		p.dialer = n.id
+	}
+	return p, nil
+}
+
+// readLoop reads the peer's frames and hands messages to the node loop
+// until the connection fails. Any decode error ends the connection: after
+// garbage there is no telling where the next frame starts.
+func (n *Node) readLoop(p *peer) error {
+	maxBody := n.cfg.Gossip.MaxBody
+	for {
+		f, err := p.reader.ReadFrame()
+		if err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = fmt.Errorf("%w: no progress inside a frame for %v: %w", errStalled, n.cfg.StallTimeout, err)
+			}
+			return err
+		}
+		size := p.fc.frameDone(len(f.Payload))
+		n.m.bytesIn.Add(float64(size))
+		if f.Type != wire.FrameMessage {
+			return fmt.Errorf("%w: unexpected %v frame after the handshake", errProtocol, f.Type)
+		}
+		m, err := wire.DecodeMessage(f.Payload, maxBody)
+		if err != nil {
+			return err
+		}
+		select {
+		case n.inbox <- inbound{from: p, msg: m}:
+		case <-n.stop:
+			return errShutdown
+		}
+	}
+}
+
+// writeLoop writes queued frames, coalescing whatever is queued into one
+// buffered flush: one syscall per batch instead of one per frame.
+func (n *Node) writeLoop(p *peer) {
+	bw := bufio.NewWriterSize(p.conn, 64<<10)
+	var armed time.Time
+	for {
+		var f []byte
+		select {
+		case f = <-p.sendq:
+		case <-p.done:
+			return
+		}
+		// Keep a write deadline at least half a stall timeout ahead, so a
+		// peer that stops reading is found, without a syscall per batch.
+		if now := time.Now(); now.Sub(armed) > n.cfg.StallTimeout/2 {
+			if err := p.conn.SetWriteDeadline(now.Add(n.cfg.StallTimeout)); err != nil {
+				p.close(err)
+				return
+			}
+			armed = now
+		}
+		written := 0
+		for {
+			if _, err := bw.Write(f); err != nil {
+				p.close(fmt.Errorf("write: %w", err))
+				return
+			}
+			written += len(f)
+			select {
+			case f = <-p.sendq:
+				continue
+			default:
+			}
+			break
+		}
+		if err := bw.Flush(); err != nil {
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				err = fmt.Errorf("%w: not reading for %v: %w", errStalled, n.cfg.StallTimeout, err)
+			}
+			p.close(fmt.Errorf("write: %w", err))
+			return
+		}
+		n.m.bytesOut.Add(float64(written))
+	}
+}
+
+// frameConn is the read side of a connection, aware of frame boundaries so
+// that it can time out a peer that stops inside a frame while letting an
+// idle peer stay silent between frames for as long as it likes.
+//
+// wire.Reader reads through a buffer, so frameConn compares the bytes read
+// from the connection with the bytes of the whole frames handed out: when
+// the reader asks for more while the two differ, a frame is partly here and
+// the rest must arrive within the stall timeout.
+type frameConn struct {
+	net.Conn
+	read, consumed int64
+	stall          time.Duration // zero: not yet armed (the handshake sets its own deadline)
+	armed          time.Time     // when the current read deadline was set; zero if none
+}
+
+func (c *frameConn) Read(b []byte) (int, error) {
+	if c.stall > 0 {
+		switch {
+		case c.read != c.consumed:
+			if now := time.Now(); now.Sub(c.armed) > c.stall/4 {
+				if err := c.Conn.SetReadDeadline(now.Add(c.stall)); err != nil {
+					return 0, err
+				}
+				c.armed = now
+			}
+		case !c.armed.IsZero():
+			if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
+				return 0, err
+			}
+			c.armed = time.Time{}
+		}
+	}
+	n, err := c.Conn.Read(b)
+	c.read += int64(n)
+	return n, err
+}
+
+// frameDone records that a frame with a payload of payloadLen bytes was
+// handed out, and returns its size on the wire.
+func (c *frameConn) frameDone(payloadLen int) int {
+	size := 4 + 2 + payloadLen
+	c.consumed += int64(size)
+	return size
+}
