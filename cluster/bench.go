@@ -1,0 +1,395 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"gossipmesh/api"
+)
+
+// BenchConfig tunes Bench. Start from DefaultBenchConfig.
+type BenchConfig struct {
+	// Messages is how many sequential messages the latency phase times.
+	// Default 500.
+	Messages int
+	// Warmup messages go out first, untimed, so that connections, caches
+	// and the nodes' heaps are warm. Default 20.
+	Warmup int
+	// Interval is the time from one sequential publish to the next. It
+	// must outlast a message's spread (the result counts the messages that
+	// did not finish in time as Late); nothing polls the nodes meanwhile,
+	// the receipts are collected in bulk afterwards. Default 20 ms.
+	Interval time.Duration
+	// Size is the message body size in bytes. Default 64.
+	Size int
+	// Step is how long each rate of the throughput search runs. Default 2 s.
+	Step time.Duration
+	// StartRate is the first rate tried, in deliveries/s. The search
+	// doubles it until a rate fails, then bisects. Default 10,000.
+	StartRate float64
+	// MaxRate caps the search, in deliveries/s; the nodes must keep enough
+	// receipts for a step at this rate (see StepMessages). Default 500,000.
+	MaxRate float64
+	// Precision ends the bisection once the failing rate is within this
+	// fraction of the passing one. Default 0.05.
+	Precision float64
+	// MaxSteps bounds the number of rates tried. Default 14.
+	MaxSteps int
+	// Seed picks the publishers. Default 1.
+	Seed uint64
+	// Progress, if set, gets one line per phase and per rate tried.
+	Progress func(string)
+}
+
+// DefaultBenchConfig returns the defaults documented on BenchConfig.
+func DefaultBenchConfig() BenchConfig {
+	return BenchConfig{
+		Messages:  500,
+		Warmup:    20,
+		Interval:  20 * time.Millisecond,
+		Size:      64,
+		Step:      2 * time.Second,
+		StartRate: 10_000,
+		MaxRate:   500_000,
+		Precision: 0.05,
+		MaxSteps:  14,
+		Seed:      1,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c BenchConfig) Validate() error {
+	switch {
+	case c.Messages < 1:
+		return fmt.Errorf("bench: messages must be at least 1, got %d", c.Messages)
+	case c.Warmup < 0:
+		return fmt.Errorf("bench: warmup must not be negative, got %d", c.Warmup)
+	case c.Interval <= 0:
+		return fmt.Errorf("bench: interval must be positive, got %v", c.Interval)
+	case c.Size < 0:
+		return fmt.Errorf("bench: size must not be negative, got %d", c.Size)
+	case c.Step < 100*time.Millisecond:
+		return fmt.Errorf("bench: step must be at least 100ms, got %v", c.Step)
+	case c.StartRate <= 0 || c.MaxRate < c.StartRate:
+		return fmt.Errorf("bench: want 0 < start rate (%v) <= max rate (%v)", c.StartRate, c.MaxRate)
+	case c.Precision <= 0 || c.Precision >= 1:
+		return fmt.Errorf("bench: precision must be between 0 and 1, got %v", c.Precision)
+	case c.MaxSteps < 1:
+		return fmt.Errorf("bench: max steps must be at least 1, got %d", c.MaxSteps)
+	}
+	return nil
+}
+
+// StepMessages is how many messages one step at rate deliveries/s publishes
+// in a mesh of n nodes: the nodes must keep at least this many receipts
+// (Config.Receipts), or the bench cannot see every delivery.
+func (c BenchConfig) StepMessages(n int, rate float64) int {
+	return max(int(math.Ceil(rate/float64(max(n-1, 1))*c.Step.Seconds())), 10)
+}
+
+// BenchResult is what `mesh bench` reports.
+type BenchResult struct {
+	Nodes    int
+	Messages int
+	// Latency is the time from the POST to the last node's receipt over
+	// the sequential messages.
+	Latency LatencyStats
+	// Sustained is the highest rate that met every condition.
+	Sustained Sustained
+	// Steps lists every rate tried, in order.
+	Steps []Step
+}
+
+// LatencyStats summarises the sequential messages.
+type LatencyStats struct {
+	P50, P99, Max time.Duration
+	// Incomplete counts messages that some node never received; they are
+	// left out of the percentiles.
+	Incomplete int
+	// Late counts messages still spreading when the next was published:
+	// their figures include interference, raise Interval.
+	Late int
+}
+
+// Sustained is the throughput result.
+type Sustained struct {
+	// DeliveriesPerS counts (message, receiving node) pairs per second,
+	// the publisher excluded.
+	DeliveriesPerS float64
+	// DeliveryRatio is delivered over expected pairs at that rate: 1 when
+	// a rate passed; the lowest rate's ratio when none did.
+	DeliveryRatio float64
+}
+
+// Step is one rate of the throughput search.
+type Step struct {
+	// Rate is the target in deliveries/s; MsgRate the publisher's
+	// messages/s.
+	Rate, MsgRate float64
+	Count         int
+	// Achieved is the publisher's achieved messages/s.
+	Achieved float64
+	// Delivered and Expected count (message, receiving node) pairs.
+	Delivered, Expected int
+	// Tail is the time from the last publish to the last delivery.
+	Tail time.Duration
+	OK   bool
+	// Why says which condition failed.
+	Why string
+}
+
+// Sustained-rate conditions (issue 2).
+const (
+	scheduleSlack = 0.05                   // publisher within 5% of its schedule
+	maxTail       = 100 * time.Millisecond // last delivery within 100 ms of the last publish
+)
+
+// Bench measures a running mesh: first the spread time of sequential
+// messages, then the highest sustained delivery rate.
+func Bench(ctx context.Context, m *Mesh, cfg BenchConfig) (BenchResult, error) {
+	if err := cfg.Validate(); err != nil {
+		return BenchResult{}, err
+	}
+	if m.Len() < 2 {
+		return BenchResult{}, errors.New("bench: needs at least 2 nodes")
+	}
+	progress := cfg.Progress
+	if progress == nil {
+		progress = func(string) {}
+	}
+	rng := rand.New(rand.NewPCG(cfg.Seed, 0x62656e6368)) // "bench"
+	res := BenchResult{Nodes: m.Len(), Messages: cfg.Messages}
+
+	progress(fmt.Sprintf("latency: %d sequential messages, one every %v", cfg.Messages, cfg.Interval))
+	lat, err := benchLatency(ctx, m, cfg, rng)
+	if err != nil {
+		return res, err
+	}
+	res.Latency = lat
+
+	publisher := rng.IntN(m.Len())
+	progress(fmt.Sprintf("throughput: node %d publishes for %v per rate", publisher, cfg.Step))
+	pass, fail := 0.0, math.Inf(1)
+	rate := cfg.StartRate
+	for len(res.Steps) < cfg.MaxSteps {
+		st, err := benchStep(ctx, m, cfg, publisher, rate)
+		if err != nil {
+			return res, err
+		}
+		res.Steps = append(res.Steps, st)
+		verdict := "ok"
+		if !st.OK {
+			verdict = "FAIL: " + st.Why
+		}
+		progress(fmt.Sprintf("  %9.0f deliveries/s  delivered %d/%d  tail %v  %s", st.Rate, st.Delivered, st.Expected, st.Tail.Round(time.Microsecond), verdict))
+		if st.OK {
+			pass = rate
+			res.Sustained = Sustained{DeliveriesPerS: rate, DeliveryRatio: 1}
+		} else {
+			fail = rate
+			if pass == 0 {
+				res.Sustained.DeliveryRatio = float64(st.Delivered) / float64(st.Expected)
+			}
+		}
+		switch {
+		case math.IsInf(fail, 1):
+			if rate >= cfg.MaxRate {
+				return res, nil
+			}
+			rate = min(2*rate, cfg.MaxRate)
+		case pass == 0:
+			if rate < 100 {
+				return res, nil
+			}
+			rate /= 2
+		default:
+			if (fail-pass)/pass <= cfg.Precision {
+				return res, nil
+			}
+			rate = (pass + fail) / 2
+		}
+		// Let queues drain and the step's garbage be collected.
+		if err := sleep(ctx, 300*time.Millisecond); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// benchLatency publishes the sequential messages at random nodes, then
+// collects every node's receipts in one request per node.
+func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand) (LatencyStats, error) {
+	body := strings.Repeat("x", cfg.Size)
+	total := cfg.Warmup + cfg.Messages
+	ids := make([]string, total)
+	sent := make([]time.Time, total)
+	next := time.Now()
+	for k := range total {
+		if err := sleep(ctx, time.Until(next)); err != nil {
+			return LatencyStats{}, err
+		}
+		pub := rng.IntN(m.Len())
+		sent[k] = time.Now()
+		r, err := m.clients[pub].Publish(ctx, body)
+		if err != nil {
+			return LatencyStats{}, fmt.Errorf("bench: publishing at node %d: %w", pub, err)
+		}
+		ids[k] = r.ID
+		next = sent[k].Add(cfg.Interval)
+	}
+	// Give the last message time to land before collecting.
+	if err := sleep(ctx, max(cfg.Interval, 200*time.Millisecond)); err != nil {
+		return LatencyStats{}, err
+	}
+	got, err := collect(ctx, m, total+100)
+	if err != nil {
+		return LatencyStats{}, err
+	}
+	var st LatencyStats
+	var lats []time.Duration
+	for k := cfg.Warmup; k < total; k++ {
+		last, ok := lastReceipt(got, ids[k])
+		if !ok {
+			st.Incomplete++
+			continue
+		}
+		lats = append(lats, last.Sub(sent[k]))
+		if k+1 < total && last.After(sent[k+1]) {
+			st.Late++
+		}
+	}
+	if len(lats) == 0 {
+		return st, errors.New("bench: no message reached every node")
+	}
+	slices.Sort(lats)
+	st.P50, st.P99, st.Max = percentile(lats, 0.50), percentile(lats, 0.99), lats[len(lats)-1]
+	return st, nil
+}
+
+// percentile is the nearest-rank percentile of sorted values.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	k := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[min(max(k, 0), len(sorted)-1)]
+}
+
+// received maps, per node, message id → first receipt time.
+type received []map[string]time.Time
+
+// collect fetches up to limit recent receipts from every node at once.
+func collect(ctx context.Context, m *Mesh, limit int) (received, error) {
+	got := make(received, m.Len())
+	errs := make([]error, m.Len())
+	var wg sync.WaitGroup
+	for i := range m.Len() {
+		wg.Go(func() {
+			list, err := m.clients[i].Recent(ctx, min(limit, api.MaxRecent))
+			if err != nil {
+				errs[i] = fmt.Errorf("bench: receipts of node %d: %w", i, err)
+				return
+			}
+			got[i] = make(map[string]time.Time, len(list))
+			for _, rc := range list {
+				got[i][rc.ID] = rc.ReceivedAt
+			}
+		})
+	}
+	wg.Wait()
+	return got, errors.Join(errs...)
+}
+
+// lastReceipt returns the latest receipt of id over all nodes, and whether
+// every node has one.
+func lastReceipt(got received, id string) (time.Time, bool) {
+	var last time.Time
+	for _, node := range got {
+		t, ok := node[id]
+		if !ok {
+			return last, false
+		}
+		if t.After(last) {
+			last = t
+		}
+	}
+	return last, true
+}
+
+// benchStep runs one rate: the publisher publishes on its own schedule
+// (POST /load), then every node's receipts are checked.
+func benchStep(ctx context.Context, m *Mesh, cfg BenchConfig, publisher int, rate float64) (Step, error) {
+	n := m.Len()
+	st := Step{Rate: rate, MsgRate: rate / float64(n-1), Count: cfg.StepMessages(n, rate)}
+	st.Expected = st.Count * (n - 1)
+	lr, err := m.clients[publisher].Load(ctx, api.LoadRequest{Rate: st.MsgRate, Count: st.Count, Size: cfg.Size})
+	if err != nil {
+		return st, fmt.Errorf("bench: load at node %d: %w", publisher, err)
+	}
+	st.Achieved = lr.AchievedRate
+	if len(lr.IDs) == 0 {
+		st.Why = "publisher published nothing"
+		return st, nil
+	}
+	last := lr.IDs[len(lr.IDs)-1]
+	lastPublish := lr.End
+	if rc, err := m.clients[publisher].Receipt(ctx, last, 0); err == nil {
+		lastPublish = rc.ReceivedAt
+	}
+	// Wait (without polling) for the last message at every node, or 2 s.
+	var wg sync.WaitGroup
+	for i := range n {
+		if i == publisher {
+			continue
+		}
+		wg.Go(func() { _, _ = m.clients[i].Receipt(ctx, last, 2*time.Second) })
+	}
+	wg.Wait()
+	got, err := collect(ctx, m, st.Count+1000)
+	if err != nil {
+		return st, err
+	}
+	var lastDelivery time.Time
+	for i, node := range got {
+		if i == publisher {
+			continue
+		}
+		for _, id := range lr.IDs {
+			if t, ok := node[id]; ok {
+				st.Delivered++
+				if t.After(lastDelivery) {
+					lastDelivery = t
+				}
+			}
+		}
+	}
+	st.Tail = lastDelivery.Sub(lastPublish)
+	var why []string
+	if lr.Published < st.Count || lr.AchievedRate < (1-scheduleSlack)*st.MsgRate {
+		why = append(why, fmt.Sprintf("publisher managed %.0f of %.0f msgs/s", lr.AchievedRate, st.MsgRate))
+	}
+	if st.Delivered < st.Expected {
+		why = append(why, fmt.Sprintf("%d deliveries missing", st.Expected-st.Delivered))
+	}
+	if st.Tail > maxTail {
+		why = append(why, fmt.Sprintf("last delivery %v after the last publish", st.Tail.Round(time.Millisecond)))
+	}
+	st.OK = len(why) == 0
+	st.Why = strings.Join(why, "; ")
+	return st, nil
+}

@@ -1,0 +1,150 @@
+// Package cluster launches and supervises a mesh of `mesh node` processes on
+// 127.0.0.1, waits until they are healthy and linked, and measures how a
+// message spreads through them. The CLI (demo, up, publish, status, bench),
+// the end-to-end tests and the dashboard all drive a mesh through it.
+//
+// The launcher binds every node's listeners itself and hands them to the
+// child as inherited files: a port that the launcher merely found "free"
+// could be taken by anything else on the machine before the child binds it.
+package cluster
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"gossipmesh/gossip"
+)
+
+// Config describes a mesh to launch. Start from DefaultConfig; New calls
+// Validate.
+type Config struct {
+	// Binary is the mesh executable, run as `Binary node ...`. Default: the
+	// running executable (os.Executable), so that `go run ./cmd/mesh demo`
+	// needs no separate build step.
+	Binary string
+	// Nodes is how many node processes to run. Default 10, the lesson's.
+	Nodes int
+	// Peers is how many other nodes each node dials, chosen at random.
+	// Links are undirected, so a node ends up with at least this many
+	// neighbours. Default 3, the lesson's. Capped at Nodes-1.
+	Peers int
+	// Seed derives the topology, the node ids and each node's own seed: the
+	// same seed gives the same mesh. Default 1.
+	Seed uint64
+	// Strategy is the gossip router, passed to every node. Default flood.
+	Strategy gossip.Strategy
+	// Fanout is the fanout router's k, passed to every node. Default 8.
+	Fanout int
+	// MaxBody, if positive, sets the nodes' message body limit; 0 keeps the
+	// node's default (1 MiB).
+	MaxBody int
+	// Receipts, if positive, sets how many receipts each node keeps for
+	// GET /messages; 0 keeps the node's default. Bench raises it so that it
+	// can collect every receipt of a load step.
+	Receipts int
+	// GOMAXPROCS, if positive, is set in every node's environment. On a
+	// small machine the node processes compete for the same cores, and one
+	// P per node cuts scheduler overhead. 0 inherits the launcher's
+	// environment.
+	GOMAXPROCS int
+	// LogFormat is the nodes' log format, text or json. Default text.
+	LogFormat string
+	// LogLevel, if set, is passed to the nodes as --log-level (debug, info,
+	// warn, error). Each node logs one info line per first receipt, so
+	// bench sets warn. Default: the node's default.
+	LogLevel string
+	// LogDir, if set, receives node-<index>.log with each node's stdout and
+	// stderr. Empty: a temporary directory that Stop removes.
+	LogDir string
+	// Host is the address every listener binds. Default 127.0.0.1.
+	Host string
+	// HTTPPortOffset puts a node's HTTP listener on its gossip port plus this
+	// offset when that port is free (the lesson's convention), else on any
+	// free port. Default 1000; negative always picks any free port.
+	HTTPPortOffset int
+	// StartTimeout bounds Start: every node healthy, every chosen link up on
+	// both ends, the mesh connected. Default 20 s.
+	StartTimeout time.Duration
+	// StopTimeout is how long Stop waits after SIGTERM before it sends
+	// SIGKILL. Default 5 s.
+	StopTimeout time.Duration
+	// ExtraArgs are appended to every node's command line.
+	ExtraArgs []string
+	// OnExit, if set, is called from a supervisor goroutine whenever a node
+	// process exits, including during Stop. err is nil for a clean exit.
+	OnExit func(index, pid int, err error)
+}
+
+// DefaultConfig returns the defaults documented on each Config field.
+func DefaultConfig() Config {
+	return Config{
+		Nodes:          10,
+		Peers:          3,
+		Seed:           1,
+		Strategy:       gossip.Flood,
+		Fanout:         8,
+		LogFormat:      "text",
+		Host:           "127.0.0.1",
+		HTTPPortOffset: 1000,
+		StartTimeout:   20 * time.Second,
+		StopTimeout:    5 * time.Second,
+	}
+}
+
+// MaxNodes bounds Config.Nodes: every node is a process with two listeners
+// and a handful of connections, and a 2-core machine has its limits.
+const MaxNodes = 1000
+
+// Validate reports the first setting that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.Nodes < 1 || c.Nodes > MaxNodes:
+		return fmt.Errorf("cluster: nodes must be 1 to %d, got %d", MaxNodes, c.Nodes)
+	case c.Peers < 0:
+		return fmt.Errorf("cluster: peers must not be negative, got %d", c.Peers)
+	case c.Nodes > 1 && c.Peers < 1:
+		return fmt.Errorf("cluster: peers must be at least 1 for a mesh of %d nodes, or it cannot be connected", c.Nodes)
+	case c.Peers > c.Nodes-1 && c.Nodes > 1:
+		return fmt.Errorf("cluster: peers must be at most nodes-1 = %d, got %d", c.Nodes-1, c.Peers)
+	case c.Fanout < 1:
+		return fmt.Errorf("cluster: fanout must be at least 1, got %d", c.Fanout)
+	case c.MaxBody < 0:
+		return fmt.Errorf("cluster: max body must not be negative, got %d", c.MaxBody)
+	case c.Receipts < 0:
+		return fmt.Errorf("cluster: receipts must not be negative, got %d", c.Receipts)
+	case c.GOMAXPROCS < 0:
+		return fmt.Errorf("cluster: GOMAXPROCS must not be negative, got %d", c.GOMAXPROCS)
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("cluster: log format must be text or json, got %q", c.LogFormat)
+	case c.Host == "":
+		return errors.New("cluster: host must be set")
+	case c.StartTimeout <= 0:
+		return fmt.Errorf("cluster: start timeout must be positive, got %v", c.StartTimeout)
+	case c.StopTimeout <= 0:
+		return fmt.Errorf("cluster: stop timeout must be positive, got %v", c.StopTimeout)
+	}
+	if _, err := gossip.ParseStrategy(string(c.Strategy)); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("cluster: log level must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	return nil
+}
+
+// withBinary fills in the default binary.
+func (c Config) withBinary() (Config, error) {
+	if c.Binary != "" {
+		return c, nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return c, fmt.Errorf("cluster: finding the mesh binary: %w", err)
+	}
+	c.Binary = exe
+	return c, nil
+}

@@ -1,0 +1,275 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"gossipmesh/api"
+)
+
+// Report is how one message spread: every node's receipt beside its
+// shortest-path distance from the publisher in the real topology.
+type Report struct {
+	// ID is the message id.
+	ID string
+	// Publisher is the index of the node the message was posted to.
+	Publisher int
+	// Nodes is the mesh size; Reached counts the nodes that hold the
+	// message, the publisher included.
+	Nodes, Reached int
+	// PublishedAt is when the POST was sent. Every latency counts from it:
+	// the nodes share this machine's clock.
+	PublishedAt time.Time
+	// TimeToLast is the latest receipt's latency.
+	TimeToLast time.Duration
+	// Hops counts the reached nodes by hop.
+	Hops Histogram
+	// Duplicates counts the copies that reached a node already holding the
+	// message, over all nodes.
+	Duplicates int
+	// Receipts lists the reached nodes' receipts, by index.
+	Receipts []NodeReceipt
+	// Missing lists the nodes that did not receive the message in time.
+	Missing []int
+	// Graph is the topology observed just before the publish, the one
+	// the distances come from.
+	Graph Graph
+}
+
+// NodeReceipt is one node's receipt of the message.
+type NodeReceipt struct {
+	Index int
+	// Hop is the hop count of the first copy: 0 at the publisher.
+	Hop int
+	// From is the index of the neighbour that delivered the first copy; -1
+	// at the publisher (or for a sender outside the mesh).
+	From int
+	// Distance is the node's shortest-path distance from the publisher in
+	// the observed topology; -1 if the topology has no path. Hop can exceed
+	// it when the first copy took a longer path on a busy machine.
+	Distance int
+	// Latency is the time from the POST to this node's first receipt.
+	Latency time.Duration
+	// Duplicates counts the later copies this node received.
+	Duplicates int
+}
+
+// Complete reports whether every node was reached.
+func (r Report) Complete() bool { return r.Reached == r.Nodes }
+
+// ByArrival returns the receipts ordered by latency (ties by index): the
+// order in which the message reached the nodes.
+func (r Report) ByArrival() []NodeReceipt {
+	out := slices.Clone(r.Receipts)
+	slices.SortStableFunc(out, func(a, b NodeReceipt) int {
+		if a.Latency != b.Latency {
+			return cmpDur(a.Latency, b.Latency)
+		}
+		return a.Index - b.Index
+	})
+	return out
+}
+
+func cmpDur(a, b time.Duration) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// Millis renders d in milliseconds, rounded to the microsecond, for JSON.
+func Millis(d time.Duration) float64 {
+	return math.Round(float64(d)/1e3) / 1e3
+}
+
+// MarshalJSON writes the shape of `mesh demo --json`: the fields the issue
+// fixes come first, extras after.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type receipt struct {
+		Index      int     `json:"index"`
+		Hop        int     `json:"hop"`
+		From       *int    `json:"from"`
+		LatencyMS  float64 `json:"latency_ms"`
+		Distance   int     `json:"distance"`
+		Duplicates int     `json:"duplicates"`
+	}
+	type report struct {
+		Nodes      int       `json:"nodes"`
+		Reached    int       `json:"reached"`
+		TimeToLast float64   `json:"time_to_last_ms"`
+		Hops       Histogram `json:"hops"`
+		Duplicates int       `json:"duplicates"`
+		Receipts   []receipt `json:"receipts"`
+		ID         string    `json:"id"`
+		Publisher  int       `json:"publisher"`
+		Missing    []int     `json:"missing"`
+	}
+	out := report{
+		Nodes: r.Nodes, Reached: r.Reached, TimeToLast: Millis(r.TimeToLast),
+		Hops: r.Hops, Duplicates: r.Duplicates, Receipts: []receipt{},
+		ID: r.ID, Publisher: r.Publisher, Missing: r.Missing,
+	}
+	if out.Hops == nil {
+		out.Hops = Histogram{}
+	}
+	if out.Missing == nil {
+		out.Missing = []int{}
+	}
+	for _, rc := range r.Receipts {
+		x := receipt{Index: rc.Index, Hop: rc.Hop, LatencyMS: Millis(rc.Latency), Distance: rc.Distance, Duplicates: rc.Duplicates}
+		if rc.From >= 0 {
+			x.From = &rc.From
+		}
+		out.Receipts = append(out.Receipts, x)
+	}
+	return json.Marshal(out)
+}
+
+// Histogram counts by hop.
+type Histogram map[int]int
+
+// Keys returns the hops present, ascending.
+func (h Histogram) Keys() []int {
+	ks := make([]int, 0, len(h))
+	for k := range h {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
+}
+
+// MarshalJSON writes {"0": 1, "1": 3, ...} in numeric order (encoding/json
+// would sort the keys as strings, putting "10" before "2").
+func (h Histogram) MarshalJSON() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteByte('{')
+	for i, k := range h.Keys() {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, "%q:%d", strconv.Itoa(k), h[k])
+	}
+	b.WriteByte('}')
+	return b.Bytes(), nil
+}
+
+// PropagateOptions tunes Mesh.Propagate.
+type PropagateOptions struct {
+	// Wait bounds how long to wait for every node to receive the message.
+	// Default 5 s: long past the 1 s the demo promises, so that a slow
+	// node shows up as late rather than as missing.
+	Wait time.Duration
+	// Settle is how long to wait, once every node has the message, before
+	// reading the duplicate counts, so that copies still in flight are
+	// counted. Default 50 ms.
+	Settle time.Duration
+}
+
+func (o PropagateOptions) withDefaults() PropagateOptions {
+	if o.Wait <= 0 {
+		o.Wait = 5 * time.Second
+	}
+	if o.Settle <= 0 {
+		o.Settle = 50 * time.Millisecond
+	}
+	return o
+}
+
+// Propagate posts body to node publisher, waits for it to reach every node
+// (each node is asked once, with a long-polling wait, rather than polled)
+// and reports how it spread. The topology for the distances is observed
+// just before the publish.
+func (m *Mesh) Propagate(ctx context.Context, publisher int, body string, opt PropagateOptions) (Report, error) {
+	if publisher < 0 || publisher >= m.Len() {
+		return Report{}, fmt.Errorf("cluster: no node %d in a mesh of %d", publisher, m.Len())
+	}
+	opt = opt.withDefaults()
+	obs := m.Observe(ctx)
+	t0 := time.Now()
+	res, err := m.clients[publisher].Publish(ctx, body)
+	if err != nil {
+		return Report{}, fmt.Errorf("publishing at node %d: %w", publisher, err)
+	}
+	rcs := make([]*api.Receipt, m.Len())
+	errs := make([]error, m.Len())
+	var wg sync.WaitGroup
+	for i := range m.Len() {
+		wg.Go(func() {
+			rc, err := m.clients[i].Receipt(ctx, res.ID, opt.Wait)
+			if err == nil {
+				rcs[i] = &rc
+			} else if !errors.Is(err, api.ErrNotFound) {
+				errs[i] = err
+			}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return Report{}, err
+	}
+	// Read the duplicate counts again once the copies in flight have
+	// landed.
+	select {
+	case <-time.After(opt.Settle):
+	case <-ctx.Done():
+		return Report{}, ctx.Err()
+	}
+	for i := range m.Len() {
+		if rcs[i] == nil {
+			continue
+		}
+		wg.Go(func() {
+			if rc, err := m.clients[i].Receipt(ctx, res.ID, 0); err == nil {
+				rcs[i].Duplicates = rc.Duplicates
+			}
+		})
+	}
+	wg.Wait()
+	r := m.newReport(res.ID, publisher, t0, rcs, obs.Graph)
+	if err := errors.Join(errs...); err != nil && r.Reached == 0 {
+		return r, err
+	}
+	return r, nil
+}
+
+// newReport assembles a Report from the nodes' receipts (nil: not
+// reached) and the observed topology.
+func (m *Mesh) newReport(id string, publisher int, t0 time.Time, rcs []*api.Receipt, g Graph) Report {
+	dist := g.Distances(publisher)
+	r := Report{ID: id, Publisher: publisher, Nodes: m.Len(), PublishedAt: t0, Hops: Histogram{}, Graph: g}
+	for i, rc := range rcs {
+		if rc == nil {
+			r.Missing = append(r.Missing, i)
+			continue
+		}
+		from := -1
+		if j, ok := m.IndexOf(rc.From); ok && rc.From != "" {
+			from = j
+		}
+		nr := NodeReceipt{
+			Index:      i,
+			Hop:        rc.Hop,
+			From:       from,
+			Distance:   dist[i],
+			Latency:    rc.ReceivedAt.Sub(t0),
+			Duplicates: rc.Duplicates,
+		}
+		r.Receipts = append(r.Receipts, nr)
+		r.Reached++
+		r.Hops[rc.Hop]++
+		r.Duplicates += rc.Duplicates
+		r.TimeToLast = max(r.TimeToLast, nr.Latency)
+	}
+	return r
+}

@@ -1,0 +1,180 @@
+package cluster
+
+import (
+	"math/rand/v2"
+	"slices"
+
+	"gossipmesh/wire"
+)
+
+// Topology is the mesh the launcher asks for: every node's id, its own seed
+// and the peers it dials. It depends only on (nodes, peers, seed), so the
+// same seed gives the same mesh and the same ids run after run.
+//
+// The launcher makes the random choice itself and passes each node exactly
+// its chosen peers as candidates: it then knows every link to wait for and
+// can print the topology without asking, and the topology does not depend
+// on how the node draws random numbers.
+type Topology struct {
+	Seed uint64
+	// IDs are the node ids, never zero (zero means "no node" on the wire).
+	IDs []wire.NodeID
+	// Seeds are the per-node seeds passed as --seed.
+	Seeds []uint64
+	// Chosen[i] lists, ascending, the nodes that node i dials.
+	Chosen [][]int
+}
+
+// Salts keep the streams derived from one seed apart.
+const (
+	saltID   = 0x6e6f64652d696430 // "node-id0"
+	saltSeed = 0x6e6f64652d736430 // "node-sd0"
+	saltPick = 0x7065657273303030 // "peers000"
+)
+
+// mix is SplitMix64's finaliser over (seed, salt, i): a cheap, well-mixed,
+// stateless derivation.
+func mix(seed, salt, i uint64) uint64 {
+	z := seed ^ salt ^ (i+1)*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// NewTopology draws a topology of n nodes, each dialing peers others chosen
+// uniformly at random (capped at n-1).
+func NewTopology(n, peers int, seed uint64) Topology {
+	peers = min(peers, n-1)
+	t := Topology{
+		Seed:   seed,
+		IDs:    make([]wire.NodeID, n),
+		Seeds:  make([]uint64, n),
+		Chosen: make([][]int, n),
+	}
+	used := make(map[wire.NodeID]bool, n)
+	for i := range n {
+		id := wire.NodeID(mix(seed, saltID, uint64(i)))
+		for k := uint64(1); id == 0 || used[id]; k++ {
+			id = wire.NodeID(mix(seed, saltID+k, uint64(i)))
+		}
+		used[id] = true
+		t.IDs[i] = id
+		t.Seeds[i] = mix(seed, saltSeed, uint64(i))
+		rng := rand.New(rand.NewPCG(seed, mix(seed, saltPick, uint64(i))))
+		others := make([]int, 0, n-1)
+		for j := range n {
+			if j != i {
+				others = append(others, j)
+			}
+		}
+		rng.Shuffle(len(others), func(a, b int) { others[a], others[b] = others[b], others[a] })
+		chosen := slices.Clone(others[:max(peers, 0)])
+		slices.Sort(chosen)
+		t.Chosen[i] = chosen
+	}
+	return t
+}
+
+// Len is the number of nodes.
+func (t Topology) Len() int { return len(t.IDs) }
+
+// Links lists the chosen links, undirected and without repeats: a pair
+// that chose each other is one link.
+func (t Topology) Links() [][2]int {
+	return t.Graph().Links()
+}
+
+// Graph is the undirected graph of the chosen links.
+func (t Topology) Graph() Graph {
+	var links [][2]int
+	for i, cs := range t.Chosen {
+		for _, j := range cs {
+			links = append(links, [2]int{i, j})
+		}
+	}
+	return NewGraph(len(t.IDs), links)
+}
+
+// Graph is an undirected graph over nodes 0..n-1.
+type Graph struct {
+	adj [][]int // sorted, no repeats, no self-loops
+}
+
+// NewGraph builds a graph from links; direction, repeats and self-loops are
+// ignored, as are links to nodes outside 0..n-1.
+func NewGraph(n int, links [][2]int) Graph {
+	g := Graph{adj: make([][]int, n)}
+	for _, l := range links {
+		a, b := l[0], l[1]
+		if a == b || a < 0 || b < 0 || a >= n || b >= n {
+			continue
+		}
+		g.adj[a] = append(g.adj[a], b)
+		g.adj[b] = append(g.adj[b], a)
+	}
+	for i := range g.adj {
+		slices.Sort(g.adj[i])
+		g.adj[i] = slices.Compact(g.adj[i])
+	}
+	return g
+}
+
+// Len is the number of nodes.
+func (g Graph) Len() int { return len(g.adj) }
+
+// Neighbours lists node i's neighbours, ascending. The caller must not
+// modify the slice.
+func (g Graph) Neighbours(i int) []int { return g.adj[i] }
+
+// Has reports whether a and b are linked.
+func (g Graph) Has(a, b int) bool {
+	_, ok := slices.BinarySearch(g.adj[a], b)
+	return ok
+}
+
+// Links lists every link once, as (low, high), ascending.
+func (g Graph) Links() [][2]int {
+	var out [][2]int
+	for a, ns := range g.adj {
+		for _, b := range ns {
+			if a < b {
+				out = append(out, [2]int{a, b})
+			}
+		}
+	}
+	return out
+}
+
+// Distances returns every node's shortest-path distance in links from src,
+// by breadth-first search; -1 marks a node src cannot reach.
+func (g Graph) Distances(src int) []int {
+	dist := make([]int, len(g.adj))
+	for i := range dist {
+		dist[i] = -1
+	}
+	if src < 0 || src >= len(g.adj) {
+		return dist
+	}
+	dist[src] = 0
+	queue := []int{src}
+	for len(queue) > 0 {
+		a := queue[0]
+		queue = queue[1:]
+		for _, b := range g.adj[a] {
+			if dist[b] < 0 {
+				dist[b] = dist[a] + 1
+				queue = append(queue, b)
+			}
+		}
+	}
+	return dist
+}
+
+// Connected reports whether every node can reach every other. An empty
+// graph is connected.
+func (g Graph) Connected() bool {
+	if len(g.adj) == 0 {
+		return true
+	}
+	return !slices.Contains(g.Distances(0), -1)
+}
