@@ -27,7 +27,13 @@ type command struct {
 func commands() []command {
 	return []command{
 		// Keep this list in the order of the README.
+		demoCommand(),
 		{name: "node", summary: "run one peer", run: runNode},
+		upCommand(),
+		downCommand(),
+		publishCommand(),
+		statusCommand(),
+		benchCommand(),
 	}
 }
 

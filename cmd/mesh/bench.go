@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"gossipmesh/cluster"
+)
+
+func benchCommand() command {
+	return command{name: "bench", summary: "start N node processes and measure spread time and sustained throughput", run: runBench}
+}
+
+// benchJSON is `mesh bench --json`; the field names are a contract
+// (issue 2). Steps is extra: every rate the search tried.
+type benchJSON struct {
+	Nodes     int `json:"nodes"`
+	Messages  int `json:"messages"`
+	LatencyMS struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+		Max float64 `json:"max"`
+	} `json:"latency_ms"`
+	Sustained struct {
+		DeliveriesPerS float64 `json:"deliveries_per_s"`
+		DeliveryRatio  float64 `json:"delivery_ratio"`
+	} `json:"sustained"`
+	Incomplete int            `json:"incomplete"`
+	Late       int            `json:"late"`
+	Steps      []benchStepOut `json:"steps"`
+}
+
+type benchStepOut struct {
+	Rate      float64 `json:"deliveries_per_s"`
+	MsgRate   float64 `json:"messages_per_s"`
+	Achieved  float64 `json:"achieved_messages_per_s"`
+	Delivered int     `json:"delivered"`
+	Expected  int     `json:"expected"`
+	TailMS    float64 `json:"tail_ms"`
+	OK        bool    `json:"ok"`
+	Why       string  `json:"why,omitempty"`
+}
+
+// benchGOMAXPROCS is the default GOMAXPROCS per node: on the 2-core
+// machines this was built on, one P per node process carried 25–35% more
+// than Go's default (DESIGN.md); `--gomaxprocs 0` measures the default.
+const benchGOMAXPROCS = 1
+
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("bench", "bench [flags]", stderr)
+	var lf launchFlags
+	lf.register(fs, benchGOMAXPROCS)
+	d := cluster.DefaultBenchConfig()
+	messages := fs.Int("messages", d.Messages, "sequential messages timed from publish to the last node")
+	interval := fs.Duration("interval", d.Interval, "time between sequential messages; must outlast one message's spread")
+	size := fs.Int("size", d.Size, "message body size in bytes")
+	step := fs.Duration("duration", d.Step, "how long each rate of the throughput search runs")
+	startRate := fs.Float64("start-rate", d.StartRate, "first rate of the throughput search, deliveries/s")
+	maxRate := fs.Float64("max-rate", d.MaxRate, "highest rate the search tries, deliveries/s")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	// Each node logs a line per first receipt: at 50,000 deliveries/s that
+	// is the bench measuring its logging. --log-level info measures it.
+	fs.Lookup("log-level").DefValue = "warn"
+	lf.logLevel = "warn"
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "bench takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := lf.config(stderr)
+	if err != nil {
+		return err
+	}
+	if cfg.Nodes < 2 {
+		return usageError(stderr, "bench needs at least 2 nodes, got %d", cfg.Nodes)
+	}
+	bc := cluster.DefaultBenchConfig()
+	bc.Messages, bc.Interval, bc.Size, bc.Step = *messages, *interval, *size, *step
+	bc.StartRate, bc.MaxRate, bc.Seed = *startRate, *maxRate, cfg.Seed
+	if err := bc.Validate(); err != nil {
+		return usageError(stderr, "%v", err)
+	}
+	// Every node must keep the receipts of a whole step at the highest rate
+	// (and of the latency phase) for the bench to see every delivery.
+	cfg.Receipts = max(bc.StepMessages(cfg.Nodes, bc.MaxRate)+1000, bc.Messages+bc.Warmup+1000)
+	bc.Progress = func(line string) { fmt.Fprintln(stderr, "mesh bench:", line) }
+
+	c, err := cluster.New(cfg)
+	if err != nil {
+		return err
+	}
+	procs := "Go's default"
+	if cfg.GOMAXPROCS > 0 {
+		procs = fmt.Sprint(cfg.GOMAXPROCS)
+	}
+	header := fmt.Sprintf("mesh bench: %d nodes, %d peers each, %s, GOMAXPROCS %s per node, %d-byte bodies, seed %d",
+		cfg.Nodes, cfg.Peers, cfg.Strategy, procs, bc.Size, cfg.Seed)
+	fmt.Fprintln(stderr, header)
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	defer c.Stop()
+	res, err := cluster.Bench(ctx, c.Mesh(), bc)
+	if err != nil {
+		return err
+	}
+	if err := c.Stop(); err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSON(stdout, benchOut(res))
+	}
+	printBench(stdout, header, bc, res)
+	return nil
+}
+
+func benchOut(r cluster.BenchResult) benchJSON {
+	var out benchJSON
+	out.Nodes, out.Messages = r.Nodes, r.Messages
+	out.LatencyMS.P50 = cluster.Millis(r.Latency.P50)
+	out.LatencyMS.P99 = cluster.Millis(r.Latency.P99)
+	out.LatencyMS.Max = cluster.Millis(r.Latency.Max)
+	out.Sustained.DeliveriesPerS = r.Sustained.DeliveriesPerS
+	out.Sustained.DeliveryRatio = r.Sustained.DeliveryRatio
+	out.Incomplete, out.Late = r.Latency.Incomplete, r.Latency.Late
+	out.Steps = []benchStepOut{}
+	for _, s := range r.Steps {
+		out.Steps = append(out.Steps, benchStepOut{
+			Rate: s.Rate, MsgRate: s.MsgRate, Achieved: s.Achieved,
+			Delivered: s.Delivered, Expected: s.Expected,
+			TailMS: cluster.Millis(s.Tail), OK: s.OK, Why: s.Why,
+		})
+	}
+	return out
+}
+
+func printBench(w io.Writer, header string, bc cluster.BenchConfig, r cluster.BenchResult) {
+	fmt.Fprintln(w, header)
+	fmt.Fprintf(w, "\ntime from publish to the last node, %d sequential messages (one every %v, random publisher)\n", r.Messages, bc.Interval)
+	fmt.Fprintf(w, "  p50  %9s\n  p99  %9s\n  max  %9s\n", ms(r.Latency.P50), ms(r.Latency.P99), ms(r.Latency.Max))
+	if r.Latency.Incomplete > 0 {
+		fmt.Fprintf(w, "  %d message(s) missed a node and are left out\n", r.Latency.Incomplete)
+	}
+	if r.Latency.Late > 0 {
+		fmt.Fprintf(w, "  %d message(s) were still spreading when the next went out: raise --interval\n", r.Latency.Late)
+	}
+	fmt.Fprintf(w, "\nsustained throughput at 100%% delivery (%v per rate; deliveries exclude the publisher)\n", bc.Step)
+	fmt.Fprintf(w, "  %12s  %9s  %9s  %17s  %10s  %s\n", "deliveries/s", "msgs/s", "achieved", "delivered", "tail", "result")
+	for _, s := range r.Steps {
+		verdict := "ok"
+		if !s.OK {
+			verdict = "fail: " + s.Why
+		}
+		fmt.Fprintf(w, "  %12.0f  %9.0f  %9.0f  %8d/%-8d  %10s  %s\n", s.Rate, s.MsgRate, s.Achieved, s.Delivered, s.Expected, ms(s.Tail), verdict)
+	}
+	if r.Sustained.DeliveriesPerS > 0 {
+		fmt.Fprintf(w, "  highest sustained: %.0f deliveries/s (%.0f msgs/s to %d receivers)\n",
+			r.Sustained.DeliveriesPerS, r.Sustained.DeliveriesPerS/float64(r.Nodes-1), r.Nodes-1)
+	} else {
+		fmt.Fprintf(w, "  no rate sustained; delivery ratio at the lowest rate %.4f\n", r.Sustained.DeliveryRatio)
+	}
+}

@@ -1,0 +1,155 @@
+package main
+
+// Helpers shared by the commands that launch or drive a local mesh: demo,
+// up, down, publish, status and bench.
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"gossipmesh/cluster"
+	"gossipmesh/gossip"
+)
+
+// launchFlags are the flags of every command that launches a mesh.
+type launchFlags struct {
+	nodes, peers, fanout int
+	strategy             string
+	seed                 uint64
+	gomaxprocs           int
+	logFormat, logLevel  string
+	startTimeout         time.Duration
+}
+
+// register adds the launch flags to fs, with defaults from
+// cluster.DefaultConfig (gomaxprocs may differ per command).
+func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int) {
+	d := cluster.DefaultConfig()
+	fs.IntVar(&l.nodes, "nodes", d.Nodes, "number of node processes")
+	fs.IntVar(&l.peers, "peers", d.Peers, "peers each node dials, chosen at random (links are undirected)")
+	fs.IntVar(&l.fanout, "fanout", d.Fanout, "k for --strategy fanout: random peers per message, capped by the node's degree")
+	fs.StringVar(&l.strategy, "strategy", string(d.Strategy), "gossip router: flood or fanout")
+	fs.Uint64Var(&l.seed, "seed", 0, "seed for the topology, node ids and publishers; the same seed gives the same mesh (0: random, printed)")
+	fs.IntVar(&l.gomaxprocs, "gomaxprocs", gomaxprocs, "GOMAXPROCS of each node process (0: Go's default, one per core)")
+	fs.StringVar(&l.logFormat, "log-format", d.LogFormat, "node log format: text or json")
+	fs.StringVar(&l.logLevel, "log-level", "", "node log level: debug, info, warn or error (default: the node's, info)")
+	fs.DurationVar(&l.startTimeout, "start-timeout", d.StartTimeout, "how long to wait for every node to be healthy and linked")
+}
+
+// config turns the flags into a cluster.Config, checking them: a bad value
+// comes back wrapped in errUsage after a message on stderr.
+func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
+	cfg := cluster.DefaultConfig()
+	cfg.Nodes, cfg.Peers, cfg.Fanout = l.nodes, l.peers, l.fanout
+	cfg.Strategy = gossip.Strategy(l.strategy)
+	cfg.Seed = l.seed
+	if cfg.Seed == 0 {
+		cfg.Seed = randomSeed()
+	}
+	cfg.GOMAXPROCS = l.gomaxprocs
+	cfg.LogFormat, cfg.LogLevel = l.logFormat, l.logLevel
+	cfg.StartTimeout = l.startTimeout
+	if err := cfg.Validate(); err != nil {
+		return cfg, usageError(stderr, strings.TrimPrefix(err.Error(), "cluster: "))
+	}
+	return cfg, nil
+}
+
+// randomSeed picks a seed for a run without --seed. The output prints it,
+// so any run can be repeated.
+func randomSeed() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	// Keep seeds short enough to retype.
+	return binary.LittleEndian.Uint64(b[:])%1_000_000 + 1
+}
+
+// usageError reports a bad flag or argument and returns errUsage (exit 2).
+func usageError(stderr io.Writer, format string, args ...any) error {
+	fmt.Fprintf(stderr, "mesh: "+format+"\n", args...)
+	return errUsage
+}
+
+// writeJSON prints v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// writeJSONLine prints v as one line of JSON.
+func writeJSONLine(w io.Writer, v any) error { return json.NewEncoder(w).Encode(v) }
+
+// ms renders a duration in milliseconds with two decimals.
+func ms(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/1e6) }
+
+// joinInts renders 3,5,8.
+func joinInts(xs []int) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprint(x)
+	}
+	return strings.Join(s, ",")
+}
+
+// printReport prints a propagation report as an aligned table in arrival
+// order, each node's neighbours beside it, then a summary with a hop
+// histogram.
+func printReport(w io.Writer, r cluster.Report) {
+	peers := make([][]int, r.Nodes)
+	for i := range peers {
+		if i < r.Graph.Len() {
+			peers[i] = r.Graph.Neighbours(i)
+		}
+	}
+	fmt.Fprintf(w, "message %s posted to node %d\n\n", r.ID, r.Publisher)
+	fmt.Fprintf(w, "  %4s  %3s  %4s  %4s  %9s", "node", "hop", "dist", "from", "time")
+	fmt.Fprintf(w, "  %s\n", "peers")
+	longer := 0
+	for _, rc := range r.ByArrival() {
+		from := "-"
+		if rc.From >= 0 {
+			from = fmt.Sprint(rc.From)
+		}
+		dist := "?"
+		if rc.Distance >= 0 {
+			dist = fmt.Sprint(rc.Distance)
+		}
+		fmt.Fprintf(w, "  %4d  %3d  %4s  %4s  %9s", rc.Index, rc.Hop, dist, from, ms(rc.Latency))
+		fmt.Fprintf(w, "  %-12s", joinInts(peers[rc.Index]))
+		switch {
+		case rc.Index == r.Publisher:
+			fmt.Fprint(w, "  publisher")
+		case rc.Distance >= 0 && rc.Hop > rc.Distance:
+			fmt.Fprint(w, "  longer path")
+			longer++
+		}
+		fmt.Fprintln(w)
+	}
+	for _, i := range r.Missing {
+		fmt.Fprintf(w, "  %4d  %3s  %4s  %4s  %9s", i, "-", "-", "-", "not reached")
+		fmt.Fprintf(w, "  %s\n", joinInts(peers[i]))
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "reached      %d/%d nodes\n", r.Reached, r.Nodes)
+	fmt.Fprintf(w, "last node    %s after the POST\n", ms(r.TimeToLast))
+	fmt.Fprintf(w, "duplicates   %d (copies that reached a node already holding the message)\n", r.Duplicates)
+	fmt.Fprintln(w, "hops")
+	for _, h := range r.Hops.Keys() {
+		n := r.Hops[h]
+		fmt.Fprintf(w, "  %3d  %-*s %d\n", h, min(r.Nodes, 40), strings.Repeat("█", min(n, 40)), n)
+	}
+	if longer > 0 {
+		fmt.Fprintf(w, "%d node(s) got their first copy along a longer path than the shortest (hop > dist): normal on a busy machine.\n", longer)
+	}
+}
+
+// errIncomplete marks a report that missed a node or the 1 s promise.
+var errIncomplete = errors.New("message did not reach every node in time")

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"gossipmesh/cluster"
+)
+
+func upCommand() command {
+	return command{name: "up", summary: "launch a mesh of node processes and keep it running", run: runUp}
+}
+
+// upOptions are up's flags. Options that add to a running mesh (such as a
+// dashboard) belong here and in serveUp.
+type upOptions struct {
+	launch launchFlags
+	state  string
+	logs   string
+}
+
+func (o *upOptions) register(fs *flag.FlagSet) {
+	o.launch.register(fs, 0)
+	fs.StringVar(&o.state, "state", cluster.DefaultStatePath, "state file recording the running mesh, read by publish, status and down")
+	fs.StringVar(&o.logs, "logs", "", "directory for the nodes' logs, node-<index>.log (default: logs/ beside the state file)")
+}
+
+func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("up", "up [flags]", stderr)
+	var o upOptions
+	o.register(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, "up takes no arguments, got %q", fs.Args())
+	}
+	cfg, err := o.launch.config(stderr)
+	if err != nil {
+		return err
+	}
+	if s, err := cluster.ReadState(o.state); err == nil && s.LauncherAlive() {
+		return fmt.Errorf("a mesh is already running (launcher pid %d, state %s): stop it with `mesh down --state %s`", s.LauncherPID, o.state, o.state)
+	}
+	cfg.LogDir = o.logs
+	if cfg.LogDir == "" {
+		cfg.LogDir = filepath.Join(filepath.Dir(o.state), "logs")
+	}
+	var stopping atomic.Bool
+	cfg.OnExit = func(index, pid int, err error) {
+		if stopping.Load() {
+			return
+		}
+		if err == nil {
+			err = errors.New("exit status 0")
+		}
+		fmt.Fprintf(stderr, "mesh up: node %d (pid %d) exited: %v\n", index, pid, err)
+	}
+
+	c, err := cluster.New(cfg)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "mesh up: %d nodes, %d peers each, %s, seed %d\n", cfg.Nodes, cfg.Peers, cfg.Strategy, cfg.Seed)
+	began := time.Now()
+	if err := c.Start(ctx); err != nil {
+		return err
+	}
+	defer func() {
+		stopping.Store(true)
+		_ = c.Stop()
+	}()
+	if err := cluster.WriteState(o.state, c.State(os.Getpid())); err != nil {
+		return err
+	}
+	defer removeStateIfOurs(o.state, os.Getpid())
+	fmt.Fprintf(stdout, "%d processes up and linked in %v\n\n", cfg.Nodes, time.Since(began).Round(time.Millisecond))
+	obs := c.Mesh().Observe(ctx)
+	printNodeTable(stdout, c.Mesh().Members(), obs)
+	fmt.Fprintf(stdout, "\nstate %s · logs %s\n", o.state, c.LogDir())
+	fmt.Fprintln(stdout, "Ctrl-C, SIGTERM or `mesh down` stops every node.")
+
+	if err := serveUp(ctx, c); err != nil {
+		return err
+	}
+	stopping.Store(true)
+	fmt.Fprintf(stdout, "stopping %d nodes\n", cfg.Nodes)
+	if err := c.Stop(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "stopped")
+	return nil
+}
+
+// serveUp keeps the mesh running until ctx ends (Ctrl-C, SIGTERM, `mesh
+// down`). Whatever serves a running mesh (a dashboard, say) starts here.
+func serveUp(ctx context.Context, _ *cluster.Cluster) error {
+	<-ctx.Done()
+	return nil
+}
+
+// removeStateIfOurs deletes the state file unless another launcher has
+// since replaced it.
+func removeStateIfOurs(path string, pid int) {
+	if s, err := cluster.ReadState(path); err == nil && s.LauncherPID == pid {
+		_ = os.Remove(path)
+	}
+}
+
+// printNodeTable prints index, id, PID, addresses and observed peers.
+func printNodeTable(w io.Writer, members []cluster.Member, obs cluster.Observation) {
+	fmt.Fprintf(w, "  %4s  %-16s  %7s  %-21s  %-28s  %s\n", "node", "id", "pid", "gossip", "http", "peers")
+	for i, m := range members {
+		peers := joinInts(obs.Peers[i])
+		if obs.Errs[i] != nil {
+			peers = "not answering: " + obs.Errs[i].Error()
+		}
+		fmt.Fprintf(w, "  %4d  %-16s  %7d  %-21s  %-28s  %s\n", m.Index, m.ID, m.PID, m.GossipAddr, m.HTTPURL, peers)
+	}
+}
