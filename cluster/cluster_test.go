@@ -1,0 +1,261 @@
+package cluster
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gossipmesh/api"
+	"gossipmesh/wire"
+)
+
+func TestTopologyDeterministicAndWellFormed(t *testing.T) {
+	for _, tc := range []struct{ n, peers int }{{1, 0}, {2, 1}, {10, 3}, {50, 3}, {5, 4}, {10, 9}} {
+		a := NewTopology(tc.n, tc.peers, 42)
+		b := NewTopology(tc.n, tc.peers, 42)
+		if !reflect.DeepEqual(a, b) {
+			t.Fatalf("n=%d peers=%d: same seed gave different topologies", tc.n, tc.peers)
+		}
+		ids := map[string]bool{}
+		for i := range tc.n {
+			if a.IDs[i] == 0 {
+				t.Errorf("n=%d: node %d has id 0", tc.n, i)
+			}
+			ids[a.IDs[i].String()] = true
+			c := a.Chosen[i]
+			if len(c) != min(tc.peers, tc.n-1) {
+				t.Errorf("n=%d peers=%d: node %d chose %d peers", tc.n, tc.peers, i, len(c))
+			}
+			if !slices.IsSorted(c) || len(slices.Compact(slices.Clone(c))) != len(c) || slices.Contains(c, i) {
+				t.Errorf("node %d chose %v: want sorted, distinct, not itself", i, c)
+			}
+		}
+		if len(ids) != tc.n {
+			t.Errorf("n=%d: %d distinct ids", tc.n, len(ids))
+		}
+	}
+	if reflect.DeepEqual(NewTopology(10, 3, 1).Chosen, NewTopology(10, 3, 2).Chosen) {
+		t.Error("seeds 1 and 2 gave the same topology")
+	}
+}
+
+func TestTopologyLinksCountMutualChoiceOnce(t *testing.T) {
+	top := Topology{Chosen: [][]int{{1}, {0}, {0}}, IDs: make([]wire.NodeID, 3)}
+	got := top.Links()
+	want := [][2]int{{0, 1}, {0, 2}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("links = %v, want %v", got, want)
+	}
+}
+
+func TestGraph(t *testing.T) {
+	// 0-1-2-3 line, 4 isolated, plus a repeat, a self-loop and an
+	// out-of-range link that must be ignored.
+	g := NewGraph(5, [][2]int{{0, 1}, {2, 1}, {2, 3}, {1, 0}, {3, 3}, {3, 9}})
+	if got, want := g.Distances(0), []int{0, 1, 2, 3, -1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("distances from 0 = %v, want %v", got, want)
+	}
+	if got, want := g.Links(), [][2]int{{0, 1}, {1, 2}, {2, 3}}; !reflect.DeepEqual(got, want) {
+		t.Errorf("links = %v, want %v", got, want)
+	}
+	if g.Connected() {
+		t.Error("graph with an isolated node reported connected")
+	}
+	if !NewGraph(4, [][2]int{{0, 1}, {1, 2}, {2, 3}}).Connected() {
+		t.Error("line reported not connected")
+	}
+	if !g.Has(2, 1) || g.Has(0, 2) {
+		t.Error("Has disagrees with the links")
+	}
+	if !NewGraph(0, nil).Connected() {
+		t.Error("empty graph reported not connected")
+	}
+}
+
+func TestHistogramJSONIsInNumericOrder(t *testing.T) {
+	b, err := json.Marshal(Histogram{10: 1, 2: 3, 0: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), `{"0":1,"2":3,"10":1}`; got != want {
+		t.Errorf("got %s, want %s", got, want)
+	}
+}
+
+func testMesh(t *testing.T, n int) *Mesh {
+	t.Helper()
+	top := NewTopology(n, 1, 1)
+	members := make([]Member, n)
+	for i := range members {
+		members[i] = Member{Index: i, ID: top.IDs[i].String(), HTTPURL: "http://127.0.0.1:1"}
+	}
+	m, err := NewMesh(members, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestReportFromReceipts(t *testing.T) {
+	m := testMesh(t, 4)
+	id := func(i int) string { return m.members[i].ID }
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(us int) time.Time { return t0.Add(time.Duration(us) * time.Microsecond) }
+	rcs := []*api.Receipt{
+		{Hop: 0, ReceivedAt: at(100)},
+		{Hop: 1, From: id(0), ReceivedAt: at(300), Duplicates: 1},
+		{Hop: 3, From: id(1), ReceivedAt: at(900), Duplicates: 2}, // the long way round
+		nil, // never arrived
+	}
+	g := NewGraph(4, [][2]int{{0, 1}, {1, 2}, {0, 2}, {2, 3}})
+	r := m.newReport("abc", 0, t0, rcs, g)
+	if r.Reached != 3 || r.Nodes != 4 || r.Complete() {
+		t.Errorf("reached %d/%d complete=%v", r.Reached, r.Nodes, r.Complete())
+	}
+	if r.TimeToLast != 900*time.Microsecond {
+		t.Errorf("time to last = %v", r.TimeToLast)
+	}
+	if r.Duplicates != 3 || !reflect.DeepEqual(r.Missing, []int{3}) {
+		t.Errorf("duplicates %d missing %v", r.Duplicates, r.Missing)
+	}
+	if want := (Histogram{0: 1, 1: 1, 3: 1}); !reflect.DeepEqual(r.Hops, want) {
+		t.Errorf("hops = %v, want %v", r.Hops, want)
+	}
+	want := []NodeReceipt{
+		{Index: 0, Hop: 0, From: -1, Distance: 0, Latency: 100 * time.Microsecond},
+		{Index: 1, Hop: 1, From: 0, Distance: 1, Latency: 300 * time.Microsecond, Duplicates: 1},
+		{Index: 2, Hop: 3, From: 1, Distance: 1, Latency: 900 * time.Microsecond, Duplicates: 2},
+	}
+	if !reflect.DeepEqual(r.Receipts, want) {
+		t.Errorf("receipts = %+v\nwant %+v", r.Receipts, want)
+	}
+
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wantJSON = `{"nodes":4,"reached":3,"time_to_last_ms":0.9,"hops":{"0":1,"1":1,"3":1},"duplicates":3,` +
+		`"receipts":[{"index":0,"hop":0,"from":null,"latency_ms":0.1,"distance":0,"duplicates":0},` +
+		`{"index":1,"hop":1,"from":0,"latency_ms":0.3,"distance":1,"duplicates":1},` +
+		`{"index":2,"hop":3,"from":1,"latency_ms":0.9,"distance":1,"duplicates":2}],` +
+		`"id":"abc","publisher":0,"missing":[3]}`
+	if string(b) != wantJSON {
+		t.Errorf("JSON\n got %s\nwant %s", b, wantJSON)
+	}
+}
+
+func TestByArrivalOrdersByLatencyThenIndex(t *testing.T) {
+	r := Report{Receipts: []NodeReceipt{{Index: 0, Latency: 3}, {Index: 1, Latency: 1}, {Index: 2, Latency: 1}}}
+	var got []int
+	for _, rc := range r.ByArrival() {
+		got = append(got, rc.Index)
+	}
+	if want := []int{1, 2, 0}; !reflect.DeepEqual(got, want) {
+		t.Errorf("order %v, want %v", got, want)
+	}
+}
+
+func TestStateRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "cluster.json")
+	if _, err := ReadState(path); err == nil || !strings.Contains(err.Error(), "mesh up") {
+		t.Fatalf("missing state file: err = %v, want one that says how to start a mesh", err)
+	}
+	s := State{
+		Version: StateVersion, LauncherPID: 7, Seed: 3, Peers: 1, Strategy: "flood", Fanout: 8,
+		StartedAt: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC),
+		Nodes: []StateNode{
+			{Member: Member{Index: 0, ID: "00000000000000aa", PID: 10, GossipAddr: "127.0.0.1:1", HTTPURL: "http://127.0.0.1:2"}, Chosen: []int{1}},
+			{Member: Member{Index: 1, ID: "00000000000000bb", PID: 11, GossipAddr: "127.0.0.1:3", HTTPURL: "http://127.0.0.1:4"}, Chosen: []int{0}},
+		},
+	}
+	if err := WriteState(path, s); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadState(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, s) {
+		t.Errorf("round trip:\n got %+v\nwant %+v", got, s)
+	}
+	entries, _ := os.ReadDir(filepath.Dir(path))
+	if len(entries) != 1 {
+		t.Errorf("state directory holds %d files, want only the state file", len(entries))
+	}
+	if err := os.WriteFile(path, []byte(`{"version":99,"nodes":[{}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadState(path); err == nil {
+		t.Error("wrong version accepted")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config: %v", err)
+	}
+	for name, mod := range map[string]func(*Config){
+		"no nodes":       func(c *Config) { c.Nodes = 0 },
+		"too many peers": func(c *Config) { c.Peers = 10 },
+		"no peers":       func(c *Config) { c.Peers = 0 },
+		"strategy":       func(c *Config) { c.Strategy = "gossipsub" },
+		"fanout":         func(c *Config) { c.Fanout = 0 },
+		"log format":     func(c *Config) { c.LogFormat = "xml" },
+		"log level":      func(c *Config) { c.LogLevel = "loud" },
+		"gomaxprocs":     func(c *Config) { c.GOMAXPROCS = -1 },
+		"stop timeout":   func(c *Config) { c.StopTimeout = 0 },
+	} {
+		c := DefaultConfig()
+		mod(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	c := DefaultConfig()
+	c.Nodes, c.Peers = 1, 0
+	if err := c.Validate(); err != nil {
+		t.Errorf("a single node without peers: %v", err)
+	}
+}
+
+func TestBenchConfigValidate(t *testing.T) {
+	if err := DefaultBenchConfig().Validate(); err != nil {
+		t.Fatalf("default: %v", err)
+	}
+	c := DefaultBenchConfig()
+	c.MaxRate = c.StartRate / 2
+	if c.Validate() == nil {
+		t.Error("max rate below start rate accepted")
+	}
+	if got := DefaultBenchConfig().StepMessages(10, 90_000); got != 20_000 {
+		t.Errorf("step messages at 90,000 deliveries/s over 10 nodes for 2 s = %d, want 20,000", got)
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	var xs []time.Duration
+	for i := 1; i <= 100; i++ {
+		xs = append(xs, time.Duration(i))
+	}
+	if percentile(xs, 0.5) != 50 || percentile(xs, 0.99) != 99 || percentile(xs[:1], 0.99) != 1 {
+		t.Error("nearest-rank percentile wrong")
+	}
+}
+
+func TestProcStartSeesThisProcess(t *testing.T) {
+	start, running, err := ProcStart(os.Getpid())
+	if err != nil || !running || start == 0 {
+		t.Fatalf("ProcStart(self) = %d, %v, %v", start, running, err)
+	}
+	if Alive(os.Getpid(), start+1) {
+		t.Error("Alive matched a different start time")
+	}
+	if rss, err := RSS(os.Getpid()); err != nil || rss <= 0 {
+		t.Errorf("RSS(self) = %d, %v", rss, err)
+	}
+}
