@@ -1,0 +1,180 @@
+package node_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gossipmesh/node"
+	"gossipmesh/transport/tcp"
+	"gossipmesh/wire"
+)
+
+// logSink collects JSON log lines from a node, for tests that check what
+// it logged.
+type logSink struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *logSink) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+// find returns the first record that satisfies match.
+func (s *logSink) find(match func(map[string]any) bool) map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, line := range strings.Split(s.buf.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && match(rec) {
+			return rec
+		}
+	}
+	return nil
+}
+
+// startTCPNode starts a node on 127.0.0.1:0 with short timeouts.
+func startTCPNode(t *testing.T, id wire.NodeID, candidates []string, logs io.Writer) *node.Node {
+	t.Helper()
+	cfg := node.DefaultConfig()
+	cfg.ID = id
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Candidates = candidates
+	cfg.HandshakeTimeout = 500 * time.Millisecond
+	cfg.StallTimeout = 500 * time.Millisecond
+	cfg.BackoffMin = 5 * time.Millisecond
+	cfg.BackoffMax = 100 * time.Millisecond
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	if logs != nil {
+		cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	}
+	n, err := node.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	go n.Run(ctx)
+	t.Cleanup(func() {
+		cancel()
+		<-n.Done()
+	})
+	return n
+}
+
+func frame(version byte, typ wire.FrameType, payload []byte) []byte {
+	b := binary.BigEndian.AppendUint32(nil, uint32(2+len(payload)))
+	b = append(b, version, byte(typ))
+	return append(b, payload...)
+}
+
+func helloFrame(t *testing.T, id wire.NodeID) []byte {
+	b, err := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestBadInputClosesOnlyThatConnection sends each kind of garbage to a
+// node's real TCP gossip port. Each must close that one connection within
+// a bounded time and log a warning that names the connection and the
+// reason, while a healthy peer keeps exchanging messages throughout.
+func TestBadInputClosesOnlyThatConnection(t *testing.T) {
+	t.Parallel()
+	logs := &logSink{}
+	target := startTCPNode(t, 1, nil, logs)
+	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+
+	noise := make([]byte, 4096)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range noise {
+		noise[i] = byte(rng.Uint32())
+	}
+	hugeLength := binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF) // a 4 GiB frame
+	hugeLength = append(hugeLength, wire.Version, byte(wire.FrameMessage))
+	truncated := frame(wire.Version, wire.FrameHello, make([]byte, 40))[:20]
+
+	cases := []struct {
+		name string
+		send []byte
+		// halfClose ends the stream after send; otherwise the client stays
+		// connected and silent, and the node must time it out.
+		halfClose bool
+		reason    string // in the logged error
+	}{
+		{"random bytes", noise, false, "frame"},
+		{"four GiB length prefix", hugeLength, false, "exceeds the size limit"},
+		{"unknown version", frame(9, wire.FrameHello, make([]byte, 12)), false, "unknown frame version"},
+		{"unknown frame type", frame(wire.Version, 77, nil), false, "unknown frame type"},
+		{"truncated frame, then silence", truncated, false, "handshake timeout"},
+		{"truncated frame, then EOF", truncated, true, "truncated frame"},
+		{"never speaks", nil, false, "handshake timeout"},
+		{"message before hello", frame(wire.Version, wire.FrameMessage, make([]byte, 50)), false, "bad hello"},
+		{"malformed hello", frame(wire.Version, wire.FrameHello, []byte{1, 2, 3}), false, "malformed payload"},
+		{"garbage after a good hello", append(helloFrame(t, 77), frame(3, wire.FrameMessage, nil)...), false, "unknown frame version"},
+		{"stall inside a frame after a good hello", append(helloFrame(t, 78), truncated...), false, "peer stalled"},
+		{"bad message after a good hello", append(helloFrame(t, 79), frame(wire.Version, wire.FrameMessage, make([]byte, 10))...), false, "malformed payload"},
+	}
+	for k, tc := range cases {
+		conn, err := (tcp.Transport{}).Dial(context.Background(), target.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		local := conn.LocalAddr().String()
+		if _, err := conn.Write(tc.send); err != nil {
+			t.Fatalf("%s: write: %v", tc.name, err)
+		}
+		if tc.halfClose {
+			conn.(*net.TCPConn).CloseWrite()
+		}
+		// The node must hang up: reading ends in EOF or a reset, not in
+		// our own deadline.
+		conn.SetReadDeadline(time.Now().Add(settle))
+		_, err = io.Copy(io.Discard, conn)
+		conn.Close()
+		if errors.Is(err, net.ErrClosed) || isTimeout(err) {
+			t.Errorf("%s: the node did not close the connection: %v", tc.name, err)
+			continue
+		}
+		var rec map[string]any
+		eventually(t, tc.name+": a warning naming the connection", func() bool {
+			rec = logs.find(func(r map[string]any) bool { return r["level"] == "WARN" && r["peer"] == local })
+			return rec != nil
+		})
+		t.Logf("%s: %v", tc.name, rec["err"])
+		if msg, _ := rec["err"].(string); !strings.Contains(msg, tc.reason) {
+			t.Errorf("%s: logged %q, want it to mention %q", tc.name, msg, tc.reason)
+		}
+
+		// The healthy link is still there and still works.
+		rc, err := healthy.Publish(context.Background(), []byte{byte(k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := target.Receipt(context.Background(), rc.ID, settle); !ok {
+			t.Fatalf("after %s: the healthy peer's message never arrived", tc.name)
+		}
+		if ps := target.Peers(); len(ps) != 1 || ps[0].ID != healthy.ID().String() {
+			t.Fatalf("after %s: the node's links are %v, want just the healthy peer", tc.name, ps)
+		}
+	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

@@ -1,0 +1,168 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"gossipmesh/node"
+	"gossipmesh/transport/memnet"
+	"gossipmesh/wire"
+)
+
+// settle bounds how long a test waits for the mesh to reach a state. It is a
+// safety net against hangs, not a performance assertion: on a healthy run
+// every wait ends in milliseconds.
+const settle = 60 * time.Second
+
+// eventually polls cond until it holds or settle passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(settle)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up after %v waiting for %s", settle, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// testMesh is n nodes on one memnet network. Node i is host "h<i>",
+// listens on "h<i>:7000", has id i+1 and dials exactly the candidates the
+// test chose for it, so the topology is known to the test.
+type testMesh struct {
+	t     *testing.T
+	nw    *memnet.Network
+	nodes []*node.Node
+	adj   [][]int // undirected links the mesh should settle on
+}
+
+func host(i int) string { return fmt.Sprintf("h%d", i) }
+func addr(i int) string { return host(i) + ":7000" }
+
+// randomConnected returns, for each node, the nodes it dials: one earlier
+// node (so the graph is connected: a random spanning tree) and extra more
+// random ones.
+func randomConnected(n, extra int, rng *rand.Rand) [][]int {
+	dials := make([][]int, n)
+	for i := 1; i < n; i++ {
+		dials[i] = append(dials[i], rng.IntN(i))
+		for len(dials[i]) < 1+extra && len(dials[i]) < n-1 {
+			j := rng.IntN(n)
+			if j != i && !slices.Contains(dials[i], j) {
+				dials[i] = append(dials[i], j)
+			}
+		}
+	}
+	return dials
+}
+
+// startMesh starts one node per entry of dials. tweak, if not nil, adjusts
+// each node's config.
+func startMesh(t *testing.T, dials [][]int, tweak func(i int, c *node.Config)) *testMesh {
+	t.Helper()
+	m := &testMesh{t: t, nw: memnet.New(), adj: make([][]int, len(dials))}
+	for i, ds := range dials {
+		for _, j := range ds {
+			if !slices.Contains(m.adj[i], j) {
+				m.adj[i] = append(m.adj[i], j)
+				m.adj[j] = append(m.adj[j], i)
+			}
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	for i, ds := range dials {
+		cfg := node.DefaultConfig()
+		cfg.ID = wire.NodeID(i + 1)
+		cfg.Seed = uint64(i + 1)
+		cfg.Transport = m.nw.Host(host(i))
+		cfg.Listen = addr(i)
+		cfg.Peers = len(ds)
+		for _, j := range ds {
+			cfg.Candidates = append(cfg.Candidates, addr(j))
+		}
+		cfg.BackoffMin = 5 * time.Millisecond
+		cfg.BackoffMax = 100 * time.Millisecond
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		if tweak != nil {
+			tweak(i, &cfg)
+		}
+		n, err := node.New(cfg)
+		if err != nil {
+			cancel()
+			t.Fatalf("node %d: %v", i, err)
+		}
+		m.nodes = append(m.nodes, n)
+	}
+	for _, n := range m.nodes {
+		go n.Run(ctx)
+	}
+	t.Cleanup(func() {
+		cancel()
+		for _, n := range m.nodes {
+			<-n.Done()
+		}
+	})
+	return m
+}
+
+// waitLinked waits until every node has exactly the links of adj.
+func (m *testMesh) waitLinked() {
+	m.t.Helper()
+	eventually(m.t, "every node to link to exactly its peers", func() bool {
+		for i, n := range m.nodes {
+			if !m.linkedAsExpected(i, n) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (m *testMesh) linkedAsExpected(i int, n *node.Node) bool {
+	ps := n.Peers()
+	if len(ps) != len(m.adj[i]) {
+		return false
+	}
+	for _, p := range ps {
+		id, err := wire.ParseNodeID(p.ID)
+		if err != nil || !slices.Contains(m.adj[i], int(id)-1) {
+			return false
+		}
+	}
+	return true
+}
+
+// bfs returns every node's shortest-path distance from src.
+func bfs(adj [][]int, src int) []int {
+	dist := make([]int, len(adj))
+	for i := range dist {
+		dist[i] = -1
+	}
+	dist[src] = 0
+	queue := []int{src}
+	for len(queue) > 0 {
+		u := queue[0]
+		queue = queue[1:]
+		for _, v := range adj[u] {
+			if dist[v] < 0 {
+				dist[v] = dist[u] + 1
+				queue = append(queue, v)
+			}
+		}
+	}
+	return dist
+}
+
+// edges counts undirected links.
+func edges(adj [][]int) int {
+	e := 0
+	for _, a := range adj {
+		e += len(a)
+	}
+	return e / 2
+}
