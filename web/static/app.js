@@ -1,0 +1,614 @@
+// gossipmesh dashboard: vanilla JS and SVG, no framework, no build step.
+//
+// One model serves both modes. A message holds, per node, the first copy's
+// hop, sender, latency and duplicates, plus "at": the time on the display
+// clock when the node lights up. Live, the display clock is the page's
+// clock and "at" is spaced hop by hop so that people can follow the spread;
+// in replay it is the trace's virtual time. render(now) draws the state at
+// one instant, so animation, pausing and scrubbing are the same code.
+'use strict';
+(() => {
+  const $ = (s) => document.querySelector(s);
+  const NS = 'http://www.w3.org/2000/svg';
+  const W = 640, H = 460, MAX_MSGS = 50;
+  const reduced = matchMedia('(prefers-reduced-motion: reduce)').matches;
+
+  const S = {
+    replay: false,
+    n: 0, ids: [], links: [], adj: [], pos: [], r: 16,
+    nodes: [],          // live: rows of /api/nodes
+    downEv: [],         // replay: per node [[at, down]…]
+    msgs: new Map(),    // id → message, oldest first
+    pinned: '',         // message chosen in the select; '' follows the newest
+    newest: '',
+    step: 250,          // display ms per hop when animating
+    animate: !reduced,
+    vnow: 0, vend: 0, rate: 1, playing: false, last: 0,
+    dirty: true, msgsChanged: true, raf: 0,
+    els: null,
+  };
+
+  function svg(tag, attrs, parent) {
+    const e = document.createElementNS(NS, tag);
+    for (const k in attrs) e.setAttribute(k, attrs[k]);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  function h(tag, props, parent) {
+    const e = document.createElement(tag);
+    Object.assign(e, props);
+    if (parent) parent.appendChild(e);
+    return e;
+  }
+  const short = (id) => (id || '').slice(0, 8);
+  const fmt = (x) => (x < 10 ? x.toFixed(2) : x < 100 ? x.toFixed(1) : x.toFixed(0));
+  const clock = () => (S.replay ? S.vnow : performance.now());
+  function setStatus(text, bad) {
+    const s = $('#status');
+    s.textContent = text;
+    s.classList.toggle('bad', !!bad);
+  }
+
+  async function getJSON(url, opts) {
+    const res = await fetch(url, opts);
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(body.error || res.status + ' ' + res.statusText);
+    return body;
+  }
+
+  // ---- topology and layout ----
+
+  function setTopology(n, ids, links) {
+    S.n = n; S.ids = ids; S.links = links;
+    S.adj = Array.from({ length: n }, () => []);
+    for (const [a, b] of links) { S.adj[a].push(b); S.adj[b].push(a); }
+    S.pos = layout(n, links);
+    S.r = n <= 30 ? 16 : Math.max(3, 16 * Math.sqrt(30 / n));
+    drawGraph();
+    buildTable();
+    const sel = $('#pub-node');
+    sel.replaceChildren();
+    for (let i = 0; i < n; i++) h('option', { value: i, textContent: 'node ' + i + ' (' + short(ids[i]) + ')' }, sel);
+  }
+
+  // Fruchterman–Reingold from a circle: deterministic, so the same mesh is
+  // drawn the same way on every load. Large meshes stay on the circle.
+  function layout(n, links) {
+    const pos = [], R = Math.min(W, H) / 2 - 30;
+    for (let i = 0; i < n; i++) {
+      const a = (2 * Math.PI * i) / n - Math.PI / 2;
+      pos.push([W / 2 + R * Math.cos(a), H / 2 + R * Math.sin(a)]);
+    }
+    if (n < 4 || n > 150) return pos;
+    const k = Math.sqrt((W * H) / n) * 0.7;
+    let t = W / 10;
+    for (let it = 0; it < 300; it++) {
+      const d = pos.map(() => [0, 0]);
+      for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
+        const dx = pos[i][0] - pos[j][0], dy = pos[i][1] - pos[j][1];
+        const dist = Math.max(Math.hypot(dx, dy), 0.01), f = (k * k) / dist / dist;
+        d[i][0] += dx * f; d[i][1] += dy * f; d[j][0] -= dx * f; d[j][1] -= dy * f;
+      }
+      for (const [a, b] of links) {
+        const dx = pos[a][0] - pos[b][0], dy = pos[a][1] - pos[b][1];
+        const dist = Math.max(Math.hypot(dx, dy), 0.01), f = dist / k;
+        d[a][0] -= dx * f; d[a][1] -= dy * f; d[b][0] += dx * f; d[b][1] += dy * f;
+      }
+      for (let i = 0; i < n; i++) {
+        const len = Math.max(Math.hypot(d[i][0], d[i][1]), 0.01), m = Math.min(len, t) / len;
+        pos[i][0] += d[i][0] * m; pos[i][1] += d[i][1] * m;
+      }
+      t *= 0.985;
+    }
+    // Fit the drawing to the box.
+    const xs = pos.map((p) => p[0]), ys = pos.map((p) => p[1]), M = 30;
+    const x0 = Math.min(...xs), y0 = Math.min(...ys);
+    const sx = (W - 2 * M) / Math.max(Math.max(...xs) - x0, 1), sy = (H - 2 * M) / Math.max(Math.max(...ys) - y0, 1);
+    const s = Math.min(sx, sy);
+    return pos.map(([x, y]) => [M + (x - x0) * s + (W - 2 * M - (Math.max(...xs) - x0) * s) / 2, M + (y - y0) * s + (H - 2 * M - (Math.max(...ys) - y0) * s) / 2]);
+  }
+
+  function drawGraph() {
+    const gl = $('#g-links'), gt = $('#g-tree'), gn = $('#g-nodes');
+    gl.replaceChildren(); gt.replaceChildren(); gn.replaceChildren();
+    for (const [a, b] of S.links) {
+      svg('line', { class: 'link', x1: S.pos[a][0], y1: S.pos[a][1], x2: S.pos[b][0], y2: S.pos[b][1] }, gl);
+    }
+    S.els = [];
+    for (let i = 0; i < S.n; i++) {
+      const [x, y] = S.pos[i];
+      const tree = svg('line', { class: 'tree', visibility: 'hidden' }, gt);
+      const g = svg('g', { 'data-index': i }, gn);
+      const title = svg('title', {}, g);
+      const ring = svg('circle', { class: 'origin-ring', cx: x, cy: y, r: S.r + 4, visibility: 'hidden' }, g);
+      const flash = svg('circle', { class: 'flash', cx: x, cy: y, r: S.r, visibility: 'hidden' }, g);
+      const c = svg('circle', { class: 'node', cx: x, cy: y, r: S.r }, g);
+      const q = S.r * 0.55;
+      const cross = svg('path', { class: 'x', d: `M${x - q} ${y - q}l${2 * q} ${2 * q}m0 ${-2 * q}l${-2 * q} ${2 * q}`, visibility: 'hidden' }, g);
+      const label = S.r >= 9 ? svg('text', { class: 'label', x, y }, g) : null;
+      if (label) label.textContent = i;
+      S.els.push({ tree, title, ring, flash, c, cross, label, cls: '', tip: '' });
+    }
+  }
+
+  // ---- messages ----
+
+  function getMsg(id) {
+    let m = S.msgs.get(id);
+    if (!m) {
+      m = { id, origin: -1, t0: performance.now(), pubAt: 0, recv: new Array(S.n).fill(null) };
+      S.msgs.set(id, m);
+      S.newest = id;
+      S.msgsChanged = true;
+      while (!S.replay && S.msgs.size > MAX_MSGS) {
+        const old = S.msgs.keys().next().value;
+        if (old === S.pinned) S.pinned = '';
+        S.msgs.delete(old);
+      }
+    }
+    return m;
+  }
+
+  function setRecv(m, i, hop, from, lat) {
+    if (i < 0 || i >= S.n) return;
+    const r = m.recv[i];
+    if (r) { r.hop = hop; r.from = from; r.lat = lat; return; }
+    const now = performance.now();
+    m.recv[i] = { hop, from, lat, dups: 0, at: S.animate ? Math.max(now, m.t0 + hop * S.step) : now, dupAt: null };
+  }
+
+  const current = () => S.msgs.get(S.pinned) || currentNewest();
+  function currentNewest() {
+    if (!S.replay) return S.msgs.get(S.newest);
+    let best = null; // replay: the latest message published by now
+    for (const m of S.msgs.values()) if (m.pubAt <= S.vnow) best = m;
+    return best || S.msgs.values().next().value;
+  }
+
+  // reached reports node i's receipt if it is shown at time now: in replay
+  // only what has happened by now; live, every receipt the page knows (the
+  // table does not wait for the animation).
+  function reached(m, i, now) {
+    const r = m && m.recv[i];
+    return r && (!S.replay || r.at <= now) ? r : null;
+  }
+  function dupsAt(r, now) {
+    if (!r.dupAt) return r.dups;
+    let k = 0;
+    for (const t of r.dupAt) if (t <= now) k++;
+    return k;
+  }
+
+  function isDown(i, now) {
+    if (S.replay) {
+      let down = false;
+      for (const [t, d] of S.downEv[i] || []) if (t <= now) down = d;
+      return down;
+    }
+    const row = S.nodes[i];
+    return !!row && (!row.alive || (row.stream && !row.stream.connected));
+  }
+
+  function bfs(src) {
+    const dist = new Array(S.n).fill(-1);
+    if (src < 0) return dist;
+    dist[src] = 0;
+    const q = [src];
+    while (q.length) {
+      const a = q.shift();
+      for (const b of S.adj[a]) if (dist[b] < 0) { dist[b] = dist[a] + 1; q.push(b); }
+    }
+    return dist;
+  }
+
+  // ---- drawing ----
+
+  function kick() { if (!S.raf) S.raf = requestAnimationFrame(frame); }
+
+  function frame(t) {
+    S.raf = 0;
+    if (S.replay && S.playing) {
+      S.vnow = Math.min(S.vend, S.vnow + (t - (S.last || t)) * S.rate);
+      S.last = t;
+      if (S.vnow >= S.vend) { S.playing = false; $('#play').textContent = 'Play'; }
+      $('#scrub').value = S.vend ? Math.round((S.vnow / S.vend) * 1000) : 0;
+      S.dirty = true;
+    }
+    const busy = render();
+    if (busy || (S.replay && S.playing)) kick();
+  }
+
+  // render draws the graph at the display clock's now; it returns whether
+  // anything is still moving.
+  function render() {
+    if (!S.els) return false;
+    const now = clock(), m = current();
+    let busy = false;
+    for (let i = 0; i < S.n; i++) {
+      const e = S.els[i], r = m && m.recv[i], down = isDown(i, now);
+      const lit = r && r.at <= now;
+      if (r && !lit) busy = true;
+      const origin = lit && m.origin === i;
+      const cls = 'node' + (down ? ' down' : origin ? ' origin' : lit ? ' reached' : '');
+      if (cls !== e.cls) {
+        e.cls = cls;
+        e.c.setAttribute('class', cls);
+        e.cross.setAttribute('visibility', down ? 'visible' : 'hidden');
+        e.ring.setAttribute('visibility', origin && !down ? 'visible' : 'hidden');
+        if (e.label) e.label.setAttribute('class', 'label' + (down ? ' down' : lit ? ' on' : ''));
+      }
+      const tip = `node ${i} ${S.ids[i] || ''}: ` + (down ? 'failed' : lit ? `reached at hop ${r.hop}` + (r.from >= 0 ? ` from node ${r.from}` : ' (publisher)') : 'not reached');
+      if (tip !== e.tip) { e.tip = tip; e.title.textContent = tip; }
+      // The link that carried this node's first copy grows from the sender
+      // to the node as the copy travels.
+      let f = 0;
+      if (r && r.from >= 0 && r.from < S.n) {
+        const p = m.recv[r.from], start = p ? Math.min(p.at, r.at) : r.at - S.step, end = r.at;
+        f = end > start ? (now - start) / (end - start) : now >= end ? 1 : 0;
+        f = Math.max(0, Math.min(1, f));
+        if (f > 0 && f < 1) busy = true;
+      }
+      if (f > 0) {
+        const [x1, y1] = S.pos[r.from], [x2, y2] = S.pos[i];
+        e.tree.setAttribute('x1', x1); e.tree.setAttribute('y1', y1);
+        e.tree.setAttribute('x2', x1 + (x2 - x1) * f); e.tree.setAttribute('y2', y1 + (y2 - y1) * f);
+        e.tree.setAttribute('visibility', 'visible');
+      } else e.tree.setAttribute('visibility', 'hidden');
+      // A short ring marks a node that has just lit up.
+      const age = lit && !reduced ? now - r.at : Infinity, span = S.replay ? S.vend / 40 : 600;
+      if (age < span) {
+        e.flash.setAttribute('r', S.r + 2 + (10 * age) / span);
+        e.flash.setAttribute('visibility', 'visible');
+        busy = true;
+      } else e.flash.setAttribute('visibility', 'hidden');
+    }
+    if (S.dirty || S.replay) { S.dirty = false; renderTable(m, now); renderCharts(m, now); }
+    if (S.msgsChanged) { S.msgsChanged = false; renderMsgSelect(); }
+    if (S.replay) setStatus(`Replay · ${S.n} nodes · t = ${fmt(S.vnow)} of ${fmt(S.vend)} ms (virtual)`);
+    return busy;
+  }
+
+  function buildTable() {
+    const tb = $('#nodes tbody');
+    tb.replaceChildren();
+    S.rows = [];
+    for (let i = 0; i < S.n; i++) {
+      const tr = h('tr', {}, tb);
+      tr.dataset.index = i;
+      const cells = [];
+      for (let k = 0; k < 8; k++) cells.push(h('td', {}, tr));
+      cells[0].textContent = i;
+      cells[1].textContent = short(S.ids[i]);
+      cells[1].className = 'id';
+      cells[1].title = S.ids[i] || '';
+      const state = h('span', {}, cells[2]);
+      const act = h('td', { className: 'live-only' }, tr);
+      const kill = h('button', { type: 'button', className: 'danger', textContent: 'Kill' }, act);
+      const restart = h('button', { type: 'button', className: 'secondary', textContent: 'Restart' }, act);
+      kill.setAttribute('aria-label', 'Kill node ' + i);
+      restart.setAttribute('aria-label', 'Restart node ' + i);
+      kill.addEventListener('click', () => control(i, 'kill'));
+      restart.addEventListener('click', () => control(i, 'restart'));
+      S.rows.push({ tr, cells, state, kill, restart, key: '' });
+    }
+  }
+
+  function renderTable(m, now) {
+    const dist = bfs(m ? m.origin : -1);
+    for (let i = 0; i < S.n; i++) {
+      const row = S.rows[i], r = reached(m, i, now), down = isDown(i, now);
+      const live = !S.replay && S.nodes[i];
+      const stateText = down ? (live && live.alive ? 'no events' : 'down') : 'up';
+      const vals = [stateText, r ? r.hop : '–', dist[i] >= 0 ? dist[i] : '–', r ? (r.from >= 0 ? r.from : 'publisher') : '–',
+        r ? fmt(r.lat) : '–', r ? dupsAt(r, now) : '–'];
+      const key = vals.join('|') + down + (m && m.origin === i);
+      if (key === row.key) continue;
+      row.key = key;
+      row.state.textContent = stateText;
+      row.state.className = down ? 'state-down' : 'state-up';
+      for (let k = 1; k < vals.length; k++) row.cells[k + 2].textContent = vals[k];
+      row.tr.className = (down ? 'down' : '') + (m && m.origin === i ? ' origin' : '');
+      row.tr.dataset.reached = !!r;
+      row.tr.dataset.hop = r ? r.hop : '';
+      row.tr.dataset.from = r ? r.from : '';
+      row.kill.disabled = !live || !live.alive;
+      row.restart.disabled = !live || live.alive;
+    }
+    const sum = $('#summary');
+    if (!m) { sum.textContent = 'No message yet.'; sum.dataset.reached = 0; sum.dataset.total = S.n; return; }
+    let k = 0, last = 0, maxHop = 0, dups = 0;
+    for (let i = 0; i < S.n; i++) {
+      const r = reached(m, i, now);
+      if (!r) continue;
+      k++; last = Math.max(last, r.lat); maxHop = Math.max(maxHop, r.hop); dups += dupsAt(r, now);
+    }
+    sum.dataset.msg = m.id;
+    sum.dataset.reached = k;
+    sum.dataset.total = S.n;
+    sum.textContent = `Message ${short(m.id)} from node ${m.origin >= 0 ? m.origin : '?'}: reached ${k}/${S.n} nodes` +
+      (k > 1 ? ` · last after ${fmt(last)} ms · max hop ${maxHop} · ${dups} duplicates` : '');
+  }
+
+  function renderMsgSelect() {
+    const sel = $('#msg'), keep = S.pinned;
+    while (sel.options.length > 1) sel.remove(1);
+    for (const m of [...S.msgs.values()].reverse()) {
+      h('option', { value: m.id, textContent: short(m.id) + (m.origin >= 0 ? ' from node ' + m.origin : '') }, sel);
+    }
+    sel.value = S.msgs.has(keep) ? keep : '';
+  }
+
+  function renderCharts(m, now) {
+    const hops = [], lats = [];
+    for (let i = 0; i < S.n; i++) {
+      const r = reached(m, i, now);
+      if (!r) continue;
+      hops[r.hop] = (hops[r.hop] || 0) + 1;
+      if (r.hop > 0) lats.push(r.lat);
+    }
+    const key = hops.join(',') + '/' + lats.length + '/' + (lats.length ? Math.max(...lats) : 0);
+    if (key === S.chartKey) return;
+    S.chartKey = key;
+    histogram($('#hist'), hops);
+    cdf($('#lat'), lats.sort((a, b) => a - b));
+  }
+
+  const CW = 320, CH = 180, PL = 34, PB = 26, PT = 12, PR = 10;
+  function axes(el, xlabel) {
+    el.replaceChildren();
+    svg('line', { class: 'axis', x1: PL, y1: CH - PB, x2: CW - PR, y2: CH - PB }, el);
+    svg('line', { class: 'axis', x1: PL, y1: PT, x2: PL, y2: CH - PB }, el);
+    const t = svg('text', { class: 'tick', x: (CW + PL) / 2, y: CH - 3, 'text-anchor': 'middle' }, el);
+    t.textContent = xlabel;
+  }
+  function tick(el, x, y, text, anchor) {
+    const t = svg('text', { class: 'tick', x, y, 'text-anchor': anchor || 'middle' }, el);
+    t.textContent = text;
+  }
+
+  function histogram(el, hops) {
+    axes(el, 'hop');
+    const n = hops.length, maxC = Math.max(1, ...hops.map((c) => c || 0));
+    const cap = $('#hist-cap');
+    if (!n) { cap.textContent = 'No receipts yet.'; return; }
+    const bw = (CW - PL - PR) / n, ph = CH - PB - PT - 12;
+    const parts = [];
+    for (let hp = 0; hp < n; hp++) {
+      const c = hops[hp] || 0, bh = (c / maxC) * ph, x = PL + hp * bw;
+      svg('rect', { class: 'bar', x: x + bw * 0.15, y: CH - PB - bh, width: bw * 0.7, height: bh }, el);
+      tick(el, x + bw / 2, CH - PB + 12, hp);
+      if (c) tick(el, x + bw / 2, CH - PB - bh - 3, c);
+      parts.push(`hop ${hp}: ${c}`);
+    }
+    tick(el, PL - 4, PT + 12, maxC, 'end');
+    cap.textContent = 'Nodes per hop of their first copy. ' + parts.join(', ') + '.';
+  }
+
+  // The latency distribution as a cumulative curve: how many nodes had the
+  // message after how long (the publisher excluded).
+  function cdf(el, lats) {
+    axes(el, S.replay ? 'virtual ms since publish' : 'ms since publish');
+    const cap = $('#lat-cap');
+    if (!lats.length) { cap.textContent = 'No deliveries yet.'; return; }
+    const maxL = Math.max(lats[lats.length - 1], 1e-3), n = lats.length;
+    const X = (v) => PL + (v / maxL) * (CW - PL - PR), Y = (k) => CH - PB - (k / n) * (CH - PB - PT);
+    let d = `M${X(0)} ${Y(0)}`;
+    lats.forEach((v, k) => { d += `H${X(v)}V${Y(k + 1)}`; });
+    svg('path', { class: 'cdf', d }, el);
+    lats.forEach((v, k) => svg('circle', { class: 'dot', cx: X(v), cy: Y(k + 1), r: 2.5 }, el));
+    tick(el, PL - 4, PT + 4, n, 'end');
+    tick(el, PL - 4, CH - PB, 0, 'end');
+    tick(el, CW - PR, CH - PB + 12, fmt(maxL), 'end');
+    tick(el, PL, CH - PB + 12, 0, 'start');
+    const p50 = lats[Math.floor((n - 1) / 2)];
+    cap.textContent = `Nodes reached over time: ${n} deliveries, median ${fmt(p50)} ms, last ${fmt(maxL)} ms.`;
+  }
+
+  // ---- live mode ----
+
+  async function refreshNodes() {
+    try {
+      const res = await getJSON('/api/nodes');
+      S.nodes = res.nodes;
+      S.dirty = true;
+      kick();
+      if (!S.replay) {
+        const up = res.nodes.filter((r) => r.alive && r.stream.connected).length;
+        if (S.connected) setStatus(`Live · ${S.n} nodes · ${up} up and streaming`);
+      }
+    } catch (err) {
+      setStatus('Cannot read the node table: ' + err.message, true);
+    }
+  }
+  let refreshTimer = 0;
+  function refreshSoon() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(refreshNodes, 150);
+  }
+
+  function onStream(ev) {
+    let e;
+    try { e = JSON.parse(ev.data); } catch { return; }
+    if (S.replay) return;
+    switch (e.type) {
+      case 'event': {
+        const m = getMsg(e.id);
+        if (e.origin_index >= 0) m.origin = e.origin_index;
+        if (e.kind === 'published') setRecv(m, e.index, 0, -1, 0);
+        else if (e.kind === 'delivered') setRecv(m, e.index, e.hop, e.from_index, e.latency_ms);
+        else if (e.kind === 'duplicate' && m.recv[e.index]) m.recv[e.index].dups++;
+        break;
+      }
+      case 'hello':
+        S.connected = true;
+        refreshSoon();
+        break;
+      case 'stream': case 'control':
+        refreshSoon();
+        break;
+      case 'lost': {
+        setStatus(`This page fell behind and missed ${e.count} events; filling in from the nodes.`, true);
+        const m = current();
+        if (m) reconcile(m.id);
+        break;
+      }
+    }
+    S.dirty = true;
+    kick();
+  }
+
+  // reconcile fills in what the stream missed from the nodes' own
+  // receipts, and brings duplicate counts up to date.
+  async function reconcile(id) {
+    try {
+      const res = await getJSON('/api/messages/' + id);
+      const m = getMsg(id);
+      for (const r of res.receipts) {
+        if (!r.reached) continue;
+        if (r.hop === 0) m.origin = r.index;
+        setRecv(m, r.index, r.hop, r.from_index, r.latency_ms);
+        m.recv[r.index].dups = Math.max(m.recv[r.index].dups, r.duplicates);
+      }
+      S.dirty = true;
+      kick();
+    } catch (err) {
+      setStatus('Cannot read receipts: ' + err.message, true);
+    }
+  }
+
+  async function publish(ev) {
+    ev.preventDefault();
+    const btn = $('#publish'), errEl = $('#pub-error');
+    btn.disabled = true;
+    errEl.textContent = '';
+    try {
+      const res = await getJSON('/api/publish', {
+        method: 'POST', headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ node: Number($('#pub-node').value), body: $('#pub-body').value }),
+      });
+      const m = getMsg(res.id);
+      m.origin = res.node;
+      if (S.pinned) { S.pinned = ''; S.msgsChanged = true; }
+      S.newest = res.id;
+      S.dirty = true;
+      kick();
+      setTimeout(() => reconcile(res.id), 1500);
+    } catch (err) {
+      errEl.textContent = 'Publish failed: ' + err.message;
+    } finally {
+      btn.disabled = false;
+    }
+  }
+
+  async function control(i, verb) {
+    const row = S.rows[i];
+    row.kill.disabled = row.restart.disabled = true;
+    try {
+      const res = await getJSON(`/api/nodes/${i}/${verb}`, { method: 'POST' });
+      S.nodes = res.nodes;
+      row.key = '';
+      S.dirty = true;
+      kick();
+    } catch (err) {
+      setStatus(`${verb} node ${i} failed: ${err.message}`, true);
+      refreshNodes();
+    }
+  }
+
+  async function startLive() {
+    const topo = await getJSON('/api/topology');
+    setTopology(topo.nodes.length, topo.nodes.map((n) => n.id), topo.links);
+    await refreshNodes();
+    const es = new EventSource('/api/events');
+    es.onmessage = onStream;
+    es.onerror = () => { S.connected = false; setStatus('Lost the live stream; reconnecting…', true); };
+    setInterval(refreshNodes, 5000);
+  }
+
+  // ---- replay mode ----
+
+  function startReplay(t) {
+    S.replay = true;
+    document.body.classList.add('replay');
+    S.msgs = new Map();
+    S.pinned = S.newest = '';
+    setTopology(t.nodes, t.ids || [], t.links);
+    S.downEv = Array.from({ length: t.nodes }, () => []);
+    for (const ev of t.events) {
+      if (ev.kind === 'down' || ev.kind === 'up') { S.downEv[ev.node].push([ev.at_ms, ev.kind === 'down']); continue; }
+      const m = getMsg(ev.msg);
+      const r = { hop: ev.hop, from: ev.from, lat: ev.at_ms - m.pubAt, dups: 0, at: ev.at_ms, dupAt: [] };
+      if (ev.kind === 'published') { m.origin = ev.node; m.pubAt = ev.at_ms; r.lat = 0; m.recv[ev.node] = r; }
+      else if (ev.kind === 'delivered' && !m.recv[ev.node]) m.recv[ev.node] = r;
+      else if (ev.kind === 'duplicate' && m.recv[ev.node]) m.recv[ev.node].dupAt.push(ev.at_ms);
+    }
+    S.vend = t.events.length ? t.events[t.events.length - 1].at_ms : 0;
+    $('#replay-source').textContent = (t.source ? t.source + ' · ' : '') + `${t.nodes} nodes, ${t.events.length} events`;
+    setRate();
+    S.vnow = 0;
+    S.msgsChanged = S.dirty = true;
+    play(true);
+  }
+
+  function setRate() {
+    const v = $('#speed').value;
+    S.rate = v === 'auto' ? Math.max(S.vend, 1e-3) / 8000 : Number(v);
+  }
+  function play(on) {
+    if (on && S.vnow >= S.vend) S.vnow = 0;
+    S.playing = on;
+    S.last = 0;
+    $('#play').textContent = on ? 'Pause' : 'Play';
+    kick();
+  }
+
+  function loadFile(file) {
+    const rd = new FileReader();
+    rd.onload = () => {
+      try {
+        const t = JSON.parse(rd.result);
+        if (t.version !== 1 || !(t.nodes > 0) || !Array.isArray(t.events) || !Array.isArray(t.links)) throw new Error('not a version 1 gossipmesh trace');
+        startReplay(t);
+      } catch (err) {
+        setStatus('Cannot replay ' + file.name + ': ' + err.message, true);
+      }
+    };
+    rd.readAsText(file);
+  }
+
+  // ---- start ----
+
+  function wire() {
+    $('#publish-form').addEventListener('submit', publish);
+    $('#animate').checked = S.animate;
+    $('#animate').addEventListener('change', (e) => { S.animate = e.target.checked; });
+    $('#msg').addEventListener('change', (e) => { S.pinned = e.target.value; S.dirty = true; kick(); });
+    $('#trace-file').addEventListener('change', (e) => { if (e.target.files[0]) loadFile(e.target.files[0]); });
+    $('#play').addEventListener('click', () => play(!S.playing));
+    $('#rewind').addEventListener('click', () => { S.vnow = 0; S.dirty = true; play(true); });
+    $('#speed').addEventListener('change', () => { setRate(); kick(); });
+    $('#scrub').addEventListener('input', (e) => {
+      S.vnow = (Number(e.target.value) / 1000) * S.vend;
+      if (S.playing) play(false);
+      S.dirty = true;
+      kick();
+    });
+  }
+
+  async function main() {
+    wire();
+    try {
+      const mode = await getJSON('/api/mode');
+      if (location.pathname === '/replay' || !mode.live) {
+        document.body.classList.add('replay');
+        if (mode.trace) startReplay(await getJSON('/api/trace'));
+        else setStatus('Replay: choose a trace file (written by mesh sim --trace FILE).');
+        return;
+      }
+      await startLive();
+    } catch (err) {
+      setStatus('Cannot start: ' + err.message, true);
+    }
+  }
+  main();
+})();
