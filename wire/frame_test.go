@@ -94,7 +94,7 @@ func TestReadFrameErrors(t *testing.T) {
 		{"unknown version", rawFrame(2, 2, byte(wire.FrameHello)), wire.ErrUnknownVersion},
 		{"version zero", rawFrame(3, 0, byte(wire.FrameMessage), 0), wire.ErrUnknownVersion},
 		{"unknown type", rawFrame(2, wire.Version, 99), wire.ErrUnknownType},
-		{"over the limit by one", rawFrame(limit-4+1), wire.ErrFrameTooLarge},
+		{"over the limit by one", rawFrame(limit - 4 + 1), wire.ErrFrameTooLarge},
 		{"four GiB length prefix", rawFrame(0xFFFFFFFF), wire.ErrFrameTooLarge},
 		{"length shorter than the header", rawFrame(1, wire.Version), wire.ErrFrameTooShort},
 		{"zero length", rawFrame(0), wire.ErrFrameTooShort},
