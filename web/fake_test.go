@@ -47,7 +47,7 @@ func newFakeMesh(t testing.TB, n int, links [][2]int) *fakeMesh {
 		m.adj[l[1]] = append(m.adj[l[1]], l[0])
 	}
 	for i := range n {
-		fn := &fakeNode{m: m, index: i, id: fmt.Sprintf("%016x", 0xa0+i), receipts: map[string]api.Receipt{}}
+		fn := &fakeNode{m: m, index: i, id: fmt.Sprintf("%016x", uint64(i+1)*0x9e3779b97f4a7c15), receipts: map[string]api.Receipt{}}
 		h := api.NewHandler(fn, nil)
 		fn.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			m.mu.Lock()

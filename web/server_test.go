@@ -162,12 +162,13 @@ func TestPageAndAssets(t *testing.T) {
 
 func TestTopologyAndNodes(t *testing.T) {
 	t.Parallel()
-	base := dashboard(t, newFakeMesh(t, 6, ringLinks(6)), nil)
+	m := newFakeMesh(t, 6, ringLinks(6))
+	base := dashboard(t, m, nil)
 	var topo Topology
 	if code := call(t, "GET", base+"/api/topology", "", &topo); code != 200 {
 		t.Fatalf("GET /api/topology: %d", code)
 	}
-	if len(topo.Nodes) != 6 || topo.Nodes[2].ID != "00000000000000a2" {
+	if len(topo.Nodes) != 6 || topo.Nodes[2].ID != m.nodes[2].id {
 		t.Errorf("topology nodes = %+v", topo.Nodes)
 	}
 	// ringLinks(6): the ring plus chords 0–3 and 3–0 (the same link).

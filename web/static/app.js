@@ -353,7 +353,7 @@
     cdf($('#lat'), lats.sort((a, b) => a - b));
   }
 
-  const CW = 320, CH = 180, PL = 34, PB = 26, PT = 12, PR = 10;
+  const CW = 480, CH = 200, PL = 34, PB = 28, PT = 14, PR = 12;
   function axes(el, xlabel) {
     el.replaceChildren();
     svg('line', { class: 'axis', x1: PL, y1: CH - PB, x2: CW - PR, y2: CH - PB }, el);
