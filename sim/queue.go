@@ -1,0 +1,298 @@
+package sim
+
+import "math/bits"
+
+// event is one thing that happens at a virtual time: a copy of the current
+// broadcast arriving at node to from node from at hop hop. It is 24 bytes
+// and holds no pointer, so millions of them cost the garbage collector
+// nothing to scan.
+type event struct {
+	at   int64  // virtual time, nanoseconds
+	seq  uint32 // push order, breaks ties in at (serial-number compare)
+	to   uint32 // node index
+	from uint32 // node index of the sender
+	hop  uint16 // hop the receiver sees
+}
+
+// before orders events by (at, seq). seq is compared as a serial number
+// (RFC 1982) so that it may wrap: events of equal time are pushed within a
+// few billion of each other.
+func (a *event) before(b *event) bool {
+	return a.at < b.at || a.at == b.at && int32(a.seq-b.seq) < 0
+}
+
+// heap is a 4-ary min-heap of events in one slice, ordered by (at, seq):
+// no interfaces, no per-event allocation, hand-written sifts, and half the
+// depth of a binary heap.
+type heap struct {
+	ev []event
+}
+
+func (h *heap) len() int { return len(h.ev) }
+
+func (h *heap) top() *event { return &h.ev[0] }
+
+func (h *heap) push(e event) {
+	h.ev = append(h.ev, e)
+	ev := h.ev
+	i := len(ev) - 1
+	for i > 0 {
+		p := (i - 1) >> 2
+		if !e.before(&ev[p]) {
+			break
+		}
+		ev[i] = ev[p]
+		i = p
+	}
+	ev[i] = e
+}
+
+// pop removes and returns the earliest event. The heap must not be empty.
+func (h *heap) pop() event {
+	ev := h.ev
+	top := ev[0]
+	n := len(ev) - 1
+	last := ev[n]
+	h.ev = ev[:n]
+	if n == 0 {
+		return top
+	}
+	ev = ev[:n]
+	i := 0
+	for {
+		c := i<<2 + 1
+		if c >= n {
+			break
+		}
+		m := c
+		end := min(c+4, n)
+		for j := c + 1; j < end; j++ {
+			if ev[j].before(&ev[m]) {
+				m = j
+			}
+		}
+		if !ev[m].before(&last) {
+			break
+		}
+		ev[i] = ev[m]
+		i = m
+	}
+	ev[i] = last
+	return top
+}
+
+// chunkSize is the number of events in one chunk of a bucket: small
+// enough that a thousand sparse buckets stay in cache, big enough that a
+// dense one is a short list.
+const chunkSize = 128
+
+// chunk is a piece of a bucket's event list. next comes first so that the
+// garbage collector scans one word of it, not 3 KiB.
+type chunk struct {
+	next *chunk
+	n    int
+	ev   [chunkSize]event
+}
+
+// bucket is a list of chunks; n counts the events in the tail chunk, kept
+// here so that a push touches the ring and one line of the tail.
+type bucket struct {
+	head, tail *chunk
+	n          int
+}
+
+// queue hands out events in (at, seq) order. It is a calendar queue, which
+// a plain heap cannot match on this hardware: past the 1 MiB L2 cache a
+// load costs ~200 ns here, and a heap of millions of events pays several
+// of them on every pop, where a calendar queue reads memory in order.
+//
+//   - The ring holds the near future in buckets of width 2^shift ns, as
+//     unsorted lists of fixed-size chunks (recycled, so its memory follows
+//     the events in flight and never the run's total).
+//   - The bucket being consumed is copied to cur and sorted by (at, seq);
+//     events pushed into its time window meanwhile go to the small heap
+//     side, and the two are merged as they are popped.
+//   - Events beyond the ring's horizon wait in the heap far.
+//
+// Order is exactly (at, seq), the same as one big min-heap's.
+type queue struct {
+	shift   uint
+	ring    []bucket
+	mask    int64
+	base    int64 // bucket number of cur
+	inRing  int
+	cur     []event
+	tmp     []event // scratch for the radix sort
+	pos     int
+	side    heap
+	far     heap
+	free    *chunk
+	started bool
+}
+
+// newQueue returns a queue tuned for events that are usually up to
+// horizon ns in the future and come about every gap ns.
+func newQueue(horizon, gap int64) *queue {
+	if gap < 1 {
+		gap = 1
+	}
+	shift := uint(bits.Len64(uint64(gap)))
+	if shift > 0 {
+		shift--
+	}
+	nb := int64(horizon>>shift) + 2
+	size := int64(1) << bits.Len64(uint64(nb))
+	size = min(max(size, 64), 1<<16)
+	return &queue{shift: shift, ring: make([]bucket, size), mask: size - 1}
+}
+
+func (q *queue) len() int { return q.inRing + len(q.cur) - q.pos + q.side.len() + q.far.len() }
+
+func (q *queue) push(e event) {
+	b := e.at >> q.shift
+	switch {
+	case !q.started:
+		q.started = true
+		q.base = b
+		q.side.push(e)
+	case b <= q.base:
+		q.side.push(e)
+	case b-q.base < int64(len(q.ring)):
+		q.add(&q.ring[b&q.mask], e)
+	default:
+		q.far.push(e)
+	}
+}
+
+func (q *queue) add(bk *bucket, e event) {
+	t := bk.tail
+	if t == nil || bk.n == chunkSize {
+		c := q.free
+		if c != nil {
+			q.free = c.next
+			c.next = nil
+		} else {
+			c = new(chunk)
+		}
+		if t == nil {
+			bk.head = c
+		} else {
+			t.n = chunkSize
+			t.next = c
+		}
+		bk.tail, bk.n, t = c, 0, c
+	}
+	t.ev[bk.n] = e
+	bk.n++
+	q.inRing++
+}
+
+// pop removes and returns the earliest event. The queue must not be empty.
+func (q *queue) pop() event {
+	for {
+		if q.pos < len(q.cur) {
+			if q.side.len() > 0 && q.side.top().before(&q.cur[q.pos]) {
+				return q.side.pop()
+			}
+			q.pos++
+			return q.cur[q.pos-1]
+		}
+		if q.side.len() > 0 {
+			return q.side.pop()
+		}
+		q.advance()
+	}
+}
+
+// peek returns the node of the event d places after the next one in cur,
+// if it is known, so that the caller can touch its memory early.
+func (q *queue) peek(d int) (uint32, bool) {
+	if i := q.pos + d; i < len(q.cur) {
+		return q.cur[i].to, true
+	}
+	return 0, false
+}
+
+// advance moves to the next non-empty bucket and sorts it into cur.
+func (q *queue) advance() {
+	q.cur, q.pos = q.cur[:0], 0
+	if q.inRing == 0 {
+		if q.far.len() == 0 {
+			panic("sim: pop from an empty queue")
+		}
+		q.base = q.far.top().at>>q.shift - 1
+	}
+	for {
+		q.base++
+		// Pull in far events that the ring now covers.
+		for q.far.len() > 0 && q.far.top().at>>q.shift-q.base < int64(len(q.ring)) {
+			e := q.far.pop()
+			if e.at>>q.shift == q.base {
+				q.cur = append(q.cur, e)
+			} else {
+				q.add(&q.ring[(e.at>>q.shift)&q.mask], e)
+			}
+		}
+		bk := &q.ring[q.base&q.mask]
+		if bk.tail != nil {
+			bk.tail.n = bk.n
+		}
+		for c := bk.head; c != nil; {
+			q.cur = append(q.cur, c.ev[:c.n]...)
+			q.inRing -= c.n
+			next := c.next
+			c.next = q.free
+			q.free = c
+			c = next
+		}
+		*bk = bucket{}
+		if len(q.cur) > 0 {
+			break
+		}
+	}
+	q.sortCur()
+}
+
+// sortCur sorts cur by (at, seq). cur holds its events in push order (far
+// events pulled in come out of their heap in (at, seq) order and were all
+// pushed before any event that went straight into the bucket), so a
+// stable sort by at alone is enough: insertion sort for the small buckets
+// that are the rule, a radix sort on the offset within the bucket for big
+// ones.
+func (q *queue) sortCur() {
+	c := q.cur
+	if len(c) <= 48 {
+		for i := 1; i < len(c); i++ {
+			e := c[i]
+			j := i
+			for ; j > 0 && c[j-1].at > e.at; j-- {
+				c[j] = c[j-1]
+			}
+			c[j] = e
+		}
+		return
+	}
+	lo := q.base << q.shift
+	if cap(q.tmp) < len(c) {
+		q.tmp = make([]event, len(c), cap(c))
+	}
+	src, dst := c, q.tmp[:len(c)]
+	for sh := uint(0); sh < q.shift; sh += 8 {
+		var count [257]int
+		for i := range src {
+			count[(src[i].at-lo)>>sh&0xff+1]++
+		}
+		for i := 1; i < 257; i++ {
+			count[i] += count[i-1]
+		}
+		for i := range src {
+			d := (src[i].at - lo) >> sh & 0xff
+			dst[count[d]] = src[i]
+			count[d]++
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &c[0] {
+		copy(c, src)
+	}
+}

@@ -1,0 +1,404 @@
+package sim
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Coverage holds the time, in milliseconds since publish, until 50%, 90%,
+// 99% and 100% of the nodes had a message. NaN means the level was never
+// reached; JSON shows it as null.
+type Coverage [4]float64
+
+// MarshalJSON writes {"50":…,"90":…,"99":…,"100":…} in that order.
+func (c Coverage) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, lvl := range coverageLevels {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = strconv.AppendInt(b, int64(lvl), 10)
+		b = append(b, '"', ':')
+		b = appendNum(b, c[i])
+	}
+	return append(b, '}'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON writes.
+func (c *Coverage) UnmarshalJSON(data []byte) error {
+	var m map[string]*float64
+	if err := json.Unmarshal(data, &m); err != nil {
+		return err
+	}
+	for i, lvl := range coverageLevels {
+		c[i] = math.NaN()
+		if v := m[strconv.Itoa(lvl)]; v != nil {
+			c[i] = *v
+		}
+	}
+	return nil
+}
+
+func appendNum(b []byte, v float64) []byte {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return append(b, "null"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+// Broadcast is what one message did.
+type Broadcast struct {
+	Index     int `json:"index"`
+	Publisher int `json:"publisher"`
+	// PublishedAtMS is the virtual time of publish since the run started.
+	PublishedAtMS float64 `json:"published_at_ms"`
+	// Reached counts nodes that had the message, publisher included.
+	Reached int `json:"reached"`
+	// Reliability is Reached / N.
+	Reliability float64 `json:"reliability"`
+	// MeanHop is the mean hop of the nodes reached, publisher excluded.
+	MeanHop float64 `json:"mean_hop"`
+	// LastDeliveryHop is the largest hop of any first receipt.
+	LastDeliveryHop int `json:"last_delivery_hop"`
+	// RMR is the relative message redundancy, Messages/(Reached−1) − 1:
+	// 0 when every copy reached a new node. It is the issue's
+	// messages/(N−1) − 1 whenever every node is reached.
+	RMR float64 `json:"rmr"`
+	// TimeToCoverageMS is the time to 50/90/99/100% of N.
+	TimeToCoverageMS Coverage `json:"time_to_coverage_ms"`
+	// ReachedByHop[h] counts nodes first reached at hop h.
+	ReachedByHop []int `json:"reached_by_hop"`
+	// Messages counts payload copies sent, lost or not.
+	Messages int64 `json:"messages"`
+	// Duplicates counts copies that reached a node that had the message.
+	Duplicates int64 `json:"duplicates"`
+	// Lost counts copies dropped by link loss.
+	Lost int64 `json:"lost"`
+	// ToCrashed counts copies that arrived at a crashed node.
+	ToCrashed int64 `json:"to_crashed"`
+	// Rejected counts copies a core refused as malformed (always 0 unless
+	// the core and simulator disagree).
+	Rejected int64 `json:"rejected"`
+	// Partial marks a broadcast cut short by a cancelled run.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// CoverageByHop returns the fraction of n nodes reached at hop h or less.
+func (b *Broadcast) CoverageByHop(n int) []float64 {
+	out := make([]float64, len(b.ReachedByHop))
+	sum := 0
+	for h, c := range b.ReachedByHop {
+		sum += c
+		out[h] = float64(sum) / float64(n)
+	}
+	return out
+}
+
+// Report is one run: the means over its broadcasts, what was simulated,
+// and every broadcast. The first eight fields and their JSON names are the
+// interface other tools rely on.
+type Report struct {
+	Nodes      int    `json:"nodes"`
+	Broadcasts int    `json:"broadcasts"`
+	Seed       uint64 `json:"seed"`
+	// Reliability, MeanHop, LastDeliveryHop and RMR are means over the
+	// broadcasts.
+	Reliability     float64 `json:"reliability"`
+	MeanHop         float64 `json:"mean_hop"`
+	LastDeliveryHop float64 `json:"last_delivery_hop"`
+	RMR             float64 `json:"rmr"`
+	// TimeToCoverageMS is the mean over the broadcasts that reached each
+	// level (null when none did).
+	TimeToCoverageMS Coverage `json:"time_to_coverage_ms"`
+	// AllReached is the fraction of broadcasts that reached every node.
+	AllReached float64 `json:"all_reached"`
+	// MaxLastDeliveryHop is the largest last delivery hop of any broadcast.
+	MaxLastDeliveryHop int     `json:"max_last_delivery_hop"`
+	Topology           string  `json:"topology"`
+	Degree             int     `json:"degree"`
+	MeanDegree         float64 `json:"mean_degree"`
+	Strategy           string  `json:"strategy"`
+	Fanout             int     `json:"fanout"`
+	Latency            string  `json:"latency"`
+	Regions            int     `json:"regions,omitempty"`
+	Loss               float64 `json:"loss"`
+	Crash              string  `json:"crash,omitempty"`
+	// Graphs is how many independent topologies the broadcasts ran on.
+	Graphs int `json:"graphs"`
+	// Events counts message arrivals the engine processed.
+	Events int64 `json:"events"`
+	// Partial marks a run stopped before all its broadcasts finished.
+	Partial      bool        `json:"partial,omitempty"`
+	PerBroadcast []Broadcast `json:"per_broadcast"`
+}
+
+func newReport(cfg *Config, g *Graph, bs []Broadcast) *Report {
+	r := &Report{
+		Nodes:      g.N(),
+		Seed:       cfg.Seed,
+		Topology:   cfg.Topology,
+		Degree:     cfg.Degree,
+		MeanDegree: round(g.MeanDegree(), 4),
+		Strategy:   string(cfg.Gossip.Strategy),
+		Latency:    cfg.Latency.String(),
+		Loss:       cfg.Loss,
+		Crash:      cfg.Crash.String(),
+		Graphs:     1,
+	}
+	if cfg.Gossip.Strategy == "fanout" {
+		r.Fanout = cfg.Gossip.Fanout
+	}
+	if cfg.Regions != nil {
+		r.Regions = len(cfg.Regions.Names)
+	}
+	r.PerBroadcast = bs
+	r.summarize()
+	return r
+}
+
+// Merge pools runs of the same setup on different topologies (seeds) into
+// one report: its broadcasts are all of theirs, renumbered, and its seed
+// is the first run's.
+func Merge(rs []*Report) *Report {
+	if len(rs) == 0 {
+		return nil
+	}
+	m := *rs[0]
+	m.PerBroadcast = nil
+	m.Graphs, m.Events = 0, 0
+	deg := 0.0
+	for _, r := range rs {
+		m.Graphs += r.Graphs
+		m.Events += r.Events
+		m.Partial = m.Partial || r.Partial
+		deg += r.MeanDegree
+		for _, b := range r.PerBroadcast {
+			b.Index = len(m.PerBroadcast)
+			m.PerBroadcast = append(m.PerBroadcast, b)
+		}
+	}
+	m.MeanDegree = round(deg/float64(len(rs)), 4)
+	m.summarize()
+	return &m
+}
+
+// summarize fills the means from PerBroadcast.
+func (r *Report) summarize() {
+	bs := r.PerBroadcast
+	r.Broadcasts = len(bs)
+	if len(bs) == 0 {
+		return
+	}
+	var rel, hop, last, rmr float64
+	var cov [4]float64
+	var covN [4]int
+	all := 0
+	r.MaxLastDeliveryHop = 0
+	for i := range bs {
+		b := &bs[i]
+		rel += b.Reliability
+		hop += b.MeanHop
+		last += float64(b.LastDeliveryHop)
+		rmr += b.RMR
+		r.MaxLastDeliveryHop = max(r.MaxLastDeliveryHop, b.LastDeliveryHop)
+		if b.Reached == r.Nodes {
+			all++
+		}
+		for k, t := range b.TimeToCoverageMS {
+			if !math.IsNaN(t) {
+				cov[k] += t
+				covN[k]++
+			}
+		}
+	}
+	n := float64(len(bs))
+	r.Reliability = round(rel/n, 6)
+	r.MeanHop = round(hop/n, 4)
+	r.LastDeliveryHop = round(last/n, 4)
+	r.RMR = round(rmr/n, 4)
+	r.AllReached = round(float64(all)/n, 6)
+	for k := range cov {
+		r.TimeToCoverageMS[k] = math.NaN()
+		if covN[k] > 0 {
+			r.TimeToCoverageMS[k] = round(cov[k]/float64(covN[k]), 3)
+		}
+	}
+}
+
+// round rounds x to d decimals, so that reports stay readable.
+func round(x float64, d int) float64 {
+	p := math.Pow(10, float64(d))
+	return math.Round(x*p) / p
+}
+
+// WriteJSON writes r as one line of JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("sim: report: %w", err)
+	}
+	data = append(data, '\n')
+	_, err = w.Write(data)
+	return err
+}
+
+// CSVHeader is the header row of WriteCSV; sweeps prepend their parameter.
+var CSVHeader = []string{
+	"nodes", "topology", "degree", "strategy", "fanout", "latency", "loss", "crash", "seed",
+	"broadcast", "publisher", "reached", "reliability", "mean_hop", "last_delivery_hop", "rmr",
+	"t50_ms", "t90_ms", "t99_ms", "t100_ms", "messages", "duplicates", "lost", "to_crashed", "partial",
+}
+
+// CSVRows returns one row per broadcast, in CSVHeader's order.
+func (r *Report) CSVRows() [][]string {
+	f := func(v float64) string {
+		if math.IsNaN(v) {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	i := strconv.Itoa
+	rows := make([][]string, 0, len(r.PerBroadcast))
+	for _, b := range r.PerBroadcast {
+		rows = append(rows, []string{
+			i(r.Nodes), r.Topology, i(r.Degree), r.Strategy, i(r.Fanout), r.Latency, f(r.Loss), r.Crash,
+			strconv.FormatUint(r.Seed, 10),
+			i(b.Index), i(b.Publisher), i(b.Reached), f(b.Reliability), f(round(b.MeanHop, 6)),
+			i(b.LastDeliveryHop), f(round(b.RMR, 6)),
+			f(b.TimeToCoverageMS[0]), f(b.TimeToCoverageMS[1]), f(b.TimeToCoverageMS[2]), f(b.TimeToCoverageMS[3]),
+			strconv.FormatInt(b.Messages, 10), strconv.FormatInt(b.Duplicates, 10),
+			strconv.FormatInt(b.Lost, 10), strconv.FormatInt(b.ToCrashed, 10), strconv.FormatBool(b.Partial),
+		})
+	}
+	return rows
+}
+
+// WriteCSV writes a header and one row per broadcast.
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	cw.Write(CSVHeader)
+	cw.WriteAll(r.CSVRows())
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("sim: csv: %w", err)
+	}
+	return nil
+}
+
+// Describe is a one-line summary of what was simulated.
+func (r *Report) Describe() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d nodes, %s", r.Nodes, r.Topology)
+	switch r.Topology {
+	case TopologyKOut:
+		fmt.Fprintf(&b, " %d (one-way)", r.Degree)
+	case TopologyUndirected, TopologyRegular:
+		fmt.Fprintf(&b, " degree %d", r.Degree)
+	}
+	fmt.Fprintf(&b, " (mean %.2f peers), %s", r.MeanDegree, r.Strategy)
+	if r.Strategy == "fanout" {
+		fmt.Fprintf(&b, " %d", r.Fanout)
+	}
+	fmt.Fprintf(&b, ", latency %s", r.Latency)
+	if r.Regions > 0 {
+		fmt.Fprintf(&b, " + %d-region matrix", r.Regions)
+	}
+	if r.Loss > 0 {
+		fmt.Fprintf(&b, ", loss %g", r.Loss)
+	}
+	if r.Crash != "" {
+		fmt.Fprintf(&b, ", crash %s", r.Crash)
+	}
+	fmt.Fprintf(&b, ", seed %d", r.Seed)
+	if r.Graphs > 1 {
+		fmt.Fprintf(&b, " (+%d more graphs)", r.Graphs-1)
+	}
+	return b.String()
+}
+
+// WriteText writes the readable report: the setup, the distribution of
+// each figure over the broadcasts, and the mean coverage by hop.
+func (r *Report) WriteText(w io.Writer) error {
+	bw := &errWriter{w: w}
+	bw.printf("mesh sim: %s\n", r.Describe())
+	state := ""
+	if r.Partial {
+		state = " (PARTIAL: stopped early)"
+	}
+	bw.printf("%d broadcast(s)%s, %d reached every node (%.1f%%), %d message arrivals\n\n",
+		r.Broadcasts, state, int(math.Round(r.AllReached*float64(r.Broadcasts))), 100*r.AllReached, r.Events)
+	bs := r.PerBroadcast
+	rows := []struct {
+		name string
+		get  func(*Broadcast) float64
+		prec int
+	}{
+		{"reliability", func(b *Broadcast) float64 { return b.Reliability }, 6},
+		{"mean hop", func(b *Broadcast) float64 { return b.MeanHop }, 3},
+		{"last delivery hop", func(b *Broadcast) float64 { return float64(b.LastDeliveryHop) }, 0},
+		{"rmr", func(b *Broadcast) float64 { return b.RMR }, 3},
+		{"t50% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[0] }, 1},
+		{"t90% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[1] }, 1},
+		{"t99% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[2] }, 1},
+		{"t100% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[3] }, 1},
+	}
+	bw.printf("%-18s %12s %12s %12s %12s %12s %8s\n", "", "mean", "min", "p50", "p90", "max", "n")
+	for _, row := range rows {
+		vals := make([]float64, 0, len(bs))
+		for i := range bs {
+			if v := row.get(&bs[i]); !math.IsNaN(v) {
+				vals = append(vals, v)
+			}
+		}
+		if len(vals) == 0 {
+			bw.printf("%-18s %12s %12s %12s %12s %12s %8d\n", row.name, "-", "-", "-", "-", "-", 0)
+			continue
+		}
+		slices.Sort(vals)
+		sum := 0.0
+		for _, v := range vals {
+			sum += v
+		}
+		p := func(q float64) float64 { return vals[min(len(vals)-1, int(math.Ceil(q*float64(len(vals))))-1)] }
+		ff := func(v float64, prec int) string { return strconv.FormatFloat(v, 'f', prec, 64) }
+		bw.printf("%-18s %12s %12s %12s %12s %12s %8d\n", row.name, ff(sum/float64(len(vals)), max(row.prec, 3)),
+			ff(vals[0], row.prec), ff(p(0.5), row.prec), ff(p(0.9), row.prec), ff(vals[len(vals)-1], row.prec), len(vals))
+	}
+	// Mean coverage by hop over the broadcasts.
+	maxH := 0
+	for i := range bs {
+		maxH = max(maxH, len(bs[i].ReachedByHop))
+	}
+	bw.printf("\n%-5s %14s %12s\n", "hop", "new nodes", "coverage")
+	cum := 0.0
+	for h := 0; h < maxH; h++ {
+		sum := 0
+		for i := range bs {
+			if h < len(bs[i].ReachedByHop) {
+				sum += bs[i].ReachedByHop[h]
+			}
+		}
+		mean := float64(sum) / float64(len(bs))
+		cum += mean
+		bw.printf("%-5d %14.2f %11.4f%%\n", h, mean, 100*cum/float64(r.Nodes))
+	}
+	return bw.err
+}
+
+// errWriter keeps the first write error so that report code stays flat.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (e *errWriter) printf(format string, args ...any) {
+	if e.err == nil {
+		_, e.err = fmt.Fprintf(e.w, format, args...)
+	}
+}
