@@ -96,16 +96,16 @@ func New(cfg Config) (*Sim, error) {
 	n := g.N()
 	cfg.Nodes = n
 	s := &Sim{
-		cfg:         cfg,
-		graph:       g,
-		gcfg:        &cfg.Gossip,
-		router:      gossip.NewRouter(cfg.Gossip),
-		cores:       make([]gossip.Core, n),
-		rands:       make([]rand.Rand, n),
-		pcgs:        make([]rand.PCG, n),
-		net:         rand.New(rand.NewPCG(cfg.Seed, netStream)),
-		reached:     newBitset(n),
-		msgs:        make([]*wire.Message, int(cfg.Gossip.MaxHops)+2),
+		cfg:     cfg,
+		graph:   g,
+		gcfg:    &cfg.Gossip,
+		router:  gossip.NewRouter(cfg.Gossip),
+		cores:   make([]gossip.Core, n),
+		rands:   make([]rand.Rand, n),
+		pcgs:    make([]rand.PCG, n),
+		net:     rand.New(rand.NewPCG(cfg.Seed, netStream)),
+		reached: newBitset(n),
+		msgs:    make([]*wire.Message, int(cfg.Gossip.MaxHops)+2),
 	}
 	s.gcfg = &s.cfg.Gossip
 	if cfg.Crash.Fraction > 0 {
