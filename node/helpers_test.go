@@ -65,15 +65,7 @@ func randomConnected(n, extra int, rng *rand.Rand) [][]int {
 // each node's config.
 func startMesh(t *testing.T, dials [][]int, tweak func(i int, c *node.Config)) *testMesh {
 	t.Helper()
-	m := &testMesh{t: t, nw: memnet.New(), adj: make([][]int, len(dials))}
-	for i, ds := range dials {
-		for _, j := range ds {
-			if !slices.Contains(m.adj[i], j) {
-				m.adj[i] = append(m.adj[i], j)
-				m.adj[j] = append(m.adj[j], i)
-			}
-		}
-	}
+	m := &testMesh{t: t, nw: memnet.New(), adj: adjacency(dials)}
 	ctx, cancel := context.WithCancel(context.Background())
 	for i, ds := range dials {
 		cfg := node.DefaultConfig()
@@ -135,6 +127,21 @@ func (m *testMesh) linkedAsExpected(i int, n *node.Node) bool {
 		}
 	}
 	return true
+}
+
+// adjacency turns who-dials-whom into undirected links: a pair that dial
+// each other is one link.
+func adjacency(dials [][]int) [][]int {
+	adj := make([][]int, len(dials))
+	for i, ds := range dials {
+		for _, j := range ds {
+			if !slices.Contains(adj[i], j) {
+				adj[i] = append(adj[i], j)
+				adj[j] = append(adj[j], i)
+			}
+		}
+	}
+	return adj
 }
 
 // bfs returns every node's shortest-path distance from src.

@@ -25,6 +25,18 @@ var (
 	errSelf             = errors.New("connected to itself")
 )
 
+const (
+	// readBufferSize is each connection's read buffer, the size wire.Reader
+	// uses.
+	readBufferSize = 64 << 10
+	// writeBufferSize is each connection's write buffer: one flush carries
+	// up to this much of a batch.
+	writeBufferSize = 64 << 10
+	// maxHelloFrame is the largest hello frame: length prefix, version,
+	// type, node id, address length and a 255-byte address.
+	maxHelloFrame = 4 + 2 + 8 + 1 + 255
+)
+
 // peer is one live, handshaken connection. Everything but the counters and
 // the close state is fixed once the handshake is done.
 type peer struct {
@@ -88,8 +100,12 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 	if _, err := conn.Write(n.hello); err != nil {
 		return nil, fmt.Errorf("handshake: send hello: %w", err)
 	}
-	r := wire.NewReader(fc, n.cfg.MaxFrame())
-	f, err := r.ReadFrame()
+	// Until the peer has said who it is, it gets a frame limit that fits
+	// a hello and no more. Both readers share one buffered reader
+	// (bufio.NewReaderSize reuses a big enough one), so no byte read ahead
+	// is lost when the second takes over.
+	br := bufio.NewReaderSize(fc, readBufferSize)
+	f, err := wire.NewReader(br, maxHelloFrame).ReadFrame()
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("handshake: %w (%v): %w", errHandshakeTimeout, n.cfg.HandshakeTimeout, err)
@@ -119,7 +135,7 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 		addr:        h.ListenAddr,
 		conn:        conn,
 		fc:          fc,
-		reader:      r,
+		reader:      wire.NewReader(br, n.cfg.MaxFrame()),
 		outbound:    outbound,
 		connectedAt: time.Now(),
 		sendq:       make(chan []byte, n.cfg.SendQueue),
@@ -165,7 +181,7 @@ func (n *Node) readLoop(p *peer) error {
 // writeLoop writes queued frames, coalescing whatever is queued into one
 // buffered flush: one syscall per batch instead of one per frame.
 func (n *Node) writeLoop(p *peer) {
-	bw := bufio.NewWriterSize(p.conn, 64<<10)
+	bw := bufio.NewWriterSize(p.conn, writeBufferSize)
 	var armed time.Time
 	for {
 		var f []byte
