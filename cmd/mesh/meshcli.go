@@ -103,39 +103,40 @@ func joinInts(xs []int) string {
 // order, each node's neighbours beside it, then a summary with a hop
 // histogram.
 func printReport(w io.Writer, r cluster.Report) {
-	peers := make([][]int, r.Nodes)
+	peers := make([]string, r.Nodes)
+	width := len("peers")
 	for i := range peers {
 		if i < r.Graph.Len() {
-			peers[i] = r.Graph.Neighbours(i)
+			peers[i] = joinInts(r.Graph.Neighbours(i))
 		}
+		width = max(width, len(peers[i]))
+	}
+	row := func(node, hop, dist, from, time, peers, note string) {
+		line := fmt.Sprintf("  %4s  %3s  %4s  %4s  %9s  %-*s  %s", node, hop, dist, from, time, width, peers, note)
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 	fmt.Fprintf(w, "message %s posted to node %d\n\n", r.ID, r.Publisher)
-	fmt.Fprintf(w, "  %4s  %3s  %4s  %4s  %9s", "node", "hop", "dist", "from", "time")
-	fmt.Fprintf(w, "  %s\n", "peers")
+	row("node", "hop", "dist", "from", "time", "peers", "")
 	longer := 0
 	for _, rc := range r.ByArrival() {
-		from := "-"
+		from, dist, note := "-", "?", ""
 		if rc.From >= 0 {
 			from = fmt.Sprint(rc.From)
 		}
-		dist := "?"
 		if rc.Distance >= 0 {
 			dist = fmt.Sprint(rc.Distance)
 		}
-		fmt.Fprintf(w, "  %4d  %3d  %4s  %4s  %9s", rc.Index, rc.Hop, dist, from, ms(rc.Latency))
-		fmt.Fprintf(w, "  %-12s", joinInts(peers[rc.Index]))
 		switch {
 		case rc.Index == r.Publisher:
-			fmt.Fprint(w, "  publisher")
+			note = "publisher"
 		case rc.Distance >= 0 && rc.Hop > rc.Distance:
-			fmt.Fprint(w, "  longer path")
+			note = "longer path"
 			longer++
 		}
-		fmt.Fprintln(w)
+		row(fmt.Sprint(rc.Index), fmt.Sprint(rc.Hop), dist, from, ms(rc.Latency), peers[rc.Index], note)
 	}
 	for _, i := range r.Missing {
-		fmt.Fprintf(w, "  %4d  %3s  %4s  %4s  %9s", i, "-", "-", "-", "not reached")
-		fmt.Fprintf(w, "  %s\n", joinInts(peers[i]))
+		row(fmt.Sprint(i), "-", "-", "-", "-", peers[i], "NOT REACHED")
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "reached      %d/%d nodes\n", r.Reached, r.Nodes)
