@@ -23,6 +23,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	lf.register(fs, 0)
 	messages := fs.Int("messages", 1, "messages to publish, one after another, each at a random node")
 	asJSON := fs.Bool("json", false, "print the report as JSON (with --messages > 1, one object per line)")
+	var dash dashboardFlag // dashboard.go
+	dash.registerDemo(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -82,6 +84,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if !r.Complete() || r.TimeToLast > demoDeadline {
 			failed = append(failed, fmt.Sprintf("message %d reached %d/%d nodes, the last after %v", k+1, r.Reached, r.Nodes, r.TimeToLast.Round(time.Microsecond)))
 		}
+	}
+	if err := demoDashboard(ctx, c, dash, *asJSON, stdout, stderr); err != nil {
+		return err
 	}
 	stopErr := c.Stop()
 	say("\nstopped %d processes\n", cfg.Nodes)

@@ -34,6 +34,8 @@ func commands() []command {
 		publishCommand(),
 		statusCommand(),
 		benchCommand(),
+		replayCommand(),
+		promConfigCommand(),
 	}
 }
 

@@ -21,15 +21,17 @@ func upCommand() command {
 // upOptions are up's flags. Options that add to a running mesh (such as a
 // dashboard) belong here and in serveUp.
 type upOptions struct {
-	launch launchFlags
-	state  string
-	logs   string
+	launch    launchFlags
+	state     string
+	logs      string
+	dashboard dashboardFlag // dashboard.go
 }
 
 func (o *upOptions) register(fs *flag.FlagSet) {
 	o.launch.register(fs, 0)
 	fs.StringVar(&o.state, "state", cluster.DefaultStatePath, "state file recording the running mesh, read by publish, status and down")
 	fs.StringVar(&o.logs, "logs", "", "directory for the nodes' logs, node-<index>.log (default: logs/ beside the state file)")
+	o.dashboard.registerUp(fs)
 }
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -87,7 +89,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\nstate %s · logs %s\n", o.state, c.LogDir())
 	fmt.Fprintln(stdout, "Ctrl-C, SIGTERM or `mesh down` stops every node.")
 
-	if err := serveUp(ctx, c); err != nil {
+	if err := serveUp(ctx, c, o, stdout, stderr); err != nil {
 		return err
 	}
 	stopping.Store(true)
@@ -101,9 +103,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // serveUp keeps the mesh running until ctx ends (Ctrl-C, SIGTERM, `mesh
 // down`). Whatever serves a running mesh (a dashboard, say) starts here.
-func serveUp(ctx context.Context, _ *cluster.Cluster) error {
-	<-ctx.Done()
-	return nil
+func serveUp(ctx context.Context, c *cluster.Cluster, o upOptions, stdout, stderr io.Writer) error {
+	return upDashboard(ctx, c, o.dashboard, stdout, stderr)
 }
 
 // removeStateIfOurs deletes the state file unless another launcher has
