@@ -384,3 +384,24 @@ func TestServeShutdown(t *testing.T) {
 		t.Fatal("Serve did not return within 5 s of its context ending")
 	}
 }
+
+// TestPageWeight logs what a browser downloads for the page (everything is
+// embedded; nothing else is fetched) and keeps it within a budget, so the
+// dashboard stays quick to load on a slow link.
+func TestPageWeight(t *testing.T) {
+	t.Parallel()
+	const budget = 64 << 10
+	total := 0
+	for _, f := range []string{"index.html", "app.js", "style.css"} {
+		b, err := staticFiles.ReadFile("static/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += len(b)
+		t.Logf("%-10s %6.1f KiB", f, float64(len(b))/1024)
+	}
+	t.Logf("page weight %.1f KiB uncompressed (budget %d KiB)", float64(total)/1024, budget>>10)
+	if total > budget {
+		t.Errorf("page weight %d bytes is over the %d-byte budget", total, budget)
+	}
+}
