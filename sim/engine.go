@@ -44,7 +44,6 @@ type Sim struct {
 	inFlight int
 	events   int64
 	reached  bitset // nodes the current broadcast has reached
-	sink     int64  // keeps prefetching loads alive
 
 	crashed     []bool
 	crashDone   bool
@@ -100,9 +99,9 @@ func New(cfg Config) (*Sim, error) {
 		graph:   g,
 		gcfg:    &cfg.Gossip,
 		router:  gossip.NewRouter(cfg.Gossip),
-		cores:   make([]gossip.Core, n),
-		rands:   make([]rand.Rand, n),
-		pcgs:    make([]rand.PCG, n),
+		cores:   hugeSlice[gossip.Core](n, n),
+		rands:   hugeSlice[rand.Rand](n, n),
+		pcgs:    hugeSlice[rand.PCG](n, n),
 		net:     rand.New(rand.NewPCG(cfg.Seed, netStream)),
 		reached: newBitset(n),
 		msgs:    make([]*wire.Message, int(cfg.Gossip.MaxHops)+2),
@@ -240,15 +239,20 @@ func (s *Sim) drain(ctx context.Context) (stopped bool) {
 		if j, ok := s.q.peek(prefetchAhead); ok {
 			prefetch(unsafe.Pointer(&s.cores[j]))
 			if !s.reached.has(j) {
-				// A first receipt will read the node's peers.
-				g := s.graph
-				prefetch(unsafe.Pointer(&g.Adj[min(g.Off[j], len(g.Adj)-1)]))
+				prefetch(unsafe.Pointer(&s.graph.Off[j]))
 			}
 		}
 		if j, ok := s.q.peek(ringAhead); ok {
-			// The core is in cache by now; this loads its seen-cache's
-			// ring while the events before it are handled.
-			s.sink += s.cores[j].NextTick()
+			// The core and its offset are in cache by now: load its
+			// seen-cache's ring, and the peers a first receipt will read,
+			// while the events before it are handled.
+			if r := ringHint(&s.cores[j]); r != nil {
+				prefetch(r)
+			}
+			if !s.reached.has(j) {
+				g := s.graph
+				prefetch(unsafe.Pointer(&g.Adj[min(g.Off[j], len(g.Adj)-1)]))
+			}
 		}
 		if !s.crashDone {
 			s.maybeCrash(e.at)

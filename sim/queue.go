@@ -167,13 +167,12 @@ func (q *queue) push(e event) {
 func (q *queue) add(bk *bucket, e event) {
 	t := bk.tail
 	if t == nil || bk.n == chunkSize {
-		c := q.free
-		if c != nil {
-			q.free = c.next
-			c.next = nil
-		} else {
-			c = new(chunk)
+		if q.free == nil {
+			q.refill()
 		}
+		c := q.free
+		q.free = c.next
+		c.next = nil
 		if t == nil {
 			bk.head = c
 		} else {
@@ -185,6 +184,20 @@ func (q *queue) add(bk *bucket, e event) {
 	t.ev[bk.n] = e
 	bk.n++
 	q.inRing++
+}
+
+// chunksPerSlab is how many chunks are allocated at once: 3 MiB, so that
+// they can sit on huge pages.
+const chunksPerSlab = 1024
+
+// refill puts a new slab of chunks on the free list. Chunks are never
+// given back: the queue's memory is its peak of events in flight.
+func (q *queue) refill() {
+	slab := hugeSlice[chunk](chunksPerSlab, chunksPerSlab)
+	for i := range slab {
+		slab[i].next = q.free
+		q.free = &slab[i]
+	}
 }
 
 // pop removes and returns the earliest event. The queue must not be empty.
@@ -277,16 +290,18 @@ func (q *queue) sortCur() {
 		q.tmp = make([]event, len(c), cap(c))
 	}
 	src, dst := c, q.tmp[:len(c)]
-	for sh := uint(0); sh < q.shift; sh += 8 {
-		var count [257]int
+	const bits = 11
+	var count [1<<bits + 1]int
+	for sh := uint(0); sh < q.shift; sh += bits {
+		clear(count[:])
 		for i := range src {
-			count[(src[i].at-lo)>>sh&0xff+1]++
+			count[(src[i].at-lo)>>sh&(1<<bits-1)+1]++
 		}
-		for i := 1; i < 257; i++ {
+		for i := 1; i < len(count); i++ {
 			count[i] += count[i-1]
 		}
 		for i := range src {
-			d := (src[i].at - lo) >> sh & 0xff
+			d := (src[i].at - lo) >> sh & (1<<bits - 1)
 			dst[count[d]] = src[i]
 			count[d]++
 		}

@@ -103,7 +103,7 @@ func pickDistinct(dst []uint32, self, n int, rng *rand.Rand) {
 
 // KOut gives every node k random distinct out-links: the lesson's starter.
 func KOut(n, k int, rng *rand.Rand) *Graph {
-	g := &Graph{Off: make([]int, n+1), Adj: make([]wire.NodeID, n*k), Directed: true}
+	g := &Graph{Off: hugeSlice[int](n+1, n+1), Adj: hugeSlice[wire.NodeID](n*k, n*k), Directed: true}
 	pick := make([]uint32, k)
 	for i := 0; i < n; i++ {
 		pickDistinct(pick, i, n, rng)
@@ -143,11 +143,11 @@ func fromArcs(n int, off []int, out []uint32) *Graph {
 			deg[t]++
 		}
 	}
-	g := &Graph{Off: make([]int, n+1)}
+	g := &Graph{Off: hugeSlice[int](n+1, n+1)}
 	for i := 0; i < n; i++ {
 		g.Off[i+1] = g.Off[i] + deg[i]
 	}
-	adj := make([]wire.NodeID, g.Off[n])
+	adj := hugeSlice[wire.NodeID](g.Off[n], g.Off[n])
 	fill := deg[:n]
 	for i := 0; i < n; i++ {
 		fill[i] = g.Off[i]
@@ -264,7 +264,7 @@ func Regular(n, d int, rng *rand.Rand) (*Graph, error) {
 			}
 		}
 	}
-	g := &Graph{Off: make([]int, n+1), Adj: make([]wire.NodeID, s)}
+	g := &Graph{Off: hugeSlice[int](n+1, n+1), Adj: hugeSlice[wire.NodeID](s, s)}
 	for i := 0; i < n; i++ {
 		g.Off[i+1] = (i + 1) * d
 	}
