@@ -55,7 +55,7 @@ func (n *Node) Publish(ctx context.Context, body []byte) (api.Receipt, error) {
 	rc, ok := n.receipts.get(r.ids[0])
 	if !ok {
 		// Evicted already (a tiny store under heavy load): rebuild it.
-		rc = toAPI(r.ids[0], receipt{origin: n.id, publishedAt: r.at[0], receivedAt: r.at[0], size: len(body)})
+		rc = (&receipt{id: r.ids[0], origin: n.id, publishedAt: r.at[0], receivedAt: r.at[0], size: len(body)}).toAPI()
 		rc.Body = string(body)
 	}
 	return rc, nil

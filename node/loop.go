@@ -55,6 +55,7 @@ drain:
 			break drain
 		}
 	}
+	n.logInfo = n.log.Enabled(context.Background(), slog.LevelInfo)
 	n.receipts.mu.Lock()
 	for i := range n.batch {
 		in := &n.batch[i]
@@ -65,11 +66,13 @@ drain:
 	}
 	n.receipts.mu.Unlock()
 	n.flushSends()
+	n.emitLogs()
 	clear(n.batch) // drop the references to bodies and peers
 }
 
 // publish runs a publish request: one message per body, in order.
 func (n *Node) publish(r *pubRequest) {
+	n.logInfo = n.log.Enabled(context.Background(), slog.LevelInfo)
 	n.receipts.mu.Lock()
 	for _, body := range r.bodies {
 		now := time.Now().UnixNano()
@@ -86,6 +89,7 @@ func (n *Node) publish(r *pubRequest) {
 	n.receipts.mu.Unlock()
 	n.flushSends()
 	close(r.done)
+	n.emitLogs()
 }
 
 // handleEvents turns the core's events into receipts, metrics, log lines
@@ -96,23 +100,20 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 		m := e.Msg
 		switch e.Kind {
 		case gossip.EventPublished:
-			n.receipts.addLocked(m.ID, receipt{origin: m.Origin, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
+			n.receipts.addLocked(receipt{id: m.ID, origin: m.Origin, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
 			n.m.published.Inc()
-			if n.log.Enabled(context.Background(), slog.LevelInfo) {
-				n.log.LogAttrs(context.Background(), slog.LevelInfo, "published",
-					slog.String("msg", m.ID.String()), slog.Int("size", len(m.Body)))
+			if n.logInfo {
+				n.logs = append(n.logs, pendingLog{kind: EventPublished, id: m.ID, size: len(m.Body)})
 			}
 			n.event(EventPublished, m, 0, now)
 		case gossip.EventDelivered:
-			n.receipts.addLocked(m.ID, receipt{origin: m.Origin, from: e.From, hop: m.Hop, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
+			n.receipts.addLocked(receipt{id: m.ID, origin: m.Origin, from: e.From, hop: m.Hop, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
 			latency := time.Duration(max(now-m.PublishedAt, 0))
 			n.m.delivered.Inc()
 			n.m.hops.Observe(float64(m.Hop))
 			n.m.latency.Observe(latency.Seconds())
-			if n.log.Enabled(context.Background(), slog.LevelInfo) {
-				n.log.LogAttrs(context.Background(), slog.LevelInfo, "delivered",
-					slog.String("msg", m.ID.String()), slog.Int("hop", int(m.Hop)),
-					slog.String("from", e.From.String()), slog.Duration("latency", latency))
+			if n.logInfo {
+				n.logs = append(n.logs, pendingLog{kind: EventDelivered, id: m.ID, hop: m.Hop, from: e.From, latency: latency})
 			}
 			n.event(EventDelivered, m, e.From, now)
 		case gossip.EventDuplicate:
@@ -194,4 +195,33 @@ func (n *Node) removeLink(p *peer) {
 	n.linksMu.Unlock()
 	n.core.RemovePeer(p.id)
 	n.m.peers.Set(float64(len(n.links)))
+}
+
+// pendingLog is a receipt log line waiting for the batch's sends to go
+// out: a log write (a syscall, or worse, a full pipe) must not delay the
+// next hop.
+type pendingLog struct {
+	kind    string
+	id      wire.MsgID
+	hop     uint16
+	from    wire.NodeID
+	latency time.Duration
+	size    int
+}
+
+// emitLogs writes the batch's receipt lines: exactly one per first receipt
+// ("delivered") and one per own publish ("published").
+func (n *Node) emitLogs() {
+	ctx := context.Background()
+	for _, l := range n.logs {
+		if l.kind == EventPublished {
+			n.log.LogAttrs(ctx, slog.LevelInfo, "published", slog.String("msg", l.id.String()), slog.Int("size", l.size))
+			continue
+		}
+		n.log.LogAttrs(ctx, slog.LevelInfo, "delivered",
+			slog.String("msg", l.id.String()), slog.Int("hop", int(l.hop)),
+			slog.String("from", l.from.String()), slog.Duration("latency", l.latency))
+	}
+	clear(n.logs)
+	n.logs = n.logs[:0]
 }

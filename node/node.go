@@ -47,10 +47,12 @@ type Node struct {
 	pid   int
 
 	// Owned by the loop goroutine.
-	core  *gossip.Core
-	out   gossip.Output
-	batch []inbound
-	links map[wire.NodeID]*peer // writes also hold linksMu
+	core    *gossip.Core
+	out     gossip.Output
+	batch   []inbound
+	logs    []pendingLog          // receipt lines of the current batch
+	logInfo bool                  // whether info lines are wanted, read once per batch
+	links   map[wire.NodeID]*peer // writes also hold linksMu
 
 	linksMu  sync.RWMutex // guards links against readers outside the loop
 	receipts *receiptStore

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/binary"
 	"sync"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 // receipt is this node's record of one message.
 type receipt struct {
+	id          wire.MsgID
 	origin      wire.NodeID
 	from        wire.NodeID // zero at the publisher
 	hop         uint16
@@ -20,80 +22,110 @@ type receipt struct {
 	body        []byte // shared with the message: never modified
 }
 
+// hotSlots sizes the direct-mapped cache in front of the index. Most
+// lookups are duplicates of a message that arrived a moment ago; the
+// cache answers them from a small array that stays in the CPU cache,
+// where the index, a map of 65,536 random keys, costs cache misses.
+const hotSlots = 4096
+
 // receiptStore keeps the newest receipts, bounded in entries and in body
 // bytes, and wakes the API requests that wait for a message to arrive. The
-// node loop writes it; HTTP handlers read it, hence the mutex. Entries are
-// values in the map, not pointers, so a receipt costs no allocation of its
-// own.
+// node loop writes it; HTTP handlers read it, hence the mutex.
+//
+// Receipts live in a ring in arrival order, addressed by a sequence number
+// that only grows: entries [first, next) are live, entry s is at
+// ring[s % len(ring)]. The index maps an id to its sequence number.
 type receiptStore struct {
-	mu       sync.Mutex
-	byID     map[wire.MsgID]receipt
-	order    []wire.MsgID // ring, oldest at head
-	head, n  int
-	bytes    int
-	maxBytes int
-	waiters  map[wire.MsgID][]chan struct{}
+	mu          sync.Mutex
+	ring        []receipt
+	first, next uint64
+	index       map[wire.MsgID]uint64
+	hot         []uint64 // hot[slot(id)] = sequence number + 1, or 0
+	bytes       int
+	maxBytes    int
+	waiters     map[wire.MsgID][]chan struct{}
 }
 
 func newReceiptStore(entries, maxBytes int) *receiptStore {
 	return &receiptStore{
-		byID:     make(map[wire.MsgID]receipt),
-		order:    make([]wire.MsgID, entries),
+		ring:     make([]receipt, entries),
+		index:    make(map[wire.MsgID]uint64),
+		hot:      make([]uint64, hotSlots),
 		maxBytes: maxBytes,
 		waiters:  make(map[wire.MsgID][]chan struct{}),
 	}
 }
 
-// add records the first receipt of id and wakes its waiters. The caller
-// holds mu (the node loop locks once per batch).
-func (s *receiptStore) addLocked(id wire.MsgID, r receipt) {
-	if _, ok := s.byID[id]; ok {
-		return
+// slot picks id's place in the hot cache. Ids are SHA-256 prefixes, so any
+// bits of them are uniform.
+func slot(id wire.MsgID) int { return int(binary.LittleEndian.Uint32(id[:4]) % hotSlots) }
+
+// findLocked returns the live receipt of id, or nil.
+func (s *receiptStore) findLocked(id wire.MsgID) *receipt {
+	h := slot(id)
+	if seq := s.hot[h]; seq != 0 && seq-1 >= s.first {
+		if r := &s.ring[(seq-1)%uint64(len(s.ring))]; r.id == id {
+			return r
+		}
 	}
-	for s.n > 0 && (s.n == len(s.order) || s.bytes+len(r.body) > s.maxBytes) {
-		s.evictOldestLocked()
+	seq, ok := s.index[id]
+	if !ok {
+		return nil
+	}
+	s.hot[h] = seq + 1
+	return &s.ring[seq%uint64(len(s.ring))]
+}
+
+// addLocked records the first receipt of r.id and wakes its waiters. The
+// caller holds mu (the node loop locks once per batch).
+func (s *receiptStore) addLocked(r receipt) {
+	if s.findLocked(r.id) != nil {
+		return
 	}
 	if len(r.body) > s.maxBytes {
 		r.body = nil // too big to keep at all; the receipt itself stays
 	}
-	s.order[(s.head+s.n)%len(s.order)] = id
-	s.n++
+	for s.next > s.first && (s.next-s.first == uint64(len(s.ring)) || s.bytes+len(r.body) > s.maxBytes) {
+		s.evictOldestLocked()
+	}
+	seq := s.next
+	s.next++
+	s.ring[seq%uint64(len(s.ring))] = r
+	s.index[r.id] = seq
+	s.hot[slot(r.id)] = seq + 1
 	s.bytes += len(r.body)
-	s.byID[id] = r
-	if ws, ok := s.waiters[id]; ok {
+	if ws, ok := s.waiters[r.id]; ok {
 		for _, w := range ws {
 			close(w)
 		}
-		delete(s.waiters, id)
+		delete(s.waiters, r.id)
 	}
 }
 
 func (s *receiptStore) evictOldestLocked() {
-	id := s.order[s.head]
-	s.bytes -= len(s.byID[id].body)
-	delete(s.byID, id)
-	s.order[s.head] = wire.MsgID{}
-	s.head = (s.head + 1) % len(s.order)
-	s.n--
+	r := &s.ring[s.first%uint64(len(s.ring))]
+	s.bytes -= len(r.body)
+	delete(s.index, r.id)
+	*r = receipt{}
+	s.first++
 }
 
 // duplicateLocked counts a later copy of id, if the receipt is still kept.
 func (s *receiptStore) duplicateLocked(id wire.MsgID) {
-	if r, ok := s.byID[id]; ok {
+	if r := s.findLocked(id); r != nil {
 		r.duplicates++
-		s.byID[id] = r
 	}
 }
 
 // get returns the receipt of id, with its body.
 func (s *receiptStore) get(id wire.MsgID) (api.Receipt, bool) {
 	s.mu.Lock()
-	r, ok := s.byID[id]
-	s.mu.Unlock()
-	if !ok {
+	defer s.mu.Unlock()
+	r := s.findLocked(id)
+	if r == nil {
 		return api.Receipt{}, false
 	}
-	out := toAPI(id, r)
+	out := r.toAPI()
 	out.Body = string(r.body)
 	return out, true
 }
@@ -103,7 +135,7 @@ func (s *receiptStore) get(id wire.MsgID) (api.Receipt, bool) {
 func (s *receiptStore) wait(id wire.MsgID) (ch chan struct{}, cancel func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.byID[id]; ok {
+	if s.findLocked(id) != nil {
 		return nil, func() {}
 	}
 	ch = make(chan struct{})
@@ -130,27 +162,20 @@ func (s *receiptStore) wait(id wire.MsgID) (ch chan struct{}, cancel func()) {
 func (s *receiptStore) recent(limit int) []api.Receipt {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	limit = min(limit, s.n)
+	limit = min(limit, int(s.next-s.first))
 	if limit <= 0 {
 		return []api.Receipt{}
 	}
 	out := make([]api.Receipt, 0, limit)
-	for i := s.n - 1; i >= s.n-limit; i-- {
-		id := s.order[(s.head+i)%len(s.order)]
-		out = append(out, toAPI(id, s.byID[id]))
+	for seq := s.next - 1; len(out) < limit; seq-- {
+		out = append(out, s.ring[seq%uint64(len(s.ring))].toAPI())
 	}
 	return out
 }
 
-func (s *receiptStore) len() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.n
-}
-
-func toAPI(id wire.MsgID, r receipt) api.Receipt {
+func (r *receipt) toAPI() api.Receipt {
 	out := api.Receipt{
-		ID:          id.String(),
+		ID:          r.id.String(),
 		Origin:      r.origin.String(),
 		Hop:         int(r.hop),
 		PublishedAt: time.Unix(0, r.publishedAt),

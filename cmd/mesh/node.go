@@ -25,6 +25,10 @@ import (
 // gossip port plus 1000.
 const httpPortOffset = 1000
 
+// logBufferSize bounds the log lines waiting for stderr: some 20,000
+// receipt lines, a few seconds of a busy node's output.
+const logBufferSize = 4 << 20
+
 // runNode runs one peer: gossip over TCP and the HTTP API, until Ctrl-C or
 // SIGTERM.
 func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
@@ -85,7 +89,11 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 		cfg.Candidates = append(cfg.Candidates, c)
 	}
-	logger, err := newLogger(stderr, *logFormat, *logLevel)
+	// Log lines go out through a bounded buffer: a slow or stuck stderr
+	// costs dropped (and counted) lines, never a stalled node.
+	logOut := node.NewLogWriter(stderr, logBufferSize)
+	defer logOut.Close()
+	logger, err := newLogger(logOut, *logFormat, *logLevel)
 	if err != nil {
 		return usageErr("%v", err)
 	}
