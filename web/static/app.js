@@ -346,7 +346,7 @@
       hops[r.hop] = (hops[r.hop] || 0) + 1;
       if (r.hop > 0) lats.push(r.lat);
     }
-    const key = hops.join(',') + '/' + lats.length + '/' + (lats.length ? Math.max(...lats) : 0);
+    const key = Array.from(hops, (c) => c || 0).join(',') + '/' + lats.length + '/' + (lats.length ? Math.max(...lats) : 0);
     if (key === S.chartKey) return;
     S.chartKey = key;
     histogram($('#hist'), hops);
@@ -366,15 +366,18 @@
     t.textContent = text;
   }
 
-  function histogram(el, hops) {
+  function histogram(el, sparse) {
     axes(el, 'hop');
-    const n = hops.length, maxC = Math.max(1, ...hops.map((c) => c || 0));
+    // Hops can have gaps (a hop-2 copy seen before any hop-1 one): fill
+    // them, since map and spread skip holes.
+    const hops = Array.from(sparse, (c) => c || 0);
+    const n = hops.length, maxC = Math.max(1, ...hops);
     const cap = $('#hist-cap');
     if (!n) { cap.textContent = 'No receipts yet.'; return; }
     const bw = (CW - PL - PR) / n, ph = CH - PB - PT - 12;
     const parts = [];
     for (let hp = 0; hp < n; hp++) {
-      const c = hops[hp] || 0, bh = (c / maxC) * ph, x = PL + hp * bw;
+      const c = hops[hp], bh = (c / maxC) * ph, x = PL + hp * bw;
       svg('rect', { class: 'bar', x: x + bw * 0.15, y: CH - PB - bh, width: bw * 0.7, height: bh }, el);
       tick(el, x + bw / 2, CH - PB + 12, hp);
       if (c) tick(el, x + bw / 2, CH - PB - bh - 3, c);
