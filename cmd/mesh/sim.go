@@ -1,0 +1,307 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"gossipmesh/gossip"
+	"gossipmesh/sim"
+)
+
+// runSim is `mesh sim`: flags → sim.Config, then a run, a sweep or a
+// named experiment, reported as a table, JSON or CSV.
+func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	def := sim.DefaultConfig()
+	fs := newFlagSet("sim", "sim [flags]", stderr)
+	nodes := fs.Int("nodes", def.Nodes, "number of nodes N (a FILE topology sets its own)")
+	topology := fs.String("topology", def.Topology, "kout (one-way random out-links), undirected, regular, or an edge-list FILE\n(mesh status --json output, or one \"a b\" pair of 0-based indexes per line)")
+	degree := fs.Int("degree", def.Degree, "peers per node: outbound for kout, mean degree for undirected, exact for regular")
+	strategy := fs.String("strategy", string(def.Gossip.Strategy), fmt.Sprintf("router, as for mesh node: one of %v", gossip.Strategies()))
+	fanout := fs.Int("fanout", def.Gossip.Fanout, "random peers per message for the fanout strategy")
+	latency := fs.String("latency", def.Latency.String(), "per-message link delay: 100ms (constant), 50ms-200ms (uniform) or lognormal:100ms,0.5 (median, sigma)")
+	regions := fs.String("regions", "", "region latency matrix FILE: one line per region, its name then its delay to each region;\nnode i is in region i mod R and a message takes matrix delay + a --latency draw (default 0 with --regions)")
+	loss := fs.Float64("loss", 0, "probability that a link drops a message, in [0, 1)")
+	crash := fs.String("crash", "", "crash a random FRACTION of nodes at virtual TIME: FRACTION@TIME, e.g. 0.1@500ms (0.1 alone: at 0)")
+	broadcasts := fs.Int("broadcasts", def.Broadcasts, "messages to publish, one after another, each from a random live node")
+	gap := fs.Duration("gap", def.Gap, "virtual time between a broadcast settling and the next publish\n(default: the seen-cache TTL, so broadcasts are independent; 0 = back to back)")
+	graphs := fs.Int("graphs", 1, "run on this many independent topologies (seeds seed, seed+1, …) and pool the broadcasts")
+	seed := fs.Uint64("seed", def.Seed, "seed for the topology, the network and every core")
+	asJSON := fs.Bool("json", false, "print one JSON object per run (per row for --experiment)")
+	asCSV := fs.Bool("csv", false, "print CSV, one row per broadcast")
+	sweep := fs.String("sweep", "", "run once per value: fanout=1..12, degree=4..16/2, nodes=1000,10000,100000, loss=0..0.5/0.1")
+	svg := fs.String("svg", "", "where --sweep writes its SVG chart (default sim-sweep-PARAM.svg; \"-\" for none)")
+	experiment := fs.String("experiment", "", fmt.Sprintf("run a named experiment and print Markdown tables: one of %v", sim.Experiments()))
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	bad := func(format string, a ...any) error {
+		fmt.Fprintf(stderr, "mesh sim: "+format+"\n", a...)
+		fs.Usage()
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		return bad("unexpected arguments %q", fs.Args())
+	}
+	if *asJSON && *asCSV {
+		return bad("--json and --csv are exclusive")
+	}
+	if *sweep != "" && *experiment != "" {
+		return bad("--sweep and --experiment are exclusive")
+	}
+	if *graphs < 1 {
+		return bad("--graphs must be at least 1, got %d", *graphs)
+	}
+
+	progress := newProgress(stderr)
+	defer progress.done()
+
+	if *experiment != "" {
+		if *asCSV {
+			return bad("--experiment prints Markdown or --json, not CSV")
+		}
+		ec := sim.ExperimentConfig{Seed: *seed, Progress: progress.update}
+		if set["nodes"] {
+			ec.Nodes = *nodes
+		}
+		if set["graphs"] {
+			ec.Graphs = *graphs
+		}
+		if set["broadcasts"] {
+			ec.Broadcasts = *broadcasts
+		}
+		if !slicesContains(sim.Experiments(), *experiment) {
+			return bad("--experiment: unknown experiment %q (want one of %v)", *experiment, sim.Experiments())
+		}
+		e, err := sim.RunExperiment(ctx, *experiment, ec)
+		if err != nil {
+			return err
+		}
+		progress.done()
+		if *asJSON {
+			err = e.WriteJSON(stdout)
+		} else {
+			err = e.WriteMarkdown(stdout)
+		}
+		interrupted(stderr, e.Partial)
+		return err
+	}
+
+	cfg := def
+	cfg.Nodes = *nodes
+	cfg.Topology = *topology
+	cfg.Degree = *degree
+	cfg.Broadcasts = *broadcasts
+	cfg.Gap = *gap
+	cfg.Seed = *seed
+	cfg.Loss = *loss
+	var err error
+	if cfg.Gossip.Strategy, err = gossip.ParseStrategy(*strategy); err != nil {
+		return bad("--strategy: %v", err)
+	}
+	cfg.Gossip.Fanout = *fanout
+	if cfg.Latency, err = sim.ParseLatency(*latency); err != nil {
+		return bad("--latency: %v", err)
+	}
+	if cfg.Crash, err = sim.ParseCrash(*crash); err != nil {
+		return bad("--crash: %v", err)
+	}
+	if *regions != "" {
+		data, err := os.ReadFile(*regions)
+		if err != nil {
+			return bad("--regions: %v", err)
+		}
+		if cfg.Regions, err = sim.ParseRegions(string(data)); err != nil {
+			return bad("--regions %s: %v", *regions, err)
+		}
+		if !set["latency"] {
+			cfg.Latency = sim.Latency{Kind: sim.LatencyConstant}
+		}
+	}
+	switch cfg.Topology {
+	case sim.TopologyKOut, sim.TopologyUndirected, sim.TopologyRegular:
+	default:
+		f, err := os.Open(cfg.Topology)
+		if err != nil {
+			return bad("--topology: %q is not kout, undirected or regular, and not a readable file: %v", cfg.Topology, err)
+		}
+		cfg.Graph, err = sim.LoadGraph(f)
+		f.Close()
+		if err != nil {
+			return bad("--topology %s: %v", cfg.Topology, err)
+		}
+		if set["nodes"] && *nodes != cfg.Graph.N() {
+			return bad("--nodes %d, but %s has %d nodes", *nodes, cfg.Topology, cfg.Graph.N())
+		}
+		cfg.Nodes = cfg.Graph.N()
+		cfg.Topology = filepath.Base(cfg.Topology)
+	}
+
+	if *sweep != "" {
+		sw, err := sim.ParseSweep(*sweep)
+		if err != nil {
+			return bad("--sweep: %v", err)
+		}
+		if cfg.Graph != nil && sw.Param != sim.SweepFanout && sw.Param != sim.SweepLoss {
+			return bad("--sweep %s needs a generated topology, not a file", sw.Param)
+		}
+		for _, v := range sw.Values {
+			c := sw.Apply(cfg, v)
+			if err := c.Validate(); err != nil {
+				return bad("--sweep %s=%s: %v", sw.Param, sw.Label(v), err)
+			}
+		}
+		rs, err := sim.RunSweep(ctx, cfg, sw, *graphs, progress.update)
+		if err != nil {
+			return err
+		}
+		progress.done()
+		switch {
+		case *asJSON:
+			for _, r := range rs {
+				if err := r.WriteJSON(stdout); err != nil {
+					return err
+				}
+			}
+		case *asCSV:
+			err = writeCSV(stdout, rs)
+		default:
+			err = sim.WriteSweepText(stdout, sw, rs)
+		}
+		if err != nil {
+			return err
+		}
+		path := *svg
+		if path == "" {
+			path = "sim-sweep-" + sw.Param + ".svg"
+		}
+		if path != "-" {
+			if err := writeChart(path, sim.SweepChart(sw, rs)); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "mesh sim: wrote %s\n", path)
+		}
+		interrupted(stderr, len(rs) > 0 && rs[len(rs)-1].Partial)
+		return nil
+	}
+
+	if err := cfg.Validate(); err != nil {
+		return bad("%v", strings.TrimPrefix(err.Error(), "sim: "))
+	}
+	r, err := sim.RunMany(ctx, cfg, *graphs, progress.update)
+	if err != nil {
+		return err
+	}
+	progress.done()
+	switch {
+	case *asJSON:
+		err = r.WriteJSON(stdout)
+	case *asCSV:
+		err = writeCSV(stdout, []*sim.Report{r})
+	default:
+		err = r.WriteText(stdout)
+	}
+	interrupted(stderr, r.Partial)
+	return err
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// interrupted tells the user that what was printed is a partial report.
+func interrupted(stderr io.Writer, partial bool) {
+	if partial {
+		fmt.Fprintln(stderr, "mesh sim: interrupted: the report above is partial")
+	}
+}
+
+func writeCSV(w io.Writer, rs []*sim.Report) error {
+	for i, r := range rs {
+		var b strings.Builder
+		if err := r.WriteCSV(&b); err != nil {
+			return err
+		}
+		s := b.String()
+		if i > 0 {
+			_, s, _ = strings.Cut(s, "\n") // one header only
+		}
+		if _, err := io.WriteString(w, s); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeChart(path string, ch *sim.Chart) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("chart: %w", err)
+	}
+	if err := ch.WriteSVG(f); err != nil {
+		f.Close()
+		return fmt.Errorf("chart %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("chart %s: %w", path, err)
+	}
+	return nil
+}
+
+// progress draws a bar on stderr when stderr is a terminal, at most ten
+// times a second; when stderr is piped or a file it draws nothing, so
+// that logs and golden outputs stay clean.
+type progress struct {
+	w     io.Writer
+	on    bool
+	start time.Time
+	last  time.Time
+	drawn bool
+}
+
+func newProgress(stderr io.Writer) *progress {
+	p := &progress{w: stderr, start: time.Now()}
+	if f, ok := stderr.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			p.on = true
+		}
+	}
+	return p
+}
+
+func (p *progress) update(frac float64) {
+	if !p.on {
+		return
+	}
+	now := time.Now()
+	if now.Sub(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = now
+	frac = min(max(frac, 0), 1)
+	const width = 30
+	n := int(frac * width)
+	fmt.Fprintf(p.w, "\r[%s%s] %5.1f%%  %s ", strings.Repeat("#", n), strings.Repeat(".", width-n), 100*frac,
+		now.Sub(p.start).Round(100*time.Millisecond))
+	p.drawn = true
+}
+
+// done erases the bar.
+func (p *progress) done() {
+	if p.drawn {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 60))
+		p.drawn = false
+	}
+}

@@ -1,0 +1,264 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"gossipmesh/gossip"
+)
+
+// Sweep parameters.
+const (
+	SweepFanout = "fanout"
+	SweepDegree = "degree"
+	SweepNodes  = "nodes"
+	SweepLoss   = "loss"
+)
+
+// Sweep runs the same setup for each value of one parameter.
+type Sweep struct {
+	Param  string
+	Values []float64
+}
+
+// ParseSweep reads PARAM=VALUES, where PARAM is fanout, degree, nodes or
+// loss and VALUES is a comma-separated list of numbers or ranges
+// FROM..TO[/STEP] (STEP defaults to 1): "fanout=1..12",
+// "nodes=1000,10000,100000", "loss=0..0.5/0.1".
+func ParseSweep(s string) (Sweep, error) {
+	param, vals, ok := strings.Cut(s, "=")
+	if !ok {
+		return Sweep{}, fmt.Errorf("sweep %q: want PARAM=VALUES, e.g. fanout=1..12", s)
+	}
+	sw := Sweep{Param: strings.TrimSpace(param)}
+	switch sw.Param {
+	case SweepFanout, SweepDegree, SweepNodes, SweepLoss:
+	default:
+		return Sweep{}, fmt.Errorf("sweep %q: parameter must be fanout, degree, nodes or loss", s)
+	}
+	for _, part := range strings.Split(vals, ",") {
+		part = strings.TrimSpace(part)
+		from, to, isRange := strings.Cut(part, "..")
+		if !isRange {
+			v, err := strconv.ParseFloat(part, 64)
+			if err != nil {
+				return Sweep{}, fmt.Errorf("sweep %q: %q is not a number", s, part)
+			}
+			sw.Values = append(sw.Values, v)
+			continue
+		}
+		to, stepS, hasStep := strings.Cut(to, "/")
+		a, err1 := strconv.ParseFloat(strings.TrimSpace(from), 64)
+		b, err2 := strconv.ParseFloat(strings.TrimSpace(to), 64)
+		step := 1.0
+		var err3 error
+		if hasStep {
+			step, err3 = strconv.ParseFloat(strings.TrimSpace(stepS), 64)
+		}
+		if err1 != nil || err2 != nil || err3 != nil || !(step > 0) || b < a {
+			return Sweep{}, fmt.Errorf("sweep %q: bad range %q (want FROM..TO[/STEP], FROM <= TO, STEP > 0)", s, part)
+		}
+		n := int(math.Floor((b-a)/step+1e-9)) + 1
+		if n > 1000 {
+			return Sweep{}, fmt.Errorf("sweep %q: %d values, at most 1000", s, n)
+		}
+		for i := 0; i < n; i++ {
+			// Round away float noise such as 0.30000000000000004.
+			sw.Values = append(sw.Values, round(a+float64(i)*step, 9))
+		}
+	}
+	if len(sw.Values) == 0 {
+		return Sweep{}, fmt.Errorf("sweep %q: no values", s)
+	}
+	for _, v := range sw.Values {
+		if sw.Param != SweepLoss && v != math.Trunc(v) {
+			return Sweep{}, fmt.Errorf("sweep %q: %s takes whole numbers, got %v", s, sw.Param, v)
+		}
+	}
+	return sw, nil
+}
+
+// Apply returns base with the swept parameter set to v. Sweeping fanout
+// switches the strategy to fanout: with flood there is nothing to sweep.
+func (sw Sweep) Apply(base Config, v float64) Config {
+	c := base
+	switch sw.Param {
+	case SweepFanout:
+		c.Gossip.Strategy = gossip.Fanout
+		c.Gossip.Fanout = int(v)
+	case SweepDegree:
+		c.Degree = int(v)
+	case SweepNodes:
+		c.Nodes = int(v)
+	case SweepLoss:
+		c.Loss = v
+	}
+	return c
+}
+
+// Label renders value v of the swept parameter.
+func (sw Sweep) Label(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+
+// RunMany runs cfg on graphs independent topologies (seeds cfg.Seed,
+// cfg.Seed+1, …) and merges the reports. A file topology is the same graph
+// each time, with other random draws. progress, if set, gets the fraction
+// done.
+func RunMany(ctx context.Context, cfg Config, graphs int, progress func(float64)) (*Report, error) {
+	if graphs < 1 {
+		return nil, fmt.Errorf("sim: graphs must be at least 1, got %d", graphs)
+	}
+	var rs []*Report
+	for g := 0; g < graphs; g++ {
+		c := cfg
+		c.Seed = cfg.Seed + uint64(g)
+		s, err := New(c)
+		if err != nil {
+			return nil, err
+		}
+		if progress != nil {
+			s.OnProgress(func(f float64) { progress((float64(g) + f) / float64(graphs)) })
+		}
+		r, err := s.Run(ctx)
+		if err != nil {
+			return nil, err
+		}
+		rs = append(rs, r)
+		if r.Partial {
+			break
+		}
+	}
+	m := Merge(rs)
+	m.Seed = cfg.Seed
+	return m, nil
+}
+
+// RunSweep runs base once per value of sw (each on graphs topologies).
+// It stops early, with the reports so far, when ctx is cancelled.
+func RunSweep(ctx context.Context, base Config, sw Sweep, graphs int, progress func(float64)) ([]*Report, error) {
+	var out []*Report
+	for i, v := range sw.Values {
+		cfg := sw.Apply(base, v)
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("sweep %s=%s: %w", sw.Param, sw.Label(v), err)
+		}
+		var p func(float64)
+		if progress != nil {
+			p = func(f float64) { progress((float64(i) + f) / float64(len(sw.Values))) }
+		}
+		r, err := RunMany(ctx, cfg, graphs, p)
+		if err != nil {
+			return nil, fmt.Errorf("sweep %s=%s: %w", sw.Param, sw.Label(v), err)
+		}
+		out = append(out, r)
+		if r.Partial {
+			break
+		}
+	}
+	return out, nil
+}
+
+// branching is the k in log_k N for r: the fanout for the fanout router,
+// otherwise the (mean) number of peers.
+func branching(r *Report) float64 {
+	if r.Strategy == string(gossip.Fanout) {
+		return math.Min(float64(r.Fanout), r.MeanDegree)
+	}
+	return r.MeanDegree
+}
+
+// WriteSweepText writes one table row per run of a sweep.
+func WriteSweepText(w io.Writer, sw Sweep, rs []*Report) error {
+	ew := &errWriter{w: w}
+	if len(rs) > 0 {
+		ew.printf("mesh sim sweep over %s (first run: %s)\n\n", sw.Param, rs[0].Describe())
+	}
+	ew.printf("%8s %8s %7s %11s %9s %8s %8s %7s %8s %9s %9s %9s %9s %8s\n",
+		sw.Param, "nodes", "degree", "reliability", "all_rchd", "mean_hop", "last_hop", "max_hop", "rmr",
+		"t50_ms", "t90_ms", "t99_ms", "t100_ms", "log_k_N")
+	for i, r := range rs {
+		c := r.TimeToCoverageMS
+		ms := func(v float64) string {
+			if math.IsNaN(v) {
+				return "-"
+			}
+			return strconv.FormatFloat(v, 'f', 1, 64)
+		}
+		part := ""
+		if r.Partial {
+			part = "  (partial)"
+		}
+		ew.printf("%8s %8d %7.2f %11.6f %9.4f %8.3f %8.2f %7d %8.3f %9s %9s %9s %9s %8.3f%s\n",
+			sw.Label(sw.Values[i]), r.Nodes, r.MeanDegree, r.Reliability, r.AllReached, r.MeanHop,
+			r.LastDeliveryHop, r.MaxLastDeliveryHop, r.RMR, ms(c[0]), ms(c[1]), ms(c[2]), ms(c[3]),
+			theoryHops(float64(r.Nodes), branching(r)), part)
+	}
+	return ew.err
+}
+
+// SweepChart draws a sweep: hops against N (log scale) with log_k N beside
+// them for a nodes sweep, otherwise coverage against hop, one line per
+// value.
+func SweepChart(sw Sweep, rs []*Report) *Chart {
+	if len(rs) == 0 {
+		return &Chart{Title: "empty sweep"}
+	}
+	if sw.Param == SweepNodes {
+		ch := &Chart{
+			Title:    "hops against N",
+			Subtitle: "first run: " + rs[0].Describe(),
+			XLabel:   "nodes N (log scale)", YLabel: "hops", LogX: true,
+		}
+		mean := Series{Name: "mean hop"}
+		last := Series{Name: "last delivery hop (mean)"}
+		theory := Series{Name: "log_k N", Dashed: true}
+		for _, r := range rs {
+			x := float64(r.Nodes)
+			mean.X, mean.Y = append(mean.X, x), append(mean.Y, r.MeanHop)
+			last.X, last.Y = append(last.X, x), append(last.Y, r.LastDeliveryHop)
+			theory.X, theory.Y = append(theory.X, x), append(theory.Y, theoryHops(x, branching(r)))
+		}
+		ch.Series = []Series{mean, last, theory}
+		return ch
+	}
+	ch := &Chart{
+		Title:    "coverage against hop by " + sw.Param,
+		Subtitle: "first run: " + rs[0].Describe(),
+		XLabel:   "hop", YLabel: "nodes reached (%)", YMax: 100,
+	}
+	for i, r := range rs {
+		s := Series{Name: sw.Param + "=" + sw.Label(sw.Values[i])}
+		cov := meanCoverageByHop(r)
+		for h, c := range cov {
+			s.X = append(s.X, float64(h))
+			s.Y = append(s.Y, 100*c)
+		}
+		ch.Series = append(ch.Series, s)
+	}
+	return ch
+}
+
+// meanCoverageByHop is the fraction of nodes reached by hop h, averaged
+// over r's broadcasts; a broadcast that stopped spreading earlier counts
+// with its final coverage.
+func meanCoverageByHop(r *Report) []float64 {
+	covs := make([][]float64, len(r.PerBroadcast))
+	n := 0
+	for i := range r.PerBroadcast {
+		covs[i] = r.PerBroadcast[i].CoverageByHop(r.Nodes)
+		n = max(n, len(covs[i]))
+	}
+	out := make([]float64, n)
+	for _, cov := range covs {
+		for h := range out {
+			out[h] += cov[min(h, len(cov)-1)]
+		}
+	}
+	for h := range out {
+		out[h] /= float64(len(covs))
+	}
+	return out
+}
