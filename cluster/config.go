@@ -68,7 +68,8 @@ type Config struct {
 	// both ends, the mesh connected. Default 20 s.
 	StartTimeout time.Duration
 	// StopTimeout is how long Stop waits after SIGTERM before it sends
-	// SIGKILL. Default 5 s.
+	// SIGKILL. Default 10 s: longer than the 5 s a node gives its HTTP
+	// requests to finish, so that SIGKILL is only for a node that hangs.
 	StopTimeout time.Duration
 	// ExtraArgs are appended to every node's command line.
 	ExtraArgs []string
@@ -89,7 +90,7 @@ func DefaultConfig() Config {
 		Host:           "127.0.0.1",
 		HTTPPortOffset: 1000,
 		StartTimeout:   20 * time.Second,
-		StopTimeout:    5 * time.Second,
+		StopTimeout:    10 * time.Second,
 	}
 }
 

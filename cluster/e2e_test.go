@@ -169,7 +169,7 @@ func TestEndToEndGossip(t *testing.T) {
 func startUp(t *testing.T, bin, state string, args ...string) (up *exec.Cmd, s cluster.State, exited chan error, out *bytes.Buffer) {
 	t.Helper()
 	out = new(bytes.Buffer)
-	up = exec.Command(bin, append([]string{"up", "--state", state, "--start-timeout", "1m"}, args...)...)
+	up = exec.Command(bin, append([]string{"up", "--state", state, "--start-timeout", "1m", "--dashboard", "off"}, args...)...)
 	up.Stdout, up.Stderr = out, out
 	if err := up.Start(); err != nil {
 		t.Fatal(err)

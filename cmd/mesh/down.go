@@ -18,7 +18,7 @@ func downCommand() command {
 
 func runDown(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("down", "down [flags]", stderr)
-	state := fs.String("state", cluster.DefaultStatePath, "state file written by `mesh up`")
+	state := fs.String("state", cluster.DefaultStatePath, "state file written by mesh up")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for the launcher, then for each node, before SIGKILL")
 	if err := parseFlags(fs, args); err != nil {
 		return err

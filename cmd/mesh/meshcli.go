@@ -29,8 +29,9 @@ type launchFlags struct {
 }
 
 // register adds the launch flags to fs, with defaults from
-// cluster.DefaultConfig (gomaxprocs may differ per command).
-func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int) {
+// cluster.DefaultConfig; gomaxprocs and logLevel ("": the node's own
+// default) differ per command.
+func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string) {
 	d := cluster.DefaultConfig()
 	fs.IntVar(&l.nodes, "nodes", d.Nodes, "number of node processes")
 	fs.IntVar(&l.peers, "peers", d.Peers, "peers each node dials, chosen at random (links are undirected)")
@@ -39,7 +40,11 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int) {
 	fs.Uint64Var(&l.seed, "seed", 0, "seed for the topology, node ids and publishers; the same seed gives the same mesh (0: random, printed)")
 	fs.IntVar(&l.gomaxprocs, "gomaxprocs", gomaxprocs, "GOMAXPROCS of each node process (0: Go's default, one per core)")
 	fs.StringVar(&l.logFormat, "log-format", d.LogFormat, "node log format: text or json")
-	fs.StringVar(&l.logLevel, "log-level", "", "node log level: debug, info, warn or error (default: the node's, info)")
+	levelUsage := "node log level: debug, info, warn or error"
+	if logLevel == "" {
+		levelUsage += " (default: the node's, info)"
+	}
+	fs.StringVar(&l.logLevel, "log-level", logLevel, levelUsage)
 	fs.DurationVar(&l.startTimeout, "start-timeout", d.StartTimeout, "how long to wait for every node to be healthy and linked")
 }
 

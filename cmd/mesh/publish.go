@@ -17,8 +17,8 @@ func publishCommand() command {
 
 func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("publish", "publish [flags] TEXT", stderr)
-	state := fs.String("state", cluster.DefaultStatePath, "state file written by `mesh up`")
-	node := fs.Int("node", -1, "index of the node to publish at (default: a random node)")
+	state := fs.String("state", cluster.DefaultStatePath, "state file written by mesh up")
+	node := fs.Int("node", -1, "index of the node to publish at; -1 picks one at random")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	wait := fs.Duration("wait", 5*time.Second, "how long to wait for every node to receive the message")
 	if err := parseFlags(fs, args); err != nil {

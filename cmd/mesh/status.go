@@ -29,7 +29,7 @@ var errNotConnected = errors.New("mesh not connected")
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("status", "status [flags]", stderr)
-	state := fs.String("state", cluster.DefaultStatePath, "state file written by `mesh up`")
+	state := fs.String("state", cluster.DefaultStatePath, "state file written by mesh up")
 	asJSON := fs.Bool("json", false, `print {"connected": ..., "nodes": [...]} as JSON`)
 	timeout := fs.Duration("timeout", 2*time.Second, "how long to wait for the nodes to answer")
 	if err := parseFlags(fs, args); err != nil {
