@@ -215,11 +215,11 @@ func (n *Node) emitLogs() {
 	ctx := context.Background()
 	for _, l := range n.logs {
 		if l.kind == EventPublished {
-			n.log.LogAttrs(ctx, slog.LevelInfo, "published", slog.String("msg", l.id.String()), slog.Int("size", l.size))
+			n.log.LogAttrs(ctx, slog.LevelInfo, "published", slog.String("id", l.id.String()), slog.Int("size", l.size))
 			continue
 		}
 		n.log.LogAttrs(ctx, slog.LevelInfo, "delivered",
-			slog.String("msg", l.id.String()), slog.Int("hop", int(l.hop)),
+			slog.String("id", l.id.String()), slog.Int("hop", int(l.hop)),
 			slog.String("from", l.from.String()), slog.Duration("latency", l.latency))
 	}
 	clear(n.logs)

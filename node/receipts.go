@@ -37,20 +37,29 @@ const hotSlots = 4096
 // ring[s % len(ring)]. The index maps an id to its sequence number.
 type receiptStore struct {
 	mu          sync.Mutex
-	ring        []receipt
+	ring        []receipt // grows by doubling up to capacity
+	capacity    int
 	first, next uint64
 	index       map[wire.MsgID]uint64
-	hot         []uint64 // hot[slot(id)] = sequence number + 1, or 0
+	hot         []hotEntry
 	bytes       int
 	maxBytes    int
 	waiters     map[wire.MsgID][]chan struct{}
 }
 
+// hotEntry remembers where one recent id lives in the ring. It holds the
+// whole id, so that a miss is found without touching the ring.
+type hotEntry struct {
+	id  wire.MsgID
+	seq uint64 // sequence number + 1; 0 for an empty slot
+}
+
 func newReceiptStore(entries, maxBytes int) *receiptStore {
 	return &receiptStore{
-		ring:     make([]receipt, entries),
+		ring:     make([]receipt, min(entries, 64)),
+		capacity: entries,
 		index:    make(map[wire.MsgID]uint64),
-		hot:      make([]uint64, hotSlots),
+		hot:      make([]hotEntry, hotSlots),
 		maxBytes: maxBytes,
 		waiters:  make(map[wire.MsgID][]chan struct{}),
 	}
@@ -62,17 +71,15 @@ func slot(id wire.MsgID) int { return int(binary.LittleEndian.Uint32(id[:4]) % h
 
 // findLocked returns the live receipt of id, or nil.
 func (s *receiptStore) findLocked(id wire.MsgID) *receipt {
-	h := slot(id)
-	if seq := s.hot[h]; seq != 0 && seq-1 >= s.first {
-		if r := &s.ring[(seq-1)%uint64(len(s.ring))]; r.id == id {
-			return r
-		}
+	h := &s.hot[slot(id)]
+	if h.id == id && h.seq != 0 && h.seq-1 >= s.first {
+		return &s.ring[(h.seq-1)%uint64(len(s.ring))]
 	}
 	seq, ok := s.index[id]
 	if !ok {
 		return nil
 	}
-	s.hot[h] = seq + 1
+	*h = hotEntry{id: id, seq: seq + 1}
 	return &s.ring[seq%uint64(len(s.ring))]
 }
 
@@ -85,14 +92,17 @@ func (s *receiptStore) addLocked(r receipt) {
 	if len(r.body) > s.maxBytes {
 		r.body = nil // too big to keep at all; the receipt itself stays
 	}
-	for s.next > s.first && (s.next-s.first == uint64(len(s.ring)) || s.bytes+len(r.body) > s.maxBytes) {
+	for s.next > s.first && (s.next-s.first == uint64(s.capacity) || s.bytes+len(r.body) > s.maxBytes) {
 		s.evictOldestLocked()
+	}
+	if s.next-s.first == uint64(len(s.ring)) {
+		s.growLocked()
 	}
 	seq := s.next
 	s.next++
 	s.ring[seq%uint64(len(s.ring))] = r
 	s.index[r.id] = seq
-	s.hot[slot(r.id)] = seq + 1
+	s.hot[slot(r.id)] = hotEntry{id: r.id, seq: seq + 1}
 	s.bytes += len(r.body)
 	if ws, ok := s.waiters[r.id]; ok {
 		for _, w := range ws {
@@ -100,6 +110,16 @@ func (s *receiptStore) addLocked(r receipt) {
 		}
 		delete(s.waiters, r.id)
 	}
+}
+
+// growLocked doubles the ring (up to capacity). An idle node should not
+// hold megabytes of empty receipts.
+func (s *receiptStore) growLocked() {
+	ring := make([]receipt, min(2*len(s.ring), s.capacity))
+	for seq := s.first; seq < s.next; seq++ {
+		ring[seq%uint64(len(ring))] = s.ring[seq%uint64(len(s.ring))]
+	}
+	s.ring = ring
 }
 
 func (s *receiptStore) evictOldestLocked() {

@@ -107,3 +107,22 @@ func TestReceiptStoreWait(t *testing.T) {
 		t.Errorf("%d waiter lists left after cancel", len(s.waiters))
 	}
 }
+
+func TestReceiptStoreGrows(t *testing.T) {
+	s := newReceiptStore(1000, 1<<20)
+	for i := range 1500 {
+		s.addLocked(receipt{id: idOf(i), hop: uint16(i)})
+		if i%97 == 0 {
+			s.duplicateLocked(idOf(i / 2))
+		}
+	}
+	if len(s.ring) != 1000 {
+		t.Errorf("ring of %d entries, want capacity 1000", len(s.ring))
+	}
+	for i := range 1500 {
+		rc, ok := s.get(idOf(i))
+		if want := i >= 500; ok != want || (ok && rc.Hop != i) {
+			t.Errorf("receipt %d: kept %v hop %d; want kept %v hop %d", i, ok, rc.Hop, want, i)
+		}
+	}
+}
