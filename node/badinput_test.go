@@ -47,7 +47,7 @@ func (s *logSink) find(match func(map[string]any) bool) map[string]any {
 }
 
 // startTCPNode starts a node on 127.0.0.1:0 with short timeouts.
-func startTCPNode(t *testing.T, id wire.NodeID, candidates []string, logs io.Writer) *node.Node {
+func startTCPNode(t *testing.T, id wire.NodeID, candidates []string, logs io.Writer, tweaks ...func(*node.Config)) *node.Node {
 	t.Helper()
 	cfg := node.DefaultConfig()
 	cfg.ID = id
@@ -60,6 +60,9 @@ func startTCPNode(t *testing.T, id wire.NodeID, candidates []string, logs io.Wri
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	if logs != nil {
 		cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	}
+	for _, tweak := range tweaks {
+		tweak(&cfg)
 	}
 	n, err := node.New(cfg)
 	if err != nil {
@@ -177,4 +180,57 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// TestSilentConnectionFloodIsBounded opens more silent connections than
+// the node lets wait in their handshake: the excess is closed at once, the
+// established peer is unaffected, and once the silent ones go away a new
+// peer links again.
+func TestSilentConnectionFloodIsBounded(t *testing.T) {
+	t.Parallel()
+	const slots, flood = 4, 10
+	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+		c.MaxHandshakes = slots
+		c.HandshakeTimeout = settle // only the slot limit can close them
+	})
+	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+
+	var conns []net.Conn
+	closed := 0
+	for range flood {
+		c, err := (tcp.Transport{}).Dial(context.Background(), target.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	// The excess connections are closed at once; the others get the
+	// node's hello and then wait.
+	for _, c := range conns {
+		// Not a speed check: a rejected connection is already closed, so
+		// this wait only bounds how long the open ones are watched.
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		if _, err := io.Copy(io.Discard, c); !isTimeout(err) {
+			closed++
+		}
+	}
+	if closed < flood-slots {
+		t.Errorf("%d of %d silent connections closed, want at least %d", closed, flood, flood-slots)
+	}
+	if got := counter(t, target, "gossipmesh_rejected_total"); got < flood-slots {
+		t.Errorf("rejected_total %v, want at least %d", got, flood-slots)
+	}
+	rc, err := healthy.Publish(context.Background(), []byte("still here"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := target.Receipt(context.Background(), rc.ID, settle); !ok {
+		t.Fatal("the healthy peer's message never arrived")
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	late := startTCPNode(t, 3, []string{target.Addr()}, nil)
+	eventually(t, "a new peer to link once the flood is gone", func() bool { return len(late.Peers()) == 1 })
 }

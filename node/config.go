@@ -78,6 +78,11 @@ type Config struct {
 	// sent nothing more for this long, or that stopped reading what we
 	// write. An idle peer between frames is never timed out. Default 10 s.
 	StallTimeout time.Duration
+	// MaxHandshakes bounds the inbound connections in their handshake at
+	// once; more are closed on arrival. Each holds a 64 KiB read buffer
+	// until it says who it is, so this bounds what a flood of silent
+	// connections costs: 4 MiB at the default of 64.
+	MaxHandshakes int
 	// DialTimeout bounds one dial. Default 3 s.
 	DialTimeout time.Duration
 	// BackoffMin and BackoffMax bound the jittered exponential wait before
@@ -104,6 +109,7 @@ func DefaultConfig() Config {
 		SendQueue:        8_192,
 		InboxSize:        4_096,
 		HandshakeTimeout: 5 * time.Second,
+		MaxHandshakes:    64,
 		StallTimeout:     10 * time.Second,
 		DialTimeout:      3 * time.Second,
 		BackoffMin:       50 * time.Millisecond,
@@ -137,6 +143,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: send queue must be at least 1, got %d", c.SendQueue)
 	case c.InboxSize < 1:
 		return fmt.Errorf("node: inbox size must be at least 1, got %d", c.InboxSize)
+	case c.MaxHandshakes < 1:
+		return fmt.Errorf("node: max handshakes must be at least 1, got %d", c.MaxHandshakes)
 	case c.HandshakeTimeout <= 0:
 		return fmt.Errorf("node: handshake timeout must be positive, got %v", c.HandshakeTimeout)
 	case c.StallTimeout <= 0:

@@ -59,16 +59,19 @@ type Node struct {
 	subs     subscribers
 	dials    []string // candidates chosen to dial, fixed at New
 
-	inbox  chan inbound
-	regs   chan regRequest
-	downs  chan *peer
-	pubs   chan *pubRequest
-	stop   chan struct{}   // closed when Run is shutting down
-	runCtx context.Context // cancelled with stop, for dials
-	wg     sync.WaitGroup
-	runMu  sync.Mutex
-	ran    bool
-	closed chan struct{} // closed when Run has returned
+	inbox chan inbound
+	regs  chan regRequest
+	downs chan *peer
+	pubs  chan *pubRequest
+	// handshakes holds a token per inbound connection still in its
+	// handshake, bounding what unidentified peers can cost.
+	handshakes chan struct{}
+	stop       chan struct{}   // closed when Run is shutting down
+	runCtx     context.Context // cancelled with stop, for dials
+	wg         sync.WaitGroup
+	runMu      sync.Mutex
+	ran        bool
+	closed     chan struct{} // closed when Run has returned
 }
 
 // inbound is one decoded message and the link it came over.
@@ -125,24 +128,25 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n := &Node{
-		cfg:      cfg,
-		id:       id,
-		idStr:    id.String(),
-		ln:       ln,
-		addr:     addr,
-		hello:    hello,
-		log:      cfg.Logger.With("node", id.String()),
-		m:        newMetrics(id),
-		pid:      os.Getpid(),
-		core:     core,
-		links:    make(map[wire.NodeID]*peer),
-		receipts: newReceiptStore(cfg.Receipts, cfg.ReceiptBytes),
-		inbox:    make(chan inbound, cfg.InboxSize),
-		regs:     make(chan regRequest),
-		downs:    make(chan *peer),
-		pubs:     make(chan *pubRequest),
-		stop:     make(chan struct{}),
-		closed:   make(chan struct{}),
+		cfg:        cfg,
+		id:         id,
+		idStr:      id.String(),
+		ln:         ln,
+		addr:       addr,
+		hello:      hello,
+		log:        cfg.Logger.With("node", id.String()),
+		m:          newMetrics(id),
+		pid:        os.Getpid(),
+		core:       core,
+		links:      make(map[wire.NodeID]*peer),
+		receipts:   newReceiptStore(cfg.Receipts, cfg.ReceiptBytes),
+		inbox:      make(chan inbound, cfg.InboxSize),
+		regs:       make(chan regRequest),
+		downs:      make(chan *peer),
+		pubs:       make(chan *pubRequest),
+		handshakes: make(chan struct{}, cfg.MaxHandshakes),
+		stop:       make(chan struct{}),
+		closed:     make(chan struct{}),
 	}
 	n.dials = choosePeers(rng, cfg.Candidates, cfg.Peers, addr, cfg.Listen)
 	return n, nil
@@ -247,6 +251,16 @@ func (n *Node) acceptLoop() {
 			}
 			continue
 		}
+		select {
+		case n.handshakes <- struct{}{}:
+		default:
+			// Every handshake slot is taken: a flood of connections that
+			// do not speak must not cost a read buffer each.
+			conn.Close()
+			n.m.rejected.WithLabelValues("busy").Inc()
+			n.log.Warn("dropping connection", "peer", conn.RemoteAddr().String(), "err", fmt.Sprintf("%d handshakes already in progress", cap(n.handshakes)))
+			continue
+		}
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
@@ -259,7 +273,13 @@ func (n *Node) acceptLoop() {
 // fails. It returns the link that is live for that peer once this one is
 // done (nil if none), so a dialer can wait on it rather than redial.
 func (n *Node) serveConn(conn net.Conn, outbound bool) (*peer, error) {
+	// Shutdown must not wait out the handshake timeout of a silent peer.
+	unhook := context.AfterFunc(n.runCtx, func() { conn.Close() })
 	p, err := n.handshake(conn, outbound)
+	unhook()
+	if !outbound {
+		<-n.handshakes // the slot acceptLoop took
+	}
 	if err != nil {
 		conn.Close()
 		if !errors.Is(err, errSelf) {
