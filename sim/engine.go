@@ -235,23 +235,33 @@ func (s *Sim) drain(ctx context.Context) (stopped bool) {
 				s.onProgress((float64(s.cur.index) + float64(s.cur.reached)/n) / float64(s.cfg.Broadcasts))
 			}
 		}
-		e := s.q.pop()
+		var e event
+		if q := s.q; q.pos < len(q.cur) && q.side.len() == 0 {
+			e = q.cur[q.pos]
+			q.pos++
+		} else {
+			e = q.pop()
+		}
 		if j, ok := s.q.peek(prefetchAhead); ok {
-			prefetch(unsafe.Pointer(&s.cores[j]))
-			if !s.reached.has(j) {
-				prefetch(unsafe.Pointer(&s.graph.Off[j]))
+			if s.reached.has(j) {
+				prefetch(unsafe.Pointer(&s.cores[j]))
+			} else {
+				prefetch2(unsafe.Pointer(&s.cores[j]), unsafe.Pointer(&s.graph.Off[j]))
 			}
 		}
 		if j, ok := s.q.peek(ringAhead); ok {
 			// The core and its offset are in cache by now: load its
 			// seen-cache's ring, and the peers a first receipt will read,
 			// while the events before it are handled.
-			if r := ringHint(&s.cores[j]); r != nil {
-				prefetch(r)
+			r := ringHint(&s.cores[j])
+			if r == nil {
+				r = unsafe.Pointer(&s.cores[j])
 			}
-			if !s.reached.has(j) {
+			if s.reached.has(j) {
+				prefetch(r)
+			} else {
 				g := s.graph
-				prefetch(unsafe.Pointer(&g.Adj[min(g.Off[j], len(g.Adj)-1)]))
+				prefetch2(r, unsafe.Pointer(&g.Adj[min(g.Off[j], len(g.Adj)-1)]))
 			}
 		}
 		if !s.crashDone {
@@ -301,15 +311,22 @@ func (s *Sim) handle(i int) {
 			s.msgs[m.Hop] = m
 		}
 		from := uint32(i)
+		c.messages += int64(len(s.out.Sends))
+		q := s.q
 		for k := range s.out.Sends {
 			to := uint32(s.out.Sends[k].To - 1)
-			c.messages++
 			if s.cfg.Loss > 0 && s.net.Float64() < s.cfg.Loss {
 				c.lost++
 				continue
 			}
 			s.seq++
-			s.q.push(event{at: s.now + s.latency(from, to), seq: s.seq, to: to, from: from, hop: m.Hop})
+			e := event{at: s.now + s.latency(from, to), seq: s.seq, to: to, from: from, hop: m.Hop}
+			// The common case, a bucket of the ring, without a call.
+			if d := e.at>>q.shift - q.base; d > 0 && d < int64(len(q.ring)) {
+				q.add(&q.ring[(e.at>>q.shift)&q.mask], e)
+			} else {
+				q.push(e)
+			}
 			s.inFlight++
 		}
 	}

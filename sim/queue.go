@@ -116,18 +116,17 @@ type bucket struct {
 //
 // Order is exactly (at, seq), the same as one big min-heap's.
 type queue struct {
-	shift   uint
-	ring    []bucket
-	mask    int64
-	base    int64 // bucket number of cur
-	inRing  int
-	cur     []event
-	tmp     []event // scratch for the radix sort
-	pos     int
-	side    heap
-	far     heap
-	free    *chunk
-	started bool
+	shift  uint
+	ring   []bucket
+	mask   int64
+	base   int64 // bucket number of cur; virtual time starts at 0
+	inRing int
+	cur    []event
+	count  []int // scratch for the counting sort
+	pos    int
+	side   heap
+	far    heap
+	free   *chunk
 }
 
 // newQueue returns a queue tuned for events that are usually up to
@@ -151,10 +150,6 @@ func (q *queue) len() int { return q.inRing + len(q.cur) - q.pos + q.side.len() 
 func (q *queue) push(e event) {
 	b := e.at >> q.shift
 	switch {
-	case !q.started:
-		q.started = true
-		q.base = b
-		q.side.push(e)
 	case b <= q.base:
 		q.side.push(e)
 	case b-q.base < int64(len(q.ring)):
@@ -165,25 +160,31 @@ func (q *queue) push(e event) {
 }
 
 func (q *queue) add(bk *bucket, e event) {
-	t := bk.tail
-	if t == nil || bk.n == chunkSize {
-		if q.free == nil {
-			q.refill()
-		}
-		c := q.free
-		q.free = c.next
-		c.next = nil
-		if t == nil {
-			bk.head = c
-		} else {
-			t.n = chunkSize
-			t.next = c
-		}
-		bk.tail, bk.n, t = c, 0, c
+	// Small enough to inline: the event's fields are stored straight into
+	// the chunk instead of through a copy on the stack.
+	if bk.tail == nil || bk.n == chunkSize {
+		q.newTail(bk)
 	}
-	t.ev[bk.n] = e
+	bk.tail.ev[bk.n] = e
 	bk.n++
 	q.inRing++
+}
+
+// newTail appends an empty chunk to bk.
+func (q *queue) newTail(bk *bucket) {
+	if q.free == nil {
+		q.refill()
+	}
+	c := q.free
+	q.free = c.next
+	c.next = nil
+	if bk.tail == nil {
+		bk.head = c
+	} else {
+		bk.tail.n = chunkSize
+		bk.tail.next = c
+	}
+	bk.tail, bk.n = c, 0
 }
 
 // chunksPerSlab is how many chunks are allocated at once: 3 MiB, so that
@@ -237,77 +238,78 @@ func (q *queue) advance() {
 	}
 	for {
 		q.base++
-		// Pull in far events that the ring now covers.
+		// Pull in far events that the ring now covers. They come out in
+		// (at, seq) order and before any event pushed straight into their
+		// bucket (which was beyond the ring until now), so each bucket's
+		// chunks hold its events in seq order.
 		for q.far.len() > 0 && q.far.top().at>>q.shift-q.base < int64(len(q.ring)) {
 			e := q.far.pop()
-			if e.at>>q.shift == q.base {
-				q.cur = append(q.cur, e)
-			} else {
-				q.add(&q.ring[(e.at>>q.shift)&q.mask], e)
-			}
+			q.add(&q.ring[(e.at>>q.shift)&q.mask], e)
 		}
 		bk := &q.ring[q.base&q.mask]
-		if bk.tail != nil {
-			bk.tail.n = bk.n
-		}
-		for c := bk.head; c != nil; {
-			q.cur = append(q.cur, c.ev[:c.n]...)
-			q.inRing -= c.n
-			next := c.next
-			c.next = q.free
-			q.free = c
-			c = next
-		}
-		*bk = bucket{}
-		if len(q.cur) > 0 {
-			break
+		if bk.head != nil {
+			q.sortBucket(bk)
+			return
 		}
 	}
-	q.sortCur()
 }
 
-// sortCur sorts cur by (at, seq). cur holds its events in push order (far
-// events pulled in come out of their heap in (at, seq) order and were all
-// pushed before any event that went straight into the bucket), so a
-// stable sort by at alone is enough: insertion sort for the small buckets
-// that are the rule, a radix sort on the offset within the bucket for big
-// ones.
-func (q *queue) sortCur() {
-	c := q.cur
-	if len(c) <= 48 {
-		for i := 1; i < len(c); i++ {
-			e := c[i]
-			j := i
-			for ; j > 0 && c[j-1].at > e.at; j-- {
-				c[j] = c[j-1]
-			}
-			c[j] = e
-		}
-		return
+// sortBucket moves bk's events into cur sorted by (at, seq), and recycles
+// its chunks. The chunks hold the events in seq order, so a stable sort by
+// at is enough: one counting-sort pass on the high bits of the offset
+// within the bucket, with about one slot per event, then an insertion sort
+// that only has to fix order within a slot, where there is rarely more
+// than one event.
+func (q *queue) sortBucket(bk *bucket) {
+	bk.tail.n = bk.n
+	n := 0
+	for c := bk.head; c != nil; c = c.next {
+		n += c.n
 	}
+	if cap(q.cur) < n {
+		q.cur = make([]event, 0, n+n/4)
+	}
+	cur := q.cur[:n]
 	lo := q.base << q.shift
-	if cap(q.tmp) < len(c) {
-		q.tmp = make([]event, len(c), cap(c))
+	b := uint(bits.Len(uint(n)))
+	b = min(max(b, 1), q.shift, 16)
+	sh := q.shift - b
+	if cap(q.count) < 1<<b+1 {
+		q.count = make([]int, 1<<16+1)
 	}
-	src, dst := c, q.tmp[:len(c)]
-	const bits = 11
-	var count [1<<bits + 1]int
-	for sh := uint(0); sh < q.shift; sh += bits {
-		clear(count[:])
-		for i := range src {
-			count[(src[i].at-lo)>>sh&(1<<bits-1)+1]++
+	count := q.count[:1<<b+1]
+	clear(count)
+	for c := bk.head; c != nil; c = c.next {
+		for i := range c.ev[:c.n] {
+			count[(c.ev[i].at-lo)>>sh+1]++
 		}
-		for i := 1; i < len(count); i++ {
-			count[i] += count[i-1]
-		}
-		for i := range src {
-			d := (src[i].at - lo) >> sh & (1<<bits - 1)
-			dst[count[d]] = src[i]
+	}
+	for i := 1; i < len(count); i++ {
+		count[i] += count[i-1]
+	}
+	for c := bk.head; c != nil; {
+		for i := range c.ev[:c.n] {
+			d := (c.ev[i].at - lo) >> sh
+			cur[count[d]] = c.ev[i]
 			count[d]++
 		}
-		src, dst = dst, src
+		q.inRing -= c.n
+		next := c.next
+		c.next = q.free
+		q.free = c
+		c = next
 	}
-	if &src[0] != &c[0] {
-		copy(c, src)
+	*bk = bucket{}
+	for i := 1; i < n; i++ {
+		if cur[i-1].at <= cur[i].at {
+			continue
+		}
+		e := cur[i]
+		j := i
+		for ; j > 0 && cur[j-1].at > e.at; j-- {
+			cur[j] = cur[j-1]
+		}
+		cur[j] = e
 	}
+	q.cur = cur
 }
