@@ -25,7 +25,8 @@ type BenchConfig struct {
 	// Interval is the time from one sequential publish to the next. It
 	// must outlast a message's spread (the result counts the messages that
 	// did not finish in time as Late); nothing polls the nodes meanwhile,
-	// the receipts are collected in bulk afterwards. Default 20 ms.
+	// the receipts are collected in bulk afterwards. Default 0: 1 ms per
+	// node, at least 20 ms (AutoInterval).
 	Interval time.Duration
 	// Size is the message body size in bytes. Default 64.
 	Size int
@@ -53,7 +54,6 @@ func DefaultBenchConfig() BenchConfig {
 	return BenchConfig{
 		Messages:  500,
 		Warmup:    20,
-		Interval:  20 * time.Millisecond,
 		Size:      64,
 		Step:      2 * time.Second,
 		StartRate: 10_000,
@@ -71,8 +71,8 @@ func (c BenchConfig) Validate() error {
 		return fmt.Errorf("bench: messages must be at least 1, got %d", c.Messages)
 	case c.Warmup < 0:
 		return fmt.Errorf("bench: warmup must not be negative, got %d", c.Warmup)
-	case c.Interval <= 0:
-		return fmt.Errorf("bench: interval must be positive, got %v", c.Interval)
+	case c.Interval < 0:
+		return fmt.Errorf("bench: interval must not be negative, got %v", c.Interval)
 	case c.Size < 0:
 		return fmt.Errorf("bench: size must not be negative, got %d", c.Size)
 	case c.Step < 100*time.Millisecond:
@@ -87,6 +87,13 @@ func (c BenchConfig) Validate() error {
 	return nil
 }
 
+// AutoInterval is the default time between sequential messages in a mesh
+// of n nodes: 1 ms per node, at least 20 ms. On a loaded 2-core machine a
+// message takes a few ms to cross 10 nodes and tens of ms to cross 50.
+func AutoInterval(n int) time.Duration {
+	return max(20*time.Millisecond, time.Duration(n)*time.Millisecond)
+}
+
 // StepMessages is how many messages one step at rate deliveries/s publishes
 // in a mesh of n nodes: the nodes must keep at least this many receipts
 // (Config.Receipts), or the bench cannot see every delivery.
@@ -98,6 +105,8 @@ func (c BenchConfig) StepMessages(n int, rate float64) int {
 type BenchResult struct {
 	Nodes    int
 	Messages int
+	// Interval is the time between sequential messages that was used.
+	Interval time.Duration
 	// Latency is the time from the POST to the last node's receipt over
 	// the sequential messages.
 	Latency LatencyStats
@@ -164,8 +173,11 @@ func Bench(ctx context.Context, m *Mesh, cfg BenchConfig) (BenchResult, error) {
 	if progress == nil {
 		progress = func(string) {}
 	}
+	if cfg.Interval == 0 {
+		cfg.Interval = AutoInterval(m.Len())
+	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x62656e6368)) // "bench"
-	res := BenchResult{Nodes: m.Len(), Messages: cfg.Messages}
+	res := BenchResult{Nodes: m.Len(), Messages: cfg.Messages, Interval: cfg.Interval}
 
 	progress(fmt.Sprintf("latency: %d sequential messages, one every %v", cfg.Messages, cfg.Interval))
 	lat, err := benchLatency(ctx, m, cfg, rng)

@@ -42,20 +42,15 @@ type benchStepOut struct {
 	Why       string  `json:"why,omitempty"`
 }
 
-// benchGOMAXPROCS is the default GOMAXPROCS per node: on the 2-core
-// machines this was built on, one P per node process carried 25–35% more
-// than Go's default (DESIGN.md); `--gomaxprocs 0` measures the default.
-const benchGOMAXPROCS = 1
-
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("bench", "bench [flags]", stderr)
 	var lf launchFlags
 	// Each node logs a line per first receipt: at 50,000 deliveries/s that
 	// is the bench measuring its logging. --log-level info measures it.
-	lf.register(fs, benchGOMAXPROCS, "warn")
+	lf.register(fs, localGOMAXPROCS, "warn")
 	d := cluster.DefaultBenchConfig()
 	messages := fs.Int("messages", d.Messages, "sequential messages timed from publish to the last node")
-	interval := fs.Duration("interval", d.Interval, "time between sequential messages; must outlast one message's spread")
+	interval := fs.Duration("interval", d.Interval, "time between sequential messages; must outlast one message's spread (0: 1ms per node, at least 20ms)")
 	size := fs.Int("size", d.Size, "message body size in bytes")
 	step := fs.Duration("duration", d.Step, "how long each rate of the throughput search runs")
 	startRate := fs.Float64("start-rate", d.StartRate, "first rate of the throughput search, deliveries/s")
@@ -140,7 +135,7 @@ func benchOut(r cluster.BenchResult) benchJSON {
 
 func printBench(w io.Writer, header string, bc cluster.BenchConfig, r cluster.BenchResult) {
 	fmt.Fprintln(w, header)
-	fmt.Fprintf(w, "\ntime from publish to the last node, %d sequential messages (one every %v, random publisher)\n", r.Messages, bc.Interval)
+	fmt.Fprintf(w, "\ntime from publish to the last node, %d sequential messages (one every %v, random publisher)\n", r.Messages, r.Interval)
 	fmt.Fprintf(w, "  p50  %9s\n  p99  %9s\n  max  %9s\n", ms(r.Latency.P50), ms(r.Latency.P99), ms(r.Latency.Max))
 	if r.Latency.Incomplete > 0 {
 		fmt.Fprintf(w, "  %d message(s) missed a node and are left out\n", r.Latency.Incomplete)

@@ -20,7 +20,7 @@ func demoCommand() command {
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("demo", "demo [flags]", stderr)
 	var lf launchFlags
-	lf.register(fs, 0, "")
+	lf.register(fs, localGOMAXPROCS, "")
 	messages := fs.Int("messages", 1, "messages to publish, one after another, each at a random node")
 	asJSON := fs.Bool("json", false, "print the report as JSON (with --messages > 1, one object per line)")
 	var dash dashboardFlag // dashboard.go

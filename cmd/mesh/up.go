@@ -28,7 +28,7 @@ type upOptions struct {
 }
 
 func (o *upOptions) register(fs *flag.FlagSet) {
-	o.launch.register(fs, 0, "")
+	o.launch.register(fs, localGOMAXPROCS, "")
 	fs.StringVar(&o.state, "state", cluster.DefaultStatePath, "state file recording the running mesh, read by publish, status and down")
 	fs.StringVar(&o.logs, "logs", "", "directory for the nodes' logs, node-<index>.log (default: logs/ beside the state file)")
 	o.dashboard.registerUp(fs)
