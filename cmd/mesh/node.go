@@ -156,7 +156,7 @@ func serveNode(ctx context.Context, n *node.Node, httpLn net.Listener, log *slog
 	go func() { nodeErr <- n.Run(nodeCtx) }()
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(httpLn) }()
-	log.Info("serving", "id", n.ID().String(), "gossip", n.Addr(), "http", "http://"+httpLn.Addr().String())
+	log.Info("serving", "node", n.ID().String(), "gossip", n.Addr(), "http", "http://"+httpLn.Addr().String())
 
 	var err error
 	select {
