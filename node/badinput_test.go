@@ -236,3 +236,55 @@ func TestSilentConnectionFloodIsBounded(t *testing.T) {
 	late := startTCPNode(t, 3, []string{target.Addr()}, nil)
 	eventually(t, "a new peer to link once the flood is gone", func() bool { return len(late.Peers()) == 1 })
 }
+
+// TestStuckPeerCostsDropsNotTheNode connects a peer that completes the
+// handshake and then never reads. Once its socket buffer and send queue
+// fill, frames for it are dropped and counted, a healthy peer still gets
+// every message, and the stuck peer is disconnected as stalled.
+func TestStuckPeerCostsDropsNotTheNode(t *testing.T) {
+	t.Parallel()
+	logs := &logSink{}
+	target := startTCPNode(t, 1, nil, logs, func(c *node.Config) {
+		c.SendQueue = 8
+		c.StallTimeout = time.Second
+	})
+	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+
+	stuck, err := (tcp.Transport{}).Dial(context.Background(), target.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	stuck.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := stuck.Write(helloFrame(t, 99)); err != nil {
+		t.Fatal(err)
+	}
+	local := stuck.LocalAddr().String()
+	eventually(t, "the stuck peer to link", func() bool { return len(target.Peers()) == 2 })
+
+	// Publish in lockstep with the healthy peer, so only the stuck one
+	// falls behind.
+	body := make([]byte, 32<<10)
+	for i := range 1000 {
+		rc, err := target.Publish(context.Background(), body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := healthy.Receipt(context.Background(), rc.ID, settle); !ok {
+			t.Fatalf("message %d never reached the healthy peer", i)
+		}
+	}
+	if got := counter(t, target, "gossipmesh_messages_dropped_total"); got == 0 {
+		t.Error("no frames dropped for a peer that never reads")
+	}
+	eventually(t, "the stuck peer to be dropped as stalled", func() bool {
+		return logs.find(func(r map[string]any) bool {
+			msg, _ := r["err"].(string)
+			return r["level"] == "WARN" && r["peer"] == local && strings.Contains(msg, "stalled")
+		}) != nil
+	})
+	if ps := target.Peers(); len(ps) != 1 || ps[0].ID != healthy.ID().String() {
+		t.Errorf("links after the stall: %+v, want just the healthy peer", ps)
+	}
+}
