@@ -87,7 +87,7 @@ func promDuration(d time.Duration) string {
 
 func runPromConfig(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("prometheus-config", "prometheus-config [flags]", stderr)
-	state := fs.String("state", cluster.DefaultStatePath, "state file written by `mesh up`")
+	state := fs.String("state", cluster.DefaultStatePath, "state file written by mesh up")
 	out := fs.String("out", "", "write to `FILE` (atomically) instead of stdout")
 	format := fs.String("format", "yaml", "yaml: a complete prometheus.yml; file_sd: a targets file for file_sd_configs")
 	interval := fs.Duration("interval", 5*time.Second, "scrape and evaluation interval (yaml)")
