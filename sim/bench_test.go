@@ -2,6 +2,7 @@ package sim
 
 import (
 	"context"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -57,4 +58,24 @@ func BenchmarkThousandBroadcasts(b *testing.B) {
 // BenchmarkSmall is a quick one for profiling the hot loop.
 func BenchmarkSmall(b *testing.B) {
 	benchRun(b, anchorConfig(10_000, 10))
+}
+
+// BenchmarkQueue is the event queue alone: one pop and one push per op
+// with 150,000 events in flight, 10–100 ms ahead (the 10,000-node load).
+func BenchmarkQueue(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	q := newQueue(100e6, 100e6/bucketsPerHorizon)
+	var now int64
+	var seq uint32
+	for i := 0; i < 150_000; i++ {
+		seq++
+		q.push(event{at: now + 10e6 + rng.Int64N(90e6), seq: seq})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		e := q.pop()
+		now = e.at
+		seq++
+		q.push(event{at: now + 10e6 + rng.Int64N(90e6), seq: seq})
+	}
 }

@@ -93,7 +93,7 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 		for e := xmin; e <= xmax; e++ {
 			x := math.Pow(10, e)
 			fmt.Fprintf(&b, `<line x1="%s" y1="%d" x2="%s" y2="%s" stroke="#ddd"/>`+"\n", f(px(x)), top, f(px(x)), f(top+plotH))
-			fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle">%s</text>`+"\n", f(px(x)), f(top+plotH+18), strconv.FormatFloat(x, 'g', -1, 64))
+			fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle">%s</text>`+"\n", f(px(x)), f(top+plotH+18), strconv.FormatFloat(x, 'f', -1, 64))
 		}
 	} else {
 		step := niceStep((xmax - xmin) / 10)

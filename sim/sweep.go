@@ -101,7 +101,7 @@ func (sw Sweep) Apply(base Config, v float64) Config {
 }
 
 // Label renders value v of the swept parameter.
-func (sw Sweep) Label(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+func (sw Sweep) Label(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
 
 // RunMany runs cfg on graphs independent topologies (seeds cfg.Seed,
 // cfg.Seed+1, …) and merges the reports. A file topology is the same graph
