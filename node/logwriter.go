@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // LogWriter puts a bounded buffer and a goroutine between a logger and
@@ -55,9 +56,17 @@ func (l *LogWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// flushDelay is how long the writer lets lines gather before it writes
+// them. Waking to write each line at once would put a goroutine switch and
+// a syscall (and, on a pipe, the reader's wake-up) between a node
+// receiving a message and forwarding it; a few milliseconds of delay in
+// the log costs nothing.
+const flushDelay = 5 * time.Millisecond
+
 func (l *LogWriter) run() {
 	defer close(l.done)
 	for range l.wake {
+		time.Sleep(flushDelay)
 		if !l.flush() {
 			return
 		}

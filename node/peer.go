@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -44,6 +45,7 @@ type peer struct {
 	addr        string // the peer's gossip listen address, from its hello
 	conn        net.Conn
 	fc          *frameConn
+	buffered    *bufio.Reader // under reader: tells whether more frames are already here
 	reader      *wire.Reader
 	outbound    bool        // this node dialed
 	dialer      wire.NodeID // whoever dialed: decides which of two links stays
@@ -135,6 +137,7 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 		addr:        h.ListenAddr,
 		conn:        conn,
 		fc:          fc,
+		buffered:    br,
 		reader:      wire.NewReader(br, n.cfg.MaxFrame()),
 		outbound:    outbound,
 		connectedAt: time.Now(),
@@ -174,6 +177,14 @@ func (n *Node) readLoop(p *peer) error {
 		case n.inbox <- inbound{from: p, msg: m}:
 		case <-n.stop:
 			return errShutdown
+		}
+		if p.buffered.Buffered() == 0 {
+			// Nothing more is here yet: let the loop forward this frame
+			// before this goroutine spends a syscall finding the socket
+			// empty. With GOMAXPROCS=1 that read would otherwise come
+			// first, on every hop of every message. With more frames
+			// buffered, keep reading: the loop takes them as one batch.
+			runtime.Gosched()
 		}
 	}
 }
