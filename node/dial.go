@@ -41,8 +41,10 @@ func (n *Node) dialLoop(addr string) {
 		} else {
 			n.log.Debug("dial failed", "addr", addr, "err", err)
 		}
-		// Full jitter over [backoff/2, backoff): peers that lost a common
-		// neighbour do not redial it in lockstep.
+		// Jitter over [backoff/2, backoff], so that peers that lost a
+		// common neighbour do not redial it in lockstep. It comes from the
+		// runtime's source, not the node's seeded one: timing is not part
+		// of what a seed reproduces.
 		wait := backoff/2 + time.Duration(rand.Int64N(int64(backoff/2)+1))
 		select {
 		case <-time.After(wait):
