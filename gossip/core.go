@@ -98,31 +98,52 @@ var (
 // Core is one node's gossip state: its peers, its seen-cache and its
 // publish sequence. It is not safe for concurrent use; one goroutine (the
 // runtime's node loop, or the simulator) drives it.
+//
+// Its fields are kept to two cache lines (128 bytes), because a simulator
+// of a million nodes touches one core per event, at random.
 type Core struct {
-	cfg    *Config
-	router Router
-	id     wire.NodeID
-	rng    *rand.Rand
-	peers  []wire.NodeID
-	seen   seenCache
-	seq    uint64
+	sh    *Shared
+	id    wire.NodeID
+	rng   *rand.Rand
+	peers []wire.NodeID
+	seen  seenCache
+	seq   uint64
 }
+
+// Shared is a validated Config and the Router it names. Every core built
+// from it points to it instead of holding a copy, which matters to a
+// simulator of a million cores.
+type Shared struct {
+	cfg    Config
+	router Router
+}
+
+// Share validates cfg and returns it ready for NewShared.
+func Share(cfg Config) (*Shared, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Shared{cfg: cfg, router: NewRouter(cfg)}, nil
+}
+
+// Config returns the configuration the cores share.
+func (sh *Shared) Config() Config { return sh.cfg }
 
 // New returns a Core for node id. rng is the core's only source of
 // randomness: seed it per node for reproducible runs. A math/rand/v2 PCG
 // source holds 16 bytes, which matters at a million nodes.
 func New(cfg Config, id wire.NodeID, rng *rand.Rand) (*Core, error) {
-	if err := cfg.Validate(); err != nil {
+	sh, err := Share(cfg)
+	if err != nil {
 		return nil, err
 	}
-	return NewShared(&cfg, NewRouter(cfg), id, rng), nil
+	return NewShared(sh, id, rng), nil
 }
 
-// NewShared is New for drivers that build many cores from one validated
-// Config and Router (the simulator): they share both instead of holding a
-// copy each. The caller must have validated cfg and must not change it.
-func NewShared(cfg *Config, router Router, id wire.NodeID, rng *rand.Rand) *Core {
-	return &Core{cfg: cfg, router: router, id: id, rng: rng, seen: newSeenCache(cfg.SeenCapacity)}
+// NewShared is New for drivers that build many cores from one Config (the
+// simulator).
+func NewShared(sh *Shared, id wire.NodeID, rng *rand.Rand) *Core {
+	return &Core{sh: sh, id: id, rng: rng}
 }
 
 // ID returns the node's id.
@@ -170,8 +191,8 @@ func (c *Core) hasPeer(p wire.NodeID) bool {
 // driver's clock), marks it seen, reports EventPublished and routes it to
 // peers at hop 1. It returns the message as the publisher holds it (hop 0).
 func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, error) {
-	if len(body) > c.cfg.MaxBody {
-		return nil, fmt.Errorf("publish: %w: %d bytes, limit %d", ErrBodyTooLarge, len(body), c.cfg.MaxBody)
+	if len(body) > c.sh.cfg.MaxBody {
+		return nil, fmt.Errorf("publish: %w: %d bytes, limit %d", ErrBodyTooLarge, len(body), c.sh.cfg.MaxBody)
 	}
 	c.seq++
 	m := &wire.Message{
@@ -181,7 +202,7 @@ func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, erro
 		PublishedAt: now,
 		Body:        body,
 	}
-	c.seen.add(m.ID, now+int64(c.cfg.SeenTTL))
+	c.seen.add(m.ID, now+int64(c.sh.cfg.SeenTTL), c.sh.cfg.SeenCapacity)
 	out.Events = append(out.Events, Event{Kind: EventPublished, Msg: m})
 	c.forward(m, 0, out)
 	return m, nil
@@ -200,13 +221,13 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 		out.Events = append(out.Events, Event{Kind: EventDuplicate, Msg: m, From: from})
 		return
 	}
-	if c.cfg.VerifyIDs && wire.ComputeMsgID(m.Origin, m.Seq, m.Body) != m.ID {
+	if c.sh.cfg.VerifyIDs && wire.ComputeMsgID(m.Origin, m.Seq, m.Body) != m.ID {
 		out.Events = append(out.Events, Event{Kind: EventRejected, Msg: m, From: from, Err: ErrIDMismatch})
 		return
 	}
-	c.seen.add(m.ID, now+int64(c.cfg.SeenTTL))
+	c.seen.add(m.ID, now+int64(c.sh.cfg.SeenTTL), c.sh.cfg.SeenCapacity)
 	out.Events = append(out.Events, Event{Kind: EventDelivered, Msg: m, From: from})
-	if m.Hop < c.cfg.MaxHops {
+	if m.Hop < c.sh.cfg.MaxHops {
 		c.forward(m, from, out)
 	}
 }
@@ -214,10 +235,10 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 // check applies the cheap validity rules, before dedup.
 func (c *Core) check(m *wire.Message) error {
 	switch {
-	case m.Hop == 0 || m.Hop > c.cfg.MaxHops:
-		return fmt.Errorf("%w: %d, want 1..%d", ErrBadHop, m.Hop, c.cfg.MaxHops)
-	case len(m.Body) > c.cfg.MaxBody:
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrBodyTooLarge, len(m.Body), c.cfg.MaxBody)
+	case m.Hop == 0 || m.Hop > c.sh.cfg.MaxHops:
+		return fmt.Errorf("%w: %d, want 1..%d", ErrBadHop, m.Hop, c.sh.cfg.MaxHops)
+	case len(m.Body) > c.sh.cfg.MaxBody:
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrBodyTooLarge, len(m.Body), c.sh.cfg.MaxBody)
 	case m.Origin == c.id:
 		// Our own message coming back is a duplicate, not an error, as long
 		// as we still remember it; one we never published is forged.
@@ -232,7 +253,7 @@ func (c *Core) check(m *wire.Message) error {
 // forward routes m (held at this node at m.Hop) to the peers the router
 // picks, as one shared copy at m.Hop+1.
 func (c *Core) forward(m *wire.Message, from wire.NodeID, out *Output) {
-	out.route = c.router.Route(out.route[:0], c.peers, from, c.rng)
+	out.route = c.sh.router.Route(out.route[:0], c.peers, from, c.rng)
 	if len(out.route) == 0 {
 		return
 	}

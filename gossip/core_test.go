@@ -6,6 +6,7 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unsafe"
 
 	"gossipmesh/wire"
 )
@@ -242,5 +243,13 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if _, err := ParseStrategy("nope"); err == nil {
 		t.Error("ParseStrategy accepted nope")
+	}
+}
+
+// TestCoreFitsTwoCacheLines keeps a core to 128 bytes: the simulator
+// touches one core per event, at random, across a million of them.
+func TestCoreFitsTwoCacheLines(t *testing.T) {
+	if size := unsafe.Sizeof(Core{}); size > 128 {
+		t.Errorf("gossip.Core is %d bytes, want at most 128", size)
 	}
 }

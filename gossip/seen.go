@@ -8,14 +8,19 @@ import "gossipmesh/wire"
 // Entries sit in a ring in insertion order, so with one TTL for all the
 // oldest entry is also the first to expire. A node that has seen a handful
 // of messages (every node of a million-node simulation) pays for a short
-// slice and a linear scan; past indexThreshold entries a map takes over the
+// slice and a linear scan (one inline entry and no slice at all while it
+// holds a single id); past indexThreshold entries a map takes over the
 // lookups.
 type seenCache struct {
-	ring     []seenEntry
-	head     int // index of the oldest entry
-	n        int // entries in use
-	capacity int
-	index    map[wire.MsgID]struct{}
+	// first holds the only entry while ring is nil: a node that never holds
+	// more than one id at a time (every node of a simulation whose
+	// broadcasts are further apart than the TTL) needs no allocation and
+	// no pointer to chase on its receive path.
+	first seenEntry
+	ring  []seenEntry
+	head  int // index of the oldest entry in ring
+	n     int // entries in use
+	index map[wire.MsgID]struct{}
 }
 
 type seenEntry struct {
@@ -26,16 +31,15 @@ type seenEntry struct {
 // indexThreshold is the entry count above which lookups use a map.
 const indexThreshold = 16
 
-func newSeenCache(capacity int) seenCache {
-	return seenCache{capacity: capacity}
-}
-
 // contains reports whether id was added and has not expired at now.
 func (s *seenCache) contains(now int64, id wire.MsgID) bool {
 	s.expire(now)
 	if s.index != nil {
 		_, ok := s.index[id]
 		return ok
+	}
+	if s.ring == nil {
+		return s.n == 1 && s.first.id == id
 	}
 	for i := 0; i < s.n; i++ {
 		if s.ring[(s.head+i)%len(s.ring)].id == id {
@@ -45,13 +49,20 @@ func (s *seenCache) contains(now int64, id wire.MsgID) bool {
 	return false
 }
 
-// add records id until expires. The caller has checked that id is absent.
-func (s *seenCache) add(id wire.MsgID, expires int64) {
-	if s.n == s.capacity {
+// add records id until expires, forgetting the oldest id if the cache
+// holds capacity ids already. The caller has checked that id is absent.
+// Capacity comes from the shared Config rather than a field of every cache.
+func (s *seenCache) add(id wire.MsgID, expires int64, capacity int) {
+	if s.n >= capacity {
 		s.evictOldest()
 	}
-	if s.n == len(s.ring) {
-		s.grow()
+	if s.ring == nil && s.n == 0 {
+		s.first = seenEntry{id: id, expires: expires}
+		s.n = 1
+		return
+	}
+	if s.ring == nil || s.n == len(s.ring) {
+		s.grow(capacity)
 	}
 	s.ring[(s.head+s.n)%len(s.ring)] = seenEntry{id: id, expires: expires}
 	s.n++
@@ -67,7 +78,7 @@ func (s *seenCache) add(id wire.MsgID, expires int64) {
 
 // expire forgets every entry that has expired at now.
 func (s *seenCache) expire(now int64) {
-	for s.n > 0 && s.ring[s.head].expires <= now {
+	for s.n > 0 && s.oldest().expires <= now {
 		s.evictOldest()
 	}
 }
@@ -77,17 +88,28 @@ func (s *seenCache) nextExpiry() int64 {
 	if s.n == 0 {
 		return 0
 	}
-	return s.ring[s.head].expires
+	return s.oldest().expires
+}
+
+func (s *seenCache) oldest() *seenEntry {
+	if s.ring == nil {
+		return &s.first
+	}
+	return &s.ring[s.head]
 }
 
 func (s *seenCache) len() int { return s.n }
 
 func (s *seenCache) evictOldest() {
-	e := &s.ring[s.head]
+	e := s.oldest()
 	if s.index != nil {
 		delete(s.index, e.id)
 	}
 	*e = seenEntry{}
+	if s.ring == nil {
+		s.n = 0
+		return
+	}
 	s.head = (s.head + 1) % len(s.ring)
 	s.n--
 	if s.n == 0 {
@@ -95,15 +117,16 @@ func (s *seenCache) evictOldest() {
 	}
 }
 
-// grow doubles the ring (up to capacity), unrolling it so head is 0.
-func (s *seenCache) grow() {
-	size := 2 * len(s.ring)
-	if size == 0 {
-		size = 1
+// grow doubles the ring (up to capacity), unrolling it so head is 0. The
+// first growth moves the inline entry into a ring of two.
+func (s *seenCache) grow(capacity int) {
+	if s.ring == nil {
+		s.ring = make([]seenEntry, min(2, capacity))
+		s.ring[0], s.first = s.first, seenEntry{}
+		s.head = 0
+		return
 	}
-	if size > s.capacity {
-		size = s.capacity
-	}
+	size := min(2*len(s.ring), capacity)
 	ring := make([]seenEntry, size)
 	for i := 0; i < s.n; i++ {
 		ring[i] = s.ring[(s.head+i)%len(s.ring)]

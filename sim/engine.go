@@ -26,10 +26,10 @@ type Delivery struct {
 // Sim is one simulation run: N gossip cores, the links between them and a
 // queue of events. It is single-use and not safe for concurrent use.
 type Sim struct {
-	cfg    Config
-	graph  *Graph
-	gcfg   *gossip.Config
-	router gossip.Router
+	cfg   Config
+	graph *Graph
+	// shared is the validated gossip config and router every core points to.
+	shared *gossip.Shared
 	// One slab each for the cores and their random sources: three
 	// allocations for a million nodes instead of three million.
 	cores []gossip.Core
@@ -97,11 +97,14 @@ func New(cfg Config) (*Sim, error) {
 	}
 	n := g.N()
 	cfg.Nodes = n
+	shared, err := gossip.Share(cfg.Gossip)
+	if err != nil {
+		return nil, fmt.Errorf("sim: %w", err)
+	}
 	s := &Sim{
 		cfg:     cfg,
 		graph:   g,
-		gcfg:    &cfg.Gossip,
-		router:  gossip.NewRouter(cfg.Gossip),
+		shared:  shared,
 		cores:   hugeSlice[gossip.Core](n, n),
 		rands:   hugeSlice[rand.Rand](n, n),
 		pcgs:    hugeSlice[rand.PCG](n, n),
@@ -109,14 +112,13 @@ func New(cfg Config) (*Sim, error) {
 		reached: newBitset(n),
 		msgs:    make([]*wire.Message, int(cfg.Gossip.MaxHops)+2),
 	}
-	s.gcfg = &s.cfg.Gossip
 	if cfg.Crash.Fraction > 0 {
 		s.crashed = make([]bool, n)
 	}
 	for i := range s.cores {
 		s.pcgs[i] = *rand.NewPCG(cfg.Seed, uint64(i))
 		s.rands[i] = *rand.New(&s.pcgs[i])
-		s.cores[i] = *gossip.NewShared(s.gcfg, s.router, wire.NodeID(i)+1, &s.rands[i])
+		s.cores[i] = *gossip.NewShared(s.shared, wire.NodeID(i)+1, &s.rands[i])
 		s.cores[i].SetPeers(g.Peers(i))
 	}
 	if l := cfg.Latency; l.Kind == LatencyUniform && l.Max > l.Min && cfg.Regions == nil {
@@ -255,20 +257,12 @@ func (s *Sim) drain(ctx context.Context) (stopped bool) {
 				prefetch2(unsafe.Pointer(&s.cores[j]), unsafe.Pointer(&s.graph.Off[j]))
 			}
 		}
-		if j, ok := s.q.peek(ringAhead); ok {
-			// The core and its offset are in cache by now: load its
-			// seen-cache's ring, and the peers a first receipt will read,
-			// while the events before it are handled.
-			r := ringHint(&s.cores[j])
-			if r == nil {
-				r = unsafe.Pointer(&s.cores[j])
-			}
-			if s.reached.has(j) {
-				prefetch(r)
-			} else {
-				g := s.graph
-				prefetch2(r, unsafe.Pointer(&g.Adj[min(g.Off[j], len(g.Adj)-1)]))
-			}
+		if j, ok := s.q.peek(ringAhead); ok && !s.reached.has(j) {
+			// The core is in cache by now (its seen-cache entry is inline
+			// while it holds one id): load the peers that a first receipt
+			// will read while the events before it are handled.
+			g := s.graph
+			prefetch(unsafe.Pointer(&g.Adj[min(g.Off[j], len(g.Adj)-1)]))
 		}
 		if !s.crashDone {
 			s.maybeCrash(e.at)

@@ -401,32 +401,3 @@ func TestParseRegions(t *testing.T) {
 		}
 	}
 }
-
-// TestRingHint checks that the prefetch hint finds a core's seen-cache
-// entries: after a publish the hint is the address of a live allocation
-// that changes when the cache grows, and nil before.
-func TestRingHint(t *testing.T) {
-	if ringOffset < 0 {
-		t.Fatal("gossip.Core has no seen.ring field any more: update ringhint.go")
-	}
-	cfg := gossip.DefaultConfig()
-	c, err := gossip.New(cfg, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ringHint(c) != nil {
-		t.Fatal("hint for an empty cache is not nil")
-	}
-	var out gossip.Output
-	if _, err := c.Publish(0, nil, &out); err != nil {
-		t.Fatal(err)
-	}
-	first := ringHint(c)
-	if first == nil {
-		t.Fatal("no hint after a publish")
-	}
-	c.Publish(1, nil, &out)
-	if ringHint(c) == first {
-		t.Fatal("hint did not follow the cache as it grew")
-	}
-}
