@@ -22,12 +22,16 @@ type BenchConfig struct {
 	// Warmup messages go out first, untimed, so that connections, caches
 	// and the nodes' heaps are warm. Default 20.
 	Warmup int
-	// Interval is the time from one sequential publish to the next. It
-	// must outlast a message's spread (the result counts the messages that
-	// did not finish in time as Late); nothing polls the nodes meanwhile,
-	// the receipts are collected in bulk afterwards. Default 0: 1 ms per
-	// node, at least 20 ms (AutoInterval).
-	Interval time.Duration
+	// Gap is the idle time between one sequential message reaching every
+	// node and the next publish. Default 0: back to back. Each message is
+	// published only once every node has reported the previous one on its
+	// event stream, so messages never overlap; a gap adds idle time on top,
+	// which on this VM makes every wakeup slower (see the README).
+	Gap time.Duration
+	// Wait bounds how long one sequential message may take to reach every
+	// node before the next goes out anyway (it then counts as Late).
+	// Default 1 s.
+	Wait time.Duration
 	// Size is the message body size in bytes. Default 64.
 	Size int
 	// Step is how long each rate of the throughput search runs. Default 2 s.
@@ -54,6 +58,7 @@ func DefaultBenchConfig() BenchConfig {
 	return BenchConfig{
 		Messages:  500,
 		Warmup:    20,
+		Wait:      time.Second,
 		Size:      64,
 		Step:      2 * time.Second,
 		StartRate: 10_000,
@@ -71,8 +76,10 @@ func (c BenchConfig) Validate() error {
 		return fmt.Errorf("bench: messages must be at least 1, got %d", c.Messages)
 	case c.Warmup < 0:
 		return fmt.Errorf("bench: warmup must not be negative, got %d", c.Warmup)
-	case c.Interval < 0:
-		return fmt.Errorf("bench: interval must not be negative, got %v", c.Interval)
+	case c.Gap < 0:
+		return fmt.Errorf("bench: gap must not be negative, got %v", c.Gap)
+	case c.Wait <= 0:
+		return fmt.Errorf("bench: wait must be positive, got %v", c.Wait)
 	case c.Size < 0:
 		return fmt.Errorf("bench: size must not be negative, got %d", c.Size)
 	case c.Step < 100*time.Millisecond:
@@ -87,13 +94,6 @@ func (c BenchConfig) Validate() error {
 	return nil
 }
 
-// AutoInterval is the default time between sequential messages in a mesh
-// of n nodes: 1 ms per node, at least 20 ms. On a loaded 2-core machine a
-// message takes a few ms to cross 10 nodes and tens of ms to cross 50.
-func AutoInterval(n int) time.Duration {
-	return max(20*time.Millisecond, time.Duration(n)*time.Millisecond)
-}
-
 // StepMessages is how many messages one step at rate deliveries/s publishes
 // in a mesh of n nodes: the nodes must keep at least this many receipts
 // (Config.Receipts), or the bench cannot see every delivery.
@@ -105,8 +105,8 @@ func (c BenchConfig) StepMessages(n int, rate float64) int {
 type BenchResult struct {
 	Nodes    int
 	Messages int
-	// Interval is the time between sequential messages that was used.
-	Interval time.Duration
+	// Gap is the idle time between sequential messages that was used.
+	Gap time.Duration
 	// Latency is the time from the POST to the last node's receipt over
 	// the sequential messages.
 	Latency LatencyStats
@@ -122,8 +122,9 @@ type LatencyStats struct {
 	// Incomplete counts messages that some node never received; they are
 	// left out of the percentiles.
 	Incomplete int
-	// Late counts messages still spreading when the next was published:
-	// their figures include interference, raise Interval.
+	// Late counts messages that had not reached every node within Wait,
+	// when the next was published anyway: their figures include
+	// interference.
 	Late int
 }
 
@@ -173,13 +174,10 @@ func Bench(ctx context.Context, m *Mesh, cfg BenchConfig) (BenchResult, error) {
 	if progress == nil {
 		progress = func(string) {}
 	}
-	if cfg.Interval == 0 {
-		cfg.Interval = AutoInterval(m.Len())
-	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x62656e6368)) // "bench"
-	res := BenchResult{Nodes: m.Len(), Messages: cfg.Messages, Interval: cfg.Interval}
+	res := BenchResult{Nodes: m.Len(), Messages: cfg.Messages, Gap: cfg.Gap}
 
-	progress(fmt.Sprintf("latency: %d sequential messages, one every %v", cfg.Messages, cfg.Interval))
+	progress(fmt.Sprintf("latency: %d sequential messages, each once the last has reached every node (gap %v)", cfg.Messages, cfg.Gap))
 	lat, err := benchLatency(ctx, m, cfg, rng)
 	if err != nil {
 		return res, err
@@ -246,18 +244,24 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// benchLatency publishes the sequential messages at random nodes, then
-// collects every node's receipts in one request per node.
+// benchLatency publishes the sequential messages at random nodes, each once
+// every node has reported the previous one on its event stream, then
+// collects every node's receipts in one request per node. The figures come
+// from the receipts' timestamps, taken by the nodes before they report.
 func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand) (LatencyStats, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	arrived, err := watchArrivals(ctx, m)
+	if err != nil {
+		return LatencyStats{}, err
+	}
+	counts := make(map[string]int)
 	body := strings.Repeat("x", cfg.Size)
 	total := cfg.Warmup + cfg.Messages
 	ids := make([]string, total)
 	sent := make([]time.Time, total)
-	next := time.Now()
+	var st LatencyStats
 	for k := range total {
-		if err := sleep(ctx, time.Until(next)); err != nil {
-			return LatencyStats{}, err
-		}
 		pub := rng.IntN(m.Len())
 		sent[k] = time.Now()
 		r, err := m.clients[pub].Publish(ctx, body)
@@ -265,17 +269,21 @@ func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand)
 			return LatencyStats{}, fmt.Errorf("bench: publishing at node %d: %w", pub, err)
 		}
 		ids[k] = r.ID
-		next = sent[k].Add(cfg.Interval)
-	}
-	// Give the last message time to land before collecting.
-	if err := sleep(ctx, max(cfg.Interval, 200*time.Millisecond)); err != nil {
-		return LatencyStats{}, err
+		done, err := awaitAll(ctx, arrived, counts, r.ID, m.Len(), cfg.Wait)
+		if err != nil {
+			return LatencyStats{}, err
+		}
+		if !done && k >= cfg.Warmup {
+			st.Late++
+		}
+		if err := sleep(ctx, cfg.Gap); err != nil {
+			return LatencyStats{}, err
+		}
 	}
 	got, err := collect(ctx, m, total+100)
 	if err != nil {
 		return LatencyStats{}, err
 	}
-	var st LatencyStats
 	var lats []time.Duration
 	for k := cfg.Warmup; k < total; k++ {
 		last, ok := lastReceipt(got, ids[k])
@@ -284,9 +292,6 @@ func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand)
 			continue
 		}
 		lats = append(lats, last.Sub(sent[k]))
-		if k+1 < total && last.After(sent[k+1]) {
-			st.Late++
-		}
 	}
 	if len(lats) == 0 {
 		return st, errors.New("bench: no message reached every node")
@@ -294,6 +299,51 @@ func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand)
 	slices.Sort(lats)
 	st.P50, st.P99, st.Max = percentile(lats, 0.50), percentile(lats, 0.99), lats[len(lats)-1]
 	return st, nil
+}
+
+// watchArrivals follows every node's event stream and sends the id of each
+// message a node publishes or first receives, until ctx ends.
+func watchArrivals(ctx context.Context, m *Mesh) (<-chan string, error) {
+	out := make(chan string, 4096)
+	for i, c := range m.clients {
+		events, err := c.Events(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("bench: event stream of node %d: %w", i, err)
+		}
+		go func() {
+			for ev := range events {
+				if ev.Kind != "published" && ev.Kind != "delivered" {
+					continue
+				}
+				select {
+				case out <- ev.ID:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	return out, nil
+}
+
+// awaitAll counts arrivals until n nodes have reported id or wait passes;
+// arrivals of other ids (which can come before their publish returns) are
+// counted for later. It reports whether all n arrived.
+func awaitAll(ctx context.Context, arrived <-chan string, counts map[string]int, id string, n int, wait time.Duration) (bool, error) {
+	timeout := time.NewTimer(wait)
+	defer timeout.Stop()
+	for counts[id] < n {
+		select {
+		case got := <-arrived:
+			counts[got]++
+		case <-timeout.C:
+			return false, nil
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	delete(counts, id)
+	return true, nil
 }
 
 // percentile is the nearest-rank percentile of sorted values.

@@ -305,3 +305,51 @@ func TestEndToEndUpStatusPublishDown(t *testing.T) {
 		t.Errorf("state file still there after mesh down: %v", err)
 	}
 }
+
+// TestEndToEndBench runs a small bench against real processes: every
+// sequential message reaches every node, the figures are ordered, and the
+// throughput search finds a sustained rate and records every step. It
+// asserts behaviour only, never speed.
+func TestEndToEndBench(t *testing.T) {
+	t.Parallel()
+	bin := buildMesh(t)
+	cfg := cluster.DefaultConfig()
+	cfg.Binary = bin
+	cfg.Nodes = 4
+	cfg.Seed = 11
+	cfg.LogDir = t.TempDir()
+	cfg.StartTimeout = time.Minute
+	c, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := c.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+
+	bc := cluster.DefaultBenchConfig()
+	bc.Messages, bc.Warmup = 30, 5
+	bc.Step = 200 * time.Millisecond
+	bc.StartRate, bc.MaxRate = 300, 600
+	res, err := cluster.Bench(ctx, c.Mesh(), bc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := res.Latency
+	if l.Incomplete != 0 || l.Late != 0 {
+		t.Errorf("sequential messages: %d incomplete, %d late; want every message at every node before the next", l.Incomplete, l.Late)
+	}
+	if !(0 < l.P50 && l.P50 <= l.P99 && l.P99 <= l.Max) {
+		t.Errorf("latency figures out of order: %+v", l)
+	}
+	if len(res.Steps) == 0 || res.Sustained.DeliveriesPerS < bc.StartRate {
+		t.Fatalf("no sustained rate at %v deliveries/s or above: %+v", bc.StartRate, res)
+	}
+	for _, s := range res.Steps {
+		if s.OK && s.Delivered != s.Expected {
+			t.Errorf("step %+v passed without every delivery", s)
+		}
+	}
+}

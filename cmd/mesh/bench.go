@@ -50,7 +50,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	lf.register(fs, localGOMAXPROCS, "warn")
 	d := cluster.DefaultBenchConfig()
 	messages := fs.Int("messages", d.Messages, "sequential messages timed from publish to the last node")
-	interval := fs.Duration("interval", d.Interval, "time between sequential messages; must outlast one message's spread (0: 1ms per node, at least 20ms)")
+	gap := fs.Duration("gap", d.Gap, "idle time between one sequential message reaching every node and the next publish (0: back to back)")
 	size := fs.Int("size", d.Size, "message body size in bytes")
 	step := fs.Duration("duration", d.Step, "how long each rate of the throughput search runs")
 	startRate := fs.Float64("start-rate", d.StartRate, "first rate of the throughput search, deliveries/s")
@@ -70,7 +70,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return usageError(stderr, "bench needs at least 2 nodes, got %d", cfg.Nodes)
 	}
 	bc := cluster.DefaultBenchConfig()
-	bc.Messages, bc.Interval, bc.Size, bc.Step = *messages, *interval, *size, *step
+	bc.Messages, bc.Gap, bc.Size, bc.Step = *messages, *gap, *size, *step
 	bc.StartRate, bc.MaxRate, bc.Seed = *startRate, *maxRate, cfg.Seed
 	if err := bc.Validate(); err != nil {
 		return usageError(stderr, "%v", err)
@@ -135,13 +135,13 @@ func benchOut(r cluster.BenchResult) benchJSON {
 
 func printBench(w io.Writer, header string, bc cluster.BenchConfig, r cluster.BenchResult) {
 	fmt.Fprintln(w, header)
-	fmt.Fprintf(w, "\ntime from publish to the last node, %d sequential messages (one every %v, random publisher)\n", r.Messages, r.Interval)
+	fmt.Fprintf(w, "\ntime from publish to the last node, %d sequential messages (random publisher, each after the last reached every node, gap %v)\n", r.Messages, r.Gap)
 	fmt.Fprintf(w, "  p50  %9s\n  p99  %9s\n  max  %9s\n", ms(r.Latency.P50), ms(r.Latency.P99), ms(r.Latency.Max))
 	if r.Latency.Incomplete > 0 {
 		fmt.Fprintf(w, "  %d message(s) missed a node and are left out\n", r.Latency.Incomplete)
 	}
 	if r.Latency.Late > 0 {
-		fmt.Fprintf(w, "  %d message(s) were still spreading when the next went out: raise --interval\n", r.Latency.Late)
+		fmt.Fprintf(w, "  %d message(s) were still spreading when the next went out\n", r.Latency.Late)
 	}
 	fmt.Fprintf(w, "\nsustained throughput at 100%% delivery (%v per rate; deliveries exclude the publisher)\n", bc.Step)
 	fmt.Fprintf(w, "  %12s  %9s  %9s  %17s  %10s  %s\n", "deliveries/s", "msgs/s", "achieved", "delivered", "tail", "result")

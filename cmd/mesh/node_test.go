@@ -131,10 +131,15 @@ func TestNodeServesAndStops(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	// B's HTTP address is in its startup line.
-	m := regexp.MustCompile(`http=http://(\S+)`).FindStringSubmatch(logsB.String())
-	if m == nil {
-		t.Fatalf("no http address in B's log:\n%s", logsB)
+	// B's HTTP address is in its startup line, which B's log writer may
+	// still hold for a few milliseconds.
+	var m []string
+	for m == nil {
+		m = regexp.MustCompile(`http=http://(\S+)`).FindStringSubmatch(logsB.String())
+		if m == nil && time.Now().After(deadline) {
+			t.Fatalf("no http address in B's log:\n%s", logsB)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	b := api.NewClient("http://"+m[1], http.DefaultClient)
 	pub, err := a.Publish(ctx, "through the API")
