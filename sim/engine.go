@@ -62,6 +62,10 @@ type Sim struct {
 
 	onDeliver  func(Delivery)
 	onProgress func(done float64)
+	// onDuplicate and onCrash feed traces; nil (the usual case) costs one
+	// check per duplicate and nothing else.
+	onDuplicate func(Delivery)
+	onCrash     func(node int, at int64)
 }
 
 // bstate accumulates one broadcast's figures while it runs.
@@ -149,6 +153,18 @@ func (s *Sim) Graph() *Graph { return s.graph }
 // OnDeliver sets a function called for every first receipt, publisher
 // included, in virtual-time order.
 func (s *Sim) OnDeliver(f func(Delivery)) { s.onDeliver = f }
+
+// OnDuplicate sets a function called for every copy that reaches a node
+// that already has the message (Hop is the copy's, From its sender), in
+// virtual-time order. It exists for traces: a run has about degree−1
+// duplicates per node, so the hook costs what it does.
+func (s *Sim) OnDuplicate(f func(Delivery)) { s.onDuplicate = f }
+
+// OnCrash sets a function called once per crashed node, in node order, at
+// the configured crash time (which is never later than the event that
+// triggers the crash, so calls stay in virtual-time order with the other
+// hooks).
+func (s *Sim) OnCrash(f func(node int, at int64)) { s.onCrash = f }
 
 // OnProgress sets a function called now and then with the fraction of the
 // run done (broadcasts done plus the current one's coverage).
@@ -285,6 +301,9 @@ func (s *Sim) drain(ctx context.Context) (stopped bool) {
 		// Fifteen receipts in sixteen are duplicates: count them here.
 		if len(s.out.Sends) == 0 && len(s.out.Events) == 1 && s.out.Events[0].Kind == gossip.EventDuplicate {
 			s.cur.duplicates++
+			if s.onDuplicate != nil {
+				s.onDuplicate(Delivery{Broadcast: s.cur.index, Node: int(e.to), From: int(e.from), Hop: int(e.hop), At: e.at})
+			}
 			s.out.Events = s.out.Events[:0]
 			continue
 		}
@@ -304,6 +323,9 @@ func (s *Sim) handle(i int) {
 			s.delivered(i, ev)
 		case gossip.EventDuplicate:
 			c.duplicates++
+			if s.onDuplicate != nil {
+				s.onDuplicate(Delivery{Broadcast: c.index, Node: i, From: int(ev.From) - 1, Hop: int(ev.Msg.Hop), At: s.now})
+			}
 		case gossip.EventRejected:
 			c.rejected++
 		}
@@ -414,6 +436,13 @@ func (s *Sim) maybeCrash(now int64) {
 		if !s.crashed[i] {
 			s.crashed[i] = true
 			k--
+		}
+	}
+	if s.onCrash != nil {
+		for i, down := range s.crashed {
+			if down {
+				s.onCrash(i, int64(s.cfg.Crash.At))
+			}
 		}
 	}
 }

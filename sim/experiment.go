@@ -174,7 +174,7 @@ func RunExperiment(ctx context.Context, name string, ec ExperimentConfig) (*Expe
 			if name == ExperimentSlot {
 				at, hook = coverageAt(ec.Nodes, cfg.Broadcasts*graphs[ti])
 			}
-			r, err := runMany(ctx, cfg, graphs[ti], p, hook)
+			r, err := RunObserved(ctx, cfg, graphs[ti], p, Observer{Deliver: hook})
 			if err != nil {
 				return nil, fmt.Errorf("experiment %s, %s: %w", name, st.name, err)
 			}
@@ -223,37 +223,6 @@ func coverageAt(n, trials int) (map[string]float64, func(Delivery)) {
 			}
 		}
 	}
-}
-
-// runMany is RunMany with an optional delivery hook on every run.
-func runMany(ctx context.Context, cfg Config, graphs int, progress func(float64), hook func(Delivery)) (*Report, error) {
-	if hook == nil {
-		return RunMany(ctx, cfg, graphs, progress)
-	}
-	var rs []*Report
-	for g := 0; g < graphs; g++ {
-		c := cfg
-		c.Seed = cfg.Seed + uint64(g)
-		s, err := New(c)
-		if err != nil {
-			return nil, err
-		}
-		s.OnDeliver(hook)
-		if progress != nil {
-			s.OnProgress(func(f float64) { progress((float64(g) + f) / float64(graphs)) })
-		}
-		r, err := s.Run(ctx)
-		if err != nil {
-			return nil, err
-		}
-		rs = append(rs, r)
-		if r.Partial {
-			break
-		}
-	}
-	m := Merge(rs)
-	m.Seed = cfg.Seed
-	return m, nil
 }
 
 // WriteJSON writes one line of JSON per row.

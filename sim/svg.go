@@ -20,11 +20,17 @@ type Chart struct {
 	Series []Series
 }
 
-// Series is one line of a chart.
+// Series is one line of a chart, or its bars.
 type Series struct {
 	Name   string
 	X, Y   []float64
 	Dashed bool
+	// Bars draws a bar from 0 to each y, 0.7 x-units wide (for a histogram
+	// over integer x), instead of a line.
+	Bars bool
+	// NoMarkers leaves out the dot at each point: a dense curve (hundreds
+	// of points) reads better as a plain line.
+	NoMarkers bool
 }
 
 // palette holds distinguishable colours; series past its end reuse them.
@@ -54,6 +60,13 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 	}
 	if math.IsInf(xmin, 1) {
 		xmin, xmax = 0, 1
+	}
+	for _, s := range c.Series {
+		if s.Bars && !c.LogX {
+			// Room for the outer bars' halves.
+			xmin, xmax = xmin-0.5, xmax+0.5
+			break
+		}
 	}
 	if c.LogX {
 		xmin, xmax = math.Floor(xmin), math.Ceil(xmax)
@@ -97,7 +110,10 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 		}
 	} else {
 		step := niceStep((xmax - xmin) / 10)
-		for x := math.Ceil(xmin/step) * step; x <= xmax+step/2; x += step {
+		for x := math.Ceil(xmin/step) * step; x <= xmax+step*1e-6; x += step {
+			if x == 0 {
+				x = 0 // not -0, which would print as "-0"
+			}
 			fmt.Fprintf(&b, `<line x1="%s" y1="%d" x2="%s" y2="%s" stroke="#ddd"/>`+"\n", f(px(x)), top, f(px(x)), f(top+plotH))
 			fmt.Fprintf(&b, `<text x="%s" y="%s" text-anchor="middle">%s</text>`+"\n", f(px(x)), f(top+plotH+18), strconv.FormatFloat(x, 'g', 4, 64))
 		}
@@ -112,19 +128,30 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 		if s.Dashed {
 			dash = ` stroke-dasharray="6 4"`
 		}
+		ly := top + 8 + i*18
+		lx := width - right - legendW + 14
+		if s.Bars {
+			bw := 0.7 * plotW / (xmax - xmin)
+			for j := range s.X {
+				y0, y1 := py(0), py(s.Y[j])
+				fmt.Fprintf(&b, `<rect x="%s" y="%s" width="%s" height="%s" fill="%s" fill-opacity="0.6"/>`+"\n",
+					f(px(s.X[j])-bw/2), f(y1), f(bw), f(y0-y1), col)
+			}
+			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="22" height="10" fill="%s" fill-opacity="0.6"/>`+"\n", lx, ly-5, col)
+			fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 24)))
+			continue
+		}
 		var pts []string
 		for j := range s.X {
 			pts = append(pts, f(px(s.X[j]))+","+f(py(s.Y[j])))
 		}
 		fmt.Fprintf(&b, `<polyline fill="none" stroke="%s" stroke-width="2"%s points="%s"/>`+"\n", col, dash, strings.Join(pts, " "))
-		if !s.Dashed {
+		if !s.Dashed && !s.NoMarkers {
 			for _, p := range pts {
 				x, y, _ := strings.Cut(p, ",")
 				fmt.Fprintf(&b, `<circle cx="%s" cy="%s" r="2.5" fill="%s"/>`+"\n", x, y, col)
 			}
 		}
-		ly := top + 8 + i*18
-		lx := width - right - legendW + 14
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx, ly, lx+22, ly, col, dash)
 		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 24)))
 	}

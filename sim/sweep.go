@@ -108,6 +108,42 @@ func (sw Sweep) Label(v float64) string { return strconv.FormatFloat(v, 'f', -1,
 // each time, with other random draws. progress, if set, gets the fraction
 // done.
 func RunMany(ctx context.Context, cfg Config, graphs int, progress func(float64)) (*Report, error) {
+	return RunObserved(ctx, cfg, graphs, progress, Observer{})
+}
+
+// Observer is the set of hooks a caller can put on every run of RunObserved
+// (see Sim.OnDeliver, OnDuplicate and OnCrash); nil hooks cost nothing.
+type Observer struct {
+	Deliver   func(Delivery)
+	Duplicate func(Delivery)
+	Crash     func(node int, at int64)
+}
+
+// Also returns an Observer that calls o's hooks, then p's: a run can feed
+// a trace and charts at once.
+func (o Observer) Also(p Observer) Observer {
+	both := func(a, b func(Delivery)) func(Delivery) {
+		switch {
+		case a == nil:
+			return b
+		case b == nil:
+			return a
+		}
+		return func(d Delivery) { a(d); b(d) }
+	}
+	crash := o.Crash
+	switch {
+	case o.Crash == nil:
+		crash = p.Crash
+	case p.Crash != nil:
+		crash = func(node int, at int64) { o.Crash(node, at); p.Crash(node, at) }
+	}
+	return Observer{Deliver: both(o.Deliver, p.Deliver), Duplicate: both(o.Duplicate, p.Duplicate), Crash: crash}
+}
+
+// RunObserved is RunMany with obs's hooks set on every run: charts and
+// traces watch a run through it instead of reaching into the engine.
+func RunObserved(ctx context.Context, cfg Config, graphs int, progress func(float64), obs Observer) (*Report, error) {
 	if graphs < 1 {
 		return nil, fmt.Errorf("sim: graphs must be at least 1, got %d", graphs)
 	}
@@ -119,6 +155,9 @@ func RunMany(ctx context.Context, cfg Config, graphs int, progress func(float64)
 		if err != nil {
 			return nil, err
 		}
+		s.OnDeliver(obs.Deliver)
+		s.OnDuplicate(obs.Duplicate)
+		s.OnCrash(obs.Crash)
 		if progress != nil {
 			s.OnProgress(func(f float64) { progress((float64(g) + f) / float64(graphs)) })
 		}

@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
 	"gossipmesh/gossip"
 	"gossipmesh/sim"
+	"gossipmesh/web"
 )
 
 // runSim is `mesh sim`: flags → sim.Config, then a run, a sweep or a
@@ -36,6 +38,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	asCSV := fs.Bool("csv", false, "print CSV, one row per broadcast")
 	sweep := fs.String("sweep", "", "run once per value: fanout=1..12, degree=4..16/2, nodes=1000,10000,100000, loss=0..0.5/0.1")
 	svg := fs.String("svg", "", "where --sweep writes its SVG chart (default sim-sweep-PARAM.svg; \"-\" for none)")
+	trace := fs.String("trace", "", fmt.Sprintf("write the run as a dashboard trace to `FILE` for mesh replay (at most %d nodes, one graph)", web.MaxTraceNodes))
+	chart := fs.String("chart", "", "write the run's coverage curve and hop histogram to `PREFIX`-coverage.svg and PREFIX-hops.svg")
 	experiment := fs.String("experiment", "", fmt.Sprintf("run a named experiment and print Markdown tables: one of %v", sim.Experiments()))
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -58,6 +62,13 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *graphs < 1 {
 		return bad("--graphs must be at least 1, got %d", *graphs)
+	}
+
+	if (*trace != "" || *chart != "") && (*sweep != "" || *experiment != "") {
+		return bad("--trace and --chart describe a single run, not --sweep or --experiment")
+	}
+	if *trace != "" && *graphs != 1 {
+		return bad("--trace records one topology: drop --graphs %d", *graphs)
 	}
 
 	progress := newProgress(stderr)
@@ -195,11 +206,57 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := cfg.Validate(); err != nil {
 		return bad("%v", strings.TrimPrefix(err.Error(), "sim: "))
 	}
-	r, err := sim.RunMany(ctx, cfg, *graphs, progress.update)
+	var obs sim.Observer
+	var tracer *sim.Tracer
+	if *trace != "" {
+		if cfg.Nodes > web.MaxTraceNodes {
+			return bad("--trace: %d nodes is over the trace limit of %d nodes (the dashboard draws every node); use --chart for larger runs", cfg.Nodes, web.MaxTraceNodes)
+		}
+		if b := sim.TraceEventBound(cfg.Nodes, cfg.Broadcasts); b > web.MaxTraceEvents {
+			return bad("--trace: %d nodes × %d broadcasts may need %d events, over the trace limit of %d events; use fewer --broadcasts", cfg.Nodes, cfg.Broadcasts, b, web.MaxTraceEvents)
+		}
+		if cfg.Graph == nil {
+			// Built here, from the seed the run would use, so that the
+			// trace's links are the run's.
+			if cfg.Graph, err = sim.BuildGraph(&cfg); err != nil {
+				return err
+			}
+		}
+		tracer = sim.NewTracer(web.MaxTraceEvents)
+		obs = tracer.Observer()
+	}
+	var charts *sim.RunCharts
+	if *chart != "" {
+		charts = sim.NewRunCharts()
+		obs = obs.Also(charts.Observer())
+	}
+	r, err := sim.RunObserved(ctx, cfg, *graphs, progress.update, obs)
 	if err != nil {
 		return err
 	}
 	progress.done()
+	if tracer != nil {
+		if err := writeTrace(*trace, cfg.Graph, r, tracer); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "mesh sim: wrote %s (%d events)\n", *trace, len(tracer.Events()))
+		if n := tracer.DroppedDuplicates(); n > 0 {
+			fmt.Fprintf(stderr, "mesh sim: the trace leaves out all %d duplicates: with them it would pass the limit of %d events\n", n, web.MaxTraceEvents)
+		}
+	}
+	if charts != nil {
+		prefix := strings.TrimSuffix(*chart, ".svg")
+		cov, hops := charts.Charts(r)
+		for _, c := range []struct {
+			path string
+			ch   *sim.Chart
+		}{{prefix + "-coverage.svg", cov}, {prefix + "-hops.svg", hops}} {
+			if err := writeChart(c.path, c.ch); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "mesh sim: wrote %s\n", c.path)
+		}
+	}
 	switch {
 	case *asJSON:
 		err = r.WriteJSON(stdout)
@@ -210,6 +267,51 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	interrupted(stderr, r.Partial)
 	return err
+}
+
+// writeTrace writes tr, recorded on graph g, in the dashboard's trace
+// format. The source line describes the run rather than quoting the
+// command line, so that the same run written to another path gives the
+// same bytes.
+func writeTrace(path string, g *sim.Graph, r *sim.Report, tr *sim.Tracer) error {
+	if err := tr.Err(); err != nil {
+		return err
+	}
+	src := fmt.Sprintf("mesh sim: %s, %d broadcast(s)", r.Describe(), r.Broadcasts)
+	if n := tr.DroppedDuplicates(); n > 0 {
+		src += fmt.Sprintf("; %d duplicates left out (event limit %d)", n, web.MaxTraceEvents)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("trace: %w", err)
+	}
+	defer f.Close()
+	tw, err := web.NewTraceWriter(f, web.TraceHeader{Source: src, Nodes: g.N(), Links: g.Links()})
+	if err != nil {
+		return fmt.Errorf("trace %s: %w", path, err)
+	}
+	kinds := map[sim.TraceKind]string{
+		sim.TracePublished: web.TracePublished,
+		sim.TraceDelivered: web.TraceDelivered,
+		sim.TraceDuplicate: web.TraceDuplicate,
+		sim.TraceDown:      web.TraceDown,
+	}
+	for _, e := range tr.Events() {
+		ev := web.TraceEvent{AtMS: e.AtMS(), Kind: kinds[e.Kind], Node: int(e.Node), From: int(e.From), Hop: int(e.Hop)}
+		if e.Kind != sim.TraceDown {
+			ev.Msg = "m" + strconv.Itoa(int(e.Broadcast)+1)
+		}
+		if err := tw.Write(ev); err != nil {
+			return fmt.Errorf("trace %s: %w", path, err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return fmt.Errorf("trace %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("trace %s: %w", path, err)
+	}
+	return nil
 }
 
 func slicesContains(list []string, s string) bool {

@@ -2,10 +2,17 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"gossipmesh/sim"
+	"gossipmesh/web"
 )
 
 // TestSimDeterministic: the same seed and flags give byte-identical
@@ -72,6 +79,10 @@ func TestSimBadFlags(t *testing.T) {
 		{"--regions", "no-such-file"},
 		{"extra"},
 		{"--bogus"},
+		{"--nodes", "2001", "--trace", "t.json"},
+		{"--nodes", "2000", "--broadcasts", "500", "--trace", "t.json"},
+		{"--trace", "t.json", "--graphs", "2"},
+		{"--sweep", "fanout=2..3", "--chart", "c"},
 	} {
 		var out, errs bytes.Buffer
 		if code := run(append([]string{"sim"}, args...), &out, &errs); code != 2 {
@@ -79,6 +90,164 @@ func TestSimBadFlags(t *testing.T) {
 		}
 		if !strings.Contains(errs.String(), "usage: mesh sim") {
 			t.Errorf("%v: no usage on stderr: %q", args, errs.String())
+		}
+	}
+}
+
+// TestSimTrace: --trace writes a trace that web.ReadTrace accepts, whose
+// first deliveries match the run's report, and that is byte-identical for
+// the same seed and flags.
+func TestSimTrace(t *testing.T) {
+	dir := t.TempDir()
+	args := []string{"sim", "--nodes", "120", "--degree", "6", "--broadcasts", "3", "--gap", "0",
+		"--loss", "0.05", "--crash", "0.1@30ms", "--json"}
+	var traces [2][]byte
+	var report sim.Report
+	for i := range traces {
+		path := filepath.Join(dir, []string{"a.json", "b.json"}[i])
+		var out, errs bytes.Buffer
+		if code := run(append(args, "--trace", path), &out, &errs); code != 0 {
+			t.Fatalf("exit %d: %s", code, errs.String())
+		}
+		if !strings.Contains(errs.String(), "wrote "+path) {
+			t.Errorf("stderr does not name the trace: %q", errs.String())
+		}
+		if err := json.Unmarshal(out.Bytes(), &report); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if traces[i], err = os.ReadFile(path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !bytes.Equal(traces[0], traces[1]) {
+		t.Fatal("two traces of the same run differ")
+	}
+	tr, err := web.ReadTrace(bytes.NewReader(traces[0]))
+	if err != nil {
+		t.Fatalf("web.ReadTrace: %v", err)
+	}
+	if tr.Nodes != 120 || len(tr.Links) == 0 {
+		t.Fatalf("header: %d nodes, %d links", tr.Nodes, len(tr.Links))
+	}
+	links := map[[2]int]bool{}
+	for _, l := range tr.Links {
+		links[l] = true
+	}
+	type key struct {
+		msg  string
+		node int
+	}
+	first := map[key]bool{}
+	byHop := map[string][]int{}
+	var dups int64
+	down := 0
+	for _, ev := range tr.Events {
+		switch ev.Kind {
+		case web.TracePublished, web.TraceDelivered:
+			k := key{ev.Msg, ev.Node}
+			if first[k] {
+				t.Fatalf("node %d has two first deliveries of %s", ev.Node, ev.Msg)
+			}
+			first[k] = true
+			for len(byHop[ev.Msg]) <= ev.Hop {
+				byHop[ev.Msg] = append(byHop[ev.Msg], 0)
+			}
+			byHop[ev.Msg][ev.Hop]++
+			if ev.Kind == web.TraceDelivered && !links[[2]int{min(ev.Node, ev.From), max(ev.Node, ev.From)}] {
+				t.Fatalf("%s reached %d from %d over no link", ev.Msg, ev.Node, ev.From)
+			}
+		case web.TraceDuplicate:
+			dups++
+		case web.TraceDown:
+			down++
+		}
+	}
+	if down != 12 {
+		t.Errorf("%d down events, want 12", down)
+	}
+	var wantDups int64
+	for i, b := range report.PerBroadcast {
+		msg := "m" + string(rune('1'+i))
+		got := byHop[msg]
+		if len(got) != len(b.ReachedByHop) {
+			t.Fatalf("%s: delivered by hop %v, report %v", msg, got, b.ReachedByHop)
+		}
+		for h := range got {
+			if got[h] != b.ReachedByHop[h] {
+				t.Fatalf("%s: delivered by hop %v, report %v", msg, got, b.ReachedByHop)
+			}
+		}
+		wantDups += b.Duplicates
+	}
+	if dups != wantDups {
+		t.Errorf("%d duplicate events, report says %d", dups, wantDups)
+	}
+}
+
+// TestSimTraceLimit: a run over the trace's node limit is refused before
+// it starts, with the limit in the message.
+func TestSimTraceLimit(t *testing.T) {
+	var out, errs bytes.Buffer
+	path := filepath.Join(t.TempDir(), "t.json")
+	if code := run([]string{"sim", "--nodes", "5000", "--trace", path}, &out, &errs); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	if !strings.Contains(errs.String(), "trace limit of 2000 nodes") {
+		t.Errorf("message does not name the limit: %q", errs.String())
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Error("a refused run wrote a trace")
+	}
+}
+
+// TestSimChart: --chart writes two well-formed, deterministic SVGs with
+// the expected series.
+func TestSimChart(t *testing.T) {
+	dir := t.TempDir()
+	var first [2][]byte
+	for round := range 2 {
+		prefix := filepath.Join(dir, "run"+string(rune('a'+round))+".svg")
+		var out, errs bytes.Buffer
+		if code := run([]string{"sim", "--nodes", "500", "--broadcasts", "3", "--chart", prefix}, &out, &errs); code != 0 {
+			t.Fatalf("exit %d: %s", code, errs.String())
+		}
+		base := strings.TrimSuffix(prefix, ".svg")
+		for i, c := range []struct{ file, want string }{
+			{base + "-coverage.svg", "nodes reached"},
+			{base + "-hops.svg", "first reached at hop h"},
+		} {
+			data, err := os.ReadFile(c.file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text := xmlText(t, data); !strings.Contains(text, c.want) || !strings.Contains(text, "500 nodes") {
+				t.Errorf("%s: no %q or run description in %q", c.file, c.want, text)
+			}
+			if round == 0 {
+				first[i] = data
+			} else if !bytes.Equal(first[i], data) {
+				t.Errorf("%s differs from the first run's", c.file)
+			}
+		}
+	}
+}
+
+// xmlText decodes data as XML to the end and returns its character data.
+func xmlText(t *testing.T, data []byte) string {
+	t.Helper()
+	dec := xml.NewDecoder(bytes.NewReader(data))
+	var b strings.Builder
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return b.String()
+		}
+		if err != nil {
+			t.Fatalf("not well-formed XML: %v", err)
+		}
+		if cd, ok := tok.(xml.CharData); ok {
+			b.Write(cd)
 		}
 	}
 }
