@@ -409,16 +409,20 @@
 
   // ---- live mode ----
 
+  // liveStatus says in the header how many nodes are up, from S.nodes.
+  function liveStatus() {
+    if (S.replay || !S.connected || !S.nodes) return;
+    const up = S.nodes.filter((r) => r.alive && r.stream.connected).length;
+    setStatus(`Live · ${S.n} nodes · ${up} up and streaming`);
+  }
+
   async function refreshNodes() {
     try {
       const res = await getJSON('/api/nodes');
       S.nodes = res.nodes;
       S.dirty = true;
       kick();
-      if (!S.replay) {
-        const up = res.nodes.filter((r) => r.alive && r.stream.connected).length;
-        if (S.connected) setStatus(`Live · ${S.n} nodes · ${up} up and streaming`);
-      }
+      liveStatus();
     } catch (err) {
       setStatus('Cannot read the node table: ' + err.message, true);
     }
@@ -512,6 +516,7 @@
       row.key = '';
       S.dirty = true;
       kick();
+      liveStatus();
     } catch (err) {
       setStatus(`${verb} node ${i} failed: ${err.message}`, true);
       refreshNodes();
