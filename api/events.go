@@ -50,7 +50,7 @@ func events(src EventSource) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		flusher, ok := w.(http.Flusher)
 		if !ok {
-			writeError(w, http.StatusInternalServerError, "streaming unsupported")
+			WriteError(w, http.StatusInternalServerError, "streaming unsupported")
 			return
 		}
 		ch, cancel := src.Subscribe(1024)

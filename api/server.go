@@ -1,10 +1,8 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -61,15 +59,15 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 	// decoding.
 	max := int64(s.b.MaxBody())*6 + 1024
 	var req PublishRequest
-	if !decodeJSON(w, r, max, &req) {
+	if !DecodeJSON(w, r, max, &req) {
 		return
 	}
 	if req.Body == nil {
-		writeError(w, http.StatusBadRequest, `missing field "body"`)
+		WriteError(w, http.StatusBadRequest, `missing field "body"`)
 		return
 	}
 	if len(*req.Body) > s.b.MaxBody() {
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is %d bytes, limit %d", len(*req.Body), s.b.MaxBody()))
+		WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is %d bytes, limit %d", len(*req.Body), s.b.MaxBody()))
 		return
 	}
 	rc, err := s.b.Publish(r.Context(), []byte(*req.Body))
@@ -78,10 +76,10 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, ErrBodyTooLarge) {
 			status = http.StatusRequestEntityTooLarge
 		}
-		writeError(w, status, err.Error())
+		WriteError(w, status, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusCreated, PublishResponse{ID: rc.ID})
+	WriteJSON(w, http.StatusCreated, PublishResponse{ID: rc.ID})
 }
 
 func (s *server) recent(w http.ResponseWriter, r *http.Request) {
@@ -89,7 +87,7 @@ func (s *server) recent(w http.ResponseWriter, r *http.Request) {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > MaxRecent {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a whole number from 1 to %d", v, MaxRecent))
+			WriteError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a whole number from 1 to %d", v, MaxRecent))
 			return
 		}
 		limit = n
@@ -101,30 +99,30 @@ func (s *server) recent(w http.ResponseWriter, r *http.Request) {
 	if list == nil {
 		list = []Receipt{}
 	}
-	writeJSON(w, http.StatusOK, list)
+	WriteJSON(w, http.StatusOK, list)
 }
 
 func (s *server) receipt(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !validMsgID(id) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("message id %q: want 32 hex digits", id))
+	if !ValidMsgID(id) {
+		WriteError(w, http.StatusBadRequest, fmt.Sprintf("message id %q: want 32 hex digits", id))
 		return
 	}
 	var wait time.Duration
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > MaxWait {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("wait %q: want a duration from 0s to %v", v, MaxWait))
+			WriteError(w, http.StatusBadRequest, fmt.Sprintf("wait %q: want a duration from 0s to %v", v, MaxWait))
 			return
 		}
 		wait = d
 	}
 	rc, ok := s.b.Receipt(r.Context(), id, wait)
 	if !ok {
-		writeError(w, http.StatusNotFound, "message "+id+" not seen by this node")
+		WriteError(w, http.StatusNotFound, "message "+id+" not seen by this node")
 		return
 	}
-	writeJSON(w, http.StatusOK, rc)
+	WriteJSON(w, http.StatusOK, rc)
 }
 
 func (s *server) peers(w http.ResponseWriter, _ *http.Request) {
@@ -132,28 +130,28 @@ func (s *server) peers(w http.ResponseWriter, _ *http.Request) {
 	if list == nil {
 		list = []Peer{}
 	}
-	writeJSON(w, http.StatusOK, list)
+	WriteJSON(w, http.StatusOK, list)
 }
 
 func (s *server) health(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, s.b.Health())
+	WriteJSON(w, http.StatusOK, s.b.Health())
 }
 
 func (s *server) load(w http.ResponseWriter, r *http.Request) {
 	var req LoadRequest
-	if !decodeJSON(w, r, maxLoadBody, &req) {
+	if !DecodeJSON(w, r, maxLoadBody, &req) {
 		return
 	}
 	if err := req.Validate(s.b.MaxBody()); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	res, err := s.b.Load(r.Context(), req)
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, err.Error())
+		WriteError(w, http.StatusServiceUnavailable, err.Error())
 		return
 	}
-	writeJSON(w, http.StatusOK, res)
+	WriteJSON(w, http.StatusOK, res)
 }
 
 // MaxLoadCount caps LoadRequest.Count, which bounds the ids in the answer.
@@ -170,53 +168,6 @@ func (r LoadRequest) Validate(maxBody int) error {
 		return fmt.Errorf("size %d: want 0 to %d", r.Size, maxBody)
 	}
 	return nil
-}
-
-func validMsgID(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// decodeJSON reads one JSON object of at most max bytes into v, answering
-// the client itself when that fails.
-func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON object")
-	}
-	if err == nil {
-		return true
-	}
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
-	case errors.Is(err, io.EOF):
-		writeError(w, http.StatusBadRequest, "empty request body: want a JSON object")
-	default:
-		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
-	}
-	return false
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, Error{Error: msg})
 }
 
 // jsonErrors turns the mux's own plain-text 404 and 405 answers into JSON
@@ -253,7 +204,7 @@ func (s *statusRecorder) WriteHeader(status int) {
 		msg = "method not allowed; allowed: " + s.Header().Get("Allow")
 	}
 	s.Header().Del("X-Content-Type-Options")
-	writeError(s.ResponseWriter, status, msg)
+	WriteError(s.ResponseWriter, status, msg)
 }
 
 func (s *statusRecorder) Write(p []byte) (int, error) {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -164,7 +163,7 @@ func (s *Server) page(sub fs.FS) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, err := fs.ReadFile(sub, "index.html")
 		if err != nil {
-			writeError(w, http.StatusInternalServerError, "page missing from the binary")
+			api.WriteError(w, http.StatusInternalServerError, "page missing from the binary")
 			return
 		}
 		securityHeaders(w.Header())
@@ -177,7 +176,7 @@ func assets(sub fs.FS) http.Handler {
 	files := http.FileServerFS(sub)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "" || r.URL.Path[len(r.URL.Path)-1] == '/' {
-			writeError(w, http.StatusNotFound, "no such asset")
+			api.WriteError(w, http.StatusNotFound, "no such asset")
 			return
 		}
 		securityHeaders(w.Header())
@@ -189,7 +188,7 @@ func assets(sub fs.FS) http.Handler {
 func (s *Server) live(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.mesh == nil {
-			writeError(w, http.StatusNotFound, "no live mesh: this dashboard only replays a trace (see /replay)")
+			api.WriteError(w, http.StatusNotFound, "no live mesh: this dashboard only replays a trace (see /replay)")
 			return
 		}
 		h(w, r)
@@ -197,12 +196,12 @@ func (s *Server) live(h http.HandlerFunc) http.HandlerFunc {
 }
 
 func (s *Server) mode(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]bool{"live": s.mesh != nil, "trace": s.trace != nil})
+	api.WriteJSON(w, http.StatusOK, map[string]bool{"live": s.mesh != nil, "trace": s.trace != nil})
 }
 
 func (s *Server) getTrace(w http.ResponseWriter, _ *http.Request) {
 	if s.trace == nil {
-		writeError(w, http.StatusNotFound, "no trace loaded: start the dashboard with `mesh replay FILE`, or load a file from the page")
+		api.WriteError(w, http.StatusNotFound, "no trace loaded: start the dashboard with `mesh replay FILE`, or load a file from the page")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -227,7 +226,7 @@ func (s *Server) topology(w http.ResponseWriter, _ *http.Request) {
 	for i, n := range nodes {
 		t.Nodes[i] = TopologyNode{Index: n.Index, ID: n.ID}
 	}
-	writeJSON(w, http.StatusOK, t)
+	api.WriteJSON(w, http.StatusOK, t)
 }
 
 // NodeRow is one row of GET /api/nodes: the node and whether the dashboard
@@ -251,7 +250,7 @@ func (s *Server) nodes(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{"nodes": rows})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"nodes": rows})
 }
 
 // PublishRequest is the body of POST /api/publish.
@@ -270,18 +269,18 @@ type PublishResponse struct {
 
 func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	var req PublishRequest
-	if !decodeJSON(w, r, maxPublishRequest, &req) {
+	if !api.DecodeJSON(w, r, maxPublishRequest, &req) {
 		return
 	}
 	switch {
 	case req.Node == nil:
-		writeError(w, http.StatusBadRequest, `missing field "node": the index of the node to publish from`)
+		api.WriteError(w, http.StatusBadRequest, `missing field "node": the index of the node to publish from`)
 		return
 	case req.Body == nil:
-		writeError(w, http.StatusBadRequest, `missing field "body"`)
+		api.WriteError(w, http.StatusBadRequest, `missing field "body"`)
 		return
 	case len(*req.Body) > MaxPublishBody:
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is %d bytes, the dashboard's limit is %d", len(*req.Body), MaxPublishBody))
+		api.WriteError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body is %d bytes, the dashboard's limit is %d", len(*req.Body), MaxPublishBody))
 		return
 	}
 	n, ok := s.node(w, *req.Node)
@@ -290,10 +289,10 @@ func (s *Server) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := s.client(n.HTTPURL).Publish(r.Context(), *req.Body)
 	if err != nil {
-		writeError(w, upstreamStatus(err), fmt.Sprintf("publishing from node %d: %v", n.Index, err))
+		api.WriteError(w, upstreamStatus(err), fmt.Sprintf("publishing from node %d: %v", n.Index, err))
 		return
 	}
-	writeJSON(w, http.StatusCreated, PublishResponse{ID: res.ID, Node: n.Index})
+	api.WriteJSON(w, http.StatusCreated, PublishResponse{ID: res.ID, Node: n.Index})
 }
 
 // upstreamStatus passes a node's 4xx through (the browser sent something
@@ -314,7 +313,7 @@ func (s *Server) restart(w http.ResponseWriter, r *http.Request) {
 func (s *Server) control(w http.ResponseWriter, r *http.Request, verb string, do func(context.Context, int) error) {
 	i, err := strconv.Atoi(r.PathValue("index"))
 	if err != nil {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("node index %q: want a whole number", r.PathValue("index")))
+		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("node index %q: want a whole number", r.PathValue("index")))
 		return
 	}
 	if _, ok := s.node(w, i); !ok {
@@ -328,7 +327,7 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request, verb string, do
 		case errors.Is(err, ErrNoSuchNode):
 			status = http.StatusNotFound
 		}
-		writeError(w, status, fmt.Sprintf("%s node %d: %v", verb, i, err))
+		api.WriteError(w, status, fmt.Sprintf("%s node %d: %v", verb, i, err))
 		return
 	}
 	s.log.Info("dashboard: node "+verb, "index", i)
@@ -340,7 +339,7 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request, verb string, do
 func (s *Server) node(w http.ResponseWriter, i int) (NodeInfo, bool) {
 	nodes := s.mesh.Nodes()
 	if i < 0 || i >= len(nodes) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("node %d: the mesh has nodes 0 to %d", i, len(nodes)-1))
+		api.WriteError(w, http.StatusNotFound, fmt.Sprintf("node %d: the mesh has nodes 0 to %d", i, len(nodes)-1))
 		return NodeInfo{}, false
 	}
 	return nodes[i], true
@@ -366,15 +365,15 @@ type NodeReceipt struct {
 // after the first look.
 func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if !validMsgID(id) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("message id %q: want 32 hex digits", id))
+	if !api.ValidMsgID(id) {
+		api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("message id %q: want 32 hex digits", id))
 		return
 	}
 	var wait time.Duration
 	if v := r.URL.Query().Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d < 0 || d > maxReceiptWait {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("wait %q: want a duration from 0s to %v", v, maxReceiptWait))
+			api.WriteError(w, http.StatusBadRequest, fmt.Sprintf("wait %q: want a duration from 0s to %v", v, maxReceiptWait))
 			return
 		}
 		wait = d
@@ -407,7 +406,7 @@ func (s *Server) receipts(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	wg.Wait()
-	writeJSON(w, http.StatusOK, map[string]any{"id": id, "receipts": out})
+	api.WriteJSON(w, http.StatusOK, map[string]any{"id": id, "receipts": out})
 }
 
 func indexByID(nodes []NodeInfo) map[string]int {
@@ -428,54 +427,6 @@ func (s *Server) client(url string) *api.Client {
 		s.clients[url] = c
 	}
 	return c
-}
-
-func validMsgID(id string) bool {
-	if len(id) != 32 {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
-
-// decodeJSON reads one JSON object of at most max bytes into v, answering
-// the client itself when that fails.
-func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, max))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil && dec.More() {
-		err = errors.New("trailing data after the JSON object")
-	}
-	if err == nil {
-		return true
-	}
-	var tooBig *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooBig):
-		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes", tooBig.Limit))
-	case errors.Is(err, io.EOF):
-		writeError(w, http.StatusBadRequest, "empty request body: want a JSON object")
-	default:
-		writeError(w, http.StatusBadRequest, "invalid JSON: "+err.Error())
-	}
-	return false
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}
-
-func writeError(w http.ResponseWriter, status int, msg string) {
-	writeJSON(w, status, api.Error{Error: msg})
 }
 
 func mustJSON(v any) []byte {
@@ -519,7 +470,7 @@ func (s *statusRecorder) WriteHeader(status int) {
 		msg = "method not allowed; allowed: " + s.Header().Get("Allow")
 	}
 	s.Header().Del("X-Content-Type-Options")
-	writeError(s.ResponseWriter, status, msg)
+	api.WriteError(s.ResponseWriter, status, msg)
 }
 
 func (s *statusRecorder) Write(p []byte) (int, error) {

@@ -157,7 +157,7 @@ func (s *Server) forward(i int, ev api.Event) {
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	flusher, ok := w.(http.Flusher)
 	if !ok {
-		writeError(w, http.StatusInternalServerError, "streaming unsupported")
+		api.WriteError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
 	sub := s.hub.subscribe(s.opts.Buffer)
