@@ -65,3 +65,48 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 func WriteError(w http.ResponseWriter, status int, msg string) {
 	WriteJSON(w, status, Error{Error: msg})
 }
+
+// JSONErrors wraps mux so that its own plain-text 404 and 405 answers
+// become JSON errors that name the problem: every 4xx a client sees has
+// one shape.
+func JSONErrors(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r) // sets the path values that h needs
+			return
+		}
+		rec := &statusRecorder{ResponseWriter: w}
+		h.ServeHTTP(rec, r)
+	})
+}
+
+// statusRecorder swallows the mux's plain-text error body and writes a
+// JSON one with the same status instead.
+type statusRecorder struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (s *statusRecorder) WriteHeader(status int) {
+	if s.wrote {
+		return
+	}
+	s.wrote = true
+	msg := http.StatusText(status)
+	switch status {
+	case http.StatusNotFound:
+		msg = "no such route"
+	case http.StatusMethodNotAllowed:
+		msg = "method not allowed; allowed: " + s.Header().Get("Allow")
+	}
+	s.Header().Del("X-Content-Type-Options")
+	WriteError(s.ResponseWriter, status, msg)
+}
+
+func (s *statusRecorder) Write(p []byte) (int, error) {
+	if !s.wrote {
+		s.WriteHeader(http.StatusOK)
+	}
+	return len(p), nil
+}

@@ -147,7 +147,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/nodes/{index}/restart", s.live(s.restart))
 	mux.HandleFunc("GET /api/messages/{id}", s.live(s.receipts))
 	mux.HandleFunc("GET /api/events", s.live(s.events))
-	return jsonErrors(mux)
+	return api.JSONErrors(mux)
 }
 
 // securityHeaders pin the page to its own origin: a Content-Security-Policy
@@ -435,47 +435,4 @@ func mustJSON(v any) []byte {
 		panic(err) // only ever called with plain structs and maps
 	}
 	return b
-}
-
-// jsonErrors turns the mux's plain-text 404 and 405 answers into JSON
-// errors, so every 4xx a client sees has one shape.
-func jsonErrors(mux *http.ServeMux) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern != "" {
-			mux.ServeHTTP(w, r)
-			return
-		}
-		h, _ := mux.Handler(r)
-		h.ServeHTTP(&statusRecorder{ResponseWriter: w}, r)
-	})
-}
-
-// statusRecorder swallows the mux's plain-text error body and writes a JSON
-// one with the same status instead.
-type statusRecorder struct {
-	http.ResponseWriter
-	wrote bool
-}
-
-func (s *statusRecorder) WriteHeader(status int) {
-	if s.wrote {
-		return
-	}
-	s.wrote = true
-	msg := http.StatusText(status)
-	switch status {
-	case http.StatusNotFound:
-		msg = "no such route"
-	case http.StatusMethodNotAllowed:
-		msg = "method not allowed; allowed: " + s.Header().Get("Allow")
-	}
-	s.Header().Del("X-Content-Type-Options")
-	api.WriteError(s.ResponseWriter, status, msg)
-}
-
-func (s *statusRecorder) Write(p []byte) (int, error) {
-	if !s.wrote {
-		s.WriteHeader(http.StatusOK)
-	}
-	return len(p), nil
 }
