@@ -199,6 +199,28 @@ func TestEventStream(t *testing.T) {
 	if _, ok := <-events; ok {
 		t.Error("stream still open after the node closed it")
 	}
+
+	// ?kind= leaves the other kinds out.
+	node = streamingNode{fakeNode: newFake(), ch: make(chan api.Event, 2)}
+	srv = httptest.NewServer(api.NewHandler(node, nil))
+	t.Cleanup(srv.Close)
+	filtered, err := api.NewClient(srv.URL, srv.Client()).Events(ctx, "delivered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.ch <- api.Event{Kind: "duplicate", ID: "x"}
+	node.ch <- api.Event{Kind: "delivered", ID: "y"}
+	close(node.ch)
+	var got []string
+	for ev := range filtered {
+		got = append(got, ev.Kind+" "+ev.ID)
+	}
+	if len(got) != 1 || got[0] != "delivered y" {
+		t.Errorf("?kind=delivered streamed %v, want only [delivered y]", got)
+	}
+	if _, err := api.NewClient(srv.URL, srv.Client()).Events(ctx, "bogus"); err == nil {
+		t.Error("?kind=bogus was accepted")
+	}
 	// A backend without events has no /events route.
 	_, c := newServer(t)
 	if _, err := c.Events(ctx); err == nil {

@@ -306,7 +306,7 @@ func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand)
 func watchArrivals(ctx context.Context, m *Mesh) (<-chan string, error) {
 	out := make(chan string, 4096)
 	for i, c := range m.clients {
-		events, err := c.Events(ctx)
+		events, err := c.Events(ctx, "published", "delivered")
 		if err != nil {
 			return nil, fmt.Errorf("bench: event stream of node %d: %w", i, err)
 		}
