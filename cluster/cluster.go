@@ -261,6 +261,9 @@ func (c *Cluster) spawnLocked(p *proc) error {
 	if c.cfg.GOMAXPROCS > 0 {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(c.cfg.GOMAXPROCS))
 	}
+	if c.cfg.CalmSysmon {
+		cmd.Env = append(cmd.Env, "GODEBUG="+calmSysmon(os.Getenv("GODEBUG")))
+	}
 	cmd.SysProcAttr = sysProcAttr()
 	// Start from a fresh goroutine, which is never locked to its OS thread:
 	// Pdeathsig is tied to the forking thread (see sysProcAttr).
@@ -575,4 +578,23 @@ func (c *Cluster) Stop() error {
 		errs = append(errs, fmt.Errorf("cluster: pids %v ignored SIGTERM for %v and were killed", killed, c.cfg.StopTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+// calmSysmonSetting is the GODEBUG setting behind Config.CalmSysmon: a
+// scheduler trace every 2^31−1 ms (24.8 days), which keeps sysmon out of
+// its deep sleep and so out of the 20 µs polling that follows it.
+const calmSysmonSetting = "schedtrace=2147483647"
+
+// calmSysmon adds calmSysmonSetting to a GODEBUG value, unless the value
+// sets schedtrace itself: the user's choice wins.
+func calmSysmon(godebug string) string {
+	for _, kv := range strings.Split(godebug, ",") {
+		if strings.HasPrefix(strings.TrimSpace(kv), "schedtrace=") {
+			return godebug
+		}
+	}
+	if godebug == "" {
+		return calmSysmonSetting
+	}
+	return godebug + "," + calmSysmonSetting
 }

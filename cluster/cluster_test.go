@@ -259,3 +259,17 @@ func TestProcStartSeesThisProcess(t *testing.T) {
 		t.Errorf("RSS(self) = %d, %v", rss, err)
 	}
 }
+
+func TestCalmSysmonKeepsTheUsersGODEBUG(t *testing.T) {
+	tests := map[string]string{
+		"":                      "schedtrace=2147483647",
+		"madvdontneed=1":        "madvdontneed=1,schedtrace=2147483647",
+		"schedtrace=1000":       "schedtrace=1000",
+		"x=1, schedtrace=5,y=2": "x=1, schedtrace=5,y=2",
+	}
+	for in, want := range tests {
+		if got := calmSysmon(in); got != want {
+			t.Errorf("calmSysmon(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -328,6 +329,16 @@ func TestEndToEndBench(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = c.Stop() })
+
+	// The launcher calms each node's sysmon (Config.CalmSysmon, on by
+	// default) through the node's environment.
+	env, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", c.Nodes()[0].PID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(env), "schedtrace=2147483647") {
+		t.Errorf("node 0's environment lacks the calm-sysmon GODEBUG setting")
+	}
 
 	bc := cluster.DefaultBenchConfig()
 	bc.Messages, bc.Warmup = 30, 5
