@@ -68,7 +68,12 @@ func newBrowser(t *testing.T) context.Context {
 	// Any script error, console error or refused load (a CSP violation,
 	// a missing asset) fails the test: a broken page that happens to show
 	// the right numbers is still broken.
+	// What the page logs once the test body has returned does not count:
+	// the cleanups stop the dashboard server before the browser (they run
+	// last-registered first), and the page's live stream then logs its
+	// refused reconnects.
 	messages := chromedp.Console(ctx)
+	bodyDone := t.Context()
 	var mu sync.Mutex
 	var problems []string
 	done := make(chan struct{})
@@ -77,6 +82,9 @@ func newBrowser(t *testing.T) context.Context {
 		for m, err := range messages {
 			if err != nil {
 				return
+			}
+			if bodyDone.Err() != nil {
+				continue
 			}
 			if m.Type == chromedp.ConsoleError || m.IsException() {
 				mu.Lock()
