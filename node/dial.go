@@ -15,31 +15,12 @@ func (n *Node) dialLoop(addr string) {
 	defer n.wg.Done()
 	backoff := n.cfg.BackoffMin
 	for {
-		ctx, cancel := context.WithTimeout(n.runCtx, n.cfg.DialTimeout)
-		conn, err := n.cfg.Transport.Dial(ctx, addr)
-		cancel()
-		if err == nil {
-			began := time.Now()
-			live, err := n.serveConn(conn, true)
-			if errors.Is(err, errSelf) {
-				n.log.Warn("candidate is this node; not dialing it again", "addr", addr)
-				return
-			}
-			// Follow the links that replaced ours (or won over ours) until
-			// none is left: only then is there something to redial.
-			for live != nil {
-				select {
-				case <-live.done:
-				case <-n.stop:
-					return
-				}
-				live = live.next.Load()
-			}
-			if err == nil && time.Since(began) > n.cfg.BackoffMax {
-				backoff = n.cfg.BackoffMin // a link that lived a while resets the backoff
-			}
-		} else {
-			n.log.Debug("dial failed", "addr", addr, "err", err)
+		lived, again := n.keepLink(addr)
+		if !again {
+			return
+		}
+		if lived {
+			backoff = n.cfg.BackoffMin // a link that lived a while resets the backoff
 		}
 		// Jitter over [backoff/2, backoff], so that peers that lost a
 		// common neighbour do not redial it in lockstep. It comes from the
@@ -53,4 +34,64 @@ func (n *Node) dialLoop(addr string) {
 		}
 		backoff = min(2*backoff, n.cfg.BackoffMax)
 	}
+}
+
+// keepLink holds one link to the candidate at addr until it is gone: the
+// link the peer dialed, if that one wins a simultaneous dial (see addLink),
+// else one it dials. It reports whether the link lived long enough to
+// reset the backoff, and whether to dial again: not once the node stops,
+// nor when addr turns out to be this node.
+func (n *Node) keepLink(addr string) (lived, again bool) {
+	// Without this check, a dial that the peer closed (in favour of its
+	// own, winning link) before our end registered that link would be
+	// retried, and the pair would briefly hold two connections again.
+	if live := n.winningLinkTo(addr); live != nil {
+		began := time.Now()
+		again = n.follow(live)
+		return time.Since(began) > n.cfg.BackoffMax, again
+	}
+	ctx, cancel := context.WithTimeout(n.runCtx, n.cfg.DialTimeout)
+	conn, err := n.cfg.Transport.Dial(ctx, addr)
+	cancel()
+	if err != nil {
+		n.log.Debug("dial failed", "addr", addr, "err", err)
+		return false, true
+	}
+	began := time.Now()
+	live, err := n.serveConn(conn, true)
+	if errors.Is(err, errSelf) {
+		n.log.Warn("candidate is this node; not dialing it again", "addr", addr)
+		return false, false
+	}
+	// Follow the links that replaced ours (or won over ours) until none is
+	// left: only then is there something to redial.
+	again = n.follow(live)
+	return err == nil && time.Since(began) > n.cfg.BackoffMax, again
+}
+
+// follow waits until live, and every link that replaces it, has gone down.
+// It reports false if the node stopped first.
+func (n *Node) follow(live *peer) bool {
+	for live != nil {
+		select {
+		case <-live.done:
+		case <-n.stop:
+			return false
+		}
+		live = live.next.Load()
+	}
+	return true
+}
+
+// winningLinkTo returns the open link to the node listening at addr if it
+// is the one a simultaneous dial keeps (dialed by the lower id), else nil.
+func (n *Node) winningLinkTo(addr string) *peer {
+	n.linksMu.RLock()
+	defer n.linksMu.RUnlock()
+	for _, p := range n.links {
+		if p.addr == addr && !p.closed() && p.dialer == min(n.id, p.id) {
+			return p
+		}
+	}
+	return nil
 }

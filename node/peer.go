@@ -212,8 +212,10 @@ func (n *Node) writeLoop(p *peer) {
 		}
 		written := 0
 		for {
+			// A frame that does not fit the buffer is written through, so
+			// a stalled peer can show up here as well as at the flush.
 			if _, err := bw.Write(f); err != nil {
-				p.close(fmt.Errorf("write: %w", err))
+				p.close(n.writeError(err))
 				return
 			}
 			written += len(f)
@@ -225,14 +227,20 @@ func (n *Node) writeLoop(p *peer) {
 			break
 		}
 		if err := bw.Flush(); err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				err = fmt.Errorf("%w: not reading for %v: %w", errStalled, n.cfg.StallTimeout, err)
-			}
-			p.close(fmt.Errorf("write: %w", err))
+			p.close(n.writeError(err))
 			return
 		}
 		n.m.bytesOut.Add(float64(written))
 	}
+}
+
+// writeError says why a write failed; a write deadline that passed means
+// the peer stopped reading.
+func (n *Node) writeError(err error) error {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		err = fmt.Errorf("%w: not reading for %v: %w", errStalled, n.cfg.StallTimeout, err)
+	}
+	return fmt.Errorf("write: %w", err)
 }
 
 // frameConn is the read side of a connection, aware of frame boundaries so
