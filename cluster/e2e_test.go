@@ -61,6 +61,27 @@ func buildMesh(t *testing.T) string {
 
 // waitGone waits until none of the processes runs any more, for at most
 // 10 s, and reports those that still do.
+// startCluster launches nodes processes of bin with the default config and
+// seed, and stops them when the test ends.
+func startCluster(t *testing.T, bin string, nodes int, seed uint64) *cluster.Cluster {
+	t.Helper()
+	cfg := cluster.DefaultConfig()
+	cfg.Binary = bin
+	cfg.Nodes = nodes
+	cfg.Seed = seed
+	cfg.LogDir = t.TempDir()
+	cfg.StartTimeout = time.Minute // a loaded CI machine is slow, not broken
+	c, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	return c
+}
+
 func waitGone(t *testing.T, what string, pids []int, starts []uint64) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -86,20 +107,8 @@ func TestEndToEndGossip(t *testing.T) {
 	bin := buildMesh(t)
 	seed := rand.Uint64()%1_000_000 + 1
 	t.Logf("seed %d", seed)
-	cfg := cluster.DefaultConfig()
-	cfg.Binary = bin
-	cfg.Seed = seed
-	cfg.LogDir = t.TempDir()
-	cfg.StartTimeout = time.Minute // a loaded CI machine is slow, not broken
-	c, err := cluster.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startCluster(t, bin, 10, seed)
 	ctx := context.Background()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Stop() })
 
 	// Every chosen link is up, and the mesh is connected.
 	m := c.Mesh()
@@ -314,21 +323,8 @@ func TestEndToEndUpStatusPublishDown(t *testing.T) {
 func TestEndToEndBench(t *testing.T) {
 	t.Parallel()
 	bin := buildMesh(t)
-	cfg := cluster.DefaultConfig()
-	cfg.Binary = bin
-	cfg.Nodes = 4
-	cfg.Seed = 11
-	cfg.LogDir = t.TempDir()
-	cfg.StartTimeout = time.Minute
-	c, err := cluster.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := startCluster(t, bin, 4, 11)
 	ctx := context.Background()
-	if err := c.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = c.Stop() })
 
 	// The launcher calms each node's sysmon (Config.CalmSysmon, on by
 	// default) through the node's environment.
