@@ -148,6 +148,7 @@ func RunObserved(ctx context.Context, cfg Config, graphs int, progress func(floa
 		return nil, fmt.Errorf("sim: graphs must be at least 1, got %d", graphs)
 	}
 	var rs []*Report
+	partial := false
 	for g := 0; g < graphs; g++ {
 		c := cfg
 		c.Seed = cfg.Seed + uint64(g)
@@ -165,18 +166,27 @@ func RunObserved(ctx context.Context, cfg Config, graphs int, progress func(floa
 		if err != nil {
 			return nil, err
 		}
-		rs = append(rs, r)
 		if r.Partial {
+			partial = true
+			// A graph stopped before its first broadcast finished adds
+			// nothing but a topology to the pool: leave it out.
+			if r.Broadcasts > 0 || len(rs) == 0 {
+				rs = append(rs, r)
+			}
 			break
 		}
+		rs = append(rs, r)
 	}
 	m := Merge(rs)
 	m.Seed = cfg.Seed
+	m.Partial = m.Partial || partial
 	return m, nil
 }
 
 // RunSweep runs base once per value of sw (each on graphs topologies).
-// It stops early, with the reports so far, when ctx is cancelled.
+// It stops early, with the reports so far, when ctx is cancelled; a value
+// whose run had not finished one broadcast is left out, and the last
+// report is then marked partial.
 func RunSweep(ctx context.Context, base Config, sw Sweep, graphs int, progress func(float64)) ([]*Report, error) {
 	var out []*Report
 	for i, v := range sw.Values {
@@ -192,10 +202,17 @@ func RunSweep(ctx context.Context, base Config, sw Sweep, graphs int, progress f
 		if err != nil {
 			return nil, fmt.Errorf("sweep %s=%s: %w", sw.Param, sw.Label(v), err)
 		}
-		out = append(out, r)
 		if r.Partial {
+			if r.Broadcasts > 0 {
+				out = append(out, r)
+			} else if len(out) > 0 {
+				last := *out[len(out)-1]
+				last.Partial = true
+				out[len(out)-1] = &last
+			}
 			break
 		}
+		out = append(out, r)
 	}
 	return out, nil
 }

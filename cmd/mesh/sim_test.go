@@ -251,3 +251,48 @@ func xmlText(t *testing.T, data []byte) string {
 		}
 	}
 }
+
+// TestSimCrashAfterEnd: a crash scheduled after the run ends exits 2 with
+// a message that names the crash: before running when the latency bounds
+// the run (uniform, constant), at the end otherwise.
+func TestSimCrashAfterEnd(t *testing.T) {
+	for _, args := range [][]string{
+		{"--nodes", "300", "--crash", "0.1@1h"},
+		{"--nodes", "300", "--crash", "0.1@5s"},
+		{"--nodes", "300", "--crash", "0.1@1h", "--latency", "lognormal:50ms,0.5"},
+		{"--nodes", "300", "--crash", "0.1@5s", "--sweep", "fanout=2..3", "--svg", "-"},
+	} {
+		var out, errs bytes.Buffer
+		if code := run(append([]string{"sim"}, args...), &out, &errs); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errs.String())
+		}
+		if !strings.Contains(errs.String(), "crash would come after the end of the run") {
+			t.Errorf("%v: stderr does not say why: %q", args, errs.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("%v: a report was printed:\n%s", args, out.String())
+		}
+	}
+}
+
+// TestSimJSONCounts: the JSON report carries the copy counts as integers
+// beside the live-node reliability.
+func TestSimJSONCounts(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := run([]string{"sim", "--nodes", "300", "--loss", "0.1", "--crash", "0.1", "--json"}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"messages", "lost", "duplicates", "to_crashed", "events"} {
+		v := string(m[k])
+		if v == "" || strings.ContainsAny(v, ".eE") || v == "0" {
+			t.Errorf("%s = %q, want a positive integer", k, v)
+		}
+	}
+	if string(m["reliability_live"]) != "1" || string(m["all_live_reached"]) != "1" {
+		t.Errorf("reliability_live %s, all_live_reached %s: want 1 and 1 (a crash is not a miss)", m["reliability_live"], m["all_live_reached"])
+	}
+}
