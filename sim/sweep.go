@@ -285,16 +285,59 @@ func SweepChart(sw Sweep, rs []*Report) *Chart {
 		Subtitle: "first run: " + rs[0].Describe(),
 		XLabel:   "hop", YLabel: "nodes reached (%)", YMax: 100,
 	}
+	covs := make([][]float64, len(rs))
 	for i, r := range rs {
+		covs[i] = meanCoverageByHop(r)
+	}
+	cut, longest := coverageClip(covs)
+	for i, cov := range covs {
 		s := Series{Name: sw.Param + "=" + sw.Label(sw.Values[i])}
-		cov := meanCoverageByHop(r)
 		for h, c := range cov {
 			s.X = append(s.X, float64(h))
 			s.Y = append(s.Y, 100*c)
 		}
+		if last := len(cov) - 1; last > cut {
+			// Say where a tail that the axis cuts off ends.
+			s.Name += fmt.Sprintf(" (→ hop %d, %.2g%%)", last, 100*cov[last])
+		}
 		ch.Series = append(ch.Series, s)
 	}
+	if cut < longest {
+		ch.XMax = float64(cut)
+		ch.XLabel = fmt.Sprintf("hop (axis cut at %d: past it no curve that spreads gains %g%% of the nodes)", cut, clipGain*100)
+	}
 	return ch
+}
+
+// Where SweepChart cuts its x axis: a curve "spreads" if it ends at or
+// above clipSpread of the nodes, and the axis ends one hop after the last
+// hop at which a spreading curve still had more than clipGain of the nodes
+// to gain. A stalled curve (fanout 1 creeping along at 2% for 40 hops)
+// otherwise squashes the curves that matter into the left tenth.
+const (
+	clipSpread = 0.10
+	clipGain   = 0.005
+)
+
+// coverageClip returns the hop to cut the axis at and the longest curve's
+// last hop.
+func coverageClip(covs [][]float64) (cut, longest int) {
+	for _, cov := range covs {
+		longest = max(longest, len(cov)-1)
+		if len(cov) == 0 || cov[len(cov)-1] < clipSpread {
+			continue
+		}
+		final := cov[len(cov)-1]
+		h := 0
+		for h < len(cov) && final-cov[h] > clipGain {
+			h++
+		}
+		cut = max(cut, h+1)
+	}
+	if cut == 0 || cut > longest {
+		cut = longest
+	}
+	return cut, longest
 }
 
 // meanCoverageByHop is the fraction of nodes reached by hop h, averaged
