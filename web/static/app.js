@@ -67,6 +67,7 @@
     // shown aggregated by hop instead.
     const lay = n <= MAX_DRAWN ? layoutGraph(n, links) : null;
     S.agg = !lay;
+    S.aggWhy = n > MAX_DRAWN ? `more than ${MAX_DRAWN}, too many to draw one by one` : 'too densely linked to draw without links under other nodes';
     document.body.classList.toggle('aggregate', S.agg);
     if (lay) { S.pos = lay.pos; S.r = lay.r; } else { S.pos = []; S.r = 0; }
     drawGraph();
@@ -412,7 +413,7 @@
     tick(el, left - 4, H - bottom, 0, 'end');
     tick(el, (W + left) / 2, H - 8, 'hop (first copy) · shortest-path distance from the publisher');
     const t = svg('text', { class: 'tick', x: left, y: 18 }, el);
-    t.textContent = `${S.n} nodes, too many to draw one by one: nodes per hop, ${reachedN} reached so far`;
+    t.textContent = `${S.n} nodes (${S.aggWhy}): nodes per hop, ${reachedN} reached so far`;
     for (let hp = 0; hp < hops; hp++) {
       const x = left + hp * bw, d = atDist[hp] || 0, c = byHop[hp] || 0;
       const hd = (d / maxC) * ph, hc = (c / maxC) * ph;
