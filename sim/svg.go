@@ -64,7 +64,7 @@ func seriesStyle(i int, s *Series) (colour, dash string) {
 func (c *Chart) WriteSVG(w io.Writer) error {
 	const (
 		width, height                     = 820, 480
-		left, right, top, bottom, legendW = 64, 20, 48, 56, 190
+		left, right, top, bottom, legendW = 64, 20, 48, 56, 215
 	)
 	plotW := float64(width - left - right - legendW)
 	plotH := float64(height - top - bottom)
@@ -172,7 +172,7 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 					f(px(s.X[j])-bw/2), f(y1), f(bw), f(y0-y1), col)
 			}
 			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="22" height="10" fill="%s" fill-opacity="0.6"/>`+"\n", lx, ly-5, col)
-			fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 28)))
+			fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 30)))
 			continue
 		}
 		var pts []string
@@ -187,7 +187,7 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 			}
 		}
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx, ly, lx+22, ly, col, dash)
-		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 28)))
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 30)))
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
