@@ -247,9 +247,14 @@ func WriteSweepText(w io.Writer, sw Sweep, rs []*Report) error {
 		if r.Partial {
 			part = "  (partial)"
 		}
-		ew.printf("%8s %8d %7.2f %11.6f %9.4f %8.3f %8.2f %7d %8.3f %9s %9s %9s %9s %8.3f%s\n",
+		// The last hop is a count, so a whole mean prints as one.
+		lastHop := strconv.FormatFloat(r.LastDeliveryHop, 'f', 2, 64)
+		if r.LastDeliveryHop == math.Trunc(r.LastDeliveryHop) {
+			lastHop = strconv.FormatFloat(r.LastDeliveryHop, 'f', 0, 64)
+		}
+		ew.printf("%8s %8d %7.2f %11.6f %9.4f %8.3f %8s %7d %8.3f %9s %9s %9s %9s %8.3f%s\n",
 			sw.Label(sw.Values[i]), r.Nodes, r.MeanDegree, r.Reliability, r.AllReached, r.MeanHop,
-			r.LastDeliveryHop, r.MaxLastDeliveryHop, r.RMR, ms(c[0]), ms(c[1]), ms(c[2]), ms(c[3]),
+			lastHop, r.MaxLastDeliveryHop, r.RMR, ms(c[0]), ms(c[1]), ms(c[2]), ms(c[3]),
 			theoryHops(float64(r.Nodes), branching(r)), part)
 	}
 	return ew.err

@@ -207,3 +207,29 @@ func deltaE(a, b string) float64 {
 	p, q := lab(a), lab(b)
 	return math.Sqrt((p[0]-q[0])*(p[0]-q[0]) + (p[1]-q[1])*(p[1]-q[1]) + (p[2]-q[2])*(p[2]-q[2]))
 }
+
+// TestSweepTextCountsAreIntegers: with one broadcast per value, the last
+// delivery hop is a count and prints as one, equal to the max hop.
+func TestSweepTextCountsAreIntegers(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Nodes = 500
+	sw, err := ParseSweep("fanout=2..4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := RunSweep(context.Background(), cfg, sw, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteSweepText(&b, sw, rs); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	for _, l := range lines[len(lines)-3:] {
+		f := strings.Fields(l)
+		if len(f) < 8 || f[6] != f[7] || strings.Contains(f[6], ".") {
+			t.Errorf("row %q: last hop %q, max hop %q; want the same integer", l, f[6], f[7])
+		}
+	}
+}
