@@ -39,8 +39,8 @@ func serveTrace(t *testing.T, tr *Trace) string {
 // layoutCheck generates random graphs of the kinds the dashboard shows,
 // lays each out with the page's own layout, and checks the drawing with a
 // geometry of its own: no link may pass within the node radius plus PAD of
-// a node that is not one of its ends, every node must be inside the view
-// box, and the radius must be at least MIN_R. It returns how many graphs
+// a node that is not one of its ends, no two nodes may overlap, every node
+// must be inside the view box, and the radius must be at least MIN_R. It returns how many graphs
 // of each kind were drawn, how many fell back to the aggregated view, and
 // every violation found.
 const layoutCheck = `(() => {
@@ -86,6 +86,10 @@ const layoutCheck = `(() => {
     for (let i = 0; i < n; i++) {
       const [x, y] = pos[i];
       if (!(x - r >= 0 && x + r <= W && y - r >= 0 && y + r <= H)) out.violations.push(kind + ' n=' + n + ': node ' + i + ' outside the box at ' + x + ',' + y);
+    }
+    for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) {
+      const d = Math.hypot(pos[i][0] - pos[j][0], pos[i][1] - pos[j][1]);
+      if (d < 2 * r) out.violations.push(kind + ' n=' + n + ': nodes ' + i + ' and ' + j + ' overlap (' + d.toFixed(2) + ' px apart, radius ' + r.toFixed(2) + ')');
     }
     for (const [a, b] of links) for (let i = 0; i < n; i++) {
       if (i === a || i === b) continue;

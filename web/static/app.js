@@ -120,6 +120,15 @@
     return bad;
   }
 
+  // overlaps lists the pairs of nodes closer than minD centre to centre.
+  function overlaps(pos, minD) {
+    const out = [];
+    for (let i = 0; i < pos.length; i++) for (let j = i + 1; j < pos.length; j++) {
+      if (Math.hypot(pos[i][0] - pos[j][0], pos[i][1] - pos[j][1]) < minD) out.push([i, j]);
+    }
+    return out;
+  }
+
   // forceLayout is Fruchterman–Reingold from a circle: deterministic, so
   // the same mesh is drawn the same way on every load.
   function forceLayout(n, links) {
@@ -161,17 +170,28 @@
   }
 
   // untangle moves each node that a link runs under off that link, a
-  // little further than needed, for a bounded number of rounds; it
-  // reports whether the drawing came out clean.
+  // little further than needed, and parts nodes that overlap, for a
+  // bounded number of rounds; it reports whether the drawing came out
+  // clean: no link within clear of a node not its end, no two nodes
+  // closer than 2 × (clear − PAD) + PAD.
   function untangle(pos, links, clear) {
+    const minD = 2 * (clear - PAD) + PAD;
     const clamp = (p) => {
       // Inside the box with room for the largest node and its ring.
       p[0] = Math.max(EDGE, Math.min(W - EDGE, p[0]));
       p[1] = Math.max(EDGE, Math.min(H - EDGE, p[1]));
     };
     for (let round = 0; round < 200; round++) {
-      const bad = edgeUnderNode(pos, links, clear);
-      if (!bad.length) return true;
+      const bad = edgeUnderNode(pos, links, clear), close = overlaps(pos, minD);
+      if (!bad.length && !close.length) return true;
+      for (const [i, j] of close) {
+        const p = pos[i], q = pos[j];
+        let dx = q[0] - p[0], dy = q[1] - p[1], d = Math.hypot(dx, dy);
+        if (d < 1e-6) { dx = 1; dy = (i % 3) - 1; d = Math.hypot(dx, dy); }
+        const step = (minD - d) / 2 + 0.5;
+        p[0] -= (dx / d) * step; p[1] -= (dy / d) * step; clamp(p);
+        q[0] += (dx / d) * step; q[1] += (dy / d) * step; clamp(q);
+      }
       for (const { link, node } of bad) {
         const [a, b] = links[link], p = pos[node];
         const [d, q] = segDist(p, pos[a], pos[b]);
@@ -190,7 +210,7 @@
         for (const e of [a, b]) { pos[e][0] -= ux * step * 0.3; pos[e][1] -= uy * step * 0.3; clamp(pos[e]); }
       }
     }
-    return edgeUnderNode(pos, links, clear).length === 0;
+    return edgeUnderNode(pos, links, clear).length === 0 && overlaps(pos, minD).length === 0;
   }
 
   // layoutGraph returns {pos, r}: node centres and a radius such that no
