@@ -634,15 +634,22 @@ func (s *soakRun) storm(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// receipt asks node i for id, waiting up to wait.
+// receipt asks node i for id, waiting up to wait. A message that did not
+// come in time is a short error: the failures quote it.
 func (s *soakRun) receipt(ctx context.Context, i int, id string, wait time.Duration) (api.Receipt, error) {
 	ctx, cancel := context.WithTimeout(ctx, wait+5*time.Second)
 	defer cancel()
-	return s.cl[i].Receipt(ctx, id, wait)
+	rc, err := s.cl[i].Receipt(ctx, id, wait)
+	if errors.Is(err, api.ErrNotFound) {
+		return rc, fmt.Errorf("not there after %v", wait)
+	}
+	return rc, err
 }
 
+// appendCapped keeps the first five entries: enough to go on, short
+// enough to read.
 func appendCapped(list []string, s string) []string {
-	if len(list) < 10 {
+	if len(list) < 5 {
 		return append(list, s)
 	}
 	return list
