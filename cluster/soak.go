@@ -71,6 +71,12 @@ type SoakConfig struct {
 	// Subscribers is how many GET /events subscribers connect with a tiny
 	// receive buffer and never read. Default 500.
 	Subscribers int
+	// Spread spreads the slow connections, the tricklers and the
+	// subscribers over every node. Default false: they all go to one node
+	// (the victim, drawn from Seed), which is what a per-node budget must
+	// withstand. The silent connection attempts go to random nodes either
+	// way.
+	Spread bool
 	// CrossSiteEvery is the period of the cross-site rounds: each round
 	// sends every kind of cross-site request (foreign Origin, Sec-Fetch-Site
 	// cross-site, foreign Host, text/plain and form bodies) to every
@@ -212,6 +218,9 @@ type SoakResult struct {
 	Storm *SoakStorm
 	// Hostile counts the hostile connections and what became of them.
 	Hostile SoakHostile
+	// Victim is the node that took the slow connections, the tricklers and
+	// the subscribers; -1 when they were spread.
+	Victim int
 	// CrossSite lists the cross-site requests by route and kind.
 	CrossSite []CrossSiteCount
 	// Settled is false when the delivery counters still moved at the end
@@ -275,7 +284,7 @@ type SoakNode struct {
 type SoakLoad struct {
 	Small, Tracked, Large int
 	// Errors counts publishes that were not answered 201; Skipped the
-	// small messages not sent because 8 publishes were already in flight.
+	// small messages not sent because 32 publishes were already in flight.
 	Errors, Skipped int
 	// FirstError is the first publish error.
 	FirstError string
@@ -399,7 +408,10 @@ func Soak(ctx context.Context, c *Cluster, cfg SoakConfig) (SoakResult, error) {
 	for _, n := range nodes {
 		s.cl = append(s.cl, api.NewClient(n.HTTPURL, s.hc))
 	}
-	s.res = SoakResult{Nodes: len(nodes), Duration: cfg.Duration, Seed: cfg.Seed}
+	s.res = SoakResult{Nodes: len(nodes), Duration: cfg.Duration, Seed: cfg.Seed, Victim: -1}
+	if !cfg.Spread {
+		s.res.Victim = s.intn(len(nodes))
+	}
 	s.samples = make([]SoakNode, len(nodes))
 
 	sampleCtx, stopSampling := context.WithCancel(ctx)
@@ -664,6 +676,9 @@ func (s *soakRun) mixed(ctx context.Context) error {
 	cfg := s.cfg
 	s.say(fmt.Sprintf("mixed load for %v: %.4g small msgs/s, %.4g tracked msgs/s, %.4g large (%d B) msgs/s; %d slow frames, %d connection attempts, %d trickled HTTP bodies, %d idle subscribers; cross-site every %v",
 		cfg.Duration, cfg.Rate, cfg.Tracked, cfg.LargeRate, cfg.LargeSize, cfg.SlowConns, cfg.Attempts, cfg.Tricklers, cfg.Subscribers, cfg.CrossSiteEvery))
+	if s.res.Victim >= 0 {
+		s.say(fmt.Sprintf("the slow connections, tricklers and subscribers all go to node %d", s.res.Victim))
+	}
 	phase, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 
@@ -687,12 +702,12 @@ func (s *soakRun) mixed(ctx context.Context) error {
 }
 
 // smallLoad publishes the background stream: message k at start + k/Rate,
-// at most 8 in flight.
+// at most 32 in flight.
 func (s *soakRun) smallLoad(ctx context.Context) {
 	if s.cfg.Rate <= 0 {
 		return
 	}
-	sem := make(chan struct{}, 8)
+	sem := make(chan struct{}, 32)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	start := time.Now()
@@ -932,7 +947,7 @@ func (s *soakRun) gossipConns(ctx context.Context, h *hostile) {
 		if sleep(ctx, time.Until(at)) != nil {
 			return
 		}
-		target := s.nodes[k%len(s.nodes)].GossipAddr
+		target := s.nodes[s.hostileTarget(k)].GossipAddr
 		id := s.fakeID()
 		select {
 		case sem <- struct{}{}:
@@ -972,6 +987,15 @@ func dial(ctx context.Context, addr string) (net.Conn, error) {
 	return d.DialContext(ctx, "tcp", addr)
 }
 
+// hostileTarget is the node the k-th slow connection, trickler or
+// subscriber goes to.
+func (s *soakRun) hostileTarget(k int) int {
+	if s.res.Victim < 0 {
+		return k % len(s.nodes)
+	}
+	return s.res.Victim
+}
+
 // fakeID draws a node id that no node of the mesh has.
 func (s *soakRun) fakeID() wire.NodeID {
 	s.rngMu.Lock()
@@ -993,7 +1017,8 @@ const slowFrameTail = 4 << 10
 
 // slowFrame connects to a gossip port, says hello as node id, and sends a
 // message frame of the largest default size but its last slowFrameTail
-// bytes. It never reads: what the node sends it stays in the node's queue.
+// bytes. It reads (and discards) what the node sends, so the node has no
+// reason to drop it but the frame that never ends.
 func slowFrame(ctx context.Context, addr string, id wire.NodeID) (*hostileConn, error) {
 	conn, err := dial(ctx, addr)
 	if err != nil {
@@ -1012,6 +1037,7 @@ func slowFrame(ctx context.Context, addr string, id wire.NodeID) (*hostileConn, 
 	if _, err := conn.Write(append(hello, hdr...)); err != nil {
 		return hc, err
 	}
+	hc.watch()
 	payload := make([]byte, int(length)-2-slowFrameTail)
 	if _, err := conn.Write(payload); err != nil {
 		var ne net.Error
@@ -1045,7 +1071,7 @@ func (s *soakRun) httpConns(ctx context.Context, h *hostile) {
 		if sleep(ctx, time.Until(at)) != nil {
 			return
 		}
-		n := s.nodes[k%len(s.nodes)]
+		n := s.nodes[s.hostileTarget(k)]
 		host := strings.TrimPrefix(n.HTTPURL, "http://")
 		kind := kindTrickler
 		if k >= cfg.Tricklers {
@@ -1179,6 +1205,8 @@ func (s *soakRun) crossSiteLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		// A round that starts completes, even if the phase ends meanwhile.
+		ctx := context.WithoutCancel(ctx)
 		i := s.intn(len(s.nodes))
 		for _, route := range nodeRoutes() {
 			for _, kind := range crossSiteKinds() {

@@ -41,6 +41,7 @@ type soakJSON struct {
 	Honest    soakHonestJSON `json:"honest"`
 	Storm     *soakStormJSON `json:"storm"`
 	Hostile   map[string]any `json:"hostile"`
+	Victim    int            `json:"victim"`
 	CrossSite soakCrossJSON  `json:"cross_site"`
 }
 
@@ -108,10 +109,11 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	attempts := fs.Int("attempts", d.Attempts, "gossip connection attempts in all, slow ones included; the rest never say hello")
 	tricklers := fs.Int("tricklers", d.Tricklers, "HTTP connections that trickle a POST /messages body a byte a second")
 	subscribers := fs.Int("subscribers", d.Subscribers, "GET /events subscribers that never read")
+	spread := fs.Bool("spread", false, "spread the slow connections, tricklers and subscribers over every node (default: all at one node, drawn from the seed)")
 	crossEvery := fs.Duration("cross-site-every", d.CrossSiteEvery, "period of the cross-site request rounds (0: none)")
 	dashboard := fs.Bool("dashboard", true, "serve the dashboard on a free 127.0.0.1 port and send it cross-site requests too")
 	budget := sizeFlag{bytes: d.RSSBudget}
-	fs.Var(&budget, "rss-budget", "peak RSS allowed to any node: bytes, or with KiB, MiB or GiB (default 256MiB)")
+	fs.Var(&budget, "rss-budget", "peak RSS (VmHWM) allowed to any node: bytes, or with KiB, MiB or GiB")
 	storm := fs.Int("storm", 0, "first publish this many messages at full speed at one node (POST /load, rate 0), then check exactly-once and that honest messages still arrive within 1s")
 	stormHonest := fs.Int("storm-honest", d.StormHonest, "honest messages published right after the storm")
 	honestWait := fs.Duration("honest-wait", d.HonestWait, "how long a tracked message may take to reach a node")
@@ -141,7 +143,7 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sc.Rate, sc.Size, sc.Tracked = *rate, *size, *tracked
 	sc.LargeRate, sc.LargeSize = *largeRate, *largeSize
 	sc.SlowConns, sc.Attempts, sc.Tricklers, sc.Subscribers = *slowConns, *attempts, *tricklers, *subscribers
-	sc.CrossSiteEvery, sc.RSSBudget = *crossEvery, budget.bytes
+	sc.CrossSiteEvery, sc.RSSBudget, sc.Spread = *crossEvery, budget.bytes, *spread
 	sc.Storm, sc.StormHonest = *storm, *stormHonest
 	sc.HonestWait, sc.Settle = *honestWait, *settle
 	if *dashboard {
@@ -232,6 +234,14 @@ func (s *sizeFlag) String() string {
 	if s == nil {
 		return "0"
 	}
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if s.bytes >= u.mult && s.bytes%u.mult == 0 {
+			return strconv.FormatInt(s.bytes/u.mult, 10) + u.suffix
+		}
+	}
 	return strconv.FormatInt(s.bytes, 10)
 }
 
@@ -287,6 +297,7 @@ func soakOut(r cluster.SoakResult, sc cluster.SoakConfig) soakJSON {
 		return map[string]int{"tried": c.Tried, "refused": c.Refused, "closed_by_node": c.Closed, "open_at_end": c.Open}
 	}
 	h := r.Hostile
+	out.Victim = r.Victim
 	out.Hostile = map[string]any{
 		"slow_frames": conn(h.SlowConns), "silent": conn(h.SilentConns),
 		"trickled_bodies": conn(h.Tricklers), "idle_subscribers": conn(h.Subscribers),
@@ -324,7 +335,11 @@ func printSoak(w io.Writer, header string, sc cluster.SoakConfig, r cluster.Soak
 	conn := func(name string, c cluster.ConnCount) {
 		fmt.Fprintf(w, "  %-26s %5d tried  %5d refused  %5d closed by the node  %5d open at the end\n", name, c.Tried, c.Refused, c.Closed, c.Open)
 	}
-	fmt.Fprintln(w, "hostile connections")
+	if r.Victim >= 0 {
+		fmt.Fprintf(w, "hostile connections (slow frames, trickled bodies and subscribers all at node %d)\n", r.Victim)
+	} else {
+		fmt.Fprintln(w, "hostile connections (spread over every node)")
+	}
 	conn("slow 1 MiB frames", h.SlowConns)
 	conn("silent (no hello)", h.SilentConns)
 	conn("trickled HTTP bodies", h.Tricklers)
