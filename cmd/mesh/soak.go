@@ -376,8 +376,29 @@ func printSoak(w io.Writer, header string, sc cluster.SoakConfig, r cluster.Soak
 	fmt.Fprintf(w, "deliveries         %d delivered lines; %d message(s) delivered more than once at some node (most deliveries of one message at one node: %d)\n", pairs, twice, maxPer)
 	changed, sent := r.CrossSiteChanged()
 	fmt.Fprintf(w, "cross-site         %d of %d requests changed state\n", changed, sent)
+	// One row per route; --json has every kind apart.
+	type row struct {
+		route                         string
+		sent, refused, changed, other int
+		through                       []string
+	}
+	var rows []*row
 	for _, c := range r.CrossSite {
-		fmt.Fprintf(w, "  %-40s %-16s %3d sent  %3d refused  %3d changed state  %3d other  e.g. %s\n", c.Route, c.Kind, c.Sent, c.Refused, c.Changed, c.Other, c.Example)
+		if len(rows) == 0 || rows[len(rows)-1].route != c.Route {
+			rows = append(rows, &row{route: c.Route})
+		}
+		rw := rows[len(rows)-1]
+		rw.sent, rw.refused, rw.changed, rw.other = rw.sent+c.Sent, rw.refused+c.Refused, rw.changed+c.Changed, rw.other+c.Other
+		if c.Changed > 0 {
+			rw.through = append(rw.through, c.Kind)
+		}
+	}
+	for _, rw := range rows {
+		line := fmt.Sprintf("  %-38s %4d sent  %4d refused  %4d changed state  %3d other", rw.route, rw.sent, rw.refused, rw.changed, rw.other)
+		if len(rw.through) > 0 {
+			line += "  (got through: " + strings.Join(rw.through, ", ") + ")"
+		}
+		fmt.Fprintln(w, line)
 	}
 	fmt.Fprintf(w, "peak RSS           %s at node %d (budget %s)\n", mib(peak), peakAt, mib(sc.RSSBudget))
 	if !r.Settled {
