@@ -1602,19 +1602,31 @@ func soakFailures(r SoakResult, cfg SoakConfig) []string {
 		}
 	}
 	if changed, sent := r.CrossSiteChanged(); changed > 0 {
-		var routes []string
-		for _, c := range r.CrossSite {
-			if c.Changed == 0 {
-				continue
-			}
-			entry := fmt.Sprintf("%s %s %d/%d", c.Route, c.Kind, c.Changed, c.Sent)
-			if k := len(routes) - 1; k >= 0 && strings.HasPrefix(routes[k], c.Route+" ") {
-				routes[k] += fmt.Sprintf(", %s %d/%d", c.Kind, c.Changed, c.Sent)
-				continue
-			}
-			routes = append(routes, entry)
+		// One entry per route: its changed and sent counts, and the kinds
+		// that got through.
+		type route struct {
+			name          string
+			changed, sent int
+			through       []string
 		}
-		f = append(f, fmt.Sprintf("%d of %d cross-site requests changed state (a message published, a node killed or restarted): %s", changed, sent, strings.Join(routes, "; ")))
+		var routes []*route
+		for _, c := range r.CrossSite {
+			if len(routes) == 0 || routes[len(routes)-1].name != c.Route {
+				routes = append(routes, &route{name: c.Route})
+			}
+			rt := routes[len(routes)-1]
+			rt.changed, rt.sent = rt.changed+c.Changed, rt.sent+c.Sent
+			if c.Changed > 0 {
+				rt.through = append(rt.through, c.Kind)
+			}
+		}
+		var which []string
+		for _, rt := range routes {
+			if rt.changed > 0 {
+				which = append(which, fmt.Sprintf("%s %d/%d (%s)", rt.name, rt.changed, rt.sent, strings.Join(rt.through, ", ")))
+			}
+		}
+		f = append(f, fmt.Sprintf("%d of %d cross-site requests changed state (a message published, a node killed or restarted): %s", changed, sent, strings.Join(which, "; ")))
 	}
 	return f
 }
