@@ -87,9 +87,20 @@ type soakStormJSON struct {
 }
 
 type soakCrossJSON struct {
-	Sent    int                      `json:"sent"`
-	Changed int                      `json:"changed"`
-	ByRoute []cluster.CrossSiteCount `json:"by_route"`
+	Sent    int             `json:"sent"`
+	Changed int             `json:"changed"`
+	ByRoute []soakRouteJSON `json:"by_route"`
+}
+
+// soakRouteJSON is one (route, kind) of cross-site request.
+type soakRouteJSON struct {
+	Route   string `json:"route"`
+	Kind    string `json:"kind"`
+	Sent    int    `json:"sent"`
+	Refused int    `json:"refused"`
+	Changed int    `json:"changed"`
+	Other   int    `json:"other"`
+	Example string `json:"example"`
 }
 
 func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -303,9 +314,11 @@ func soakOut(r cluster.SoakResult, sc cluster.SoakConfig) soakJSON {
 		"trickled_bodies": conn(h.Tricklers), "idle_subscribers": conn(h.Subscribers),
 	}
 	out.CrossSite.Changed, out.CrossSite.Sent = r.CrossSiteChanged()
-	out.CrossSite.ByRoute = r.CrossSite
-	if out.CrossSite.ByRoute == nil {
-		out.CrossSite.ByRoute = []cluster.CrossSiteCount{}
+	out.CrossSite.ByRoute = []soakRouteJSON{}
+	for _, c := range r.CrossSite {
+		out.CrossSite.ByRoute = append(out.CrossSite.ByRoute, soakRouteJSON{
+			Route: c.Route, Kind: c.Kind, Sent: c.Sent, Refused: c.Refused, Changed: c.Changed, Other: c.Other, Example: c.Example,
+		})
 	}
 	return out
 }

@@ -2,10 +2,14 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"gossipmesh/cluster"
 )
 
 // Every soak flag is checked before a node starts or a log directory is
@@ -59,6 +63,30 @@ func TestSizeFlag(t *testing.T) {
 		var s sizeFlag
 		if err := s.Set(in); err == nil {
 			t.Errorf("%q accepted as %d bytes", in, s.bytes)
+		}
+	}
+}
+
+// The JSON report's field names are what scripts read: check they are all
+// there, in snake case, and that an absent storm is null.
+func TestSoakJSONFieldNames(t *testing.T) {
+	r := cluster.SoakResult{
+		Nodes: 2, Duration: time.Minute, Seed: 3, Victim: 1,
+		PerNode:   []cluster.SoakNode{{Index: 0, PeakRSS: 1 << 20, Exact: true, MaxPerMessage: 1}, {Index: 1}},
+		CrossSite: []cluster.CrossSiteCount{{Route: "node POST /messages", Kind: "origin", Sent: 2, Changed: 1, Refused: 1}},
+		Failures:  []string{"x"},
+	}
+	b, err := json.Marshal(soakOut(r, cluster.DefaultSoakConfig()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := string(b)
+	for _, want := range []string{`"nodes":2`, `"seed":3`, `"ok":false`, `"failures":["x"]`, `"victim":1`, `"storm":null`,
+		`"peak_rss_bytes":1048576`, `"delivered_twice":0`, `"max_deliveries_per_message":1`, `"exact":true`, `"rss_budget_bytes":268435456`,
+		`"cross_site":{"sent":2,"changed":1,"by_route":[{"route":"node POST /messages","kind":"origin","sent":2,"refused":1,"changed":1`,
+		`"honest":{"messages":0,"pairs":0,"delivered":0,"ratio":1,"missing":[]}`, `"slow_frames":{`, `"closed_by_node":0`} {
+		if !strings.Contains(got, want) {
+			t.Errorf("JSON lacks %s:\n%s", want, got)
 		}
 	}
 }
