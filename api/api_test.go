@@ -135,6 +135,9 @@ func TestBadRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+			if tt.method != "GET" {
+				req.Header.Set("Content-Type", "application/json") // as api.Client sends
+			}
 			resp, err := srv.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)
