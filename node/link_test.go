@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -350,4 +351,28 @@ func claimMany(t *testing.T, target *node.Node, source string, firstID, count in
 		}
 	}
 	return kept
+}
+
+// TestConfigValidateLinkCaps checks that the link caps and the log rate
+// are validated, each with an error that names it.
+func TestConfigValidateLinkCaps(t *testing.T) {
+	if err := node.DefaultConfig().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		tweak func(*node.Config)
+		want  string
+	}{
+		{"no peers allowed", func(c *node.Config) { c.MaxPeers = 0 }, "max peers"},
+		{"more dials than the cap", func(c *node.Config) { c.Peers, c.MaxPeers = 9, 8 }, "exceeds max peers"},
+		{"no inbound per IP", func(c *node.Config) { c.MaxInboundPerIP = 0 }, "max inbound per IP"},
+		{"no log lines", func(c *node.Config) { c.LogRate = 0 }, "log rate"},
+	} {
+		c := node.DefaultConfig()
+		tc.tweak(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate() = %v, want an error mentioning %q", tc.name, err, tc.want)
+		}
+	}
 }
