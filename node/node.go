@@ -138,32 +138,32 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("node: %w", err)
 	}
 	n := &Node{
-		cfg:           cfg,
-		id:            id,
-		idStr:         id.String(),
-		ln:            ln,
-		addr:          addr,
-		hello:         hello,
-		m:             newMetrics(id),
-		pid:           os.Getpid(),
-		core:          core,
-		links:         make(map[wire.NodeID]*peer),
-		standby:       make(map[wire.NodeID]*peer),
-		inboundByHost: make(map[string]int),
-		receipts:      newReceiptStore(cfg.Receipts, cfg.ReceiptBytes),
-		inbox:         make(chan inbound, cfg.InboxSize),
-		regs:          make(chan regRequest),
-		downs:         make(chan *peer),
-		pubs:          make(chan *pubRequest),
-		handshakes:    make(chan struct{}, cfg.MaxHandshakes),
-		stop:          make(chan struct{}),
-		closed:        make(chan struct{}),
+		cfg:        cfg,
+		id:         id,
+		idStr:      id.String(),
+		ln:         ln,
+		addr:       addr,
+		hello:      hello,
+		m:          newMetrics(id),
+		pid:        os.Getpid(),
+		core:       core,
+		links:      make(map[wire.NodeID]*peer),
+		receipts:   newReceiptStore(cfg.Receipts, cfg.ReceiptBytes),
+		inbox:      make(chan inbound, cfg.InboxSize),
+		regs:       make(chan regRequest),
+		downs:      make(chan *peer),
+		pubs:       make(chan *pubRequest),
+		handshakes: make(chan struct{}, cfg.MaxHandshakes),
+		stop:       make(chan struct{}),
+		closed:     make(chan struct{}),
 	}
 	// Every driver's logger gets the rate limit, so that no peer can make
 	// a node flood its log; the receipt lines always pass.
 	limited := newRateLimitHandler(cfg.Logger.Handler(), cfg.LogRate, time.Second, isReceiptLine, n.m.logSuppressed.Inc)
 	n.log = slog.New(limited).With("node", id.String())
 	n.dials = choosePeers(rng, cfg.Candidates, cfg.Peers, addr, cfg.Listen)
+	n.standby = make(map[wire.NodeID]*peer)
+	n.inboundByHost = make(map[string]int)
 	n.inboundMax = cfg.MaxPeers - len(n.dials)
 	return n, nil
 }
