@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/node"
 )
 
 // Cluster is a mesh of node processes that this process launched and
@@ -232,6 +233,23 @@ func (c *Cluster) nodeArgs(i int) []string {
 			addrs[k] = c.procs[j].gossipAddr
 		}
 		args = append(args, "--candidates", strings.Join(addrs, ","), "--peers", strconv.Itoa(len(chosen)))
+	}
+	// Every node of a local mesh is on 127.0.0.1, and `up` allows up to
+	// nodes-1 peers each: raise the node's link caps when its topology needs
+	// more than the defaults, with room for one standby per inbound peer
+	// (a restarted peer that reconnects before its old link is gone).
+	inbound := 0
+	for _, cs := range c.topo.Chosen {
+		if slices.Contains(cs, i) {
+			inbound++
+		}
+	}
+	def := node.DefaultConfig()
+	if need := len(c.topo.Chosen[i]) + 2*inbound; need > def.MaxPeers {
+		args = append(args, "--max-peers", strconv.Itoa(need))
+	}
+	if need := 2 * inbound; need > def.MaxInboundPerIP {
+		args = append(args, "--max-inbound-per-ip", strconv.Itoa(need))
 	}
 	if c.cfg.LogLevel != "" {
 		args = append(args, "--log-level", c.cfg.LogLevel)
