@@ -28,7 +28,7 @@ func TestTopologyDeterministicAndWellFormed(t *testing.T) {
 			}
 			ids[a.IDs[i].String()] = true
 			c := a.Chosen[i]
-			if len(c) != min(tc.peers, tc.n-1) {
+			if len(c) != min(tc.peers, tc.n-1) && len(a.Added) == 0 {
 				t.Errorf("n=%d peers=%d: node %d chose %d peers", tc.n, tc.peers, i, len(c))
 			}
 			if !slices.IsSorted(c) || len(slices.Compact(slices.Clone(c))) != len(c) || slices.Contains(c, i) {
@@ -41,6 +41,53 @@ func TestTopologyDeterministicAndWellFormed(t *testing.T) {
 	}
 	if reflect.DeepEqual(NewTopology(10, 3, 1).Chosen, NewTopology(10, 3, 2).Chosen) {
 		t.Error("seeds 1 and 2 gave the same topology")
+	}
+}
+
+// TestTopologyAlwaysConnected: the launcher never launches a disconnected
+// mesh. Seeds 1, 6, 9 and 11 at 10 nodes and 1 peer each drew one before.
+func TestTopologyAlwaysConnected(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4, 5, 7, 10, 16, 25, 50, 100} {
+		for peers := 1; peers <= 3; peers++ {
+			for seed := uint64(1); seed <= 100; seed++ {
+				a := NewTopology(n, peers, seed)
+				if !a.Graph().Connected() {
+					t.Fatalf("n=%d peers=%d seed=%d: disconnected topology %v", n, peers, seed, a.Chosen)
+				}
+				if b := NewTopology(n, peers, seed); !reflect.DeepEqual(a, b) {
+					t.Fatalf("n=%d peers=%d seed=%d: two draws differ", n, peers, seed)
+				}
+				for i, c := range a.Chosen {
+					if len(c) < min(peers, n-1) || !slices.IsSorted(c) || slices.Contains(c, i) || len(slices.Compact(slices.Clone(c))) != len(c) {
+						t.Fatalf("n=%d peers=%d seed=%d: node %d chose %v", n, peers, seed, i, c)
+					}
+				}
+				if (a.Redraws > 0 || len(a.Added) > 0) != (a.Note() != "") {
+					t.Errorf("n=%d peers=%d seed=%d: redraws %d, added %v, note %q", n, peers, seed, a.Redraws, a.Added, a.Note())
+				}
+			}
+		}
+	}
+	for _, seed := range []uint64{1, 6, 9, 11} {
+		if a := NewTopology(10, 1, seed); a.Redraws == 0 && len(a.Added) == 0 {
+			t.Errorf("seed %d at 10 nodes, 1 peer: expected a redraw, got %v", seed, a.Chosen)
+		}
+	}
+	// A connected first draw is kept as is: seeds keep their meshes.
+	if a := NewTopology(10, 3, 1); a.Redraws != 0 || len(a.Added) != 0 || !reflect.DeepEqual(a.Chosen, drawChosen(10, 3, 1)) {
+		t.Errorf("seed 1 at 10 nodes, 3 peers: not its first draw: %+v", a)
+	}
+}
+
+// TestTopologyJoinAddsFewestLinks: three components get exactly two links.
+func TestTopologyJoinAddsFewestLinks(t *testing.T) {
+	top := Topology{Chosen: [][]int{{1}, {0}, {3}, {2}, {5}, {4}}, IDs: make([]wire.NodeID, 6)}
+	added := top.join()
+	if want := [][2]int{{2, 0}, {4, 2}}; !reflect.DeepEqual(added, want) {
+		t.Fatalf("added %v, want %v", added, want)
+	}
+	if !top.Graph().Connected() {
+		t.Fatalf("still disconnected: %v", top.Chosen)
 	}
 }
 
