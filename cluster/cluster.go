@@ -35,6 +35,14 @@ type Cluster struct {
 	clients []*api.Client
 	started bool
 	stopped bool
+
+	// The tracked state file (TrackState). stateMu is taken before mu,
+	// never after.
+	stateMu      sync.Mutex
+	statePath    string
+	statePID     int
+	stateStarted time.Time
+	stateErr     error // the last write's
 }
 
 // proc is one node slot: its listeners and log outlive the process, so a
@@ -46,11 +54,14 @@ type proc struct {
 	gossipAddr string
 	httpURL    string
 	logPath    string
+	log        *logFile // the child's stdout and stderr, capped
 
 	// Guarded by Cluster.mu.
 	cmd     *exec.Cmd
 	pid     int
 	start   uint64        // /proc start time of pid
+	exe     string        // /proc executable of pid
+	hold    *holder       // answers on the listeners while no process runs
 	done    chan struct{} // closed once the current process is reaped
 	exitErr error
 	starts  int
@@ -82,7 +93,10 @@ type NodeInfo struct {
 	Starts int
 	// ExitErr describes how the last process ended, if it did.
 	ExitErr string
-	// LogPath is the file that receives the node's stdout and stderr.
+	// Exe is the process's executable as /proc shows it.
+	Exe string
+	// LogPath is the file that receives the node's stdout and stderr; it
+	// is rotated to LogPath.1 at Config.LogMaxBytes.
 	LogPath string
 }
 
@@ -203,13 +217,21 @@ func (c *Cluster) bind(i int) (*proc, error) {
 		}
 		return nil, fmt.Errorf("cluster: node %d listener file: %w", i, err)
 	}
+	logPath := filepath.Join(c.logDir, fmt.Sprintf("node-%d.log", i))
+	log, err := openLogFile(logPath, c.cfg.LogMaxBytes)
+	if err != nil {
+		gf.Close()
+		hf.Close()
+		return nil, fmt.Errorf("cluster: node %d: %w", i, err)
+	}
 	return &proc{
 		index:      i,
 		gossipLn:   gf,
 		httpLn:     hf,
 		gossipAddr: gl.Addr().String(),
 		httpURL:    "http://" + hl.Addr().String(),
-		logPath:    filepath.Join(c.logDir, fmt.Sprintf("node-%d.log", i)),
+		logPath:    logPath,
+		log:        log,
 	}, nil
 }
 
@@ -247,16 +269,19 @@ func (c *Cluster) nodeArgs(i int) []string {
 
 // spawnLocked starts a process in slot p. c.mu is held.
 func (c *Cluster) spawnLocked(p *proc) error {
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("cluster: node %d log: %w", p.index, err)
+	// The launcher stops answering on the slot's listeners first, so that
+	// the child alone accepts on them.
+	if p.hold != nil {
+		p.hold.release()
+		p.hold = nil
 	}
-	defer logf.Close() // the child has its own copy
 	cmd := exec.Command(c.cfg.Binary, c.nodeArgs(p.index)...)
 	cmd.ExtraFiles = []*os.File{p.gossipLn, p.httpLn}
-	// An *os.File goes to the child as is: no copying goroutine in the
-	// launcher, however much the node logs.
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// The child writes into a pipe that a goroutine of exec copies into
+	// the capped log (one pipe for both, since they are the same writer);
+	// Wait returns once the copy has drained, so a crashed node's last
+	// lines are in the file before checkExited quotes them.
+	cmd.Stdout, cmd.Stderr = p.log, p.log
 	cmd.Env = os.Environ()
 	if c.cfg.GOMAXPROCS > 0 {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(c.cfg.GOMAXPROCS))
@@ -275,6 +300,8 @@ func (c *Cluster) spawnLocked(p *proc) error {
 	done := make(chan struct{})
 	p.cmd, p.pid, p.done, p.exitErr = cmd, cmd.Process.Pid, done, nil
 	p.start, _, _ = ProcStart(p.pid)
+	// Start returns once the child has exec'd, so this is the node binary.
+	p.exe, _ = ProcExe(p.pid)
 	p.starts++
 	go c.reap(p, cmd, done)
 	return nil
@@ -284,12 +311,21 @@ func (c *Cluster) spawnLocked(p *proc) error {
 func (c *Cluster) reap(p *proc, cmd *exec.Cmd, done chan struct{}) {
 	err := cmd.Wait()
 	c.mu.Lock()
-	if p.cmd == cmd {
+	current := p.cmd == cmd
+	if current {
 		p.exitErr = err
 	}
 	stopping := c.stopped
+	if current && !stopping && p.hold == nil {
+		// Without this, the listeners that the launcher keeps for a
+		// restart accept connections that nothing ever answers.
+		p.hold, _ = holdSlot(p)
+	}
 	c.mu.Unlock()
 	close(done)
+	if current && !stopping {
+		_ = c.writeTrackedState()
+	}
 	if c.cfg.OnExit != nil {
 		if stopping && isSignal(err, syscall.SIGTERM) {
 			err = nil // the exit we asked for
@@ -441,6 +477,7 @@ func (c *Cluster) Nodes() []NodeInfo {
 			Chosen:   slices.Clone(c.topo.Chosen[i]),
 			Running:  p.running(),
 			Starts:   p.starts,
+			Exe:      p.exe,
 			LogPath:  p.logPath,
 		}
 		if p.exitErr != nil {
@@ -514,6 +551,9 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
+	if err := c.writeTrackedState(); err != nil {
+		return fmt.Errorf("cluster: node %d restarted: %w", i, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
 	defer cancel()
 	return c.WaitReady(ctx)
@@ -534,13 +574,21 @@ func (c *Cluster) Stop() error {
 		done chan struct{}
 	}
 	var vs []victim
+	var holds []*holder
 	for _, p := range c.procs {
 		if p.running() {
 			vs = append(vs, victim{p.cmd, p.done})
 		}
+		if p.hold != nil {
+			holds, p.hold = append(holds, p.hold), nil
+		}
 	}
 	procs := c.procs
 	c.mu.Unlock()
+	for _, h := range holds {
+		h.release()
+	}
+	stateErr := c.untrackState()
 
 	for _, v := range vs {
 		_ = v.cmd.Process.Signal(syscall.SIGTERM)
@@ -567,9 +615,9 @@ func (c *Cluster) Stop() error {
 		killed = append(killed, v.cmd.Process.Pid)
 		<-v.done
 	}
-	var errs []error
+	errs := []error{stateErr}
 	for _, p := range procs {
-		errs = append(errs, p.gossipLn.Close(), p.httpLn.Close())
+		errs = append(errs, p.gossipLn.Close(), p.httpLn.Close(), p.log.Close())
 	}
 	if c.tempLogs {
 		errs = append(errs, os.RemoveAll(c.logDir))
