@@ -63,21 +63,13 @@ type proc struct {
 	exe     string        // /proc executable of pid
 	hold    *holder       // answers on the listeners while no process runs
 	done    chan struct{} // closed once the current process is reaped
+	reaped  bool          // the current process has been reaped
 	exitErr error
 	starts  int
 }
 
-func (p *proc) running() bool {
-	if p.done == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+// running reports whether the slot's process runs. Cluster.mu is held.
+func (p *proc) running() bool { return p.done != nil && !p.reaped }
 
 // NodeInfo describes one node slot.
 type NodeInfo struct {
@@ -298,7 +290,7 @@ func (c *Cluster) spawnLocked(p *proc) error {
 		return fmt.Errorf("cluster: starting node %d: %w", p.index, err)
 	}
 	done := make(chan struct{})
-	p.cmd, p.pid, p.done, p.exitErr = cmd, cmd.Process.Pid, done, nil
+	p.cmd, p.pid, p.done, p.exitErr, p.reaped = cmd, cmd.Process.Pid, done, nil, false
 	p.start, _, _ = ProcStart(p.pid)
 	// Start returns once the child has exec'd, so this is the node binary.
 	p.exe, _ = ProcExe(p.pid)
@@ -313,7 +305,7 @@ func (c *Cluster) reap(p *proc, cmd *exec.Cmd, done chan struct{}) {
 	c.mu.Lock()
 	current := p.cmd == cmd
 	if current {
-		p.exitErr = err
+		p.exitErr, p.reaped = err, true
 	}
 	stopping := c.stopped
 	if current && !stopping && p.hold == nil {
@@ -322,10 +314,11 @@ func (c *Cluster) reap(p *proc, cmd *exec.Cmd, done chan struct{}) {
 		p.hold, _ = holdSlot(p)
 	}
 	c.mu.Unlock()
-	close(done)
+	// The state file says so before anyone waiting on done (Kill) goes on.
 	if current && !stopping {
 		_ = c.writeTrackedState()
 	}
+	close(done)
 	if c.cfg.OnExit != nil {
 		if stopping && isSignal(err, syscall.SIGTERM) {
 			err = nil // the exit we asked for

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -319,4 +320,81 @@ func TestCalmSysmonKeepsTheUsersGODEBUG(t *testing.T) {
 			t.Errorf("calmSysmon(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestLogFileRotatesAtTheCap: no file ever exceeds the cap, one rotated
+// file is kept, and the two together hold the newest output in order.
+func TestLogFileRotatesAtTheCap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node-0.log")
+	const limit = 100
+	l, err := openLogFile(path, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for k := range 50 {
+		line := []byte(strings.Repeat(string(rune('a'+k%26)), k%40) + "\n")
+		if n, err := l.Write(line); n != len(line) || err != nil {
+			t.Fatalf("write %d: %d, %v", k, n, err)
+		}
+		all = append(all, line...)
+		for _, p := range []string{path, path + ".1"} {
+			if st, err := os.Stat(p); err == nil && st.Size() > limit {
+				t.Fatalf("after write %d: %s is %d bytes, over %d", k, p, st.Size(), limit)
+			}
+		}
+	}
+	big := []byte(strings.Repeat("x", 3*limit+7)) // larger than the cap: split
+	l.Write(big)
+	all = append(all, big...)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := os.ReadFile(path)
+	old, err := os.ReadFile(path + ".1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cur) > limit || len(old) > limit {
+		t.Fatalf("sizes %d and %d, cap %d", len(cur), len(old), limit)
+	}
+	if got := string(old) + string(cur); !strings.HasSuffix(string(all), got) {
+		t.Errorf("rotated + current = %q, not the end of what was written", got)
+	}
+	if n, err := l.Write([]byte("after close\n")); n != 12 || err != nil {
+		t.Errorf("write after close: %d, %v; want it dropped silently", n, err)
+	}
+}
+
+func TestDefaultLogDirFollowsTheStateFile(t *testing.T) {
+	for in, want := range map[string]string{
+		".mesh/cluster.json": ".mesh/cluster.logs",
+		".mesh/other.json":   ".mesh/other.logs",
+		"/tmp/x/state":       "/tmp/x/state.logs",
+		".mesh/.hidden":      ".mesh/.hidden.logs",
+	} {
+		if got := DefaultLogDir(in); got != want {
+			t.Errorf("DefaultLogDir(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLockStateAdmitsOne(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "sub", "cluster.json")
+	a, err := LockState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := LockState(state); !errors.Is(err, ErrLocked) {
+		b.Close()
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := LockState(state)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	b.Close()
 }
