@@ -119,8 +119,10 @@ func (c *Client) Load(ctx context.Context, req LoadRequest) (LoadResult, error) 
 // bound overflow or vanish.
 const maxLoadWait = 24 * time.Hour
 
-// loadDuration is how long a load's schedule takes: Count/Rate, or at full
-// speed (Rate 0) Count messages at a conservative 1,000 a second.
+// loadDuration is how long a load's schedule may take: Count/Rate, with
+// the rate taken as at most 1,000 messages a second (full speed, Rate 0,
+// included), which a node on a loaded machine can keep up, and the result
+// capped at maxLoadWait.
 func loadDuration(req LoadRequest) time.Duration {
 	rate := req.Rate
 	if !(rate > 0) || rate > 1000 {
