@@ -287,6 +287,9 @@ func (c *Cluster) spawnLocked(p *proc) error {
 	started := make(chan error, 1)
 	go func() { started <- cmd.Start() }()
 	if err := <-started; err != nil {
+		if p.done != nil && !c.stopped {
+			p.hold, _ = holdSlot(p) // a slot left empty answers again
+		}
 		return fmt.Errorf("cluster: starting node %d: %w", p.index, err)
 	}
 	done := make(chan struct{})

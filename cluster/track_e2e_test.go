@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +139,30 @@ func TestEndToEndStateFollowsRestartsAndLogsAreCapped(t *testing.T) {
 	}
 	if _, err := os.Stat(state); !os.IsNotExist(err) {
 		t.Errorf("state file still there after Stop: %v", err)
+	}
+}
+
+// TestEndToEndCrashQuotesTheLog: a node that dies at start-up has the end
+// of its log, which now reaches the file through the launcher's pipe,
+// quoted in Start's error.
+func TestEndToEndCrashQuotesTheLog(t *testing.T) {
+	t.Parallel()
+	bin := buildMesh(t)
+	cfg := cluster.DefaultConfig()
+	cfg.Binary, cfg.Nodes, cfg.Seed = bin, 1, 5
+	cfg.LogDir = t.TempDir()
+	cfg.StartTimeout = time.Minute
+	cfg.ExtraArgs = []string{"--no-such-flag"}
+	c, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Start(context.Background())
+	if err == nil {
+		_ = c.Stop()
+		t.Fatal("a node with a bad flag started")
+	}
+	if msg := err.Error(); !strings.Contains(msg, "--- end of ") || !strings.Contains(msg, "no-such-flag") {
+		t.Fatalf("Start's error does not quote the node's log:\n%s", msg)
 	}
 }
