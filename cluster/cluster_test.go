@@ -257,6 +257,8 @@ func TestConfigValidate(t *testing.T) {
 		"log level":      func(c *Config) { c.LogLevel = "loud" },
 		"gomaxprocs":     func(c *Config) { c.GOMAXPROCS = -1 },
 		"stop timeout":   func(c *Config) { c.StopTimeout = 0 },
+		"log cap":        func(c *Config) { c.LogMaxBytes = 100 },
+		"too many nodes": func(c *Config) { c.Nodes = MaxNodes + 1 },
 	} {
 		c := DefaultConfig()
 		mod(&c)
