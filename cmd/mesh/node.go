@@ -58,6 +58,12 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected arguments: %q", fs.Args())
 	}
+	if err := checkListenAddr(*listen); *listenFD < 0 && err != nil {
+		return usageErr("--listen: %v", err)
+	}
+	if err := checkListenAddr(*httpAddr); *httpFD < 0 && *httpAddr != "" && err != nil {
+		return usageErr("--http: %v", err)
+	}
 
 	cfg := def
 	cfg.Listen = *listen
