@@ -49,7 +49,9 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string
 	d := cluster.DefaultConfig()
 	l.fs = fs
 	fs.IntVar(&l.nodes, "nodes", d.Nodes, fmt.Sprintf("number of node processes, 1 to %d", cluster.MaxNodes))
-	fs.IntVar(&l.peers, "peers", d.Peers, fmt.Sprintf("peers each node dials, chosen at random (links are undirected); at most nodes-1 (default min(%d, nodes-1))", d.Peers))
+	// The default depends on --nodes, so config fills it in; the flag's
+	// own default stays 0, which the help would not print.
+	fs.IntVar(&l.peers, "peers", 0, fmt.Sprintf("peers each node dials, chosen at random (links are undirected); at most nodes-1 (default min(%d, nodes-1))", d.Peers))
 	fs.IntVar(&l.fanout, "fanout", d.Fanout, "k for --strategy fanout: random peers per message, capped by the node's degree")
 	fs.StringVar(&l.strategy, "strategy", string(d.Strategy), "gossip router: flood or fanout")
 	fs.Uint64Var(&l.seed, "seed", 0, "seed for the topology, node ids and publishers; the same seed gives the same mesh (0: random, printed)")
@@ -72,7 +74,7 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 	if !flagSet(l.fs, "peers") {
 		// The default fits any mesh: 3 peers, or every other node in a
 		// smaller one. A value the user gave is checked as given.
-		cfg.Peers = min(l.peers, max(l.nodes-1, 0))
+		cfg.Peers = min(cluster.DefaultConfig().Peers, max(l.nodes-1, 0))
 	}
 	cfg.Strategy = gossip.Strategy(l.strategy)
 	cfg.Seed = l.seed
