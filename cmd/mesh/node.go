@@ -46,6 +46,8 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fanout := fs.Int("fanout", def.Gossip.Fanout, "peers per message for --strategy fanout")
 	maxBody := fs.Int("max-body", def.Gossip.MaxBody, "largest message body in `bytes`; the frame limit is this plus the header")
 	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
+	maxPeers := fs.Int("max-peers", def.MaxPeers, "most links, live and standby; inbound ones get what --peers leaves")
+	maxPerIP := fs.Int("max-inbound-per-ip", def.MaxInboundPerIP, "most inbound links from one source IP")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -69,6 +71,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Listen = *listen
 	cfg.Peers = *peers
 	cfg.Receipts = *receipts
+	cfg.MaxPeers, cfg.MaxInboundPerIP = *maxPeers, *maxPerIP
 	cfg.Gossip.Fanout = *fanout
 	cfg.Gossip.MaxBody = *maxBody
 	if *seed != 0 {

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -31,7 +30,7 @@ type upOptions struct {
 func (o *upOptions) register(fs *flag.FlagSet) {
 	o.launch.register(fs, localGOMAXPROCS, "")
 	fs.StringVar(&o.state, "state", cluster.DefaultStatePath, "state file recording the running mesh, read by publish, status and down")
-	fs.StringVar(&o.logs, "logs", "", "directory for the nodes' logs, node-<index>.log (default: logs/ beside the state file)")
+	fs.StringVar(&o.logs, "logs", "", "directory for the nodes' logs, node-<index>.log (default: beside the state file, named after it: .mesh/cluster.logs for .mesh/cluster.json)")
 	o.dashboard.registerUp(fs)
 }
 
@@ -54,6 +53,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return usageError(stderr, "--dashboard: %v", err)
 		}
 	}
+	lock, err := cluster.LockState(o.state) // held until up returns
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	if s, err := cluster.ReadState(o.state); err == nil && s.LauncherAlive() {
 		return fmt.Errorf("a mesh is already running (launcher pid %d, state %s): stop it with `mesh down --state %s`", s.LauncherPID, o.state, o.state)
 	}
@@ -70,7 +74,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 	cfg.LogDir = o.logs
 	if cfg.LogDir == "" {
-		cfg.LogDir = filepath.Join(filepath.Dir(o.state), "logs")
+		cfg.LogDir = cluster.DefaultLogDir(o.state)
 	}
 	var stopping atomic.Bool
 	cfg.OnExit = func(index, pid int, err error) {
@@ -88,6 +92,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "mesh up: %d nodes, %d peers each, %s, seed %d\n", cfg.Nodes, cfg.Peers, cfg.Strategy, cfg.Seed)
+	if note := c.Topology().Note(); note != "" {
+		fmt.Fprintln(stdout, note)
+	}
 	began := time.Now()
 	if err := c.Start(ctx); err != nil {
 		return err
@@ -96,7 +103,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		stopping.Store(true)
 		_ = c.Stop()
 	}()
-	if err := cluster.WriteState(o.state, c.State(os.Getpid())); err != nil {
+	if err := c.TrackState(o.state, os.Getpid()); err != nil {
 		return err
 	}
 	defer removeStateIfOurs(o.state, os.Getpid())
