@@ -9,6 +9,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -277,5 +278,25 @@ func TestUpPublishBodies(t *testing.T) {
 	}
 	if strings.Contains(upOut.String(), "exited") {
 		t.Errorf("a node exited under mesh up:\n%s", upOut.String())
+	}
+}
+
+// A seed whose draw is disconnected is redrawn by the launcher, and demo
+// says so (on stderr under --json) rather than leaving the user to wonder
+// why the topology differs from the seed's first draw.
+func TestDemoSaysWhenTheTopologyWasRedrawn(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	seed := uint64(1)
+	for cluster.NewTopology(4, 1, seed).Note() == "" {
+		seed++
+	}
+	code, stdout, stderr := runMesh(t, "", "demo", "--nodes", "4", "--peers", "1", "--seed", fmt.Sprint(seed), "--json", "--start-timeout", "1m")
+	var r demoReport
+	if code != 0 || json.Unmarshal([]byte(stdout), &r) != nil || r.Reached != 4 {
+		t.Fatalf("seed %d: exit %d\n%s\n%s", seed, code, stdout, stderr)
+	}
+	if !strings.Contains(stderr, "redrawn") {
+		t.Errorf("seed %d: stderr %q does not say the topology was redrawn", seed, stderr)
 	}
 }

@@ -83,6 +83,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) (err 
 		return err
 	}
 	say("mesh demo: %d nodes, %d peers each, %s, seed %d\n", cfg.Nodes, cfg.Peers, cfg.Strategy, cfg.Seed)
+	if note := c.Topology().Note(); note != "" {
+		// A seed whose draw was disconnected was redrawn: say so, on
+		// stderr under --json.
+		if *asJSON {
+			fmt.Fprintln(stderr, "mesh demo:", note)
+		} else {
+			fmt.Fprintln(stdout, note)
+		}
+	}
 	began := time.Now()
 	if err := c.Start(ctx); err != nil {
 		return err
