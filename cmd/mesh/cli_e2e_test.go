@@ -300,3 +300,29 @@ func TestDemoSaysWhenTheTopologyWasRedrawn(t *testing.T) {
 		t.Errorf("seed %d: stderr %q does not say the topology was redrawn", seed, stderr)
 	}
 }
+
+// A fanout run that misses nodes puts it down to fanout, and the rows of
+// the nodes it missed keep their distance. With k = 1 on 4 nodes, about
+// half of all messages miss a node (and each miss waits out the 5 s
+// receipt wait); the seeds are tried in turn until a run has a miss.
+func TestDemoFanoutMissesAreFanouts(t *testing.T) {
+	skipShort(t)
+	t.Parallel()
+	notReached := regexp.MustCompile(`(?m)^\s+\d+\s+-\s+\d+\s+-\s+-\s+\S+\s+NOT REACHED$`)
+	for seed := 1; seed <= 10; seed++ {
+		code, stdout, stderr := runMesh(t, "", "demo", "--nodes", "4", "--strategy", "fanout", "--fanout", "1",
+			"--messages", "2", "--seed", fmt.Sprint(seed), "--start-timeout", "1m")
+		if code == 0 {
+			continue // every message reached every node: try another seed
+		}
+		if code != 1 || !strings.Contains(stderr, "fanout missed node(s)") || !strings.Contains(stderr, "mesh demo: fanout missed nodes in") ||
+			strings.Contains(stderr, "within 1s") {
+			t.Errorf("seed %d: exit %d, stderr %q; want fanout named as the cause", seed, code, stderr)
+		}
+		if !notReached.MatchString(stdout) {
+			t.Errorf("seed %d: no NOT REACHED row with a distance:\n%s", seed, stdout)
+		}
+		return
+	}
+	t.Fatal("no seed from 1 to 10 missed a node with fanout 1")
+}
