@@ -60,10 +60,11 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected arguments: %q", fs.Args())
 	}
-	if err := checkListenAddr(*listen); *listenFD < 0 && err != nil {
+	// A malformed address is a usage error before anything is bound.
+	if err := checkListenAddr(*listen); err != nil && *listenFD < 0 {
 		return usageErr("--listen: %v", err)
 	}
-	if err := checkListenAddr(*httpAddr); *httpFD < 0 && *httpAddr != "" && err != nil {
+	if err := checkListenAddr(*httpAddr); err != nil && *httpFD < 0 && *httpAddr != "" {
 		return usageErr("--http: %v", err)
 	}
 
