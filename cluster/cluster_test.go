@@ -191,7 +191,7 @@ func TestReportFromReceipts(t *testing.T) {
 		`"receipts":[{"index":0,"hop":0,"from":null,"latency_ms":0.1,"distance":0,"duplicates":0},` +
 		`{"index":1,"hop":1,"from":0,"latency_ms":0.3,"distance":1,"duplicates":1},` +
 		`{"index":2,"hop":3,"from":1,"latency_ms":0.9,"distance":1,"duplicates":2}],` +
-		`"id":"abc","publisher":0,"missing":[3]}`
+		`"id":"abc","publisher":0,"missing":[3],"distances":[0,1,1,2],"seed":0}`
 	if string(b) != wantJSON {
 		t.Errorf("JSON\n got %s\nwant %s", b, wantJSON)
 	}

@@ -60,6 +60,13 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected arguments: %q", fs.Args())
 	}
+	// A malformed address is a usage error before anything is bound.
+	if err := checkListenAddr(*listen); err != nil && *listenFD < 0 {
+		return usageErr("--listen: %v", err)
+	}
+	if err := checkListenAddr(*httpAddr); err != nil && *httpFD < 0 && *httpAddr != "" {
+		return usageErr("--http: %v", err)
+	}
 
 	cfg := def
 	cfg.Listen = *listen

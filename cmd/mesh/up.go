@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"sync/atomic"
 	"time"
@@ -47,6 +48,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.dashboard.addr != "" {
+		if err := checkListenAddr(o.dashboard.addr); err != nil {
+			return usageError(stderr, "--dashboard: %v", err)
+		}
+	}
 	lock, err := cluster.LockState(o.state) // held until up returns
 	if err != nil {
 		return err
@@ -55,6 +61,17 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if s, err := cluster.ReadState(o.state); err == nil && s.LauncherAlive() {
 		return fmt.Errorf("a mesh is already running (launcher pid %d, state %s): stop it with `mesh down --state %s`", s.LauncherPID, o.state, o.state)
 	}
+	// The dashboard's port is bound before the nodes' ports, so that no
+	// node takes it.
+	dashLn, err := listenDashboard(o.dashboard, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "mesh up: no dashboard: %v\n", err)
+	}
+	defer func() {
+		if dashLn != nil {
+			dashLn.Close()
+		}
+	}()
 	cfg.LogDir = o.logs
 	if cfg.LogDir == "" {
 		cfg.LogDir = cluster.DefaultLogDir(o.state)
@@ -96,7 +113,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\nstate %s · logs %s\n", o.state, c.LogDir())
 	fmt.Fprintln(stdout, "Ctrl-C, SIGTERM or `mesh down` stops every node.")
 
-	if err := serveUp(ctx, c, o, stdout, stderr); err != nil {
+	if err := serveUp(ctx, c, dashLn, stdout); err != nil {
 		return err
 	}
 	stopping.Store(true)
@@ -109,9 +126,10 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // serveUp keeps the mesh running until ctx ends (Ctrl-C, SIGTERM, `mesh
-// down`). Whatever serves a running mesh (a dashboard, say) starts here.
-func serveUp(ctx context.Context, c *cluster.Cluster, o upOptions, stdout, stderr io.Writer) error {
-	return upDashboard(ctx, c, o.dashboard, stdout, stderr)
+// down`). Whatever serves a running mesh (the dashboard on dashLn, if not
+// nil) starts here.
+func serveUp(ctx context.Context, c *cluster.Cluster, dashLn net.Listener, stdout io.Writer) error {
+	return upDashboard(ctx, c, dashLn, stdout)
 }
 
 // removeStateIfOurs deletes the state file unless another launcher has
