@@ -73,6 +73,11 @@ func runPublish(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if pub < 0 {
 		pub = rand.IntN(m.Len())
 	}
+	// The whole command honours --wait: a node that accepts connections
+	// but never answers (SIGSTOPped) costs the wait and a second, not the
+	// client's longer default deadline.
+	ctx, cancel := context.WithTimeout(ctx, *wait+time.Second)
+	defer cancel()
 	r, err := m.Propagate(ctx, pub, text, cluster.PropagateOptions{Wait: *wait})
 	if err != nil {
 		return err
