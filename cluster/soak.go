@@ -371,6 +371,22 @@ func (s *soakRun) intn(n int) int {
 	return s.rng.IntN(n)
 }
 
+// SoakLogLine is a generous size of one receipt log line: a cluster
+// driven by Soak needs Config.LogMaxBytes of at least SoakLogLine times
+// SoakConfig.Messages() for its logs to keep every receipt line.
+const SoakLogLine = 256
+
+// Messages estimates how many messages the soak publishes (the storm, the
+// small, tracked and large streams, the cross-site publishes that get
+// through): each is a receipt line in every node's log.
+func (c SoakConfig) Messages() int {
+	perS := c.Rate + c.Tracked + c.LargeRate
+	if c.CrossSiteEvery > 0 {
+		perS += float64(3*len(crossSiteKinds())) / c.CrossSiteEvery.Seconds()
+	}
+	return c.Storm + int(math.Ceil(perS*c.Duration.Seconds()))
+}
+
 // Soak drives the running cluster c with the mixed honest and hostile load
 // of cfg, then stops c (its logs must be complete) and checks the
 // invariants: every message delivered exactly once at every node, every
@@ -1359,16 +1375,33 @@ type nodeLog struct {
 	bytes                                   int64
 }
 
-// logFiles lists a node's log and any rotated siblings (path.1, ...).
+// logFiles lists a node's log files oldest first: rotated siblings
+// (path.N, ..., path.1), then path itself.
 func logFiles(path string) []string {
-	files := []string{path}
 	more, _ := filepath.Glob(path + ".*")
-	return append(files, more...)
+	type rotated struct {
+		path string
+		n    int
+	}
+	var rs []rotated
+	for _, m := range more {
+		if n, err := strconv.Atoi(strings.TrimPrefix(m, path+".")); err == nil && n > 0 {
+			rs = append(rs, rotated{m, n})
+		}
+	}
+	slices.SortFunc(rs, func(a, b rotated) int { return b.n - a.n })
+	files := make([]string, 0, len(rs)+1)
+	for _, r := range rs {
+		files = append(files, r.path)
+	}
+	return append(files, path)
 }
 
-// readNodeLog parses every log file of one node.
+// readNodeLog parses every log file of one node as one stream, oldest
+// first: a rotation may split a line between two files.
 func readNodeLog(path string) (nodeLog, error) {
 	nl := nodeLog{published: make(map[wire.MsgID]struct{}), delivered: make(map[wire.MsgID]uint32)}
+	var readers []io.Reader
 	for _, p := range logFiles(path) {
 		f, err := os.Open(p)
 		if err != nil {
@@ -1377,15 +1410,14 @@ func readNodeLog(path string) (nodeLog, error) {
 			}
 			return nl, fmt.Errorf("soak: %w", err)
 		}
-		st, err := f.Stat()
-		if err == nil {
+		defer f.Close()
+		if st, err := f.Stat(); err == nil {
 			nl.bytes += st.Size()
 		}
-		err = nl.scan(f)
-		f.Close()
-		if err != nil {
-			return nl, fmt.Errorf("soak: reading %s: %w", p, err)
-		}
+		readers = append(readers, f)
+	}
+	if err := nl.scan(io.MultiReader(readers...)); err != nil {
+		return nl, fmt.Errorf("soak: reading the log of %s: %w", path, err)
 	}
 	return nl, nil
 }

@@ -228,3 +228,24 @@ func TestParseMetricsKeepsUnlabelledSeries(t *testing.T) {
 		t.Errorf("parsed %v", m)
 	}
 }
+
+// The launcher rotates a node's log on write boundaries, not line
+// boundaries: a receipt line split between node-N.log.1 and node-N.log is
+// still one receipt.
+func TestSoakLogReadsRotatedFilesAsOneStream(t *testing.T) {
+	dir := t.TempDir()
+	line := del(idA)
+	cut := strings.Index(line, idA) + 10 // inside the id
+	if err := os.WriteFile(filepath.Join(dir, "node-0.log.1"), []byte(del(idB)+"\n"+line[:cut]), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := writeLog(t, dir, "node-0.log", line[cut:])
+	writeLog(t, dir, "node-0.log.old", del(idC)) // not a rotation: ignored
+	nl, err := readNodeLog(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nl.deliveredLines != 2 || len(nl.delivered) != 2 {
+		t.Errorf("delivered lines %d, distinct %d; want 2, 2 (idB, then idA across the rotation)", nl.deliveredLines, len(nl.delivered))
+	}
+}

@@ -172,6 +172,10 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		}
 	}
 	cfg.LogDir = logDir
+	// Each node's log must keep a receipt line for every message, or
+	// exactly-once cannot be proven; the cap still bounds a storm of
+	// re-deliveries.
+	cfg.LogMaxBytes = max(cfg.LogMaxBytes, int64(cluster.SoakLogLine)*int64(sc.Messages()))
 	failed := true
 	defer func() {
 		if keep {
