@@ -692,7 +692,7 @@ func (s *soakRun) mixed(ctx context.Context) error {
 	cfg := s.cfg
 	s.say(fmt.Sprintf("mixed load for %v: %.4g small msgs/s, %.4g tracked msgs/s, %.4g large (%d B) msgs/s; %d slow frames, %d connection attempts, %d trickled HTTP bodies, %d idle subscribers; cross-site every %v",
 		cfg.Duration, cfg.Rate, cfg.Tracked, cfg.LargeRate, cfg.LargeSize, cfg.SlowConns, cfg.Attempts, cfg.Tricklers, cfg.Subscribers, cfg.CrossSiteEvery))
-	if s.res.Victim >= 0 {
+	if s.res.Victim >= 0 && cfg.SlowConns+cfg.Tricklers+cfg.Subscribers > 0 {
 		s.say(fmt.Sprintf("the slow connections, tricklers and subscribers all go to node %d", s.res.Victim))
 	}
 	phase, cancel := context.WithTimeout(ctx, cfg.Duration)
