@@ -37,6 +37,7 @@ func commands() []command {
 		publishCommand(),
 		statusCommand(),
 		benchCommand(),
+		soakCommand(),
 		{name: "sim", summary: "simulate up to a million nodes in virtual time", run: runSim},
 		replayCommand(),
 		promConfigCommand(),
