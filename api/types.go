@@ -101,11 +101,12 @@ type Health struct {
 
 // LoadRequest is the body of POST /load.
 type LoadRequest struct {
-	// Rate is messages per second; 0 publishes back to back.
+	// Rate is messages per second, MinLoadRate to MaxLoadRate; 0 publishes
+	// back to back.
 	Rate float64 `json:"rate"`
-	// Count is how many messages to publish.
+	// Count is how many messages to publish, 1 to MaxLoadCount.
 	Count int `json:"count"`
-	// Size is the body size in bytes.
+	// Size is the body size in bytes, 0 to the node's body limit.
 	Size int `json:"size"`
 }
 

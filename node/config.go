@@ -92,6 +92,32 @@ type Config struct {
 	BackoffMin time.Duration
 	BackoffMax time.Duration
 
+	// Link caps: what a node holds for others, whatever they claim to be.
+	// A refused connection is closed, counted in rejected_total and logged;
+	// a live link is never evicted to make room.
+
+	// MaxPeers caps the node's links, live ones and duplicates held in
+	// standby together. The node's own dials (Peers) are always allowed:
+	// inbound links get what is left, MaxPeers minus the candidates it
+	// dials. With the defaults a link costs about 330 KiB before anything
+	// is queued on it (a 64 KiB read buffer, a 64 KiB write buffer, 192 KiB
+	// of send-queue slots and two goroutines), so the default of 128 bounds
+	// that part of a node's memory at about 41 MiB.
+	MaxPeers int
+	// MaxInboundPerIP caps the inbound links (live and standby) from one
+	// source IP, so a single host cannot take every inbound slot. Every
+	// node of a local mesh is on 127.0.0.1: the default of 64 is far above
+	// what a node of a 1,000-node local mesh with 3 peers each receives
+	// (its in-degree, about 3 on average and rarely above 12); `mesh up`
+	// raises it, and MaxPeers, for denser meshes.
+	MaxInboundPerIP int
+	// LogRate bounds how many lines per second the node logs for each
+	// distinct message (and level); the rest are counted and reported in
+	// one "suppressed similar log lines" line when the second is over, so a
+	// flood of bad connections cannot flood the log. The receipt lines
+	// ("delivered", "published") are never limited. Default 10.
+	LogRate int
+
 	// Logger receives one line per first receipt and per published message,
 	// and a warning per misbehaving peer. Default: discard.
 	Logger *slog.Logger
@@ -114,6 +140,9 @@ func DefaultConfig() Config {
 		DialTimeout:      3 * time.Second,
 		BackoffMin:       50 * time.Millisecond,
 		BackoffMax:       5 * time.Second,
+		MaxPeers:         128,
+		MaxInboundPerIP:  64,
+		LogRate:          10,
 		Logger:           slog.New(slog.DiscardHandler),
 	}
 }
@@ -153,6 +182,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: dial timeout must be positive, got %v", c.DialTimeout)
 	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
 		return fmt.Errorf("node: backoff must satisfy 0 < min <= max, got %v..%v", c.BackoffMin, c.BackoffMax)
+	case c.MaxPeers < 1:
+		return fmt.Errorf("node: max peers must be at least 1, got %d", c.MaxPeers)
+	case c.Peers > c.MaxPeers:
+		return fmt.Errorf("node: peers %d exceeds max peers %d", c.Peers, c.MaxPeers)
+	case c.MaxInboundPerIP < 1:
+		return fmt.Errorf("node: max inbound per IP must be at least 1, got %d", c.MaxInboundPerIP)
+	case c.LogRate < 1:
+		return fmt.Errorf("node: log rate must be at least 1 line per second, got %d", c.LogRate)
 	case c.MaxFrame() > 1<<31:
 		return fmt.Errorf("node: max body %d is too large for a frame", c.Gossip.MaxBody)
 	}

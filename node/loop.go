@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -158,43 +159,132 @@ func (n *Node) flushSends() {
 	n.out.Reset()
 }
 
-// addLink decides whether p becomes the live link to its node. When two
-// links join the same pair of nodes (both dialed at once, or a reconnect
-// that beat the old link's teardown), both ends keep the same one: the link
-// dialed by the lower node id; between two links with the same dialer, the
-// newer one, since the older must be stale.
+// addLink decides what becomes of p, a handshaken link, and returns the
+// link that is live for p's node afterwards: p itself, or the link that
+// stays.
+//
+// Until identities are authenticated, a node id in a hello is only a claim,
+// so a new link never evicts a live one with the same id. The one exception
+// is the tie-break of a simultaneous dial, which both ends must agree on:
+// the lower id's dial wins, so a link this node dialed (to an address from
+// its own candidates) replaces a live inbound link when this node has the
+// lower id. Every other duplicate is refused at once when the live link is
+// the one that wins the tie-break, or else held in standby: not read, not
+// written, not in the peer table, promoted only if the live link goes down
+// within the handshake timeout (see awaitPromotion). A standby is the other
+// end of a simultaneous dial (the higher id holds the lower's dial until
+// the lower closes the higher's), or a restarted peer that reconnected
+// before the old link's teardown was seen.
+//
+// Inbound links, live and standby, count against the peer cap and the
+// per-IP cap; the node's own dials are always allowed (see Config.MaxPeers).
 func (n *Node) addLink(p *peer) *peer {
 	old := n.links[p.id]
-	if old != nil && !old.closed() {
-		keepNew := p.dialer == old.dialer || p.dialer == min(n.id, p.id)
-		if !keepNew {
-			p.close(errReplaced)
-			n.log.Debug("duplicate link closed", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String())
+	if old != nil && old.closed() {
+		// Its teardown is on its way: p takes its place.
+		n.setLink(old.id, nil)
+		n.countInbound(old, -1)
+		n.core.RemovePeer(old.id)
+		old = nil
+	}
+	if old != nil {
+		switch {
+		case p.outbound && !old.outbound && n.id < p.id:
+			// Our dial wins the tie-break; the peer closes its own dial
+			// when it sees ours.
+			old.next.Store(p)
+			old.close(errReplaced)
+			n.countInbound(old, -1)
+			n.m.dupLinks.WithLabelValues("replaced").Inc()
+			n.log.Debug("link replaced by our own dial (lower id wins)", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String())
+		case p.outbound, old.outbound && n.id < p.id:
+			// The live link wins: ours because this node has the lower
+			// id, or the peer's because it has.
+			n.m.dupLinks.WithLabelValues("refused").Inc()
+			n.log.Info("duplicate link refused", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String(), "outbound", p.outbound, "reason", "the live link wins the tie-break")
+			p.close(errDuplicate)
+			return old
+		default:
+			if s := n.standby[p.id]; s != nil {
+				return n.refuseLink(p, old, fmt.Errorf("%w; one more is already in standby", errDuplicate))
+			}
+			if err := n.capErr(p); err != nil {
+				return n.refuseLink(p, old, err)
+			}
+			p.promote = make(chan struct{})
+			n.linksMu.Lock()
+			n.standby[p.id] = p
+			n.linksMu.Unlock()
+			n.countInbound(p, +1)
+			n.m.dupLinks.WithLabelValues("standby").Inc()
+			n.m.standby.Set(float64(len(n.standby)))
+			n.log.Debug("duplicate link held in standby", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String())
 			return old
 		}
-		old.next.Store(p)
-		old.close(errReplaced)
-		n.log.Debug("link replaced", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String())
+	} else if err := n.capErr(p); err != nil {
+		return n.refuseLink(p, nil, err)
 	}
-	n.linksMu.Lock()
-	n.links[p.id] = p
-	n.linksMu.Unlock()
+	n.setLink(p.id, p)
+	n.countInbound(p, +1)
 	n.core.AddPeer(p.id)
 	n.m.peers.Set(float64(len(n.links)))
 	n.log.Info("peer up", "peer_id", p.id.String(), "addr", p.addr, "outbound", p.outbound)
 	return p
 }
 
-// removeLink forgets p if it is still the live link to its node.
+// refuseLink closes p for err, counts and logs it, and returns live.
+func (n *Node) refuseLink(p, live *peer, err error) *peer {
+	p.close(err)
+	n.m.rejected.WithLabelValues(reasonOf(err)).Inc()
+	n.log.Warn("refusing link", "peer", p.conn.RemoteAddr().String(), "peer_id", p.id.String(), "outbound", p.outbound, "err", err)
+	return live
+}
+
+// removeLink forgets p, a link that went down, wherever it is: in standby,
+// or live, in which case a standby to the same node takes its place.
 func (n *Node) removeLink(p *peer) {
+	if n.standby[p.id] == p {
+		n.linksMu.Lock()
+		delete(n.standby, p.id)
+		n.linksMu.Unlock()
+		n.countInbound(p, -1)
+		n.m.standby.Set(float64(len(n.standby)))
+		return
+	}
 	if n.links[p.id] != p {
 		return
 	}
-	n.linksMu.Lock()
-	delete(n.links, p.id)
-	n.linksMu.Unlock()
+	n.setLink(p.id, nil)
+	n.countInbound(p, -1)
 	n.core.RemovePeer(p.id)
+	if s := n.standby[p.id]; s != nil {
+		// The standby was counted when it was held and stays counted.
+		n.linksMu.Lock()
+		delete(n.standby, p.id)
+		n.linksMu.Unlock()
+		n.m.standby.Set(float64(len(n.standby)))
+		if s.closed() {
+			n.countInbound(s, -1)
+		} else {
+			n.setLink(s.id, s)
+			n.core.AddPeer(s.id)
+			close(s.promote)
+			n.m.dupLinks.WithLabelValues("promoted").Inc()
+			n.log.Info("peer up", "peer_id", s.id.String(), "addr", s.addr, "outbound", s.outbound, "from_standby", true)
+		}
+	}
 	n.m.peers.Set(float64(len(n.links)))
+}
+
+// setLink makes p the live link to id (nil: none).
+func (n *Node) setLink(id wire.NodeID, p *peer) {
+	n.linksMu.Lock()
+	if p == nil {
+		delete(n.links, id)
+	} else {
+		n.links[id] = p
+	}
+	n.linksMu.Unlock()
 }
 
 // pendingLog is a receipt log line waiting for the batch's sends to go

@@ -30,6 +30,9 @@ type metrics struct {
 	hops          prometheus.Histogram
 	latency       prometheus.Histogram
 	eventsDropped prometheus.Counter
+	dupLinks      *prometheus.CounterVec
+	standby       prometheus.Gauge
+	logSuppressed prometheus.Counter
 }
 
 func newMetrics(id wire.NodeID) *metrics {
@@ -64,6 +67,14 @@ func newMetrics(id wire.NodeID) *metrics {
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16), // 50 µs .. 1.6 s
 		}),
 		eventsDropped: counter("events_dropped_total", "Events not delivered to a slow subscriber."),
+		dupLinks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "duplicate_links_total",
+			Help: "Links whose node id already had a live link, by outcome: replaced (our dial won the tie-break), refused, standby (held), promoted (a standby took over a link that went down).",
+		}, []string{"outcome"}),
+		standby: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "standby_links", Help: "Duplicate links held in standby, neither read nor written.",
+		}),
+		logSuppressed: counter("log_lines_suppressed_total", "Log lines left out by the per-message rate limit."),
 	}
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Name: "node_info", Help: "Always 1; labels describe the node.",
@@ -71,7 +82,7 @@ func newMetrics(id wire.NodeID) *metrics {
 	})
 	info.Set(1)
 	m.reg.MustRegister(m.published, m.delivered, m.duplicates, m.forwarded, m.dropped, m.rejected,
-		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, info,
+		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, m.dupLinks, m.standby, m.logSuppressed, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -84,6 +95,12 @@ func reasonOf(err error) string {
 		return "handshake_timeout"
 	case errors.Is(err, errStalled) || errors.Is(err, os.ErrDeadlineExceeded):
 		return "stalled"
+	case errors.Is(err, errPeerCap):
+		return "peer_cap"
+	case errors.Is(err, errIPCap):
+		return "ip_cap"
+	case errors.Is(err, errDuplicate):
+		return "duplicate_id"
 	case errors.Is(err, errBadHello):
 		return "bad_hello"
 	case errors.Is(err, errProtocol):

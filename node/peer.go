@@ -24,6 +24,9 @@ var (
 	errReplaced         = errors.New("duplicate link closed")
 	errShutdown         = errors.New("node shutting down")
 	errSelf             = errors.New("connected to itself")
+	errDuplicate        = errors.New("another link to this node id is live")
+	errPeerCap          = errors.New("peer cap reached")
+	errIPCap            = errors.New("inbound cap for this IP reached")
 )
 
 const (
@@ -60,6 +63,9 @@ type peer struct {
 	// next is the link that replaced this one, set before done closes, so
 	// that a dialer waiting on this link follows it instead of redialing.
 	next atomic.Pointer[peer]
+	// promote is set by the loop when it holds this link in standby (see
+	// addLink) and closed when the link is promoted to live.
+	promote chan struct{}
 }
 
 // close tears the connection down once, recording why.

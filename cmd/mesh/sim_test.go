@@ -88,8 +88,8 @@ func TestSimBadFlags(t *testing.T) {
 		if code := run(append([]string{"sim"}, args...), &out, &errs); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errs.String())
 		}
-		if !strings.Contains(errs.String(), "usage: mesh sim") {
-			t.Errorf("%v: no usage on stderr: %q", args, errs.String())
+		if !strings.Contains(errs.String(), "Run 'mesh sim -h'") {
+			t.Errorf("%v: no hint on stderr: %q", args, errs.String())
 		}
 	}
 }

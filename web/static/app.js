@@ -49,7 +49,14 @@
     s.classList.toggle('bad', !!bad);
   }
 
+  // Every state-changing request carries this launch's token (from the
+  // page's meta tag) and a JSON content type: the server refuses a POST
+  // without them, which is what keeps other web pages out.
+  const token = document.querySelector('meta[name="mesh-token"]')?.content || '';
   async function getJSON(url, opts) {
+    if (opts && opts.method && opts.method !== 'GET') {
+      opts = { ...opts, headers: { 'Content-Type': 'application/json', ...opts.headers, 'X-Mesh-Token': token } };
+    }
     const res = await fetch(url, opts);
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body.error || res.status + ' ' + res.statusText);
