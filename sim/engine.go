@@ -51,7 +51,6 @@ type Sim struct {
 	reached                 bitset // nodes the current broadcast has reached
 
 	crashed     []bool
-	crashedList []uint32 // the crashed nodes, in node order, once crashDone
 	crashDone   bool
 	region      []uint8
 	regionDelay []int64 // flattened matrix, nanoseconds
@@ -69,6 +68,11 @@ type Sim struct {
 	// check per duplicate and nothing else.
 	onDuplicate func(Delivery)
 	onCrash     func(node int, at int64)
+
+	// crashedList is the crashed nodes, in node order, once crashDone; it
+	// is read once per broadcast, and sits here, past the fields the event
+	// loop reads, so as not to move them.
+	crashedList []uint32
 }
 
 // bstate accumulates one broadcast's figures while it runs.
