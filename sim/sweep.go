@@ -232,8 +232,21 @@ func WriteSweepText(w io.Writer, sw Sweep, rs []*Report) error {
 	if len(rs) > 0 {
 		ew.printf("mesh sim sweep over %s (first run: %s)\n\n", sw.Param, rs[0].Describe())
 	}
-	ew.printf("%8s %8s %7s %11s %9s %8s %8s %7s %8s %9s %9s %9s %9s %8s\n",
-		sw.Param, "nodes", "degree", "reliability", "all_rchd", "mean_hop", "last_hop", "max_hop", "rmr",
+	// With crashes, reliability over the live nodes goes beside the one
+	// over all nodes: a crashed node is not one the gossip missed.
+	crash := len(rs) > 0 && rs[0].Crash != ""
+	live := func(r *Report) string {
+		if !crash {
+			return ""
+		}
+		return fmt.Sprintf(" %11.6f", r.ReliabilityLive)
+	}
+	head := ""
+	if crash {
+		head = fmt.Sprintf(" %11s", "rel_live")
+	}
+	ew.printf("%8s %8s %7s %11s%s %9s %8s %8s %7s %8s %9s %9s %9s %9s %8s\n",
+		sw.Param, "nodes", "degree", "reliability", head, "all_rchd", "mean_hop", "last_hop", "max_hop", "rmr",
 		"t50_ms", "t90_ms", "t99_ms", "t100_ms", "log_k_N")
 	for i, r := range rs {
 		c := r.TimeToCoverageMS
@@ -252,8 +265,8 @@ func WriteSweepText(w io.Writer, sw Sweep, rs []*Report) error {
 		if r.LastDeliveryHop == math.Trunc(r.LastDeliveryHop) {
 			lastHop = strconv.FormatFloat(r.LastDeliveryHop, 'f', 0, 64)
 		}
-		ew.printf("%8s %8d %7.2f %11.6f %9.4f %8.3f %8s %7d %8.3f %9s %9s %9s %9s %8.3f%s\n",
-			sw.Label(sw.Values[i]), r.Nodes, r.MeanDegree, r.Reliability, r.AllReached, r.MeanHop,
+		ew.printf("%8s %8d %7.2f %11.6f%s %9.4f %8.3f %8s %7d %8.3f %9s %9s %9s %9s %8.3f%s\n",
+			sw.Label(sw.Values[i]), r.Nodes, r.MeanDegree, r.Reliability, live(r), r.AllReached, r.MeanHop,
 			lastHop, r.MaxLastDeliveryHop, r.RMR, ms(c[0]), ms(c[1]), ms(c[2]), ms(c[3]),
 			theoryHops(float64(r.Nodes), branching(r)), part)
 	}

@@ -233,3 +233,32 @@ func TestSweepTextCountsAreIntegers(t *testing.T) {
 		}
 	}
 }
+
+// TestSweepTextLiveReliability: a sweep with crashes shows reliability
+// over the live nodes beside the one over all nodes.
+func TestSweepTextLiveReliability(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Nodes = 500
+	cfg.Crash = Crash{Fraction: 0.2}
+	sw, err := ParseSweep("degree=12..16/4")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := RunSweep(context.Background(), cfg, sw, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := WriteSweepText(&b, sw, rs); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(b.String()), "\n")
+	if f := strings.Fields(lines[2]); len(f) < 5 || f[3] != "reliability" || f[4] != "rel_live" {
+		t.Fatalf("header %q: want reliability then rel_live", lines[2])
+	}
+	for _, l := range lines[3:] {
+		if f := strings.Fields(l); f[3] != "0.800000" || f[4] != "1.000000" {
+			t.Errorf("row %q: want 0.8 over all nodes and 1 over the live ones", l)
+		}
+	}
+}
