@@ -1,0 +1,310 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+)
+
+// budgets are the byte budgets of one node, resolved from its Config:
+// explicit shares as given, zero shares derived from MemoryBudget.
+type budgets struct {
+	total     int64
+	inbox     int64
+	sendq     int64 // all peers together
+	peerSendq int64 // one peer
+	receipts  int64
+}
+
+// budgets resolves the byte budgets from the Config; see the Config fields
+// for the arithmetic.
+func (c Config) budgets() budgets {
+	b := budgets{
+		total:     c.MemoryBudget,
+		inbox:     c.InboxBytes,
+		sendq:     c.SendQueueBytes,
+		peerSendq: c.PeerSendQueueBytes,
+		receipts:  c.ReceiptBytes,
+	}
+	derive := func(v *int64, div int64) {
+		if *v == 0 {
+			*v = c.MemoryBudget / div
+		}
+	}
+	derive(&b.inbox, 8)
+	derive(&b.sendq, 4)
+	derive(&b.peerSendq, 16)
+	derive(&b.receipts, 4)
+	return b
+}
+
+// validateBudget checks the memory budget and its shares.
+func (c Config) validateBudget() error {
+	if c.MemoryBudget <= 0 {
+		return fmt.Errorf("node: memory budget must be positive, got %d", c.MemoryBudget)
+	}
+	if c.InboxBytes < 0 || c.SendQueueBytes < 0 || c.PeerSendQueueBytes < 0 || c.ReceiptBytes < 0 {
+		return errors.New("node: inbox, send queue and receipt bytes must not be negative (0 derives them from the memory budget)")
+	}
+	if c.MaxQueueDelay <= 0 {
+		return fmt.Errorf("node: max queue delay must be positive, got %v", c.MaxQueueDelay)
+	}
+	b := c.budgets()
+	frame := int64(c.MaxFrame())
+	switch {
+	case b.inbox < frame:
+		return fmt.Errorf("node: inbox bytes %d cannot hold one %d-byte frame (max body + header); raise the memory budget (%d) or lower the max body", b.inbox, frame, c.MemoryBudget)
+	case b.peerSendq < 2*frame:
+		return fmt.Errorf("node: peer send queue bytes %d cannot hold two %d-byte frames (max body + header); raise the memory budget (%d) or lower the max body", b.peerSendq, frame, c.MemoryBudget)
+	case b.sendq < b.peerSendq:
+		return fmt.Errorf("node: send queue bytes %d are less than one peer's %d", b.sendq, b.peerSendq)
+	case b.inbox+b.sendq+b.receipts > c.MemoryBudget/4*3:
+		return fmt.Errorf("node: inbox (%d), send queue (%d) and receipt (%d) bytes add up to more than 3/4 of the memory budget %d, which leaves too little for connections, caches and the runtime",
+			b.inbox, b.sendq, b.receipts, c.MemoryBudget)
+	}
+	return nil
+}
+
+// SetProcessMemoryLimit sets the Go runtime's soft memory limit to budget
+// bytes, unless the GOMEMLIMIT environment variable already chose one,
+// and reports whether it did. The budgets bound what the node keeps; the
+// soft limit makes the collector return the garbage in time, which would
+// otherwise be allowed to grow as large as the live heap (GOGC=100). The
+// limit is process-wide: call it from a process that runs one node, never
+// from a test that runs many.
+func SetProcessMemoryLimit(budget int64) bool {
+	if budget <= 0 {
+		return false
+	}
+	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
+		return false
+	}
+	debug.SetMemoryLimit(budget)
+	return true
+}
+
+// byteBudget is a semaphore counted in bytes, shared by every connection
+// reader: a reader acquires a frame's size before it reads the payload and
+// the node loop releases it once it has handled the message. Waiters are
+// served first come, first served, so a large frame is not starved by a
+// stream of small ones.
+type byteBudget struct {
+	mu      sync.Mutex
+	limit   int64
+	used    int64
+	waiters []*budgetWaiter
+	// inUse and peak mirror used and its maximum for metrics and tests,
+	// readable without the lock.
+	inUse, peak atomic.Int64
+	waits       atomic.Uint64 // acquisitions that had to wait
+}
+
+type budgetWaiter struct {
+	n       int64
+	ready   chan struct{}
+	granted bool // under mu
+}
+
+func newByteBudget(limit int64) *byteBudget { return &byteBudget{limit: limit} }
+
+// acquire takes n bytes, waiting until they are free or either cancel
+// channel closes (then it returns errBudgetCancelled and holds nothing).
+// waited reports whether it had to wait. n must not exceed the limit.
+func (b *byteBudget) acquire(n int64, cancel1, cancel2 <-chan struct{}) (waited bool, err error) {
+	b.mu.Lock()
+	if len(b.waiters) == 0 && b.used+n <= b.limit {
+		b.takeLocked(n)
+		b.mu.Unlock()
+		return false, nil
+	}
+	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+	b.waits.Add(1)
+	select {
+	case <-w.ready:
+		return true, nil
+	case <-cancel1:
+	case <-cancel2:
+	}
+	b.mu.Lock()
+	if w.granted {
+		b.used -= n
+		b.inUse.Store(b.used)
+	} else {
+		for i, x := range b.waiters {
+			if x == w {
+				b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+				break
+			}
+		}
+	}
+	// Whoever queued behind this waiter may fit now.
+	b.grantLocked()
+	b.mu.Unlock()
+	return true, errBudgetCancelled
+}
+
+// release returns n bytes and wakes the waiters that now fit.
+func (b *byteBudget) release(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	b.inUse.Store(b.used)
+	b.grantLocked()
+	b.mu.Unlock()
+}
+
+func (b *byteBudget) takeLocked(n int64) {
+	b.used += n
+	b.inUse.Store(b.used)
+	if b.used > b.peak.Load() {
+		b.peak.Store(b.used)
+	}
+}
+
+func (b *byteBudget) grantLocked() {
+	for len(b.waiters) > 0 && b.used+b.waiters[0].n <= b.limit {
+		w := b.waiters[0]
+		b.waiters[0] = nil
+		b.waiters = b.waiters[1:]
+		b.takeLocked(w.n)
+		w.granted = true
+		close(w.ready)
+	}
+}
+
+// errBudgetCancelled is what a reader gets when its connection or the node
+// closes while it waits for inbound budget.
+var errBudgetCancelled = errors.New("closed while waiting for inbound memory budget")
+
+// memState is the node's accounting of its byte budgets.
+type memState struct {
+	b     budgets
+	inbox *byteBudget // frames read and not yet handled by the loop
+	// sendBytes counts the frames queued to peers, each frame once however
+	// many queues hold it (outFrame.refs). Only the loop adds to it, so
+	// the loop keeps sendPeak without a race.
+	sendBytes, sendPeak atomic.Int64
+
+	// Publish backpressure. pubPaused is set while the loop holds a
+	// publish request back because a send queue is above its high-water
+	// mark; writers then signal drained as they empty their queues.
+	pubPaused atomic.Bool
+	drained   chan struct{} // capacity 1
+
+	// Owned by the loop: the publish request being worked through, and
+	// the index of its next body.
+	pending     *pubRequest
+	pendingNext int
+}
+
+func newMemState(cfg Config) *memState {
+	b := cfg.budgets()
+	return &memState{b: b, inbox: newByteBudget(b.inbox), drained: make(chan struct{}, 1)}
+}
+
+// enqueueResult says what became of one copy handed to a send queue.
+type enqueueResult int
+
+const (
+	enqueued   enqueueResult = iota
+	queueFull                // over the peer's or the node's limit: dropped
+	linkClosed               // the peer's writer has quit; not a drop
+)
+
+// enqueue queues frame f to p, within p's byte and frame limits and the
+// node's total. Called by the loop only.
+func (n *Node) enqueue(p *peer, f *outFrame, now int64) enqueueResult {
+	size := int64(len(f.b))
+	q := p.q
+	if q.bytes.Load()+size > n.mem.b.peerSendq || q.count.Load() >= int64(n.cfg.SendQueue) {
+		return queueFull
+	}
+	first := f.refs.Add(1) == 1
+	if first {
+		// No queue holds f, so no writer can release it meanwhile.
+		t := n.mem.sendBytes.Add(size)
+		if t > n.mem.b.sendq {
+			n.mem.sendBytes.Add(-size)
+			f.refs.Add(-1)
+			return queueFull
+		}
+		if t > n.mem.sendPeak.Load() {
+			n.mem.sendPeak.Store(t)
+		}
+	}
+	if !q.push(f, now) {
+		if f.refs.Add(-1) == 0 {
+			n.mem.sendBytes.Add(-size)
+		}
+		return linkClosed
+	}
+	return enqueued
+}
+
+// releaseFrame takes one queued copy off p's and the node's counts, once it
+// is written, dropped as stale or abandoned with the link.
+func (n *Node) releaseFrame(p *peer, qf queuedFrame) {
+	size := int64(len(qf.f.b))
+	p.q.bytes.Add(-size)
+	p.q.count.Add(-1)
+	if qf.f.refs.Add(-1) == 0 {
+		n.mem.sendBytes.Add(-size)
+	}
+	if n.mem.pubPaused.Load() {
+		select {
+		case n.mem.drained <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// sendQueuesHigh reports whether any send queue is above its high-water
+// mark: half of its byte or frame limit, or an oldest frame that has waited
+// half of MaxQueueDelay; or all queues together above half the node's
+// total. Below the mark one more publish fits everywhere (each limit holds
+// two maximal frames, Validate checks) and does not wait long enough to go
+// stale, so the node never drops its own messages. Called by the loop.
+func (n *Node) sendQueuesHigh(now int64) bool {
+	if n.mem.sendBytes.Load() > n.mem.b.sendq/2 {
+		return true
+	}
+	maxAge := n.cfg.MaxQueueDelay.Nanoseconds() / 2
+	for _, p := range n.links {
+		q := p.q
+		if q.bytes.Load() > n.mem.b.peerSendq/2 || q.count.Load() > int64(n.cfg.SendQueue/2) {
+			return true
+		}
+		if h := q.headAt.Load(); h != 0 && now-h > maxAge {
+			return true
+		}
+	}
+	return false
+}
+
+// staleInbound reports whether a frame waited in the inbox longer than
+// MaxQueueDelay, and counts it; the loop then drops it unread. Its budget
+// is released with the rest of the batch (releaseInbound).
+func (n *Node) staleInbound(in *inbound, now int64) bool {
+	if now-in.at <= n.cfg.MaxQueueDelay.Nanoseconds() {
+		return false
+	}
+	n.m.droppedStaleInbox.Inc()
+	return true
+}
+
+// releaseInbound hands the inbound budget of a handled batch back to the
+// readers.
+func (n *Node) releaseInbound(batch []inbound) {
+	var total int64
+	for i := range batch {
+		total += batch[i].size
+	}
+	n.mem.inbox.release(total)
+}
