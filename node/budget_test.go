@@ -183,29 +183,31 @@ func TestStallDeadlineIsAbsolute(t *testing.T) {
 		io.Copy(io.Discard, p.conn) // the node's hello, then EOF or a reset
 		close(closed)
 	}()
-	// 30 s of trickle is 60 stall timeouts: plenty of time for a node
+	// Trickle for up to 30 s, 60 stall timeouts: plenty of time for a node
 	// that enforces the deadline, and a bounded test for one that does
-	// not.
+	// not. The trickle never pauses, so only an absolute deadline ends it.
 	trickle := time.NewTicker(100 * time.Millisecond)
 	defer trickle.Stop()
 	sent := 64 << 10
+	dropped := false
 trickling:
 	for range 300 {
 		select {
 		case <-closed:
+			dropped = true
 			break trickling
 		case <-trickle.C:
 		}
 		if _, err := p.conn.Write(f[sent : sent+1]); err != nil {
+			dropped = true // the node hung up
 			break
 		}
 		sent++
 	}
-	select {
-	case <-closed:
-	case <-time.After(settle):
-		t.Fatalf("the node kept a connection that trickled %d bytes of a frame over %d stall timeouts", sent-64<<10, 60)
+	if !dropped {
+		t.Fatalf("the node kept a connection that trickled %d bytes of a frame, one every 100 ms, for %d stall timeouts", sent-64<<10, (sent-64<<10)/5)
 	}
+	<-closed
 	eventually(t, "a stall warning for the trickling peer", func() bool {
 		return logs.find(func(r map[string]any) bool {
 			msg, _ := r["err"].(string)
@@ -241,9 +243,6 @@ func TestSendQueueBytesBounded(t *testing.T) {
 			t.Fatalf("message %d never reached the target", i)
 		}
 	}
-	if peak := counter(t, target, "gossipmesh_send_queue_max_bytes"); peak > peerBudget {
-		t.Errorf("send queues held up to %v bytes, budget %d", peak, peerBudget)
-	}
 	full := series(t, target, "gossipmesh_dropped_total", map[string]string{"queue": "send", "reason": "full"})
 	if full == 0 || counter(t, target, "gossipmesh_messages_dropped_total") < full {
 		t.Errorf("dropped for a full queue: %v (messages_dropped_total %v); want some, all counted",
@@ -253,6 +252,9 @@ func TestSendQueueBytesBounded(t *testing.T) {
 	// most copies must have been dropped.
 	if full < msgs/2 {
 		t.Errorf("only %v of %d copies dropped for a peer that never reads", full, msgs)
+	}
+	if peak := counter(t, target, "gossipmesh_send_queue_max_bytes"); peak > peerBudget {
+		t.Errorf("send queues held up to %v bytes, budget %d", peak, peerBudget)
 	}
 }
 
@@ -283,22 +285,21 @@ func TestStaleSendQueueEntriesDropped(t *testing.T) {
 			t.Fatalf("message %d never reached the target", i)
 		}
 	}
-	if q := counter(t, target, "gossipmesh_send_queue_bytes"); q == 0 {
-		t.Fatal("nothing waits in the slow peer's queue: the test cannot show staleness")
-	}
 	// Let what is queued grow older than the limit: this sleep makes the
 	// condition, nothing here measures speed.
 	time.Sleep(3 * 200 * time.Millisecond)
 	var got atomic.Int64
 	go slow.countMessages(&got, nil)
-	eventually(t, "the slow peer's queue to empty", func() bool {
-		return counter(t, target, "gossipmesh_send_queue_bytes") == 0
-	})
-	stale := series(t, target, "gossipmesh_dropped_total", map[string]string{"queue": "send", "reason": "stale"})
-	if stale == 0 {
-		t.Fatal("no stale frame dropped after they waited three times the max queue delay")
+	stale := func() float64 {
+		return series(t, target, "gossipmesh_dropped_total", map[string]string{"queue": "send", "reason": "stale"})
 	}
-	eventually(t, "every copy to be received or dropped", func() bool { return float64(got.Load())+stale == msgs })
+	eventually(t, "every copy to be received or dropped", func() bool { return float64(got.Load())+stale() == msgs })
+	if stale() == 0 {
+		t.Fatalf("the slow peer got all %d messages, although most waited three times the max queue delay", got.Load())
+	}
+	if q := counter(t, target, "gossipmesh_send_queue_bytes"); q != 0 {
+		t.Errorf("%v bytes still counted in the send queues once they emptied", q)
+	}
 	if full := series(t, target, "gossipmesh_dropped_total", map[string]string{"queue": "send", "reason": "full"}); full != 0 {
 		t.Errorf("%v copies dropped for a full queue; the queue had room", full)
 	}
