@@ -68,13 +68,16 @@ func (c Config) validateBudget() error {
 	return nil
 }
 
-// SetProcessMemoryLimit sets the Go runtime's soft memory limit to budget
-// bytes, unless the GOMEMLIMIT environment variable already chose one,
-// and reports whether it did. The budgets bound what the node keeps; the
-// soft limit makes the collector return the garbage in time, which would
-// otherwise be allowed to grow as large as the live heap (GOGC=100). The
-// limit is process-wide: call it from a process that runs one node, never
-// from a test that runs many.
+// SetProcessMemoryLimit sets the Go runtime's soft memory limit to 7/8 of
+// budget bytes, unless the GOMEMLIMIT environment variable already chose
+// one, and reports whether it did. The budgets bound what the node keeps;
+// the soft limit makes the collector return the garbage in time, which
+// would otherwise be allowed to grow as large as the live heap (GOGC=100).
+// The collector works towards the limit rather than under it, and the
+// process holds some memory the Go runtime does not count (its binary,
+// thread stacks), hence the eighth held back. The limit is process-wide:
+// call it from a process that runs one node, never from a test that runs
+// many.
 func SetProcessMemoryLimit(budget int64) bool {
 	if budget <= 0 {
 		return false
@@ -82,7 +85,7 @@ func SetProcessMemoryLimit(budget int64) bool {
 	if _, set := os.LookupEnv("GOMEMLIMIT"); set {
 		return false
 	}
-	debug.SetMemoryLimit(budget)
+	debug.SetMemoryLimit(budget / 8 * 7)
 	return true
 }
 

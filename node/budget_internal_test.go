@@ -112,11 +112,11 @@ func TestSetProcessMemoryLimit(t *testing.T) {
 	prev := debug.SetMemoryLimit(-1)
 	defer debug.SetMemoryLimit(prev)
 	if _, set := os.LookupEnv("GOMEMLIMIT"); !set {
-		if !SetProcessMemoryLimit(200 << 20) {
+		if !SetProcessMemoryLimit(256 << 20) {
 			t.Error("no GOMEMLIMIT, but the limit was not set")
 		}
-		if got := debug.SetMemoryLimit(-1); got != 200<<20 {
-			t.Errorf("memory limit %d, want %d", got, 200<<20)
+		if got := debug.SetMemoryLimit(-1); got != 224<<20 {
+			t.Errorf("memory limit %d, want 7/8 of the 256 MiB budget", got)
 		}
 	}
 	debug.SetMemoryLimit(prev)

@@ -77,7 +77,7 @@ type Config struct {
 	// share left at zero is derived from MemoryBudget.
 
 	// MemoryBudget is the memory one node may use, in bytes. The node
-	// process sets the Go runtime's soft memory limit to it (unless
+	// process sets the Go runtime's soft memory limit to 7/8 of it (unless
 	// GOMEMLIMIT is set; see SetProcessMemoryLimit), so garbage cannot
 	// double the heap. Default 256 MiB.
 	MemoryBudget int64

@@ -48,7 +48,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
 	maxPeers := fs.Int("max-peers", def.MaxPeers, "most links, live and standby; inbound ones get what --peers leaves")
 	maxPerIP := fs.Int("max-inbound-per-ip", def.MaxInboundPerIP, "most inbound links from one source IP")
-	memoryBudget := fs.Int64("memory-budget", def.MemoryBudget, "the node's memory budget in `bytes`: inbox, send queues and receipt bodies get shares of it, and the Go runtime's soft memory limit is set to it unless GOMEMLIMIT is set")
+	memoryBudget := fs.Int64("memory-budget", def.MemoryBudget, "the node's memory budget in `bytes`: inbox, send queues and receipt bodies get shares of it, and the Go runtime's soft memory limit is set to 7/8 of it unless GOMEMLIMIT is set")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
