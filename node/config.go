@@ -137,10 +137,11 @@ type Config struct {
 	// MaxPeers caps the node's links, live ones and duplicates held in
 	// standby together. The node's own dials (Peers) are always allowed:
 	// inbound links get what is left, MaxPeers minus the candidates it
-	// dials. With the defaults a link costs about 330 KiB before anything
-	// is queued on it (a 64 KiB read buffer, a 64 KiB write buffer, 192 KiB
-	// of send-queue slots and two goroutines), so the default of 128 bounds
-	// that part of a node's memory at about 41 MiB.
+	// dials. With the defaults a link costs about 140 KiB before anything
+	// is queued on it (a 64 KiB read buffer, a 64 KiB write buffer and two
+	// goroutines; the send queue grows on demand, within its byte budget),
+	// so the default of 128 bounds that part of a node's memory at about
+	// 18 MiB.
 	MaxPeers int
 	// MaxInboundPerIP caps the inbound links (live and standby) from one
 	// source IP, so a single host cannot take every inbound slot. Every
