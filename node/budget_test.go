@@ -364,9 +364,10 @@ func TestPublishBackpressureLargeBodies(t *testing.T) {
 	}
 }
 
-// TestPausedPublishEndsWithTheNode: a publish held back by a peer that
-// never reads is answered when the node stops, not left hanging.
-func TestPausedPublishEndsWithTheNode(t *testing.T) {
+// TestPausedPublishEnds: a publish held back by a peer that never reads
+// ends when its client gives up, and when the node stops; it is never left
+// hanging.
+func TestPausedPublishEnds(t *testing.T) {
 	t.Parallel()
 	cfg := node.DefaultConfig()
 	cfg.ID = 1
@@ -381,21 +382,37 @@ func TestPausedPublishEndsWithTheNode(t *testing.T) {
 	go n.Run(ctx)
 	defer func() { cancel(); <-n.Done() }()
 	dialRaw(t, n, 99, 4<<10)
-	loaded := make(chan error, 1)
-	go func() {
-		_, err := n.Load(context.Background(), api.LoadRequest{Count: 64, Size: wire.DefaultMaxBody})
-		loaded <- err
-	}()
-	eventually(t, "publishing to pause", func() bool { return counter(t, n, "gossipmesh_publish_pauses_total") > 0 })
-	cancel()
-	select {
-	case err := <-loaded:
-		if err == nil {
-			t.Error("a load cut off by shutdown reported success")
-		}
-	case <-time.After(settle):
-		t.Fatal("a paused publish hung past shutdown")
+	load := func(ctx context.Context) chan error {
+		done := make(chan error, 1)
+		go func() {
+			_, err := n.Load(ctx, api.LoadRequest{Count: 64, Size: wire.DefaultMaxBody})
+			done <- err
+		}()
+		return done
 	}
+	wait := func(what string, done chan error) {
+		t.Helper()
+		select {
+		case err := <-done:
+			if err == nil {
+				t.Errorf("%s: the load reported success", what)
+			}
+		case <-time.After(settle):
+			t.Fatalf("%s: a paused publish hung", what)
+		}
+	}
+
+	clientCtx, clientGone := context.WithCancel(context.Background())
+	done := load(clientCtx)
+	eventually(t, "publishing to pause", func() bool { return counter(t, n, "gossipmesh_publish_pauses_total") > 0 })
+	clientGone()
+	wait("client gone", done)
+
+	pauses := counter(t, n, "gossipmesh_publish_pauses_total")
+	done = load(context.Background())
+	eventually(t, "publishing to pause again", func() bool { return counter(t, n, "gossipmesh_publish_pauses_total") > pauses })
+	cancel()
+	wait("node stopped", done)
 }
 
 // TestBudgetValidation: the budget and its shares are checked up front.

@@ -23,9 +23,9 @@ func (n *Node) loop(ctx context.Context) {
 	tick.Stop()
 	var armed int64 // when tick fires; 0 when stopped
 	for {
-		pubs, drained := n.pubs, (chan struct{})(nil)
-		if n.mem.pending != nil {
-			pubs, drained = nil, n.mem.drained
+		pubs, drained, gone := n.pubs, (chan struct{})(nil), (<-chan struct{})(nil)
+		if r := n.mem.pending; r != nil {
+			pubs, drained, gone = nil, n.mem.drained, r.ctx.Done()
 		}
 		select {
 		case <-ctx.Done():
@@ -38,6 +38,8 @@ func (n *Node) loop(ctx context.Context) {
 			n.publish(r)
 		case <-drained:
 			n.continuePublish()
+		case <-gone:
+			n.endPublish(n.mem.pending.ctx.Err())
 		case r := <-n.regs:
 			r.reply <- n.addLink(r.p)
 		case p := <-n.downs:
@@ -131,19 +133,27 @@ func (n *Node) continuePublish() {
 		n.receipts.mu.Unlock()
 		n.flushSends()
 	}
+	n.endPublish(nil)
+}
+
+// endPublish finishes the held publish request, with err if it did not
+// get through all its bodies: the node stopped, or the client gave up
+// while the request waited for the queues to drain.
+func (n *Node) endPublish(err error) {
+	r := n.mem.pending
+	if r == nil {
+		return
+	}
+	if r.err == nil {
+		r.err = err
+	}
 	n.mem.pubPaused.Store(false)
 	n.mem.pending = nil
 	close(r.done)
 }
 
 // abortPublish ends a held publish request when the node stops.
-func (n *Node) abortPublish() {
-	if r := n.mem.pending; r != nil {
-		n.mem.pending = nil
-		r.err = errStopped
-		close(r.done)
-	}
-}
+func (n *Node) abortPublish() { n.endPublish(errStopped) }
 
 // handleEvents turns the core's events into receipts, metrics, log lines
 // and subscriber events. The caller holds receipts.mu.

@@ -99,6 +99,7 @@ type regRequest struct {
 }
 
 type pubRequest struct {
+	ctx    context.Context // a request held back by full queues ends with it
 	bodies [][]byte
 	ids    []wire.MsgID
 	at     []int64
