@@ -55,6 +55,8 @@ func (c Config) validateBudget() error {
 	b := c.budgets()
 	frame := int64(c.MaxFrame())
 	switch {
+	case frame > smallFrameSize && (b.inbox-b.inbox/4 < frame || b.inbox/4 < smallFrameSize):
+		return fmt.Errorf("node: inbox bytes %d cannot hold one %d-byte frame (max body + header) in its 3/4 for large frames; raise the memory budget (%d) or lower the max body", b.inbox, frame, c.MemoryBudget)
 	case b.inbox < frame:
 		return fmt.Errorf("node: inbox bytes %d cannot hold one %d-byte frame (max body + header); raise the memory budget (%d) or lower the max body", b.inbox, frame, c.MemoryBudget)
 	case b.peerSendq < 2*frame:
@@ -89,20 +91,80 @@ func SetProcessMemoryLimit(budget int64) bool {
 	return true
 }
 
-// byteBudget is a semaphore counted in bytes, shared by every connection
+// smallFrameSize is the largest frame, length prefix included, that takes
+// its inbound budget from the pool for small frames. It matches the size
+// up to which wire.Reader reuses one buffer per connection.
+const smallFrameSize = 64 << 10
+
+// inboundBudget is the inbox's byte budget, shared by every connection
 // reader: a reader acquires a frame's size before it reads the payload and
-// the node loop releases it once it has handled the message. Waiters are
-// served first come, first served, so a large frame is not starved by a
-// stream of small ones.
+// the node loop releases it once it has handled the message.
+//
+// It is two pools: a quarter of the budget for small frames (up to 64 KiB),
+// the rest for larger ones. A peer that starts large frames and never
+// finishes them can hold the large pool until the stall timeout ends each
+// one, but cannot make the small frames of every other peer, most of the
+// traffic, wait behind them. With a frame limit of 64 KiB or less there is
+// only the small pool.
+type inboundBudget struct {
+	small, large *byteBudget // large is nil when every frame is small
+	totals       budgetTotals
+}
+
+// budgetTotals are the figures of both pools together, for metrics and
+// tests, readable without a lock.
+type budgetTotals struct {
+	inUse, peak atomic.Int64
+	waits       atomic.Uint64 // acquisitions that had to wait
+}
+
+func newInboundBudget(limit int64, maxFrame int) *inboundBudget {
+	ib := &inboundBudget{}
+	if maxFrame <= smallFrameSize {
+		ib.small = newByteBudget(limit, &ib.totals)
+		return ib
+	}
+	ib.small = newByteBudget(limit/4, &ib.totals)
+	ib.large = newByteBudget(limit-limit/4, &ib.totals)
+	return ib
+}
+
+func (ib *inboundBudget) pool(size int64) *byteBudget {
+	if size <= smallFrameSize || ib.large == nil {
+		return ib.small
+	}
+	return ib.large
+}
+
+// acquire takes size bytes from the frame's pool; see byteBudget.acquire.
+func (ib *inboundBudget) acquire(size int64, cancel1, cancel2 <-chan struct{}) (bool, error) {
+	return ib.pool(size).acquire(size, cancel1, cancel2)
+}
+
+// release returns a frame's size to its pool.
+func (ib *inboundBudget) release(size int64) { ib.pool(size).release(size) }
+
+// releaseSum returns the sizes of many frames at once: small, the total of
+// those up to smallFrameSize, and large, of the others.
+func (ib *inboundBudget) releaseSum(small, large int64) {
+	if ib.large == nil {
+		small, large = small+large, 0
+	}
+	ib.small.release(small)
+	if large > 0 {
+		ib.large.release(large)
+	}
+}
+
+// byteBudget is a semaphore counted in bytes. Waiters are served first
+// come, first served, so a large frame is not starved by a stream of
+// smaller ones.
 type byteBudget struct {
 	mu      sync.Mutex
 	limit   int64
 	used    int64
 	waiters []*budgetWaiter
-	// inUse and peak mirror used and its maximum for metrics and tests,
-	// readable without the lock.
-	inUse, peak atomic.Int64
-	waits       atomic.Uint64 // acquisitions that had to wait
+	totals  *budgetTotals
 }
 
 type budgetWaiter struct {
@@ -111,7 +173,9 @@ type budgetWaiter struct {
 	granted bool // under mu
 }
 
-func newByteBudget(limit int64) *byteBudget { return &byteBudget{limit: limit} }
+func newByteBudget(limit int64, totals *budgetTotals) *byteBudget {
+	return &byteBudget{limit: limit, totals: totals}
+}
 
 // acquire takes n bytes, waiting until they are free or either cancel
 // channel closes (then it returns errBudgetCancelled and holds nothing).
@@ -126,7 +190,7 @@ func (b *byteBudget) acquire(n int64, cancel1, cancel2 <-chan struct{}) (waited 
 	w := &budgetWaiter{n: n, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
 	b.mu.Unlock()
-	b.waits.Add(1)
+	b.totals.waits.Add(1)
 	select {
 	case <-w.ready:
 		return true, nil
@@ -136,7 +200,7 @@ func (b *byteBudget) acquire(n int64, cancel1, cancel2 <-chan struct{}) (waited 
 	b.mu.Lock()
 	if w.granted {
 		b.used -= n
-		b.inUse.Store(b.used)
+		b.totals.inUse.Add(-n)
 	} else {
 		for i, x := range b.waiters {
 			if x == w {
@@ -158,16 +222,19 @@ func (b *byteBudget) release(n int64) {
 	}
 	b.mu.Lock()
 	b.used -= n
-	b.inUse.Store(b.used)
+	b.totals.inUse.Add(-n)
 	b.grantLocked()
 	b.mu.Unlock()
 }
 
 func (b *byteBudget) takeLocked(n int64) {
 	b.used += n
-	b.inUse.Store(b.used)
-	if b.used > b.peak.Load() {
-		b.peak.Store(b.used)
+	t := b.totals.inUse.Add(n)
+	for {
+		p := b.totals.peak.Load()
+		if t <= p || b.totals.peak.CompareAndSwap(p, t) {
+			return
+		}
 	}
 }
 
@@ -189,7 +256,7 @@ var errBudgetCancelled = errors.New("closed while waiting for inbound memory bud
 // memState is the node's accounting of its byte budgets.
 type memState struct {
 	b     budgets
-	inbox *byteBudget // frames read and not yet handled by the loop
+	inbox *inboundBudget // frames read and not yet handled by the loop
 	// sendBytes counts the frames queued to peers, each frame once however
 	// many queues hold it (outFrame.refs). Only the loop adds to it, so
 	// the loop keeps sendPeak without a race.
@@ -209,7 +276,7 @@ type memState struct {
 
 func newMemState(cfg Config) *memState {
 	b := cfg.budgets()
-	return &memState{b: b, inbox: newByteBudget(b.inbox), drained: make(chan struct{}, 1)}
+	return &memState{b: b, inbox: newInboundBudget(b.inbox, cfg.MaxFrame()), drained: make(chan struct{}, 1)}
 }
 
 // enqueueResult says what became of one copy handed to a send queue.
@@ -303,11 +370,15 @@ func (n *Node) staleInbound(in *inbound, now int64) bool {
 }
 
 // releaseInbound hands the inbound budget of a handled batch back to the
-// readers.
+// readers, one release per pool.
 func (n *Node) releaseInbound(batch []inbound) {
-	var total int64
+	var small, large int64
 	for i := range batch {
-		total += batch[i].size
+		if s := batch[i].size; s <= smallFrameSize {
+			small += s
+		} else {
+			large += s
+		}
 	}
-	n.mem.inbox.release(total)
+	n.mem.inbox.releaseSum(small, large)
 }

@@ -11,7 +11,8 @@ import (
 )
 
 func TestByteBudgetWaitsAndCancels(t *testing.T) {
-	b := newByteBudget(10)
+	var totals budgetTotals
+	b := newByteBudget(10, &totals)
 	if waited, err := b.acquire(6, nil, nil); waited || err != nil {
 		t.Fatalf("first acquire: waited %v, %v", waited, err)
 	}
@@ -23,14 +24,14 @@ func TestByteBudgetWaitsAndCancels(t *testing.T) {
 	// A later, smaller request queues behind it rather than overtaking.
 	cancel := make(chan struct{})
 	cancelled := make(chan error, 1)
-	for b.waits.Load() < 1 {
+	for totals.waits.Load() < 1 {
 		time.Sleep(time.Millisecond)
 	}
 	go func() {
 		_, err := b.acquire(1, cancel, nil)
 		cancelled <- err
 	}()
-	for b.waits.Load() < 2 {
+	for totals.waits.Load() < 2 {
 		time.Sleep(time.Millisecond)
 	}
 	close(cancel)
@@ -46,12 +47,12 @@ func TestByteBudgetWaitsAndCancels(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
-	if b.inUse.Load() != 6 || b.peak.Load() != 6 {
-		t.Errorf("in use %d, peak %d; want 6 and 6", b.inUse.Load(), b.peak.Load())
+	if totals.inUse.Load() != 6 || totals.peak.Load() != 6 {
+		t.Errorf("in use %d, peak %d; want 6 and 6", totals.inUse.Load(), totals.peak.Load())
 	}
 	b.release(6)
-	if b.inUse.Load() != 0 || len(b.waiters) != 0 {
-		t.Errorf("after release: %d in use, %d waiters", b.inUse.Load(), len(b.waiters))
+	if totals.inUse.Load() != 0 || len(b.waiters) != 0 {
+		t.Errorf("after release: %d in use, %d waiters", totals.inUse.Load(), len(b.waiters))
 	}
 }
 
@@ -89,7 +90,7 @@ func TestStaleInboxEntriesDropped(t *testing.T) {
 	if _, ok := n.receipts.get(fresh.ID); !ok {
 		t.Error("a fresh inbox entry was not delivered")
 	}
-	if got := n.mem.inbox.inUse.Load(); got != 0 {
+	if got := n.mem.inbox.totals.inUse.Load(); got != 0 {
 		t.Errorf("%d inbox bytes still held after both were handled", got)
 	}
 	mfs, _ := n.m.reg.Gather()

@@ -164,6 +164,40 @@ func TestInboundByteBudget(t *testing.T) {
 	})
 }
 
+// TestUnfinishedLargeFramesDoNotStallSmallOnes: peers that start 1 MiB
+// frames and never finish them hold the inbox's pool for large frames, but
+// the small frames of an honest peer keep their own pool and get through.
+func TestUnfinishedLargeFramesDoNotStallSmallOnes(t *testing.T) {
+	t.Parallel()
+	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+		c.InboxBytes = 4 << 20  // 3 MiB for large frames, 1 MiB for small ones
+		c.StallTimeout = settle // only the budget decides here
+	})
+	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	for i := range 6 { // twice what the large pool holds
+		p := dialRaw(t, target, wire.NodeID(100+i), 0)
+		go p.countMessages(new(atomic.Int64), nil)
+		_, f := p.nextMessage(make([]byte, wire.DefaultMaxBody))
+		if _, err := p.conn.Write(f[:len(f)-1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the unfinished frames to take the large pool", func() bool {
+		// Two fit (1 MiB and 52 bytes each); the other four wait.
+		return counter(t, target, "gossipmesh_inbox_bytes") >= 2*wire.DefaultMaxBody && counter(t, target, "gossipmesh_inbox_waits_total") >= 4
+	})
+	for i := range 50 {
+		rc, err := healthy.Publish(context.Background(), []byte("small"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := target.Receipt(context.Background(), rc.ID, settle); !ok {
+			t.Fatalf("small message %d stuck behind unfinished large frames", i)
+		}
+	}
+}
+
 // TestStallDeadlineIsAbsolute: a peer that starts a 1 MiB frame and then
 // sends one byte every 100 ms never stops making progress, but the frame
 // must be complete within the stall timeout of its start. The node drops

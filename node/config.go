@@ -86,7 +86,10 @@ type Config struct {
 	// size as soon as its length prefix is read, before it reads or
 	// allocates the payload; when the budget is spent it stops reading
 	// (TCP pushes back on the sender) until the loop has handled earlier
-	// frames. At least one maximal frame. Default MemoryBudget/8 (32 MiB).
+	// frames. A quarter is kept for frames of up to 64 KiB, so that peers
+	// that start large frames and never finish them cannot hold up every
+	// other peer's small ones; the other three quarters must hold one
+	// maximal frame. Default MemoryBudget/8 (32 MiB).
 	InboxBytes int64
 	// SendQueueBytes bounds the frames queued to all peers together.
 	// Frames are shared between peers but each queued copy counts, so this

@@ -166,7 +166,8 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 // and handed back by the loop once it has handled the message. While the
 // budget is spent the reader does not read, and TCP pushes back on the
 // sender. Time spent waiting for the budget is this node's, not the
-// peer's: the frame's stall deadline starts again once it is granted.
+// peer's, so the frame's deadline is moved to a quarter of the stall
+// timeout after the grant (see restartFrame).
 func (n *Node) readLoop(p *peer) error {
 	maxBody := n.cfg.Gossip.MaxBody
 	var held int64 // budget reserved for the frame being read
@@ -382,11 +383,15 @@ func (c *frameConn) frameDone(payloadLen int) int {
 	return size
 }
 
-// restartFrame gives the frame being read a full stall timeout from now:
-// the node itself made the peer wait (for inbound memory budget), which is
-// not the peer's stall.
+// restartFrame sets the deadline of the frame being read to a quarter of
+// the stall timeout from now, once the node has made the peer wait (for
+// inbound memory budget): the wait is not the peer's stall, but while it
+// lasted the peer could send the rest of its frame into the socket buffer,
+// so an honest frame completes at once. A quarter, not all of it, so that
+// peers that start frames they never finish, and queue up for the budget,
+// hold it for a short while each.
 func (c *frameConn) restartFrame() {
 	if c.stall > 0 {
-		c.frameDeadline = time.Now().Add(c.stall)
+		c.frameDeadline = time.Now().Add(c.stall / 4)
 	}
 }
