@@ -7,6 +7,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // budgets are the byte budgets of one node, resolved from its Config:
@@ -264,9 +265,15 @@ type memState struct {
 
 	// Publish backpressure. pubPaused is set while the loop holds a
 	// publish request back because a send queue is above its high-water
-	// mark; writers then signal drained as they empty their queues.
-	pubPaused atomic.Bool
-	drained   chan struct{} // capacity 1
+	// mark; writers then signal drained as they empty their queues, and
+	// pauseTimer ends a pause that lasts MaxQueueDelay (passOverLaggards).
+	pubPaused  atomic.Bool
+	drained    chan struct{} // capacity 1
+	pauseTimer *time.Timer
+	// totalPassedOver: the queues together stayed above their mark for a
+	// whole pause; own publishes go on until they fall below it. Owned by
+	// the loop, like peer.passedOver.
+	totalPassedOver bool
 
 	// Owned by the loop: the publish request being worked through, and
 	// the index of its next body.
@@ -276,7 +283,9 @@ type memState struct {
 
 func newMemState(cfg Config) *memState {
 	b := cfg.budgets()
-	return &memState{b: b, inbox: newInboundBudget(b.inbox, cfg.MaxFrame()), drained: make(chan struct{}, 1)}
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return &memState{b: b, inbox: newInboundBudget(b.inbox, cfg.MaxFrame()), drained: make(chan struct{}, 1), pauseTimer: t}
 }
 
 // enqueueResult says what became of one copy handed to a send queue.
@@ -335,27 +344,60 @@ func (n *Node) releaseFrame(p *peer, qf queuedFrame) {
 	}
 }
 
-// sendQueuesHigh reports whether any send queue is above its high-water
-// mark: half of its byte or frame limit, or an oldest frame that has waited
-// half of MaxQueueDelay; or all queues together above half the node's
-// total. Below the mark one more publish fits everywhere (each limit holds
-// two maximal frames, Validate checks) and does not wait long enough to go
-// stale, so the node never drops its own messages. Called by the loop.
+// sendQueuesHigh reports whether own publishes must wait: whether a send
+// queue is above its high-water mark (half of its byte or frame limit, or
+// an oldest frame that has waited half of MaxQueueDelay), or all queues
+// together above half the node's total. Below the mark one more publish
+// fits everywhere (each limit holds two maximal frames, Validate checks)
+// and does not wait long enough to go stale, so the node drops none of its
+// own messages. Queues passed over (see passOverLaggards) do not count
+// until they are below the mark again. Called by the loop.
 func (n *Node) sendQueuesHigh(now int64) bool {
-	if n.mem.sendBytes.Load() > n.mem.b.sendq/2 {
+	total := n.mem.sendBytes.Load() > n.mem.b.sendq/2
+	if n.mem.totalPassedOver {
+		n.mem.totalPassedOver = total
+	} else if total {
 		return true
 	}
-	maxAge := n.cfg.MaxQueueDelay.Nanoseconds() / 2
 	for _, p := range n.links {
-		q := p.q
-		if q.bytes.Load() > n.mem.b.peerSendq/2 || q.count.Load() > int64(n.cfg.SendQueue/2) {
-			return true
+		high := n.queueHigh(p, now)
+		if p.passedOver {
+			p.passedOver = high
+			continue
 		}
-		if h := q.headAt.Load(); h != 0 && now-h > maxAge {
+		if high {
 			return true
 		}
 	}
 	return false
+}
+
+// queueHigh reports whether p's queue is above its high-water mark.
+func (n *Node) queueHigh(p *peer, now int64) bool {
+	q := p.q
+	if q.bytes.Load() > n.mem.b.peerSendq/2 || q.count.Load() > int64(n.cfg.SendQueue/2) {
+		return true
+	}
+	h := q.headAt.Load()
+	return h != 0 && now-h > n.cfg.MaxQueueDelay.Nanoseconds()/2
+}
+
+// passOverLaggards ends a pause of own publishes that lasted MaxQueueDelay:
+// the queues still above their mark are passed over until they drain below
+// it. Their peers lose copies of the node's own messages (dropped as full,
+// and counted) rather than hold the author back: a peer that reads slowly,
+// or not at all, costs itself, not the node's publishes.
+func (n *Node) passOverLaggards() {
+	now := time.Now().UnixNano()
+	if n.mem.sendBytes.Load() > n.mem.b.sendq/2 {
+		n.mem.totalPassedOver = true
+	}
+	for _, p := range n.links {
+		if !p.passedOver && n.queueHigh(p, now) {
+			p.passedOver = true
+			n.m.publishPassedOver.Inc()
+		}
+	}
 }
 
 // staleInbound reports whether a frame waited in the inbox longer than

@@ -346,7 +346,8 @@ func TestPublishBackpressure(t *testing.T) {
 	t.Parallel()
 	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
 		c.SendQueue = 16
-		c.StallTimeout = settle // slow is not stalled
+		c.StallTimeout = settle  // slow is not stalled
+		c.MaxQueueDelay = settle // nor passed over, however loaded the machine
 	})
 	slow := dialRaw(t, target, 99, 256<<10)
 	var got atomic.Int64
@@ -380,6 +381,7 @@ func TestPublishBackpressureLargeBodies(t *testing.T) {
 	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
 		c.PeerSendQueueBytes = peerBudget
 		c.StallTimeout = settle
+		c.MaxQueueDelay = settle
 	})
 	slow := dialRaw(t, target, 99, 256<<10)
 	var got atomic.Int64
@@ -398,6 +400,39 @@ func TestPublishBackpressureLargeBodies(t *testing.T) {
 	}
 }
 
+// TestPublishPassesOverAStuckPeer: a peer that never reads holds the
+// node's own publishes back for one max queue delay, no longer. Then it is
+// passed over: it loses copies (counted), and the publishes go on to the
+// peer that reads.
+func TestPublishPassesOverAStuckPeer(t *testing.T) {
+	t.Parallel()
+	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+		c.StallTimeout = settle // only the pass-over can free the publishes
+		c.MaxQueueDelay = 200 * time.Millisecond
+		c.PeerSendQueueBytes = 2<<20 + 256
+	})
+	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	dialRaw(t, target, 99, 4<<10) // never reads
+
+	const msgs = 200
+	res, err := target.Load(context.Background(), api.LoadRequest{Count: msgs, Size: 64 << 10})
+	if err != nil || res.Published != msgs {
+		t.Fatalf("load: %v, published %d of %d", err, res.Published, msgs)
+	}
+	for i, id := range res.IDs {
+		if _, ok := healthy.Receipt(context.Background(), id, settle); !ok {
+			t.Fatalf("message %d never reached the peer that reads", i)
+		}
+	}
+	if d := counter(t, target, "gossipmesh_messages_dropped_total"); d == 0 {
+		t.Error("no copy dropped for the peer that never reads")
+	}
+	if p := counter(t, target, "gossipmesh_publish_passed_over_total"); p == 0 {
+		t.Error("the stuck peer was never passed over")
+	}
+}
+
 // TestPausedPublishEnds: a publish held back by a peer that never reads
 // ends when its client gives up, and when the node stops; it is never left
 // hanging.
@@ -407,6 +442,7 @@ func TestPausedPublishEnds(t *testing.T) {
 	cfg.ID = 1
 	cfg.Listen = "127.0.0.1:0"
 	cfg.StallTimeout = settle
+	cfg.MaxQueueDelay = settle // the pause lasts until the test ends it
 	cfg.PeerSendQueueBytes = 4 << 20
 	n, err := node.New(cfg)
 	if err != nil {

@@ -98,9 +98,11 @@ type Config struct {
 	SendQueueBytes int64
 	// PeerSendQueueBytes bounds one peer's send queue. Own publishes pause
 	// while any peer's queue is above half of it (or the total above half
-	// of SendQueueBytes), so the node never drops its own messages; it
-	// must hold at least two maximal frames for that. Default
-	// MemoryBudget/16 (16 MiB).
+	// of SendQueueBytes), so the node drops none of its own messages for a
+	// peer that keeps up; it must hold at least two maximal frames for
+	// that. A pause lasts at most MaxQueueDelay: a queue still above the
+	// mark is then passed over until it drains. Default MemoryBudget/16
+	// (16 MiB).
 	PeerSendQueueBytes int64
 	// ReceiptBytes bounds the message bodies the receipt store keeps. When
 	// it is spent the oldest bodies go first and their receipts stay,

@@ -16,16 +16,17 @@ import (
 //
 // Own publishes are the exception that waits: while a publish request is
 // held back by full send queues (see sendQueuesHigh), the loop takes no
-// new one, and goes on with the held one as the writers drain. Frames from
-// peers keep flowing meanwhile.
+// new one, and goes on with the held one as the writers drain, or after
+// MaxQueueDelay without the laggards (passOverLaggards). Frames from peers
+// keep flowing meanwhile.
 func (n *Node) loop(ctx context.Context) {
 	tick := time.NewTimer(time.Hour)
 	tick.Stop()
 	var armed int64 // when tick fires; 0 when stopped
 	for {
-		pubs, drained, gone := n.pubs, (chan struct{})(nil), (<-chan struct{})(nil)
+		pubs, drained, gone, passOver := n.pubs, (chan struct{})(nil), (<-chan struct{})(nil), (<-chan time.Time)(nil)
 		if r := n.mem.pending; r != nil {
-			pubs, drained, gone = nil, n.mem.drained, r.ctx.Done()
+			pubs, drained, gone, passOver = nil, n.mem.drained, r.ctx.Done(), n.mem.pauseTimer.C
 		}
 		select {
 		case <-ctx.Done():
@@ -37,6 +38,9 @@ func (n *Node) loop(ctx context.Context) {
 		case r := <-pubs:
 			n.publish(r)
 		case <-drained:
+			n.continuePublish()
+		case <-passOver:
+			n.passOverLaggards()
 			n.continuePublish()
 		case <-gone:
 			n.endPublish(n.mem.pending.ctx.Err())
@@ -98,7 +102,8 @@ func (n *Node) publish(r *pubRequest) {
 // continuePublish publishes the held request's bodies while the send
 // queues are below their high-water mark, each body's copies queued before
 // the next is published. It finishes the request, or holds it (with
-// pubPaused set) until a writer signals that its queue drained.
+// pubPaused set) until a writer signals that its queue drained or the
+// pause has lasted MaxQueueDelay.
 func (n *Node) continuePublish() {
 	r := n.mem.pending
 	if r == nil {
@@ -111,13 +116,19 @@ func (n *Node) continuePublish() {
 		if n.sendQueuesHigh(now) {
 			// Set the flag first and look again, so that a writer that
 			// drained in between is not missed.
-			n.mem.pubPaused.Store(true)
-			if n.sendQueuesHigh(now) {
+			if !n.mem.pubPaused.Load() {
+				n.mem.pubPaused.Store(true)
+				n.mem.pauseTimer.Reset(n.cfg.MaxQueueDelay)
 				n.m.publishPauses.Inc()
+			}
+			if n.sendQueuesHigh(now) {
 				return
 			}
 		}
-		n.mem.pubPaused.Store(false)
+		if n.mem.pubPaused.Load() {
+			n.mem.pubPaused.Store(false)
+			n.mem.pauseTimer.Stop()
+		}
 		body := r.bodies[n.mem.pendingNext]
 		n.mem.pendingNext++
 		n.receipts.mu.Lock()
@@ -148,6 +159,7 @@ func (n *Node) endPublish(err error) {
 		r.err = err
 	}
 	n.mem.pubPaused.Store(false)
+	n.mem.pauseTimer.Stop()
 	n.mem.pending = nil
 	close(r.done)
 }

@@ -39,6 +39,7 @@ type metrics struct {
 	droppedStaleSend  prometheus.Counter
 	droppedStaleInbox prometheus.Counter
 	publishPauses     prometheus.Counter
+	publishPassedOver prometheus.Counter
 }
 
 func newMetrics(id wire.NodeID) *metrics {
@@ -90,7 +91,8 @@ func newMetrics(id wire.NodeID) *metrics {
 	m.droppedStaleSend = dropped.WithLabelValues("send", "stale")
 	m.droppedStaleInbox = dropped.WithLabelValues("inbox", "stale")
 	m.publishPauses = counter("publish_pauses_total", "Times the node held its own publishes back until its send queues drained.")
-	m.reg.MustRegister(dropped, m.publishPauses)
+	m.publishPassedOver = counter("publish_passed_over_total", "Peers whose send queue held the node's own publishes back for the whole max queue delay; they lose copies until they catch up.")
+	m.reg.MustRegister(dropped, m.publishPauses, m.publishPassedOver)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Name: "node_info", Help: "Always 1; labels describe the node.",
 		ConstLabels: prometheus.Labels{"id": id.String()},

@@ -56,6 +56,10 @@ type peer struct {
 
 	q       *sendQueue    // frames to write, bounded in bytes and frames
 	dropped atomic.Uint64 // frames not sent to this peer: queue full or stale
+	// passedOver: this peer's queue held own publishes back for a whole
+	// MaxQueueDelay; they no longer wait for it until it drains. Owned by
+	// the loop.
+	passedOver bool
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by close
