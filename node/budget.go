@@ -102,11 +102,13 @@ const smallFrameSize = 64 << 10
 // the node loop releases it once it has handled the message.
 //
 // It is two pools: a quarter of the budget for small frames (up to 64 KiB),
-// the rest for larger ones. A peer that starts large frames and never
-// finishes them can hold the large pool until the stall timeout ends each
-// one, but cannot make the small frames of every other peer, most of the
-// traffic, wait behind them. With a frame limit of 64 KiB or less there is
-// only the small pool.
+// the rest for larger ones, so that large frames that never finish cannot
+// make the small frames of every other peer, most of the traffic, wait
+// behind them. With a frame limit of 64 KiB or less there is only the
+// small pool. Within each pool, connections that have not yet delivered a
+// single message (newcomers) share at most half of it: a crowd of
+// connections that say hello and start frames they never finish cannot
+// take the budget that the node's working links need.
 type inboundBudget struct {
 	small, large *byteBudget // large is nil when every frame is small
 	totals       budgetTotals
@@ -122,11 +124,11 @@ type budgetTotals struct {
 func newInboundBudget(limit int64, maxFrame int) *inboundBudget {
 	ib := &inboundBudget{}
 	if maxFrame <= smallFrameSize {
-		ib.small = newByteBudget(limit, &ib.totals)
+		ib.small = newByteBudget(limit, int64(maxFrame), &ib.totals)
 		return ib
 	}
-	ib.small = newByteBudget(limit/4, &ib.totals)
-	ib.large = newByteBudget(limit-limit/4, &ib.totals)
+	ib.small = newByteBudget(limit/4, smallFrameSize, &ib.totals)
+	ib.large = newByteBudget(limit-limit/4, int64(maxFrame), &ib.totals)
 	return ib
 }
 
@@ -138,58 +140,63 @@ func (ib *inboundBudget) pool(size int64) *byteBudget {
 }
 
 // acquire takes size bytes from the frame's pool; see byteBudget.acquire.
-func (ib *inboundBudget) acquire(size int64, cancel1, cancel2 <-chan struct{}) (bool, error) {
-	return ib.pool(size).acquire(size, cancel1, cancel2)
+func (ib *inboundBudget) acquire(size int64, newcomer bool, cancel1, cancel2 <-chan struct{}) (bool, error) {
+	return ib.pool(size).acquire(size, newcomer, cancel1, cancel2)
 }
 
 // release returns a frame's size to its pool.
-func (ib *inboundBudget) release(size int64) { ib.pool(size).release(size) }
-
-// releaseSum returns the sizes of many frames at once: small, the total of
-// those up to smallFrameSize, and large, of the others.
-func (ib *inboundBudget) releaseSum(small, large int64) {
-	if ib.large == nil {
-		small, large = small+large, 0
-	}
-	ib.small.release(small)
-	if large > 0 {
-		ib.large.release(large)
-	}
+func (ib *inboundBudget) release(size int64, newcomer bool) {
+	ib.pool(size).release(size, newcomer)
 }
 
-// byteBudget is a semaphore counted in bytes. Waiters are served first
-// come, first served, so a large frame is not starved by a stream of
-// smaller ones.
+// byteBudget is a semaphore counted in bytes, with a share that newcomers
+// may not exceed. Waiters are served first come, first served (a large
+// frame is not starved by a stream of smaller ones), except that a newcomer
+// held back by the newcomers' share lets the others go past.
 type byteBudget struct {
-	mu      sync.Mutex
-	limit   int64
-	used    int64
-	waiters []*budgetWaiter
-	totals  *budgetTotals
+	mu            sync.Mutex
+	limit         int64
+	newcomerLimit int64
+	used          int64
+	usedNewcomers int64
+	waiters       []*budgetWaiter
+	totals        *budgetTotals
 }
 
 type budgetWaiter struct {
-	n       int64
-	ready   chan struct{}
-	granted bool // under mu
+	n        int64
+	newcomer bool
+	ready    chan struct{}
+	granted  bool // under mu
 }
 
-func newByteBudget(limit int64, totals *budgetTotals) *byteBudget {
-	return &byteBudget{limit: limit, totals: totals}
+// newByteBudget returns a budget of limit bytes whose newcomers share half,
+// but never less than one frame of maxFrame bytes.
+func newByteBudget(limit, maxFrame int64, totals *budgetTotals) *byteBudget {
+	return &byteBudget{limit: limit, newcomerLimit: min(limit, max(limit/2, maxFrame)), totals: totals}
+}
+
+func (b *byteBudget) fitsLocked(n int64, newcomer bool) bool {
+	return b.used+n <= b.limit && (!newcomer || b.usedNewcomers+n <= b.newcomerLimit)
 }
 
 // acquire takes n bytes, waiting until they are free or either cancel
 // channel closes (then it returns errBudgetCancelled and holds nothing).
 // waited reports whether it had to wait. n must not exceed the limit.
-func (b *byteBudget) acquire(n int64, cancel1, cancel2 <-chan struct{}) (waited bool, err error) {
+func (b *byteBudget) acquire(n int64, newcomer bool, cancel1, cancel2 <-chan struct{}) (waited bool, err error) {
 	b.mu.Lock()
-	if len(b.waiters) == 0 && b.used+n <= b.limit {
-		b.takeLocked(n)
+	if len(b.waiters) == 0 && b.fitsLocked(n, newcomer) {
+		b.takeLocked(n, newcomer)
 		b.mu.Unlock()
 		return false, nil
 	}
-	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	w := &budgetWaiter{n: n, newcomer: newcomer, ready: make(chan struct{})}
 	b.waiters = append(b.waiters, w)
+	b.grantLocked() // it may go past newcomers held back by their share
+	if w.granted {
+		b.mu.Unlock()
+		return false, nil
+	}
 	b.mu.Unlock()
 	b.totals.waits.Add(1)
 	select {
@@ -200,8 +207,7 @@ func (b *byteBudget) acquire(n int64, cancel1, cancel2 <-chan struct{}) (waited 
 	}
 	b.mu.Lock()
 	if w.granted {
-		b.used -= n
-		b.totals.inUse.Add(-n)
+		b.giveBackLocked(n, newcomer)
 	} else {
 		for i, x := range b.waiters {
 			if x == w {
@@ -217,19 +223,29 @@ func (b *byteBudget) acquire(n int64, cancel1, cancel2 <-chan struct{}) (waited 
 }
 
 // release returns n bytes and wakes the waiters that now fit.
-func (b *byteBudget) release(n int64) {
+func (b *byteBudget) release(n int64, newcomer bool) {
 	if n == 0 {
 		return
 	}
 	b.mu.Lock()
-	b.used -= n
-	b.totals.inUse.Add(-n)
+	b.giveBackLocked(n, newcomer)
 	b.grantLocked()
 	b.mu.Unlock()
 }
 
-func (b *byteBudget) takeLocked(n int64) {
+func (b *byteBudget) giveBackLocked(n int64, newcomer bool) {
+	b.used -= n
+	if newcomer {
+		b.usedNewcomers -= n
+	}
+	b.totals.inUse.Add(-n)
+}
+
+func (b *byteBudget) takeLocked(n int64, newcomer bool) {
 	b.used += n
+	if newcomer {
+		b.usedNewcomers += n
+	}
 	t := b.totals.inUse.Add(n)
 	for {
 		p := b.totals.peak.Load()
@@ -239,12 +255,21 @@ func (b *byteBudget) takeLocked(n int64) {
 	}
 }
 
+// grantLocked wakes the waiters that fit, in order; it stops at the first
+// that does not fit the pool, and goes past newcomers that only the
+// newcomers' share holds back.
 func (b *byteBudget) grantLocked() {
-	for len(b.waiters) > 0 && b.used+b.waiters[0].n <= b.limit {
-		w := b.waiters[0]
-		b.waiters[0] = nil
-		b.waiters = b.waiters[1:]
-		b.takeLocked(w.n)
+	for i := 0; i < len(b.waiters); {
+		w := b.waiters[i]
+		if b.used+w.n > b.limit {
+			return
+		}
+		if !b.fitsLocked(w.n, w.newcomer) {
+			i++
+			continue
+		}
+		b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+		b.takeLocked(w.n, w.newcomer)
 		w.granted = true
 		close(w.ready)
 	}
@@ -412,15 +437,9 @@ func (n *Node) staleInbound(in *inbound, now int64) bool {
 }
 
 // releaseInbound hands the inbound budget of a handled batch back to the
-// readers, one release per pool.
+// readers.
 func (n *Node) releaseInbound(batch []inbound) {
-	var small, large int64
 	for i := range batch {
-		if s := batch[i].size; s <= smallFrameSize {
-			small += s
-		} else {
-			large += s
-		}
+		n.mem.inbox.release(batch[i].size, batch[i].newcomer)
 	}
-	n.mem.inbox.releaseSum(small, large)
 }

@@ -12,13 +12,13 @@ import (
 
 func TestByteBudgetWaitsAndCancels(t *testing.T) {
 	var totals budgetTotals
-	b := newByteBudget(10, &totals)
-	if waited, err := b.acquire(6, nil, nil); waited || err != nil {
+	b := newByteBudget(10, 10, &totals)
+	if waited, err := b.acquire(6, false, nil, nil); waited || err != nil {
 		t.Fatalf("first acquire: waited %v, %v", waited, err)
 	}
 	got := make(chan error, 1)
 	go func() {
-		_, err := b.acquire(6, nil, nil) // does not fit until the first is released
+		_, err := b.acquire(6, false, nil, nil) // does not fit until the first is released
 		got <- err
 	}()
 	// A later, smaller request queues behind it rather than overtaking.
@@ -28,7 +28,7 @@ func TestByteBudgetWaitsAndCancels(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	go func() {
-		_, err := b.acquire(1, cancel, nil)
+		_, err := b.acquire(1, false, cancel, nil)
 		cancelled <- err
 	}()
 	for totals.waits.Load() < 2 {
@@ -43,16 +43,52 @@ func TestByteBudgetWaitsAndCancels(t *testing.T) {
 		t.Fatalf("acquire of 6 with 4 free returned %v", err)
 	default:
 	}
-	b.release(6)
+	b.release(6, false)
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
 	if totals.inUse.Load() != 6 || totals.peak.Load() != 6 {
 		t.Errorf("in use %d, peak %d; want 6 and 6", totals.inUse.Load(), totals.peak.Load())
 	}
-	b.release(6)
+	b.release(6, false)
 	if totals.inUse.Load() != 0 || len(b.waiters) != 0 {
 		t.Errorf("after release: %d in use, %d waiters", totals.inUse.Load(), len(b.waiters))
+	}
+}
+
+// TestByteBudgetNewcomersShare: links that have not delivered a message
+// share half the budget; a working link goes past a newcomer held back by
+// that share, and the newcomer is served once the share frees up.
+func TestByteBudgetNewcomersShare(t *testing.T) {
+	var totals budgetTotals
+	b := newByteBudget(10, 2, &totals)
+	if waited, err := b.acquire(5, true, nil, nil); waited || err != nil {
+		t.Fatalf("newcomer within its share: waited %v, %v", waited, err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := b.acquire(1, true, nil, nil) // over the newcomers' share
+		got <- err
+	}()
+	for totals.waits.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	if waited, err := b.acquire(4, false, nil, nil); waited || err != nil {
+		t.Fatalf("a working link behind a held-back newcomer: waited %v, %v", waited, err)
+	}
+	select {
+	case <-got:
+		t.Fatal("a newcomer got more than the newcomers' share")
+	default:
+	}
+	b.release(5, true)
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	b.release(4, false)
+	b.release(1, true)
+	if totals.inUse.Load() != 0 || b.usedNewcomers != 0 {
+		t.Errorf("after release: %d in use, %d by newcomers", totals.inUse.Load(), b.usedNewcomers)
 	}
 }
 
@@ -78,7 +114,7 @@ func TestStaleInboxEntriesDropped(t *testing.T) {
 	now := time.Now().UnixNano()
 	old, fresh := msg(1), msg(2)
 	for _, size := range []int64{100, 200} {
-		if _, err := n.mem.inbox.acquire(size, nil, nil); err != nil {
+		if _, err := n.mem.inbox.acquire(size, false, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}

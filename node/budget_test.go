@@ -165,8 +165,9 @@ func TestInboundByteBudget(t *testing.T) {
 }
 
 // TestUnfinishedLargeFramesDoNotStallSmallOnes: peers that start 1 MiB
-// frames and never finish them hold the inbox's pool for large frames, but
-// the small frames of an honest peer keep their own pool and get through.
+// frames and never finish them hold what they can of the inbox's pool for
+// large frames, but the small frames of an honest peer keep their own pool
+// and get through.
 func TestUnfinishedLargeFramesDoNotStallSmallOnes(t *testing.T) {
 	t.Parallel()
 	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
@@ -184,8 +185,8 @@ func TestUnfinishedLargeFramesDoNotStallSmallOnes(t *testing.T) {
 		}
 	}
 	eventually(t, "the unfinished frames to take the large pool", func() bool {
-		// Two fit (1 MiB and 52 bytes each); the other four wait.
-		return counter(t, target, "gossipmesh_inbox_bytes") >= 2*wire.DefaultMaxBody && counter(t, target, "gossipmesh_inbox_waits_total") >= 4
+		// One fits the newcomers' share of the large pool; the others wait.
+		return counter(t, target, "gossipmesh_inbox_bytes") >= wire.DefaultMaxBody && counter(t, target, "gossipmesh_inbox_waits_total") >= 5
 	})
 	for i := range 50 {
 		rc, err := healthy.Publish(context.Background(), []byte("small"))
@@ -194,6 +195,46 @@ func TestUnfinishedLargeFramesDoNotStallSmallOnes(t *testing.T) {
 		}
 		if _, ok := target.Receipt(context.Background(), rc.ID, settle); !ok {
 			t.Fatalf("small message %d stuck behind unfinished large frames", i)
+		}
+	}
+}
+
+// TestNewcomersCannotTakeTheInbox: connections that say hello and start
+// 1 MiB frames they never finish get at most the newcomers' half of the
+// pool for large frames; a working link's 1 MiB messages still get in.
+func TestNewcomersCannotTakeTheInbox(t *testing.T) {
+	t.Parallel()
+	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+		c.InboxBytes = 4 << 20 // 3 MiB for large frames, 1.5 MiB of it for newcomers
+		c.StallTimeout = settle
+	})
+	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	rc, err := healthy.Publish(context.Background(), []byte("hello"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := target.Receipt(context.Background(), rc.ID, settle); !ok {
+		t.Fatal("the first message never arrived")
+	}
+	for i := range 6 {
+		p := dialRaw(t, target, wire.NodeID(100+i), 0)
+		go p.countMessages(new(atomic.Int64), nil)
+		_, f := p.nextMessage(make([]byte, wire.DefaultMaxBody))
+		if _, err := p.conn.Write(f[:len(f)-1]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, "the newcomers to fill their share and queue", func() bool {
+		return counter(t, target, "gossipmesh_inbox_bytes") >= wire.DefaultMaxBody && counter(t, target, "gossipmesh_inbox_waits_total") >= 5
+	})
+	for i := range 5 {
+		rc, err := healthy.Publish(context.Background(), make([]byte, wire.DefaultMaxBody))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := target.Receipt(context.Background(), rc.ID, settle); !ok {
+			t.Fatalf("large message %d from a working link stuck behind the newcomers", i)
 		}
 	}
 }

@@ -91,6 +91,9 @@ type inbound struct {
 	msg  wire.Message
 	at   int64 // when the reader queued it, Unix ns
 	size int64 // inbound budget it holds, released once the loop handled it
+	// newcomer: the budget was taken in the share of links that had not
+	// yet delivered a message.
+	newcomer bool
 }
 
 type regRequest struct {

@@ -174,9 +174,11 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 // timeout after the grant (see restartFrame).
 func (n *Node) readLoop(p *peer) error {
 	maxBody := n.cfg.Gossip.MaxBody
-	var held int64 // budget reserved for the frame being read
+	var held int64          // budget reserved for the frame being read
+	newcomer := true        // no message from this link has reached the loop yet
+	var heldAsNewcomer bool // the class held was taken in
 	p.reader.SetAdmit(func(size int) error {
-		waited, err := n.mem.inbox.acquire(int64(size), p.done, n.stop)
+		waited, err := n.mem.inbox.acquire(int64(size), newcomer, p.done, n.stop)
 		if err != nil {
 			select {
 			case <-n.stop:
@@ -185,13 +187,13 @@ func (n *Node) readLoop(p *peer) error {
 				return err
 			}
 		}
-		held = int64(size)
+		held, heldAsNewcomer = int64(size), newcomer
 		if waited {
 			p.fc.restartFrame()
 		}
 		return nil
 	})
-	defer func() { n.mem.inbox.release(held) }()
+	defer func() { n.mem.inbox.release(held, heldAsNewcomer) }()
 	for {
 		f, err := p.reader.ReadFrame()
 		if err != nil {
@@ -209,12 +211,13 @@ func (n *Node) readLoop(p *peer) error {
 		if err != nil {
 			return err
 		}
-		in := inbound{from: p, msg: m, at: time.Now().UnixNano(), size: held}
+		in := inbound{from: p, msg: m, at: time.Now().UnixNano(), size: held, newcomer: heldAsNewcomer}
 		held = 0 // the loop releases it now
 		select {
 		case n.inbox <- in:
+			newcomer = false
 		case <-n.stop:
-			n.mem.inbox.release(in.size)
+			n.mem.inbox.release(in.size, in.newcomer)
 			return errShutdown
 		}
 		if p.buffered.Buffered() == 0 {
