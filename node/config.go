@@ -88,8 +88,9 @@ type Config struct {
 	// (TCP pushes back on the sender) until the loop has handled earlier
 	// frames. A quarter is kept for frames of up to 64 KiB, so that peers
 	// that start large frames and never finish them cannot hold up every
-	// other peer's small ones; the other three quarters must hold one
-	// maximal frame. Default MemoryBudget/8 (32 MiB).
+	// other peer's small ones, and links that have not yet delivered a
+	// message share at most half of each part; the other three quarters
+	// must hold one maximal frame. Default MemoryBudget/8 (32 MiB).
 	InboxBytes int64
 	// SendQueueBytes bounds the frames queued to all peers together.
 	// Frames are shared between peers but each queued copy counts, so this
