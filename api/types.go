@@ -73,6 +73,10 @@ type Receipt struct {
 	Size int `json:"size"`
 	// Body is the message body; omitted from lists.
 	Body string `json:"body,omitempty"`
+	// BodyEvicted says the node no longer keeps the body: its receipt
+	// store keeps bodies within a byte budget, oldest dropped first, while
+	// the receipt itself stays.
+	BodyEvicted bool `json:"body_evicted,omitempty"`
 }
 
 // Peer is one link of a node.

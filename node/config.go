@@ -54,22 +54,66 @@ type Config struct {
 	Gossip gossip.Config
 
 	// Receipts bounds the receipt store in entries; the oldest receipt is
-	// forgotten first. Default 65,536: about 13 s of traffic at the
-	// 5,000 msgs/s a node sees in a 50,000 deliveries/s mesh of 10.
+	// forgotten first. A receipt without its body costs about 150 bytes
+	// (ring slot and index entry), so the default of 65,536 costs about
+	// 10 MiB: some 13 s of traffic at the 5,000 msgs/s a node sees in a
+	// 50,000 deliveries/s mesh of 10.
 	Receipts int
-	// ReceiptBytes bounds the bodies the receipt store keeps, in bytes, so
-	// that 65,536 receipts of 1 MiB bodies cannot take 64 GiB. Default
-	// 64 MiB.
-	ReceiptBytes int
-	// SendQueue is each peer's send queue in frames. A full queue drops the
-	// frame (counted) instead of blocking the node. Default 8,192: a
-	// second and a half of traffic at 5,000 msgs/s, far more than a
-	// healthy peer ever lags.
+	// SendQueue bounds each peer's send queue in frames, besides its bytes
+	// (PeerSendQueueBytes). The queue grows on demand, so an idle peer
+	// costs nothing. Default 8,192: a second and a half of traffic at
+	// 5,000 msgs/s, far more than a healthy peer ever lags.
 	SendQueue int
 	// InboxSize is the queue between connection readers and the node loop,
-	// in frames. A full inbox makes readers wait, which pushes back on the
-	// senders through TCP. Default 4,096.
+	// in frames, besides its bytes (InboxBytes). A full inbox makes
+	// readers wait, which pushes back on the senders through TCP. Default
+	// 4,096.
 	InboxSize int
+
+	// Memory budget. Every queue and store that a peer or a client can
+	// fill is bounded in bytes; the shares below add up to less than
+	// MemoryBudget, and what is left covers what is bounded by count
+	// (receipts, seen-cache, connection buffers) and the Go runtime. A
+	// share left at zero is derived from MemoryBudget.
+
+	// MemoryBudget is the memory one node may use, in bytes. The node
+	// process sets the Go runtime's soft memory limit to 7/8 of it (unless
+	// GOMEMLIMIT is set; see SetProcessMemoryLimit), so garbage cannot
+	// double the heap. Default 256 MiB.
+	MemoryBudget int64
+	// InboxBytes bounds the frames read from peers and not yet handled by
+	// the node loop, over all connections. A reader reserves a frame's
+	// size as soon as its length prefix is read, before it reads or
+	// allocates the payload; when the budget is spent it stops reading
+	// (TCP pushes back on the sender) until the loop has handled earlier
+	// frames. A quarter is kept for frames of up to 64 KiB, so that peers
+	// that start large frames and never finish them cannot hold up every
+	// other peer's small ones, and links that have not yet delivered a
+	// message share at most half of each part; the other three quarters
+	// must hold one maximal frame. Default MemoryBudget/8 (32 MiB).
+	InboxBytes int64
+	// SendQueueBytes bounds the frames queued to all peers together.
+	// Frames are shared between peers but each queued copy counts, so this
+	// over-counts, never under-counts. A forwarded frame that does not fit
+	// is dropped and counted. Default MemoryBudget/4 (64 MiB).
+	SendQueueBytes int64
+	// PeerSendQueueBytes bounds one peer's send queue. Own publishes pause
+	// while any peer's queue is above half of it (or the total above half
+	// of SendQueueBytes), so the node drops none of its own messages for a
+	// peer that keeps up; it must hold at least two maximal frames for
+	// that. A pause lasts at most MaxQueueDelay: a queue still above the
+	// mark is then passed over until it drains. Default MemoryBudget/16
+	// (16 MiB).
+	PeerSendQueueBytes int64
+	// ReceiptBytes bounds the message bodies the receipt store keeps. When
+	// it is spent the oldest bodies go first and their receipts stay,
+	// marked body_evicted. Default MemoryBudget/4 (64 MiB).
+	ReceiptBytes int64
+	// MaxQueueDelay is how long a frame may wait in the inbox or in a
+	// send queue: an older one is dropped and counted as stale. It bounds
+	// how long after its first copy another copy of a message can still
+	// reach the core. Default 1 s.
+	MaxQueueDelay time.Duration
 
 	// HandshakeTimeout bounds the time from connect to the peer's hello; a
 	// connection that never speaks is closed after it. Default 5 s.
@@ -99,10 +143,11 @@ type Config struct {
 	// MaxPeers caps the node's links, live ones and duplicates held in
 	// standby together. The node's own dials (Peers) are always allowed:
 	// inbound links get what is left, MaxPeers minus the candidates it
-	// dials. With the defaults a link costs about 330 KiB before anything
-	// is queued on it (a 64 KiB read buffer, a 64 KiB write buffer, 192 KiB
-	// of send-queue slots and two goroutines), so the default of 128 bounds
-	// that part of a node's memory at about 41 MiB.
+	// dials. With the defaults a link costs about 140 KiB before anything
+	// is queued on it (a 64 KiB read buffer, a 64 KiB write buffer and two
+	// goroutines; the send queue grows on demand, within its byte budget),
+	// so the default of 128 bounds that part of a node's memory at about
+	// 18 MiB.
 	MaxPeers int
 	// MaxInboundPerIP caps the inbound links (live and standby) from one
 	// source IP, so a single host cannot take every inbound slot. Every
@@ -131,9 +176,10 @@ func DefaultConfig() Config {
 		Peers:            3,
 		Gossip:           gossip.DefaultConfig(),
 		Receipts:         65_536,
-		ReceiptBytes:     64 << 20,
 		SendQueue:        8_192,
 		InboxSize:        4_096,
+		MemoryBudget:     DefaultMemoryBudget,
+		MaxQueueDelay:    time.Second,
 		HandshakeTimeout: 5 * time.Second,
 		MaxHandshakes:    64,
 		StallTimeout:     10 * time.Second,
@@ -146,6 +192,9 @@ func DefaultConfig() Config {
 		Logger:           slog.New(slog.DiscardHandler),
 	}
 }
+
+// DefaultMemoryBudget is the default Config.MemoryBudget: 256 MiB.
+const DefaultMemoryBudget = 256 << 20
 
 // MaxFrame is the frame limit that goes with the configured body limit.
 func (c Config) MaxFrame() int { return c.Gossip.MaxBody + wire.FrameOverhead }
@@ -166,8 +215,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: peers must not be negative, got %d", c.Peers)
 	case c.Receipts < 1:
 		return fmt.Errorf("node: receipts must be at least 1, got %d", c.Receipts)
-	case c.ReceiptBytes < 0:
-		return fmt.Errorf("node: receipt bytes must not be negative, got %d", c.ReceiptBytes)
 	case c.SendQueue < 1:
 		return fmt.Errorf("node: send queue must be at least 1, got %d", c.SendQueue)
 	case c.InboxSize < 1:
@@ -193,5 +240,5 @@ func (c Config) Validate() error {
 	case c.MaxFrame() > 1<<31:
 		return fmt.Errorf("node: max body %d is too large for a frame", c.Gossip.MaxBody)
 	}
-	return nil
+	return c.validateBudget()
 }

@@ -13,19 +13,37 @@ import (
 // loop is the only goroutine that touches the core and writes the link
 // table. It never blocks on a peer: it reads its queues, feeds the core,
 // and hands sends to the peers' queues without waiting.
+//
+// Own publishes are the exception that waits: while a publish request is
+// held back by full send queues (see sendQueuesHigh), the loop takes no
+// new one, and goes on with the held one as the writers drain, or after
+// MaxQueueDelay without the laggards (passOverLaggards). Frames from peers
+// keep flowing meanwhile.
 func (n *Node) loop(ctx context.Context) {
 	tick := time.NewTimer(time.Hour)
 	tick.Stop()
 	var armed int64 // when tick fires; 0 when stopped
 	for {
+		pubs, drained, gone, passOver := n.pubs, (chan struct{})(nil), (<-chan struct{})(nil), (<-chan time.Time)(nil)
+		if r := n.mem.pending; r != nil {
+			pubs, drained, gone, passOver = nil, n.mem.drained, r.ctx.Done(), n.mem.pauseTimer.C
+		}
 		select {
 		case <-ctx.Done():
 			tick.Stop()
+			n.abortPublish()
 			return
 		case in := <-n.inbox:
 			n.receiveBatch(in)
-		case r := <-n.pubs:
+		case r := <-pubs:
 			n.publish(r)
+		case <-drained:
+			n.continuePublish()
+		case <-passOver:
+			n.passOverLaggards()
+			n.continuePublish()
+		case <-gone:
+			n.endPublish(n.mem.pending.ctx.Err())
 		case r := <-n.regs:
 			r.reply <- n.addLink(r.p)
 		case p := <-n.downs:
@@ -61,37 +79,93 @@ drain:
 	for i := range n.batch {
 		in := &n.batch[i]
 		now := time.Now().UnixNano()
+		if n.staleInbound(in, now) {
+			continue
+		}
 		start := len(n.out.Events)
 		n.core.Receive(now, in.from.id, &in.msg, &n.out)
 		n.handleEvents(n.out.Events[start:], now)
 	}
 	n.receipts.mu.Unlock()
 	n.flushSends()
+	n.releaseInbound(n.batch)
 	n.emitLogs()
 	clear(n.batch) // drop the references to bodies and peers
 }
 
-// publish runs a publish request: one message per body, in order.
+// publish starts a publish request: one message per body, in order.
 func (n *Node) publish(r *pubRequest) {
+	n.mem.pending, n.mem.pendingNext = r, 0
+	n.continuePublish()
+}
+
+// continuePublish publishes the held request's bodies while the send
+// queues are below their high-water mark, each body's copies queued before
+// the next is published. It finishes the request, or holds it (with
+// pubPaused set) until a writer signals that its queue drained or the
+// pause has lasted MaxQueueDelay.
+func (n *Node) continuePublish() {
+	r := n.mem.pending
+	if r == nil {
+		return
+	}
 	n.logInfo = n.log.Enabled(context.Background(), slog.LevelInfo)
-	n.receipts.mu.Lock()
-	for _, body := range r.bodies {
+	defer n.emitLogs()
+	for n.mem.pendingNext < len(r.bodies) && r.err == nil {
 		now := time.Now().UnixNano()
+		if n.sendQueuesHigh(now) {
+			// Set the flag first and look again, so that a writer that
+			// drained in between is not missed.
+			if !n.mem.pubPaused.Load() {
+				n.mem.pubPaused.Store(true)
+				n.mem.pauseTimer.Reset(n.cfg.MaxQueueDelay)
+				n.m.publishPauses.Inc()
+			}
+			if n.sendQueuesHigh(now) {
+				return
+			}
+		}
+		if n.mem.pubPaused.Load() {
+			n.mem.pubPaused.Store(false)
+			n.mem.pauseTimer.Stop()
+		}
+		body := r.bodies[n.mem.pendingNext]
+		n.mem.pendingNext++
+		n.receipts.mu.Lock()
 		start := len(n.out.Events)
 		m, err := n.core.Publish(now, body, &n.out)
 		if err != nil {
 			r.err = err
-			break
+		} else {
+			r.ids = append(r.ids, m.ID)
+			r.at = append(r.at, now)
+			n.handleEvents(n.out.Events[start:], now)
 		}
-		r.ids = append(r.ids, m.ID)
-		r.at = append(r.at, now)
-		n.handleEvents(n.out.Events[start:], now)
+		n.receipts.mu.Unlock()
+		n.flushSends()
 	}
-	n.receipts.mu.Unlock()
-	n.flushSends()
-	close(r.done)
-	n.emitLogs()
+	n.endPublish(nil)
 }
+
+// endPublish finishes the held publish request, with err if it did not
+// get through all its bodies: the node stopped, or the client gave up
+// while the request waited for the queues to drain.
+func (n *Node) endPublish(err error) {
+	r := n.mem.pending
+	if r == nil {
+		return
+	}
+	if r.err == nil {
+		r.err = err
+	}
+	n.mem.pubPaused.Store(false)
+	n.mem.pauseTimer.Stop()
+	n.mem.pending = nil
+	close(r.done)
+}
+
+// abortPublish ends a held publish request when the node stops.
+func (n *Node) abortPublish() { n.endPublish(errStopped) }
 
 // handleEvents turns the core's events into receipts, metrics, log lines
 // and subscriber events. The caller holds receipts.mu.
@@ -133,11 +207,13 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 
 // flushSends hands the batch's sends to the peers' queues. The core shares
 // one Message between the sends of one forward, and they are adjacent, so
-// each message is encoded once and its bytes shared by every queue.
+// each message is encoded once and its bytes shared by every queue. A copy
+// that does not fit a queue is dropped and counted; the loop never waits.
 func (n *Node) flushSends() {
 	var (
 		last  *wire.Message
-		frame []byte
+		frame *outFrame
+		now   int64
 	)
 	for _, s := range n.out.Sends {
 		p := n.links[s.To]
@@ -146,14 +222,18 @@ func (n *Node) flushSends() {
 		}
 		if s.Msg != last {
 			last = s.Msg
-			frame = wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)
+			frame = &outFrame{b: wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)}
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
 		}
-		select {
-		case p.sendq <- frame:
+		switch n.enqueue(p, frame, now) {
+		case enqueued:
 			n.m.forwarded.Inc()
-		default:
+		case queueFull:
 			p.dropped.Add(1)
 			n.m.dropped.Inc()
+			n.m.droppedFullSend.Inc()
 		}
 	}
 	n.out.Reset()

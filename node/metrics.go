@@ -33,6 +33,13 @@ type metrics struct {
 	dupLinks      *prometheus.CounterVec
 	standby       prometheus.Gauge
 	logSuppressed prometheus.Counter
+
+	// Budgets: what each queue sheds, and how often the node pushed back.
+	droppedFullSend   prometheus.Counter
+	droppedStaleSend  prometheus.Counter
+	droppedStaleInbox prometheus.Counter
+	publishPauses     prometheus.Counter
+	publishPassedOver prometheus.Counter
 }
 
 func newMetrics(id wire.NodeID) *metrics {
@@ -46,7 +53,7 @@ func newMetrics(id wire.NodeID) *metrics {
 		delivered:  counter("messages_delivered_total", "Messages whose first copy reached this node (own publishes excluded)."),
 		duplicates: counter("messages_duplicate_total", "Later copies of messages this node had already seen."),
 		forwarded:  counter("messages_forwarded_total", "Message frames queued to peers (one per peer per message)."),
-		dropped:    counter("messages_dropped_total", "Message frames dropped because a peer's send queue was full."),
+		dropped:    counter("messages_dropped_total", "Message frames not sent to a peer: its send queue was over a byte or frame limit, or the frame waited longer than the max queue delay."),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "rejected_total",
 			Help: "Frames, messages and connections refused, by reason; a refused frame also drops its connection.",
@@ -76,6 +83,16 @@ func newMetrics(id wire.NodeID) *metrics {
 		}),
 		logSuppressed: counter("log_lines_suppressed_total", "Log lines left out by the per-message rate limit."),
 	}
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "dropped_total",
+		Help: "Message frames dropped by a queue: queue=send (one per peer copy) or inbox; reason=full (over its byte or frame limit) or stale (waited longer than the max queue delay).",
+	}, []string{"queue", "reason"})
+	m.droppedFullSend = dropped.WithLabelValues("send", "full")
+	m.droppedStaleSend = dropped.WithLabelValues("send", "stale")
+	m.droppedStaleInbox = dropped.WithLabelValues("inbox", "stale")
+	m.publishPauses = counter("publish_pauses_total", "Times the node held its own publishes back until its send queues drained.")
+	m.publishPassedOver = counter("publish_passed_over_total", "Peers whose send queue held the node's own publishes back for the whole max queue delay; they lose copies until they catch up.")
+	m.reg.MustRegister(dropped, m.publishPauses, m.publishPassedOver)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Name: "node_info", Help: "Always 1; labels describe the node.",
 		ConstLabels: prometheus.Labels{"id": id.String()},
@@ -85,6 +102,36 @@ func newMetrics(id wire.NodeID) *metrics {
 		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, m.dupLinks, m.standby, m.logSuppressed, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// registerMemory adds the gauges of n's byte budgets, read when scraped.
+func (m *metrics) registerMemory(n *Node) {
+	const ns = "gossipmesh"
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f)
+	}
+	mem := n.mem
+	m.reg.MustRegister(
+		gauge("memory_budget_bytes", "The node's memory budget; the byte limits below are shares of it.",
+			func() float64 { return float64(mem.b.total) }),
+		gauge("inbox_bytes", "Frames read from peers and not yet handled, in bytes (limit gossipmesh_inbox_limit_bytes).",
+			func() float64 { return float64(mem.inbox.totals.inUse.Load()) }),
+		gauge("inbox_max_bytes", "The most inbox_bytes has been since the node started.",
+			func() float64 { return float64(mem.inbox.totals.peak.Load()) }),
+		gauge("inbox_limit_bytes", "The inbox's byte budget.",
+			func() float64 { return float64(mem.b.inbox) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "inbox_waits_total",
+			Help: "Frames whose reader had to wait for inbox budget before reading them (TCP pushed back on the sender)."},
+			func() float64 { return float64(mem.inbox.totals.waits.Load()) }),
+		gauge("send_queue_bytes", "Frames queued to peers, in bytes, each frame once however many peers it goes to.",
+			func() float64 { return float64(mem.sendBytes.Load()) }),
+		gauge("send_queue_max_bytes", "The most send_queue_bytes has been since the node started.",
+			func() float64 { return float64(mem.sendPeak.Load()) }),
+		gauge("send_queue_limit_bytes", "The byte budget of all send queues together.",
+			func() float64 { return float64(mem.b.sendq) }),
+		gauge("receipt_body_bytes", "Message bodies kept by the receipt store, in bytes.",
+			func() float64 { return float64(n.receipts.bodyBytes()) }),
+	)
 }
 
 // reasonOf turns why a connection or message was refused into a short,

@@ -66,6 +66,7 @@ type Node struct {
 
 	linksMu  sync.RWMutex // guards links against readers outside the loop
 	receipts *receiptStore
+	mem      *memState // byte budgets: inbox, send queues, publish backpressure
 	subs     subscribers
 	dials    []string // candidates chosen to dial, fixed at New
 
@@ -88,6 +89,11 @@ type Node struct {
 type inbound struct {
 	from *peer
 	msg  wire.Message
+	at   int64 // when the reader queued it, Unix ns
+	size int64 // inbound budget it holds, released once the loop handled it
+	// newcomer: the budget was taken in the share of links that had not
+	// yet delivered a message.
+	newcomer bool
 }
 
 type regRequest struct {
@@ -96,6 +102,7 @@ type regRequest struct {
 }
 
 type pubRequest struct {
+	ctx    context.Context // a request held back by full queues ends with it
 	bodies [][]byte
 	ids    []wire.MsgID
 	at     []int64
@@ -148,7 +155,8 @@ func New(cfg Config) (*Node, error) {
 		pid:        os.Getpid(),
 		core:       core,
 		links:      make(map[wire.NodeID]*peer),
-		receipts:   newReceiptStore(cfg.Receipts, cfg.ReceiptBytes),
+		receipts:   newReceiptStore(cfg.Receipts, cfg.budgets().receipts),
+		mem:        newMemState(cfg),
 		inbox:      make(chan inbound, cfg.InboxSize),
 		regs:       make(chan regRequest),
 		downs:      make(chan *peer),
@@ -161,6 +169,7 @@ func New(cfg Config) (*Node, error) {
 	// a node flood its log; the receipt lines always pass.
 	limited := newRateLimitHandler(cfg.Logger.Handler(), cfg.LogRate, time.Second, isReceiptLine, n.m.logSuppressed.Inc)
 	n.log = slog.New(limited).With("node", id.String())
+	n.m.registerMemory(n)
 	n.dials = choosePeers(rng, cfg.Candidates, cfg.Peers, addr, cfg.Listen)
 	n.standby = make(map[wire.NodeID]*peer)
 	n.inboundByHost = make(map[string]int)

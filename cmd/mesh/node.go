@@ -48,6 +48,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
 	maxPeers := fs.Int("max-peers", def.MaxPeers, "most links, live and standby; inbound ones get what --peers leaves")
 	maxPerIP := fs.Int("max-inbound-per-ip", def.MaxInboundPerIP, "most inbound links from one source IP")
+	memoryBudget := fs.Int64("memory-budget", def.MemoryBudget, "the node's memory budget in `bytes`: inbox, send queues and receipt bodies get shares of it, and the Go runtime's soft memory limit is set to 7/8 of it unless GOMEMLIMIT is set")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -73,6 +74,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Peers = *peers
 	cfg.Receipts = *receipts
 	cfg.MaxPeers, cfg.MaxInboundPerIP = *maxPeers, *maxPerIP
+	cfg.MemoryBudget = *memoryBudget
 	cfg.Gossip.Fanout = *fanout
 	cfg.Gossip.MaxBody = *maxBody
 	if *seed != 0 {
@@ -148,6 +150,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 		cfg.Listener.Close()
 		return err
 	}
+	node.SetProcessMemoryLimit(cfg.MemoryBudget) // one node per process: the limit is process-wide
 	return serveNode(ctx, n, httpLn, logger)
 }
 
