@@ -115,6 +115,13 @@ type Config struct {
 	// reach the core. Default 1 s.
 	MaxQueueDelay time.Duration
 
+	// Protocols are the (protocol, version) pairs this node's hello
+	// announces; a peer that shares none is refused at the handshake
+	// (rejected_total{reason="no_common_protocol"}). Default nil: this
+	// build's, wire.Protocols(). Narrow it to keep a mesh on older
+	// versions while its nodes are upgraded.
+	Protocols []wire.ProtocolVersion
+
 	// HandshakeTimeout bounds the time from connect to the peer's hello; a
 	// connection that never speaks is closed after it. Default 5 s.
 	HandshakeTimeout time.Duration
@@ -239,6 +246,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: log rate must be at least 1 line per second, got %d", c.LogRate)
 	case c.MaxFrame() > 1<<31:
 		return fmt.Errorf("node: max body %d is too large for a frame", c.Gossip.MaxBody)
+	case c.Protocols != nil:
+		if err := wire.ValidateProtocols(c.Protocols); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
 	}
 	return c.validateBudget()
 }

@@ -152,6 +152,8 @@ func reasonOf(err error) string {
 		return "bad_hello"
 	case errors.Is(err, errProtocol):
 		return "protocol"
+	case errors.Is(err, wire.ErrNoCommonProtocol):
+		return "no_common_protocol"
 	case errors.Is(err, wire.ErrFrameTooLarge):
 		return "frame_too_large"
 	case errors.Is(err, wire.ErrFrameTooShort):

@@ -134,7 +134,7 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	addr := ln.Addr().String()
-	hello, err := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: addr})
+	hello, err := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: addr, Protocols: cfg.Protocols})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)

@@ -36,9 +36,6 @@ const (
 	// writeBufferSize is each connection's write buffer: one flush carries
 	// up to this much of a batch.
 	writeBufferSize = 64 << 10
-	// maxHelloFrame is the largest hello frame: length prefix, version,
-	// type, node id, address length and a 255-byte address.
-	maxHelloFrame = 4 + 2 + 8 + 1 + 255
 )
 
 // peer is one live, handshaken connection. Everything but the counters and
@@ -117,7 +114,7 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 	// (bufio.NewReaderSize reuses a big enough one), so no byte read ahead
 	// is lost when the second takes over.
 	br := bufio.NewReaderSize(fc, readBufferSize)
-	f, err := wire.NewReader(br, maxHelloFrame).ReadFrame()
+	f, err := wire.NewReader(br, wire.MaxHelloFrame).ReadFrame()
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("handshake: %w (%v): %w", errHandshakeTimeout, n.cfg.HandshakeTimeout, err)
@@ -137,6 +134,9 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 	}
 	if h.ID == n.id {
 		return nil, fmt.Errorf("handshake: %w (%s)", errSelf, h.ListenAddr)
+	}
+	if _, err := wire.CommonProtocols(n.cfg.Protocols, h.Protocols); err != nil {
+		return nil, fmt.Errorf("handshake: peer %v (%s): %w", h.ID, h.ListenAddr, err)
 	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -36,8 +37,8 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("first frame: %v, %v; want a hello", f.Type, err)
 	}
 	got, err := wire.DecodeHello(f.Payload)
-	if err != nil || got != hello {
-		t.Fatalf("hello: got %+v, %v; want %+v", got, err, hello)
+	if err != nil || got.ID != hello.ID || got.ListenAddr != hello.ListenAddr || !slices.Equal(got.Protocols, wire.Protocols()) {
+		t.Fatalf("hello: got %+v, %v; want %+v speaking %v", got, err, hello, wire.Protocols())
 	}
 	for i, want := range msgs {
 		f, err := r.ReadFrame()
@@ -91,9 +92,12 @@ func TestReadFrameErrors(t *testing.T) {
 		input []byte
 		want  error
 	}{
-		{"unknown version", rawFrame(2, 2, byte(wire.FrameHello)), wire.ErrUnknownVersion},
+		{"previous version", rawFrame(2, 1, byte(wire.FrameHello)), wire.ErrUnknownVersion},
+		{"next version", rawFrame(2, wire.Version+1, byte(wire.FrameHello)), wire.ErrUnknownVersion},
 		{"version zero", rawFrame(3, 0, byte(wire.FrameMessage), 0), wire.ErrUnknownVersion},
 		{"unknown type", rawFrame(2, wire.Version, 99), wire.ErrUnknownType},
+		{"type zero", rawFrame(2, wire.Version, 0), wire.ErrUnknownType},
+		{"type after the control types", rawFrame(2, wire.Version, byte(wire.FramePull)+1), wire.ErrUnknownType},
 		{"over the limit by one", rawFrame(limit - 4 + 1), wire.ErrFrameTooLarge},
 		{"four GiB length prefix", rawFrame(0xFFFFFFFF), wire.ErrFrameTooLarge},
 		{"length shorter than the header", rawFrame(1, wire.Version), wire.ErrFrameTooShort},
@@ -167,7 +171,7 @@ func TestDecodeErrors(t *testing.T) {
 			return err
 		}()},
 		{"hello with trailing bytes", func() error {
-			_, err := wire.DecodeHello(append(make([]byte, 8), 1, 'a', 'b'))
+			_, err := wire.DecodeHello(append(make([]byte, 8), 1, 'a', 1, 0, 1, 0, 1, 'b'))
 			return err
 		}()},
 		{"message header cut short", func() error { _, err := wire.DecodeMessage(good[:20], 100); return err }()},
