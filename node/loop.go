@@ -121,11 +121,21 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 			n.m.duplicates.Inc()
 			n.event(EventDuplicate, m, e.From, now)
 		case gossip.EventRejected:
-			// The frame was well formed but breaks the protocol: drop the
-			// link, as for any other garbage. The reader logs why.
+			if !e.PeerFault {
+				// Forged or broken content that the sender may only have
+				// relayed: drop the message, keep the link.
+				n.m.refused.WithLabelValues(reasonOf(e.Err)).Inc()
+				continue
+			}
+			// The sender itself broke the protocol: drop the link, as for
+			// any other garbage. The reader logs why and counts it.
 			if p := n.links[e.From]; p != nil {
 				p.close(e.Err)
 			}
+		case gossip.EventRefused:
+			// Too old, too far ahead, or older than what the seen-cache
+			// still covers: dropped so that it is never delivered twice.
+			n.m.refused.WithLabelValues(reasonOf(e.Err)).Inc()
 		}
 	}
 }
