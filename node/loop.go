@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"log/slog"
+	"runtime"
+	"slices"
 	"time"
 
 	"gossipmesh/gossip"
@@ -43,9 +45,20 @@ func (n *Node) loop(ctx context.Context) {
 }
 
 // receiveBatch feeds the core first and then every frame already queued
-// behind it (up to maxBatch), then writes the sends of the whole batch.
+// behind it (up to maxBatch), lowest hop first, then writes the sends of
+// the whole batch.
+//
+// The node's first receipt of a message is the lowest-hop copy among those
+// that had arrived when the loop took them. Copies of one message often
+// arrive on several links at once, and the reader goroutines queue them in
+// whatever order the scheduler ran them; taken in that order, a relayed
+// copy would often beat the direct one, and hop counts would measure the
+// scheduler. So the loop first yields once, letting readers that are
+// already runnable queue what they hold, and then takes the batch's copies
+// in hop order (stable, so one link's frames keep their order).
 func (n *Node) receiveBatch(first inbound) {
 	n.batch = append(n.batch[:0], first)
+	runtime.Gosched()
 drain:
 	for len(n.batch) < maxBatch {
 		select {
@@ -54,6 +67,9 @@ drain:
 		default:
 			break drain
 		}
+	}
+	if len(n.batch) > 1 {
+		slices.SortStableFunc(n.batch, byHop)
 	}
 	n.logInfo = n.log.Enabled(context.Background(), slog.LevelInfo)
 	n.receipts.mu.Lock()
@@ -69,6 +85,10 @@ drain:
 	n.emitLogs()
 	clear(n.batch) // drop the references to bodies and peers
 }
+
+// byHop orders inbound frames by hop count, for receiveBatch. A named
+// function, so sorting allocates no closure.
+func byHop(a, b inbound) int { return int(a.msg.Hop) - int(b.msg.Hop) }
 
 // publish runs a publish request: one message per body, in order.
 func (n *Node) publish(r *pubRequest) {
