@@ -221,3 +221,17 @@ func TestConfigValidatesWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestSeenAnswersWhetherACopyIsADuplicate(t *testing.T) {
+	c := newCore(t, DefaultConfig(), 1, 2)
+	m := &wire.Message{Origin: 9, Seq: 1, Hop: 1, Body: []byte("x")}
+	m.ID = wire.ComputeMsgID(9, 1, m.Body)
+	if c.Seen(0, m.ID) {
+		t.Fatal("Seen before any copy arrived")
+	}
+	var out Output
+	c.Receive(0, 2, m, &out)
+	if !c.Seen(1, m.ID) {
+		t.Fatal("not Seen after delivery")
+	}
+}

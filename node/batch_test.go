@@ -3,6 +3,8 @@ package node
 import (
 	"context"
 	"log/slog"
+	"os"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -25,7 +27,7 @@ func TestBatchTakesLowestHopFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer n.ln.Close()
+	defer stopUnrun(n)
 
 	msg := wire.Message{Origin: 9, Seq: 1, PublishedAt: time.Now().UnixNano(), Body: []byte("to every neighbour")}
 	msg.ID = wire.ComputeMsgID(msg.Origin, msg.Seq, msg.Body)
@@ -52,6 +54,69 @@ func TestBatchTakesLowestHopFirst(t *testing.T) {
 	if _, ok := n.Receipt(context.Background(), other.ID.String(), 0); !ok {
 		t.Error("the other message of the batch was not delivered")
 	}
+}
+
+// TestBatchLetsLateCopiesIn: the batch holds only a relayed first copy
+// (hop 2) of a message; the direct copy (hop 1) is already in a socket's
+// buffer, but its reader has not been woken, because the Go scheduler
+// polls the network only when it has nothing else to run. The loop must
+// let it in before it takes the batch, and deliver the direct copy.
+func TestBatchLetsLateCopiesIn(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	cfg := DefaultConfig()
+	cfg.ID = 1
+	cfg.Transport = memnet.New().Host("h")
+	cfg.Listen = "h:7000"
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stopUnrun(n)
+
+	msg := wire.Message{Origin: 9, Seq: 1, PublishedAt: time.Now().UnixNano(), Body: []byte("late direct copy")}
+	msg.ID = wire.ComputeMsgID(msg.Origin, msg.Seq, msg.Body)
+	relayed, direct := msg, msg
+	relayed.Hop, direct.Hop = 2, 1
+
+	// A reader stand-in parked on a pipe, as a connection's reader parks
+	// on its socket.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	parked := make(chan struct{})
+	go func() {
+		close(parked)
+		var b [1]byte
+		if _, err := r.Read(b[:]); err == nil {
+			n.inbox <- inbound{from: &peer{id: 9}, msg: direct}
+		}
+	}()
+	<-parked
+	runtime.Gosched() // with one processor: the reader runs and parks in Read
+	if _, err := w.Write([]byte{1}); err != nil {
+		t.Fatal(err)
+	}
+	n.receiveBatch(inbound{from: &peer{id: 3}, msg: relayed})
+
+	rc, ok := n.Receipt(context.Background(), msg.ID.String(), 0)
+	if !ok {
+		t.Fatal("the message was not delivered")
+	}
+	if rc.Hop != 1 {
+		t.Errorf("first receipt at hop %d from %s, want the direct copy at hop 1", rc.Hop, rc.From)
+	}
+}
+
+// stopUnrun releases what a Node that was never Run may hold: its listener
+// and the loop's helper goroutines.
+func stopUnrun(n *Node) {
+	n.ln.Close()
+	close(n.stop)
+	n.wg.Wait()
 }
 
 // TestBatchSortAllocatesNothing: the loop sorts every batch, so the sort

@@ -54,21 +54,18 @@ func (n *Node) loop(ctx context.Context) {
 // whatever order the scheduler ran them; taken in that order, a relayed
 // copy would often beat the direct one, and hop counts would measure the
 // scheduler. So the loop first yields once, letting readers that are
-// already runnable queue what they hold, and then takes the batch's copies
-// in hop order (stable, so one link's frames keep their order).
+// already runnable queue what they hold; if a message's first copy still
+// came relayed, it lets late copies in (see latecopies.go); then it takes
+// the batch's copies in hop order (stable, so one link's frames keep their
+// order).
 func (n *Node) receiveBatch(first inbound) {
 	n.batch = append(n.batch[:0], first)
 	runtime.Gosched()
-drain:
-	for len(n.batch) < maxBatch {
-		select {
-		case in := <-n.inbox:
-			n.batch = append(n.batch, in)
-		default:
-			break drain
-		}
-	}
-	if len(n.batch) > 1 {
+	n.drainInbox()
+	slices.SortStableFunc(n.batch, byHop)
+	if n.relayedFirstCopy() {
+		n.letLateCopiesIn()
+		n.drainInbox()
 		slices.SortStableFunc(n.batch, byHop)
 	}
 	n.logInfo = n.log.Enabled(context.Background(), slog.LevelInfo)
@@ -84,6 +81,18 @@ drain:
 	n.flushSends()
 	n.emitLogs()
 	clear(n.batch) // drop the references to bodies and peers
+}
+
+// drainInbox appends to the batch what is queued, up to maxBatch.
+func (n *Node) drainInbox() {
+	for len(n.batch) < maxBatch {
+		select {
+		case in := <-n.inbox:
+			n.batch = append(n.batch, in)
+		default:
+			return
+		}
+	}
 }
 
 // byHop orders inbound frames by hop count, for receiveBatch. A named

@@ -54,6 +54,10 @@ type Node struct {
 	logInfo bool                  // whether info lines are wanted, read once per batch
 	links   map[wire.NodeID]*peer // writes also hold linksMu
 
+	// Also the loop's: the network poller of letLateCopiesIn.
+	poll       *netPoller
+	pollBroken bool
+
 	linksMu  sync.RWMutex // guards links against readers outside the loop
 	receipts *receiptStore
 	subs     subscribers
