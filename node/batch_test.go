@@ -139,3 +139,30 @@ func TestBatchSortAllocatesNothing(t *testing.T) {
 		t.Error("batch not sorted by hop")
 	}
 }
+
+// TestNearestFollowsTheShortestPathSeen: the per-origin hop estimate that
+// decides whether a relayed first copy is worth waiting on takes the
+// lowest hop seen, and creeps up after waits that brought nothing shorter.
+func TestNearestFollowsTheShortestPathSeen(t *testing.T) {
+	var n Node
+	n.learnNearest(9, 3, true)
+	n.learnNearest(9, 2, false)
+	if got := n.nearest[9]; got != 2 {
+		t.Fatalf("estimate %d after hops 3 and 2, want 2", got)
+	}
+	n.learnNearest(9, 4, false) // late, without a wait: keep the estimate
+	if got := n.nearest[9]; got != 2 {
+		t.Fatalf("estimate %d after a late copy without a wait, want 2", got)
+	}
+	n.learnNearest(9, 4, true)
+	n.learnNearest(9, 4, true)
+	if got := n.nearest[9]; got != 4 {
+		t.Fatalf("estimate %d after two fruitless waits at hop 4, want 4", got)
+	}
+	for o := range wire.NodeID(maxNearest + 10) {
+		n.learnNearest(o+100, 1, false)
+	}
+	if len(n.nearest) > maxNearest {
+		t.Fatalf("%d origins remembered, want at most %d", len(n.nearest), maxNearest)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gossipmesh/gossip"
+	"gossipmesh/wire"
 )
 
 // A node's first receipt of a message is the lowest-hop copy among those
@@ -14,30 +15,67 @@ import (
 // its peers one after another, the first peer it wakes often preempts it
 // on the same CPU, relays the message, and a copy that came the long way is
 // at the next node before the short-way copy has even been written. So
-// when a batch holds the first copy of a message and that copy came
-// relayed (hop > 1), the loop lets the other copies in before it takes the
-// batch: it gives up its CPU once, so a preempted sender can finish its
+// when a batch holds the first copy of a message, and that copy came at
+// more hops than messages of its origin have taken to reach this node
+// before (or the origin is new), the loop lets the other copies in before
+// it takes the batch: it gives up its CPU once, so a preempted sender can finish its
 // writes, and then lets the Go scheduler poll the network, so the readers
 // of sockets that became readable meanwhile queue their frames. Neither
 // step waits for a time: each ends as soon as the kernel and the Go
 // scheduler have run what was ready.
 
 // relayedFirstCopy reports whether, under flood, the batch (sorted by hop)
-// holds a message that the node has not seen yet and whose lowest-hop
-// copy in the batch was relayed. With fanout, the shorter copy may never
-// come.
+// holds a message that the node has not seen yet and whose lowest-hop copy
+// in the batch came at more hops than this node has known a message of
+// that origin to take: a shorter copy is then likely on its way. With
+// fanout, the shorter copy may never come.
 func (n *Node) relayedFirstCopy() bool {
-	if n.cfg.Gossip.Strategy != gossip.Flood {
+	if n.cfg.Gossip.Strategy != gossip.Flood || len(n.batch) > maxWaitBatch {
 		return false
 	}
 	now := time.Now().UnixNano()
 	for i := range n.batch {
 		m := &n.batch[i].msg
-		if m.Hop > 1 && !n.lowerHopBefore(i) && !n.core.Seen(now, m.ID) {
+		if m.Hop <= 1 || n.lowerHopBefore(i) {
+			continue
+		}
+		if near, ok := n.nearest[m.Origin]; ok && m.Hop <= near {
+			continue // no shorter path known from this origin
+		}
+		if !n.core.Seen(now, m.ID) {
 			return true
 		}
 	}
 	return false
+}
+
+// maxWaitBatch is the largest batch that waits for late copies. A node
+// that takes bigger batches is busy, and its backlog, not a preempted
+// sender, decides which copy comes first; waiting would only cost it
+// throughput.
+const maxWaitBatch = 4
+
+// maxNearest bounds the per-origin hop memory; an origin's entry is only a
+// hint, so the map is simply emptied when full.
+const maxNearest = 4096
+
+// learnNearest records the hop of a first receipt from origin. The
+// estimate follows the lowest hop seen, and creeps up by one each time a
+// wait for a shorter copy brought none, so a path that grew longer (a link
+// went down) stops costing waits after a few messages.
+func (n *Node) learnNearest(origin wire.NodeID, hop uint16, waited bool) {
+	near, ok := n.nearest[origin]
+	switch {
+	case !ok:
+		if n.nearest == nil || len(n.nearest) >= maxNearest {
+			n.nearest = make(map[wire.NodeID]uint16)
+		}
+		n.nearest[origin] = hop
+	case hop < near:
+		n.nearest[origin] = hop
+	case hop > near && waited:
+		n.nearest[origin] = near + 1
+	}
 }
 
 // lowerHopBefore reports whether a copy of batch[i]'s message with a lower

@@ -63,7 +63,8 @@ func (n *Node) receiveBatch(first inbound) {
 	runtime.Gosched()
 	n.drainInbox()
 	slices.SortStableFunc(n.batch, byHop)
-	if n.relayedFirstCopy() {
+	n.waited = n.relayedFirstCopy()
+	if n.waited {
 		n.letLateCopiesIn()
 		n.drainInbox()
 		slices.SortStableFunc(n.batch, byHop)
@@ -137,6 +138,7 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 			n.event(EventPublished, m, 0, now)
 		case gossip.EventDelivered:
 			n.receipts.addLocked(receipt{id: m.ID, origin: m.Origin, from: e.From, hop: m.Hop, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
+			n.learnNearest(m.Origin, m.Hop, n.waited)
 			latency := time.Duration(max(now-m.PublishedAt, 0))
 			n.m.delivered.Inc()
 			n.m.hops.Observe(float64(m.Hop))

@@ -54,9 +54,11 @@ type Node struct {
 	logInfo bool                  // whether info lines are wanted, read once per batch
 	links   map[wire.NodeID]*peer // writes also hold linksMu
 
-	// Also the loop's: the network poller of letLateCopiesIn.
+	// Also the loop's: what letLateCopiesIn needs.
 	poll       *netPoller
 	pollBroken bool
+	nearest    map[wire.NodeID]uint16 // lowest hop of a first receipt, per origin
+	waited     bool                   // the current batch let late copies in
 
 	linksMu  sync.RWMutex // guards links against readers outside the loop
 	receipts *receiptStore
