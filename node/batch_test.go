@@ -142,22 +142,29 @@ func TestBatchSortAllocatesNothing(t *testing.T) {
 
 // TestNearestFollowsTheShortestPathSeen: the per-origin hop estimate that
 // decides whether a relayed first copy is worth waiting on takes the
-// lowest hop seen, and creeps up after waits that brought nothing shorter.
+// lowest hop seen, and moves up one hop after maxMisses waits in a row
+// that brought nothing shorter.
 func TestNearestFollowsTheShortestPathSeen(t *testing.T) {
 	var n Node
 	n.learnNearest(9, 3, true)
 	n.learnNearest(9, 2, false)
-	if got := n.nearest[9]; got != 2 {
+	if got := n.nearest[9].hop; got != 2 {
 		t.Fatalf("estimate %d after hops 3 and 2, want 2", got)
 	}
 	n.learnNearest(9, 4, false) // late, without a wait: keep the estimate
-	if got := n.nearest[9]; got != 2 {
-		t.Fatalf("estimate %d after a late copy without a wait, want 2", got)
+	for range maxMisses - 1 {
+		n.learnNearest(9, 4, true)
+	}
+	if got := n.nearest[9].hop; got != 2 {
+		t.Fatalf("estimate %d after %d fruitless waits, want 2 still", got, maxMisses-1)
 	}
 	n.learnNearest(9, 4, true)
-	n.learnNearest(9, 4, true)
-	if got := n.nearest[9]; got != 4 {
-		t.Fatalf("estimate %d after two fruitless waits at hop 4, want 4", got)
+	if got := n.nearest[9].hop; got != 3 {
+		t.Fatalf("estimate %d after %d fruitless waits at hop 4, want 3", got, maxMisses)
+	}
+	n.learnNearest(9, 2, false)
+	if got := n.nearest[9]; got.hop != 2 || got.misses != 0 {
+		t.Fatalf("estimate %+v after a first receipt at hop 2, want hop 2 and no misses", got)
 	}
 	for o := range wire.NodeID(maxNearest + 10) {
 		n.learnNearest(o+100, 1, false)

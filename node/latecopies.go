@@ -39,7 +39,7 @@ func (n *Node) relayedFirstCopy() bool {
 		if m.Hop <= 1 || n.lowerHopBefore(i) {
 			continue
 		}
-		if near, ok := n.nearest[m.Origin]; ok && m.Hop <= near {
+		if e, ok := n.nearest[m.Origin]; ok && m.Hop <= e.hop {
 			continue // no shorter path known from this origin
 		}
 		if !n.core.Seen(now, m.ID) {
@@ -53,28 +53,41 @@ func (n *Node) relayedFirstCopy() bool {
 // that takes bigger batches is busy, and its backlog, not a preempted
 // sender, decides which copy comes first; waiting would only cost it
 // throughput.
-const maxWaitBatch = 4
+const maxWaitBatch = 16
 
 // maxNearest bounds the per-origin hop memory; an origin's entry is only a
 // hint, so the map is simply emptied when full.
 const maxNearest = 4096
 
-// learnNearest records the hop of a first receipt from origin. The
-// estimate follows the lowest hop seen, and creeps up by one each time a
-// wait for a shorter copy brought none, so a path that grew longer (a link
-// went down) stops costing waits after a few messages.
+// nearest is what a node knows of its distance from one origin.
+type nearest struct {
+	hop    uint16 // lowest hop of a first receipt from the origin
+	misses uint8  // waits in a row that brought no copy at hop
+}
+
+// maxMisses is how many waits in a row may bring nothing shorter before
+// the estimate moves up one hop: a preempted sender is sometimes too late
+// even so, but a path that grew longer (a link went down) should stop
+// costing waits after a few messages.
+const maxMisses = 8
+
+// learnNearest records the hop of a first receipt from origin.
 func (n *Node) learnNearest(origin wire.NodeID, hop uint16, waited bool) {
-	near, ok := n.nearest[origin]
+	e, ok := n.nearest[origin]
 	switch {
 	case !ok:
 		if n.nearest == nil || len(n.nearest) >= maxNearest {
-			n.nearest = make(map[wire.NodeID]uint16)
+			n.nearest = make(map[wire.NodeID]nearest)
 		}
-		n.nearest[origin] = hop
-	case hop < near:
-		n.nearest[origin] = hop
-	case hop > near && waited:
-		n.nearest[origin] = near + 1
+		n.nearest[origin] = nearest{hop: hop}
+	case hop <= e.hop:
+		n.nearest[origin] = nearest{hop: hop}
+	case waited:
+		e.misses++
+		if e.misses >= maxMisses {
+			e = nearest{hop: e.hop + 1}
+		}
+		n.nearest[origin] = e
 	}
 }
 

@@ -57,8 +57,8 @@ type Node struct {
 	// Also the loop's: what letLateCopiesIn needs.
 	poll       *netPoller
 	pollBroken bool
-	nearest    map[wire.NodeID]uint16 // lowest hop of a first receipt, per origin
-	waited     bool                   // the current batch let late copies in
+	nearest    map[wire.NodeID]nearest // per origin, see learnNearest
+	waited     bool                    // the current batch let late copies in
 
 	linksMu  sync.RWMutex // guards links against readers outside the loop
 	receipts *receiptStore
