@@ -15,14 +15,15 @@ import (
 // its peers one after another, the first peer it wakes often preempts it
 // on the same CPU, relays the message, and a copy that came the long way is
 // at the next node before the short-way copy has even been written. So
-// when a batch holds the first copy of a message, and that copy came at
-// more hops than messages of its origin have taken to reach this node
+// when a small batch holds the first copy of a message, and that copy came
+// at more hops than messages of its origin have taken to reach this node
 // before (or the origin is new), the loop lets the other copies in before
-// it takes the batch: it gives up its CPU once, so a preempted sender can finish its
-// writes, and then lets the Go scheduler poll the network, so the readers
-// of sockets that became readable meanwhile queue their frames. Neither
-// step waits for a time: each ends as soon as the kernel and the Go
-// scheduler have run what was ready.
+// it takes the batch: it gives up its CPU once, so a preempted sender can
+// finish its writes, and then lets the Go scheduler poll the network, so
+// the readers of sockets that became readable meanwhile queue their
+// frames. Neither step waits for a time: each ends as soon as the kernel
+// and the Go scheduler have run what was ready. The per-origin memory is
+// bounded (maxNearest entries of a few bytes, about 100 KiB at most).
 
 // relayedFirstCopy reports whether, under flood, the batch (sorted by hop)
 // holds a message that the node has not seen yet and whose lowest-hop copy
