@@ -22,6 +22,13 @@ type fakeNode struct {
 	receipts map[string]api.Receipt
 	order    []string
 	maxBody  int
+	loads    int
+}
+
+func (f *fakeNode) loadCalls() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.loads
 }
 
 func newFake() *fakeNode { return &fakeNode{receipts: map[string]api.Receipt{}, maxBody: 16} }
@@ -63,6 +70,9 @@ func (f *fakeNode) Health() api.Health {
 	return api.Health{Status: "ok", ID: "00000000000000aa"}
 }
 func (f *fakeNode) Load(_ context.Context, req api.LoadRequest) (api.LoadResult, error) {
+	f.mu.Lock()
+	f.loads++
+	f.mu.Unlock()
 	return api.LoadResult{Published: req.Count}, nil
 }
 func (f *fakeNode) MaxBody() int { return f.maxBody }
@@ -135,6 +145,9 @@ func TestBadRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+			if tt.method != "GET" {
+				req.Header.Set("Content-Type", "application/json") // as api.Client sends
+			}
 			resp, err := srv.Client().Do(req)
 			if err != nil {
 				t.Fatal(err)

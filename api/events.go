@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -39,7 +40,8 @@ type Event struct {
 type EventSource interface {
 	// Subscribe returns a channel of events and a function that ends the
 	// subscription (and closes the channel). A subscriber that falls more
-	// than buffer events behind loses events rather than slowing the node.
+	// than buffer events behind loses events rather than slowing the node,
+	// and one that stays that far behind may have its channel closed.
 	Subscribe(buffer int) (<-chan Event, func())
 }
 
@@ -51,11 +53,41 @@ const sseHeartbeat = 15 * time.Second
 // selects from.
 func EventKinds() []string { return []string{"published", "delivered", "duplicate"} }
 
+// StreamCap caps the event streams one server keeps open at once. Each
+// stream holds a buffer and costs work on every event, so an unbounded
+// number of subscribers that never read would cost unbounded memory.
+type StreamCap struct {
+	max  int64
+	open atomic.Int64
+}
+
+// NewStreamCap returns a cap of n streams (at least 1).
+func NewStreamCap(n int) *StreamCap { return &StreamCap{max: int64(max(n, 1))} }
+
+// Acquire takes a slot, or reports false when all n are taken.
+func (c *StreamCap) Acquire() bool {
+	if c.open.Add(1) > c.max {
+		c.open.Add(-1)
+		return false
+	}
+	return true
+}
+
+// Release gives back a slot taken by Acquire.
+func (c *StreamCap) Release() { c.open.Add(-1) }
+
+// Refuse answers 503 for a stream over the cap.
+func (c *StreamCap) Refuse(w http.ResponseWriter) {
+	WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many event streams: %d open, the limit", c.max))
+}
+
 // events serves GET /events as Server-Sent Events: one "data:" line of
 // JSON per Event. ?kind=published,delivered streams only those kinds: a
 // client that only waits for arrivals (mesh bench) then costs the node no
-// write per duplicate.
-func events(src EventSource) http.HandlerFunc {
+// write per duplicate. At most streams are open at once; a stream whose
+// client stops reading is closed by the node when its buffer stays full,
+// or cut by the server's write deadline.
+func events(src EventSource, streams *StreamCap) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		flusher, ok := w.(http.Flusher)
 		if !ok {
@@ -67,7 +99,12 @@ func events(src EventSource) http.HandlerFunc {
 			WriteError(w, http.StatusBadRequest, err.Error())
 			return
 		}
-		ch, cancel := src.Subscribe(1024)
+		if !streams.Acquire() {
+			streams.Refuse(w)
+			return
+		}
+		defer streams.Release()
+		ch, cancel := src.Subscribe(subscriberBuffer)
 		defer cancel()
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-cache")

@@ -18,10 +18,38 @@ const (
 	MaxWait = time.Minute
 	// maxLoadBody bounds a POST /load request body.
 	maxLoadBody = 4 << 10
+	// DefaultMaxSubscribers is HandlerLimits.MaxSubscribers's default.
+	DefaultMaxSubscribers = 64
+	// subscriberBuffer is how many events one GET /events stream may fall
+	// behind; a stream that stays that far behind is closed by the node.
+	subscriberBuffer = 1024
 )
 
-// NewHandler serves a node's HTTP API from b. metrics serves GET /metrics
-// (a promhttp handler over the node's own registry); nil leaves it out.
+// HandlerLimits bound what the clients of one node's API may hold at once.
+type HandlerLimits struct {
+	// MaxSubscribers caps the GET /events streams open at once; over it the
+	// answer is 503 with a JSON error. Each costs the node a buffer of
+	// 1,024 events (some 200 KiB) and work on every event. Default 64.
+	MaxSubscribers int
+}
+
+// DefaultHandlerLimits returns the limits documented on HandlerLimits.
+func DefaultHandlerLimits() HandlerLimits {
+	return HandlerLimits{MaxSubscribers: DefaultMaxSubscribers}
+}
+
+// Validate reports a limit that makes no sense.
+func (l HandlerLimits) Validate() error {
+	if l.MaxSubscribers < 1 {
+		return fmt.Errorf("api limits: MaxSubscribers %d: want at least 1", l.MaxSubscribers)
+	}
+	return nil
+}
+
+// NewHandler serves a node's HTTP API from b with DefaultHandlerLimits.
+// metrics serves GET /metrics (a promhttp handler over the node's own
+// registry); nil leaves it out. Every route is behind Guard (no token):
+// no web page can drive a node, and a rebound DNS name reads nothing.
 //
 // Routes:
 //
@@ -34,6 +62,15 @@ const (
 //	GET  /metrics         Prometheus exposition
 //	GET  /events          live events as Server-Sent Events (if b is an EventSource)
 func NewHandler(b Backend, metrics http.Handler) http.Handler {
+	return NewHandlerWith(b, metrics, DefaultHandlerLimits())
+}
+
+// NewHandlerWith is NewHandler with other limits; invalid limits are
+// replaced by the defaults' values field by field.
+func NewHandlerWith(b Backend, metrics http.Handler, lim HandlerLimits) http.Handler {
+	if lim.MaxSubscribers < 1 {
+		lim.MaxSubscribers = DefaultMaxSubscribers
+	}
 	s := &server{b: b}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /messages", s.publish)
@@ -46,9 +83,9 @@ func NewHandler(b Backend, metrics http.Handler) http.Handler {
 		mux.Handle("GET /metrics", metrics)
 	}
 	if src, ok := b.(EventSource); ok {
-		mux.HandleFunc("GET /events", events(src))
+		mux.HandleFunc("GET /events", events(src, NewStreamCap(lim.MaxSubscribers)))
 	}
-	return JSONErrors(mux)
+	return Guard(JSONErrors(mux), GuardOptions{})
 }
 
 type server struct{ b Backend }
@@ -146,6 +183,7 @@ func (s *server) load(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	// The load ends with the request: a client that goes away stops it.
 	res, err := s.b.Load(r.Context(), req)
 	if err != nil {
 		WriteError(w, http.StatusServiceUnavailable, err.Error())
@@ -154,18 +192,29 @@ func (s *server) load(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, res)
 }
 
-// MaxLoadCount caps LoadRequest.Count, which bounds the ids in the answer.
-const MaxLoadCount = 1_000_000
+// Bounds of a LoadRequest. Every number a client sends has a range, so
+// that no value can overflow the schedule or keep a node busy for ever.
+const (
+	// MaxLoadCount caps LoadRequest.Count, which bounds the ids in the
+	// answer (some 35 MB of JSON at the cap).
+	MaxLoadCount = 1_000_000
+	// MinLoadRate and MaxLoadRate bound a LoadRequest.Rate other than 0
+	// (0 publishes back to back): from one message every 100 s to ten
+	// million a second, far past what one node publishes.
+	MinLoadRate = 0.01
+	MaxLoadRate = 10_000_000
+)
 
-// Validate reports a LoadRequest that a node with this body limit can't run.
+// Validate reports a LoadRequest that a node with this body limit can't
+// run, naming the field.
 func (r LoadRequest) Validate(maxBody int) error {
 	switch {
 	case r.Count < 1 || r.Count > MaxLoadCount:
 		return fmt.Errorf("count %d: want 1 to %d", r.Count, MaxLoadCount)
-	case r.Rate < 0:
-		return fmt.Errorf("rate %v: must not be negative", r.Rate)
+	case r.Rate != 0 && !(r.Rate >= MinLoadRate && r.Rate <= MaxLoadRate): // also catches NaN
+		return fmt.Errorf("rate %v: want 0 (back to back) or %v to %v messages/s", r.Rate, MinLoadRate, float64(MaxLoadRate))
 	case r.Size < 0 || r.Size > maxBody:
-		return fmt.Errorf("size %d: want 0 to %d", r.Size, maxBody)
+		return fmt.Errorf("size %d: want 0 to %d bytes", r.Size, maxBody)
 	}
 	return nil
 }

@@ -73,6 +73,10 @@ type Receipt struct {
 	Size int `json:"size"`
 	// Body is the message body; omitted from lists.
 	Body string `json:"body,omitempty"`
+	// BodyEvicted says the node no longer keeps the body: its receipt
+	// store keeps bodies within a byte budget, oldest dropped first, while
+	// the receipt itself stays.
+	BodyEvicted bool `json:"body_evicted,omitempty"`
 }
 
 // Peer is one link of a node.
@@ -101,11 +105,12 @@ type Health struct {
 
 // LoadRequest is the body of POST /load.
 type LoadRequest struct {
-	// Rate is messages per second; 0 publishes back to back.
+	// Rate is messages per second, MinLoadRate to MaxLoadRate; 0 publishes
+	// back to back.
 	Rate float64 `json:"rate"`
-	// Count is how many messages to publish.
+	// Count is how many messages to publish, 1 to MaxLoadCount.
 	Count int `json:"count"`
-	// Size is the body size in bytes.
+	// Size is the body size in bytes, 0 to the node's body limit.
 	Size int `json:"size"`
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/wire"
 )
 
 // BenchConfig tunes Bench. Start from DefaultBenchConfig.
@@ -32,7 +33,8 @@ type BenchConfig struct {
 	// node before the next goes out anyway (it then counts as Late).
 	// Default 1 s.
 	Wait time.Duration
-	// Size is the message body size in bytes. Default 64.
+	// Size is the message body size in bytes, at most the nodes' body
+	// limit (wire.DefaultMaxBody). Default 64.
 	Size int
 	// Step is how long each rate of the throughput search runs. Default 2 s.
 	Step time.Duration
@@ -80,8 +82,8 @@ func (c BenchConfig) Validate() error {
 		return fmt.Errorf("bench: gap must not be negative, got %v", c.Gap)
 	case c.Wait <= 0:
 		return fmt.Errorf("bench: wait must be positive, got %v", c.Wait)
-	case c.Size < 0:
-		return fmt.Errorf("bench: size must not be negative, got %d", c.Size)
+	case c.Size < 0 || c.Size > wire.DefaultMaxBody:
+		return fmt.Errorf("bench: size must be 0 to %d bytes (the nodes' body limit), got %d", wire.DefaultMaxBody, c.Size)
 	case c.Step < 100*time.Millisecond:
 		return fmt.Errorf("bench: step must be at least 100ms, got %v", c.Step)
 	case c.StartRate <= 0 || c.MaxRate < c.StartRate:

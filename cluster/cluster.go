@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/node"
 )
 
 // Cluster is a mesh of node processes that this process launched and
@@ -35,6 +36,14 @@ type Cluster struct {
 	clients []*api.Client
 	started bool
 	stopped bool
+
+	// The tracked state file (TrackState). stateMu is taken before mu,
+	// never after.
+	stateMu      sync.Mutex
+	statePath    string
+	statePID     int
+	stateStarted time.Time
+	stateErr     error // the last write's
 }
 
 // proc is one node slot: its listeners and log outlive the process, so a
@@ -46,27 +55,22 @@ type proc struct {
 	gossipAddr string
 	httpURL    string
 	logPath    string
+	log        *logFile // the child's stdout and stderr, capped
 
 	// Guarded by Cluster.mu.
 	cmd     *exec.Cmd
 	pid     int
 	start   uint64        // /proc start time of pid
+	exe     string        // /proc executable of pid
+	hold    *holder       // answers on the listeners while no process runs
 	done    chan struct{} // closed once the current process is reaped
+	reaped  bool          // the current process has been reaped
 	exitErr error
 	starts  int
 }
 
-func (p *proc) running() bool {
-	if p.done == nil {
-		return false
-	}
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+// running reports whether the slot's process runs. Cluster.mu is held.
+func (p *proc) running() bool { return p.done != nil && !p.reaped }
 
 // NodeInfo describes one node slot.
 type NodeInfo struct {
@@ -82,7 +86,10 @@ type NodeInfo struct {
 	Starts int
 	// ExitErr describes how the last process ended, if it did.
 	ExitErr string
-	// LogPath is the file that receives the node's stdout and stderr.
+	// Exe is the process's executable as /proc shows it.
+	Exe string
+	// LogPath is the file that receives the node's stdout and stderr; it
+	// is rotated to LogPath.1 at Config.LogMaxBytes.
 	LogPath string
 }
 
@@ -203,13 +210,21 @@ func (c *Cluster) bind(i int) (*proc, error) {
 		}
 		return nil, fmt.Errorf("cluster: node %d listener file: %w", i, err)
 	}
+	logPath := filepath.Join(c.logDir, fmt.Sprintf("node-%d.log", i))
+	log, err := openLogFile(logPath, c.cfg.LogMaxBytes)
+	if err != nil {
+		gf.Close()
+		hf.Close()
+		return nil, fmt.Errorf("cluster: node %d: %w", i, err)
+	}
 	return &proc{
 		index:      i,
 		gossipLn:   gf,
 		httpLn:     hf,
 		gossipAddr: gl.Addr().String(),
 		httpURL:    "http://" + hl.Addr().String(),
-		logPath:    filepath.Join(c.logDir, fmt.Sprintf("node-%d.log", i)),
+		logPath:    logPath,
+		log:        log,
 	}, nil
 }
 
@@ -233,6 +248,23 @@ func (c *Cluster) nodeArgs(i int) []string {
 		}
 		args = append(args, "--candidates", strings.Join(addrs, ","), "--peers", strconv.Itoa(len(chosen)))
 	}
+	// Every node of a local mesh is on 127.0.0.1, and `up` allows up to
+	// nodes-1 peers each: raise the node's link caps when its topology needs
+	// more than the defaults, with room for one standby per inbound peer
+	// (a restarted peer that reconnects before its old link is gone).
+	inbound := 0
+	for _, cs := range c.topo.Chosen {
+		if slices.Contains(cs, i) {
+			inbound++
+		}
+	}
+	def := node.DefaultConfig()
+	if need := len(c.topo.Chosen[i]) + 2*inbound; need > def.MaxPeers {
+		args = append(args, "--max-peers", strconv.Itoa(need))
+	}
+	if need := 2 * inbound; need > def.MaxInboundPerIP {
+		args = append(args, "--max-inbound-per-ip", strconv.Itoa(need))
+	}
 	if c.cfg.LogLevel != "" {
 		args = append(args, "--log-level", c.cfg.LogLevel)
 	}
@@ -247,16 +279,19 @@ func (c *Cluster) nodeArgs(i int) []string {
 
 // spawnLocked starts a process in slot p. c.mu is held.
 func (c *Cluster) spawnLocked(p *proc) error {
-	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("cluster: node %d log: %w", p.index, err)
+	// The launcher stops answering on the slot's listeners first, so that
+	// the child alone accepts on them.
+	if p.hold != nil {
+		p.hold.release()
+		p.hold = nil
 	}
-	defer logf.Close() // the child has its own copy
 	cmd := exec.Command(c.cfg.Binary, c.nodeArgs(p.index)...)
 	cmd.ExtraFiles = []*os.File{p.gossipLn, p.httpLn}
-	// An *os.File goes to the child as is: no copying goroutine in the
-	// launcher, however much the node logs.
-	cmd.Stdout, cmd.Stderr = logf, logf
+	// The child writes into a pipe that a goroutine of exec copies into
+	// the capped log (one pipe for both, since they are the same writer);
+	// Wait returns once the copy has drained, so a crashed node's last
+	// lines are in the file before checkExited quotes them.
+	cmd.Stdout, cmd.Stderr = p.log, p.log
 	cmd.Env = os.Environ()
 	if c.cfg.GOMAXPROCS > 0 {
 		cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(c.cfg.GOMAXPROCS))
@@ -270,11 +305,16 @@ func (c *Cluster) spawnLocked(p *proc) error {
 	started := make(chan error, 1)
 	go func() { started <- cmd.Start() }()
 	if err := <-started; err != nil {
+		if p.done != nil && !c.stopped {
+			p.hold, _ = holdSlot(p) // a slot left empty answers again
+		}
 		return fmt.Errorf("cluster: starting node %d: %w", p.index, err)
 	}
 	done := make(chan struct{})
-	p.cmd, p.pid, p.done, p.exitErr = cmd, cmd.Process.Pid, done, nil
+	p.cmd, p.pid, p.done, p.exitErr, p.reaped = cmd, cmd.Process.Pid, done, nil, false
 	p.start, _, _ = ProcStart(p.pid)
+	// Start returns once the child has exec'd, so this is the node binary.
+	p.exe, _ = ProcExe(p.pid)
 	p.starts++
 	go c.reap(p, cmd, done)
 	return nil
@@ -284,11 +324,21 @@ func (c *Cluster) spawnLocked(p *proc) error {
 func (c *Cluster) reap(p *proc, cmd *exec.Cmd, done chan struct{}) {
 	err := cmd.Wait()
 	c.mu.Lock()
-	if p.cmd == cmd {
-		p.exitErr = err
+	current := p.cmd == cmd
+	if current {
+		p.exitErr, p.reaped = err, true
 	}
 	stopping := c.stopped
+	if current && !stopping && p.hold == nil {
+		// Without this, the listeners that the launcher keeps for a
+		// restart accept connections that nothing ever answers.
+		p.hold, _ = holdSlot(p)
+	}
 	c.mu.Unlock()
+	// The state file says so before anyone waiting on done (Kill) goes on.
+	if current && !stopping {
+		_ = c.writeTrackedState()
+	}
 	close(done)
 	if c.cfg.OnExit != nil {
 		if stopping && isSignal(err, syscall.SIGTERM) {
@@ -441,6 +491,7 @@ func (c *Cluster) Nodes() []NodeInfo {
 			Chosen:   slices.Clone(c.topo.Chosen[i]),
 			Running:  p.running(),
 			Starts:   p.starts,
+			Exe:      p.exe,
 			LogPath:  p.logPath,
 		}
 		if p.exitErr != nil {
@@ -514,6 +565,9 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 	if err != nil {
 		return err
 	}
+	if err := c.writeTrackedState(); err != nil {
+		return fmt.Errorf("cluster: node %d restarted: %w", i, err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
 	defer cancel()
 	return c.WaitReady(ctx)
@@ -534,13 +588,21 @@ func (c *Cluster) Stop() error {
 		done chan struct{}
 	}
 	var vs []victim
+	var holds []*holder
 	for _, p := range c.procs {
 		if p.running() {
 			vs = append(vs, victim{p.cmd, p.done})
 		}
+		if p.hold != nil {
+			holds, p.hold = append(holds, p.hold), nil
+		}
 	}
 	procs := c.procs
 	c.mu.Unlock()
+	for _, h := range holds {
+		h.release()
+	}
+	stateErr := c.untrackState()
 
 	for _, v := range vs {
 		_ = v.cmd.Process.Signal(syscall.SIGTERM)
@@ -567,9 +629,9 @@ func (c *Cluster) Stop() error {
 		killed = append(killed, v.cmd.Process.Pid)
 		<-v.done
 	}
-	var errs []error
+	errs := []error{stateErr}
 	for _, p := range procs {
-		errs = append(errs, p.gossipLn.Close(), p.httpLn.Close())
+		errs = append(errs, p.gossipLn.Close(), p.httpLn.Close(), p.log.Close())
 	}
 	if c.tempLogs {
 		errs = append(errs, os.RemoveAll(c.logDir))

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -28,7 +29,7 @@ func TestTopologyDeterministicAndWellFormed(t *testing.T) {
 			}
 			ids[a.IDs[i].String()] = true
 			c := a.Chosen[i]
-			if len(c) != min(tc.peers, tc.n-1) {
+			if len(c) != min(tc.peers, tc.n-1) && len(a.Added) == 0 {
 				t.Errorf("n=%d peers=%d: node %d chose %d peers", tc.n, tc.peers, i, len(c))
 			}
 			if !slices.IsSorted(c) || len(slices.Compact(slices.Clone(c))) != len(c) || slices.Contains(c, i) {
@@ -41,6 +42,53 @@ func TestTopologyDeterministicAndWellFormed(t *testing.T) {
 	}
 	if reflect.DeepEqual(NewTopology(10, 3, 1).Chosen, NewTopology(10, 3, 2).Chosen) {
 		t.Error("seeds 1 and 2 gave the same topology")
+	}
+}
+
+// TestTopologyAlwaysConnected: the launcher never launches a disconnected
+// mesh. Seeds 1, 6, 9 and 11 at 10 nodes and 1 peer each drew one before.
+func TestTopologyAlwaysConnected(t *testing.T) {
+	for _, n := range []int{1, 2, 3, 4, 5, 7, 10, 16, 25, 50, 100} {
+		for peers := 1; peers <= 3; peers++ {
+			for seed := uint64(1); seed <= 100; seed++ {
+				a := NewTopology(n, peers, seed)
+				if !a.Graph().Connected() {
+					t.Fatalf("n=%d peers=%d seed=%d: disconnected topology %v", n, peers, seed, a.Chosen)
+				}
+				if b := NewTopology(n, peers, seed); !reflect.DeepEqual(a, b) {
+					t.Fatalf("n=%d peers=%d seed=%d: two draws differ", n, peers, seed)
+				}
+				for i, c := range a.Chosen {
+					if len(c) < min(peers, n-1) || !slices.IsSorted(c) || slices.Contains(c, i) || len(slices.Compact(slices.Clone(c))) != len(c) {
+						t.Fatalf("n=%d peers=%d seed=%d: node %d chose %v", n, peers, seed, i, c)
+					}
+				}
+				if (a.Redraws > 0 || len(a.Added) > 0) != (a.Note() != "") {
+					t.Errorf("n=%d peers=%d seed=%d: redraws %d, added %v, note %q", n, peers, seed, a.Redraws, a.Added, a.Note())
+				}
+			}
+		}
+	}
+	for _, seed := range []uint64{1, 6, 9, 11} {
+		if a := NewTopology(10, 1, seed); a.Redraws == 0 && len(a.Added) == 0 {
+			t.Errorf("seed %d at 10 nodes, 1 peer: expected a redraw, got %v", seed, a.Chosen)
+		}
+	}
+	// A connected first draw is kept as is: seeds keep their meshes.
+	if a := NewTopology(10, 3, 1); a.Redraws != 0 || len(a.Added) != 0 || !reflect.DeepEqual(a.Chosen, drawChosen(10, 3, 1)) {
+		t.Errorf("seed 1 at 10 nodes, 3 peers: not its first draw: %+v", a)
+	}
+}
+
+// TestTopologyJoinAddsFewestLinks: three components get exactly two links.
+func TestTopologyJoinAddsFewestLinks(t *testing.T) {
+	top := Topology{Chosen: [][]int{{1}, {0}, {3}, {2}, {5}, {4}}, IDs: make([]wire.NodeID, 6)}
+	added := top.join()
+	if want := [][2]int{{2, 0}, {4, 2}}; !reflect.DeepEqual(added, want) {
+		t.Fatalf("added %v, want %v", added, want)
+	}
+	if !top.Graph().Connected() {
+		t.Fatalf("still disconnected: %v", top.Chosen)
 	}
 }
 
@@ -143,7 +191,7 @@ func TestReportFromReceipts(t *testing.T) {
 		`"receipts":[{"index":0,"hop":0,"from":null,"latency_ms":0.1,"distance":0,"duplicates":0},` +
 		`{"index":1,"hop":1,"from":0,"latency_ms":0.3,"distance":1,"duplicates":1},` +
 		`{"index":2,"hop":3,"from":1,"latency_ms":0.9,"distance":1,"duplicates":2}],` +
-		`"id":"abc","publisher":0,"missing":[3]}`
+		`"id":"abc","publisher":0,"missing":[3],"distances":[0,1,1,2],"seed":0}`
 	if string(b) != wantJSON {
 		t.Errorf("JSON\n got %s\nwant %s", b, wantJSON)
 	}
@@ -209,6 +257,8 @@ func TestConfigValidate(t *testing.T) {
 		"log level":      func(c *Config) { c.LogLevel = "loud" },
 		"gomaxprocs":     func(c *Config) { c.GOMAXPROCS = -1 },
 		"stop timeout":   func(c *Config) { c.StopTimeout = 0 },
+		"log cap":        func(c *Config) { c.LogMaxBytes = 100 },
+		"too many nodes": func(c *Config) { c.Nodes = MaxNodes + 1 },
 	} {
 		c := DefaultConfig()
 		mod(&c)
@@ -272,4 +322,81 @@ func TestCalmSysmonKeepsTheUsersGODEBUG(t *testing.T) {
 			t.Errorf("calmSysmon(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// TestLogFileRotatesAtTheCap: no file ever exceeds the cap, one rotated
+// file is kept, and the two together hold the newest output in order.
+func TestLogFileRotatesAtTheCap(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "node-0.log")
+	const limit = 100
+	l, err := openLogFile(path, limit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var all []byte
+	for k := range 50 {
+		line := []byte(strings.Repeat(string(rune('a'+k%26)), k%40) + "\n")
+		if n, err := l.Write(line); n != len(line) || err != nil {
+			t.Fatalf("write %d: %d, %v", k, n, err)
+		}
+		all = append(all, line...)
+		for _, p := range []string{path, path + ".1"} {
+			if st, err := os.Stat(p); err == nil && st.Size() > limit {
+				t.Fatalf("after write %d: %s is %d bytes, over %d", k, p, st.Size(), limit)
+			}
+		}
+	}
+	big := []byte(strings.Repeat("x", 3*limit+7)) // larger than the cap: split
+	l.Write(big)
+	all = append(all, big...)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cur, _ := os.ReadFile(path)
+	old, err := os.ReadFile(path + ".1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cur) > limit || len(old) > limit {
+		t.Fatalf("sizes %d and %d, cap %d", len(cur), len(old), limit)
+	}
+	if got := string(old) + string(cur); !strings.HasSuffix(string(all), got) {
+		t.Errorf("rotated + current = %q, not the end of what was written", got)
+	}
+	if n, err := l.Write([]byte("after close\n")); n != 12 || err != nil {
+		t.Errorf("write after close: %d, %v; want it dropped silently", n, err)
+	}
+}
+
+func TestDefaultLogDirFollowsTheStateFile(t *testing.T) {
+	for in, want := range map[string]string{
+		".mesh/cluster.json": ".mesh/cluster.logs",
+		".mesh/other.json":   ".mesh/other.logs",
+		"/tmp/x/state":       "/tmp/x/state.logs",
+		".mesh/.hidden":      ".mesh/.hidden.logs",
+	} {
+		if got := DefaultLogDir(in); got != want {
+			t.Errorf("DefaultLogDir(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestLockStateAdmitsOne(t *testing.T) {
+	state := filepath.Join(t.TempDir(), "sub", "cluster.json")
+	a, err := LockState(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := LockState(state); !errors.Is(err, ErrLocked) {
+		b.Close()
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := LockState(state)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	b.Close()
 }

@@ -75,6 +75,12 @@ type Config struct {
 	// LogDir, if set, receives node-<index>.log with each node's stdout and
 	// stderr. Empty: a temporary directory that Stop removes.
 	LogDir string
+	// LogMaxBytes caps each node's log file: a write that would take
+	// node-<index>.log past it first renames the file to node-<index>.log.1
+	// (replacing the older one) and starts a new one, so a node's logs take
+	// at most twice this much disk however much it logs. Default
+	// DefaultLogMaxBytes (32 MiB); at least 4 KiB.
+	LogMaxBytes int64
 	// Host is the address every listener binds. Default 127.0.0.1.
 	Host string
 	// HTTPPortOffset puts a node's HTTP listener on its gossip port plus this
@@ -104,6 +110,7 @@ func DefaultConfig() Config {
 		Strategy:       gossip.Flood,
 		Fanout:         8,
 		LogFormat:      "text",
+		LogMaxBytes:    DefaultLogMaxBytes,
 		Host:           "127.0.0.1",
 		HTTPPortOffset: 1000,
 		StartTimeout:   20 * time.Second,
@@ -137,6 +144,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster: GOMAXPROCS must not be negative, got %d", c.GOMAXPROCS)
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("cluster: log format must be text or json, got %q", c.LogFormat)
+	case c.LogMaxBytes < minLogMaxBytes:
+		return fmt.Errorf("cluster: log max bytes must be at least %d, got %d", minLogMaxBytes, c.LogMaxBytes)
 	case c.Host == "":
 		return errors.New("cluster: host must be set")
 	case c.StartTimeout <= 0:

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -31,11 +32,14 @@ type Mesh struct {
 }
 
 // NewHTTPClient returns the HTTP client a Mesh uses: its own transport with
-// enough idle connections for one request per node at once, and no proxy
-// (the nodes are local).
+// enough idle connections for one request per node at once, no proxy (the
+// nodes are local) and a bounded connect (api.DialTimeout). A whole call is
+// bounded by its context, or by api.DefaultTimeout when that has none: an
+// overall http.Client.Timeout would cut the long-polling receipt waits.
 func NewHTTPClient() *http.Client {
 	return &http.Client{Transport: &http.Transport{
 		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: api.DialTimeout}).DialContext,
 		MaxIdleConns:        4 * MaxNodes,
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,

@@ -20,5 +20,18 @@ func ProcStart(pid int) (start uint64, running bool, err error) { return 0, fals
 // Alive is Linux-only; elsewhere it reports false.
 func Alive(pid int, start uint64) bool { return false }
 
+// ProcExe is Linux-only.
+func ProcExe(pid int) (string, error) { return "", errNoProc }
+
+// ProcArgs is Linux-only.
+func ProcArgs(pid int) ([]string, error) { return nil, errNoProc }
+
+// Identify is Linux-only: elsewhere nothing can be proven, so nothing is
+// signalled.
+func Identify(pid int, start uint64, exe, sub string) error { return errNoProc }
+
+// SignalProven is Linux-only (see Identify).
+func SignalProven(pid int, start uint64, exe, sub string, sig syscall.Signal) error { return errNoProc }
+
 // RSS is Linux-only.
 func RSS(pid int) (int64, error) { return 0, errNoProc }

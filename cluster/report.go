@@ -42,6 +42,14 @@ type Report struct {
 	// Graph is the topology observed just before the publish, the one
 	// the distances come from.
 	Graph Graph
+	// Distances holds every node's shortest-path distance from the
+	// publisher in Graph, by index, reached or not; -1 where there is no
+	// path. A node that missed the message keeps its distance here.
+	Distances []int
+	// Seed is the seed of the mesh (and, for `mesh demo`, of its
+	// publishers), so that a report names the run that repeats it. The
+	// caller sets it: the nodes do not know it.
+	Seed uint64
 }
 
 // NodeReceipt is one node's receipt of the message.
@@ -114,11 +122,17 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		ID         string    `json:"id"`
 		Publisher  int       `json:"publisher"`
 		Missing    []int     `json:"missing"`
+		Distances  []int     `json:"distances"`
+		Seed       uint64    `json:"seed"`
 	}
 	out := report{
 		Nodes: r.Nodes, Reached: r.Reached, TimeToLast: Millis(r.TimeToLast),
 		Hops: r.Hops, Duplicates: r.Duplicates, Receipts: []receipt{},
 		ID: r.ID, Publisher: r.Publisher, Missing: r.Missing,
+		Distances: r.Distances, Seed: r.Seed,
+	}
+	if out.Distances == nil {
+		out.Distances = []int{}
 	}
 	if out.Hops == nil {
 		out.Hops = Histogram{}
@@ -247,7 +261,7 @@ func (m *Mesh) Propagate(ctx context.Context, publisher int, body string, opt Pr
 // reached) and the observed topology.
 func (m *Mesh) newReport(id string, publisher int, t0 time.Time, rcs []*api.Receipt, g Graph) Report {
 	dist := g.Distances(publisher)
-	r := Report{ID: id, Publisher: publisher, Nodes: m.Len(), PublishedAt: t0, Hops: Histogram{}, Graph: g}
+	r := Report{ID: id, Publisher: publisher, Nodes: m.Len(), PublishedAt: t0, Hops: Histogram{}, Graph: g, Distances: dist}
 	for i, rc := range rcs {
 		if rc == nil {
 			r.Missing = append(r.Missing, i)
@@ -273,3 +287,106 @@ func (m *Mesh) newReport(id string, publisher int, t0 time.Time, rcs []*api.Rece
 	}
 	return r
 }
+
+// Summary sums up a run of several messages: how long they took to reach
+// every node, and how closely hop counts followed the shortest paths.
+type Summary struct {
+	// Messages counts the reports summed up; Complete those that reached
+	// every node.
+	Messages, Complete int
+	// TimeToLastP50 and TimeToLastP99 are percentiles of the time from the
+	// POST to the last node, over the complete messages only (an
+	// incomplete one has no last node). Zero when none was complete.
+	TimeToLastP50, TimeToLastP99 time.Duration
+	// Receipts counts the first receipts at nodes other than the
+	// publisher, over all messages.
+	Receipts int
+	// MeanHop and MeanDistance average the hop and the shortest-path
+	// distance over those receipts.
+	MeanHop, MeanDistance float64
+	// HopIsDistance is the share of those receipts whose hop equals the
+	// node's distance: the copy that came first took a shortest path.
+	HopIsDistance float64
+	// Neighbours counts the publisher's direct neighbours (distance 1),
+	// reached or not, over all messages; NeighboursAtHop1 is the share of
+	// them that received the message at hop 1, straight from the
+	// publisher.
+	Neighbours       int
+	NeighboursAtHop1 float64
+}
+
+// Summarize sums up reports. The shares are 0 when there is nothing to
+// count.
+func Summarize(rs []Report) Summary {
+	s := Summary{Messages: len(rs)}
+	var lasts []time.Duration
+	var hops, dists, exact, neighbours, direct int
+	for _, r := range rs {
+		if r.Complete() {
+			s.Complete++
+			lasts = append(lasts, r.TimeToLast)
+		}
+		for _, d := range r.Distances {
+			if d == 1 {
+				neighbours++
+			}
+		}
+		for _, rc := range r.Receipts {
+			if rc.Index == r.Publisher {
+				continue
+			}
+			if rc.Distance == 1 && rc.Hop == 1 {
+				direct++
+			}
+			if rc.Distance < 0 {
+				continue // no path in the observed graph: nothing to compare
+			}
+			s.Receipts++
+			hops += rc.Hop
+			dists += rc.Distance
+			if rc.Hop == rc.Distance {
+				exact++
+			}
+		}
+	}
+	if len(lasts) > 0 {
+		slices.Sort(lasts)
+		s.TimeToLastP50, s.TimeToLastP99 = percentile(lasts, 0.50), percentile(lasts, 0.99)
+	}
+	if s.Receipts > 0 {
+		n := float64(s.Receipts)
+		s.MeanHop, s.MeanDistance, s.HopIsDistance = float64(hops)/n, float64(dists)/n, float64(exact)/n
+	}
+	s.Neighbours = neighbours
+	if neighbours > 0 {
+		s.NeighboursAtHop1 = float64(direct) / float64(neighbours)
+	}
+	return s
+}
+
+// MarshalJSON writes the summary line of `mesh demo --json --messages N`,
+// inside {"summary": ...}.
+func (s Summary) MarshalJSON() ([]byte, error) {
+	type pct struct {
+		P50 float64 `json:"p50"`
+		P99 float64 `json:"p99"`
+	}
+	return json.Marshal(struct {
+		Messages         int     `json:"messages"`
+		Complete         int     `json:"complete"`
+		TimeToLast       pct     `json:"time_to_last_ms"`
+		Receipts         int     `json:"receipts"`
+		MeanHop          float64 `json:"mean_hop"`
+		MeanDistance     float64 `json:"mean_distance"`
+		HopIsDistance    float64 `json:"hop_equals_distance"`
+		Neighbours       int     `json:"neighbours"`
+		NeighboursAtHop1 float64 `json:"neighbours_at_hop_1"`
+	}{
+		s.Messages, s.Complete, pct{Millis(s.TimeToLastP50), Millis(s.TimeToLastP99)},
+		s.Receipts, round4(s.MeanHop), round4(s.MeanDistance), round4(s.HopIsDistance),
+		s.Neighbours, round4(s.NeighboursAtHop1),
+	})
+}
+
+// round4 keeps four decimals: enough for a share, short enough to read.
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 
@@ -23,6 +24,12 @@ type Topology struct {
 	Seeds []uint64
 	// Chosen[i] lists, ascending, the nodes that node i dials.
 	Chosen [][]int
+	// Redraws counts the draws that came out disconnected and were drawn
+	// again from a seed derived from Seed (see NewTopology).
+	Redraws int
+	// Added lists the links, as (dialer, dialed), that NewTopology added to
+	// join the components of a graph that no draw connected.
+	Added [][2]int
 }
 
 // Salts keep the streams derived from one seed apart.
@@ -30,6 +37,8 @@ const (
 	saltID   = 0x6e6f64652d696430 // "node-id0"
 	saltSeed = 0x6e6f64652d736430 // "node-sd0"
 	saltPick = 0x7065657273303030 // "peers000"
+	// saltRedraw derives the seeds of the redraws of a disconnected graph.
+	saltRedraw = 0x7265647261773030 // "redraw00"
 )
 
 // mix is SplitMix64's finaliser over (seed, salt, i): a cheap, well-mixed,
@@ -41,8 +50,22 @@ func mix(seed, salt, i uint64) uint64 {
 	return z ^ (z >> 31)
 }
 
+// maxRedraws is how many times NewTopology redraws a disconnected graph
+// from derived seeds before it joins the components itself. With 2 or more
+// peers per node a redraw is rare (seed 1 at 10 nodes and 1 peer needs
+// one); with 1 peer per node, a large mesh is almost never connected by
+// chance, and the joining links are what makes it so.
+const maxRedraws = 64
+
 // NewTopology draws a topology of n nodes, each dialing peers others chosen
-// uniformly at random (capped at n-1).
+// uniformly at random (capped at n-1), and makes sure it is connected: a
+// launched mesh that cannot be connected only fails 20 s later with a
+// misleading "node not answering". A disconnected draw is redrawn from
+// seeds derived from seed (Redraws counts them); after maxRedraws, the
+// components are joined with the fewest links that connect them (Added).
+// Either way the result depends only on (n, peers, seed), and the node ids
+// and per-node seeds are those of seed itself. With peers < 1 and n > 1 no
+// graph is drawn at all; Config.Validate refuses that before it gets here.
 func NewTopology(n, peers int, seed uint64) Topology {
 	peers = min(peers, n-1)
 	t := Topology{
@@ -60,19 +83,85 @@ func NewTopology(n, peers int, seed uint64) Topology {
 		used[id] = true
 		t.IDs[i] = id
 		t.Seeds[i] = mix(seed, saltSeed, uint64(i))
-		rng := rand.New(rand.NewPCG(seed, mix(seed, saltPick, uint64(i))))
-		others := make([]int, 0, n-1)
+	}
+	if peers < 1 {
+		return t
+	}
+	pick := seed
+	for {
+		t.Chosen = drawChosen(n, peers, pick)
+		if t.Graph().Connected() || t.Redraws == maxRedraws {
+			break
+		}
+		t.Redraws++
+		pick = mix(seed, saltRedraw, uint64(t.Redraws))
+	}
+	t.Added = t.join()
+	return t
+}
+
+// drawChosen picks every node's peers from pick.
+func drawChosen(n, peers int, pick uint64) [][]int {
+	out := make([][]int, n)
+	others := make([]int, 0, n-1)
+	for i := range n {
+		rng := rand.New(rand.NewPCG(pick, mix(pick, saltPick, uint64(i))))
+		others = others[:0]
 		for j := range n {
 			if j != i {
 				others = append(others, j)
 			}
 		}
 		rng.Shuffle(len(others), func(a, b int) { others[a], others[b] = others[b], others[a] })
-		chosen := slices.Clone(others[:max(peers, 0)])
+		chosen := slices.Clone(others[:peers])
 		slices.Sort(chosen)
-		t.Chosen[i] = chosen
+		out[i] = chosen
 	}
-	return t
+	return out
+}
+
+// join connects the components of a disconnected topology with one link
+// per extra component, the fewest that can connect it: the lowest node of
+// each component after the first also dials the lowest node of the one
+// before it. It returns the links added, as (dialer, dialed).
+func (t *Topology) join() [][2]int {
+	g := t.Graph()
+	comp := make([]int, g.Len())
+	for i := range comp {
+		comp[i] = -1
+	}
+	var roots []int // lowest node of each component, ascending
+	for i := range comp {
+		if comp[i] >= 0 {
+			continue
+		}
+		for j, d := range g.Distances(i) {
+			if d >= 0 {
+				comp[j] = len(roots)
+			}
+		}
+		roots = append(roots, i)
+	}
+	var added [][2]int
+	for k := 1; k < len(roots); k++ {
+		a, b := roots[k], roots[k-1]
+		t.Chosen[a] = append(t.Chosen[a], b)
+		slices.Sort(t.Chosen[a])
+		added = append(added, [2]int{a, b})
+	}
+	return added
+}
+
+// Note says, for a person, whether the topology is not simply the seed's
+// first draw; "" when it is.
+func (t Topology) Note() string {
+	switch {
+	case len(t.Added) > 0:
+		return fmt.Sprintf("topology: seed %d drew no connected graph in %d tries; added %d link(s) %v to connect it", t.Seed, t.Redraws+1, len(t.Added), t.Added)
+	case t.Redraws > 0:
+		return fmt.Sprintf("topology: seed %d drew a disconnected graph; redrawn %d time(s) from seeds derived from it", t.Seed, t.Redraws)
+	}
+	return ""
 }
 
 // Len is the number of nodes.

@@ -21,7 +21,7 @@ var errStopped = errors.New("node: stopped")
 
 // publishBodies runs one publish request through the loop.
 func (n *Node) publishBodies(ctx context.Context, bodies [][]byte) (*pubRequest, error) {
-	r := &pubRequest{bodies: bodies, done: make(chan struct{})}
+	r := &pubRequest{ctx: ctx, bodies: bodies, done: make(chan struct{})}
 	select {
 	case n.pubs <- r:
 	case <-ctx.Done():

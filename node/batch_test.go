@@ -37,9 +37,9 @@ func TestBatchTakesLowestHopFirst(t *testing.T) {
 	other.Seq, other.Hop = 2, 3
 	other.ID = wire.ComputeMsgID(other.Origin, other.Seq, other.Body)
 
-	n.inbox <- inbound{from: &peer{id: 9}, msg: direct}
-	n.inbox <- inbound{from: &peer{id: 4}, msg: other}
-	n.receiveBatch(inbound{from: &peer{id: 3}, msg: relayed})
+	n.inbox <- inbound{from: &peer{id: 9}, msg: direct, at: time.Now().UnixNano()}
+	n.inbox <- inbound{from: &peer{id: 4}, msg: other, at: time.Now().UnixNano()}
+	n.receiveBatch(inbound{from: &peer{id: 3}, msg: relayed, at: time.Now().UnixNano()})
 
 	rc, ok := n.Receipt(context.Background(), msg.ID.String(), 0)
 	if !ok {
@@ -92,7 +92,7 @@ func TestBatchLetsLateCopiesIn(t *testing.T) {
 		close(parked)
 		var b [1]byte
 		if _, err := r.Read(b[:]); err == nil {
-			n.inbox <- inbound{from: &peer{id: 9}, msg: direct}
+			n.inbox <- inbound{from: &peer{id: 9}, msg: direct, at: time.Now().UnixNano()}
 		}
 	}()
 	<-parked
@@ -100,7 +100,7 @@ func TestBatchLetsLateCopiesIn(t *testing.T) {
 	if _, err := w.Write([]byte{1}); err != nil {
 		t.Fatal(err)
 	}
-	n.receiveBatch(inbound{from: &peer{id: 3}, msg: relayed})
+	n.receiveBatch(inbound{from: &peer{id: 3}, msg: relayed, at: time.Now().UnixNano()})
 
 	rc, ok := n.Receipt(context.Background(), msg.ID.String(), 0)
 	if !ok {

@@ -54,22 +54,66 @@ type Config struct {
 	Gossip gossip.Config
 
 	// Receipts bounds the receipt store in entries; the oldest receipt is
-	// forgotten first. Default 65,536: about 13 s of traffic at the
-	// 5,000 msgs/s a node sees in a 50,000 deliveries/s mesh of 10.
+	// forgotten first. A receipt without its body costs about 150 bytes
+	// (ring slot and index entry), so the default of 65,536 costs about
+	// 10 MiB: some 13 s of traffic at the 5,000 msgs/s a node sees in a
+	// 50,000 deliveries/s mesh of 10.
 	Receipts int
-	// ReceiptBytes bounds the bodies the receipt store keeps, in bytes, so
-	// that 65,536 receipts of 1 MiB bodies cannot take 64 GiB. Default
-	// 64 MiB.
-	ReceiptBytes int
-	// SendQueue is each peer's send queue in frames. A full queue drops the
-	// frame (counted) instead of blocking the node. Default 8,192: a
-	// second and a half of traffic at 5,000 msgs/s, far more than a
-	// healthy peer ever lags.
+	// SendQueue bounds each peer's send queue in frames, besides its bytes
+	// (PeerSendQueueBytes). The queue grows on demand, so an idle peer
+	// costs nothing. Default 8,192: a second and a half of traffic at
+	// 5,000 msgs/s, far more than a healthy peer ever lags.
 	SendQueue int
 	// InboxSize is the queue between connection readers and the node loop,
-	// in frames. A full inbox makes readers wait, which pushes back on the
-	// senders through TCP. Default 4,096.
+	// in frames, besides its bytes (InboxBytes). A full inbox makes
+	// readers wait, which pushes back on the senders through TCP. Default
+	// 4,096.
 	InboxSize int
+
+	// Memory budget. Every queue and store that a peer or a client can
+	// fill is bounded in bytes; the shares below add up to less than
+	// MemoryBudget, and what is left covers what is bounded by count
+	// (receipts, seen-cache, connection buffers) and the Go runtime. A
+	// share left at zero is derived from MemoryBudget.
+
+	// MemoryBudget is the memory one node may use, in bytes. The node
+	// process sets the Go runtime's soft memory limit to 7/8 of it (unless
+	// GOMEMLIMIT is set; see SetProcessMemoryLimit), so garbage cannot
+	// double the heap. Default 256 MiB.
+	MemoryBudget int64
+	// InboxBytes bounds the frames read from peers and not yet handled by
+	// the node loop, over all connections. A reader reserves a frame's
+	// size as soon as its length prefix is read, before it reads or
+	// allocates the payload; when the budget is spent it stops reading
+	// (TCP pushes back on the sender) until the loop has handled earlier
+	// frames. A quarter is kept for frames of up to 64 KiB, so that peers
+	// that start large frames and never finish them cannot hold up every
+	// other peer's small ones, and links that have not yet delivered a
+	// message share at most half of each part; the other three quarters
+	// must hold one maximal frame. Default MemoryBudget/8 (32 MiB).
+	InboxBytes int64
+	// SendQueueBytes bounds the frames queued to all peers together.
+	// Frames are shared between peers but each queued copy counts, so this
+	// over-counts, never under-counts. A forwarded frame that does not fit
+	// is dropped and counted. Default MemoryBudget/4 (64 MiB).
+	SendQueueBytes int64
+	// PeerSendQueueBytes bounds one peer's send queue. Own publishes pause
+	// while any peer's queue is above half of it (or the total above half
+	// of SendQueueBytes), so the node drops none of its own messages for a
+	// peer that keeps up; it must hold at least two maximal frames for
+	// that. A pause lasts at most MaxQueueDelay: a queue still above the
+	// mark is then passed over until it drains. Default MemoryBudget/16
+	// (16 MiB).
+	PeerSendQueueBytes int64
+	// ReceiptBytes bounds the message bodies the receipt store keeps. When
+	// it is spent the oldest bodies go first and their receipts stay,
+	// marked body_evicted. Default MemoryBudget/4 (64 MiB).
+	ReceiptBytes int64
+	// MaxQueueDelay is how long a frame may wait in the inbox or in a
+	// send queue: an older one is dropped and counted as stale. It bounds
+	// how long after its first copy another copy of a message can still
+	// reach the core. Default 1 s.
+	MaxQueueDelay time.Duration
 
 	// HandshakeTimeout bounds the time from connect to the peer's hello; a
 	// connection that never speaks is closed after it. Default 5 s.
@@ -92,6 +136,33 @@ type Config struct {
 	BackoffMin time.Duration
 	BackoffMax time.Duration
 
+	// Link caps: what a node holds for others, whatever they claim to be.
+	// A refused connection is closed, counted in rejected_total and logged;
+	// a live link is never evicted to make room.
+
+	// MaxPeers caps the node's links, live ones and duplicates held in
+	// standby together. The node's own dials (Peers) are always allowed:
+	// inbound links get what is left, MaxPeers minus the candidates it
+	// dials. With the defaults a link costs about 140 KiB before anything
+	// is queued on it (a 64 KiB read buffer, a 64 KiB write buffer and two
+	// goroutines; the send queue grows on demand, within its byte budget),
+	// so the default of 128 bounds that part of a node's memory at about
+	// 18 MiB.
+	MaxPeers int
+	// MaxInboundPerIP caps the inbound links (live and standby) from one
+	// source IP, so a single host cannot take every inbound slot. Every
+	// node of a local mesh is on 127.0.0.1: the default of 64 is far above
+	// what a node of a 1,000-node local mesh with 3 peers each receives
+	// (its in-degree, about 3 on average and rarely above 12); `mesh up`
+	// raises it, and MaxPeers, for denser meshes.
+	MaxInboundPerIP int
+	// LogRate bounds how many lines per second the node logs for each
+	// distinct message (and level); the rest are counted and reported in
+	// one "suppressed similar log lines" line when the second is over, so a
+	// flood of bad connections cannot flood the log. The receipt lines
+	// ("delivered", "published") are never limited. Default 10.
+	LogRate int
+
 	// Logger receives one line per first receipt and per published message,
 	// and a warning per misbehaving peer. Default: discard.
 	Logger *slog.Logger
@@ -105,18 +176,25 @@ func DefaultConfig() Config {
 		Peers:            3,
 		Gossip:           gossip.DefaultConfig(),
 		Receipts:         65_536,
-		ReceiptBytes:     64 << 20,
 		SendQueue:        8_192,
 		InboxSize:        4_096,
+		MemoryBudget:     DefaultMemoryBudget,
+		MaxQueueDelay:    time.Second,
 		HandshakeTimeout: 5 * time.Second,
 		MaxHandshakes:    64,
 		StallTimeout:     10 * time.Second,
 		DialTimeout:      3 * time.Second,
 		BackoffMin:       50 * time.Millisecond,
 		BackoffMax:       5 * time.Second,
+		MaxPeers:         128,
+		MaxInboundPerIP:  64,
+		LogRate:          10,
 		Logger:           slog.New(slog.DiscardHandler),
 	}
 }
+
+// DefaultMemoryBudget is the default Config.MemoryBudget: 256 MiB.
+const DefaultMemoryBudget = 256 << 20
 
 // MaxFrame is the frame limit that goes with the configured body limit.
 func (c Config) MaxFrame() int { return c.Gossip.MaxBody + wire.FrameOverhead }
@@ -137,8 +215,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: peers must not be negative, got %d", c.Peers)
 	case c.Receipts < 1:
 		return fmt.Errorf("node: receipts must be at least 1, got %d", c.Receipts)
-	case c.ReceiptBytes < 0:
-		return fmt.Errorf("node: receipt bytes must not be negative, got %d", c.ReceiptBytes)
 	case c.SendQueue < 1:
 		return fmt.Errorf("node: send queue must be at least 1, got %d", c.SendQueue)
 	case c.InboxSize < 1:
@@ -153,8 +229,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: dial timeout must be positive, got %v", c.DialTimeout)
 	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
 		return fmt.Errorf("node: backoff must satisfy 0 < min <= max, got %v..%v", c.BackoffMin, c.BackoffMax)
+	case c.MaxPeers < 1:
+		return fmt.Errorf("node: max peers must be at least 1, got %d", c.MaxPeers)
+	case c.Peers > c.MaxPeers:
+		return fmt.Errorf("node: peers %d exceeds max peers %d", c.Peers, c.MaxPeers)
+	case c.MaxInboundPerIP < 1:
+		return fmt.Errorf("node: max inbound per IP must be at least 1, got %d", c.MaxInboundPerIP)
+	case c.LogRate < 1:
+		return fmt.Errorf("node: log rate must be at least 1 line per second, got %d", c.LogRate)
 	case c.MaxFrame() > 1<<31:
 		return fmt.Errorf("node: max body %d is too large for a frame", c.Gossip.MaxBody)
 	}
-	return nil
+	return c.validateBudget()
 }

@@ -20,36 +20,56 @@ const (
 var _ api.EventSource = (*Node)(nil)
 
 // subscribers fans events out to live subscribers without ever waiting: a
-// subscriber whose buffer is full loses the event, and the loss is counted.
-// The list is copy-on-write so the loop reads it without a lock, and the
-// loop builds no event at all while nobody listens.
+// subscriber whose buffer is full loses the event, and the loss is counted;
+// one whose buffer stays full for subscriberPatience is cut off (its
+// channel closed), so a client that never reads stops costing the loop
+// anything. Each event costs O(1) per subscriber. The list is copy-on-write
+// so the loop reads it without a lock, and the loop builds no event at all
+// while nobody listens.
 type subscribers struct {
 	mu      sync.Mutex
 	stopped bool // closeAll ran: new subscriptions start closed
 	list    atomic.Pointer[[]*subscriber]
 }
 
+// subscriberPatience is how long a subscriber's buffer may stay full, by
+// the loop's clock, before the subscriber is cut off: long enough for a
+// reader that is only busy for a moment, short enough that a stuck one
+// costs the node a second of work per event at most.
+const subscriberPatience = time.Second
+
 type subscriber struct {
-	mu      sync.Mutex // orders sends against close
-	closed  bool
-	ch      chan api.Event
-	dropped atomic.Uint64
+	mu        sync.Mutex // orders sends against close
+	closed    bool
+	ch        chan api.Event
+	fullSince int64 // loop clock of the first drop in a row; 0 while keeping up
+	dropped   atomic.Uint64
 }
 
-// send delivers e unless the buffer is full or the subscription ended.
-func (s *subscriber) send(e api.Event) bool {
+// send delivers e unless the buffer is full or the subscription ended. It
+// reports whether e was dropped, and whether that cut the subscriber off:
+// its buffer has been full since at least subscriberPatience before now.
+func (s *subscriber) send(e api.Event, now int64) (dropped, cut bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return true
+		return false, false
 	}
 	select {
 	case s.ch <- e:
-		return true
+		s.fullSince = 0
+		return false, false
 	default:
-		s.dropped.Add(1)
-		return false
 	}
+	s.dropped.Add(1)
+	if s.fullSince == 0 {
+		s.fullSince = now
+	} else if now-s.fullSince >= int64(subscriberPatience) {
+		s.closed = true
+		close(s.ch)
+		return true, true
+	}
+	return true, false
 }
 
 func (s *subscriber) close() {
@@ -80,8 +100,14 @@ func (n *Node) event(kind string, m *wire.Message, from wire.NodeID, now int64) 
 		e.From = from.String()
 	}
 	for _, sub := range *l {
-		if !sub.send(e) {
+		dropped, cut := sub.send(e, now)
+		if dropped {
 			n.m.eventsDropped.Inc()
+		}
+		if cut {
+			// Rare: a lock and a copy of the list, once per stuck subscriber.
+			n.subs.remove(sub)
+			n.log.Info("events: subscriber cut off: its buffer stayed full", "for", subscriberPatience, "dropped", sub.dropped.Load())
 		}
 	}
 }
@@ -135,7 +161,8 @@ func (s *subscribers) closeAll() {
 // function that ends the subscription and closes the channel. Events that
 // do not fit in buffer are dropped and counted in
 // gossipmesh_events_dropped_total: a slow subscriber never slows the node.
-// The channel also closes when the node stops.
+// The channel also closes when the node stops, and when its buffer has
+// stayed full for a second (the subscriber is cut off).
 func (n *Node) Subscribe(buffer int) (<-chan api.Event, func()) {
 	sub := &subscriber{ch: make(chan api.Event, max(buffer, 0))}
 	n.subs.add(sub)

@@ -2,9 +2,16 @@ package node_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
+	"strings"
 	"testing"
+	"time"
 
 	"gossipmesh/node"
+	"gossipmesh/transport/memnet"
+	"gossipmesh/transport/tcp"
 	"gossipmesh/wire"
 )
 
@@ -50,6 +57,322 @@ func TestSimultaneousDialKeepsOneLink(t *testing.T) {
 		}
 		if c := m.nw.Conns(host(0), host(1)); c != 1 {
 			t.Errorf("round %d: %d connections between the pair after traffic, want 1", round, c)
+		}
+	}
+}
+
+// impostor connects to addr and completes the handshake claiming id and
+// listen address claimAddr, then reads and discards whatever it gets. It
+// returns the connection and a channel closed once the node hangs up.
+func impostor(t *testing.T, addr string, id wire.NodeID, claimAddr string) (net.Conn, <-chan struct{}) {
+	t.Helper()
+	conn, err := (tcp.Transport{}).Dial(context.Background(), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	hello, err := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: claimAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write(hello); err != nil {
+		t.Fatal(err)
+	}
+	gone := make(chan struct{})
+	go func() {
+		defer close(gone)
+		io.Copy(io.Discard, conn)
+	}()
+	return conn, gone
+}
+
+// labelled returns the value of the series of counter vector name whose
+// label has the given value (0 if there is none yet).
+func labelled(t *testing.T, n *node.Node, name, label, want string) float64 {
+	t.Helper()
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == want {
+					return value(m)
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// flows checks that a message published at each of a and b reaches the
+// other.
+func flows(t *testing.T, what string, a, b *node.Node) {
+	t.Helper()
+	for _, pair := range [][2]*node.Node{{a, b}, {b, a}} {
+		rc, err := pair[0].Publish(context.Background(), []byte(what+" from "+pair[0].ID().String()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := pair[1].Receipt(context.Background(), rc.ID, 10*time.Second); !ok {
+			t.Fatalf("%s: a message from %s never reached %s", what, pair[0].ID(), pair[1].ID())
+		}
+	}
+}
+
+// TestClaimedIDNeverTakesOverALiveLink has raw TCP clients complete the
+// handshake with the ids of a node's four live peers, two of which it
+// dialed and two of which dialed it, with ids below and above its own (the
+// four cases of the tie-break). Each claim is refused or held in standby
+// and then closed; the node keeps every real link, Peers shows the real
+// addresses, and messages flow both ways on every link throughout.
+func TestClaimedIDNeverTakesOverALiveLink(t *testing.T) {
+	t.Parallel()
+	const targetID = 50
+	// Dialed by the target: 10 (below it) and 90 (above); dialing it: 20
+	// and 80.
+	dialed := []*node.Node{startTCPNode(t, 10, nil, nil), startTCPNode(t, 90, nil, nil)}
+	target := startTCPNode(t, targetID, []string{dialed[0].Addr(), dialed[1].Addr()}, nil, func(c *node.Config) {
+		c.Peers = 2
+	})
+	dialers := []*node.Node{startTCPNode(t, 20, []string{target.Addr()}, nil), startTCPNode(t, 80, []string{target.Addr()}, nil)}
+	real := append(dialed, dialers...)
+	byID := make(map[string]*node.Node)
+	for _, r := range real {
+		byID[r.ID().String()] = r
+	}
+	checkPeers := func(when string) {
+		t.Helper()
+		ps := target.Peers()
+		if len(ps) != len(real) {
+			t.Fatalf("%s: the target has %d links, want %d: %+v", when, len(ps), len(real), ps)
+		}
+		for _, p := range ps {
+			r := byID[p.ID]
+			if r == nil || p.Addr != r.Addr() {
+				t.Fatalf("%s: the target's link to %s is at %q, want the real peer's %q", when, p.ID, p.Addr, r.Addr())
+			}
+		}
+	}
+	eventually(t, "the four real links", func() bool { return len(target.Peers()) == len(real) })
+	checkPeers("before the claims")
+
+	// Two rounds of claims on every peer: one with a made-up address, one
+	// with the real peer's own.
+	for round, claimed := range []func(r *node.Node) string{
+		func(*node.Node) string { return "127.0.0.1:1" },
+		func(r *node.Node) string { return r.Addr() },
+	} {
+		var gone []<-chan struct{}
+		for _, r := range real {
+			_, g := impostor(t, target.Addr(), r.ID(), claimed(r))
+			gone = append(gone, g)
+		}
+		// While the claims are held (in standby, or not yet refused), the
+		// real links stay and carry messages.
+		for _, r := range real {
+			flows(t, fmt.Sprintf("round %d, claims open", round), target, r)
+		}
+		checkPeers(fmt.Sprintf("round %d, claims open", round))
+		for k, g := range gone {
+			select {
+			case <-g:
+			case <-time.After(settle):
+				t.Fatalf("round %d: the claim of %s's id is still connected", round, real[k].ID())
+			}
+		}
+		checkPeers(fmt.Sprintf("round %d, claims closed", round))
+		for _, r := range real {
+			flows(t, fmt.Sprintf("round %d, claims closed", round), target, r)
+		}
+	}
+	if got := labelled(t, target, "gossipmesh_rejected_total", "reason", "duplicate_id"); got == 0 {
+		t.Error("no refused claim counted in rejected_total{reason=\"duplicate_id\"}")
+	}
+	eventually(t, "no link left in standby", func() bool { return counter(t, target, "gossipmesh_standby_links") == 0 })
+}
+
+// TestRestartedPeerTakesOverOnceTheOldLinkIsGone starts a second process
+// with a live peer's id (as a restarted peer whose old link's teardown
+// has not been seen yet): the node keeps the old link while it lives, and
+// the new one takes over as soon as the old one goes down, without a
+// redial.
+func TestRestartedPeerTakesOverOnceTheOldLinkIsGone(t *testing.T) {
+	t.Parallel()
+	nw := memnet.New()
+	start := func(h string, id wire.NodeID, candidates ...string) (*node.Node, context.CancelFunc) {
+		cfg := node.DefaultConfig()
+		cfg.ID = id
+		cfg.Transport = nw.Host(h)
+		cfg.Listen = h + ":7000"
+		cfg.Candidates = candidates
+		cfg.Peers = len(candidates)
+		cfg.HandshakeTimeout = settle // the standby must not expire: only the old link's end may promote it
+		cfg.BackoffMin, cfg.BackoffMax = 5*time.Millisecond, 100*time.Millisecond
+		n, err := node.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		go n.Run(ctx)
+		t.Cleanup(func() { cancel(); <-n.Done() })
+		return n, cancel
+	}
+	for _, lowTarget := range []bool{true, false} {
+		targetID, peerID := wire.NodeID(1), wire.NodeID(2)
+		if !lowTarget {
+			targetID, peerID = 2, 1
+		}
+		target, _ := start("t", targetID)
+		old, stopOld := start("old", peerID, "t:7000")
+		eventually(t, "the old link", func() bool { return len(target.Peers()) == 1 })
+		fresh, _ := start("new", peerID, "t:7000")
+		// The newcomer's own end goes live at once; the target holds it in
+		// standby and keeps the old link.
+		eventually(t, "the newcomer's end of its link", func() bool { return len(fresh.Peers()) == 1 })
+		if ps := target.Peers(); len(ps) != 1 || ps[0].Addr != old.Addr() {
+			t.Fatalf("lowTarget=%v: with the old link live, the target's links are %+v, want the old one at %s", lowTarget, ps, old.Addr())
+		}
+		eventually(t, "the new link to be held", func() bool { return counter(t, target, "gossipmesh_standby_links") == 1 })
+		flows(t, "old link", target, old)
+		stopOld()
+		<-old.Done()
+		eventually(t, "the new link to take over", func() bool {
+			ps := target.Peers()
+			return len(ps) == 1 && ps[0].Addr == fresh.Addr()
+		})
+		flows(t, "new link", target, fresh)
+		if got := labelled(t, target, "gossipmesh_duplicate_links_total", "outcome", "promoted"); got != 1 {
+			t.Errorf("lowTarget=%v: promoted %v standbys, want 1", lowTarget, got)
+		}
+		nw.Isolate("t") // end this round's links before the next uses the same hosts
+		nw = memnet.New()
+	}
+}
+
+// TestPeerCapsRefuseTheExcess pushes 20 connections past each cap: with
+// MaxPeers 8 and one own dial, 7 inbound links are accepted; with a cap of
+// 3 per IP, 3 from one source address are, and another address still gets
+// in. The excess is closed and counted, and the real link is never evicted.
+func TestPeerCapsRefuseTheExcess(t *testing.T) {
+	t.Parallel()
+	const attempts = 20
+	t.Run("total", func(t *testing.T) {
+		t.Parallel()
+		real := startTCPNode(t, 1000, nil, nil)
+		target := startTCPNode(t, 1, []string{real.Addr()}, nil, func(c *node.Config) {
+			c.Peers = 1
+			c.MaxPeers = 8
+		})
+		eventually(t, "the real link", func() bool { return len(target.Peers()) == 1 })
+		open := claimMany(t, target, "", 100, attempts)
+		if open != 7 {
+			t.Errorf("%d of %d connections kept, want 7 (MaxPeers 8 less one own dial)", open, attempts)
+		}
+		if got := labelled(t, target, "gossipmesh_rejected_total", "reason", "peer_cap"); got != attempts-7 {
+			t.Errorf("rejected_total{reason=\"peer_cap\"} = %v, want %d", got, attempts-7)
+		}
+		if n := len(target.Peers()); n != 8 {
+			t.Errorf("%d links, want 8", n)
+		}
+		flows(t, "real link at the cap", target, real)
+	})
+	t.Run("per IP", func(t *testing.T) {
+		t.Parallel()
+		real := startTCPNode(t, 1000, nil, nil)
+		target := startTCPNode(t, 1, []string{real.Addr()}, nil, func(c *node.Config) {
+			c.Peers = 1
+			c.MaxInboundPerIP = 3
+		})
+		eventually(t, "the real link", func() bool { return len(target.Peers()) == 1 })
+		if open := claimMany(t, target, "127.0.0.2", 100, attempts); open != 3 {
+			t.Errorf("%d of %d connections from 127.0.0.2 kept, want 3", open, attempts)
+		}
+		if got := labelled(t, target, "gossipmesh_rejected_total", "reason", "ip_cap"); got != attempts-3 {
+			t.Errorf("rejected_total{reason=\"ip_cap\"} = %v, want %d", got, attempts-3)
+		}
+		if open := claimMany(t, target, "127.0.0.3", 200, 1); open != 1 {
+			t.Errorf("a connection from another address was refused")
+		}
+		flows(t, "real link at the per-IP cap", target, real)
+	})
+}
+
+// claimMany opens count connections to target from source (any, if
+// empty), each with its own id from firstID on, one at a time, and
+// reports how many the node keeps: a kept one is listed in its peers, a
+// refused one is closed.
+func claimMany(t *testing.T, target *node.Node, source string, firstID, count int) int {
+	t.Helper()
+	d := net.Dialer{}
+	if source != "" {
+		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(source)}
+	}
+	kept := 0
+	for k := range count {
+		id := wire.NodeID(firstID + k)
+		conn, err := d.Dial("tcp", target.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		hello, _ := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: "127.0.0.1:1"})
+		if _, err := conn.Write(hello); err != nil {
+			t.Fatal(err)
+		}
+		gone := make(chan struct{})
+		go func() {
+			defer close(gone)
+			io.Copy(io.Discard, conn)
+		}()
+		listed := func() bool {
+			for _, p := range target.Peers() {
+				if p.ID == id.String() {
+					return true
+				}
+			}
+			return false
+		}
+		// One or the other, whatever the timing: listed, or hung up on.
+		eventually(t, "the connection to be kept or refused", func() bool {
+			select {
+			case <-gone:
+				return true
+			default:
+				return listed()
+			}
+		})
+		if listed() {
+			kept++
+		}
+	}
+	return kept
+}
+
+// TestConfigValidateLinkCaps checks that the link caps and the log rate
+// are validated, each with an error that names it.
+func TestConfigValidateLinkCaps(t *testing.T) {
+	if err := node.DefaultConfig().Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		tweak func(*node.Config)
+		want  string
+	}{
+		{"no peers allowed", func(c *node.Config) { c.MaxPeers = 0 }, "max peers"},
+		{"more dials than the cap", func(c *node.Config) { c.Peers, c.MaxPeers = 9, 8 }, "exceeds max peers"},
+		{"no inbound per IP", func(c *node.Config) { c.MaxInboundPerIP = 0 }, "max inbound per IP"},
+		{"no log lines", func(c *node.Config) { c.LogRate = 0 }, "log rate"},
+	} {
+		c := node.DefaultConfig()
+		tc.tweak(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate() = %v, want an error mentioning %q", tc.name, err, tc.want)
 		}
 	}
 }

@@ -3,14 +3,11 @@ package node
 import (
 	"context"
 	"fmt"
+	"math"
 	"time"
 
 	"gossipmesh/api"
 )
-
-// maxLoadCount bounds one load request, so that a typo cannot make a node
-// publish (and remember the ids of) billions of messages.
-const maxLoadCount = 10_000_000
 
 // loadChunk bounds how many messages one trip through the loop publishes,
 // so a backlog does not hold the loop away from incoming frames.
@@ -20,15 +17,12 @@ const loadChunk = 64
 // bytes, message i at start + i/req.Rate. Publishing from inside the node
 // keeps an HTTP client's own CPU use out of a benchmark on a small machine.
 // When the process falls behind (a late timer, a busy core), it publishes
-// the overdue messages together and so keeps the average rate.
+// the overdue messages together and so keeps the average rate. It stops as
+// soon as ctx ends (the HTTP client went away), between any two chunks and
+// while it waits, and answers what it had published by then.
 func (n *Node) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult, error) {
-	switch {
-	case req.Count < 0 || req.Count > maxLoadCount:
-		return api.LoadResult{}, fmt.Errorf("load: count must be 0..%d, got %d", maxLoadCount, req.Count)
-	case req.Size < 0 || req.Size > n.cfg.Gossip.MaxBody:
-		return api.LoadResult{}, fmt.Errorf("load: size must be 0..%d (the max body), got %d", n.cfg.Gossip.MaxBody, req.Size)
-	case req.Rate < 0 || req.Rate != req.Rate:
-		return api.LoadResult{}, fmt.Errorf("load: rate must not be negative, got %v", req.Rate)
+	if err := req.Validate(n.cfg.Gossip.MaxBody); err != nil {
+		return api.LoadResult{}, fmt.Errorf("load: %w", err)
 	}
 	// Every message shares one body: ids differ by sequence number, and
 	// messages are never modified, so this costs nothing per message.
@@ -50,44 +44,50 @@ func (n *Node) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult, e
 			timer.Stop()
 		}
 	}()
+	stopped := func(err error) (api.LoadResult, error) {
+		res.End = time.Now()
+		return res, fmt.Errorf("load: after %d messages: %w", res.Published, err)
+	}
 	for res.Published < req.Count {
+		if err := ctx.Err(); err != nil {
+			return stopped(err)
+		}
 		due := req.Count
 		if req.Rate > 0 {
-			due = min(req.Count, int(time.Since(start).Seconds()*req.Rate)+1)
-		}
-		if due > res.Published {
-			k := min(due-res.Published, loadChunk)
-			r, err := n.publishBodies(ctx, bodies[:k])
-			if err == nil {
-				err = r.err
-			}
-			if r != nil {
-				for _, id := range r.ids {
-					res.IDs = append(res.IDs, id.String())
+			due = dueBy(time.Since(start), req.Rate, req.Count)
+			if due <= res.Published {
+				// Message Published is not due yet: wait for it. Rounding
+				// can put its time in the past although dueBy said no;
+				// then it is due now.
+				if d := time.Until(start.Add(offset(res.Published, req.Rate))); d > 0 {
+					if timer == nil {
+						timer = time.NewTimer(d)
+					} else {
+						timer.Reset(d)
+					}
+					select {
+					case <-timer.C:
+					case <-ctx.Done():
+						return stopped(ctx.Err())
+					}
+					continue
 				}
-				res.Published += len(r.ids)
+				due = res.Published + 1
 			}
-			if err != nil {
-				res.End = time.Now()
-				return res, fmt.Errorf("load: after %d messages: %w", res.Published, err)
+		}
+		k := min(due-res.Published, loadChunk)
+		r, err := n.publishBodies(ctx, bodies[:k])
+		if err == nil {
+			err = r.err
+		}
+		if r != nil {
+			for _, id := range r.ids {
+				res.IDs = append(res.IDs, id.String())
 			}
-			continue
+			res.Published += len(r.ids)
 		}
-		next := start.Add(time.Duration(float64(res.Published) / req.Rate * float64(time.Second)))
-		d := time.Until(next)
-		if d <= 0 {
-			continue
-		}
-		if timer == nil {
-			timer = time.NewTimer(d)
-		} else {
-			timer.Reset(d)
-		}
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-			res.End = time.Now()
-			return res, fmt.Errorf("load: after %d messages: %w", res.Published, ctx.Err())
+		if err != nil {
+			return stopped(err)
 		}
 	}
 	res.End = time.Now()
@@ -95,4 +95,26 @@ func (n *Node) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult, e
 		res.AchievedRate = float64(res.Published) / el
 	}
 	return res, nil
+}
+
+// dueBy is how many of count messages at rate per second are due after
+// elapsed: message i is due at i/rate, so message 0 at once. It is
+// computed in floating point and clamped before any conversion to int, so
+// no rate overflows it.
+func dueBy(elapsed time.Duration, rate float64, count int) int {
+	f := elapsed.Seconds()*rate + 1
+	if !(f < float64(count)) { // also +Inf and NaN
+		return count
+	}
+	return int(f)
+}
+
+// offset is when message i is due, after the start, clamped to a
+// representable duration.
+func offset(i int, rate float64) time.Duration {
+	ns := float64(i) / rate * float64(time.Second)
+	if !(ns < float64(math.MaxInt64)) {
+		return math.MaxInt64
+	}
+	return time.Duration(ns)
 }

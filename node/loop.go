@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"slices"
@@ -14,19 +15,37 @@ import (
 // loop is the only goroutine that touches the core and writes the link
 // table. It never blocks on a peer: it reads its queues, feeds the core,
 // and hands sends to the peers' queues without waiting.
+//
+// Own publishes are the exception that waits: while a publish request is
+// held back by full send queues (see sendQueuesHigh), the loop takes no
+// new one, and goes on with the held one as the writers drain, or after
+// MaxQueueDelay without the laggards (passOverLaggards). Frames from peers
+// keep flowing meanwhile.
 func (n *Node) loop(ctx context.Context) {
 	tick := time.NewTimer(time.Hour)
 	tick.Stop()
 	var armed int64 // when tick fires; 0 when stopped
 	for {
+		pubs, drained, gone, passOver := n.pubs, (chan struct{})(nil), (<-chan struct{})(nil), (<-chan time.Time)(nil)
+		if r := n.mem.pending; r != nil {
+			pubs, drained, gone, passOver = nil, n.mem.drained, r.ctx.Done(), n.mem.pauseTimer.C
+		}
 		select {
 		case <-ctx.Done():
 			tick.Stop()
+			n.abortPublish()
 			return
 		case in := <-n.inbox:
 			n.receiveBatch(in)
-		case r := <-n.pubs:
+		case r := <-pubs:
 			n.publish(r)
+		case <-drained:
+			n.continuePublish()
+		case <-passOver:
+			n.passOverLaggards()
+			n.continuePublish()
+		case <-gone:
+			n.endPublish(n.mem.pending.ctx.Err())
 		case r := <-n.regs:
 			r.reply <- n.addLink(r.p)
 		case p := <-n.downs:
@@ -74,12 +93,16 @@ func (n *Node) receiveBatch(first inbound) {
 	for i := range n.batch {
 		in := &n.batch[i]
 		now := time.Now().UnixNano()
+		if n.staleInbound(in, now) {
+			continue
+		}
 		start := len(n.out.Events)
 		n.core.Receive(now, in.from.id, &in.msg, &n.out)
 		n.handleEvents(n.out.Events[start:], now)
 	}
 	n.receipts.mu.Unlock()
 	n.flushSends()
+	n.releaseInbound(n.batch)
 	n.emitLogs()
 	clear(n.batch) // drop the references to bodies and peers
 }
@@ -100,27 +123,79 @@ func (n *Node) drainInbox() {
 // function, so sorting allocates no closure.
 func byHop(a, b inbound) int { return int(a.msg.Hop) - int(b.msg.Hop) }
 
-// publish runs a publish request: one message per body, in order.
+// publish starts a publish request: one message per body, in order.
 func (n *Node) publish(r *pubRequest) {
+	n.mem.pending, n.mem.pendingNext = r, 0
+	n.continuePublish()
+}
+
+// continuePublish publishes the held request's bodies while the send
+// queues are below their high-water mark, each body's copies queued before
+// the next is published. It finishes the request, or holds it (with
+// pubPaused set) until a writer signals that its queue drained or the
+// pause has lasted MaxQueueDelay.
+func (n *Node) continuePublish() {
+	r := n.mem.pending
+	if r == nil {
+		return
+	}
 	n.logInfo = n.log.Enabled(context.Background(), slog.LevelInfo)
-	n.receipts.mu.Lock()
-	for _, body := range r.bodies {
+	defer n.emitLogs()
+	for n.mem.pendingNext < len(r.bodies) && r.err == nil {
 		now := time.Now().UnixNano()
+		if n.sendQueuesHigh(now) {
+			// Set the flag first and look again, so that a writer that
+			// drained in between is not missed.
+			if !n.mem.pubPaused.Load() {
+				n.mem.pubPaused.Store(true)
+				n.mem.pauseTimer.Reset(n.cfg.MaxQueueDelay)
+				n.m.publishPauses.Inc()
+			}
+			if n.sendQueuesHigh(now) {
+				return
+			}
+		}
+		if n.mem.pubPaused.Load() {
+			n.mem.pubPaused.Store(false)
+			n.mem.pauseTimer.Stop()
+		}
+		body := r.bodies[n.mem.pendingNext]
+		n.mem.pendingNext++
+		n.receipts.mu.Lock()
 		start := len(n.out.Events)
 		m, err := n.core.Publish(now, body, &n.out)
 		if err != nil {
 			r.err = err
-			break
+		} else {
+			r.ids = append(r.ids, m.ID)
+			r.at = append(r.at, now)
+			n.handleEvents(n.out.Events[start:], now)
 		}
-		r.ids = append(r.ids, m.ID)
-		r.at = append(r.at, now)
-		n.handleEvents(n.out.Events[start:], now)
+		n.receipts.mu.Unlock()
+		n.flushSends()
 	}
-	n.receipts.mu.Unlock()
-	n.flushSends()
-	close(r.done)
-	n.emitLogs()
+	n.endPublish(nil)
 }
+
+// endPublish finishes the held publish request, with err if it did not
+// get through all its bodies: the node stopped, or the client gave up
+// while the request waited for the queues to drain.
+func (n *Node) endPublish(err error) {
+	r := n.mem.pending
+	if r == nil {
+		return
+	}
+	if r.err == nil {
+		r.err = err
+	}
+	n.mem.pubPaused.Store(false)
+	n.mem.pauseTimer.Stop()
+	n.mem.pending = nil
+	close(r.done)
+}
+
+// abortPublish ends a held publish request when the node stops.
+func (n *Node) abortPublish() { n.endPublish(errStopped) }
 
 // handleEvents turns the core's events into receipts, metrics, log lines
 // and subscriber events. The caller holds receipts.mu.
@@ -173,11 +248,13 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 
 // flushSends hands the batch's sends to the peers' queues. The core shares
 // one Message between the sends of one forward, and they are adjacent, so
-// each message is encoded once and its bytes shared by every queue.
+// each message is encoded once and its bytes shared by every queue. A copy
+// that does not fit a queue is dropped and counted; the loop never waits.
 func (n *Node) flushSends() {
 	var (
 		last  *wire.Message
-		frame []byte
+		frame *outFrame
+		now   int64
 	)
 	for _, s := range n.out.Sends {
 		p := n.links[s.To]
@@ -186,56 +263,149 @@ func (n *Node) flushSends() {
 		}
 		if s.Msg != last {
 			last = s.Msg
-			frame = wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)
+			frame = &outFrame{b: wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)}
+			if now == 0 {
+				now = time.Now().UnixNano()
+			}
 		}
-		select {
-		case p.sendq <- frame:
+		switch n.enqueue(p, frame, now) {
+		case enqueued:
 			n.m.forwarded.Inc()
-		default:
+		case queueFull:
 			p.dropped.Add(1)
 			n.m.dropped.Inc()
+			n.m.droppedFullSend.Inc()
 		}
 	}
 	n.out.Reset()
 }
 
-// addLink decides whether p becomes the live link to its node. When two
-// links join the same pair of nodes (both dialed at once, or a reconnect
-// that beat the old link's teardown), both ends keep the same one: the link
-// dialed by the lower node id; between two links with the same dialer, the
-// newer one, since the older must be stale.
+// addLink decides what becomes of p, a handshaken link, and returns the
+// link that is live for p's node afterwards: p itself, or the link that
+// stays.
+//
+// Until identities are authenticated, a node id in a hello is only a claim,
+// so a new link never evicts a live one with the same id. The one exception
+// is the tie-break of a simultaneous dial, which both ends must agree on:
+// the lower id's dial wins, so a link this node dialed (to an address from
+// its own candidates) replaces a live inbound link when this node has the
+// lower id. Every other duplicate is refused at once when the live link is
+// the one that wins the tie-break, or else held in standby: not read, not
+// written, not in the peer table, promoted only if the live link goes down
+// within the handshake timeout (see awaitPromotion). A standby is the other
+// end of a simultaneous dial (the higher id holds the lower's dial until
+// the lower closes the higher's), or a restarted peer that reconnected
+// before the old link's teardown was seen.
+//
+// Inbound links, live and standby, count against the peer cap and the
+// per-IP cap; the node's own dials are always allowed (see Config.MaxPeers).
 func (n *Node) addLink(p *peer) *peer {
 	old := n.links[p.id]
-	if old != nil && !old.closed() {
-		keepNew := p.dialer == old.dialer || p.dialer == min(n.id, p.id)
-		if !keepNew {
-			p.close(errReplaced)
-			n.log.Debug("duplicate link closed", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String())
+	if old != nil && old.closed() {
+		// Its teardown is on its way: p takes its place.
+		n.setLink(old.id, nil)
+		n.countInbound(old, -1)
+		n.core.RemovePeer(old.id)
+		old = nil
+	}
+	if old != nil {
+		switch {
+		case p.outbound && !old.outbound && n.id < p.id:
+			// Our dial wins the tie-break; the peer closes its own dial
+			// when it sees ours.
+			old.next.Store(p)
+			old.close(errReplaced)
+			n.countInbound(old, -1)
+			n.m.dupLinks.WithLabelValues("replaced").Inc()
+			n.log.Debug("link replaced by our own dial (lower id wins)", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String())
+		case p.outbound, old.outbound && n.id < p.id:
+			// The live link wins: ours because this node has the lower
+			// id, or the peer's because it has.
+			n.m.dupLinks.WithLabelValues("refused").Inc()
+			n.log.Info("duplicate link refused", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String(), "outbound", p.outbound, "reason", "the live link wins the tie-break")
+			p.close(errDuplicate)
+			return old
+		default:
+			if s := n.standby[p.id]; s != nil {
+				return n.refuseLink(p, old, fmt.Errorf("%w; one more is already in standby", errDuplicate))
+			}
+			if err := n.capErr(p); err != nil {
+				return n.refuseLink(p, old, err)
+			}
+			p.promote = make(chan struct{})
+			n.linksMu.Lock()
+			n.standby[p.id] = p
+			n.linksMu.Unlock()
+			n.countInbound(p, +1)
+			n.m.dupLinks.WithLabelValues("standby").Inc()
+			n.m.standby.Set(float64(len(n.standby)))
+			n.log.Debug("duplicate link held in standby", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String())
 			return old
 		}
-		old.next.Store(p)
-		old.close(errReplaced)
-		n.log.Debug("link replaced", "peer_id", p.id.String(), "peer", p.conn.RemoteAddr().String())
+	} else if err := n.capErr(p); err != nil {
+		return n.refuseLink(p, nil, err)
 	}
-	n.linksMu.Lock()
-	n.links[p.id] = p
-	n.linksMu.Unlock()
+	n.setLink(p.id, p)
+	n.countInbound(p, +1)
 	n.core.AddPeer(p.id)
 	n.m.peers.Set(float64(len(n.links)))
 	n.log.Info("peer up", "peer_id", p.id.String(), "addr", p.addr, "outbound", p.outbound)
 	return p
 }
 
-// removeLink forgets p if it is still the live link to its node.
+// refuseLink closes p for err, counts and logs it, and returns live.
+func (n *Node) refuseLink(p, live *peer, err error) *peer {
+	p.close(err)
+	n.m.rejected.WithLabelValues(reasonOf(err)).Inc()
+	n.log.Warn("refusing link", "peer", p.conn.RemoteAddr().String(), "peer_id", p.id.String(), "outbound", p.outbound, "err", err)
+	return live
+}
+
+// removeLink forgets p, a link that went down, wherever it is: in standby,
+// or live, in which case a standby to the same node takes its place.
 func (n *Node) removeLink(p *peer) {
+	if n.standby[p.id] == p {
+		n.linksMu.Lock()
+		delete(n.standby, p.id)
+		n.linksMu.Unlock()
+		n.countInbound(p, -1)
+		n.m.standby.Set(float64(len(n.standby)))
+		return
+	}
 	if n.links[p.id] != p {
 		return
 	}
-	n.linksMu.Lock()
-	delete(n.links, p.id)
-	n.linksMu.Unlock()
+	n.setLink(p.id, nil)
+	n.countInbound(p, -1)
 	n.core.RemovePeer(p.id)
+	if s := n.standby[p.id]; s != nil {
+		// The standby was counted when it was held and stays counted.
+		n.linksMu.Lock()
+		delete(n.standby, p.id)
+		n.linksMu.Unlock()
+		n.m.standby.Set(float64(len(n.standby)))
+		if s.closed() {
+			n.countInbound(s, -1)
+		} else {
+			n.setLink(s.id, s)
+			n.core.AddPeer(s.id)
+			close(s.promote)
+			n.m.dupLinks.WithLabelValues("promoted").Inc()
+			n.log.Info("peer up", "peer_id", s.id.String(), "addr", s.addr, "outbound", s.outbound, "from_standby", true)
+		}
+	}
 	n.m.peers.Set(float64(len(n.links)))
+}
+
+// setLink makes p the live link to id (nil: none).
+func (n *Node) setLink(id wire.NodeID, p *peer) {
+	n.linksMu.Lock()
+	if p == nil {
+		delete(n.links, id)
+	} else {
+		n.links[id] = p
+	}
+	n.linksMu.Unlock()
 }
 
 // pendingLog is a receipt log line waiting for the batch's sends to go

@@ -31,6 +31,16 @@ type metrics struct {
 	hops          prometheus.Histogram
 	latency       prometheus.Histogram
 	eventsDropped prometheus.Counter
+	dupLinks      *prometheus.CounterVec
+	standby       prometheus.Gauge
+	logSuppressed prometheus.Counter
+
+	// Budgets: what each queue sheds, and how often the node pushed back.
+	droppedFullSend   prometheus.Counter
+	droppedStaleSend  prometheus.Counter
+	droppedStaleInbox prometheus.Counter
+	publishPauses     prometheus.Counter
+	publishPassedOver prometheus.Counter
 }
 
 func newMetrics(id wire.NodeID) *metrics {
@@ -44,7 +54,7 @@ func newMetrics(id wire.NodeID) *metrics {
 		delivered:  counter("messages_delivered_total", "Messages whose first copy reached this node (own publishes excluded)."),
 		duplicates: counter("messages_duplicate_total", "Later copies of messages this node had already seen."),
 		forwarded:  counter("messages_forwarded_total", "Message frames queued to peers (one per peer per message)."),
-		dropped:    counter("messages_dropped_total", "Message frames dropped because a peer's send queue was full."),
+		dropped:    counter("messages_dropped_total", "Message frames not sent to a peer: its send queue was over a byte or frame limit, or the frame waited longer than the max queue delay."),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "rejected_total",
 			Help: "Frames, messages and connections refused, by reason; a refused frame also drops its connection.",
@@ -69,16 +79,64 @@ func newMetrics(id wire.NodeID) *metrics {
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16), // 50 µs .. 1.6 s
 		}),
 		eventsDropped: counter("events_dropped_total", "Events not delivered to a slow subscriber."),
+		dupLinks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "duplicate_links_total",
+			Help: "Links whose node id already had a live link, by outcome: replaced (our dial won the tie-break), refused, standby (held), promoted (a standby took over a link that went down).",
+		}, []string{"outcome"}),
+		standby: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: ns, Name: "standby_links", Help: "Duplicate links held in standby, neither read nor written.",
+		}),
+		logSuppressed: counter("log_lines_suppressed_total", "Log lines left out by the per-message rate limit."),
 	}
+	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: ns, Name: "dropped_total",
+		Help: "Message frames dropped by a queue: queue=send (one per peer copy) or inbox; reason=full (over its byte or frame limit) or stale (waited longer than the max queue delay).",
+	}, []string{"queue", "reason"})
+	m.droppedFullSend = dropped.WithLabelValues("send", "full")
+	m.droppedStaleSend = dropped.WithLabelValues("send", "stale")
+	m.droppedStaleInbox = dropped.WithLabelValues("inbox", "stale")
+	m.publishPauses = counter("publish_pauses_total", "Times the node held its own publishes back until its send queues drained.")
+	m.publishPassedOver = counter("publish_passed_over_total", "Peers whose send queue held the node's own publishes back for the whole max queue delay; they lose copies until they catch up.")
+	m.reg.MustRegister(dropped, m.publishPauses, m.publishPassedOver)
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Name: "node_info", Help: "Always 1; labels describe the node.",
 		ConstLabels: prometheus.Labels{"id": id.String()},
 	})
 	info.Set(1)
 	m.reg.MustRegister(m.published, m.delivered, m.duplicates, m.forwarded, m.dropped, m.rejected, m.refused,
-		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, info,
+		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, m.dupLinks, m.standby, m.logSuppressed, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// registerMemory adds the gauges of n's byte budgets, read when scraped.
+func (m *metrics) registerMemory(n *Node) {
+	const ns = "gossipmesh"
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Name: name, Help: help}, f)
+	}
+	mem := n.mem
+	m.reg.MustRegister(
+		gauge("memory_budget_bytes", "The node's memory budget; the byte limits below are shares of it.",
+			func() float64 { return float64(mem.b.total) }),
+		gauge("inbox_bytes", "Frames read from peers and not yet handled, in bytes (limit gossipmesh_inbox_limit_bytes).",
+			func() float64 { return float64(mem.inbox.totals.inUse.Load()) }),
+		gauge("inbox_max_bytes", "The most inbox_bytes has been since the node started.",
+			func() float64 { return float64(mem.inbox.totals.peak.Load()) }),
+		gauge("inbox_limit_bytes", "The inbox's byte budget.",
+			func() float64 { return float64(mem.b.inbox) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "inbox_waits_total",
+			Help: "Frames whose reader had to wait for inbox budget before reading them (TCP pushed back on the sender)."},
+			func() float64 { return float64(mem.inbox.totals.waits.Load()) }),
+		gauge("send_queue_bytes", "Frames queued to peers, in bytes, each frame once however many peers it goes to.",
+			func() float64 { return float64(mem.sendBytes.Load()) }),
+		gauge("send_queue_max_bytes", "The most send_queue_bytes has been since the node started.",
+			func() float64 { return float64(mem.sendPeak.Load()) }),
+		gauge("send_queue_limit_bytes", "The byte budget of all send queues together.",
+			func() float64 { return float64(mem.b.sendq) }),
+		gauge("receipt_body_bytes", "Message bodies kept by the receipt store, in bytes.",
+			func() float64 { return float64(n.receipts.bodyBytes()) }),
+	)
 }
 
 // reasonOf turns why a connection or message was refused into a short,
@@ -89,6 +147,12 @@ func reasonOf(err error) string {
 		return "handshake_timeout"
 	case errors.Is(err, errStalled) || errors.Is(err, os.ErrDeadlineExceeded):
 		return "stalled"
+	case errors.Is(err, errPeerCap):
+		return "peer_cap"
+	case errors.Is(err, errIPCap):
+		return "ip_cap"
+	case errors.Is(err, errDuplicate):
+		return "duplicate_id"
 	case errors.Is(err, errBadHello):
 		return "bad_hello"
 	case errors.Is(err, errProtocol):

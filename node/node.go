@@ -53,6 +53,16 @@ type Node struct {
 	logs    []pendingLog          // receipt lines of the current batch
 	logInfo bool                  // whether info lines are wanted, read once per batch
 	links   map[wire.NodeID]*peer // writes also hold linksMu
+	// standby holds at most one duplicate link per node id, neither read
+	// nor written, until the live link goes down or it expires (addLink).
+	// Writes also hold linksMu.
+	standby map[wire.NodeID]*peer
+	// inbound counts the inbound links, live and standby, in all and per
+	// remote host, for the peer caps. Writes also hold linksMu, so that
+	// acceptLoop can refuse an excess connection before its handshake.
+	inbound       int
+	inboundByHost map[string]int
+	inboundMax    int // MaxPeers less the candidates this node dials
 
 	// Also the loop's: what letLateCopiesIn needs.
 	poll       *netPoller
@@ -62,6 +72,7 @@ type Node struct {
 
 	linksMu  sync.RWMutex // guards links against readers outside the loop
 	receipts *receiptStore
+	mem      *memState // byte budgets: inbox, send queues, publish backpressure
 	subs     subscribers
 	dials    []string // candidates chosen to dial, fixed at New
 
@@ -84,6 +95,11 @@ type Node struct {
 type inbound struct {
 	from *peer
 	msg  wire.Message
+	at   int64 // when the reader queued it, Unix ns
+	size int64 // inbound budget it holds, released once the loop handled it
+	// newcomer: the budget was taken in the share of links that had not
+	// yet delivered a message.
+	newcomer bool
 }
 
 type regRequest struct {
@@ -92,6 +108,7 @@ type regRequest struct {
 }
 
 type pubRequest struct {
+	ctx    context.Context // a request held back by full queues ends with it
 	bodies [][]byte
 	ids    []wire.MsgID
 	at     []int64
@@ -148,12 +165,12 @@ func New(cfg Config) (*Node, error) {
 		ln:         ln,
 		addr:       addr,
 		hello:      hello,
-		log:        cfg.Logger.With("node", id.String()),
 		m:          newMetrics(id),
 		pid:        os.Getpid(),
 		core:       core,
 		links:      make(map[wire.NodeID]*peer),
-		receipts:   newReceiptStore(cfg.Receipts, cfg.ReceiptBytes),
+		receipts:   newReceiptStore(cfg.Receipts, cfg.budgets().receipts),
+		mem:        newMemState(cfg),
 		inbox:      make(chan inbound, cfg.InboxSize),
 		regs:       make(chan regRequest),
 		downs:      make(chan *peer),
@@ -162,7 +179,15 @@ func New(cfg Config) (*Node, error) {
 		stop:       make(chan struct{}),
 		closed:     make(chan struct{}),
 	}
+	// Every driver's logger gets the rate limit, so that no peer can make
+	// a node flood its log; the receipt lines always pass.
+	limited := newRateLimitHandler(cfg.Logger.Handler(), cfg.LogRate, time.Second, isReceiptLine, n.m.logSuppressed.Inc)
+	n.log = slog.New(limited).With("node", id.String())
+	n.m.registerMemory(n)
 	n.dials = choosePeers(rng, cfg.Candidates, cfg.Peers, addr, cfg.Listen)
+	n.standby = make(map[wire.NodeID]*peer)
+	n.inboundByHost = make(map[string]int)
+	n.inboundMax = cfg.MaxPeers - len(n.dials)
 	return n, nil
 }
 
@@ -232,6 +257,9 @@ func (n *Node) Run(ctx context.Context) error {
 	for _, p := range n.links {
 		p.close(errShutdown)
 	}
+	for _, p := range n.standby {
+		p.close(errShutdown)
+	}
 	n.linksMu.Unlock()
 	n.wg.Wait()
 	n.m.peers.Set(0)
@@ -263,6 +291,14 @@ func (n *Node) acceptLoop() {
 			case <-n.stop:
 				return
 			}
+			continue
+		}
+		if err := n.inboundCapErr(hostOf(conn.RemoteAddr())); err != nil {
+			// Refused before the handshake costs a read buffer; addLink
+			// checks again, for the connections already in their handshake.
+			conn.Close()
+			n.m.rejected.WithLabelValues(reasonOf(err)).Inc()
+			n.log.Warn("dropping connection", "peer", conn.RemoteAddr().String(), "err", err)
 			continue
 		}
 		select {
@@ -303,7 +339,7 @@ func (n *Node) serveConn(conn net.Conn, outbound bool) (*peer, error) {
 		return nil, err
 	}
 	live := n.register(p)
-	if live != p {
+	if live != p && (live == nil || p.promote == nil || !n.awaitPromotion(p)) {
 		// Another link to the same node stays; this one was closed.
 		return live, nil
 	}
@@ -320,6 +356,87 @@ func (n *Node) serveConn(conn net.Conn, outbound bool) (*peer, error) {
 	}
 	n.logDown(p)
 	return p.next.Load(), nil
+}
+
+// awaitPromotion holds p, a link in standby, until the loop promotes it to
+// live (true) or the handshake timeout passes (false; p is closed and the
+// loop forgets it). A standby that is promoted was the other end of a
+// simultaneous dial, or a restarted peer; one that expires is most likely
+// a claim to be a node that is already linked.
+func (n *Node) awaitPromotion(p *peer) bool {
+	t := time.NewTimer(n.cfg.HandshakeTimeout)
+	defer t.Stop()
+	select {
+	case <-p.promote:
+		return true
+	case <-t.C:
+		err := fmt.Errorf("%w; held in standby for %v, the live link stayed up", errDuplicate, n.cfg.HandshakeTimeout)
+		p.close(err)
+		n.m.rejected.WithLabelValues(reasonOf(err)).Inc()
+		n.log.Warn("dropping duplicate link", "peer", p.conn.RemoteAddr().String(), "peer_id", p.id.String(), "err", err)
+	case <-p.done:
+	case <-n.stop:
+		p.close(errShutdown)
+		return false
+	}
+	// The loop may have promoted p meanwhile; either way it forgets p now.
+	select {
+	case n.downs <- p:
+	case <-n.stop:
+	}
+	return false
+}
+
+// hostOf is the host part of a remote address: the IP for TCP, the host
+// name on memnet.
+func hostOf(a net.Addr) string {
+	s := a.String()
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		return h
+	}
+	return s
+}
+
+// inboundCapErr reports whether one more inbound link from host would pass
+// a cap. Safe outside the loop.
+func (n *Node) inboundCapErr(host string) error {
+	n.linksMu.RLock()
+	total, fromHost := n.inbound, n.inboundByHost[host]
+	n.linksMu.RUnlock()
+	switch {
+	case total >= n.inboundMax:
+		return fmt.Errorf("%w: %d inbound links already (max peers %d, less %d own dials)", errPeerCap, total, n.cfg.MaxPeers, len(n.dials))
+	case fromHost >= n.cfg.MaxInboundPerIP:
+		return fmt.Errorf("%w: %d inbound links from %s already (max %d per IP)", errIPCap, fromHost, host, n.cfg.MaxInboundPerIP)
+	}
+	return nil
+}
+
+// capErr reports whether holding p, live or in standby, would pass a cap.
+// The node's own dials are always allowed.
+func (n *Node) capErr(p *peer) error {
+	if p.outbound {
+		return nil
+	}
+	return n.inboundCapErr(hostOf(p.conn.RemoteAddr()))
+}
+
+// countInbound adds delta to the inbound counts if p is inbound. The loop
+// calls it whenever an inbound link enters or leaves the link table or the
+// standby set.
+func (n *Node) countInbound(p *peer, delta int) {
+	if p.outbound {
+		return
+	}
+	host := hostOf(p.conn.RemoteAddr())
+	n.linksMu.Lock()
+	n.inbound += delta
+	if c := n.inboundByHost[host] + delta; c > 0 {
+		n.inboundByHost[host] = c
+	} else {
+		delete(n.inboundByHost, host)
+	}
+	n.linksMu.Unlock()
 }
 
 func (n *Node) logDown(p *peer) {

@@ -24,6 +24,9 @@ var (
 	errReplaced         = errors.New("duplicate link closed")
 	errShutdown         = errors.New("node shutting down")
 	errSelf             = errors.New("connected to itself")
+	errDuplicate        = errors.New("another link to this node id is live")
+	errPeerCap          = errors.New("peer cap reached")
+	errIPCap            = errors.New("inbound cap for this IP reached")
 )
 
 const (
@@ -51,8 +54,12 @@ type peer struct {
 	dialer      wire.NodeID // whoever dialed: decides which of two links stays
 	connectedAt time.Time
 
-	sendq   chan []byte // encoded frames, shared between peers: never modified
-	dropped atomic.Uint64
+	q       *sendQueue    // frames to write, bounded in bytes and frames
+	dropped atomic.Uint64 // frames not sent to this peer: queue full or stale
+	// passedOver: this peer's queue held own publishes back for a whole
+	// MaxQueueDelay; they no longer wait for it until it drains. Owned by
+	// the loop.
+	passedOver bool
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by close
@@ -60,6 +67,9 @@ type peer struct {
 	// next is the link that replaced this one, set before done closes, so
 	// that a dialer waiting on this link follows it instead of redialing.
 	next atomic.Pointer[peer]
+	// promote is set by the loop when it holds this link in standby (see
+	// addLink) and closed when the link is promoted to live.
+	promote chan struct{}
 }
 
 // close tears the connection down once, recording why.
@@ -141,7 +151,7 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 		reader:      wire.NewReader(br, n.cfg.MaxFrame()),
 		outbound:    outbound,
 		connectedAt: time.Now(),
-		sendq:       make(chan []byte, n.cfg.SendQueue),
+		q:           newSendQueue(),
 		done:        make(chan struct{}),
 	}
 	p.dialer = h.ID
@@ -154,13 +164,41 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 // readLoop reads the peer's frames and hands messages to the node loop
 // until the connection fails. Any decode error ends the connection: after
 // garbage there is no telling where the next frame starts.
+//
+// Each frame's size is taken from the node's inbound byte budget as soon
+// as its length prefix is read, before the payload is read or allocated,
+// and handed back by the loop once it has handled the message. While the
+// budget is spent the reader does not read, and TCP pushes back on the
+// sender. Time spent waiting for the budget is this node's, not the
+// peer's, so the frame's deadline is moved to a quarter of the stall
+// timeout after the grant (see restartFrame).
 func (n *Node) readLoop(p *peer) error {
 	maxBody := n.cfg.Gossip.MaxBody
+	var held int64          // budget reserved for the frame being read
+	newcomer := true        // no message from this link has reached the loop yet
+	var heldAsNewcomer bool // the class held was taken in
+	p.reader.SetAdmit(func(size int) error {
+		waited, err := n.mem.inbox.acquire(int64(size), newcomer, p.done, n.stop)
+		if err != nil {
+			select {
+			case <-n.stop:
+				return errShutdown
+			default:
+				return err
+			}
+		}
+		held, heldAsNewcomer = int64(size), newcomer
+		if waited {
+			p.fc.restartFrame()
+		}
+		return nil
+	})
+	defer func() { n.mem.inbox.release(held, heldAsNewcomer) }()
 	for {
 		f, err := p.reader.ReadFrame()
 		if err != nil {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
-				err = fmt.Errorf("%w: no progress inside a frame for %v: %w", errStalled, n.cfg.StallTimeout, err)
+				err = fmt.Errorf("%w: a frame not complete within %v: %w", errStalled, n.cfg.StallTimeout, err)
 			}
 			return err
 		}
@@ -173,9 +211,13 @@ func (n *Node) readLoop(p *peer) error {
 		if err != nil {
 			return err
 		}
+		in := inbound{from: p, msg: m, at: time.Now().UnixNano(), size: held, newcomer: heldAsNewcomer}
+		held = 0 // the loop releases it now
 		select {
-		case n.inbox <- inbound{from: p, msg: m}:
+		case n.inbox <- in:
+			newcomer = false
 		case <-n.stop:
+			n.mem.inbox.release(in.size, in.newcomer)
 			return errShutdown
 		}
 		if p.buffered.Buffered() == 0 {
@@ -190,41 +232,95 @@ func (n *Node) readLoop(p *peer) error {
 }
 
 // writeLoop writes queued frames, coalescing whatever is queued into one
-// buffered flush: one syscall per batch instead of one per frame.
+// buffered flush: one syscall per batch instead of one per frame. A frame
+// that waited in the queue longer than MaxQueueDelay is dropped and
+// counted instead. Every frame leaves the queue's byte count as soon as it
+// is in the write buffer or on the socket, and whatever is queued when the
+// writer quits is released too.
 func (n *Node) writeLoop(p *peer) {
 	bw := bufio.NewWriterSize(p.conn, writeBufferSize)
-	var armed time.Time
-	for {
-		var f []byte
-		select {
-		case f = <-p.sendq:
-		case <-p.done:
-			return
+	maxDelay := n.cfg.MaxQueueDelay.Nanoseconds()
+	var (
+		armed time.Time
+		spare []queuedFrame
+		batch []queuedFrame
+		next  int // batch[next:] is still to write
+	)
+	defer func() {
+		for _, qf := range batch[next:] {
+			n.releaseFrame(p, qf)
 		}
-		// Keep a write deadline at least half a stall timeout ahead, so a
-		// peer that stops reading is found, without a syscall per batch.
-		if now := time.Now(); now.Sub(armed) > n.cfg.StallTimeout/2 {
+		for _, qf := range p.q.close() {
+			n.releaseFrame(p, qf)
+		}
+	}()
+	// Every write must finish within the stall timeout of its start (at
+	// least half of it, so the deadline is not reset on every batch): a
+	// peer that stops reading, or reads a trickle, is found.
+	arm := func(now time.Time) error {
+		if now.Sub(armed) > n.cfg.StallTimeout/2 {
 			if err := p.conn.SetWriteDeadline(now.Add(n.cfg.StallTimeout)); err != nil {
-				p.close(err)
-				return
+				return err
 			}
 			armed = now
 		}
+		return nil
+	}
+	for {
+		select {
+		case <-p.q.wake:
+		case <-p.done:
+			return
+		}
 		written := 0
+		// Take until the queue is empty: the last, empty take also tells
+		// the loop that nothing is waiting (headAt 0). The writer owns one
+		// of the two buffers at a time: batch, or spare between takes.
 		for {
-			// A frame that does not fit the buffer is written through, so
-			// a stalled peer can show up here as well as at the flush.
-			if _, err := bw.Write(f); err != nil {
-				p.close(n.writeError(err))
-				return
+			batch, next = p.q.take(spare), 0
+			spare = nil
+			if len(batch) == 0 {
+				spare, batch = batch, nil
+				break
 			}
-			written += len(f)
-			select {
-			case f = <-p.sendq:
-				continue
-			default:
+			for next < len(batch) {
+				qf := batch[next]
+				now := time.Now()
+				if now.UnixNano()-qf.at > maxDelay {
+					next++
+					n.releaseFrame(p, qf)
+					p.dropped.Add(1)
+					n.m.dropped.Inc()
+					n.m.droppedStaleSend.Inc()
+					continue
+				}
+				if err := arm(now); err != nil {
+					p.close(err)
+					return
+				}
+				// A frame that does not fit the buffer is written through,
+				// so a stalled peer can show up here as well as at the
+				// flush.
+				if _, err := bw.Write(qf.f.b); err != nil {
+					p.close(n.writeError(err))
+					return
+				}
+				next++
+				written += len(qf.f.b)
+				n.releaseFrame(p, qf)
+				if next < len(batch) {
+					p.q.headAt.Store(batch[next].at)
+				}
 			}
-			break
+			clear(batch)
+			spare, batch, next = batch[:0], nil, 0
+		}
+		if written == 0 {
+			continue
+		}
+		if err := arm(time.Now()); err != nil {
+			p.close(err)
+			return
 		}
 		if err := bw.Flush(); err != nil {
 			p.close(n.writeError(err))
@@ -244,35 +340,39 @@ func (n *Node) writeError(err error) error {
 }
 
 // frameConn is the read side of a connection, aware of frame boundaries so
-// that it can time out a peer that stops inside a frame while letting an
-// idle peer stay silent between frames for as long as it likes.
+// that it can time out a peer that does not complete a frame it started,
+// while letting an idle peer stay silent between frames for as long as it
+// likes.
 //
 // wire.Reader reads through a buffer, so frameConn compares the bytes read
 // from the connection with the bytes of the whole frames handed out: when
-// the reader asks for more while the two differ, a frame is partly here and
-// the rest must arrive within the stall timeout.
+// the reader asks for more while the two differ, a frame is partly here.
+// The first such read sets the frame's deadline, StallTimeout ahead, and
+// nothing moves it but the end of the frame (or a wait of this node's own,
+// see restartFrame): a peer that trickles a byte at a time cannot keep a
+// frame open.
 type frameConn struct {
 	net.Conn
 	read, consumed int64
 	stall          time.Duration // zero: not yet armed (the handshake sets its own deadline)
-	armed          time.Time     // when the current read deadline was set; zero if none
+	frameDeadline  time.Time     // when the frame now arriving must be complete; zero if none started
+	connDeadline   time.Time     // the read deadline set on Conn
 }
 
 func (c *frameConn) Read(b []byte) (int, error) {
 	if c.stall > 0 {
-		switch {
-		case c.read != c.consumed:
-			if now := time.Now(); now.Sub(c.armed) > c.stall/4 {
-				if err := c.Conn.SetReadDeadline(now.Add(c.stall)); err != nil {
-					return 0, err
-				}
-				c.armed = now
+		var want time.Time
+		if c.read != c.consumed {
+			if c.frameDeadline.IsZero() {
+				c.frameDeadline = time.Now().Add(c.stall)
 			}
-		case !c.armed.IsZero():
-			if err := c.Conn.SetReadDeadline(time.Time{}); err != nil {
+			want = c.frameDeadline
+		}
+		if !want.Equal(c.connDeadline) {
+			if err := c.Conn.SetReadDeadline(want); err != nil {
 				return 0, err
 			}
-			c.armed = time.Time{}
+			c.connDeadline = want
 		}
 	}
 	n, err := c.Conn.Read(b)
@@ -281,9 +381,24 @@ func (c *frameConn) Read(b []byte) (int, error) {
 }
 
 // frameDone records that a frame with a payload of payloadLen bytes was
-// handed out, and returns its size on the wire.
+// handed out, and returns its size on the wire. The next frame gets a
+// deadline of its own.
 func (c *frameConn) frameDone(payloadLen int) int {
 	size := 4 + 2 + payloadLen
 	c.consumed += int64(size)
+	c.frameDeadline = time.Time{}
 	return size
+}
+
+// restartFrame sets the deadline of the frame being read to a quarter of
+// the stall timeout from now, once the node has made the peer wait (for
+// inbound memory budget): the wait is not the peer's stall, but while it
+// lasted the peer could send the rest of its frame into the socket buffer,
+// so an honest frame completes at once. A quarter, not all of it, so that
+// peers that start frames they never finish, and queue up for the budget,
+// hold it for a short while each.
+func (c *frameConn) restartFrame() {
+	if c.stall > 0 {
+		c.frameDeadline = time.Now().Add(c.stall / 4)
+	}
 }

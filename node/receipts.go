@@ -19,7 +19,8 @@ type receipt struct {
 	receivedAt  int64 // this node's clock, Unix ns
 	duplicates  int
 	size        int    // body length, kept even when the body is not
-	body        []byte // shared with the message: never modified
+	body        []byte // shared with the message: never modified; nil once evicted
+	bodyEvicted bool   // the body was dropped to keep the store within its bytes
 }
 
 // hotSlots sizes the direct-mapped cache in front of the index. Most
@@ -28,22 +29,27 @@ type receipt struct {
 // where the index, a map of 65,536 random keys, costs cache misses.
 const hotSlots = 4096
 
-// receiptStore keeps the newest receipts, bounded in entries and in body
-// bytes, and wakes the API requests that wait for a message to arrive. The
-// node loop writes it; HTTP handlers read it, hence the mutex.
+// receiptStore keeps the newest receipts, bounded in entries, and their
+// bodies, bounded in bytes; it wakes the API requests that wait for a
+// message to arrive. The node loop writes it; HTTP handlers read it, hence
+// the mutex.
 //
 // Receipts live in a ring in arrival order, addressed by a sequence number
 // that only grows: entries [first, next) are live, entry s is at
-// ring[s % len(ring)]. The index maps an id to its sequence number.
+// ring[s % len(ring)]. The index maps an id to its sequence number. Bodies
+// go first, oldest first: receipts [first, bodyFirst) have lost theirs and
+// say so, but keep everything else, so that a report can still tell which
+// messages arrived.
 type receiptStore struct {
 	mu          sync.Mutex
 	ring        []receipt // grows by doubling up to capacity
 	capacity    int
 	first, next uint64
+	bodyFirst   uint64 // receipts before it have no body
 	index       map[wire.MsgID]uint64
 	hot         []hotEntry
-	bytes       int
-	maxBytes    int
+	bytes       int64 // bodies kept
+	maxBytes    int64
 	waiters     map[wire.MsgID][]chan struct{}
 }
 
@@ -54,7 +60,7 @@ type hotEntry struct {
 	seq uint64 // sequence number + 1; 0 for an empty slot
 }
 
-func newReceiptStore(entries, maxBytes int) *receiptStore {
+func newReceiptStore(entries int, maxBytes int64) *receiptStore {
 	return &receiptStore{
 		ring:     make([]receipt, min(entries, 64)),
 		capacity: entries,
@@ -89,11 +95,14 @@ func (s *receiptStore) addLocked(r receipt) {
 	if s.findLocked(r.id) != nil {
 		return
 	}
-	if len(r.body) > s.maxBytes {
-		r.body = nil // too big to keep at all; the receipt itself stays
+	if int64(len(r.body)) > s.maxBytes {
+		r.body, r.bodyEvicted = nil, true // too big to keep at all; the receipt itself stays
 	}
-	for s.next > s.first && (s.next-s.first == uint64(s.capacity) || s.bytes+len(r.body) > s.maxBytes) {
+	if s.next-s.first == uint64(s.capacity) {
 		s.evictOldestLocked()
+	}
+	for s.bytes+int64(len(r.body)) > s.maxBytes && s.bodyFirst < s.next {
+		s.evictOldestBodyLocked()
 	}
 	if s.next-s.first == uint64(len(s.ring)) {
 		s.growLocked()
@@ -103,7 +112,7 @@ func (s *receiptStore) addLocked(r receipt) {
 	s.ring[seq%uint64(len(s.ring))] = r
 	s.index[r.id] = seq
 	s.hot[slot(r.id)] = hotEntry{id: r.id, seq: seq + 1}
-	s.bytes += len(r.body)
+	s.bytes += int64(len(r.body))
 	if ws, ok := s.waiters[r.id]; ok {
 		for _, w := range ws {
 			close(w)
@@ -122,12 +131,33 @@ func (s *receiptStore) growLocked() {
 	s.ring = ring
 }
 
+// evictOldestLocked forgets the oldest receipt, with its body if it still
+// has one.
 func (s *receiptStore) evictOldestLocked() {
 	r := &s.ring[s.first%uint64(len(s.ring))]
-	s.bytes -= len(r.body)
+	s.bytes -= int64(len(r.body))
 	delete(s.index, r.id)
 	*r = receipt{}
 	s.first++
+	s.bodyFirst = max(s.bodyFirst, s.first)
+}
+
+// evictOldestBodyLocked drops the oldest body still kept; its receipt
+// stays, marked.
+func (s *receiptStore) evictOldestBodyLocked() {
+	r := &s.ring[s.bodyFirst%uint64(len(s.ring))]
+	if r.body != nil {
+		s.bytes -= int64(len(r.body))
+		r.body, r.bodyEvicted = nil, true
+	}
+	s.bodyFirst++
+}
+
+// bodyBytes returns the bytes of the bodies kept, for metrics.
+func (s *receiptStore) bodyBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
 }
 
 // duplicateLocked counts a later copy of id, if the receipt is still kept.
@@ -202,6 +232,7 @@ func (r *receipt) toAPI() api.Receipt {
 		ReceivedAt:  time.Unix(0, r.receivedAt),
 		Duplicates:  r.duplicates,
 		Size:        r.size,
+		BodyEvicted: r.bodyEvicted,
 	}
 	if r.from != 0 {
 		out.From = r.from.String()

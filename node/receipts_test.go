@@ -39,20 +39,68 @@ func TestReceiptStoreBoundsEntries(t *testing.T) {
 	}
 }
 
+// TestReceiptStoreBoundsBytes: bodies are bounded in bytes, the oldest
+// dropped first, and a receipt outlives its body: it stays, says its body
+// was evicted, and keeps hop, size and the rest.
 func TestReceiptStoreBoundsBytes(t *testing.T) {
 	s := newReceiptStore(100, 10)
-	s.addLocked(receipt{id: idOf(1), body: []byte("abcdef"), size: 6})
-	s.addLocked(receipt{id: idOf(2), body: []byte("ghijkl"), size: 6}) // evicts 1
-	if _, ok := s.get(idOf(1)); ok {
-		t.Error("receipt 1 kept past the byte limit")
+	s.addLocked(receipt{id: idOf(1), hop: 1, body: []byte("abcdef"), size: 6})
+	s.addLocked(receipt{id: idOf(2), hop: 2, body: []byte("ghijkl"), size: 6}) // evicts body 1
+	rc, ok := s.get(idOf(1))
+	if !ok {
+		t.Fatal("receipt 1 forgotten with its body")
+	}
+	if rc.Body != "" || !rc.BodyEvicted || rc.Size != 6 || rc.Hop != 1 {
+		t.Errorf("receipt 1 after its body went: %+v; want no body, body_evicted, size 6, hop 1", rc)
+	}
+	if rc, _ := s.get(idOf(2)); rc.Body != "ghijkl" || rc.BodyEvicted {
+		t.Errorf("receipt 2: body %q, evicted %v; want its body", rc.Body, rc.BodyEvicted)
 	}
 	s.addLocked(receipt{id: idOf(3), body: make([]byte, 50), size: 50}) // too big: kept without body
-	rc, ok := s.get(idOf(3))
-	if !ok || rc.Body != "" || rc.Size != 50 {
-		t.Errorf("oversized receipt: ok %v, body %q, size %d; want kept, no body, size 50", ok, rc.Body, rc.Size)
+	rc, ok = s.get(idOf(3))
+	if !ok || rc.Body != "" || !rc.BodyEvicted || rc.Size != 50 {
+		t.Errorf("oversized receipt: ok %v, body %q, evicted %v, size %d; want kept, no body, evicted, size 50", ok, rc.Body, rc.BodyEvicted, rc.Size)
 	}
 	if s.bytes > 10 {
 		t.Errorf("store holds %d body bytes, limit 10", s.bytes)
+	}
+}
+
+// TestReceiptStoreLargeBodiesKeepReceipts is the case that once made
+// reports call delivered messages missing: many more large bodies than the
+// byte budget holds. Every receipt stays (up to the entry bound), the
+// newest bodies stay within the budget, and the count bound still evicts
+// whole receipts, oldest first, with their bodies' bytes.
+func TestReceiptStoreLargeBodiesKeepReceipts(t *testing.T) {
+	const body = 1 << 20
+	s := newReceiptStore(200, 64<<20)
+	for i := range 150 {
+		s.addLocked(receipt{id: idOf(i), hop: uint16(i % 7), body: make([]byte, body), size: body})
+	}
+	for i := range 150 {
+		rc, ok := s.get(idOf(i))
+		if !ok {
+			t.Fatalf("receipt %d of 150 forgotten under a 64 MiB body budget", i)
+		}
+		if wantBody := i >= 150-64; (len(rc.Body) == body) != wantBody || rc.BodyEvicted == wantBody || rc.Size != body || rc.Hop != i%7 {
+			t.Fatalf("receipt %d: body %d bytes, evicted %v, size %d, hop %d; want body kept %v", i, len(rc.Body), rc.BodyEvicted, rc.Size, rc.Hop, wantBody)
+		}
+	}
+	if s.bytes != 64<<20 {
+		t.Errorf("store holds %d body bytes, want exactly the 64 MiB budget", s.bytes)
+	}
+	// Past the entry bound the oldest receipts go, and bytes stay right.
+	for i := 150; i < 400; i++ {
+		s.addLocked(receipt{id: idOf(i), body: make([]byte, body), size: body})
+	}
+	if _, ok := s.get(idOf(199)); ok {
+		t.Error("receipt 199 kept past the entry bound")
+	}
+	if got := len(s.recent(1000)); got != 200 {
+		t.Errorf("%d receipts kept, want the bound of 200", got)
+	}
+	if s.bytes != 64<<20 {
+		t.Errorf("store holds %d body bytes after count evictions, want 64 MiB", s.bytes)
 	}
 }
 

@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -151,10 +152,59 @@ func (c *Config) Validate() error {
 	if c.Gap < 0 {
 		return fmt.Errorf("sim: gap must not be negative, got %v", c.Gap)
 	}
+	if end, ok := c.RunEndBound(); ok && c.Crash.Fraction > 0 && c.Crash.At > end {
+		gap := ""
+		if c.Broadcasts > 1 {
+			gap = fmt.Sprintf(", %v apart", c.Gap)
+		}
+		return fmt.Errorf("sim: crash at %v: %w, which is by %v at the latest (%d broadcast(s) of at most %d hops of at most %v%s)",
+			c.Crash.At, ErrCrashNeverHappened, end, c.Broadcasts, c.Gossip.MaxHops, c.maxDelay(), gap)
+	}
 	if c.BodySize < 0 || c.BodySize > c.Gossip.MaxBody {
 		return fmt.Errorf("sim: body size must be in 0..%d, got %d", c.Gossip.MaxBody, c.BodySize)
 	}
 	return nil
+}
+
+// maxDelay is the longest delay a copy can take, when the latency model
+// has one (a log-normal does not: it returns -1).
+func (c *Config) maxDelay() time.Duration {
+	var d time.Duration
+	switch c.Latency.Kind {
+	case LatencyConstant:
+		d = c.Latency.Min
+	case LatencyUniform:
+		d = c.Latency.Max
+	default:
+		return -1
+	}
+	if r := c.Regions; r != nil {
+		var m time.Duration
+		for _, row := range r.Delay {
+			m = max(m, slices.Max(row))
+		}
+		d += m
+	}
+	return d
+}
+
+// RunEndBound is a virtual time by which a run of c has certainly ended,
+// and false when the latency model has no longest delay (log-normal). A
+// copy at hop h is sent when its sender got hop h−1, no copy travels past
+// Gossip.MaxHops hops, and the next broadcast starts Gap after the last
+// copy lands, so the run ends by Broadcasts × MaxHops × the longest delay,
+// plus (Broadcasts − 1) × Gap. A crash later than that can never happen,
+// and Validate refuses it before anything runs.
+func (c *Config) RunEndBound() (time.Duration, bool) {
+	d := c.maxDelay()
+	if d < 0 {
+		return 0, false
+	}
+	end := float64(c.Broadcasts)*float64(c.Gossip.MaxHops)*float64(d) + float64(c.Broadcasts-1)*float64(c.Gap)
+	if end >= math.MaxInt64 {
+		return 0, false
+	}
+	return time.Duration(end), true
 }
 
 // LatencyKind names a latency distribution.

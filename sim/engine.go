@@ -3,10 +3,12 @@ package sim
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"time"
 	"unsafe"
 
 	"gossipmesh/gossip"
@@ -66,6 +68,11 @@ type Sim struct {
 	// check per duplicate and nothing else.
 	onDuplicate func(Delivery)
 	onCrash     func(node int, at int64)
+
+	// crashedList is the crashed nodes, in node order, once crashDone; it
+	// is read once per broadcast, and sits here, past the fields the event
+	// loop reads, so as not to move them.
+	crashedList []uint32
 }
 
 // bstate accumulates one broadcast's figures while it runs.
@@ -182,14 +189,24 @@ const (
 	ringAhead     = 6
 )
 
+// ErrCrashNeverHappened reports a run whose Config.Crash time came after
+// the run's last event: the crash never happened, so the report would
+// describe a crash-free run under a crash label. Config.Validate refuses
+// such a crash up front when the latency model bounds the run's length;
+// otherwise Run returns this error (wrapped) at the end.
+var ErrCrashNeverHappened = errors.New("the crash would come after the end of the run")
+
 // Run publishes cfg.Broadcasts messages one after another and returns the
-// report. When ctx is cancelled it stops at once and returns the report so
-// far, marked partial, with the current broadcast as it stood, and no
-// error: a stopped run is a result, not a failure.
+// report. When ctx is cancelled it stops at once and returns the report of
+// the broadcasts that had finished, marked partial, and no error: a
+// stopped run is a result, not a failure. The broadcast that was cut off
+// is left out (its figures would mix a spread with its interruption), and
+// so are its events.
 func (s *Sim) Run(ctx context.Context) (*Report, error) {
 	var bs []Broadcast
 	partial := false
 	body := make([]byte, s.cfg.BodySize)
+	events := int64(0) // events of the finished broadcasts
 	for b := 0; b < s.cfg.Broadcasts; b++ {
 		if b > 0 {
 			s.now += int64(s.cfg.Gap)
@@ -200,19 +217,23 @@ func (s *Sim) Run(ctx context.Context) (*Report, error) {
 		if err := s.publish(b, body); err != nil {
 			return nil, err
 		}
-		stopped := s.drain(ctx)
-		bs = append(bs, s.finish(stopped))
-		if stopped {
+		if s.drain(ctx) {
 			partial = true
 			break
 		}
+		bs = append(bs, s.finish())
+		events = s.events
 		if s.onProgress != nil {
 			s.onProgress(float64(b+1) / float64(s.cfg.Broadcasts))
 		}
 	}
+	if !partial && s.cfg.Crash.Fraction > 0 && !s.crashDone {
+		return nil, fmt.Errorf("sim: crash at %v: %w, which came at %v of virtual time; crash earlier, or publish more broadcasts",
+			s.cfg.Crash.At, ErrCrashNeverHappened, time.Duration(s.now))
+	}
 	r := newReport(&s.cfg, s.graph, bs)
 	r.Partial = partial
-	r.Events = s.events
+	r.Events = events
 	return r, nil
 }
 
@@ -438,9 +459,10 @@ func (s *Sim) maybeCrash(now int64) {
 			k--
 		}
 	}
-	if s.onCrash != nil {
-		for i, down := range s.crashed {
-			if down {
+	for i, down := range s.crashed {
+		if down {
+			s.crashedList = append(s.crashedList, uint32(i))
+			if s.onCrash != nil {
 				s.onCrash(i, int64(s.cfg.Crash.At))
 			}
 		}
@@ -448,22 +470,33 @@ func (s *Sim) maybeCrash(now int64) {
 }
 
 // finish turns the current broadcast's state into its Broadcast figures.
-func (s *Sim) finish(partial bool) Broadcast {
+func (s *Sim) finish() Broadcast {
 	c := &s.cur
 	n := len(s.cores)
+	// A node that had the message and then crashed counts as reached over
+	// all nodes, and not at all over the live ones.
+	reachedLive := c.reached
+	for _, i := range s.crashedList {
+		if s.reached.has(i) {
+			reachedLive--
+		}
+	}
+	live := n - len(s.crashedList)
 	b := Broadcast{
 		Index:           c.index,
 		Publisher:       c.publisher,
 		PublishedAtMS:   ms(c.pubAt),
 		Reached:         c.reached,
 		Reliability:     float64(c.reached) / float64(n),
+		Live:            live,
+		ReachedLive:     reachedLive,
+		ReliabilityLive: float64(reachedLive) / float64(live),
 		LastDeliveryHop: c.maxHop,
 		Messages:        c.messages,
 		Duplicates:      c.duplicates,
 		Lost:            c.lost,
 		ToCrashed:       c.toCrashed,
 		Rejected:        c.rejected,
-		Partial:         partial,
 		ReachedByHop:    append([]int(nil), c.byHop...),
 	}
 	if c.reached > 1 {

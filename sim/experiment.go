@@ -89,7 +89,8 @@ type setup struct {
 }
 
 // RunExperiment runs a named experiment. When ctx is cancelled it returns
-// the rows done so far, the last one partial.
+// the rows done so far, the last one partial (or left out if it had not
+// finished a broadcast).
 func RunExperiment(ctx context.Context, name string, ec ExperimentConfig) (*Experiment, error) {
 	ec = ec.withDefaults()
 	out := &Experiment{Name: name, Config: ec}
@@ -180,12 +181,15 @@ func RunExperiment(ctx context.Context, name string, ec ExperimentConfig) (*Expe
 			}
 			row.Report = r
 			row.CoverageAt = at
-			rows = append(rows, row)
 			done++
 			if r.Partial {
 				out.Partial = true
+				if r.Broadcasts > 0 {
+					rows = append(rows, row)
+				}
 				break
 			}
+			rows = append(rows, row)
 		}
 		out.Tables = append(out.Tables, rows)
 		if out.Partial {

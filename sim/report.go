@@ -61,8 +61,17 @@ type Broadcast struct {
 	PublishedAtMS float64 `json:"published_at_ms"`
 	// Reached counts nodes that had the message, publisher included.
 	Reached int `json:"reached"`
-	// Reliability is Reached / N.
+	// Reliability is Reached / N: over all nodes, crashed ones included.
 	Reliability float64 `json:"reliability"`
+	// Live counts the nodes that had not crashed when the broadcast ended
+	// (N when nothing crashed).
+	Live int `json:"live"`
+	// ReachedLive counts the live nodes that had the message: a node that
+	// crashed is not counted as unreached, even if it had the message.
+	ReachedLive int `json:"reached_live"`
+	// ReliabilityLive is ReachedLive / Live: what the crash left of the
+	// spread, as opposed to the nodes the crash took away.
+	ReliabilityLive float64 `json:"reliability_live"`
 	// MeanHop is the mean hop of the nodes reached, publisher excluded.
 	MeanHop float64 `json:"mean_hop"`
 	// LastDeliveryHop is the largest hop of any first receipt.
@@ -75,19 +84,20 @@ type Broadcast struct {
 	TimeToCoverageMS Coverage `json:"time_to_coverage_ms"`
 	// ReachedByHop[h] counts nodes first reached at hop h.
 	ReachedByHop []int `json:"reached_by_hop"`
-	// Messages counts payload copies sent, lost or not.
+	// Messages counts payload copies the nodes sent, including the ones a
+	// link then lost: every copy sent is a first receipt, a duplicate,
+	// lost, or at a crashed node (or rejected).
 	Messages int64 `json:"messages"`
 	// Duplicates counts copies that reached a node that had the message.
 	Duplicates int64 `json:"duplicates"`
-	// Lost counts copies dropped by link loss.
+	// Lost counts copies sent and then dropped by link loss (Config.Loss);
+	// Messages − Lost copies arrived somewhere.
 	Lost int64 `json:"lost"`
 	// ToCrashed counts copies that arrived at a crashed node.
 	ToCrashed int64 `json:"to_crashed"`
 	// Rejected counts copies a core refused as malformed (always 0 unless
 	// the core and simulator disagree).
 	Rejected int64 `json:"rejected"`
-	// Partial marks a broadcast cut short by a cancelled run.
-	Partial bool `json:"partial,omitempty"`
 }
 
 // CoverageByHop returns the fraction of n nodes reached at hop h or less.
@@ -109,7 +119,7 @@ type Report struct {
 	Broadcasts int    `json:"broadcasts"`
 	Seed       uint64 `json:"seed"`
 	// Reliability, MeanHop, LastDeliveryHop and RMR are means over the
-	// broadcasts.
+	// broadcasts. Reliability is over all nodes, crashed ones included.
 	Reliability     float64 `json:"reliability"`
 	MeanHop         float64 `json:"mean_hop"`
 	LastDeliveryHop float64 `json:"last_delivery_hop"`
@@ -119,6 +129,21 @@ type Report struct {
 	TimeToCoverageMS Coverage `json:"time_to_coverage_ms"`
 	// AllReached is the fraction of broadcasts that reached every node.
 	AllReached float64 `json:"all_reached"`
+	// ReliabilityLive is the mean of the broadcasts' ReliabilityLive: the
+	// fraction of the nodes still up that were reached. It equals
+	// Reliability when nothing crashed.
+	ReliabilityLive float64 `json:"reliability_live"`
+	// AllLiveReached is the fraction of broadcasts that reached every node
+	// still up.
+	AllLiveReached float64 `json:"all_live_reached"`
+	// Messages, Lost, Duplicates and ToCrashed are the broadcasts' copy
+	// counts added up: copies sent, and of those, the ones a link lost, the
+	// ones that reached a node that had the message, and the ones that
+	// reached a crashed node.
+	Messages   int64 `json:"messages"`
+	Lost       int64 `json:"lost"`
+	Duplicates int64 `json:"duplicates"`
+	ToCrashed  int64 `json:"to_crashed"`
 	// MaxLastDeliveryHop is the largest last delivery hop of any broadcast.
 	MaxLastDeliveryHop int     `json:"max_last_delivery_hop"`
 	Topology           string  `json:"topology"`
@@ -193,17 +218,20 @@ func Merge(rs []*Report) *Report {
 func (r *Report) summarize() {
 	bs := r.PerBroadcast
 	r.Broadcasts = len(bs)
+	r.Messages, r.Lost, r.Duplicates, r.ToCrashed = 0, 0, 0, 0
 	if len(bs) == 0 {
+		r.TimeToCoverageMS = Coverage{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 		return
 	}
-	var rel, hop, last, rmr float64
+	var rel, relLive, hop, last, rmr float64
 	var cov [4]float64
 	var covN [4]int
-	all := 0
+	all, allLive := 0, 0
 	r.MaxLastDeliveryHop = 0
 	for i := range bs {
 		b := &bs[i]
 		rel += b.Reliability
+		relLive += b.ReliabilityLive
 		hop += b.MeanHop
 		last += float64(b.LastDeliveryHop)
 		rmr += b.RMR
@@ -211,6 +239,13 @@ func (r *Report) summarize() {
 		if b.Reached == r.Nodes {
 			all++
 		}
+		if b.ReachedLive == b.Live {
+			allLive++
+		}
+		r.Messages += b.Messages
+		r.Lost += b.Lost
+		r.Duplicates += b.Duplicates
+		r.ToCrashed += b.ToCrashed
 		for k, t := range b.TimeToCoverageMS {
 			if !math.IsNaN(t) {
 				cov[k] += t
@@ -224,6 +259,8 @@ func (r *Report) summarize() {
 	r.LastDeliveryHop = round(last/n, 4)
 	r.RMR = round(rmr/n, 4)
 	r.AllReached = round(float64(all)/n, 6)
+	r.ReliabilityLive = round(relLive/n, 6)
+	r.AllLiveReached = round(float64(allLive)/n, 6)
 	for k := range cov {
 		r.TimeToCoverageMS[k] = math.NaN()
 		if covN[k] > 0 {
@@ -252,8 +289,9 @@ func (r *Report) WriteJSON(w io.Writer) error {
 // CSVHeader is the header row of WriteCSV; sweeps prepend their parameter.
 var CSVHeader = []string{
 	"nodes", "topology", "degree", "strategy", "fanout", "latency", "loss", "crash", "seed",
-	"broadcast", "publisher", "reached", "reliability", "mean_hop", "last_delivery_hop", "rmr",
-	"t50_ms", "t90_ms", "t99_ms", "t100_ms", "messages", "duplicates", "lost", "to_crashed", "partial",
+	"broadcast", "publisher", "reached", "reliability", "live", "reached_live", "reliability_live",
+	"mean_hop", "last_delivery_hop", "rmr",
+	"t50_ms", "t90_ms", "t99_ms", "t100_ms", "messages", "duplicates", "lost", "to_crashed",
 }
 
 // CSVRows returns one row per broadcast, in CSVHeader's order.
@@ -270,11 +308,12 @@ func (r *Report) CSVRows() [][]string {
 		rows = append(rows, []string{
 			i(r.Nodes), r.Topology, i(r.Degree), r.Strategy, i(r.Fanout), r.Latency, f(r.Loss), r.Crash,
 			strconv.FormatUint(r.Seed, 10),
-			i(b.Index), i(b.Publisher), i(b.Reached), f(b.Reliability), f(round(b.MeanHop, 6)),
+			i(b.Index), i(b.Publisher), i(b.Reached), f(b.Reliability),
+			i(b.Live), i(b.ReachedLive), f(b.ReliabilityLive), f(round(b.MeanHop, 6)),
 			i(b.LastDeliveryHop), f(round(b.RMR, 6)),
 			f(b.TimeToCoverageMS[0]), f(b.TimeToCoverageMS[1]), f(b.TimeToCoverageMS[2]), f(b.TimeToCoverageMS[3]),
 			strconv.FormatInt(b.Messages, 10), strconv.FormatInt(b.Duplicates, 10),
-			strconv.FormatInt(b.Lost, 10), strconv.FormatInt(b.ToCrashed, 10), strconv.FormatBool(b.Partial),
+			strconv.FormatInt(b.Lost, 10), strconv.FormatInt(b.ToCrashed, 10),
 		})
 	}
 	return rows
@@ -329,17 +368,41 @@ func (r *Report) WriteText(w io.Writer) error {
 	bw.printf("mesh sim: %s\n", r.Describe())
 	state := ""
 	if r.Partial {
-		state = " (PARTIAL: stopped early)"
+		state = " (PARTIAL: stopped early; the broadcast that was cut off is left out)"
 	}
-	bw.printf("%d broadcast(s)%s, %d reached every node (%.1f%%), %d message arrivals\n\n",
+	bw.printf("%d broadcast(s)%s, %d reached every node (%.1f%%), %d message arrivals\n",
 		r.Broadcasts, state, int(math.Round(r.AllReached*float64(r.Broadcasts))), 100*r.AllReached, r.Events)
 	bs := r.PerBroadcast
-	rows := []struct {
+	if r.Crash != "" && len(bs) > 0 {
+		// Crashed nodes are not unreached: say how the nodes still up did.
+		bw.printf("%d of %d nodes crashed (%s); %d broadcast(s) reached every live node (%.1f%%)\n",
+			r.Nodes-bs[len(bs)-1].Live, r.Nodes, r.Crash,
+			int(math.Round(r.AllLiveReached*float64(r.Broadcasts))), 100*r.AllLiveReached)
+	}
+	bw.printf("copies: %d sent", r.Messages)
+	if r.Loss > 0 {
+		pct := 0.0
+		if r.Messages > 0 {
+			pct = 100 * float64(r.Lost) / float64(r.Messages)
+		}
+		bw.printf(", %d of them lost on the links (%.2f%%, loss %g)", r.Lost, pct, r.Loss)
+	}
+	bw.printf(", %d duplicates", r.Duplicates)
+	if r.Crash != "" {
+		bw.printf(", %d to crashed nodes", r.ToCrashed)
+	}
+	bw.printf("\n\n")
+	type statRow struct {
 		name string
 		get  func(*Broadcast) float64
-		prec int
-	}{
-		{"reliability", func(b *Broadcast) float64 { return b.Reliability }, 6},
+		prec int // decimals; 0 for a count
+	}
+	rows := []statRow{{"reliability", func(b *Broadcast) float64 { return b.Reliability }, 6}}
+	if r.Crash != "" {
+		rows[0].name = "reliability (all)"
+		rows = append(rows, statRow{"reliability (live)", func(b *Broadcast) float64 { return b.ReliabilityLive }, 6})
+	}
+	rows = append(rows, []statRow{
 		{"mean hop", func(b *Broadcast) float64 { return b.MeanHop }, 3},
 		{"last delivery hop", func(b *Broadcast) float64 { return float64(b.LastDeliveryHop) }, 0},
 		{"rmr", func(b *Broadcast) float64 { return b.RMR }, 3},
@@ -347,7 +410,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		{"t90% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[1] }, 1},
 		{"t99% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[2] }, 1},
 		{"t100% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[3] }, 1},
-	}
+	}...)
 	bw.printf("%-18s %12s %12s %12s %12s %12s %8s\n", "", "mean", "min", "p50", "p90", "max", "n")
 	for _, row := range rows {
 		vals := make([]float64, 0, len(bs))
@@ -367,16 +430,25 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		p := func(q float64) float64 { return vals[min(len(vals)-1, int(math.Ceil(q*float64(len(vals))))-1)] }
 		ff := func(v float64, prec int) string { return strconv.FormatFloat(v, 'f', prec, 64) }
-		bw.printf("%-18s %12s %12s %12s %12s %12s %8d\n", row.name, ff(sum/float64(len(vals)), max(row.prec, 3)),
+		mean := sum / float64(len(vals))
+		meanPrec := max(row.prec, 3)
+		if row.prec == 0 && mean == math.Trunc(mean) {
+			meanPrec = 0 // a count whose mean is whole prints as the count it is
+		}
+		bw.printf("%-18s %12s %12s %12s %12s %12s %8d\n", row.name, ff(mean, meanPrec),
 			ff(vals[0], row.prec), ff(p(0.5), row.prec), ff(p(0.9), row.prec), ff(vals[len(vals)-1], row.prec), len(vals))
 	}
-	// Mean coverage by hop over the broadcasts.
+	// Coverage by hop: counts with one broadcast, means over several.
 	maxH := 0
 	for i := range bs {
 		maxH = max(maxH, len(bs[i].ReachedByHop))
 	}
-	bw.printf("\n%-5s %14s %12s\n", "hop", "new nodes", "coverage")
-	cum := 0.0
+	head := "new nodes"
+	if len(bs) > 1 {
+		head = "new nodes (mean)"
+	}
+	bw.printf("\n%-5s %16s %12s\n", "hop", head, "coverage")
+	cum := 0
 	for h := 0; h < maxH; h++ {
 		sum := 0
 		for i := range bs {
@@ -384,9 +456,13 @@ func (r *Report) WriteText(w io.Writer) error {
 				sum += bs[i].ReachedByHop[h]
 			}
 		}
-		mean := float64(sum) / float64(len(bs))
-		cum += mean
-		bw.printf("%-5d %14.2f %11.4f%%\n", h, mean, 100*cum/float64(r.Nodes))
+		cum += sum
+		cov := 100 * float64(cum) / float64(len(bs)) / float64(r.Nodes)
+		if len(bs) == 1 {
+			bw.printf("%-5d %16d %11.4f%%\n", h, sum, cov)
+		} else {
+			bw.printf("%-5d %16.2f %11.4f%%\n", h, float64(sum)/float64(len(bs)), cov)
+		}
 	}
 	return bw.err
 }

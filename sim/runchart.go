@@ -18,13 +18,15 @@ const chartBins = 1024
 // model, and the same run always gives the same bins.
 type RunCharts struct {
 	width int64 // bin width, nanoseconds
-	bins  []int64
-	pubAt int64
+	// bins holds the finished broadcasts; cur the one under way, which a
+	// cancelled run leaves out of its report and so out of the charts.
+	bins, cur []int64
+	pubAt     int64
 }
 
 // NewRunCharts returns an empty collector; feed it with Observer.
 func NewRunCharts() *RunCharts {
-	return &RunCharts{width: 1000, bins: make([]int64, chartBins)}
+	return &RunCharts{width: 1000, bins: make([]int64, chartBins), cur: make([]int64, chartBins)}
 }
 
 // Observer returns the hook that feeds c, for RunObserved.
@@ -32,19 +34,31 @@ func (c *RunCharts) Observer() Observer { return Observer{Deliver: c.observe} }
 
 func (c *RunCharts) observe(d Delivery) {
 	if d.Hop == 0 && d.From < 0 {
-		// The publisher's own copy comes first in every broadcast.
+		// The publisher's own copy comes first in every broadcast: the
+		// one before it has finished.
+		c.commit()
 		c.pubAt = d.At
 	}
 	t := d.At - c.pubAt
 	for t >= c.width*chartBins {
 		half := chartBins / 2
-		for k := range half {
-			c.bins[k] = c.bins[2*k] + c.bins[2*k+1]
+		for _, b := range [][]int64{c.bins, c.cur} {
+			for k := range half {
+				b[k] = b[2*k] + b[2*k+1]
+			}
+			clear(b[half:])
 		}
-		clear(c.bins[half:])
 		c.width *= 2
 	}
-	c.bins[t/c.width]++
+	c.cur[t/c.width]++
+}
+
+// commit adds the current broadcast's times to the finished ones.
+func (c *RunCharts) commit() {
+	for k, v := range c.cur {
+		c.bins[k] += v
+	}
+	clear(c.cur)
 }
 
 // Charts draws r (the report of the run c watched): the coverage curve,
@@ -52,6 +66,10 @@ func (c *RunCharts) observe(d Delivery) {
 // and the hop histogram, the mean fraction first reached at each hop with
 // the cumulative coverage by hop beside it.
 func (c *RunCharts) Charts(r *Report) (coverage, hops *Chart) {
+	if r.Partial {
+		clear(c.cur) // the broadcast that was cut off is not in r
+	}
+	c.commit()
 	nb := float64(len(r.PerBroadcast))
 	total := float64(r.Nodes) * nb
 	if total == 0 {

@@ -256,7 +256,7 @@ func TestRingByHand(t *testing.T) {
 	for _, b := range r.PerBroadcast {
 		want := Broadcast{
 			Index: b.Index, Publisher: b.Publisher, PublishedAtMS: b.PublishedAtMS,
-			Reached: 6, Reliability: 1, MeanHop: 1.8, LastDeliveryHop: 3, RMR: 0.4,
+			Reached: 6, Reliability: 1, Live: 6, ReachedLive: 6, ReliabilityLive: 1, MeanHop: 1.8, LastDeliveryHop: 3, RMR: 0.4,
 			TimeToCoverageMS: Coverage{10, 30, 30, 30}, ReachedByHop: []int{1, 2, 2, 1},
 			Messages: 7, Duplicates: 2,
 		}
@@ -301,8 +301,8 @@ func TestCancelGivesPartialReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !r.Partial || r.Broadcasts != 1 || !r.PerBroadcast[0].Partial || r.PerBroadcast[0].Reached != 1 {
-		t.Fatalf("want one partial broadcast that reached only its publisher, got %+v", r)
+	if !r.Partial || r.Broadcasts != 0 || len(r.PerBroadcast) != 0 || r.Events != 0 {
+		t.Fatalf("want a partial report without the broadcast that was cut off, got %+v", r)
 	}
 	var b bytes.Buffer
 	if err := r.WriteText(&b); err != nil || !bytes.Contains(b.Bytes(), []byte("PARTIAL")) {

@@ -16,7 +16,11 @@ type Chart struct {
 	// LogX plots x on a log10 scale (x must be positive).
 	LogX bool
 	// YMax, if positive, fixes the top of the y axis (100 for percent).
-	YMax   float64
+	YMax float64
+	// XMax, if positive, ends the x axis there and leaves out the points
+	// past it: a chart says where to stop looking when one series has a
+	// long, flat tail that would squash the rest (see SweepChart).
+	XMax   float64
 	Series []Series
 }
 
@@ -33,17 +37,34 @@ type Series struct {
 	NoMarkers bool
 }
 
-// palette holds distinguishable colours; series past its end reuse them.
+// palette holds eight colours that stay apart for colour-blind readers
+// too (Okabe and Ito's set, with brown for its yellow, which is unreadable
+// on white): any two differ by at least 25 in CIELAB ΔE. Series past the
+// eighth reuse them with another dash pattern (seriesStyle), so no two
+// series of a chart look alike up to 8 × len(dashes) series.
 var palette = []string{
-	"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
-	"#e377c2", "#7f7f7f", "#bcbd22", "#17becf", "#393b79", "#ad494a",
+	"#0072b2", "#d55e00", "#009e73", "#cc79a7", "#e69f00", "#56b4e9", "#000000", "#8c564b",
+}
+
+// dashes are the line patterns of each round through the palette.
+var dashes = []string{"", "9 3", "2 3", "9 3 2 3"}
+
+// seriesStyle returns series i's colour and dash pattern ("" for solid).
+// A series marked Dashed (a theory curve) keeps its own dash.
+func seriesStyle(i int, s *Series) (colour, dash string) {
+	colour = palette[i%len(palette)]
+	dash = dashes[(i/len(palette))%len(dashes)]
+	if s.Dashed {
+		dash = "6 4"
+	}
+	return colour, dash
 }
 
 // WriteSVG draws the chart.
 func (c *Chart) WriteSVG(w io.Writer) error {
 	const (
 		width, height                     = 820, 480
-		left, right, top, bottom, legendW = 64, 20, 48, 56, 190
+		left, right, top, bottom, legendW = 64, 20, 48, 56, 215
 	)
 	plotW := float64(width - left - right - legendW)
 	plotH := float64(height - top - bottom)
@@ -51,6 +72,9 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 	for _, s := range c.Series {
 		for i := range s.X {
 			x := s.X[i]
+			if c.XMax > 0 && x > c.XMax {
+				continue
+			}
 			if c.LogX {
 				x = math.Log10(x)
 			}
@@ -70,6 +94,9 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 	}
 	if c.LogX {
 		xmin, xmax = math.Floor(xmin), math.Ceil(xmax)
+	}
+	if c.XMax > 0 && !c.LogX {
+		xmax = c.XMax
 	}
 	if xmax == xmin {
 		xmax = xmin + 1
@@ -123,10 +150,17 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 	fmt.Fprintf(&b, `<text transform="translate(16 %s) rotate(-90)" text-anchor="middle">%s</text>`+"\n", f(top+plotH/2), html.EscapeString(c.YLabel))
 	// Lines, points and legend.
 	for i, s := range c.Series {
-		col := palette[i%len(palette)]
+		col, pattern := seriesStyle(i, &s)
 		dash := ""
-		if s.Dashed {
-			dash = ` stroke-dasharray="6 4"`
+		if pattern != "" {
+			dash = ` stroke-dasharray="` + pattern + `"`
+		}
+		if c.XMax > 0 {
+			k := 0
+			for k < len(s.X) && s.X[k] <= c.XMax {
+				k++
+			}
+			s.X, s.Y = s.X[:k], s.Y[:k]
 		}
 		ly := top + 8 + i*18
 		lx := width - right - legendW + 14
@@ -138,7 +172,7 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 					f(px(s.X[j])-bw/2), f(y1), f(bw), f(y0-y1), col)
 			}
 			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="22" height="10" fill="%s" fill-opacity="0.6"/>`+"\n", lx, ly-5, col)
-			fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 24)))
+			fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 30)))
 			continue
 		}
 		var pts []string
@@ -153,7 +187,7 @@ func (c *Chart) WriteSVG(w io.Writer) error {
 			}
 		}
 		fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="%s" stroke-width="2"%s/>`+"\n", lx, ly, lx+22, ly, col, dash)
-		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 24)))
+		fmt.Fprintf(&b, `<text x="%d" y="%d">%s</text>`+"\n", lx+28, ly+4, html.EscapeString(truncate(s.Name, 30)))
 	}
 	b.WriteString("</svg>\n")
 	_, err := io.WriteString(w, b.String())
@@ -174,9 +208,12 @@ func niceStep(raw float64) float64 {
 	return 10 * p
 }
 
+// truncate shortens s to n characters (runes, not bytes), the last an
+// ellipsis.
 func truncate(s string, n int) string {
-	if len(s) <= n {
+	r := []rune(s)
+	if len(r) <= n {
 		return s
 	}
-	return s[:n-1] + "…"
+	return string(r[:n-1]) + "…"
 }

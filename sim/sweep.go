@@ -148,6 +148,7 @@ func RunObserved(ctx context.Context, cfg Config, graphs int, progress func(floa
 		return nil, fmt.Errorf("sim: graphs must be at least 1, got %d", graphs)
 	}
 	var rs []*Report
+	partial := false
 	for g := 0; g < graphs; g++ {
 		c := cfg
 		c.Seed = cfg.Seed + uint64(g)
@@ -165,18 +166,27 @@ func RunObserved(ctx context.Context, cfg Config, graphs int, progress func(floa
 		if err != nil {
 			return nil, err
 		}
-		rs = append(rs, r)
 		if r.Partial {
+			partial = true
+			// A graph stopped before its first broadcast finished adds
+			// nothing but a topology to the pool: leave it out.
+			if r.Broadcasts > 0 || len(rs) == 0 {
+				rs = append(rs, r)
+			}
 			break
 		}
+		rs = append(rs, r)
 	}
 	m := Merge(rs)
 	m.Seed = cfg.Seed
+	m.Partial = m.Partial || partial
 	return m, nil
 }
 
 // RunSweep runs base once per value of sw (each on graphs topologies).
-// It stops early, with the reports so far, when ctx is cancelled.
+// It stops early, with the reports so far, when ctx is cancelled; a value
+// whose run had not finished one broadcast is left out, and the last
+// report is then marked partial.
 func RunSweep(ctx context.Context, base Config, sw Sweep, graphs int, progress func(float64)) ([]*Report, error) {
 	var out []*Report
 	for i, v := range sw.Values {
@@ -192,10 +202,17 @@ func RunSweep(ctx context.Context, base Config, sw Sweep, graphs int, progress f
 		if err != nil {
 			return nil, fmt.Errorf("sweep %s=%s: %w", sw.Param, sw.Label(v), err)
 		}
-		out = append(out, r)
 		if r.Partial {
+			if r.Broadcasts > 0 {
+				out = append(out, r)
+			} else if len(out) > 0 {
+				last := *out[len(out)-1]
+				last.Partial = true
+				out[len(out)-1] = &last
+			}
 			break
 		}
+		out = append(out, r)
 	}
 	return out, nil
 }
@@ -215,8 +232,21 @@ func WriteSweepText(w io.Writer, sw Sweep, rs []*Report) error {
 	if len(rs) > 0 {
 		ew.printf("mesh sim sweep over %s (first run: %s)\n\n", sw.Param, rs[0].Describe())
 	}
-	ew.printf("%8s %8s %7s %11s %9s %8s %8s %7s %8s %9s %9s %9s %9s %8s\n",
-		sw.Param, "nodes", "degree", "reliability", "all_rchd", "mean_hop", "last_hop", "max_hop", "rmr",
+	// With crashes, reliability over the live nodes goes beside the one
+	// over all nodes: a crashed node is not one the gossip missed.
+	crash := len(rs) > 0 && rs[0].Crash != ""
+	live := func(r *Report) string {
+		if !crash {
+			return ""
+		}
+		return fmt.Sprintf(" %11.6f", r.ReliabilityLive)
+	}
+	head := ""
+	if crash {
+		head = fmt.Sprintf(" %11s", "rel_live")
+	}
+	ew.printf("%8s %8s %7s %11s%s %9s %8s %8s %7s %8s %9s %9s %9s %9s %8s\n",
+		sw.Param, "nodes", "degree", "reliability", head, "all_rchd", "mean_hop", "last_hop", "max_hop", "rmr",
 		"t50_ms", "t90_ms", "t99_ms", "t100_ms", "log_k_N")
 	for i, r := range rs {
 		c := r.TimeToCoverageMS
@@ -230,9 +260,14 @@ func WriteSweepText(w io.Writer, sw Sweep, rs []*Report) error {
 		if r.Partial {
 			part = "  (partial)"
 		}
-		ew.printf("%8s %8d %7.2f %11.6f %9.4f %8.3f %8.2f %7d %8.3f %9s %9s %9s %9s %8.3f%s\n",
-			sw.Label(sw.Values[i]), r.Nodes, r.MeanDegree, r.Reliability, r.AllReached, r.MeanHop,
-			r.LastDeliveryHop, r.MaxLastDeliveryHop, r.RMR, ms(c[0]), ms(c[1]), ms(c[2]), ms(c[3]),
+		// The last hop is a count, so a whole mean prints as one.
+		lastHop := strconv.FormatFloat(r.LastDeliveryHop, 'f', 2, 64)
+		if r.LastDeliveryHop == math.Trunc(r.LastDeliveryHop) {
+			lastHop = strconv.FormatFloat(r.LastDeliveryHop, 'f', 0, 64)
+		}
+		ew.printf("%8s %8d %7.2f %11.6f%s %9.4f %8.3f %8s %7d %8.3f %9s %9s %9s %9s %8.3f%s\n",
+			sw.Label(sw.Values[i]), r.Nodes, r.MeanDegree, r.Reliability, live(r), r.AllReached, r.MeanHop,
+			lastHop, r.MaxLastDeliveryHop, r.RMR, ms(c[0]), ms(c[1]), ms(c[2]), ms(c[3]),
 			theoryHops(float64(r.Nodes), branching(r)), part)
 	}
 	return ew.err
@@ -268,16 +303,59 @@ func SweepChart(sw Sweep, rs []*Report) *Chart {
 		Subtitle: "first run: " + rs[0].Describe(),
 		XLabel:   "hop", YLabel: "nodes reached (%)", YMax: 100,
 	}
+	covs := make([][]float64, len(rs))
 	for i, r := range rs {
+		covs[i] = meanCoverageByHop(r)
+	}
+	cut, longest := coverageClip(covs)
+	for i, cov := range covs {
 		s := Series{Name: sw.Param + "=" + sw.Label(sw.Values[i])}
-		cov := meanCoverageByHop(r)
 		for h, c := range cov {
 			s.X = append(s.X, float64(h))
 			s.Y = append(s.Y, 100*c)
 		}
+		if last := len(cov) - 1; last > cut {
+			// Say where a tail that the axis cuts off ends.
+			s.Name += fmt.Sprintf(" (→ hop %d, %.2g%%)", last, 100*cov[last])
+		}
 		ch.Series = append(ch.Series, s)
 	}
+	if cut < longest {
+		ch.XMax = float64(cut)
+		ch.XLabel = fmt.Sprintf("hop (axis cut at %d: past it no curve that spreads gains %g%% of the nodes)", cut, clipGain*100)
+	}
 	return ch
+}
+
+// Where SweepChart cuts its x axis: a curve "spreads" if it ends at or
+// above clipSpread of the nodes, and the axis ends one hop after the last
+// hop at which a spreading curve still had more than clipGain of the nodes
+// to gain. A stalled curve (fanout 1 creeping along at 2% for 40 hops)
+// otherwise squashes the curves that matter into the left tenth.
+const (
+	clipSpread = 0.10
+	clipGain   = 0.005
+)
+
+// coverageClip returns the hop to cut the axis at and the longest curve's
+// last hop.
+func coverageClip(covs [][]float64) (cut, longest int) {
+	for _, cov := range covs {
+		longest = max(longest, len(cov)-1)
+		if len(cov) == 0 || cov[len(cov)-1] < clipSpread {
+			continue
+		}
+		final := cov[len(cov)-1]
+		h := 0
+		for h < len(cov) && final-cov[h] > clipGain {
+			h++
+		}
+		cut = max(cut, h+1)
+	}
+	if cut == 0 || cut > longest {
+		cut = longest
+	}
+	return cut, longest
 }
 
 // meanCoverageByHop is the fraction of nodes reached by hop h, averaged

@@ -37,6 +37,14 @@ const chromiumPath = "/usr/bin/chromium"
 // start. It returns a tab context that ends with the test.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
+	return startBrowser(t, true)
+}
+
+// startBrowser is newBrowser; with watchConsole false, the page's console
+// errors do not fail the test (a hostile page's refused requests log
+// them).
+func startBrowser(t *testing.T, watchConsole bool) context.Context {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test: starts Chromium")
 	}
@@ -83,7 +91,7 @@ func newBrowser(t *testing.T) context.Context {
 			if err != nil {
 				return
 			}
-			if bodyDone.Err() != nil {
+			if bodyDone.Err() != nil || !watchConsole {
 				continue
 			}
 			if m.Type == chromedp.ConsoleError || m.IsException() {

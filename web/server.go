@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"embed"
 	"encoding/json"
@@ -50,6 +51,13 @@ type Options struct {
 	// Buffer is how many events each browser may fall behind before it
 	// loses events (counted, and reported to the page). Default 4096.
 	Buffer int
+	// MaxStreams caps the browsers following GET /api/events at once;
+	// over it the answer is 503. Default 64.
+	MaxStreams int
+	// Limits are the HTTP server's timeouts and connection cap (Serve).
+	// The zero value means api.DefaultServerLimits; otherwise it must pass
+	// its Validate.
+	Limits api.ServerLimits
 }
 
 // Server is the dashboard. Handler serves the page and its JSON routes;
@@ -60,6 +68,10 @@ type Server struct {
 	log   *slog.Logger
 	hub   *hub
 	trace []byte // Options.Trace, encoded once
+	// token is this launch's secret for state-changing routes: the page
+	// carries it in a meta tag, and api.Guard asks for it.
+	token    string
+	browsers *api.StreamCap // caps GET /api/events
 
 	mu      sync.Mutex
 	clients map[string]*api.Client // by base URL
@@ -98,7 +110,21 @@ func New(m Mesh, opts Options) (*Server, error) {
 	if opts.Buffer <= 0 {
 		opts.Buffer = 4096
 	}
-	s := &Server{mesh: m, opts: opts, log: opts.Logger, hub: newHub(), clients: map[string]*api.Client{}}
+	if opts.MaxStreams <= 0 {
+		opts.MaxStreams = api.DefaultMaxSubscribers
+	}
+	if opts.Limits == (api.ServerLimits{}) {
+		opts.Limits = api.DefaultServerLimits()
+	}
+	if err := opts.Limits.Validate(); err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	token, err := api.NewToken()
+	if err != nil {
+		return nil, fmt.Errorf("web: %w", err)
+	}
+	s := &Server{mesh: m, opts: opts, log: opts.Logger, hub: newHub(), clients: map[string]*api.Client{},
+		token: token, browsers: api.NewStreamCap(opts.MaxStreams)}
 	if opts.Trace != nil {
 		if err := opts.Trace.Validate(); err != nil {
 			return nil, err
@@ -128,6 +154,10 @@ func New(m Mesh, opts Options) (*Server, error) {
 //	GET  /api/trace                 the trace to replay, if any
 //
 // Every 4xx and 5xx answer of an /api route is a JSON {"error": "..."}.
+// Every route is behind api.Guard with this launch's token: the Host must
+// be the dashboard's own address, and a POST must be same-origin, carry
+// Content-Type application/json and the token in X-Mesh-Token, which the
+// page reads from its <meta name="mesh-token"> and no other origin can.
 func (s *Server) Handler() http.Handler {
 	sub, err := fs.Sub(staticFiles, "static")
 	if err != nil {
@@ -147,7 +177,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/nodes/{index}/restart", s.live(s.restart))
 	mux.HandleFunc("GET /api/messages/{id}", s.live(s.receipts))
 	mux.HandleFunc("GET /api/events", s.live(s.events))
-	return api.JSONErrors(mux)
+	return api.Guard(api.JSONErrors(mux), api.GuardOptions{Token: s.token})
 }
 
 // securityHeaders pin the page to its own origin: a Content-Security-Policy
@@ -159,14 +189,21 @@ func securityHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-cache")
 }
 
+// page serves index.html with this launch's token in a meta tag, right
+// after <head>: the page's script sends it back on every POST.
 func (s *Server) page(sub fs.FS) http.Handler {
+	b, err := fs.ReadFile(sub, "index.html")
+	if err == nil {
+		b = bytes.Replace(b, []byte("<head>"), []byte("<head>\n<meta name=\"mesh-token\" content=\""+s.token+"\">"), 1)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, err := fs.ReadFile(sub, "index.html")
 		if err != nil {
 			api.WriteError(w, http.StatusInternalServerError, "page missing from the binary")
 			return
 		}
 		securityHeaders(w.Header())
+		// The page carries a secret: no cache may keep it.
+		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_, _ = w.Write(b)
 	})

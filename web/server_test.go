@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -37,11 +38,17 @@ func dashboard(t *testing.T, m Mesh, trace *Trace) string {
 }
 
 // call does one request and decodes a JSON answer into out (if non-nil).
+// A state-changing request goes as the page sends it: JSON, with the
+// token that the page carries.
 func call(t *testing.T, method, url, body string, out any) int {
 	t.Helper()
 	req, err := http.NewRequest(method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if method != "GET" {
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Mesh-Token", pageToken(t, "http://"+req.URL.Host))
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -55,6 +62,26 @@ func call(t *testing.T, method, url, body string, out any) int {
 		}
 	}
 	return resp.StatusCode
+}
+
+// tokenRE finds the token in the dashboard's page.
+var tokenRE = regexp.MustCompile(`<meta name="mesh-token" content="([0-9a-f]{64})">`)
+
+// pageToken reads the dashboard's token from its page, as a browser that
+// has the page open has it.
+func pageToken(t *testing.T, base string) string {
+	t.Helper()
+	resp, err := http.Get(base + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := tokenRE.FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("GET %s/: no mesh-token meta tag in the page", base)
+	}
+	return string(m[1])
 }
 
 // waitStreams waits until the dashboard follows every live node's events.

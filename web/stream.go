@@ -160,6 +160,11 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 		api.WriteError(w, http.StatusInternalServerError, "streaming unsupported")
 		return
 	}
+	if !s.browsers.Acquire() {
+		s.browsers.Refuse(w)
+		return
+	}
+	defer s.browsers.Release()
 	sub := s.hub.subscribe(s.opts.Buffer)
 	defer s.hub.unsubscribe(sub)
 	w.Header().Set("Content-Type", "text/event-stream")
@@ -241,15 +246,14 @@ func (h *hub) send(msg []byte) {
 
 // Serve runs the dashboard on ln until ctx ends: the HTTP server and the
 // stream aggregator. Open browser streams end with ctx, so shutdown does
-// not wait on them.
+// not wait on them. The server keeps to Options.Limits: timeouts, and at
+// most MaxConns connections at once (more are closed on accept).
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	srv := &http.Server{
-		Handler:           s.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
+	srv := api.NewServer(s.Handler(), s.opts.Limits, s.log)
+	srv.BaseContext = func(net.Listener) context.Context { return ctx }
+	ln = api.LimitListener(ln, s.opts.Limits.MaxConns)
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.Run(ctx) })
 	errc := make(chan error, 1)

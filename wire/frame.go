@@ -76,12 +76,19 @@ type Frame struct {
 	Payload []byte
 }
 
+// smallFrame is the largest frame whose payload a Reader reads into its
+// reusable buffer. Larger frames get a buffer of their own that is dropped
+// with the frame, so a connection that once carried a 1 MiB frame does not
+// hold 1 MiB for the rest of its life.
+const smallFrame = 64 << 10
+
 // Reader reads frames from a stream, refusing any frame whose length prefix
 // exceeds its limit before reading the rest.
 type Reader struct {
 	r        *bufio.Reader
 	maxFrame int
-	buf      []byte
+	buf      []byte // reused for frames of up to smallFrame bytes
+	admit    func(size int) error
 }
 
 // NewReader returns a Reader that accepts frames of at most maxFrame bytes,
@@ -90,10 +97,18 @@ func NewReader(r io.Reader, maxFrame int) *Reader {
 	return &Reader{r: bufio.NewReaderSize(r, 64<<10), maxFrame: maxFrame}
 }
 
+// SetAdmit makes ReadFrame call admit with each frame's size on the wire
+// (length prefix included) once the length prefix is read and checked
+// against the limit, before any of the payload is read or allocated. A
+// runtime uses it to reserve memory for the frame, and may block there: a
+// reader that does not read pushes back on the sender through TCP. An error
+// from admit ends ReadFrame with that error, in the middle of the frame.
+func (fr *Reader) SetAdmit(admit func(size int) error) { fr.admit = admit }
+
 // ReadFrame reads the next frame. It returns io.EOF only for a stream that
 // ends cleanly between frames; a stream that ends inside one is
-// ErrTruncated. The buffer grows to the largest frame seen, never beyond
-// the limit.
+// ErrTruncated. Frames of up to 64 KiB are read into one reused buffer;
+// a larger frame gets its own, never beyond the limit.
 func (fr *Reader) ReadFrame() (Frame, error) {
 	var hdr [lengthSize]byte
 	if got, err := io.ReadFull(fr.r, hdr[:]); err != nil {
@@ -109,10 +124,21 @@ func (fr *Reader) ReadFrame() (Frame, error) {
 	if n < frameHeaderSize {
 		return Frame{}, fmt.Errorf("%w: length %d", ErrFrameTooShort, n)
 	}
-	if cap(fr.buf) < int(n) {
-		fr.buf = make([]byte, n)
+	if fr.admit != nil {
+		if err := fr.admit(int(n) + lengthSize); err != nil {
+			return Frame{}, err
+		}
 	}
-	buf := fr.buf[:n]
+	var buf []byte
+	switch {
+	case int(n) > smallFrame:
+		buf = make([]byte, n)
+	case cap(fr.buf) >= int(n):
+		buf = fr.buf[:n]
+	default:
+		fr.buf = make([]byte, max(n, 512))
+		buf = fr.buf[:n]
+	}
 	if got, err := io.ReadFull(fr.r, buf); err != nil {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return Frame{}, fmt.Errorf("%w: %d of %d bytes", ErrTruncated, got, n)

@@ -64,32 +64,24 @@ func (d *dashboardFlag) registerDemo(fs *flag.FlagSet) {
 	fs.Var(d, "dashboard", "after the report, keep the mesh running and serve the live dashboard on "+defaultDashboard+" (or --dashboard=ADDR) until Ctrl-C")
 }
 
-// upDashboard serves the dashboard of up's mesh until ctx ends. An address
-// that cannot be bound is reported but does not stop the mesh: the mesh is
-// what `mesh up` is for, and 8080 is a popular port.
-func upDashboard(ctx context.Context, c *cluster.Cluster, d dashboardFlag, stdout, stderr io.Writer) error {
-	if d.addr != "" {
-		ln, err := net.Listen("tcp", d.addr)
-		if err == nil {
-			return serveDashboard(ctx, c, ln, stdout)
-		}
-		fmt.Fprintf(stderr, "mesh up: no dashboard: %v (choose another address with --dashboard HOST:PORT, or --dashboard off)\n", err)
+// upDashboard serves the dashboard of up's mesh on ln until ctx ends; nil
+// (off, or an address that could not be bound) serves nothing. A busy
+// address does not stop the mesh: the mesh is what `mesh up` is for, and
+// 8080 is a popular port.
+func upDashboard(ctx context.Context, c *cluster.Cluster, ln net.Listener, stdout io.Writer) error {
+	if ln != nil {
+		return serveDashboard(ctx, c, ln, stdout)
 	}
 	<-ctx.Done()
 	return nil
 }
 
-// demoDashboard, when --dashboard was given, serves the dashboard of the
-// demo's mesh until ctx ends (Ctrl-C). Here a busy address is an error:
-// the user asked for the dashboard and nothing else is left to do. With
-// --json the address goes to stderr, so stdout stays JSON.
-func demoDashboard(ctx context.Context, c *cluster.Cluster, d dashboardFlag, asJSON bool, stdout, stderr io.Writer) error {
-	if d.addr == "" {
+// demoDashboard, when --dashboard was given (ln is not nil), serves the
+// dashboard of the demo's mesh until ctx ends (Ctrl-C). With --json the
+// address goes to stderr, so stdout stays JSON.
+func demoDashboard(ctx context.Context, c *cluster.Cluster, ln net.Listener, asJSON bool, stdout, stderr io.Writer) error {
+	if ln == nil {
 		return nil
-	}
-	ln, err := net.Listen("tcp", d.addr)
-	if err != nil {
-		return fmt.Errorf("dashboard: %w (choose another address with --dashboard=HOST:PORT)", err)
 	}
 	if asJSON {
 		return serveDashboard(ctx, c, ln, stderr)

@@ -11,6 +11,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -35,6 +37,9 @@ type launchFlags struct {
 	calmSysmon           bool
 	logFormat, logLevel  string
 	startTimeout         time.Duration
+	// fs is the FlagSet the flags were registered on: config asks it
+	// whether --peers was set.
+	fs *flag.FlagSet
 }
 
 // register adds the launch flags to fs, with defaults from
@@ -42,8 +47,11 @@ type launchFlags struct {
 // default) differ per command.
 func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string) {
 	d := cluster.DefaultConfig()
-	fs.IntVar(&l.nodes, "nodes", d.Nodes, "number of node processes")
-	fs.IntVar(&l.peers, "peers", d.Peers, "peers each node dials, chosen at random (links are undirected)")
+	l.fs = fs
+	fs.IntVar(&l.nodes, "nodes", d.Nodes, fmt.Sprintf("number of node processes, 1 to %d", cluster.MaxNodes))
+	// The default depends on --nodes, so config fills it in; the flag's
+	// own default stays 0, which the help would not print.
+	fs.IntVar(&l.peers, "peers", 0, fmt.Sprintf("peers each node dials, chosen at random (links are undirected); at most nodes-1 (default min(%d, nodes-1))", d.Peers))
 	fs.IntVar(&l.fanout, "fanout", d.Fanout, "k for --strategy fanout: random peers per message, capped by the node's degree")
 	fs.StringVar(&l.strategy, "strategy", string(d.Strategy), "gossip router: flood or fanout")
 	fs.Uint64Var(&l.seed, "seed", 0, "seed for the topology, node ids and publishers; the same seed gives the same mesh (0: random, printed)")
@@ -63,6 +71,11 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string
 func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 	cfg := cluster.DefaultConfig()
 	cfg.Nodes, cfg.Peers, cfg.Fanout = l.nodes, l.peers, l.fanout
+	if !flagSet(l.fs, "peers") {
+		// The default fits any mesh: 3 peers, or every other node in a
+		// smaller one. A value the user gave is checked as given.
+		cfg.Peers = min(cluster.DefaultConfig().Peers, max(l.nodes-1, 0))
+	}
 	cfg.Strategy = gossip.Strategy(l.strategy)
 	cfg.Seed = l.seed
 	if cfg.Seed == 0 {
@@ -75,6 +88,51 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 		return cfg, usageError(stderr, strings.TrimPrefix(err.Error(), "cluster: "))
 	}
 	return cfg, nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	if fs != nil {
+		fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	}
+	return set
+}
+
+// checkListenAddr checks that addr is HOST:PORT with a port from 0 to
+// 65535, so that a typo is a usage error before anything starts rather
+// than a failed bind after the nodes are up.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("want HOST:PORT, got %q", addr)
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("want a port from 0 to 65535 in %q", addr)
+	}
+	return nil
+}
+
+// bareValue makes --dashboard an optional-value flag (see parseFlags):
+// alone, it means the default address.
+func (d *dashboardFlag) bareValue() string { return defaultDashboard }
+
+// listenDashboard checks --dashboard and binds it, before the mesh starts:
+// the launcher binds node ports at run time (the HTTP port at gossip port
+// + 1000), and one of them could otherwise take the dashboard's port. A
+// bad address is a usage error; nil, nil means the dashboard is off.
+func listenDashboard(d dashboardFlag, stderr io.Writer) (net.Listener, error) {
+	if d.addr == "" {
+		return nil, nil
+	}
+	if err := checkListenAddr(d.addr); err != nil {
+		return nil, usageError(stderr, "--dashboard: %v", err)
+	}
+	ln, err := net.Listen("tcp", d.addr)
+	if err != nil {
+		return nil, fmt.Errorf("dashboard: %w (choose another address with --dashboard HOST:PORT, or --dashboard off)", err)
+	}
+	return ln, nil
 }
 
 // randomSeed picks a seed for a run without --seed. The output prints it,
@@ -151,7 +209,11 @@ func printReport(w io.Writer, r cluster.Report) {
 		row(fmt.Sprint(rc.Index), fmt.Sprint(rc.Hop), dist, from, ms(rc.Latency), peers[rc.Index], note)
 	}
 	for _, i := range r.Missing {
-		row(fmt.Sprint(i), "-", "-", "-", "-", peers[i], "NOT REACHED")
+		dist := "?"
+		if i < len(r.Distances) && r.Distances[i] >= 0 {
+			dist = fmt.Sprint(r.Distances[i])
+		}
+		row(fmt.Sprint(i), "-", dist, "-", "-", peers[i], "NOT REACHED")
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "reached      %d/%d nodes\n", r.Reached, r.Nodes)
@@ -167,5 +229,35 @@ func printReport(w io.Writer, r cluster.Report) {
 	}
 }
 
-// errIncomplete marks a report that missed a node or the 1 s promise.
-var errIncomplete = errors.New("message did not reach every node in time")
+// reportProblem says what is wrong with a report, or "" if nothing is:
+// a node missed the message, or (if deadline > 0) the last node got it
+// after deadline. Under fanout a miss is the router's doing: each node
+// sends to k random peers, and that choice can leave a node out, which
+// flood on a connected mesh cannot.
+func reportProblem(r cluster.Report, strategy string, deadline time.Duration) string {
+	switch {
+	case !r.Complete() && strategy == "fanout":
+		return fmt.Sprintf("fanout missed node(s) %s (reached %d/%d): its random choice of peers can leave nodes out", joinInts(r.Missing), r.Reached, r.Nodes)
+	case !r.Complete():
+		return fmt.Sprintf("node(s) %s did not get it (reached %d/%d)", joinInts(r.Missing), r.Reached, r.Nodes)
+	case deadline > 0 && r.TimeToLast > deadline:
+		return fmt.Sprintf("the last node got it after %v, later than %v", r.TimeToLast.Round(time.Microsecond), deadline)
+	}
+	return ""
+}
+
+// printSummary prints the summary that ends a run of several messages.
+func printSummary(w io.Writer, s cluster.Summary) {
+	pct := func(x float64) string { return fmt.Sprintf("%.0f%%", 100*x) }
+	fmt.Fprintf(w, "summary over %d messages\n", s.Messages)
+	fmt.Fprintf(w, "  reached every node   %d/%d messages\n", s.Complete, s.Messages)
+	if s.Complete > 0 {
+		fmt.Fprintf(w, "  time to last node    p50 %s, p99 %s (complete messages)\n", ms(s.TimeToLastP50), ms(s.TimeToLastP99))
+	}
+	fmt.Fprintf(w, "  mean hop             %.2f (mean distance %.2f, over %d receipts)\n", s.MeanHop, s.MeanDistance, s.Receipts)
+	fmt.Fprintf(w, "  hop = distance       %s of receipts\n", pct(s.HopIsDistance))
+	fmt.Fprintf(w, "  neighbours at hop 1  %s of the publisher's %d direct neighbours\n", pct(s.NeighboursAtHop1), s.Neighbours)
+}
+
+// errIncomplete marks a report that missed a node.
+var errIncomplete = errors.New("message did not reach every node")

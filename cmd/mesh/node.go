@@ -7,11 +7,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gossipmesh/api"
@@ -46,6 +46,9 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fanout := fs.Int("fanout", def.Gossip.Fanout, "peers per message for --strategy fanout")
 	maxBody := fs.Int("max-body", def.Gossip.MaxBody, "largest message body in `bytes`; the frame limit is this plus the header")
 	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
+	maxPeers := fs.Int("max-peers", def.MaxPeers, "most links, live and standby; inbound ones get what --peers leaves")
+	maxPerIP := fs.Int("max-inbound-per-ip", def.MaxInboundPerIP, "most inbound links from one source IP")
+	memoryBudget := fs.Int64("memory-budget", def.MemoryBudget, "the node's memory budget in `bytes`: inbox, send queues and receipt bodies get shares of it, and the Go runtime's soft memory limit is set to 7/8 of it unless GOMEMLIMIT is set")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -58,11 +61,20 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	if fs.NArg() > 0 {
 		return usageErr("unexpected arguments: %q", fs.Args())
 	}
+	// A malformed address is a usage error before anything is bound.
+	if err := checkListenAddr(*listen); err != nil && *listenFD < 0 {
+		return usageErr("--listen: %v", err)
+	}
+	if err := checkListenAddr(*httpAddr); err != nil && *httpFD < 0 && *httpAddr != "" {
+		return usageErr("--http: %v", err)
+	}
 
 	cfg := def
 	cfg.Listen = *listen
 	cfg.Peers = *peers
 	cfg.Receipts = *receipts
+	cfg.MaxPeers, cfg.MaxInboundPerIP = *maxPeers, *maxPerIP
+	cfg.MemoryBudget = *memoryBudget
 	cfg.Gossip.Fanout = *fanout
 	cfg.Gossip.MaxBody = *maxBody
 	if *seed != 0 {
@@ -138,18 +150,35 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 		cfg.Listener.Close()
 		return err
 	}
+	node.SetProcessMemoryLimit(cfg.MemoryBudget) // one node per process: the limit is process-wide
 	return serveNode(ctx, n, httpLn, logger)
 }
 
 // serveNode runs the node and its HTTP server until ctx ends, then shuts
-// both down: HTTP first, so no request sees a stopped node.
+// both down: HTTP first, so no request sees a stopped node. The server
+// keeps to api.DefaultServerLimits (timeouts, a connection cap) and the
+// handler to api.DefaultHandlerLimits (a cap on event streams).
 func serveNode(ctx context.Context, n *node.Node, httpLn net.Listener, log *slog.Logger) error {
-	srv := &http.Server{
-		Handler:           api.NewHandler(n, promhttp.HandlerFor(n.Registry(), promhttp.HandlerOpts{})),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	return serveNodeWith(ctx, n, httpLn, log, api.DefaultServerLimits(), api.DefaultHandlerLimits())
+}
+
+// serveNodeWith is serveNode with other limits (tests use small ones).
+func serveNodeWith(ctx context.Context, n *node.Node, httpLn net.Listener, log *slog.Logger, lim api.ServerLimits, hlim api.HandlerLimits) error {
+	if err := lim.Validate(); err != nil {
+		httpLn.Close()
+		return err
 	}
+	limited := api.LimitListener(httpLn, lim.MaxConns)
+	reg := n.Registry()
+	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gossipmesh_http_connections_refused_total",
+		Help: "HTTP connections closed on accept because the connection cap was reached.",
+	}, func() float64 { return float64(limited.Refused()) })); err != nil {
+		httpLn.Close()
+		return fmt.Errorf("http metrics: %w", err)
+	}
+	srv := api.NewServer(api.NewHandlerWith(n, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), hlim), lim, log)
+	httpLn = limited
 	nodeCtx, stopNode := context.WithCancel(context.Background())
 	defer stopNode()
 	nodeErr := make(chan error, 1)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -171,7 +172,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		rs, err := sim.RunSweep(ctx, cfg, sw, *graphs, progress.update)
 		if err != nil {
-			return err
+			return crashError(stderr, err)
 		}
 		progress.done()
 		switch {
@@ -199,7 +200,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 			fmt.Fprintf(stderr, "mesh sim: wrote %s\n", path)
 		}
-		interrupted(stderr, len(rs) > 0 && rs[len(rs)-1].Partial)
+		interrupted(stderr, ctx.Err() != nil || len(rs) > 0 && rs[len(rs)-1].Partial)
 		return nil
 	}
 
@@ -232,7 +233,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	r, err := sim.RunObserved(ctx, cfg, *graphs, progress.update, obs)
 	if err != nil {
-		return err
+		return crashError(stderr, err)
 	}
 	progress.done()
 	if tracer != nil {
@@ -297,6 +298,9 @@ func writeTrace(path string, g *sim.Graph, r *sim.Report, tr *sim.Tracer) error 
 		sim.TraceDown:      web.TraceDown,
 	}
 	for _, e := range tr.Events() {
+		if r.Partial && e.Kind != sim.TraceDown && int(e.Broadcast) >= r.Broadcasts {
+			continue // the broadcast that was cut off, as in the report
+		}
 		ev := web.TraceEvent{AtMS: e.AtMS(), Kind: kinds[e.Kind], Node: int(e.Node), From: int(e.From), Hop: int(e.Hop)}
 		if e.Kind != sim.TraceDown {
 			ev.Msg = "m" + strconv.Itoa(int(e.Broadcast)+1)
@@ -321,6 +325,17 @@ func slicesContains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// crashError turns a run that ended before its --crash time into a flag
+// error (exit 2): the run cannot be what the user asked for. Other errors
+// pass through.
+func crashError(stderr io.Writer, err error) error {
+	if errors.Is(err, sim.ErrCrashNeverHappened) {
+		fmt.Fprintf(stderr, "mesh sim: --crash: %v\n", strings.TrimPrefix(err.Error(), "sim: "))
+		return errUsage
+	}
+	return err
 }
 
 // interrupted tells the user that what was printed is a partial report.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -88,8 +89,8 @@ func TestSimBadFlags(t *testing.T) {
 		if code := run(append([]string{"sim"}, args...), &out, &errs); code != 2 {
 			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errs.String())
 		}
-		if !strings.Contains(errs.String(), "usage: mesh sim") {
-			t.Errorf("%v: no usage on stderr: %q", args, errs.String())
+		if !strings.Contains(errs.String(), "Run 'mesh sim -h'") {
+			t.Errorf("%v: no hint on stderr: %q", args, errs.String())
 		}
 	}
 }
@@ -249,5 +250,105 @@ func xmlText(t *testing.T, data []byte) string {
 		if cd, ok := tok.(xml.CharData); ok {
 			b.Write(cd)
 		}
+	}
+}
+
+// TestSimCrashAfterEnd: a crash scheduled after the run ends exits 2 with
+// a message that names the crash: before running when the latency bounds
+// the run (uniform, constant), at the end otherwise.
+func TestSimCrashAfterEnd(t *testing.T) {
+	for _, args := range [][]string{
+		{"--nodes", "300", "--crash", "0.1@1h"},
+		{"--nodes", "300", "--crash", "0.1@5s"},
+		{"--nodes", "300", "--crash", "0.1@1h", "--latency", "lognormal:50ms,0.5"},
+		{"--nodes", "300", "--crash", "0.1@5s", "--sweep", "fanout=2..3", "--svg", "-"},
+	} {
+		var out, errs bytes.Buffer
+		if code := run(append([]string{"sim"}, args...), &out, &errs); code != 2 {
+			t.Errorf("%v: exit %d, want 2 (stderr %q)", args, code, errs.String())
+		}
+		if !strings.Contains(errs.String(), "crash would come after the end of the run") {
+			t.Errorf("%v: stderr does not say why: %q", args, errs.String())
+		}
+		if out.Len() != 0 {
+			t.Errorf("%v: a report was printed:\n%s", args, out.String())
+		}
+	}
+}
+
+// TestSimJSONCounts: the JSON report carries the copy counts as integers
+// beside the live-node reliability.
+func TestSimJSONCounts(t *testing.T) {
+	var out, errs bytes.Buffer
+	if code := run([]string{"sim", "--nodes", "300", "--loss", "0.1", "--crash", "0.1", "--json"}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(out.Bytes(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"messages", "lost", "duplicates", "to_crashed", "events"} {
+		v := string(m[k])
+		if v == "" || strings.ContainsAny(v, ".eE") || v == "0" {
+			t.Errorf("%s = %q, want a positive integer", k, v)
+		}
+	}
+	if string(m["reliability_live"]) != "1" || string(m["all_live_reached"]) != "1" {
+		t.Errorf("reliability_live %s, all_live_reached %s: want 1 and 1 (a crash is not a miss)", m["reliability_live"], m["all_live_reached"])
+	}
+}
+
+// TestSimPartialTraceAndCharts: a run stopped in its third broadcast
+// writes a trace and charts of the two broadcasts that finished, as its
+// report has them, and nothing of the third.
+func TestSimPartialTraceAndCharts(t *testing.T) {
+	cfg := sim.DefaultConfig()
+	cfg.Nodes = 2000 // ~32,000 arrivals a broadcast: the context is looked at mid-broadcast
+	cfg.Broadcasts = 5
+	g, err := sim.BuildGraph(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Graph = g
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	tracer := sim.NewTracer(web.MaxTraceEvents)
+	charts := sim.NewRunCharts()
+	stop := sim.Observer{Deliver: func(d sim.Delivery) {
+		if d.Broadcast == 2 {
+			cancel()
+		}
+	}}
+	r, err := sim.RunObserved(ctx, cfg, 1, nil, tracer.Observer().Also(charts.Observer()).Also(stop))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Partial || r.Broadcasts != 2 {
+		t.Fatalf("partial %v with %d broadcasts, want the 2 that finished", r.Partial, r.Broadcasts)
+	}
+	path := filepath.Join(t.TempDir(), "t.json")
+	if err := writeTrace(path, g, r, tracer); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := web.ReadTrace(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	firsts := map[string]int{}
+	for _, ev := range tr.Events {
+		if ev.Kind == web.TracePublished || ev.Kind == web.TraceDelivered {
+			firsts[ev.Msg]++
+		}
+	}
+	if len(firsts) != 2 || firsts["m1"] != cfg.Nodes || firsts["m2"] != cfg.Nodes {
+		t.Errorf("first deliveries by message %v, want m1 and m2 with %d each and no m3", firsts, cfg.Nodes)
+	}
+	cov, _ := charts.Charts(r)
+	if last := cov.Series[0].Y[len(cov.Series[0].Y)-1]; last < 99.999 || last > 100.001 {
+		t.Errorf("the coverage curve ends at %v%%: the cut-off broadcast is in it", last)
 	}
 }

@@ -5,7 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"strings"
 	"time"
+
+	"gossipmesh/api"
 
 	"gossipmesh/cluster"
 )
@@ -19,8 +23,12 @@ func statusCommand() command {
 type statusNode struct {
 	cluster.Member
 	Peers []int `json:"peers"`
-	// Error says why the node did not answer; absent when it did.
+	// Error says why the node did not answer; absent when it did. For a
+	// node whose process has exited it starts with "exited".
 	Error string `json:"error,omitempty"`
+	// Exited is true when the node's process has exited (the launcher
+	// records it in the state file, and answers for the node with 503).
+	Exited bool `json:"exited,omitempty"`
 }
 
 // errNotConnected makes status exit 1 when the mesh is not connected, so
@@ -52,6 +60,21 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	octx, cancel := context.WithTimeout(ctx, *timeout)
 	obs := m.Observe(octx)
 	cancel()
+	// A node that the launcher recorded as exited, or that the launcher
+	// answers for, is "exited", whatever error reaching it gave.
+	exited := make([]bool, len(s.Nodes))
+	for i, n := range s.Nodes {
+		var se *api.StatusError
+		switch {
+		case !n.Running && n.Exited != "":
+			exited[i] = true
+			obs.Errs[i] = fmt.Errorf("exited (%s)", n.Exited)
+		case errors.As(obs.Errs[i], &se) && se.Status == http.StatusServiceUnavailable && strings.HasSuffix(se.Message, " exited"):
+			exited[i] = true
+			obs.Errs[i] = errors.New("exited")
+		}
+	}
+	launcherErr := s.IdentifyLauncher()
 	if *asJSON {
 		out := struct {
 			Connected bool         `json:"connected"`
@@ -65,6 +88,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			if obs.Errs[i] != nil {
 				n.Error = obs.Errs[i].Error()
 			}
+			n.Exited = exited[i]
 			out.Nodes = append(out.Nodes, n)
 		}
 		if err := writeJSON(stdout, out); err != nil {
@@ -84,6 +108,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stdout, "\n%s: %d/%d nodes answer, %d links; launcher pid %d, seed %d, %s\n",
 			verdict, answering, m.Len(), len(obs.Graph.Links()), s.LauncherPID, s.Seed, s.Strategy)
+	}
+	if launcherErr != nil {
+		fmt.Fprintf(stderr, "mesh status: the launcher recorded in %s is not running (%v): the state file is stale\n", *state, launcherErr)
 	}
 	if !obs.Connected() {
 		return errNotConnected

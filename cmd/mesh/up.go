@@ -6,8 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +30,7 @@ type upOptions struct {
 func (o *upOptions) register(fs *flag.FlagSet) {
 	o.launch.register(fs, localGOMAXPROCS, "")
 	fs.StringVar(&o.state, "state", cluster.DefaultStatePath, "state file recording the running mesh, read by publish, status and down")
-	fs.StringVar(&o.logs, "logs", "", "directory for the nodes' logs, node-<index>.log (default: logs/ beside the state file)")
+	fs.StringVar(&o.logs, "logs", "", "directory for the nodes' logs, node-<index>.log (default: beside the state file, named after it: .mesh/cluster.logs for .mesh/cluster.json)")
 	o.dashboard.registerUp(fs)
 }
 
@@ -48,12 +48,33 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if o.dashboard.addr != "" {
+		if err := checkListenAddr(o.dashboard.addr); err != nil {
+			return usageError(stderr, "--dashboard: %v", err)
+		}
+	}
+	lock, err := cluster.LockState(o.state) // held until up returns
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
 	if s, err := cluster.ReadState(o.state); err == nil && s.LauncherAlive() {
 		return fmt.Errorf("a mesh is already running (launcher pid %d, state %s): stop it with `mesh down --state %s`", s.LauncherPID, o.state, o.state)
 	}
+	// The dashboard's port is bound before the nodes' ports, so that no
+	// node takes it.
+	dashLn, err := listenDashboard(o.dashboard, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "mesh up: no dashboard: %v\n", err)
+	}
+	defer func() {
+		if dashLn != nil {
+			dashLn.Close()
+		}
+	}()
 	cfg.LogDir = o.logs
 	if cfg.LogDir == "" {
-		cfg.LogDir = filepath.Join(filepath.Dir(o.state), "logs")
+		cfg.LogDir = cluster.DefaultLogDir(o.state)
 	}
 	var stopping atomic.Bool
 	cfg.OnExit = func(index, pid int, err error) {
@@ -71,6 +92,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	fmt.Fprintf(stdout, "mesh up: %d nodes, %d peers each, %s, seed %d\n", cfg.Nodes, cfg.Peers, cfg.Strategy, cfg.Seed)
+	if note := c.Topology().Note(); note != "" {
+		fmt.Fprintln(stdout, note)
+	}
 	began := time.Now()
 	if err := c.Start(ctx); err != nil {
 		return err
@@ -79,7 +103,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		stopping.Store(true)
 		_ = c.Stop()
 	}()
-	if err := cluster.WriteState(o.state, c.State(os.Getpid())); err != nil {
+	if err := c.TrackState(o.state, os.Getpid()); err != nil {
 		return err
 	}
 	defer removeStateIfOurs(o.state, os.Getpid())
@@ -89,7 +113,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "\nstate %s · logs %s\n", o.state, c.LogDir())
 	fmt.Fprintln(stdout, "Ctrl-C, SIGTERM or `mesh down` stops every node.")
 
-	if err := serveUp(ctx, c, o, stdout, stderr); err != nil {
+	if err := serveUp(ctx, c, dashLn, stdout); err != nil {
 		return err
 	}
 	stopping.Store(true)
@@ -102,9 +126,10 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 }
 
 // serveUp keeps the mesh running until ctx ends (Ctrl-C, SIGTERM, `mesh
-// down`). Whatever serves a running mesh (a dashboard, say) starts here.
-func serveUp(ctx context.Context, c *cluster.Cluster, o upOptions, stdout, stderr io.Writer) error {
-	return upDashboard(ctx, c, o.dashboard, stdout, stderr)
+// down`). Whatever serves a running mesh (the dashboard on dashLn, if not
+// nil) starts here.
+func serveUp(ctx context.Context, c *cluster.Cluster, dashLn net.Listener, stdout io.Writer) error {
+	return upDashboard(ctx, c, dashLn, stdout)
 }
 
 // removeStateIfOurs deletes the state file unless another launcher has

@@ -49,7 +49,14 @@
     s.classList.toggle('bad', !!bad);
   }
 
+  // Every state-changing request carries this launch's token (from the
+  // page's meta tag) and a JSON content type: the server refuses a POST
+  // without them, which is what keeps other web pages out.
+  const token = document.querySelector('meta[name="mesh-token"]')?.content || '';
   async function getJSON(url, opts) {
+    if (opts && opts.method && opts.method !== 'GET') {
+      opts = { ...opts, headers: { 'Content-Type': 'application/json', ...opts.headers, 'X-Mesh-Token': token } };
+    }
     const res = await fetch(url, opts);
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(body.error || res.status + ' ' + res.statusText);
@@ -62,8 +69,14 @@
     S.n = n; S.ids = ids; S.links = links;
     S.adj = Array.from({ length: n }, () => []);
     for (const [a, b] of links) { S.adj[a].push(b); S.adj[b].push(a); }
-    S.pos = layout(n, links);
-    S.r = n <= 30 ? 16 : Math.max(3, 16 * Math.sqrt(30 / n));
+    // A mesh too large to draw node by node, or one whose links cannot be
+    // laid out without running under other nodes at a readable size, is
+    // shown aggregated by hop instead.
+    const lay = n <= MAX_DRAWN ? layoutGraph(n, links) : null;
+    S.agg = !lay;
+    S.aggWhy = n > MAX_DRAWN ? `more than ${MAX_DRAWN}, too many to draw one by one` : 'too densely linked to draw without links under other nodes';
+    document.body.classList.toggle('aggregate', S.agg);
+    if (lay) { S.pos = lay.pos; S.r = lay.r; } else { S.pos = []; S.r = 0; }
     drawGraph();
     buildTable();
     const sel = $('#pub-node');
@@ -71,15 +84,67 @@
     for (let i = 0; i < n; i++) h('option', { value: i, textContent: 'node ' + i + ' (' + short(ids[i]) + ')' }, sel);
   }
 
-  // Fruchterman–Reingold from a circle: deterministic, so the same mesh is
-  // drawn the same way on every load. Large meshes stay on the circle.
-  function layout(n, links) {
-    const pos = [], R = Math.min(W, H) / 2 - 30;
+  // ---- layout ----
+  //
+  // The drawing must never run a link under a node that is not one of its
+  // ends: a reader would take it for a link to that node. layoutGraph
+  // starts from a force layout, then pushes every node off the links that
+  // pass too close to it, and checks the result; if some link still runs
+  // within PAD of a node's edge, it tries again with smaller nodes, down
+  // to MIN_R, and past that gives up (null): the page then shows the mesh
+  // aggregated by hop. Meshes of up to about 50 nodes with 3 peers each
+  // draw; dense graphs of a hundred nodes and more mostly do not.
+
+  const MAX_DRAWN = 200, MIN_R = 2.5, PAD = 2, M = 24, EDGE = 21, LAYOUT_WORK = 40000;
+
+  function nominalRadius(n) { return n <= 30 ? 16 : Math.max(MIN_R, 16 * Math.sqrt(30 / n)); }
+
+  // segDist is the distance from point p to the segment a-b, and the
+  // point of the segment nearest to p.
+  function segDist(p, a, b) {
+    const dx = b[0] - a[0], dy = b[1] - a[1], L = dx * dx + dy * dy;
+    let t = L > 0 ? ((p[0] - a[0]) * dx + (p[1] - a[1]) * dy) / L : 0;
+    t = Math.max(0, Math.min(1, t));
+    const q = [a[0] + t * dx, a[1] + t * dy];
+    return [Math.hypot(p[0] - q[0], p[1] - q[1]), q];
+  }
+
+  // edgeUnderNode lists every (link, node) pair where the link passes
+  // within clear of a node that is not one of its ends.
+  function edgeUnderNode(pos, links, clear) {
+    const bad = [];
+    links.forEach(([a, b], k) => {
+      const x0 = Math.min(pos[a][0], pos[b][0]) - clear, x1 = Math.max(pos[a][0], pos[b][0]) + clear;
+      const y0 = Math.min(pos[a][1], pos[b][1]) - clear, y1 = Math.max(pos[a][1], pos[b][1]) + clear;
+      for (let i = 0; i < pos.length; i++) {
+        if (i === a || i === b) continue;
+        const p = pos[i];
+        if (p[0] < x0 || p[0] > x1 || p[1] < y0 || p[1] > y1) continue;
+        const [d] = segDist(p, pos[a], pos[b]);
+        if (d < clear) bad.push({ link: k, node: i, d });
+      }
+    });
+    return bad;
+  }
+
+  // overlaps lists the pairs of nodes closer than minD centre to centre.
+  function overlaps(pos, minD) {
+    const out = [];
+    for (let i = 0; i < pos.length; i++) for (let j = i + 1; j < pos.length; j++) {
+      if (Math.hypot(pos[i][0] - pos[j][0], pos[i][1] - pos[j][1]) < minD) out.push([i, j]);
+    }
+    return out;
+  }
+
+  // forceLayout is Fruchterman–Reingold from a circle: deterministic, so
+  // the same mesh is drawn the same way on every load.
+  function forceLayout(n, links) {
+    const pos = [], R = Math.min(W, H) / 2 - M;
     for (let i = 0; i < n; i++) {
       const a = (2 * Math.PI * i) / n - Math.PI / 2;
       pos.push([W / 2 + R * Math.cos(a), H / 2 + R * Math.sin(a)]);
     }
-    if (n < 4 || n > 150) return pos;
+    if (n < 4) return pos;
     const k = Math.sqrt((W * H) / n) * 0.7;
     let t = W / 10;
     for (let it = 0; it < 300; it++) {
@@ -100,21 +165,88 @@
       }
       t *= 0.985;
     }
-    // Fit the drawing to the box.
-    const xs = pos.map((p) => p[0]), ys = pos.map((p) => p[1]), M = 30;
-    const x0 = Math.min(...xs), y0 = Math.min(...ys);
-    const sx = (W - 2 * M) / Math.max(Math.max(...xs) - x0, 1), sy = (H - 2 * M) / Math.max(Math.max(...ys) - y0, 1);
-    const s = Math.min(sx, sy);
-    return pos.map(([x, y]) => [M + (x - x0) * s + (W - 2 * M - (Math.max(...xs) - x0) * s) / 2, M + (y - y0) * s + (H - 2 * M - (Math.max(...ys) - y0) * s) / 2]);
+    return fit(pos);
   }
+
+  // fit scales and centres the drawing into the box, margin M.
+  function fit(pos) {
+    const xs = pos.map((p) => p[0]), ys = pos.map((p) => p[1]);
+    const x0 = Math.min(...xs), y0 = Math.min(...ys), wx = Math.max(Math.max(...xs) - x0, 1), wy = Math.max(Math.max(...ys) - y0, 1);
+    const s = Math.min((W - 2 * M) / wx, (H - 2 * M) / wy);
+    return pos.map(([x, y]) => [M + (x - x0) * s + (W - 2 * M - wx * s) / 2, M + (y - y0) * s + (H - 2 * M - wy * s) / 2]);
+  }
+
+  // untangle moves each node that a link runs under off that link, a
+  // little further than needed, and parts nodes that overlap, for a
+  // bounded number of rounds; it reports whether the drawing came out
+  // clean: no link within clear of a node not its end, no two nodes
+  // closer than 2 × (clear − PAD) + PAD.
+  function untangle(pos, links, clear) {
+    const minD = 2 * (clear - PAD) + PAD;
+    const clamp = (p) => {
+      // Inside the box with room for the largest node and its ring.
+      p[0] = Math.max(EDGE, Math.min(W - EDGE, p[0]));
+      p[1] = Math.max(EDGE, Math.min(H - EDGE, p[1]));
+    };
+    for (let round = 0; round < 200; round++) {
+      const bad = edgeUnderNode(pos, links, clear), close = overlaps(pos, minD);
+      if (!bad.length && !close.length) return true;
+      for (const [i, j] of close) {
+        const p = pos[i], q = pos[j];
+        let dx = q[0] - p[0], dy = q[1] - p[1], d = Math.hypot(dx, dy);
+        if (d < 1e-6) { dx = 1; dy = (i % 3) - 1; d = Math.hypot(dx, dy); }
+        const step = (minD - d) / 2 + 0.5;
+        p[0] -= (dx / d) * step; p[1] -= (dy / d) * step; clamp(p);
+        q[0] += (dx / d) * step; q[1] += (dy / d) * step; clamp(q);
+      }
+      for (const { link, node } of bad) {
+        const [a, b] = links[link], p = pos[node];
+        const [d, q] = segDist(p, pos[a], pos[b]);
+        if (d >= clear) continue; // an earlier move fixed it
+        let ux, uy;
+        if (d > 1e-6) { ux = (p[0] - q[0]) / d; uy = (p[1] - q[1]) / d; } else {
+          // On the line: step off it at a right angle, to a side that
+          // depends on the node, so that two stuck nodes part.
+          const dx = pos[b][0] - pos[a][0], dy = pos[b][1] - pos[a][1], L = Math.hypot(dx, dy) || 1, sgn = node % 2 ? 1 : -1;
+          ux = (-dy / L) * sgn; uy = (dx / L) * sgn;
+        }
+        // The node moves off the link, and the link's ends move the other
+        // way, each by a share of the gap.
+        const step = (clear - d) * 0.6 + 0.5;
+        p[0] += ux * step; p[1] += uy * step; clamp(p);
+        for (const e of [a, b]) { pos[e][0] -= ux * step * 0.3; pos[e][1] -= uy * step * 0.3; clamp(pos[e]); }
+      }
+    }
+    return edgeUnderNode(pos, links, clear).length === 0 && overlaps(pos, minD).length === 0;
+  }
+
+  // layoutGraph returns {pos, r}: node centres and a radius such that no
+  // link passes within r + PAD of a node that is not one of its ends; or
+  // null when that needs nodes smaller than MIN_R.
+  function layoutGraph(n, links) {
+    // Past this much work the answer is no anyway (dense random graphs of
+    // a hundred nodes and more), and the page would stall finding out.
+    if (n * links.length > LAYOUT_WORK) return null;
+    const base = forceLayout(n, links);
+    for (let r = nominalRadius(n); r >= MIN_R; r *= 0.8) {
+      const pos = base.map((p) => p.slice());
+      if (untangle(pos, links, r + PAD)) return { pos, r };
+    }
+    return null;
+  }
+
+  // For the layout test (web/layout_browser_test.go): the layout and its
+  // check, as the page uses them.
+  window.gossipmeshLayout = Object.freeze({ layoutGraph, edgeUnderNode, PAD, MIN_R, MAX_DRAWN, LAYOUT_WORK });
 
   function drawGraph() {
     const gl = $('#g-links'), gt = $('#g-tree'), gn = $('#g-nodes');
     gl.replaceChildren(); gt.replaceChildren(); gn.replaceChildren();
+    S.els = [];
+    if (S.agg) return;
     for (const [a, b] of S.links) {
       svg('line', { class: 'link', x1: S.pos[a][0], y1: S.pos[a][1], x2: S.pos[b][0], y2: S.pos[b][1] }, gl);
     }
-    S.els = [];
     for (let i = 0; i < S.n; i++) {
       const [x, y] = S.pos[i];
       const tree = svg('line', { class: 'tree', visibility: 'hidden' }, gt);
@@ -165,12 +297,12 @@
     return best || S.msgs.values().next().value;
   }
 
-  // reached reports node i's receipt if it is shown at time now: in replay
-  // only what has happened by now; live, every receipt the page knows (the
-  // table does not wait for the animation).
+  // reached reports node i's receipt if it is shown at time now: the one
+  // clock drives the graph, the table, the summary and the charts, so the
+  // table fills in as the animation runs (live) or the replay plays.
   function reached(m, i, now) {
     const r = m && m.recv[i];
-    return r && (!S.replay || r.at <= now) ? r : null;
+    return r && r.at <= now ? r : null;
   }
   function dupsAt(r, now) {
     if (!r.dupAt) return r.dups;
@@ -189,15 +321,21 @@
     return !!row && (!row.alive || (row.stream && !row.stream.connected));
   }
 
+  // bfs returns the shortest-path distance of every node from src (-1 if
+  // none), cached for the last source: the table and the aggregated view
+  // ask for it on every frame.
   function bfs(src) {
+    if (S.bfsCache && S.bfsCache.src === src && S.bfsCache.n === S.n) return S.bfsCache.dist;
     const dist = new Array(S.n).fill(-1);
-    if (src < 0) return dist;
-    dist[src] = 0;
-    const q = [src];
-    while (q.length) {
-      const a = q.shift();
-      for (const b of S.adj[a]) if (dist[b] < 0) { dist[b] = dist[a] + 1; q.push(b); }
+    if (src >= 0) {
+      dist[src] = 0;
+      const q = [src];
+      for (let k = 0; k < q.length; k++) {
+        const a = q[k];
+        for (const b of S.adj[a]) if (dist[b] < 0) { dist[b] = dist[a] + 1; q.push(b); }
+      }
     }
+    S.bfsCache = { src, n: S.n, dist };
     return dist;
   }
 
@@ -224,7 +362,8 @@
     if (!S.els) return false;
     const now = clock(), m = current();
     let busy = false;
-    for (let i = 0; i < S.n; i++) {
+    if (S.agg && m) for (let i = 0; i < S.n; i++) if (m.recv[i] && m.recv[i].at > now) { busy = true; break; }
+    for (let i = 0; i < S.els.length; i++) {
       const e = S.els[i], r = m && m.recv[i], down = isDown(i, now);
       const lit = r && r.at <= now;
       if (r && !lit) busy = true;
@@ -262,10 +401,66 @@
         busy = true;
       } else e.flash.setAttribute('visibility', 'hidden');
     }
-    if (S.dirty || S.replay) { S.dirty = false; renderTable(m, now); renderCharts(m, now); }
+    // While the animation runs, the table and charts follow it frame by
+    // frame; otherwise they are redrawn when something changed.
+    if (S.dirty || S.replay || busy) {
+      S.dirty = false;
+      renderTable(m, now);
+      renderCharts(m, now);
+      if (S.agg) renderAgg(m, now);
+    }
     if (S.msgsChanged) { S.msgsChanged = false; renderMsgSelect(); }
     if (S.replay) setStatus(`Replay · ${S.n} nodes · t = ${fmt(S.vnow)} of ${fmt(S.vend)} ms (virtual)`);
     return busy;
+  }
+
+  // renderAgg draws the mesh aggregated by hop, for meshes too large to
+  // draw node by node: per hop, how many nodes lie at that shortest-path
+  // distance from the publisher (pale bar) and how many took their first
+  // copy at that hop by now (solid bar), with the same figures in a table.
+  function renderAgg(m, now) {
+    const dist = bfs(m ? m.origin : -1), atDist = [], byHop = [];
+    let reachedN = 0;
+    for (let i = 0; i < S.n; i++) {
+      if (dist[i] >= 0) atDist[dist[i]] = (atDist[dist[i]] || 0) + 1;
+      const r = reached(m, i, now);
+      if (r) { byHop[r.hop] = (byHop[r.hop] || 0) + 1; reachedN++; }
+    }
+    const hops = Math.max(atDist.length, byHop.length, 1);
+    const key = hops + '/' + Array.from(byHop, (c) => c || 0).join(',') + '/' + atDist.join(',');
+    if (key === S.aggKey) return;
+    S.aggKey = key;
+    const el = $('#agg-chart'), top = 40, bottom = 40, left = 44, right = 12;
+    el.replaceChildren();
+    const maxC = Math.max(1, ...Array.from(atDist, (c) => c || 0), ...Array.from(byHop, (c) => c || 0));
+    const bw = (W - left - right) / hops, ph = H - top - bottom;
+    svg('line', { class: 'axis', x1: left, y1: H - bottom, x2: W - right, y2: H - bottom }, el);
+    svg('line', { class: 'axis', x1: left, y1: top, x2: left, y2: H - bottom }, el);
+    tick(el, left - 4, top + 4, maxC, 'end');
+    tick(el, left - 4, H - bottom, 0, 'end');
+    tick(el, (W + left) / 2, H - 8, 'hop (first copy) · shortest-path distance from the publisher');
+    const t = svg('text', { class: 'tick', x: left, y: 18 }, el);
+    t.textContent = `${S.n} nodes (${S.aggWhy}): nodes per hop, ${reachedN} reached so far`;
+    for (let hp = 0; hp < hops; hp++) {
+      const x = left + hp * bw, d = atDist[hp] || 0, c = byHop[hp] || 0;
+      const hd = (d / maxC) * ph, hc = (c / maxC) * ph;
+      svg('rect', { class: 'agg-dist', x: x + bw * 0.1, y: H - bottom - hd, width: bw * 0.8, height: hd }, el);
+      svg('rect', { class: 'bar', x: x + bw * 0.25, y: H - bottom - hc, width: bw * 0.5, height: hc }, el);
+      tick(el, x + bw / 2, H - bottom + 14, hp);
+      if (c) tick(el, x + bw / 2, H - bottom - hc - 3, c);
+    }
+    const tb = $('#agg-table tbody');
+    tb.replaceChildren();
+    let cum = 0;
+    for (let hp = 0; hp < hops; hp++) {
+      const c = byHop[hp] || 0;
+      cum += c;
+      const tr = h('tr', {}, tb);
+      for (const v of [hp, atDist[hp] || 0, c, cum, ((100 * cum) / Math.max(S.n, 1)).toFixed(1) + '%']) h('td', { textContent: v }, tr);
+    }
+    const agg = $('#agg');
+    agg.dataset.reached = reachedN;
+    agg.dataset.hops = hops;
   }
 
   function buildTable() {
