@@ -35,13 +35,31 @@ type Config struct {
 	// capped by the node's degree. Default 8, the lesson's k.
 	Fanout int
 	// SeenCapacity bounds the seen-cache in entries; the oldest entry is
-	// forgotten first. Default 100,000: at 16 bytes of id a few MiB, and
-	// minutes of traffic at the rates a node here sustains.
+	// forgotten first. Forgetting never re-delivers: once the cache has
+	// forgotten an id to make room, messages published no later than it
+	// are refused ("under load") instead. Default 100,000: 24 bytes an
+	// entry, a few MiB, and seconds to minutes of traffic at the rates a
+	// node here sustains. At most 1<<30.
 	SeenCapacity int
-	// SeenTTL bounds the seen-cache in age. A copy that arrives after its id
-	// was forgotten counts as new, so this must outlast the time a message
-	// takes to cross the mesh by far. Default 2 minutes, as in gossipsub.
+	// SeenTTL is the acceptance window W: a copy is accepted only while
+	// now < PublishedAt + W, and its id is remembered until then, so no
+	// copy that can still be accepted finds its id forgotten by age. A copy
+	// that waited longer (in a queue, or at a partitioned peer) is dropped
+	// as expired. It must outlast the time a message takes to cross the
+	// mesh by far. Default 2 minutes, as in gossipsub.
 	SeenTTL time.Duration
+	// MaxFuture is the clock skew allowed to publishers: a message claiming
+	// to be published more than MaxFuture after the receiver's now is
+	// refused, since its id would have to be remembered for longer than
+	// the window. Default 10 seconds; 0 demands clocks that agree exactly
+	// (the simulator's virtual time).
+	MaxFuture time.Duration
+	// SeqBase numbers this node's publishes: the first gets sequence
+	// SeqBase+1. A message id hashes origin, sequence and body, so a node
+	// that restarts with the same id must not reuse a sequence number: the
+	// node runtime sets SeqBase to its boot time in Unix nanoseconds.
+	// Default 0 (the simulator, whose nodes never restart).
+	SeqBase uint64
 	// MaxHops drops messages that arrive at more hops than this, a guard
 	// against a peer that inflates the count. Default 64.
 	MaxHops uint16
@@ -61,11 +79,20 @@ func DefaultConfig() Config {
 		Fanout:       8,
 		SeenCapacity: 100_000,
 		SeenTTL:      2 * time.Minute,
+		MaxFuture:    10 * time.Second,
 		MaxHops:      64,
 		MaxBody:      wire.DefaultMaxBody,
 		VerifyIDs:    true,
 	}
 }
+
+// maxSeenCapacity keeps ring positions within the cache's int32 fields.
+const maxSeenCapacity = 1 << 30
+
+// maxFuture bounds MaxFuture and SeenTTL: a day of clock skew is a broken
+// clock, a day-long window a memory leak, and the bound keeps now +
+// MaxFuture + SeenTTL far from overflow.
+const maxFuture = 24 * time.Hour
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
@@ -77,11 +104,14 @@ func (c Config) Validate() error {
 	if c.Fanout < 1 {
 		return fmt.Errorf("gossip: fanout must be at least 1, got %d", c.Fanout)
 	}
-	if c.SeenCapacity < 1 {
-		return fmt.Errorf("gossip: seen capacity must be at least 1, got %d", c.SeenCapacity)
+	if c.SeenCapacity < 1 || c.SeenCapacity > maxSeenCapacity {
+		return fmt.Errorf("gossip: seen capacity must be in 1..%d, got %d", maxSeenCapacity, c.SeenCapacity)
 	}
-	if c.SeenTTL <= 0 {
-		return fmt.Errorf("gossip: seen TTL must be positive, got %v", c.SeenTTL)
+	if c.SeenTTL <= 0 || c.SeenTTL > maxFuture {
+		return fmt.Errorf("gossip: seen TTL must be in (0, %v], got %v", maxFuture, c.SeenTTL)
+	}
+	if c.MaxFuture < 0 || c.MaxFuture > maxFuture {
+		return fmt.Errorf("gossip: max future must be in 0..%v, got %v", maxFuture, c.MaxFuture)
 	}
 	if c.MaxHops < 1 {
 		return errors.New("gossip: max hops must be at least 1")

@@ -4,8 +4,8 @@
 //
 // A Core has three inputs, Publish, Receive and Tick, and writes what it
 // wants done into an Output that the driver owns: messages to send and
-// events (published, delivered, duplicate, rejected) for logs, metrics and
-// dashboards. Time is an input and randomness comes from a *rand.Rand handed
+// events (published, delivered, duplicate, refused, rejected) for logs,
+// metrics and dashboards. Time is an input and randomness comes from a *rand.Rand handed
 // in at construction, so the same inputs always give the same outputs. The
 // package starts no goroutines, opens no sockets or files and never reads
 // the wall clock; purity_test.go keeps it so.
@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"time"
 
 	"gossipmesh/wire"
 )
@@ -39,9 +40,17 @@ const (
 	// EventDuplicate: a later copy of a message already seen arrived from
 	// From. Counted, not logged.
 	EventDuplicate
-	// EventRejected: From sent a message that breaks the protocol; Err
-	// says how. The message is dropped and not marked seen.
+	// EventRejected: a message that breaks the protocol arrived from From;
+	// Err says how. The message is dropped and not marked seen. Only when
+	// PeerFault is set did From itself break the rule; otherwise From may
+	// be an honest forwarder of what someone else forged.
 	EventRejected
+	// EventRefused: a well-formed copy that the core cannot accept without
+	// risking a second delivery: it is older than the acceptance window
+	// (ErrExpired), claims a publish time too far ahead (ErrFuture), or is
+	// no newer than what the seen-cache has forgotten (ErrUnderLoad). Err
+	// says which. Dropped, counted, never the sender's fault.
+	EventRefused
 )
 
 func (k EventKind) String() string {
@@ -54,6 +63,8 @@ func (k EventKind) String() string {
 		return "duplicate"
 	case EventRejected:
 		return "rejected"
+	case EventRefused:
+		return "refused"
 	}
 	return fmt.Sprintf("event-%d", uint8(k))
 }
@@ -66,8 +77,14 @@ type Event struct {
 	Msg *wire.Message
 	// From is the peer that sent it; zero for EventPublished.
 	From wire.NodeID
-	// Err is why the message was rejected (EventRejected only).
+	// Err is why the message was rejected or refused (EventRejected and
+	// EventRefused only).
 	Err error
+	// PeerFault says, for EventRejected, that From itself broke the rule
+	// (it set the hop count, which every node rewrites), so the driver may
+	// punish the link. Everything else a forwarder relays unchanged from
+	// the origin, and before signatures it cannot be held to it.
+	PeerFault bool
 }
 
 // Output collects the sends and events of one or more steps. The driver
@@ -87,12 +104,16 @@ func (o *Output) Reset() {
 	o.Sends, o.Events = o.Sends[:0], o.Events[:0]
 }
 
-// Errors a Core reports, on Publish or as the Err of an EventRejected.
+// Errors a Core reports, on Publish or as the Err of an EventRejected or
+// EventRefused.
 var (
 	ErrBodyTooLarge = errors.New("message body exceeds the limit")
 	ErrBadHop       = errors.New("hop count out of range")
 	ErrIDMismatch   = errors.New("message id does not match its content")
-	ErrFromSelf     = errors.New("message claims this node as its origin")
+	ErrFromSelf     = errors.New("message claims this node as its origin but this boot did not publish it")
+	ErrExpired      = errors.New("message is older than the acceptance window")
+	ErrFuture       = errors.New("message claims a publish time beyond the allowed clock skew")
+	ErrUnderLoad    = errors.New("message is too old for what the seen-cache still remembers under load")
 )
 
 // Core is one node's gossip state: its peers, its seen-cache and its
@@ -194,6 +215,9 @@ func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, erro
 	if len(body) > c.sh.cfg.MaxBody {
 		return nil, fmt.Errorf("publish: %w: %d bytes, limit %d", ErrBodyTooLarge, len(body), c.sh.cfg.MaxBody)
 	}
+	if c.seq == 0 {
+		c.seq = c.sh.cfg.SeqBase
+	}
 	c.seq++
 	m := &wire.Message{
 		ID:          wire.ComputeMsgID(c.id, c.seq, body),
@@ -212,42 +236,82 @@ func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, erro
 // is delivered and forwarded; later copies are counted as duplicates; a
 // message that breaks the protocol is rejected and not marked seen, so an
 // honest copy that arrives later still gets through.
+//
+// No message is delivered twice. A copy is accepted only inside its
+// acceptance window, now < PublishedAt + SeenTTL, and its id is kept at
+// least that long, with one exception: to make room the cache forgets its
+// oldest id early. Every forgotten id, by age or for room, raises the
+// cache's floor to that id's expiry (PublishedAt + SeenTTL), and a copy
+// whose expiry is at or below the floor is refused. A copy whose id was
+// forgotten has its message's own expiry, which is at or below the floor:
+// refused, whatever the clock does. A copy that passes was never
+// forgotten, so if it had been delivered the cache still holds its id.
+// The price is that, under load, a first copy older than the newest
+// forgotten id is refused too: the cache refuses rather than forgets.
 func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output) {
-	if err := c.check(m); err != nil {
-		out.Events = append(out.Events, Event{Kind: EventRejected, Msg: m, From: from, Err: err})
+	if fault, err := c.check(m); err != nil {
+		out.Events = append(out.Events, Event{Kind: EventRejected, Msg: m, From: from, Err: err, PeerFault: fault})
 		return
 	}
 	if c.seen.contains(now, m.ID) {
 		out.Events = append(out.Events, Event{Kind: EventDuplicate, Msg: m, From: from})
 		return
 	}
+	expires, err := c.admit(now, m)
+	if err != nil {
+		out.Events = append(out.Events, Event{Kind: EventRefused, Msg: m, From: from, Err: err})
+		return
+	}
 	if c.sh.cfg.VerifyIDs && wire.ComputeMsgID(m.Origin, m.Seq, m.Body) != m.ID {
 		out.Events = append(out.Events, Event{Kind: EventRejected, Msg: m, From: from, Err: ErrIDMismatch})
 		return
 	}
-	c.seen.add(m.ID, now+int64(c.sh.cfg.SeenTTL), c.sh.cfg.SeenCapacity)
+	c.seen.add(m.ID, expires, c.sh.cfg.SeenCapacity)
 	out.Events = append(out.Events, Event{Kind: EventDelivered, Msg: m, From: from})
 	if m.Hop < c.sh.cfg.MaxHops {
 		c.forward(m, from, out)
 	}
 }
 
-// check applies the cheap validity rules, before dedup.
-func (c *Core) check(m *wire.Message) error {
+// admit applies the acceptance window to a copy whose id the cache does not
+// hold, and returns when its id may be forgotten.
+func (c *Core) admit(now int64, m *wire.Message) (expires int64, err error) {
+	// Future first: it keeps PublishedAt + SeenTTL from overflowing.
+	if m.PublishedAt > now+int64(c.sh.cfg.MaxFuture) {
+		return 0, fmt.Errorf("%w: published %v ahead, allowed %v", ErrFuture,
+			time.Duration(m.PublishedAt-now), c.sh.cfg.MaxFuture)
+	}
+	expires = m.PublishedAt + int64(c.sh.cfg.SeenTTL)
+	if now >= expires {
+		return 0, fmt.Errorf("%w: published %v ago, window %v", ErrExpired,
+			time.Duration(now-m.PublishedAt), c.sh.cfg.SeenTTL)
+	}
+	if !c.seen.covers(expires) {
+		return 0, ErrUnderLoad
+	}
+	return expires, nil
+}
+
+// check applies the cheap validity rules, before dedup. fault says whether
+// the peer that sent m broke the rule itself: only the hop count is set by
+// the sender; the rest it relays from the origin.
+func (c *Core) check(m *wire.Message) (fault bool, err error) {
 	switch {
 	case m.Hop == 0 || m.Hop > c.sh.cfg.MaxHops:
-		return fmt.Errorf("%w: %d, want 1..%d", ErrBadHop, m.Hop, c.sh.cfg.MaxHops)
+		return true, fmt.Errorf("%w: %d, want 1..%d", ErrBadHop, m.Hop, c.sh.cfg.MaxHops)
 	case len(m.Body) > c.sh.cfg.MaxBody:
-		return fmt.Errorf("%w: %d bytes, limit %d", ErrBodyTooLarge, len(m.Body), c.sh.cfg.MaxBody)
+		return false, fmt.Errorf("%w: %d bytes, limit %d", ErrBodyTooLarge, len(m.Body), c.sh.cfg.MaxBody)
 	case m.Origin == c.id:
-		// Our own message coming back is a duplicate, not an error, as long
-		// as we still remember it; one we never published is forged.
-		if m.Seq <= c.seq {
-			return nil
+		// Our own message coming back goes on to dedup, as long as this
+		// boot published it (sequences SeqBase+1 .. seq); one it did not
+		// is forged, or left over from an earlier boot, and either way a
+		// forwarder cannot know.
+		if m.Seq > c.sh.cfg.SeqBase && m.Seq <= c.seq {
+			return false, nil
 		}
-		return ErrFromSelf
+		return false, ErrFromSelf
 	}
-	return nil
+	return false, nil
 }
 
 // forward routes m (held at this node at m.Hop) to the peers the router

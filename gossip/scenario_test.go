@@ -25,11 +25,13 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Directives:
 //
-//	config strategy=fanout fanout=2 ttl=1s capacity=8   settings for nodes made after it
+//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N
+//	                                                      settings for nodes made after it
 //	node ID peers=A,B,...                                 make a node
 //	publish NODE BODY [at=NS]                             NODE publishes BODY
 //	deliver [count=K] [at=NS]                             deliver queued sends in FIFO order
-//	inject NODE from=X origin=O seq=S hop=H body=B [id=valid|bogus] [at=NS]
+//	inject NODE from=X origin=O seq=S hop=H body=B [id=valid|bogus] [pub=NS] [at=NS]
+//	                                                      pub is PublishedAt (default 0)
 //	tick NODE at=NS                                       tick NODE, print its seen-cache
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
@@ -128,6 +130,14 @@ func (s *scenario) step(directive string) []string {
 				s.cfg.SeenTTL = d
 			case "maxhops":
 				s.cfg.MaxHops = uint16(s.int(v))
+			case "future":
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				s.cfg.MaxFuture = d
+			case "seqbase":
+				s.cfg.SeqBase = uint64(s.int(v))
 			}
 		}
 		if err := s.cfg.Validate(); err != nil {
@@ -177,7 +187,7 @@ func (s *scenario) step(directive string) []string {
 		return lines
 	case "inject":
 		id := s.id(pos[0])
-		m := &wire.Message{Origin: s.id(args["origin"]), Seq: uint64(s.int(args["seq"])), Hop: uint16(s.int(args["hop"])), Body: []byte(args["body"])}
+		m := &wire.Message{Origin: s.id(args["origin"]), Seq: uint64(s.int(args["seq"])), Hop: uint16(s.int(args["hop"])), PublishedAt: s.int(args["pub"]), Body: []byte(args["body"])}
 		m.ID = wire.ComputeMsgID(m.Origin, m.Seq, m.Body)
 		if args["id"] == "bogus" {
 			m.ID[0] ^= 0xff
@@ -200,6 +210,9 @@ func (s *scenario) take(id wire.NodeID, out *Output) []string {
 		l := fmt.Sprintf("n%d: %s %s hop=%d", id, e.Kind, e.Msg.ID.String()[:8], e.Msg.Hop)
 		if e.From != 0 {
 			l += fmt.Sprintf(" from=n%d", e.From)
+		}
+		if e.PeerFault {
+			l += " peer-fault"
 		}
 		if e.Err != nil {
 			l += " err=" + strconv.Quote(e.Err.Error())

@@ -3,10 +3,18 @@ package gossip
 import "gossipmesh/wire"
 
 // seenCache remembers message ids, bounded both in entries and in age: the
-// lesson's Set grows forever, this one forgets the oldest id first.
+// lesson's Set grows forever, this one forgets the oldest id first. It
+// never lets a forgotten id pass for a new one: every entry it forgets,
+// by age or to make room, raises floor to that entry's expiry, and the core
+// refuses any message whose own expiry (its publish time plus the window)
+// is at or below floor. See Core.Receive for why that makes re-delivery
+// impossible.
 //
-// Entries sit in a ring in insertion order, so with one TTL for all the
-// oldest entry is also the first to expire. A node that has seen a handful
+// Entries sit in a ring in insertion order. Each expires when a copy of
+// its message can no longer be accepted (publish time plus the window), so
+// expiries are only roughly in insertion order: expire stops at the first
+// live entry, and an entry may outstay its expiry behind it, never the
+// reverse. A node that has seen a handful
 // of messages (every node of a million-node simulation) pays for a short
 // slice and a linear scan (one inline entry and no slice at all while it
 // holds a single id); past indexThreshold entries a map takes over the
@@ -18,9 +26,12 @@ type seenCache struct {
 	// no pointer to chase on its receive path.
 	first seenEntry
 	ring  []seenEntry
-	head  int // index of the oldest entry in ring
-	n     int // entries in use
+	head  int32 // index of the oldest entry in ring
+	n     int32 // entries in use; Config.Validate caps capacity to fit
 	index map[wire.MsgID]struct{}
+	// floor is the latest expiry among the entries forgotten so far: a
+	// message that would expire at or before it may be one of them.
+	floor int64
 }
 
 type seenEntry struct {
@@ -41,8 +52,8 @@ func (s *seenCache) contains(now int64, id wire.MsgID) bool {
 	if s.ring == nil {
 		return s.n == 1 && s.first.id == id
 	}
-	for i := 0; i < s.n; i++ {
-		if s.ring[(s.head+i)%len(s.ring)].id == id {
+	for i := range s.n {
+		if s.ring[(int(s.head)+int(i))%len(s.ring)].id == id {
 			return true
 		}
 	}
@@ -53,7 +64,7 @@ func (s *seenCache) contains(now int64, id wire.MsgID) bool {
 // holds capacity ids already. The caller has checked that id is absent.
 // Capacity comes from the shared Config rather than a field of every cache.
 func (s *seenCache) add(id wire.MsgID, expires int64, capacity int) {
-	if s.n >= capacity {
+	if int(s.n) >= capacity {
 		s.evictOldest()
 	}
 	if s.ring == nil && s.n == 0 {
@@ -61,22 +72,27 @@ func (s *seenCache) add(id wire.MsgID, expires int64, capacity int) {
 		s.n = 1
 		return
 	}
-	if s.ring == nil || s.n == len(s.ring) {
+	if s.ring == nil || int(s.n) == len(s.ring) {
 		s.grow(capacity)
 	}
-	s.ring[(s.head+s.n)%len(s.ring)] = seenEntry{id: id, expires: expires}
+	s.ring[(int(s.head)+int(s.n))%len(s.ring)] = seenEntry{id: id, expires: expires}
 	s.n++
 	if s.index != nil {
 		s.index[id] = struct{}{}
 	} else if s.n > indexThreshold {
 		s.index = make(map[wire.MsgID]struct{}, s.n)
-		for i := 0; i < s.n; i++ {
-			s.index[s.ring[(s.head+i)%len(s.ring)].id] = struct{}{}
+		for i := range s.n {
+			s.index[s.ring[(int(s.head)+int(i))%len(s.ring)].id] = struct{}{}
 		}
 	}
 }
 
-// expire forgets every entry that has expired at now.
+// covers reports whether a message that expires at expires may be one the
+// cache has forgotten: it may, unless it outlives every forgotten entry.
+func (s *seenCache) covers(expires int64) bool { return expires > s.floor }
+
+// expire forgets the entries that have expired at now, oldest first, up to
+// the first one still live.
 func (s *seenCache) expire(now int64) {
 	for s.n > 0 && s.oldest().expires <= now {
 		s.evictOldest()
@@ -98,10 +114,12 @@ func (s *seenCache) oldest() *seenEntry {
 	return &s.ring[s.head]
 }
 
-func (s *seenCache) len() int { return s.n }
+func (s *seenCache) len() int { return int(s.n) }
 
+// evictOldest forgets the oldest entry and raises the floor to its expiry.
 func (s *seenCache) evictOldest() {
 	e := s.oldest()
+	s.floor = max(s.floor, e.expires)
 	if s.index != nil {
 		delete(s.index, e.id)
 	}
@@ -110,7 +128,7 @@ func (s *seenCache) evictOldest() {
 		s.n = 0
 		return
 	}
-	s.head = (s.head + 1) % len(s.ring)
+	s.head = int32((int(s.head) + 1) % len(s.ring))
 	s.n--
 	if s.n == 0 {
 		s.head = 0
@@ -128,8 +146,8 @@ func (s *seenCache) grow(capacity int) {
 	}
 	size := min(2*len(s.ring), capacity)
 	ring := make([]seenEntry, size)
-	for i := 0; i < s.n; i++ {
-		ring[i] = s.ring[(s.head+i)%len(s.ring)]
+	for i := range s.n {
+		ring[i] = s.ring[(int(s.head)+int(i))%len(s.ring)]
 	}
 	s.ring, s.head = ring, 0
 }

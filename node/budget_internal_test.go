@@ -107,7 +107,7 @@ func TestStaleInboxEntriesDropped(t *testing.T) {
 	defer n.ln.Close()
 	from := &peer{id: 2, done: make(chan struct{})}
 	msg := func(seq uint64) wire.Message {
-		m := wire.Message{Origin: 2, Seq: seq, Hop: 1, Body: []byte("x")}
+		m := wire.Message{Origin: 2, Seq: seq, Hop: 1, PublishedAt: time.Now().UnixNano(), Body: []byte("x")}
 		m.ID = wire.ComputeMsgID(m.Origin, m.Seq, m.Body)
 		return m
 	}

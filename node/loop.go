@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
+	"slices"
 	"time"
 
 	"gossipmesh/gossip"
@@ -62,17 +64,29 @@ func (n *Node) loop(ctx context.Context) {
 }
 
 // receiveBatch feeds the core first and then every frame already queued
-// behind it (up to maxBatch), then writes the sends of the whole batch.
+// behind it (up to maxBatch), lowest hop first, then writes the sends of
+// the whole batch.
+//
+// The node's first receipt of a message is the lowest-hop copy among those
+// that had arrived when the loop took them. Copies of one message often
+// arrive on several links at once, and the reader goroutines queue them in
+// whatever order the scheduler ran them; taken in that order, a relayed
+// copy would often beat the direct one, and hop counts would measure the
+// scheduler. So the loop first yields once, letting readers that are
+// already runnable queue what they hold; if a message's first copy still
+// came relayed, it lets late copies in (see latecopies.go); then it takes
+// the batch's copies in hop order (stable, so one link's frames keep their
+// order).
 func (n *Node) receiveBatch(first inbound) {
 	n.batch = append(n.batch[:0], first)
-drain:
-	for len(n.batch) < maxBatch {
-		select {
-		case in := <-n.inbox:
-			n.batch = append(n.batch, in)
-		default:
-			break drain
-		}
+	runtime.Gosched()
+	n.drainInbox()
+	slices.SortStableFunc(n.batch, byHop)
+	n.waited = n.relayedFirstCopy()
+	if n.waited {
+		n.letLateCopiesIn()
+		n.drainInbox()
+		slices.SortStableFunc(n.batch, byHop)
 	}
 	n.logInfo = n.log.Enabled(context.Background(), slog.LevelInfo)
 	n.receipts.mu.Lock()
@@ -92,6 +106,22 @@ drain:
 	n.emitLogs()
 	clear(n.batch) // drop the references to bodies and peers
 }
+
+// drainInbox appends to the batch what is queued, up to maxBatch.
+func (n *Node) drainInbox() {
+	for len(n.batch) < maxBatch {
+		select {
+		case in := <-n.inbox:
+			n.batch = append(n.batch, in)
+		default:
+			return
+		}
+	}
+}
+
+// byHop orders inbound frames by hop count, for receiveBatch. A named
+// function, so sorting allocates no closure.
+func byHop(a, b inbound) int { return int(a.msg.Hop) - int(b.msg.Hop) }
 
 // publish starts a publish request: one message per body, in order.
 func (n *Node) publish(r *pubRequest) {
@@ -183,6 +213,7 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 			n.event(EventPublished, m, 0, now)
 		case gossip.EventDelivered:
 			n.receipts.addLocked(receipt{id: m.ID, origin: m.Origin, from: e.From, hop: m.Hop, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
+			n.learnNearest(m.Origin, m.Hop, n.waited)
 			latency := time.Duration(max(now-m.PublishedAt, 0))
 			n.m.delivered.Inc()
 			n.m.hops.Observe(float64(m.Hop))
@@ -196,11 +227,21 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 			n.m.duplicates.Inc()
 			n.event(EventDuplicate, m, e.From, now)
 		case gossip.EventRejected:
-			// The frame was well formed but breaks the protocol: drop the
-			// link, as for any other garbage. The reader logs why.
+			if !e.PeerFault {
+				// Forged or broken content that the sender may only have
+				// relayed: drop the message, keep the link.
+				n.m.refused.WithLabelValues(reasonOf(e.Err)).Inc()
+				continue
+			}
+			// The sender itself broke the protocol: drop the link, as for
+			// any other garbage. The reader logs why and counts it.
 			if p := n.links[e.From]; p != nil {
 				p.close(e.Err)
 			}
+		case gossip.EventRefused:
+			// Too old, too far ahead, or older than what the seen-cache
+			// still covers: dropped so that it is never delivered twice.
+			n.m.refused.WithLabelValues(reasonOf(e.Err)).Inc()
 		}
 	}
 }

@@ -24,6 +24,7 @@ type metrics struct {
 	forwarded     prometheus.Counter
 	dropped       prometheus.Counter
 	rejected      *prometheus.CounterVec
+	refused       *prometheus.CounterVec
 	bytesIn       prometheus.Counter
 	bytesOut      prometheus.Counter
 	peers         prometheus.Gauge
@@ -57,6 +58,10 @@ func newMetrics(id wire.NodeID) *metrics {
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "rejected_total",
 			Help: "Frames, messages and connections refused, by reason; a refused frame also drops its connection.",
+		}, []string{"reason"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "refused_total",
+			Help: "Messages dropped with the link kept, by reason: copies outside their acceptance window (expired, future), older than what the seen-cache still covers (under_load), or content a forwarder cannot be blamed for.",
 		}, []string{"reason"}),
 		bytesIn:  counter("received_bytes_total", "Gossip frame bytes read from peers."),
 		bytesOut: counter("sent_bytes_total", "Gossip frame bytes written to peers."),
@@ -98,7 +103,7 @@ func newMetrics(id wire.NodeID) *metrics {
 		ConstLabels: prometheus.Labels{"id": id.String()},
 	})
 	info.Set(1)
-	m.reg.MustRegister(m.published, m.delivered, m.duplicates, m.forwarded, m.dropped, m.rejected,
+	m.reg.MustRegister(m.published, m.delivered, m.duplicates, m.forwarded, m.dropped, m.rejected, m.refused,
 		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, m.dupLinks, m.standby, m.logSuppressed, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -174,6 +179,12 @@ func reasonOf(err error) string {
 		return "forged_origin"
 	case errors.Is(err, gossip.ErrBodyTooLarge):
 		return "body_too_large"
+	case errors.Is(err, gossip.ErrExpired):
+		return "expired"
+	case errors.Is(err, gossip.ErrFuture):
+		return "future"
+	case errors.Is(err, gossip.ErrUnderLoad):
+		return "under_load"
 	}
 	return "other"
 }

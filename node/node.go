@@ -64,6 +64,12 @@ type Node struct {
 	inboundByHost map[string]int
 	inboundMax    int // MaxPeers less the candidates this node dials
 
+	// Also the loop's: what letLateCopiesIn needs.
+	poll       *netPoller
+	pollBroken bool
+	nearest    map[wire.NodeID]nearest // per origin, see learnNearest
+	waited     bool                    // the current batch let late copies in
+
 	linksMu  sync.RWMutex // guards links against readers outside the loop
 	receipts *receiptStore
 	mem      *memState // byte budgets: inbox, send queues, publish backpressure
@@ -139,7 +145,15 @@ func New(cfg Config) (*Node, error) {
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
-	core, err := gossip.New(cfg.Gossip, id, rng)
+	// Number this boot's publishes from its wall-clock start, so that a
+	// node restarted with its id never reuses a sequence number (and with
+	// it a message id) of an earlier boot, as long as that boot published
+	// fewer messages than nanoseconds went by before the restart.
+	gcfg := cfg.Gossip
+	if gcfg.SeqBase == 0 {
+		gcfg.SeqBase = uint64(time.Now().UnixNano())
+	}
+	core, err := gossip.New(gcfg, id, rng)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)
