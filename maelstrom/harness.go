@@ -131,7 +131,10 @@ type Report struct {
 	// FinalReadsMissing counts nodes whose final read got no answer: their
 	// values are then unknown and the run is not valid.
 	FinalReadsMissing int `json:"final_reads_missing"`
-	Partitions        int `json:"partitions"`
+	// Unexpected counts values some read returned that no client ever
+	// broadcast: a node that invents values. Always 0 for a correct node.
+	Unexpected int `json:"unexpected"`
+	Partitions int `json:"partitions"`
 }
 
 // op is one client operation and what came of it.
@@ -536,6 +539,19 @@ func (h *harness) report(finals []*op, partitions int) Report {
 			}
 		}
 	}
+	sent := map[int64]bool{}
+	for _, o := range broadcasts {
+		sent[o.value] = true
+	}
+	unexpected := map[int64]bool{}
+	for _, o := range reads {
+		for _, v := range o.values {
+			if !sent[v] {
+				unexpected[v] = true
+			}
+		}
+	}
+	r.Unexpected = len(unexpected)
 	for v := range lost {
 		r.Lost = append(r.Lost, v)
 	}

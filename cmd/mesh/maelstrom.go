@@ -151,6 +151,9 @@ func runMaelstromTest(ctx context.Context, args []string, stdout, stderr io.Writ
 	if r.FinalReadsMissing > 0 {
 		return fmt.Errorf("%d final reads got no answer: the lost count is incomplete", r.FinalReadsMissing)
 	}
+	if r.Unexpected > 0 {
+		return fmt.Errorf("%d values read that nobody broadcast", r.Unexpected)
+	}
 	if r.LostCount > 0 {
 		return fmt.Errorf("%d acknowledged values lost", r.LostCount)
 	}
@@ -164,4 +167,7 @@ func printMaelstromReport(w io.Writer, r maelstrom.Report) {
 	fmt.Fprintf(w, "  msgs-per-op     %.2f\n", r.MsgsPerOp)
 	fmt.Fprintf(w, "  stable latency  median %.0f ms, p95 %.0f ms, max %.0f ms\n", r.StableMedianMS, r.StableP95MS, r.StableMaxMS)
 	fmt.Fprintf(w, "  lost            %d of %d acknowledged\n", r.LostCount, r.Acked)
+	if r.Unexpected > 0 {
+		fmt.Fprintf(w, "  unexpected      %d values read that nobody broadcast\n", r.Unexpected)
+	}
 }
