@@ -33,10 +33,11 @@ type coreAdapter struct {
 	ids   map[string]wire.NodeID
 }
 
-// newCoreAdapter builds the core for node self of the cluster nodeIDs.
-// The core's randomness (the fanout router's picks) is seeded from seed
-// and the node's index, so a run is reproducible given its inputs.
-func newCoreAdapter(cfg gossip.Config, self string, nodeIDs []string, seed uint64) (*coreAdapter, error) {
+// newCoreAdapter builds the core for node self of the cluster nodeIDs,
+// with gossip's defaults but for the router that cfg names. The core's
+// randomness (the fanout router's picks) is seeded from cfg.Seed and the
+// node's index, so a run is reproducible given its inputs.
+func newCoreAdapter(cfg NodeConfig, self string, nodeIDs []string) (*coreAdapter, error) {
 	a := &coreAdapter{names: append([]string(nil), nodeIDs...), ids: make(map[string]wire.NodeID, len(nodeIDs))}
 	for i, n := range nodeIDs {
 		if _, dup := a.ids[n]; dup {
@@ -48,7 +49,9 @@ func newCoreAdapter(cfg gossip.Config, self string, nodeIDs []string, seed uint6
 	if !ok {
 		return nil, fmt.Errorf("maelstrom: node_id %q is not in node_ids", self)
 	}
-	core, err := gossip.New(cfg, id, rand.New(rand.NewPCG(seed, uint64(id))))
+	gcfg := gossip.DefaultConfig()
+	gcfg.Strategy, gcfg.Fanout = cfg.Strategy, cfg.Fanout
+	core, err := gossip.New(gcfg, id, rand.New(rand.NewPCG(cfg.Seed, uint64(id))))
 	if err != nil {
 		return nil, fmt.Errorf("maelstrom: gossip core: %w", err)
 	}

@@ -300,9 +300,7 @@ func (n *node) init(e Envelope, b Body) error {
 		return n.reply(e.Src, b, &Body{Type: "init_ok"})
 	}
 	n.self = b.NodeID
-	gcfg := gossip.DefaultConfig()
-	gcfg.Strategy, gcfg.Fanout = n.cfg.Strategy, n.cfg.Fanout
-	core, err := newCoreAdapter(gcfg, b.NodeID, b.NodeIDs, n.cfg.Seed)
+	core, err := newCoreAdapter(n.cfg, b.NodeID, b.NodeIDs)
 	if err != nil {
 		return n.replyError(e.Src, b, CodeMalformedRequest, err.Error())
 	}

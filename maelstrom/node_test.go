@@ -9,8 +9,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"gossipmesh/gossip"
 )
 
 // testNode runs RunNode in-process over pipes and returns a way to send
@@ -139,7 +137,7 @@ func TestNodeBroadcastReadAndNoRegossip(t *testing.T) {
 // message with value v, in the cluster nodes, as it arrives one hop away.
 func forge(t *testing.T, origin string, seq uint64, v int64, nodes ...string) GossipMsg {
 	t.Helper()
-	a, err := newCoreAdapter(gossip.DefaultConfig(), origin, nodes, 0)
+	a, err := newCoreAdapter(DefaultNodeConfig(), origin, nodes)
 	if err != nil {
 		t.Fatal(err)
 	}
