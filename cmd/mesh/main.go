@@ -41,6 +41,7 @@ func commands() []command {
 		{name: "sim", summary: "simulate up to a million nodes in virtual time", run: runSim},
 		replayCommand(),
 		promConfigCommand(),
+		maelstromCommand(), maelstromTestCommand(),
 	}
 }
 
