@@ -20,6 +20,7 @@ func TestEndToEndRestartsLoseNoPublish(t *testing.T) {
 	ctx := context.Background()
 	const node, restarts = 2, 3
 	lost := 0
+	ids := map[string]int{} // id → boot that published it
 	for boot := 0; boot <= restarts; boot++ {
 		if boot > 0 {
 			if err := c.Kill(node); err != nil {
@@ -35,6 +36,16 @@ func TestEndToEndRestartsLoseNoPublish(t *testing.T) {
 			r, err := c.Mesh().Propagate(ctx, pub, "the same body every boot", cluster.PropagateOptions{Wait: 20 * time.Second})
 			if err != nil {
 				t.Fatalf("boot %d, publish at node %d: %v", boot, pub, err)
+			}
+			// A receipt of an earlier boot's message with the same id would
+			// make the report look complete: the id must be new.
+			if prev, ok := ids[r.ID]; ok && pub == node {
+				lost++
+				t.Errorf("boot %d: publish at node %d answered 201 with id %s, already published in boot %d: every node drops it as a duplicate", boot, pub, r.ID, prev)
+				continue
+			}
+			if pub == node {
+				ids[r.ID] = boot
 			}
 			if !r.Complete() {
 				lost++
