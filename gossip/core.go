@@ -2,10 +2,11 @@
 // state machine that the real TCP runtime, the in-memory network and the
 // simulator all drive.
 //
-// A Core has three inputs, Publish, Receive and Tick, and writes what it
-// wants done into an Output that the driver owns: messages to send and
-// events (published, delivered, duplicate, refused, rejected) for logs,
-// metrics and dashboards. Time is an input and randomness comes from a *rand.Rand handed
+// A Core implements Protocol, the seam every driver drives: Publish, Step
+// (a frame from a peer), Tick, PeerUp and PeerDown write what the core
+// wants done into an Output that the driver owns: typed frames to send
+// (messages and control frames) and events (published, delivered,
+// duplicate, refused, rejected) for logs, metrics and dashboards. Time is an input and randomness comes from a *rand.Rand handed
 // in at construction, so the same inputs always give the same outputs. The
 // package starts no goroutines, opens no sockets or files and never reads
 // the wall clock; purity_test.go keeps it so.
@@ -20,11 +21,12 @@ import (
 	"gossipmesh/wire"
 )
 
-// Send asks the driver to deliver Msg to peer To. Msg already carries the
-// hop count the receiver sees. Many sends share one Msg: do not modify it.
+// Send asks the driver to deliver a frame to peer To. A message already
+// carries the hop count the receiver sees. Many sends share one Msg or Ctl:
+// do not modify them.
 type Send struct {
-	To  wire.NodeID
-	Msg *wire.Message
+	To wire.NodeID
+	Frame
 }
 
 // EventKind says what happened to a message at this node.
@@ -87,7 +89,8 @@ type Event struct {
 	PeerFault bool
 }
 
-// Output collects the sends and events of one or more steps. The driver
+// Output collects the sends (typed frames, in the order the core sent them)
+// and events of one or more steps. The driver
 // owns it and calls Reset after acting on it, so a Core holds no buffers of
 // its own: a simulator of a million cores needs only one Output.
 type Output struct {
@@ -95,6 +98,12 @@ type Output struct {
 	Events []Event
 	// route is scratch space for the router.
 	route []wire.NodeID
+}
+
+// SendControl queues control frame c to peer to. Routers call it; c is
+// shared from then on and must not be modified.
+func (o *Output) SendControl(to wire.NodeID, c *wire.Control) {
+	o.Sends = append(o.Sends, Send{To: to, Frame: Frame{Ctl: c}})
 }
 
 // Reset empties o, keeping its storage.
@@ -120,8 +129,9 @@ var (
 // publish sequence. It is not safe for concurrent use; one goroutine (the
 // runtime's node loop, or the simulator) drives it.
 //
-// Its fields are kept to two cache lines (128 bytes), because a simulator
-// of a million nodes touches one core per event, at random.
+// Its hot fields are kept to two cache lines (128 bytes), because a
+// simulator of a million nodes touches one core per event, at random; the
+// router's per-node state comes after them, nil for stateless routers.
 type Core struct {
 	sh    *Shared
 	id    wire.NodeID
@@ -129,6 +139,7 @@ type Core struct {
 	peers []wire.NodeID
 	seen  seenCache
 	seq   uint64
+	state any // the router's per-node state (Router.Init)
 }
 
 // Shared is a validated Config and the Router it names. Every core built
@@ -144,7 +155,19 @@ func Share(cfg Config) (*Shared, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Shared{cfg: cfg, router: NewRouter(cfg)}, nil
+	r, err := newRouter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &Shared{cfg: cfg, router: r}, nil
+}
+
+// shareWith is Share with a router that is not in the registry (tests).
+func shareWith(cfg Config, r Router) (*Shared, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return &Shared{cfg: cfg, router: r}, nil
 }
 
 // Config returns the configuration the cores share.
@@ -164,7 +187,17 @@ func New(cfg Config, id wire.NodeID, rng *rand.Rand) (*Core, error) {
 // NewShared is New for drivers that build many cores from one Config (the
 // simulator).
 func NewShared(sh *Shared, id wire.NodeID, rng *rand.Rand) *Core {
-	return &Core{sh: sh, id: id, rng: rng}
+	c := &Core{sh: sh, id: id, rng: rng}
+	sh.router.Init(c)
+	return c
+}
+
+// Init makes c, a zero or reused Core value, a core for node id, as
+// NewShared does, without allocating: the simulator builds its cores in
+// one slab.
+func (c *Core) Init(sh *Shared, id wire.NodeID, rng *rand.Rand) {
+	*c = Core{sh: sh, id: id, rng: rng}
+	sh.router.Init(c)
 }
 
 // ID returns the node's id.
@@ -173,22 +206,40 @@ func (c *Core) ID() wire.NodeID { return c.id }
 // Peers returns the current peers. The slice is the core's: do not modify.
 func (c *Core) Peers() []wire.NodeID { return c.peers }
 
-// AddPeer links the node to p. Adding a present peer, or the node itself,
-// does nothing.
+// AddPeer links the node to p, as PeerUp does, for setting up a core
+// before it runs (tests, scenarios): the router hears of it, and whatever
+// it sends is dropped. Adding a present peer, or the node itself, does
+// nothing.
 func (c *Core) AddPeer(p wire.NodeID) {
+	var out Output
+	c.PeerUp(0, p, &out)
+}
+
+// PeerUp implements Protocol: it links the node to p and tells the router.
+// Adding a present peer, or the node itself, does nothing.
+func (c *Core) PeerUp(now int64, p wire.NodeID, out *Output) {
 	if p == c.id || c.hasPeer(p) {
 		return
 	}
 	c.peers = append(c.peers, p)
+	c.sh.router.OnPeerUp(c, now, p, out)
 }
 
-// RemovePeer unlinks p; removing an absent peer does nothing.
+// RemovePeer unlinks p, as PeerDown does, dropping what the router sends.
 func (c *Core) RemovePeer(p wire.NodeID) {
+	var out Output
+	c.PeerDown(0, p, &out)
+}
+
+// PeerDown implements Protocol: it unlinks p and tells the router;
+// removing an absent peer does nothing.
+func (c *Core) PeerDown(now int64, p wire.NodeID, out *Output) {
 	for i, q := range c.peers {
 		if q == p {
 			last := len(c.peers) - 1
 			c.peers[i] = c.peers[last]
 			c.peers = c.peers[:last]
+			c.sh.router.OnPeerDown(c, now, p, out)
 			return
 		}
 	}
@@ -228,8 +279,19 @@ func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, erro
 	}
 	c.seen.add(m.ID, now+int64(c.sh.cfg.SeenTTL), c.sh.cfg.SeenCapacity)
 	out.Events = append(out.Events, Event{Kind: EventPublished, Msg: m})
-	c.forward(m, 0, out)
+	c.forward(now, m, 0, out)
 	return m, nil
+}
+
+// Step implements Protocol: a message goes to Receive, a control frame to
+// the router.
+func (c *Core) Step(now int64, from wire.NodeID, f Frame, out *Output) {
+	switch {
+	case f.Msg != nil:
+		c.Receive(now, from, f.Msg, out)
+	case f.Ctl != nil:
+		c.sh.router.OnControl(c, now, from, f.Ctl, out)
+	}
 }
 
 // Receive handles a message that peer from sent at time now. The first copy
@@ -255,6 +317,7 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 	}
 	if c.seen.contains(now, m.ID) {
 		out.Events = append(out.Events, Event{Kind: EventDuplicate, Msg: m, From: from})
+		c.sh.router.OnDuplicate(c, now, m, from, out)
 		return
 	}
 	expires, err := c.admit(now, m)
@@ -269,7 +332,7 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 	c.seen.add(m.ID, expires, c.sh.cfg.SeenCapacity)
 	out.Events = append(out.Events, Event{Kind: EventDelivered, Msg: m, From: from})
 	if m.Hop < c.sh.cfg.MaxHops {
-		c.forward(m, from, out)
+		c.forward(now, m, from, out)
 	}
 }
 
@@ -316,24 +379,36 @@ func (c *Core) check(m *wire.Message) (fault bool, err error) {
 
 // forward routes m (held at this node at m.Hop) to the peers the router
 // picks, as one shared copy at m.Hop+1.
-func (c *Core) forward(m *wire.Message, from wire.NodeID, out *Output) {
-	out.route = c.sh.router.Route(out.route[:0], c.peers, from, c.rng)
+func (c *Core) forward(now int64, m *wire.Message, from wire.NodeID, out *Output) {
+	out.route = c.sh.router.Route(c, now, m, from, out.route[:0], out)
 	if len(out.route) == 0 {
 		return
 	}
 	next := *m
 	next.Hop++
 	for _, p := range out.route {
-		out.Sends = append(out.Sends, Send{To: p, Msg: &next})
+		out.Sends = append(out.Sends, Send{To: p, Frame: Frame{Msg: &next}})
 	}
 }
 
-// Tick lets the core do timed work at now: today, forgetting expired ids.
-func (c *Core) Tick(now int64) { c.seen.expire(now) }
+// Tick implements Protocol: it forgets expired ids and, when the router's
+// time has come, runs its tick hook, which may send.
+func (c *Core) Tick(now int64, out *Output) {
+	c.seen.expire(now)
+	if t := c.sh.router.NextTick(c); t != 0 && t <= now {
+		c.sh.router.OnTick(c, now, out)
+	}
+}
 
-// NextTick is the earliest time the core wants a Tick, or 0 for never, so
-// that a simulator wakes only the nodes that have work.
-func (c *Core) NextTick() int64 { return c.seen.nextExpiry() }
+// NextTick implements Protocol: the earliest of the seen-cache's next
+// expiry and the router's next tick, 0 for never.
+func (c *Core) NextTick() int64 {
+	t := c.seen.nextExpiry()
+	if r := c.sh.router.NextTick(c); r != 0 && (t == 0 || r < t) {
+		t = r
+	}
+	return t
+}
 
 // SeenLen is the number of ids in the seen-cache, for metrics and tests.
 func (c *Core) SeenLen() int { return c.seen.len() }

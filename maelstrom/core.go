@@ -129,7 +129,7 @@ func (a *coreAdapter) collect(sends []outSend) []outSend {
 }
 
 // tick lets the core do its timed work at now.
-func (a *coreAdapter) tick(now int64) { a.core.Tick(now) }
+func (a *coreAdapter) tick(now int64) { a.core.Tick(now, &a.out); a.out.Reset() }
 
 // nextTick is when the core next wants a tick (Unix nanoseconds), 0 for
 // never.

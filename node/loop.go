@@ -52,7 +52,8 @@ func (n *Node) loop(ctx context.Context) {
 			n.removeLink(p)
 		case <-tick.C:
 			armed = 0
-			n.core.Tick(time.Now().UnixNano())
+			n.core.Tick(time.Now().UnixNano(), &n.out)
+			n.flushSends()
 		}
 		// Wake for the core's next timed work; only ever move the timer
 		// earlier, so a busy loop does not reset it on every batch.

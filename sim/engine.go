@@ -316,7 +316,7 @@ func (s *Sim) drain(ctx context.Context) (stopped bool) {
 		// Tick has no outputs, so the core cannot tell a late tick from
 		// one on time, and idle nodes are never woken.
 		if t := c.NextTick(); t != 0 && t <= e.at {
-			c.Tick(e.at)
+			c.Tick(e.at, &s.out)
 		}
 		c.Receive(e.at, wire.NodeID(e.from)+1, s.msgs[e.hop], &s.out)
 		// Fifteen receipts in sixteen are duplicates: count them here.
