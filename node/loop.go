@@ -98,7 +98,7 @@ func (n *Node) receiveBatch(first inbound) {
 			continue
 		}
 		start := len(n.out.Events)
-		n.core.Receive(now, in.from.id, &in.msg, &n.out)
+		n.core.Step(now, in.from.id, in.frame(), &n.out)
 		n.handleEvents(n.out.Events[start:], now)
 	}
 	n.receipts.mu.Unlock()
@@ -247,27 +247,50 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 	}
 }
 
-// flushSends hands the batch's sends to the peers' queues. The core shares
-// one Message between the sends of one forward, and they are adjacent, so
-// each message is encoded once and its bytes shared by every queue. A copy
-// that does not fit a queue is dropped and counted; the loop never waits.
+// flushSends hands the batch's sends to the peers' queues: the one place
+// the node's output leaves it, through Config.Egress. The core shares one
+// Message (or Control) between the sends of one forward, and they are
+// adjacent, so each frame is encoded once and its bytes shared by every
+// queue. A copy that does not fit a queue is dropped and counted; the loop
+// never waits.
 func (n *Node) flushSends() {
 	var (
-		last  *wire.Message
-		frame *outFrame
-		now   int64
+		lastMsg          *wire.Message
+		lastCtl          *wire.Control
+		msgFrame, ctlFrm *outFrame
+		now              int64
 	)
-	for _, s := range n.out.Sends {
+	for i := range n.out.Sends {
+		s := &n.out.Sends[i]
 		p := n.links[s.To]
 		if p == nil {
 			continue // the link went down after the core routed to it
 		}
-		if s.Msg != last {
-			last = s.Msg
-			frame = &outFrame{b: wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)}
-			if now == 0 {
-				now = time.Now().UnixNano()
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		if !n.cfg.Egress.Pass(now, n.id, s) {
+			continue
+		}
+		var frame *outFrame
+		if s.Ctl != nil {
+			if s.Ctl != lastCtl {
+				b, err := wire.AppendControl(make([]byte, 0, 6+s.Ctl.EncodedSize()), s.Ctl)
+				if err != nil {
+					// A protocol bug, not the peer's: say so and send
+					// nothing rather than a frame the peer would refuse.
+					n.log.Error("control frame not sent", "kind", s.Ctl.Kind.String(), "err", err)
+					continue
+				}
+				lastCtl, ctlFrm = s.Ctl, &outFrame{b: b}
 			}
+			frame = ctlFrm
+		} else {
+			if s.Msg != lastMsg {
+				lastMsg = s.Msg
+				msgFrame = &outFrame{b: wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)}
+			}
+			frame = msgFrame
 		}
 		switch n.enqueue(p, frame, now) {
 		case enqueued:
@@ -306,7 +329,7 @@ func (n *Node) addLink(p *peer) *peer {
 		// Its teardown is on its way: p takes its place.
 		n.setLink(old.id, nil)
 		n.countInbound(old, -1)
-		n.core.RemovePeer(old.id)
+		n.core.PeerDown(time.Now().UnixNano(), old.id, &n.out)
 		old = nil
 	}
 	if old != nil {
@@ -348,7 +371,8 @@ func (n *Node) addLink(p *peer) *peer {
 	}
 	n.setLink(p.id, p)
 	n.countInbound(p, +1)
-	n.core.AddPeer(p.id)
+	n.core.PeerUp(time.Now().UnixNano(), p.id, &n.out)
+	n.flushSends()
 	n.m.peers.Set(float64(len(n.links)))
 	n.log.Info("peer up", "peer_id", p.id.String(), "addr", p.addr, "outbound", p.outbound)
 	return p
@@ -378,7 +402,7 @@ func (n *Node) removeLink(p *peer) {
 	}
 	n.setLink(p.id, nil)
 	n.countInbound(p, -1)
-	n.core.RemovePeer(p.id)
+	n.core.PeerDown(time.Now().UnixNano(), p.id, &n.out)
 	if s := n.standby[p.id]; s != nil {
 		// The standby was counted when it was held and stays counted.
 		n.linksMu.Lock()
@@ -389,12 +413,13 @@ func (n *Node) removeLink(p *peer) {
 			n.countInbound(s, -1)
 		} else {
 			n.setLink(s.id, s)
-			n.core.AddPeer(s.id)
+			n.core.PeerUp(time.Now().UnixNano(), s.id, &n.out)
 			close(s.promote)
 			n.m.dupLinks.WithLabelValues("promoted").Inc()
 			n.log.Info("peer up", "peer_id", s.id.String(), "addr", s.addr, "outbound", s.outbound, "from_standby", true)
 		}
 	}
+	n.flushSends()
 	n.m.peers.Set(float64(len(n.links)))
 }
 
