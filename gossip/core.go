@@ -410,5 +410,9 @@ func (c *Core) NextTick() int64 {
 	return t
 }
 
+// NextWake implements Waker: the router's next tick. The seen-cache's
+// expiry can wait for the next input, which expires it first.
+func (c *Core) NextWake() int64 { return c.sh.router.NextTick(c) }
+
 // SeenLen is the number of ids in the seen-cache, for metrics and tests.
 func (c *Core) SeenLen() int { return c.seen.len() }

@@ -58,3 +58,17 @@ func (e Egress) Pass(now int64, from wire.NodeID, s *Send) bool {
 
 // compile-time check: Core is a Protocol.
 var _ Protocol = (*Core)(nil)
+
+// Waker is a Protocol whose NextTick includes housekeeping that may wait
+// for the node's next input (the gossip core's seen-cache expiry, which
+// its next step does anyway): NextWake is the earliest time it must be
+// ticked even if no input comes (a router's timer, which sends), 0 for
+// never. A driver with a million idle nodes (the simulator) wakes a node
+// at NextWake and ticks it lazily, just before its next input, when
+// NextTick has passed; a runtime simply ticks at NextTick.
+type Waker interface {
+	Protocol
+	NextWake() int64
+}
+
+var _ Waker = (*Core)(nil)
