@@ -53,22 +53,62 @@ const (
 	// no newer than what the seen-cache has forgotten (ErrUnderLoad). Err
 	// says which. Dropped, counted, never the sender's fault.
 	EventRefused
+	// EventDown and EventUp are a node's own fate, which drivers report
+	// (a simulated crash, a dashboard replay); the core never emits them.
+	EventDown
+	EventUp
 )
 
+// Event names: the one spelling of the event vocabulary, which logs, the
+// API (api.Event.Kind, ?kind= on GET /events), simulator traces and the
+// dashboard all use. Constants, so that other packages can use them where
+// Go wants a constant.
+const (
+	NamePublished = "published"
+	NameDelivered = "delivered"
+	NameDuplicate = "duplicate"
+	NameRejected  = "rejected"
+	NameRefused   = "refused"
+	NameDown      = "down"
+	NameUp        = "up"
+)
+
+// String returns k's name (NamePublished, ...).
 func (k EventKind) String() string {
 	switch k {
 	case EventPublished:
-		return "published"
+		return NamePublished
 	case EventDelivered:
-		return "delivered"
+		return NameDelivered
 	case EventDuplicate:
-		return "duplicate"
+		return NameDuplicate
 	case EventRejected:
-		return "rejected"
+		return NameRejected
 	case EventRefused:
-		return "refused"
+		return NameRefused
+	case EventDown:
+		return NameDown
+	case EventUp:
+		return NameUp
 	}
 	return fmt.Sprintf("event-%d", uint8(k))
+}
+
+// StreamedEvents are the kinds a node streams to its subscribers (the
+// API's GET /events): what happens to messages that reach it. Rejected
+// and refused copies are counted in metrics instead.
+func StreamedEvents() []EventKind {
+	return []EventKind{EventPublished, EventDelivered, EventDuplicate}
+}
+
+// ParseEventKind returns the kind that name spells.
+func ParseEventKind(name string) (EventKind, error) {
+	for k := EventPublished; k <= EventUp; k++ {
+		if k.String() == name {
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown event kind %q", name)
 }
 
 // Event reports what the core did with a message, for logs, metrics,

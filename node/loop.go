@@ -209,9 +209,9 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 			n.receipts.addLocked(receipt{id: m.ID, origin: m.Origin, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
 			n.m.published.Inc()
 			if n.logInfo {
-				n.logs = append(n.logs, pendingLog{kind: EventPublished, id: m.ID, size: len(m.Body)})
+				n.logs = append(n.logs, pendingLog{kind: gossip.EventPublished, id: m.ID, size: len(m.Body)})
 			}
-			n.event(EventPublished, m, 0, now)
+			n.event(gossip.EventPublished, m, 0, now)
 		case gossip.EventDelivered:
 			n.receipts.addLocked(receipt{id: m.ID, origin: m.Origin, from: e.From, hop: m.Hop, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
 			n.learnNearest(m.Origin, m.Hop, n.waited)
@@ -220,13 +220,13 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 			n.m.hops.Observe(float64(m.Hop))
 			n.m.latency.Observe(latency.Seconds())
 			if n.logInfo {
-				n.logs = append(n.logs, pendingLog{kind: EventDelivered, id: m.ID, hop: m.Hop, from: e.From, latency: latency})
+				n.logs = append(n.logs, pendingLog{kind: gossip.EventDelivered, id: m.ID, hop: m.Hop, from: e.From, latency: latency})
 			}
-			n.event(EventDelivered, m, e.From, now)
+			n.event(gossip.EventDelivered, m, e.From, now)
 		case gossip.EventDuplicate:
 			n.receipts.duplicateLocked(m.ID)
 			n.m.duplicates.Inc()
-			n.event(EventDuplicate, m, e.From, now)
+			n.event(gossip.EventDuplicate, m, e.From, now)
 		case gossip.EventRejected:
 			if !e.PeerFault {
 				// Forged or broken content that the sender may only have
@@ -438,7 +438,7 @@ func (n *Node) setLink(id wire.NodeID, p *peer) {
 // out: a log write (a syscall, or worse, a full pipe) must not delay the
 // next hop.
 type pendingLog struct {
-	kind    string
+	kind    gossip.EventKind
 	id      wire.MsgID
 	hop     uint16
 	from    wire.NodeID
@@ -451,11 +451,11 @@ type pendingLog struct {
 func (n *Node) emitLogs() {
 	ctx := context.Background()
 	for _, l := range n.logs {
-		if l.kind == EventPublished {
-			n.log.LogAttrs(ctx, slog.LevelInfo, "published", slog.String("id", l.id.String()), slog.Int("size", l.size))
+		if l.kind == gossip.EventPublished {
+			n.log.LogAttrs(ctx, slog.LevelInfo, gossip.NamePublished, slog.String("id", l.id.String()), slog.Int("size", l.size))
 			continue
 		}
-		n.log.LogAttrs(ctx, slog.LevelInfo, "delivered",
+		n.log.LogAttrs(ctx, slog.LevelInfo, gossip.NameDelivered,
 			slog.String("id", l.id.String()), slog.Int("hop", int(l.hop)),
 			slog.String("from", l.from.String()), slog.Duration("latency", l.latency))
 	}

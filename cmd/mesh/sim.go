@@ -293,17 +293,11 @@ func writeTrace(path string, g *sim.Graph, r *sim.Report, tr *sim.Tracer) error 
 	if err != nil {
 		return fmt.Errorf("trace %s: %w", path, err)
 	}
-	kinds := map[sim.TraceKind]string{
-		sim.TracePublished: web.TracePublished,
-		sim.TraceDelivered: web.TraceDelivered,
-		sim.TraceDuplicate: web.TraceDuplicate,
-		sim.TraceDown:      web.TraceDown,
-	}
 	for _, e := range tr.Events() {
 		if r.Partial && e.Kind != sim.TraceDown && int(e.Broadcast) >= r.Broadcasts {
 			continue // the broadcast that was cut off, as in the report
 		}
-		ev := web.TraceEvent{AtMS: e.AtMS(), Kind: kinds[e.Kind], Node: int(e.Node), From: int(e.From), Hop: int(e.Hop)}
+		ev := web.TraceEvent{AtMS: e.AtMS(), Kind: e.Kind.String(), Node: int(e.Node), From: int(e.From), Hop: int(e.Hop)}
 		if e.Kind != sim.TraceDown {
 			ev.Msg = "m" + strconv.Itoa(int(e.Broadcast)+1)
 		}
