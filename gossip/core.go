@@ -169,9 +169,9 @@ var (
 // publish sequence. It is not safe for concurrent use; one goroutine (the
 // runtime's node loop, or the simulator) drives it.
 //
-// Its hot fields are kept to two cache lines (128 bytes), because a
-// simulator of a million nodes touches one core per event, at random; the
-// router's per-node state comes after them, nil for stateless routers.
+// Its fields, the router's per-node state included, are kept to two cache
+// lines (128 bytes), because a simulator of a million nodes touches one
+// core per event, at random.
 type Core struct {
 	sh    *Shared
 	id    wire.NodeID
@@ -188,6 +188,10 @@ type Core struct {
 type Shared struct {
 	cfg    Config
 	router Router
+	// timed is false for a router that never asks for a tick (flood,
+	// fanout): the core then skips its tick hooks, which a simulator of a
+	// million nodes would otherwise call on every event.
+	timed bool
 }
 
 // Share validates cfg and returns it ready for NewShared.
@@ -199,7 +203,11 @@ func Share(cfg Config) (*Shared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Shared{cfg: cfg, router: r}, nil
+	return newShared(cfg, r), nil
+}
+
+func newShared(cfg Config, r Router) *Shared {
+	return &Shared{cfg: cfg, router: r, timed: !untimed(r)}
 }
 
 // shareWith is Share with a router that is not in the registry (tests).
@@ -207,7 +215,7 @@ func shareWith(cfg Config, r Router) (*Shared, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Shared{cfg: cfg, router: r}, nil
+	return newShared(cfg, r), nil
 }
 
 // Config returns the configuration the cores share.
@@ -435,6 +443,9 @@ func (c *Core) forward(now int64, m *wire.Message, from wire.NodeID, out *Output
 // time has come, runs its tick hook, which may send.
 func (c *Core) Tick(now int64, out *Output) {
 	c.seen.expire(now)
+	if !c.sh.timed {
+		return
+	}
 	if t := c.sh.router.NextTick(c); t != 0 && t <= now {
 		c.sh.router.OnTick(c, now, out)
 	}
@@ -444,6 +455,9 @@ func (c *Core) Tick(now int64, out *Output) {
 // expiry and the router's next tick, 0 for never.
 func (c *Core) NextTick() int64 {
 	t := c.seen.nextExpiry()
+	if !c.sh.timed {
+		return t
+	}
 	if r := c.sh.router.NextTick(c); r != 0 && (t == 0 || r < t) {
 		t = r
 	}
@@ -452,7 +466,12 @@ func (c *Core) NextTick() int64 {
 
 // NextWake implements Waker: the router's next tick. The seen-cache's
 // expiry can wait for the next input, which expires it first.
-func (c *Core) NextWake() int64 { return c.sh.router.NextTick(c) }
+func (c *Core) NextWake() int64 {
+	if !c.sh.timed {
+		return 0
+	}
+	return c.sh.router.NextTick(c)
+}
 
 // SeenLen is the number of ids in the seen-cache, for metrics and tests.
 func (c *Core) SeenLen() int { return c.seen.len() }

@@ -70,6 +70,17 @@ func newRouter(cfg Config) (Router, error) {
 	return nil, fmt.Errorf("gossip: unknown strategy %q (want one of %v)", cfg.Strategy, Strategies())
 }
 
+// untimed reports whether r never asks for a tick, so that the core may
+// skip its tick hooks. It names the concrete types, not a method: a
+// router that embeds one of them may well override NextTick.
+func untimed(r Router) bool {
+	switch r.(type) {
+	case FloodRouter, FanoutRouter:
+		return true
+	}
+	return false
+}
+
 // NoHooks gives a router that only routes the hooks it does not use: it
 // keeps no state, ignores duplicates, control frames and peer changes, and
 // never asks for a tick. Embed it and write Route.

@@ -41,9 +41,12 @@ type Sim struct {
 	cores []gossip.Core
 	rands []rand.Rand
 	pcgs  []rand.PCG
-	// procs is what the engine drives: procs[i] is node i (&cores[i] for
-	// the gossip core).
+	// procs holds the nodes NewWith built; nil for gossip cores, which
+	// live in cores. The engine reaches node i only through node(i) and
+	// waker(i), as a gossip.Protocol: an interface slice over a million
+	// cores would cost 16 MiB and a cache miss per event for nothing.
 	procs  []gossip.Protocol
+	n      int
 	out    gossip.Output
 	q      *queue
 	net    *rand.Rand // the network's draws: latency, loss, publishers, crashes
@@ -62,8 +65,11 @@ type Sim struct {
 	armed []int64
 	// lazy: every node is a gossip.Waker, woken by an event only at
 	// NextWake and otherwise ticked just before its next input once its
-	// NextTick has passed, so that idle nodes are never woken.
-	lazy bool
+	// NextTick has passed, so that idle nodes are never woken. wakers[i]
+	// is then procs[i] as a Waker (NewWith), which the hot path calls
+	// without a type assertion per event.
+	lazy   bool
+	wakers []gossip.Waker
 
 	crashed     []bool
 	crashDone   bool
@@ -195,7 +201,7 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 		shared:   shared,
 		rands:    hugeSlice[rand.Rand](n, n),
 		pcgs:     hugeSlice[rand.PCG](n, n),
-		procs:    make([]gossip.Protocol, n),
+		n:        n,
 		armed:    make([]int64, n),
 		net:      rand.New(rand.NewPCG(cfg.Seed, netStream)),
 		flights:  map[wire.MsgID]*flight{},
@@ -207,8 +213,10 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 	}
 	if build == nil {
 		s.cores = hugeSlice[gossip.Core](n, n)
+	} else {
+		s.procs = make([]gossip.Protocol, n)
 	}
-	for i := range s.procs {
+	for i := range n {
 		s.pcgs[i] = *rand.NewPCG(cfg.Seed, uint64(i))
 		s.rands[i] = *rand.New(&s.pcgs[i])
 		if build != nil {
@@ -218,13 +226,17 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 		c := &s.cores[i]
 		c.Init(s.shared, wire.NodeID(i)+1, &s.rands[i])
 		c.SetPeers(g.Peers(i))
-		s.procs[i] = c
 	}
-	s.lazy = true
-	for _, p := range s.procs {
-		if _, ok := p.(gossip.Waker); !ok {
-			s.lazy = false
-			break
+	s.lazy = true // gossip cores are Wakers
+	if build != nil {
+		s.wakers = make([]gossip.Waker, n)
+		for i, p := range s.procs {
+			w, ok := p.(gossip.Waker)
+			if !ok {
+				s.lazy, s.wakers = false, nil
+				break
+			}
+			s.wakers[i] = w
 		}
 	}
 	if l := cfg.Latency; l.Kind == LatencyUniform && l.Max > l.Min && cfg.Regions == nil {
@@ -337,7 +349,7 @@ func (s *Sim) pushPublish(b int, at int64) {
 // is in flight, or ctx is cancelled (it then reports true). Ticks still
 // queued then are never run.
 func (s *Sim) loop(ctx context.Context) (stopped bool) {
-	nf := float64(len(s.procs))
+	nf := float64(s.n)
 	for s.frames > 0 || s.pendingPub {
 		if s.pops&(checkEvery-1) == 0 {
 			if ctx.Err() != nil {
@@ -362,9 +374,8 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 			if s.cores == nil {
 				prefetch(unsafe.Pointer(&s.procs[j]))
 			} else if s.last != nil && s.last.got.has(j) {
-				prefetch2(unsafe.Pointer(&s.cores[j]), unsafe.Pointer(&s.procs[j]))
+				prefetch(unsafe.Pointer(&s.cores[j]))
 			} else {
-				prefetch(unsafe.Pointer(&s.procs[j]))
 				prefetch2(unsafe.Pointer(&s.cores[j]), unsafe.Pointer(&s.graph.Off[j]))
 			}
 		}
@@ -393,7 +404,7 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 				continue // superseded by an earlier tick, or crashed
 			}
 			s.armed[i] = 0
-			s.procs[i].Tick(e.at, &s.out)
+			s.node(i).Tick(e.at, &s.out)
 			s.handle(int(i))
 		case refPublish:
 			s.pendingPub = false
@@ -417,9 +428,15 @@ func (s *Sim) stepMsg(e *event) {
 	if s.crashed != nil && s.crashed[e.to] {
 		f.toCrashed++
 	} else {
-		p := s.procs[e.to]
-		s.lazyTick(p, e.at)
-		p.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Msg: sl.m}, &s.out)
+		if s.lazy {
+			w := s.waker(e.to)
+			if t := w.NextTick(); t != 0 && t <= e.at {
+				w.Tick(e.at, &s.out)
+			}
+			w.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Msg: sl.m}, &s.out)
+		} else {
+			s.procs[e.to].Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Msg: sl.m}, &s.out)
+		}
 		// Fifteen receipts in sixteen are duplicates: count them here.
 		if len(s.out.Sends) == 0 && len(s.out.Events) == 1 && s.out.Events[0].Kind == gossip.EventDuplicate {
 			f.duplicates++
@@ -427,7 +444,7 @@ func (s *Sim) stepMsg(e *event) {
 				s.onDuplicate(Delivery{Broadcast: f.index, Node: int(e.to), From: int(e.from), Hop: int(sl.m.Hop), At: e.at})
 			}
 			s.out.Events = s.out.Events[:0]
-			s.arm(e.to, p)
+			s.arm(e.to)
 		} else {
 			s.handle(int(e.to))
 		}
@@ -449,7 +466,7 @@ func (s *Sim) stepCtl(e *event) {
 	s.frames--
 	s.ctlsIn--
 	if s.crashed == nil || !s.crashed[e.to] {
-		p := s.procs[e.to]
+		p := s.node(e.to)
 		s.lazyTick(p, e.at)
 		p.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Ctl: c}, &s.out)
 		s.handle(int(e.to))
@@ -457,6 +474,22 @@ func (s *Sim) stepCtl(e *event) {
 	if s.ctlsIn == 0 {
 		s.settle()
 	}
+}
+
+// node returns node i as the engine drives it.
+func (s *Sim) node(i uint32) gossip.Protocol {
+	if s.cores != nil {
+		return &s.cores[i]
+	}
+	return s.procs[i]
+}
+
+// waker returns node i as a gossip.Waker, in lazy mode.
+func (s *Sim) waker(i uint32) gossip.Waker {
+	if s.cores != nil {
+		return &s.cores[i]
+	}
+	return s.wakers[i]
 }
 
 // lazyTick ticks p just before an input at now when its housekeeping is
@@ -472,12 +505,12 @@ func (s *Sim) lazyTick(p gossip.Protocol, now int64) {
 
 // arm schedules node i's next tick event when it wants one earlier than
 // the one pending: at NextWake in lazy mode, else at NextTick.
-func (s *Sim) arm(i uint32, p gossip.Protocol) {
+func (s *Sim) arm(i uint32) {
 	var t int64
 	if s.lazy {
-		t = p.(gossip.Waker).NextWake()
+		t = s.waker(i).NextWake()
 	} else {
-		t = p.NextTick()
+		t = s.procs[i].NextTick()
 	}
 	if t != 0 && (s.armed[i] == 0 || t < s.armed[i]) {
 		t = max(t, s.now)
@@ -491,7 +524,7 @@ func (s *Sim) arm(i uint32, p gossip.Protocol) {
 // live node.
 func (s *Sim) publish(b int) error {
 	s.maybeCrash(s.now)
-	n := len(s.procs)
+	n := s.n
 	p := s.net.IntN(n)
 	for tries := 0; s.crashed != nil && s.crashed[p]; tries++ {
 		if tries > 64 {
@@ -522,7 +555,7 @@ func (s *Sim) publish(b int) error {
 	if s.cfg.Interval > 0 && s.published < s.cfg.Broadcasts {
 		s.pushPublish(s.published, int64(s.published)*int64(s.cfg.Interval))
 	}
-	m, err := s.procs[p].Publish(s.now, body, &s.out)
+	m, err := s.node(uint32(p)).Publish(s.now, body, &s.out)
 	if err != nil {
 		return fmt.Errorf("sim: publish: %w", err)
 	}
@@ -659,7 +692,7 @@ func (s *Sim) handle(i int) {
 	if len(s.out.Sends) > 0 {
 		s.route(uint32(i))
 	}
-	s.arm(uint32(i), s.procs[i])
+	s.arm(uint32(i))
 	// What Output.Reset does, minus clearing the pointers: the next step
 	// overwrites them, and the clearing cost more than anything else here.
 	s.out.Sends, s.out.Events = s.out.Sends[:0], s.out.Events[:0]
@@ -783,7 +816,7 @@ func (s *Sim) maybeCrash(now int64) {
 		return
 	}
 	s.crashDone = true
-	n := len(s.procs)
+	n := s.n
 	k := min(int(math.Round(s.cfg.Crash.Fraction*float64(n))), n-1)
 	for k > 0 {
 		i := s.net.IntN(n)
@@ -805,7 +838,7 @@ func (s *Sim) maybeCrash(now int64) {
 // finish turns a settled broadcast's state into its Broadcast figures.
 func (s *Sim) finish(f *flight) Broadcast {
 	c := &f.bstate
-	n := len(s.procs)
+	n := s.n
 	// A node that had the message and then crashed counts as reached over
 	// all nodes, and not at all over the live ones.
 	reachedLive := c.reached
