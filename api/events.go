@@ -110,6 +110,9 @@ func (c *StreamCap) Release() { c.open.Add(-1) }
 
 // Refuse answers 503 for a stream over the cap.
 func (c *StreamCap) Refuse(w http.ResponseWriter) {
+	// A client refused a stream often just asks again: do not let it keep
+	// the connection, which would count against the connection cap.
+	w.Header().Set("Connection", "close")
 	WriteError(w, http.StatusServiceUnavailable, fmt.Sprintf("too many event streams: %d open, the limit", c.max))
 }
 

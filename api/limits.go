@@ -165,31 +165,77 @@ func (d *deadlineWriter) Flush() {
 func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 // ConnLimiter is a net.Listener that keeps at most a fixed number of
-// connections open. Over the cap it accepts a new connection and closes it
-// at once, so that a client hoarding connections costs a file descriptor
-// for a moment, not for as long as it likes, and the kernel's backlog does
-// not fill with connections nobody will serve.
+// connections open. At the cap, a new connection first takes the place of
+// one that is doing nothing: the kept-alive connection idle the longest,
+// or one that has sent nothing for newConnGrace since it was accepted.
+// Only when every connection is busy with a request is the new one
+// accepted and closed at once. So a client hoarding connections (idle
+// keep-alives, connections that never send a request) cannot lock honest
+// clients out; one that keeps as many requests in flight as the cap
+// still can, for as long as the read and write timeouts let it. Call
+// Track on the server so that the limiter knows which connections are
+// idle.
 type ConnLimiter struct {
 	net.Listener
 	max     int64
 	open    atomic.Int64
 	refused atomic.Uint64
+	evicted atomic.Uint64
+
+	mu sync.Mutex
+	// idle holds the connections that may give up their place, with when
+	// they became so: kept-alive between requests, or new and silent.
+	idle map[*limitedConn]idleSince
 }
+
+type idleSince struct {
+	at    time.Time
+	fresh bool // accepted and no request yet: evictable after newConnGrace
+}
+
+// newConnGrace is how long a freshly accepted connection may stay silent
+// before it can lose its place to a newer one: an honest client sends its
+// request at once.
+const newConnGrace = time.Second
 
 // LimitListener caps ln at n open connections (at least 1).
 func LimitListener(ln net.Listener, n int) *ConnLimiter {
-	return &ConnLimiter{Listener: ln, max: int64(max(n, 1))}
+	return &ConnLimiter{Listener: ln, max: int64(max(n, 1)), idle: make(map[*limitedConn]idleSince)}
 }
 
-// Accept returns the next connection under the cap; those over it are
-// closed and counted here, and never returned.
+// Track makes srv tell the limiter which connections are idle, keeping
+// any ConnState hook srv already has.
+func (l *ConnLimiter) Track(srv *http.Server) {
+	prev := srv.ConnState
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
+		if lc, ok := c.(*limitedConn); ok && lc.l == l {
+			l.mu.Lock()
+			switch s {
+			case http.StateNew:
+				l.idle[lc] = idleSince{at: time.Now(), fresh: true}
+			case http.StateIdle:
+				l.idle[lc] = idleSince{at: time.Now()}
+			default:
+				delete(l.idle, lc)
+			}
+			l.mu.Unlock()
+		}
+		if prev != nil {
+			prev(c, s)
+		}
+	}
+}
+
+// Accept returns the next connection under the cap. At the cap it closes
+// the connection idle the longest to make room; if none is idle, it closes
+// the new one and counts it here, and never returns it.
 func (l *ConnLimiter) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		if l.open.Add(1) > l.max {
+		if l.open.Add(1) > l.max && !l.evictIdle() {
 			l.open.Add(-1)
 			l.refused.Add(1)
 			c.Close()
@@ -199,13 +245,47 @@ func (l *ConnLimiter) Accept() (net.Conn, error) {
 	}
 }
 
-// Refused counts the connections closed because the cap was reached.
+// evictIdle closes the connection that has been idle the longest, if any
+// may give up its place, and reports whether it did. The caller has
+// already counted the new connection; the victim's Close gives its slot
+// back, so the slot changes hands.
+func (l *ConnLimiter) evictIdle() bool {
+	now := time.Now()
+	l.mu.Lock()
+	var victim *limitedConn
+	var since time.Time
+	for c, st := range l.idle {
+		if st.fresh && now.Sub(st.at) < newConnGrace {
+			continue
+		}
+		if victim == nil || st.at.Before(since) {
+			victim, since = c, st.at
+		}
+	}
+	if victim != nil {
+		delete(l.idle, victim)
+	}
+	l.mu.Unlock()
+	if victim == nil {
+		return false
+	}
+	victim.Close()
+	l.evicted.Add(1)
+	return true
+}
+
+// Refused counts the connections closed because the cap was reached and
+// no connection was idle.
 func (l *ConnLimiter) Refused() uint64 { return l.refused.Load() }
+
+// Evicted counts the idle connections closed to make room for new ones.
+func (l *ConnLimiter) Evicted() uint64 { return l.evicted.Load() }
 
 // Open is the number of connections open now.
 func (l *ConnLimiter) Open() int { return int(l.open.Load()) }
 
-// limitedConn gives its slot back once, on its first Close.
+// limitedConn gives its slot back once, on its first Close, whether the
+// server closes it or the limiter evicts it for a newer connection.
 type limitedConn struct {
 	net.Conn
 	l    *ConnLimiter
@@ -214,6 +294,11 @@ type limitedConn struct {
 
 func (c *limitedConn) Close() error {
 	err := c.Conn.Close()
-	c.once.Do(func() { c.l.open.Add(-1) })
+	c.once.Do(func() {
+		c.l.open.Add(-1)
+		c.l.mu.Lock()
+		delete(c.l.idle, c)
+		c.l.mu.Unlock()
+	})
 	return err
 }

@@ -76,6 +76,7 @@ func serveLimited(t *testing.T, h http.Handler, lim api.ServerLimits) (string, *
 	}
 	cl := api.LimitListener(ln, lim.MaxConns)
 	srv := api.NewServer(h, lim, nil)
+	cl.Track(srv)
 	go srv.Serve(cl)
 	t.Cleanup(func() { srv.Close() })
 	return ln.Addr().String(), cl
@@ -203,8 +204,9 @@ func TestWriteTimeoutCutsNonReader(t *testing.T) {
 	}
 }
 
-// TestConnectionCap: over MaxConns, a new connection is closed at once
-// and counted; a freed slot serves again.
+// TestConnectionCap: over MaxConns, while every connection is busy with a
+// request, a new connection is closed at once and counted; a freed slot
+// serves again.
 func TestConnectionCap(t *testing.T) {
 	t.Parallel()
 	lim := testLimits()
@@ -226,7 +228,11 @@ func TestConnectionCap(t *testing.T) {
 		if err != nil || resp.StatusCode != 200 {
 			t.Fatalf("held connection %d: %v %v", i, resp, err)
 		}
+		// Start the next request and never finish its body: the
+		// connection is busy with it, not idle, and cannot be evicted.
+		fmt.Fprintf(c, "POST /messages HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"body\":", addr)
 	}
+	time.Sleep(100 * time.Millisecond) // let the server read the partial requests
 	for k := range 5 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -308,4 +314,54 @@ func tryRequest(c net.Conn, host string) (*http.Response, error) {
 		resp.Body.Close()
 	}
 	return resp, err
+}
+
+// TestConnectionCapEvictsIdleFirst: at the cap, a new connection takes the
+// place of the kept-alive connection idle the longest, so idle hoarders
+// cannot lock an honest client out.
+func TestConnectionCapEvictsIdleFirst(t *testing.T) {
+	t.Parallel()
+	lim := testLimits()
+	lim.ReadHeaderTimeout, lim.ReadTimeout, lim.IdleTimeout = time.Minute, time.Minute, time.Minute
+	addr, cl := serveLimited(t, api.NewHandler(newFake(), nil), lim)
+	var held []net.Conn
+	for i := range lim.MaxConns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("held connection %d: %v %v", i, resp, err)
+		}
+		held = append(held, c)
+	}
+	time.Sleep(100 * time.Millisecond) // every held connection is idle now
+	for k := range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := tryRequest(c, addr)
+		c.Close()
+		if err != nil {
+			t.Fatalf("new connection %d at the cap, with idle ones to evict: %v", k+1, err)
+		}
+		if resp.StatusCode != 200 {
+			t.Fatalf("new connection %d: %s", k+1, resp.Status)
+		}
+	}
+	if got := cl.Evicted(); got < 1 {
+		t.Errorf("Evicted() = %d, want at least 1", got)
+	}
+	if got := cl.Refused(); got != 0 {
+		t.Errorf("Refused() = %d, want 0 while idle connections could make room", got)
+	}
+	// The first held connection, idle the longest, lost its place.
+	_ = held[0].SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := held[0].Read(make([]byte, 1)); err == nil {
+		t.Error("the connection idle the longest is still open")
+	}
 }

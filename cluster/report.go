@@ -200,6 +200,14 @@ func (o PropagateOptions) withDefaults() PropagateOptions {
 	return o
 }
 
+// receiptGrace is how long past the wait a node may take to answer a
+// receipt query before it counts as not answering.
+const receiptGrace = 250 * time.Millisecond
+
+// observeTimeout bounds Propagate's look at the topology before it
+// publishes. Every node answers it in milliseconds on loopback.
+const observeTimeout = 500 * time.Millisecond
+
 // Propagate posts body to node publisher, waits for it to reach every node
 // (each node is asked once, with a long-polling wait, rather than polled)
 // and reports how it spread. The topology for the distances is observed
@@ -209,18 +217,31 @@ func (m *Mesh) Propagate(ctx context.Context, publisher int, body string, opt Pr
 		return Report{}, fmt.Errorf("cluster: no node %d in a mesh of %d", publisher, m.Len())
 	}
 	opt = opt.withDefaults()
-	obs := m.Observe(ctx)
+	// The observation only gives the distances: a node that does not
+	// answer it within observeTimeout (a hung, SIGSTOPped process) is left
+	// out of the graph rather than holding up the publish.
+	octx, cancel := context.WithTimeout(ctx, observeTimeout)
+	obs := m.Observe(octx)
+	cancel()
 	t0 := time.Now()
-	res, err := m.clients[publisher].Publish(ctx, body)
+	// A publisher that has not answered within the wait (hung) has failed.
+	pctx, cancelPub := context.WithTimeout(ctx, opt.Wait)
+	res, err := m.clients[publisher].Publish(pctx, body)
+	cancelPub()
 	if err != nil {
 		return Report{}, fmt.Errorf("publishing at node %d: %w", publisher, err)
 	}
 	rcs := make([]*api.Receipt, m.Len())
 	errs := make([]error, m.Len())
 	var wg sync.WaitGroup
+	// A node that does not answer within the wait and a little more (hung,
+	// not dead: a dead one answers at once) is reported missing, with
+	// the error, instead of holding the report past --wait.
+	rctx, cancel := context.WithTimeout(ctx, opt.Wait+receiptGrace)
+	defer cancel()
 	for i := range m.Len() {
 		wg.Go(func() {
-			rc, err := m.clients[i].Receipt(ctx, res.ID, opt.Wait)
+			rc, err := m.clients[i].Receipt(rctx, res.ID, opt.Wait)
 			if err == nil {
 				rcs[i] = &rc
 			} else if !errors.Is(err, api.ErrNotFound) {

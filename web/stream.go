@@ -253,7 +253,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	defer cancel()
 	srv := api.NewServer(s.Handler(), s.opts.Limits, s.log)
 	srv.BaseContext = func(net.Listener) context.Context { return ctx }
-	ln = api.LimitListener(ln, s.opts.Limits.MaxConns)
+	limited := api.LimitListener(ln, s.opts.Limits.MaxConns)
+	limited.Track(srv)
+	ln = limited
 	var wg sync.WaitGroup
 	wg.Go(func() { _ = s.Run(ctx) })
 	errc := make(chan error, 1)

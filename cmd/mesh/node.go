@@ -177,7 +177,15 @@ func serveNodeWith(ctx context.Context, n *node.Node, httpLn net.Listener, log *
 		httpLn.Close()
 		return fmt.Errorf("http metrics: %w", err)
 	}
+	if err := reg.Register(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "gossipmesh_http_connections_evicted_total",
+		Help: "Idle HTTP connections closed to make room for a new one at the connection cap.",
+	}, func() float64 { return float64(limited.Evicted()) })); err != nil {
+		httpLn.Close()
+		return fmt.Errorf("http metrics: %w", err)
+	}
 	srv := api.NewServer(api.NewHandlerWith(n, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), hlim), lim, log)
+	limited.Track(srv)
 	httpLn = limited
 	nodeCtx, stopNode := context.WithCancel(context.Background())
 	defer stopNode()

@@ -169,8 +169,9 @@ func TestNodeHTTPLimits(t *testing.T) {
 		t.Errorf("a second event stream: %v, want 503", err)
 	}
 
-	// Fill the rest of the connection cap with idle connections, then
-	// knock.
+	// Fill the rest of the connection cap with busy connections (each in
+	// the middle of a request body), then knock. Idle ones would give up
+	// their places to the knocks.
 	var held []net.Conn
 	defer func() {
 		for _, c := range held {
@@ -191,7 +192,9 @@ func TestNodeHTTPLimits(t *testing.T) {
 			break // over the cap already: the stream and the 503 hold slots too
 		}
 		resp.Body.Close()
+		fmt.Fprintf(c, "POST /messages HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"body\":", addr)
 	}
+	time.Sleep(100 * time.Millisecond) // let the server read the partial requests
 	knocks := 0
 	for range 3 {
 		c, err := net.Dial("tcp", addr)
