@@ -6,10 +6,12 @@
 // (a frame from a peer), Tick, PeerUp and PeerDown write what the core
 // wants done into an Output that the driver owns: typed frames to send
 // (messages and control frames) and events (published, delivered,
-// duplicate, refused, rejected) for logs, metrics and dashboards. Time is an input and randomness comes from a *rand.Rand handed
-// in at construction, so the same inputs always give the same outputs. The
-// package starts no goroutines, opens no sockets or files and never reads
-// the wall clock; purity_test.go keeps it so.
+// duplicate, refused, rejected) for logs, metrics and dashboards. Routers
+// (router.go) are per-node state machines the core calls on. Time is an
+// input and randomness comes from a *rand.Rand handed in at construction,
+// so the same inputs always give the same outputs. The package starts no
+// goroutines, opens no sockets or files and never reads the wall clock;
+// purity_test.go keeps it so.
 package gossip
 
 import (
@@ -130,9 +132,9 @@ type Event struct {
 }
 
 // Output collects the sends (typed frames, in the order the core sent them)
-// and events of one or more steps. The driver
-// owns it and calls Reset after acting on it, so a Core holds no buffers of
-// its own: a simulator of a million cores needs only one Output.
+// and events of one or more steps. The driver owns it and calls Reset
+// after acting on it, so a Core holds no buffers of its own: a simulator of
+// a million cores needs only one Output.
 type Output struct {
 	Sends  []Send
 	Events []Event

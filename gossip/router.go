@@ -2,7 +2,6 @@ package gossip
 
 import (
 	"fmt"
-	"math/rand/v2"
 
 	"gossipmesh/wire"
 )
@@ -46,12 +45,9 @@ type Router interface {
 }
 
 // Node is what a router sees of the core it runs in: the node's id, its
-// peers, its random source and its router state. It is the Core itself,
-// under a name that says what routers may use.
+// peers, its seeded random source and its router state. It is the Core
+// itself, under a name that says what routers are handed.
 type Node = Core
-
-// Rand returns the core's own seeded source, for routers.
-func (c *Core) Rand() *rand.Rand { return c.rng }
 
 // State returns the router's per-node state, nil for stateless routers.
 func (c *Core) State() any { return c.state }
