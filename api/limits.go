@@ -281,6 +281,14 @@ func (l *ConnLimiter) Refused() uint64 { return l.refused.Load() }
 // Evicted counts the idle connections closed to make room for new ones.
 func (l *ConnLimiter) Evicted() uint64 { return l.evicted.Load() }
 
+// Idle is the number of connections that could give up their place now
+// (idle between requests, or new and silent), for metrics and tests.
+func (l *ConnLimiter) Idle() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.idle)
+}
+
 // Open is the number of connections open now.
 func (l *ConnLimiter) Open() int { return int(l.open.Load()) }
 

@@ -232,7 +232,7 @@ func TestConnectionCap(t *testing.T) {
 		// connection is busy with it, not idle, and cannot be evicted.
 		fmt.Fprintf(c, "POST /messages HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"body\":", addr)
 	}
-	time.Sleep(100 * time.Millisecond) // let the server read the partial requests
+	waitFor(t, "the held connections to be busy", func() bool { return cl.Idle() == 0 })
 	for k := range 5 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -338,7 +338,7 @@ func TestConnectionCapEvictsIdleFirst(t *testing.T) {
 		}
 		held = append(held, c)
 	}
-	time.Sleep(100 * time.Millisecond) // every held connection is idle now
+	waitFor(t, "the held connections to be idle", func() bool { return cl.Idle() == lim.MaxConns })
 	for k := range 3 {
 		c, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -363,5 +363,17 @@ func TestConnectionCapEvictsIdleFirst(t *testing.T) {
 	_ = held[0].SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := held[0].Read(make([]byte, 1)); err == nil {
 		t.Error("the connection idle the longest is still open")
+	}
+}
+
+// waitFor polls cond until it holds, or fails the test after 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -148,7 +148,9 @@ func forge(t *testing.T, origin string, seq uint64, v int64, nodes ...string) Go
 	}
 	var sends []outSend
 	for range seq {
-		sends, err = a.publish(1, v, sends[:0])
+		// At the wall clock: a copy is accepted only inside its publish
+		// time's window.
+		sends, err = a.publish(time.Now().UnixNano(), v, sends[:0])
 		if err != nil {
 			t.Fatal(err)
 		}

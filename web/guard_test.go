@@ -136,7 +136,18 @@ func TestDashboardLimits(t *testing.T) {
 	if status, msg := rawWith(t, hc, base+"/api/events"); status != http.StatusServiceUnavailable || !strings.Contains(msg, "too many event streams") {
 		t.Errorf("a second browser stream: %d %q, want 503", status, msg)
 	}
-	// Both slots are taken now: a third connection is closed at once.
+	// The refused stream's connection was closed with its 503, so the
+	// second slot is free: take it with a publish whose body never
+	// finishes (busy, so it cannot be evicted).
+	tok := pageToken(t, base)
+	busy, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	fmt.Fprintf(busy, "POST /api/publish HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n%s: %s\r\nContent-Length: 100\r\n\r\n{\"body\":", ln.Addr(), api.TokenHeader, tok)
+	time.Sleep(100 * time.Millisecond) // let the server take the request
+	// Both slots are busy now: a third connection is closed at once.
 	c, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

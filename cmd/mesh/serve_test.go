@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -169,9 +170,11 @@ func TestNodeHTTPLimits(t *testing.T) {
 		t.Errorf("a second event stream: %v, want 503", err)
 	}
 
-	// Fill the rest of the connection cap with busy connections (each in
-	// the middle of a request body), then knock. Idle ones would give up
-	// their places to the knocks.
+	// Fill the rest of the connection cap with busy connections, each
+	// waiting for a message that never comes, then knock. (Idle ones
+	// would give up their places to the knocks.) A connection over the
+	// cap is closed at once: its read ends in EOF, where a held one's
+	// read times out.
 	var held []net.Conn
 	defer func() {
 		for _, c := range held {
@@ -184,17 +187,14 @@ func TestNodeHTTPLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		held = append(held, c)
-		// A request answered proves the connection holds a slot.
-		fmt.Fprintf(c, "GET /healthz HTTP/1.1\r\nHost: %s\r\n\r\n", addr)
-		_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			break // over the cap already: the stream and the 503 hold slots too
+		fmt.Fprintf(c, "GET /messages/%s?wait=1m HTTP/1.1\r\nHost: %s\r\n\r\n", strings.Repeat("ab", 16), addr)
+		_ = c.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
+		_, err = c.Read(make([]byte, 1))
+		var ne net.Error
+		if !errors.As(err, &ne) || !ne.Timeout() {
+			break // over the cap already: the stream holds a slot too
 		}
-		resp.Body.Close()
-		fmt.Fprintf(c, "POST /messages HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"body\":", addr)
 	}
-	time.Sleep(100 * time.Millisecond) // let the server read the partial requests
 	knocks := 0
 	for range 3 {
 		c, err := net.Dial("tcp", addr)
