@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/gossip"
+	"gossipmesh/wire"
 )
 
 // fakeNode is an in-memory Backend: it "publishes" by storing a receipt.
@@ -238,5 +240,30 @@ func TestEventStream(t *testing.T) {
 	_, c := newServer(t)
 	if _, err := c.Events(ctx); err == nil {
 		t.Error("Events on a node without a stream should fail")
+	}
+}
+
+// TestEventKindsAreGossipNames: the API's event kinds are gossip's names
+// for the events a node streams, and every one parses back to its kind.
+func TestEventKindsAreGossipNames(t *testing.T) {
+	ks := gossip.StreamedEvents()
+	names := api.EventKinds()
+	if len(names) != len(ks) {
+		t.Fatalf("EventKinds %v, streamed kinds %v", names, ks)
+	}
+	for i, k := range ks {
+		if names[i] != k.String() {
+			t.Errorf("EventKinds[%d] = %q, gossip names it %q", i, names[i], k)
+		}
+		if back, err := gossip.ParseEventKind(names[i]); err != nil || back != k {
+			t.Errorf("ParseEventKind(%q) = %v, %v", names[i], back, err)
+		}
+	}
+	m := &wire.Message{Origin: 7, Hop: 3, PublishedAt: 1e6}
+	if e := api.NewEvent(gossip.EventDelivered, "n", m, 5, 3e6); e.Kind != gossip.NameDelivered || e.Hop != 3 || e.From != wire.NodeID(5).String() || e.LatencyMS != 2 {
+		t.Errorf("NewEvent(delivered) = %+v", e)
+	}
+	if e := api.NewEvent(gossip.EventPublished, "n", m, 5, 3e6); e.Kind != gossip.NamePublished || e.Hop != 0 || e.From != "" {
+		t.Errorf("NewEvent(published) = %+v", e)
 	}
 }

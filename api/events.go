@@ -12,12 +12,16 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"gossipmesh/gossip"
+	"gossipmesh/wire"
 )
 
 // Event is one entry of a node's live event stream (GET /events): what
 // happened to a message at this node, as it happened.
 type Event struct {
-	// Kind is "published", "delivered" or "duplicate".
+	// Kind is one of EventKinds: "published", "delivered" or "duplicate"
+	// (gossip's event names).
 	Kind string `json:"kind"`
 	// Node is the id of the node that reports the event.
 	Node string `json:"node"`
@@ -35,6 +39,26 @@ type Event struct {
 	LatencyMS float64 `json:"latency_ms"`
 }
 
+// NewEvent builds the Event that node reports for what a gossip event
+// says happened to m at time now (Unix nanoseconds): the API owns its
+// answer types, and a runtime hands it the protocol's terms. from is the
+// neighbour the copy came from, ignored for a publish.
+func NewEvent(kind gossip.EventKind, node string, m *wire.Message, from wire.NodeID, now int64) Event {
+	e := Event{
+		Kind:      kind.String(),
+		Node:      node,
+		ID:        m.ID.String(),
+		Origin:    m.Origin.String(),
+		At:        time.Unix(0, now),
+		LatencyMS: float64(max(now-m.PublishedAt, 0)) / 1e6,
+	}
+	if kind != gossip.EventPublished {
+		e.Hop = int(m.Hop)
+		e.From = from.String()
+	}
+	return e
+}
+
 // EventSource is implemented by a Backend that can stream its events. The
 // handler serves GET /events only when the Backend is one.
 type EventSource interface {
@@ -50,8 +74,16 @@ type EventSource interface {
 const sseHeartbeat = 15 * time.Second
 
 // EventKinds are the values of Event.Kind, which ?kind= on GET /events
-// selects from.
-func EventKinds() []string { return []string{"published", "delivered", "duplicate"} }
+// selects from: the names of gossip.StreamedEvents, so that the API, the
+// node's logs, traces and the dashboard spell them the same way.
+func EventKinds() []string {
+	ks := gossip.StreamedEvents()
+	names := make([]string, len(ks))
+	for i, k := range ks {
+		names[i] = k.String()
+	}
+	return names
+}
 
 // StreamCap caps the event streams one server keeps open at once. Each
 // stream holds a buffer and costs work on every event, so an unbounded

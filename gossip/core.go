@@ -2,13 +2,16 @@
 // state machine that the real TCP runtime, the in-memory network and the
 // simulator all drive.
 //
-// A Core has three inputs, Publish, Receive and Tick, and writes what it
-// wants done into an Output that the driver owns: messages to send and
-// events (published, delivered, duplicate, refused, rejected) for logs,
-// metrics and dashboards. Time is an input and randomness comes from a *rand.Rand handed
-// in at construction, so the same inputs always give the same outputs. The
-// package starts no goroutines, opens no sockets or files and never reads
-// the wall clock; purity_test.go keeps it so.
+// A Core implements Protocol, the seam every driver drives: Publish, Step
+// (a frame from a peer), Tick, PeerUp and PeerDown write what the core
+// wants done into an Output that the driver owns: typed frames to send
+// (messages and control frames) and events (published, delivered,
+// duplicate, refused, rejected) for logs, metrics and dashboards. Routers
+// (router.go) are per-node state machines the core calls on. Time is an
+// input and randomness comes from a *rand.Rand handed in at construction,
+// so the same inputs always give the same outputs. The package starts no
+// goroutines, opens no sockets or files and never reads the wall clock;
+// purity_test.go keeps it so.
 package gossip
 
 import (
@@ -20,11 +23,12 @@ import (
 	"gossipmesh/wire"
 )
 
-// Send asks the driver to deliver Msg to peer To. Msg already carries the
-// hop count the receiver sees. Many sends share one Msg: do not modify it.
+// Send asks the driver to deliver a frame to peer To. A message already
+// carries the hop count the receiver sees. Many sends share one Msg or Ctl:
+// do not modify them.
 type Send struct {
-	To  wire.NodeID
-	Msg *wire.Message
+	To wire.NodeID
+	Frame
 }
 
 // EventKind says what happened to a message at this node.
@@ -51,22 +55,62 @@ const (
 	// no newer than what the seen-cache has forgotten (ErrUnderLoad). Err
 	// says which. Dropped, counted, never the sender's fault.
 	EventRefused
+	// EventDown and EventUp are a node's own fate, which drivers report
+	// (a simulated crash, a dashboard replay); the core never emits them.
+	EventDown
+	EventUp
 )
 
+// Event names: the one spelling of the event vocabulary, which logs, the
+// API (api.Event.Kind, ?kind= on GET /events), simulator traces and the
+// dashboard all use. Constants, so that other packages can use them where
+// Go wants a constant.
+const (
+	NamePublished = "published"
+	NameDelivered = "delivered"
+	NameDuplicate = "duplicate"
+	NameRejected  = "rejected"
+	NameRefused   = "refused"
+	NameDown      = "down"
+	NameUp        = "up"
+)
+
+// String returns k's name (NamePublished, ...).
 func (k EventKind) String() string {
 	switch k {
 	case EventPublished:
-		return "published"
+		return NamePublished
 	case EventDelivered:
-		return "delivered"
+		return NameDelivered
 	case EventDuplicate:
-		return "duplicate"
+		return NameDuplicate
 	case EventRejected:
-		return "rejected"
+		return NameRejected
 	case EventRefused:
-		return "refused"
+		return NameRefused
+	case EventDown:
+		return NameDown
+	case EventUp:
+		return NameUp
 	}
 	return fmt.Sprintf("event-%d", uint8(k))
+}
+
+// StreamedEvents are the kinds a node streams to its subscribers (the
+// API's GET /events): what happens to messages that reach it. Rejected
+// and refused copies are counted in metrics instead.
+func StreamedEvents() []EventKind {
+	return []EventKind{EventPublished, EventDelivered, EventDuplicate}
+}
+
+// ParseEventKind returns the kind that name spells.
+func ParseEventKind(name string) (EventKind, error) {
+	for k := EventPublished; k <= EventUp; k++ {
+		if k.String() == name {
+			return k, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown event kind %q", name)
 }
 
 // Event reports what the core did with a message, for logs, metrics,
@@ -87,14 +131,21 @@ type Event struct {
 	PeerFault bool
 }
 
-// Output collects the sends and events of one or more steps. The driver
-// owns it and calls Reset after acting on it, so a Core holds no buffers of
-// its own: a simulator of a million cores needs only one Output.
+// Output collects the sends (typed frames, in the order the core sent them)
+// and events of one or more steps. The driver owns it and calls Reset
+// after acting on it, so a Core holds no buffers of its own: a simulator of
+// a million cores needs only one Output.
 type Output struct {
 	Sends  []Send
 	Events []Event
 	// route is scratch space for the router.
 	route []wire.NodeID
+}
+
+// SendControl queues control frame c to peer to. Routers call it; c is
+// shared from then on and must not be modified.
+func (o *Output) SendControl(to wire.NodeID, c *wire.Control) {
+	o.Sends = append(o.Sends, Send{To: to, Frame: Frame{Ctl: c}})
 }
 
 // Reset empties o, keeping its storage.
@@ -120,8 +171,9 @@ var (
 // publish sequence. It is not safe for concurrent use; one goroutine (the
 // runtime's node loop, or the simulator) drives it.
 //
-// Its fields are kept to two cache lines (128 bytes), because a simulator
-// of a million nodes touches one core per event, at random.
+// Its fields, the router's per-node state included, are kept to two cache
+// lines (128 bytes), because a simulator of a million nodes touches one
+// core per event, at random.
 type Core struct {
 	sh    *Shared
 	id    wire.NodeID
@@ -129,6 +181,7 @@ type Core struct {
 	peers []wire.NodeID
 	seen  seenCache
 	seq   uint64
+	state any // the router's per-node state (Router.Init)
 }
 
 // Shared is a validated Config and the Router it names. Every core built
@@ -137,6 +190,10 @@ type Core struct {
 type Shared struct {
 	cfg    Config
 	router Router
+	// timed is false for a router that never asks for a tick (flood,
+	// fanout): the core then skips its tick hooks, which a simulator of a
+	// million nodes would otherwise call on every event.
+	timed bool
 }
 
 // Share validates cfg and returns it ready for NewShared.
@@ -144,7 +201,23 @@ func Share(cfg Config) (*Shared, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Shared{cfg: cfg, router: NewRouter(cfg)}, nil
+	r, err := newRouter(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newShared(cfg, r), nil
+}
+
+func newShared(cfg Config, r Router) *Shared {
+	return &Shared{cfg: cfg, router: r, timed: !untimed(r)}
+}
+
+// shareWith is Share with a router that is not in the registry (tests).
+func shareWith(cfg Config, r Router) (*Shared, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return newShared(cfg, r), nil
 }
 
 // Config returns the configuration the cores share.
@@ -164,7 +237,17 @@ func New(cfg Config, id wire.NodeID, rng *rand.Rand) (*Core, error) {
 // NewShared is New for drivers that build many cores from one Config (the
 // simulator).
 func NewShared(sh *Shared, id wire.NodeID, rng *rand.Rand) *Core {
-	return &Core{sh: sh, id: id, rng: rng}
+	c := &Core{sh: sh, id: id, rng: rng}
+	sh.router.Init(c)
+	return c
+}
+
+// Init makes c, a zero or reused Core value, a core for node id, as
+// NewShared does, without allocating: the simulator builds its cores in
+// one slab.
+func (c *Core) Init(sh *Shared, id wire.NodeID, rng *rand.Rand) {
+	*c = Core{sh: sh, id: id, rng: rng}
+	sh.router.Init(c)
 }
 
 // ID returns the node's id.
@@ -173,22 +256,40 @@ func (c *Core) ID() wire.NodeID { return c.id }
 // Peers returns the current peers. The slice is the core's: do not modify.
 func (c *Core) Peers() []wire.NodeID { return c.peers }
 
-// AddPeer links the node to p. Adding a present peer, or the node itself,
-// does nothing.
+// AddPeer links the node to p, as PeerUp does, for setting up a core
+// before it runs (tests, scenarios): the router hears of it, and whatever
+// it sends is dropped. Adding a present peer, or the node itself, does
+// nothing.
 func (c *Core) AddPeer(p wire.NodeID) {
+	var out Output
+	c.PeerUp(0, p, &out)
+}
+
+// PeerUp implements Protocol: it links the node to p and tells the router.
+// Adding a present peer, or the node itself, does nothing.
+func (c *Core) PeerUp(now int64, p wire.NodeID, out *Output) {
 	if p == c.id || c.hasPeer(p) {
 		return
 	}
 	c.peers = append(c.peers, p)
+	c.sh.router.OnPeerUp(c, now, p, out)
 }
 
-// RemovePeer unlinks p; removing an absent peer does nothing.
+// RemovePeer unlinks p, as PeerDown does, dropping what the router sends.
 func (c *Core) RemovePeer(p wire.NodeID) {
+	var out Output
+	c.PeerDown(0, p, &out)
+}
+
+// PeerDown implements Protocol: it unlinks p and tells the router;
+// removing an absent peer does nothing.
+func (c *Core) PeerDown(now int64, p wire.NodeID, out *Output) {
 	for i, q := range c.peers {
 		if q == p {
 			last := len(c.peers) - 1
 			c.peers[i] = c.peers[last]
 			c.peers = c.peers[:last]
+			c.sh.router.OnPeerDown(c, now, p, out)
 			return
 		}
 	}
@@ -228,8 +329,19 @@ func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, erro
 	}
 	c.seen.add(m.ID, now+int64(c.sh.cfg.SeenTTL), c.sh.cfg.SeenCapacity)
 	out.Events = append(out.Events, Event{Kind: EventPublished, Msg: m})
-	c.forward(m, 0, out)
+	c.forward(now, m, 0, out)
 	return m, nil
+}
+
+// Step implements Protocol: a message goes to Receive, a control frame to
+// the router.
+func (c *Core) Step(now int64, from wire.NodeID, f Frame, out *Output) {
+	switch {
+	case f.Msg != nil:
+		c.Receive(now, from, f.Msg, out)
+	case f.Ctl != nil:
+		c.sh.router.OnControl(c, now, from, f.Ctl, out)
+	}
 }
 
 // Receive handles a message that peer from sent at time now. The first copy
@@ -255,6 +367,7 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 	}
 	if c.seen.contains(now, m.ID) {
 		out.Events = append(out.Events, Event{Kind: EventDuplicate, Msg: m, From: from})
+		c.sh.router.OnDuplicate(c, now, m, from, out)
 		return
 	}
 	expires, err := c.admit(now, m)
@@ -269,7 +382,7 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 	c.seen.add(m.ID, expires, c.sh.cfg.SeenCapacity)
 	out.Events = append(out.Events, Event{Kind: EventDelivered, Msg: m, From: from})
 	if m.Hop < c.sh.cfg.MaxHops {
-		c.forward(m, from, out)
+		c.forward(now, m, from, out)
 	}
 }
 
@@ -316,24 +429,51 @@ func (c *Core) check(m *wire.Message) (fault bool, err error) {
 
 // forward routes m (held at this node at m.Hop) to the peers the router
 // picks, as one shared copy at m.Hop+1.
-func (c *Core) forward(m *wire.Message, from wire.NodeID, out *Output) {
-	out.route = c.sh.router.Route(out.route[:0], c.peers, from, c.rng)
+func (c *Core) forward(now int64, m *wire.Message, from wire.NodeID, out *Output) {
+	out.route = c.sh.router.Route(c, now, m, from, out.route[:0], out)
 	if len(out.route) == 0 {
 		return
 	}
 	next := *m
 	next.Hop++
 	for _, p := range out.route {
-		out.Sends = append(out.Sends, Send{To: p, Msg: &next})
+		out.Sends = append(out.Sends, Send{To: p, Frame: Frame{Msg: &next}})
 	}
 }
 
-// Tick lets the core do timed work at now: today, forgetting expired ids.
-func (c *Core) Tick(now int64) { c.seen.expire(now) }
+// Tick implements Protocol: it forgets expired ids and, when the router's
+// time has come, runs its tick hook, which may send.
+func (c *Core) Tick(now int64, out *Output) {
+	c.seen.expire(now)
+	if !c.sh.timed {
+		return
+	}
+	if t := c.sh.router.NextTick(c); t != 0 && t <= now {
+		c.sh.router.OnTick(c, now, out)
+	}
+}
 
-// NextTick is the earliest time the core wants a Tick, or 0 for never, so
-// that a simulator wakes only the nodes that have work.
-func (c *Core) NextTick() int64 { return c.seen.nextExpiry() }
+// NextTick implements Protocol: the earliest of the seen-cache's next
+// expiry and the router's next tick, 0 for never.
+func (c *Core) NextTick() int64 {
+	t := c.seen.nextExpiry()
+	if !c.sh.timed {
+		return t
+	}
+	if r := c.sh.router.NextTick(c); r != 0 && (t == 0 || r < t) {
+		t = r
+	}
+	return t
+}
+
+// NextWake implements Waker: the router's next tick. The seen-cache's
+// expiry can wait for the next input, which expires it first.
+func (c *Core) NextWake() int64 {
+	if !c.sh.timed {
+		return 0
+	}
+	return c.sh.router.NextTick(c)
+}
 
 // SeenLen is the number of ids in the seen-cache, for metrics and tests.
 func (c *Core) SeenLen() int { return c.seen.len() }

@@ -194,11 +194,11 @@ func TestSeenCacheBoundedInEntriesAndAge(t *testing.T) {
 	if got, want := c.NextTick(), int64(60)+int64(time.Second); got != want {
 		t.Errorf("NextTick = %d, want %d (when the oldest entry expires)", got, want)
 	}
-	c.Tick(int64(time.Second) + 80)
+	c.Tick(int64(time.Second)+80, &out)
 	if c.SeenLen() != 19 {
 		t.Errorf("after ticking past 21 expiries seen holds %d, want 19", c.SeenLen())
 	}
-	c.Tick(int64(2 * time.Second))
+	c.Tick(int64(2*time.Second), &out)
 	if c.SeenLen() != 0 || c.NextTick() != 0 {
 		t.Errorf("after every TTL: len %d, next tick %d; want empty and no tick", c.SeenLen(), c.NextTick())
 	}
@@ -246,8 +246,9 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestCoreFitsTwoCacheLines keeps a core to 128 bytes: the simulator
-// touches one core per event, at random, across a million of them.
+// TestCoreFitsTwoCacheLines keeps a core, router state included, to 128
+// bytes: the simulator touches one core per event, at random, across a
+// million of them, and prefetches two cache lines of it.
 func TestCoreFitsTwoCacheLines(t *testing.T) {
 	if size := unsafe.Sizeof(Core{}); size > 128 {
 		t.Errorf("gossip.Core is %d bytes, want at most 128", size)

@@ -56,7 +56,7 @@ func TestNeverDeliversTwiceUnderRandomOrders(t *testing.T) {
 					now -= int64(rng.IntN(2 * ttl)) // the driver's clock stepped back
 				}
 				if rng.IntN(8) == 0 {
-					c.Tick(now)
+					c.Tick(now, &out)
 				}
 				out.Reset()
 				c.Receive(now, 2, a.msg, &out)

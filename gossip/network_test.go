@@ -3,19 +3,23 @@ package gossip
 import (
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
 	"testing"
 
 	"gossipmesh/wire"
 )
 
-// fifoNet drives cores the simplest possible way: one FIFO queue of sends.
-// With every link equally fast that is breadth-first order, so under flood
-// each node's first copy comes along a shortest path.
+// fifoNet drives cores the simplest possible way, through the Protocol
+// interface: one FIFO queue of sends. With every link equally fast that is
+// breadth-first order, so under flood each node's first copy comes along a
+// shortest path. Every send leaves its node through egress, as in the
+// other drivers.
 type fifoNet struct {
-	cores map[wire.NodeID]*Core
-	queue []Send
-	from  []wire.NodeID
+	cores  map[wire.NodeID]Protocol
+	egress Egress
+	queue  []Send
+	from   []wire.NodeID
 	// trace hashes every step, to compare runs.
 	trace     uint64
 	delivered map[wire.NodeID]int
@@ -24,14 +28,15 @@ type fifoNet struct {
 
 func newFifoNet(t *testing.T, cfg Config, adj map[wire.NodeID][]wire.NodeID, seed uint64) *fifoNet {
 	t.Helper()
-	n := &fifoNet{cores: map[wire.NodeID]*Core{}, delivered: map[wire.NodeID]int{}, hop: map[wire.NodeID]uint16{}}
+	n := &fifoNet{cores: map[wire.NodeID]Protocol{}, delivered: map[wire.NodeID]int{}, hop: map[wire.NodeID]uint16{}}
 	for id := wire.NodeID(1); int(id) <= len(adj); id++ {
 		c, err := New(cfg, id, rand.New(rand.NewPCG(seed, uint64(id))))
 		if err != nil {
 			t.Fatal(err)
 		}
+		var out Output
 		for _, p := range adj[id] {
-			c.AddPeer(p)
+			c.PeerUp(0, p, &out)
 		}
 		n.cores[id] = c
 	}
@@ -48,8 +53,11 @@ func (n *fifoNet) publish(id wire.NodeID, body string) *wire.Message {
 }
 
 func (n *fifoNet) take(from wire.NodeID, out *Output) {
-	for _, s := range out.Sends {
-		n.queue = append(n.queue, s)
+	for i := range out.Sends {
+		if !n.egress.Pass(1, from, &out.Sends[i]) {
+			continue
+		}
+		n.queue = append(n.queue, out.Sends[i])
 		n.from = append(n.from, from)
 	}
 	h := fnv.New64a()
@@ -72,7 +80,7 @@ func (n *fifoNet) run() {
 		s, from := n.queue[0], n.from[0]
 		n.queue, n.from = n.queue[1:], n.from[1:]
 		out.Reset()
-		n.cores[s.To].Receive(1, from, s.Msg, &out)
+		n.cores[s.To].Step(1, from, s.Frame, &out)
 		n.take(s.To, &out)
 	}
 }
@@ -156,5 +164,28 @@ func TestSameSeedSameRun(t *testing.T) {
 	}
 	if a == c {
 		t.Errorf("different seeds gave identical fanout runs; randomness is not reaching the router")
+	}
+}
+
+// TestEgressSeesEverySend: the test network's egress hook sees every send
+// of every node, and a send it drops never arrives: cutting the links out
+// of one node of a line stops a flood there.
+func TestEgressSeesEverySend(t *testing.T) {
+	// A line 1-2-3-4-5.
+	adj := map[wire.NodeID][]wire.NodeID{1: {2}, 2: {1, 3}, 3: {2, 4}, 4: {3, 5}, 5: {4}}
+	net := newFifoNet(t, DefaultConfig(), adj, 1)
+	sends := map[wire.NodeID]int{}
+	net.egress = func(_ int64, from wire.NodeID, s *Send) bool {
+		sends[from]++
+		return !(from == 3 && s.To == 4)
+	}
+	net.publish(1, "x")
+	if want := map[wire.NodeID]int{1: 1, 2: 1, 3: 1}; !maps.Equal(sends, want) {
+		t.Errorf("egress saw sends %v, want %v", sends, want)
+	}
+	for id, want := range map[wire.NodeID]int{2: 1, 3: 1, 4: 0, 5: 0} {
+		if net.delivered[id] != want {
+			t.Errorf("node %d delivered %d, want %d", id, net.delivered[id], want)
+		}
 	}
 }

@@ -178,7 +178,7 @@ func (s *scenario) step(directive string) []string {
 				lines = append(lines, fmt.Sprintf("n%d: no such node, dropped", q.send.To))
 				continue
 			}
-			node.Receive(at, q.from, q.send.Msg, &out)
+			node.Step(at, q.from, q.send.Frame, &out)
 			lines = append(lines, s.take(q.send.To, &out)...)
 		}
 		if len(lines) == 0 {
@@ -196,8 +196,12 @@ func (s *scenario) step(directive string) []string {
 		return s.take(id, &out)
 	case "tick":
 		id := s.id(pos[0])
-		s.nodes[id].Tick(at)
-		return []string{fmt.Sprintf("n%d: seen=%d next-tick=%d", id, s.nodes[id].SeenLen(), s.nodes[id].NextTick())}
+		s.nodes[id].Tick(at, &out)
+		lines := []string{fmt.Sprintf("n%d: seen=%d next-tick=%d", id, s.nodes[id].SeenLen(), s.nodes[id].NextTick())}
+		if len(out.Sends)+len(out.Events) > 0 {
+			lines = append(lines, s.take(id, &out)...)
+		}
+		return lines
 	}
 	s.t.Fatalf("unknown directive %q", fields[0])
 	return nil
@@ -220,7 +224,11 @@ func (s *scenario) take(id wire.NodeID, out *Output) []string {
 		lines = append(lines, l)
 	}
 	for _, snd := range out.Sends {
-		lines = append(lines, fmt.Sprintf("n%d: send to=n%d hop=%d", id, snd.To, snd.Msg.Hop))
+		if c := snd.Ctl; c != nil {
+			lines = append(lines, fmt.Sprintf("n%d: send to=n%d %v ids=%d ranges=%d", id, snd.To, c.Kind, len(c.IDs), len(c.Ranges)))
+		} else {
+			lines = append(lines, fmt.Sprintf("n%d: send to=n%d hop=%d", id, snd.To, snd.Msg.Hop))
+		}
 		s.queue = append(s.queue, queued{from: id, send: snd})
 	}
 	if len(lines) == 0 {

@@ -20,15 +20,16 @@ import "gossipmesh/wire"
 // holds a single id); past indexThreshold entries a map takes over the
 // lookups.
 type seenCache struct {
-	// first holds the only entry while ring is nil: a node that never holds
+	// first holds the only entry while big is nil: a node that never holds
 	// more than one id at a time (every node of a simulation whose
 	// broadcasts are further apart than the TTL) needs no allocation and
 	// no pointer to chase on its receive path.
 	first seenEntry
-	ring  []seenEntry
-	head  int32 // index of the oldest entry in ring
-	n     int32 // entries in use; Config.Validate caps capacity to fit
-	index map[wire.MsgID]struct{}
+	// big holds the ring and, past indexThreshold entries, the index:
+	// one pointer in the core, nil while the cache holds a single id.
+	big  *seenRing
+	head int32 // index of the oldest entry in ring
+	n    int32 // entries in use; Config.Validate caps capacity to fit
 	// floor is the latest expiry among the entries forgotten so far: a
 	// message that would expire at or before it may be one of them.
 	floor int64
@@ -39,21 +40,27 @@ type seenEntry struct {
 	expires int64
 }
 
+// seenRing is a cache's storage once it has held two ids.
+type seenRing struct {
+	e     []seenEntry
+	index map[wire.MsgID]struct{}
+}
+
 // indexThreshold is the entry count above which lookups use a map.
 const indexThreshold = 16
 
 // contains reports whether id was added and has not expired at now.
 func (s *seenCache) contains(now int64, id wire.MsgID) bool {
 	s.expire(now)
-	if s.index != nil {
-		_, ok := s.index[id]
+	if s.big != nil && s.big.index != nil {
+		_, ok := s.big.index[id]
 		return ok
 	}
-	if s.ring == nil {
+	if s.big == nil {
 		return s.n == 1 && s.first.id == id
 	}
 	for i := range s.n {
-		if s.ring[(int(s.head)+int(i))%len(s.ring)].id == id {
+		if s.big.e[(int(s.head)+int(i))%len(s.big.e)].id == id {
 			return true
 		}
 	}
@@ -67,22 +74,22 @@ func (s *seenCache) add(id wire.MsgID, expires int64, capacity int) {
 	if int(s.n) >= capacity {
 		s.evictOldest()
 	}
-	if s.ring == nil && s.n == 0 {
+	if s.big == nil && s.n == 0 {
 		s.first = seenEntry{id: id, expires: expires}
 		s.n = 1
 		return
 	}
-	if s.ring == nil || int(s.n) == len(s.ring) {
+	if s.big == nil || int(s.n) == len(s.big.e) {
 		s.grow(capacity)
 	}
-	s.ring[(int(s.head)+int(s.n))%len(s.ring)] = seenEntry{id: id, expires: expires}
+	s.big.e[(int(s.head)+int(s.n))%len(s.big.e)] = seenEntry{id: id, expires: expires}
 	s.n++
-	if s.index != nil {
-		s.index[id] = struct{}{}
+	if s.big.index != nil {
+		s.big.index[id] = struct{}{}
 	} else if s.n > indexThreshold {
-		s.index = make(map[wire.MsgID]struct{}, s.n)
+		s.big.index = make(map[wire.MsgID]struct{}, s.n)
 		for i := range s.n {
-			s.index[s.ring[(int(s.head)+int(i))%len(s.ring)].id] = struct{}{}
+			s.big.index[s.big.e[(int(s.head)+int(i))%len(s.big.e)].id] = struct{}{}
 		}
 	}
 }
@@ -108,10 +115,10 @@ func (s *seenCache) nextExpiry() int64 {
 }
 
 func (s *seenCache) oldest() *seenEntry {
-	if s.ring == nil {
+	if s.big == nil {
 		return &s.first
 	}
-	return &s.ring[s.head]
+	return &s.big.e[s.head]
 }
 
 func (s *seenCache) len() int { return int(s.n) }
@@ -120,15 +127,15 @@ func (s *seenCache) len() int { return int(s.n) }
 func (s *seenCache) evictOldest() {
 	e := s.oldest()
 	s.floor = max(s.floor, e.expires)
-	if s.index != nil {
-		delete(s.index, e.id)
+	if s.big != nil && s.big.index != nil {
+		delete(s.big.index, e.id)
 	}
 	*e = seenEntry{}
-	if s.ring == nil {
+	if s.big == nil {
 		s.n = 0
 		return
 	}
-	s.head = int32((int(s.head) + 1) % len(s.ring))
+	s.head = int32((int(s.head) + 1) % len(s.big.e))
 	s.n--
 	if s.n == 0 {
 		s.head = 0
@@ -138,16 +145,16 @@ func (s *seenCache) evictOldest() {
 // grow doubles the ring (up to capacity), unrolling it so head is 0. The
 // first growth moves the inline entry into a ring of two.
 func (s *seenCache) grow(capacity int) {
-	if s.ring == nil {
-		s.ring = make([]seenEntry, min(2, capacity))
-		s.ring[0], s.first = s.first, seenEntry{}
+	if s.big == nil {
+		s.big = &seenRing{e: make([]seenEntry, min(2, capacity))}
+		s.big.e[0], s.first = s.first, seenEntry{}
 		s.head = 0
 		return
 	}
-	size := min(2*len(s.ring), capacity)
+	size := min(2*len(s.big.e), capacity)
 	ring := make([]seenEntry, size)
 	for i := range s.n {
-		ring[i] = s.ring[(int(s.head)+int(i))%len(s.ring)]
+		ring[i] = s.big.e[(int(s.head)+int(i))%len(s.big.e)]
 	}
-	s.ring, s.head = ring, 0
+	s.big.e, s.head = ring, 0
 }

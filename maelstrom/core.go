@@ -21,13 +21,14 @@ type outSend struct {
 	Msg GossipMsg
 }
 
-// coreAdapter runs one gossip.Core for a Maelstrom node. Maelstrom names
+// coreAdapter runs one gossip.Protocol (the gossip core) for a Maelstrom
+// node, through the same seam as every other driver. Maelstrom names
 // nodes "n0", "n1", …; the core knows them as wire.NodeIDs, here the
 // node's index in init's node_ids plus one (zero means "no node"). Every
 // node gets the same node_ids, so every node maps names the same way, and
 // message ids, which hash the origin's NodeID, agree across the cluster.
 type coreAdapter struct {
-	core  *gossip.Core
+	core  gossip.Protocol
 	out   gossip.Output
 	names []string
 	ids   map[string]wire.NodeID
@@ -65,14 +66,13 @@ func (a *coreAdapter) addPeer(p string) error {
 	if !ok {
 		return fmt.Errorf("maelstrom: peer %q is not in node_ids", p)
 	}
-	a.core.AddPeer(id)
+	a.core.PeerUp(0, id, &a.out) // what it sends goes out with the next collect
 	return nil
 }
 
 // publish starts a message carrying value at now (Unix nanoseconds) and
 // appends what the core wants sent to sends.
 func (a *coreAdapter) publish(now int64, value int64, sends []outSend) ([]outSend, error) {
-	a.out.Reset()
 	if _, err := a.core.Publish(now, encodeValue(value), &a.out); err != nil {
 		return sends, fmt.Errorf("maelstrom: publish %d: %w", value, err)
 	}
@@ -97,9 +97,9 @@ func (a *coreAdapter) receive(now int64, from string, gm GossipMsg, sends []outS
 		return sends, false, fmt.Errorf("maelstrom: gossip from %s: %w", from, err)
 	}
 	m := &wire.Message{ID: id, Origin: origin, Seq: gm.Seq, Hop: gm.Hop, PublishedAt: gm.At, Body: encodeValue(gm.Value)}
-	a.out.Reset()
-	a.core.Receive(now, fromID, m, &a.out)
-	for _, ev := range a.out.Events {
+	start := len(a.out.Events)
+	a.core.Step(now, fromID, gossip.Frame{Msg: m}, &a.out)
+	for _, ev := range a.out.Events[start:] {
 		switch ev.Kind {
 		case gossip.EventDelivered:
 			delivered = true
@@ -113,6 +113,11 @@ func (a *coreAdapter) receive(now int64, from string, gm GossipMsg, sends []outS
 // collect turns the core's sends into GossipMsgs addressed by name.
 func (a *coreAdapter) collect(sends []outSend) []outSend {
 	for _, s := range a.out.Sends {
+		if s.Ctl != nil {
+			// flood and fanout send none; the repair routers bring the
+			// JSON form of their control frames with them.
+			panic(fmt.Sprintf("maelstrom: a %v control frame has no Maelstrom encoding", s.Ctl.Kind))
+		}
 		v, err := decodeValue(s.Msg.Body)
 		if err != nil {
 			// The core forwards only bodies that publish or receive
@@ -128,8 +133,12 @@ func (a *coreAdapter) collect(sends []outSend) []outSend {
 	return sends
 }
 
-// tick lets the core do its timed work at now.
-func (a *coreAdapter) tick(now int64) { a.core.Tick(now) }
+// tick lets the core do its timed work at now and appends what it wants
+// sent to sends.
+func (a *coreAdapter) tick(now int64, sends []outSend) []outSend {
+	a.core.Tick(now, &a.out)
+	return a.collect(sends)
+}
 
 // nextTick is when the core next wants a tick (Unix nanoseconds), 0 for
 // never.

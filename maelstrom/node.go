@@ -171,7 +171,8 @@ func RunNode(ctx context.Context, cfg NodeConfig, in io.Reader, out io.Writer, l
 			err = n.handle(r.e)
 		case <-tick.C:
 			armed = 0
-			n.core.tick(time.Now().UnixNano())
+			n.sends = n.core.tick(time.Now().UnixNano(), n.sends[:0])
+			err = n.emit()
 		case <-batchC:
 			n.flushAll()
 		}

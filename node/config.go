@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"time"
 
@@ -121,6 +122,19 @@ type Config struct {
 	// build's, wire.Protocols(). Narrow it to keep a mesh on older
 	// versions while its nodes are upgraded.
 	Protocols []wire.ProtocolVersion
+
+	// NewProtocol builds the protocol the node runs, from the node's
+	// gossip config (Gossip, with SeqBase set for this boot), id and
+	// seeded source. The runtime drives only the gossip.Protocol
+	// interface, so another protocol runs on it unchanged. Default nil:
+	// the gossip core, gossip.New.
+	NewProtocol func(cfg gossip.Config, id wire.NodeID, rng *rand.Rand) (gossip.Protocol, error)
+	// Egress, when set, sees every frame the node sends, just before it
+	// is queued to its link, and drops those it returns false for: the
+	// one place a node's output leaves it, where faults and tracers hook
+	// in, as in the simulator and the test networks. Called on the node
+	// loop: it must not block. Default nil (everything passes).
+	Egress gossip.Egress
 
 	// HandshakeTimeout bounds the time from connect to the peer's hello; a
 	// connection that never speaks is closed after it. Default 5 s.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/gossip"
 	"gossipmesh/node"
 	"gossipmesh/wire"
 )
@@ -108,7 +109,7 @@ func TestBurstLargerThanSeenCacheNeverRedelivers(t *testing.T) {
 		count := map[string]int{}
 		for len(ch) > 0 {
 			e := <-ch
-			if e.Kind == node.EventDelivered {
+			if e.Kind == gossip.NameDelivered {
 				count[e.ID]++
 				delivered++
 			}

@@ -6,14 +6,8 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/gossip"
 	"gossipmesh/wire"
-)
-
-// Event kinds, as api.Event.Kind spells them.
-const (
-	EventPublished = "published"
-	EventDelivered = "delivered"
-	EventDuplicate = "duplicate"
 )
 
 // Node streams its events to the API's GET /events.
@@ -82,23 +76,12 @@ func (s *subscriber) close() {
 }
 
 // event sends one event about message m to every subscriber.
-func (n *Node) event(kind string, m *wire.Message, from wire.NodeID, now int64) {
+func (n *Node) event(kind gossip.EventKind, m *wire.Message, from wire.NodeID, now int64) {
 	l := n.subs.list.Load()
 	if l == nil || len(*l) == 0 {
 		return
 	}
-	e := api.Event{
-		Kind:      kind,
-		Node:      n.idStr,
-		ID:        m.ID.String(),
-		Origin:    m.Origin.String(),
-		At:        time.Unix(0, now),
-		LatencyMS: float64(max(now-m.PublishedAt, 0)) / 1e6,
-	}
-	if kind != EventPublished {
-		e.Hop = int(m.Hop)
-		e.From = from.String()
-	}
+	e := api.NewEvent(kind, n.idStr, m, from, now)
 	for _, sub := range *l {
 		dropped, cut := sub.send(e, now)
 		if dropped {

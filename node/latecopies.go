@@ -43,11 +43,18 @@ func (n *Node) relayedFirstCopy() bool {
 		if e, ok := n.nearest[m.Origin]; ok && m.Hop <= e.hop {
 			continue // no shorter path known from this origin
 		}
-		if !n.core.Seen(now, m.ID) {
+		if sq, ok := n.core.(seenQuerier); ok && !sq.Seen(now, m.ID) {
 			return true
 		}
 	}
 	return false
+}
+
+// seenQuerier is a protocol that can say whether it already has a message
+// (the gossip core can). With one that cannot, the loop never waits for
+// late copies.
+type seenQuerier interface {
+	Seen(now int64, id wire.MsgID) bool
 }
 
 // maxWaitBatch is the largest batch that waits for late copies. A node

@@ -52,7 +52,8 @@ func (n *Node) loop(ctx context.Context) {
 			n.removeLink(p)
 		case <-tick.C:
 			armed = 0
-			n.core.Tick(time.Now().UnixNano())
+			n.core.Tick(time.Now().UnixNano(), &n.out)
+			n.flushSends()
 		}
 		// Wake for the core's next timed work; only ever move the timer
 		// earlier, so a busy loop does not reset it on every batch.
@@ -97,7 +98,7 @@ func (n *Node) receiveBatch(first inbound) {
 			continue
 		}
 		start := len(n.out.Events)
-		n.core.Receive(now, in.from.id, &in.msg, &n.out)
+		n.core.Step(now, in.from.id, in.frame(), &n.out)
 		n.handleEvents(n.out.Events[start:], now)
 	}
 	n.receipts.mu.Unlock()
@@ -208,9 +209,9 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 			n.receipts.addLocked(receipt{id: m.ID, origin: m.Origin, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
 			n.m.published.Inc()
 			if n.logInfo {
-				n.logs = append(n.logs, pendingLog{kind: EventPublished, id: m.ID, size: len(m.Body)})
+				n.logs = append(n.logs, pendingLog{kind: gossip.EventPublished, id: m.ID, size: len(m.Body)})
 			}
-			n.event(EventPublished, m, 0, now)
+			n.event(gossip.EventPublished, m, 0, now)
 		case gossip.EventDelivered:
 			n.receipts.addLocked(receipt{id: m.ID, origin: m.Origin, from: e.From, hop: m.Hop, publishedAt: m.PublishedAt, receivedAt: now, size: len(m.Body), body: m.Body})
 			n.learnNearest(m.Origin, m.Hop, n.waited)
@@ -219,13 +220,13 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 			n.m.hops.Observe(float64(m.Hop))
 			n.m.latency.Observe(latency.Seconds())
 			if n.logInfo {
-				n.logs = append(n.logs, pendingLog{kind: EventDelivered, id: m.ID, hop: m.Hop, from: e.From, latency: latency})
+				n.logs = append(n.logs, pendingLog{kind: gossip.EventDelivered, id: m.ID, hop: m.Hop, from: e.From, latency: latency})
 			}
-			n.event(EventDelivered, m, e.From, now)
+			n.event(gossip.EventDelivered, m, e.From, now)
 		case gossip.EventDuplicate:
 			n.receipts.duplicateLocked(m.ID)
 			n.m.duplicates.Inc()
-			n.event(EventDuplicate, m, e.From, now)
+			n.event(gossip.EventDuplicate, m, e.From, now)
 		case gossip.EventRejected:
 			if !e.PeerFault {
 				// Forged or broken content that the sender may only have
@@ -246,27 +247,50 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 	}
 }
 
-// flushSends hands the batch's sends to the peers' queues. The core shares
-// one Message between the sends of one forward, and they are adjacent, so
-// each message is encoded once and its bytes shared by every queue. A copy
-// that does not fit a queue is dropped and counted; the loop never waits.
+// flushSends hands the batch's sends to the peers' queues: the one place
+// the node's output leaves it, through Config.Egress. The core shares one
+// Message (or Control) between the sends of one forward, and they are
+// adjacent, so each frame is encoded once and its bytes shared by every
+// queue. A copy that does not fit a queue is dropped and counted; the loop
+// never waits.
 func (n *Node) flushSends() {
 	var (
-		last  *wire.Message
-		frame *outFrame
-		now   int64
+		lastMsg          *wire.Message
+		lastCtl          *wire.Control
+		msgFrame, ctlFrm *outFrame
+		now              int64
 	)
-	for _, s := range n.out.Sends {
+	for i := range n.out.Sends {
+		s := &n.out.Sends[i]
 		p := n.links[s.To]
 		if p == nil {
 			continue // the link went down after the core routed to it
 		}
-		if s.Msg != last {
-			last = s.Msg
-			frame = &outFrame{b: wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)}
-			if now == 0 {
-				now = time.Now().UnixNano()
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		if !n.cfg.Egress.Pass(now, n.id, s) {
+			continue
+		}
+		var frame *outFrame
+		if s.Ctl != nil {
+			if s.Ctl != lastCtl {
+				b, err := wire.AppendControl(make([]byte, 0, 6+s.Ctl.EncodedSize()), s.Ctl)
+				if err != nil {
+					// A protocol bug, not the peer's: say so and send
+					// nothing rather than a frame the peer would refuse.
+					n.log.Error("control frame not sent", "kind", s.Ctl.Kind.String(), "err", err)
+					continue
+				}
+				lastCtl, ctlFrm = s.Ctl, &outFrame{b: b}
 			}
+			frame = ctlFrm
+		} else {
+			if s.Msg != lastMsg {
+				lastMsg = s.Msg
+				msgFrame = &outFrame{b: wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)}
+			}
+			frame = msgFrame
 		}
 		switch n.enqueue(p, frame, now) {
 		case enqueued:
@@ -305,7 +329,7 @@ func (n *Node) addLink(p *peer) *peer {
 		// Its teardown is on its way: p takes its place.
 		n.setLink(old.id, nil)
 		n.countInbound(old, -1)
-		n.core.RemovePeer(old.id)
+		n.core.PeerDown(time.Now().UnixNano(), old.id, &n.out)
 		old = nil
 	}
 	if old != nil {
@@ -347,7 +371,8 @@ func (n *Node) addLink(p *peer) *peer {
 	}
 	n.setLink(p.id, p)
 	n.countInbound(p, +1)
-	n.core.AddPeer(p.id)
+	n.core.PeerUp(time.Now().UnixNano(), p.id, &n.out)
+	n.flushSends()
 	n.m.peers.Set(float64(len(n.links)))
 	n.log.Info("peer up", "peer_id", p.id.String(), "addr", p.addr, "outbound", p.outbound)
 	return p
@@ -377,7 +402,7 @@ func (n *Node) removeLink(p *peer) {
 	}
 	n.setLink(p.id, nil)
 	n.countInbound(p, -1)
-	n.core.RemovePeer(p.id)
+	n.core.PeerDown(time.Now().UnixNano(), p.id, &n.out)
 	if s := n.standby[p.id]; s != nil {
 		// The standby was counted when it was held and stays counted.
 		n.linksMu.Lock()
@@ -388,12 +413,13 @@ func (n *Node) removeLink(p *peer) {
 			n.countInbound(s, -1)
 		} else {
 			n.setLink(s.id, s)
-			n.core.AddPeer(s.id)
+			n.core.PeerUp(time.Now().UnixNano(), s.id, &n.out)
 			close(s.promote)
 			n.m.dupLinks.WithLabelValues("promoted").Inc()
 			n.log.Info("peer up", "peer_id", s.id.String(), "addr", s.addr, "outbound", s.outbound, "from_standby", true)
 		}
 	}
+	n.flushSends()
 	n.m.peers.Set(float64(len(n.links)))
 }
 
@@ -412,7 +438,7 @@ func (n *Node) setLink(id wire.NodeID, p *peer) {
 // out: a log write (a syscall, or worse, a full pipe) must not delay the
 // next hop.
 type pendingLog struct {
-	kind    string
+	kind    gossip.EventKind
 	id      wire.MsgID
 	hop     uint16
 	from    wire.NodeID
@@ -425,11 +451,11 @@ type pendingLog struct {
 func (n *Node) emitLogs() {
 	ctx := context.Background()
 	for _, l := range n.logs {
-		if l.kind == EventPublished {
-			n.log.LogAttrs(ctx, slog.LevelInfo, "published", slog.String("id", l.id.String()), slog.Int("size", l.size))
+		if l.kind == gossip.EventPublished {
+			n.log.LogAttrs(ctx, slog.LevelInfo, gossip.NamePublished, slog.String("id", l.id.String()), slog.Int("size", l.size))
 			continue
 		}
-		n.log.LogAttrs(ctx, slog.LevelInfo, "delivered",
+		n.log.LogAttrs(ctx, slog.LevelInfo, gossip.NameDelivered,
 			slog.String("id", l.id.String()), slog.Int("hop", int(l.hop)),
 			slog.String("from", l.from.String()), slog.Duration("latency", l.latency))
 	}

@@ -1,4 +1,5 @@
-// Package node is gossipmesh's runtime: it drives one gossip.Core over a
+// Package node is gossipmesh's runtime: it drives one gossip.Protocol (the
+// gossip core unless Config.NewProtocol says otherwise) over a
 // Transport (real TCP, or memnet in tests) and serves it to the HTTP API.
 //
 // One goroutine, the node loop, owns the core and the peer table. Readers
@@ -47,7 +48,7 @@ type Node struct {
 	pid   int
 
 	// Owned by the loop goroutine.
-	core    *gossip.Core
+	core    gossip.Protocol
 	out     gossip.Output
 	batch   []inbound
 	logs    []pendingLog          // receipt lines of the current batch
@@ -91,10 +92,25 @@ type Node struct {
 	closed     chan struct{} // closed when Run has returned
 }
 
-// inbound is one decoded message and the link it came over.
+// newGossipCore is the default Config.NewProtocol.
+func newGossipCore(cfg gossip.Config, id wire.NodeID, rng *rand.Rand) (gossip.Protocol, error) {
+	return gossip.New(cfg, id, rng)
+}
+
+// frame is what the loop steps the protocol with.
+func (in *inbound) frame() gossip.Frame {
+	if in.ctl != nil {
+		return gossip.Frame{Ctl: in.ctl}
+	}
+	return gossip.Frame{Msg: &in.msg}
+}
+
+// inbound is one decoded frame and the link it came over: a message, or a
+// control frame when ctl is set.
 type inbound struct {
 	from *peer
 	msg  wire.Message
+	ctl  *wire.Control
 	at   int64 // when the reader queued it, Unix ns
 	size int64 // inbound budget it holds, released once the loop handled it
 	// newcomer: the budget was taken in the share of links that had not
@@ -153,7 +169,11 @@ func New(cfg Config) (*Node, error) {
 	if gcfg.SeqBase == 0 {
 		gcfg.SeqBase = uint64(time.Now().UnixNano())
 	}
-	core, err := gossip.New(gcfg, id, rng)
+	newProto := cfg.NewProtocol
+	if newProto == nil {
+		newProto = newGossipCore
+	}
+	core, err := newProto(gcfg, id, rng)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)

@@ -204,14 +204,21 @@ func (n *Node) readLoop(p *peer) error {
 		}
 		size := p.fc.frameDone(len(f.Payload))
 		n.m.bytesIn.Add(float64(size))
-		if f.Type != wire.FrameMessage {
+		in := inbound{from: p, at: time.Now().UnixNano(), size: held, newcomer: heldAsNewcomer}
+		switch {
+		case f.Type == wire.FrameMessage:
+			if in.msg, err = wire.DecodeMessage(f.Payload, maxBody); err != nil {
+				return err
+			}
+		case f.Type.IsControl():
+			c, err := wire.DecodeControl(f.Type, f.Payload)
+			if err != nil {
+				return err
+			}
+			in.ctl = &c
+		default:
 			return fmt.Errorf("%w: unexpected %v frame after the handshake", errProtocol, f.Type)
 		}
-		m, err := wire.DecodeMessage(f.Payload, maxBody)
-		if err != nil {
-			return err
-		}
-		in := inbound{from: p, msg: m, at: time.Now().UnixNano(), size: held, newcomer: heldAsNewcomer}
 		held = 0 // the loop releases it now
 		select {
 		case n.inbox <- in:

@@ -79,6 +79,12 @@ type Config struct {
 	// as it does at a million nodes. 0 runs them back to back, and the
 	// seen-caches fill up as they would under a steady message stream.
 	Gap time.Duration
+	// Interval, when positive, publishes broadcast b at b × Interval of
+	// virtual time whether or not the earlier ones have settled, so that
+	// many messages are in flight at once, each with its own id and hop
+	// (a steady message rate); Gap is then unused. Default 0: one
+	// broadcast at a time, Gap apart.
+	Interval time.Duration
 	// Seed seeds everything: the topology, the network's random source and
 	// each core's source. Default 1.
 	Seed uint64
@@ -152,6 +158,9 @@ func (c *Config) Validate() error {
 	if c.Gap < 0 {
 		return fmt.Errorf("sim: gap must not be negative, got %v", c.Gap)
 	}
+	if c.Interval < 0 {
+		return fmt.Errorf("sim: interval must not be negative, got %v", c.Interval)
+	}
 	if end, ok := c.RunEndBound(); ok && c.Crash.Fraction > 0 && c.Crash.At > end {
 		gap := ""
 		if c.Broadcasts > 1 {
@@ -200,7 +209,7 @@ func (c *Config) RunEndBound() (time.Duration, bool) {
 	if d < 0 {
 		return 0, false
 	}
-	end := float64(c.Broadcasts)*float64(c.Gossip.MaxHops)*float64(d) + float64(c.Broadcasts-1)*float64(c.Gap)
+	end := float64(c.Broadcasts)*float64(c.Gossip.MaxHops)*float64(d) + float64(c.Broadcasts-1)*float64(c.Gap+c.Interval)
 	if end >= math.MaxInt64 {
 		return 0, false
 	}

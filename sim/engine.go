@@ -25,30 +25,51 @@ type Delivery struct {
 	At        int64 // virtual time, nanoseconds since the run started
 }
 
-// Sim is one simulation run: N gossip cores, the links between them and a
-// queue of events. It is single-use and not safe for concurrent use.
+// Sim is one simulation run: N nodes, the links between them and a queue
+// of events. The engine drives each node through the gossip.Protocol
+// interface only; by default the nodes are gossip cores, and NewWith runs
+// any other protocol on the same engine. It is single-use and not safe for
+// concurrent use.
 type Sim struct {
 	cfg   Config
 	graph *Graph
 	// shared is the validated gossip config and router every core points to.
 	shared *gossip.Shared
 	// One slab each for the cores and their random sources: three
-	// allocations for a million nodes instead of three million.
+	// allocations for a million nodes instead of three million. cores is
+	// nil when NewWith built the nodes.
 	cores []gossip.Core
 	rands []rand.Rand
 	pcgs  []rand.PCG
-	out   gossip.Output
-	q     *queue
-	net   *rand.Rand // the network's draws: latency, loss, publishers, crashes
+	// procs holds the nodes NewWith built; nil for gossip cores, which
+	// live in cores. The engine reaches node i only through node(i) and
+	// waker(i), as a gossip.Protocol: an interface slice over a million
+	// cores would cost 16 MiB and a cache miss per event for nothing.
+	procs  []gossip.Protocol
+	n      int
+	out    gossip.Output
+	q      *queue
+	net    *rand.Rand // the network's draws: latency, loss, publishers, crashes
+	egress gossip.Egress
 
-	now      int64
-	seq      uint32
-	inFlight int
-	events   int64
+	now    int64
+	seq    uint32
+	frames int   // payload and control frames in flight
+	ctlsIn int   // control frames in flight
+	events int64 // frame arrivals
+	pops   int64 // events of every kind
 	// uniformMin and uniformSpan are the latency draw's bounds when it is
 	// uniform without regions (span > 0), the common case done inline.
 	uniformMin, uniformSpan int64
-	reached                 bitset // nodes the current broadcast has reached
+	// armed[i] is the time of node i's pending tick event, 0 for none.
+	armed []int64
+	// lazy: every node is a gossip.Waker, woken by an event only at
+	// NextWake and otherwise ticked just before its next input once its
+	// NextTick has passed, so that idle nodes are never woken. wakers[i]
+	// is then procs[i] as a Waker (NewWith), which the hot path calls
+	// without a type assertion per event.
+	lazy   bool
+	wakers []gossip.Waker
 
 	crashed     []bool
 	crashDone   bool
@@ -56,11 +77,25 @@ type Sim struct {
 	regionDelay []int64 // flattened matrix, nanoseconds
 	nRegions    int
 
-	// msgs[h] is the current broadcast as received at hop h. Every copy a
-	// core sends at hop h is equal to it (the core derives each forward
-	// from the message alone), so an event need only carry the hop.
-	msgs []*wire.Message
-	cur  bstate
+	// Messages in flight. Every copy a node sends of one message at hop h
+	// is equal (a node derives each forward from the message alone), so
+	// a message event carries a slot for its (broadcast, hop) and the slot
+	// one copy of it. Control frames have slots of their own, counted.
+	slots     []msgSlot
+	freeSlots []uint32
+	ctls      []ctlSlot
+	freeCtls  []uint32
+	flights   map[wire.MsgID]*flight
+	open      []*flight // published and not yet settled, in publish order
+	last      *flight   // the flight of the last message looked up
+	spareBits []bitset
+
+	published  int  // broadcasts published so far
+	pendingPub bool // a publish event is queued
+	results    []Broadcast
+	finished   []bool
+	nFinished  int
+	doneEvents int64 // events when the last broadcast settled
 
 	onDeliver  func(Delivery)
 	onProgress func(done float64)
@@ -69,11 +104,39 @@ type Sim struct {
 	onDuplicate func(Delivery)
 	onCrash     func(node int, at int64)
 
-	// crashedList is the crashed nodes, in node order, once crashDone; it
-	// is read once per broadcast, and sits here, past the fields the event
-	// loop reads, so as not to move them.
+	// crashedList is the crashed nodes, in node order, once crashDone.
 	crashedList []uint32
 }
+
+// flight is one broadcast in the air: its figures, the nodes it reached
+// and its slots by hop.
+type flight struct {
+	bstate
+	got      bitset   // the nodes it reached
+	hops     []uint32 // slot+1 of the copy at each hop, 0 for none yet
+	inFlight int64    // copies of it in flight
+}
+
+type msgSlot struct {
+	f *flight
+	m *wire.Message
+}
+
+type ctlSlot struct {
+	c    *wire.Control
+	refs int32
+}
+
+// An event's ref says what it is in its top two bits and indexes a slot,
+// a node or a broadcast in the rest.
+const (
+	refMsg     uint32 = 0 << 30
+	refCtl     uint32 = 1 << 30
+	refTick    uint32 = 2 << 30
+	refPublish uint32 = 3 << 30
+	refKind    uint32 = 3 << 30
+	refIndex   uint32 = 1<<30 - 1
+)
 
 // bstate accumulates one broadcast's figures while it runs.
 type bstate struct {
@@ -94,10 +157,30 @@ type bstate struct {
 // coverageLevels are the coverage fractions reported, in percent.
 var coverageLevels = [4]int{50, 90, 99, 100}
 
-// New builds the topology (or takes cfg.Graph) and one core per node.
+// New builds the topology (or takes cfg.Graph) and one gossip core per
+// node.
 func New(cfg Config) (*Sim, error) {
+	return newSim(cfg, nil)
+}
+
+// NewWith is New with nodes that build returns instead of gossip cores:
+// node i, with wire id i+1, its peers (a window of the shared adjacency;
+// do not modify) and its own seeded source. It is how a protocol other
+// than the gossip core runs on the same engine. cfg.Gossip still bounds
+// hops (MaxHops) and bodies.
+func NewWith(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) gossip.Protocol) (*Sim, error) {
+	if build == nil {
+		return nil, errors.New("sim: NewWith needs a build function")
+	}
+	return newSim(cfg, build)
+}
+
+func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) gossip.Protocol) (*Sim, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if uint64(cfg.Broadcasts) > uint64(refIndex) {
+		return nil, fmt.Errorf("sim: at most %d broadcasts, got %d", refIndex, cfg.Broadcasts)
 	}
 	g := cfg.Graph
 	if g == nil {
@@ -113,24 +196,48 @@ func New(cfg Config) (*Sim, error) {
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	s := &Sim{
-		cfg:     cfg,
-		graph:   g,
-		shared:  shared,
-		cores:   hugeSlice[gossip.Core](n, n),
-		rands:   hugeSlice[rand.Rand](n, n),
-		pcgs:    hugeSlice[rand.PCG](n, n),
-		net:     rand.New(rand.NewPCG(cfg.Seed, netStream)),
-		reached: newBitset(n),
-		msgs:    make([]*wire.Message, int(cfg.Gossip.MaxHops)+2),
+		cfg:      cfg,
+		graph:    g,
+		shared:   shared,
+		rands:    hugeSlice[rand.Rand](n, n),
+		pcgs:     hugeSlice[rand.PCG](n, n),
+		n:        n,
+		armed:    make([]int64, n),
+		net:      rand.New(rand.NewPCG(cfg.Seed, netStream)),
+		flights:  map[wire.MsgID]*flight{},
+		results:  make([]Broadcast, cfg.Broadcasts),
+		finished: make([]bool, cfg.Broadcasts),
 	}
 	if cfg.Crash.Fraction > 0 {
 		s.crashed = make([]bool, n)
 	}
-	for i := range s.cores {
+	if build == nil {
+		s.cores = hugeSlice[gossip.Core](n, n)
+	} else {
+		s.procs = make([]gossip.Protocol, n)
+	}
+	for i := range n {
 		s.pcgs[i] = *rand.NewPCG(cfg.Seed, uint64(i))
 		s.rands[i] = *rand.New(&s.pcgs[i])
-		s.cores[i] = *gossip.NewShared(s.shared, wire.NodeID(i)+1, &s.rands[i])
-		s.cores[i].SetPeers(g.Peers(i))
+		if build != nil {
+			s.procs[i] = build(i, g.Peers(i), &s.rands[i])
+			continue
+		}
+		c := &s.cores[i]
+		c.Init(s.shared, wire.NodeID(i)+1, &s.rands[i])
+		c.SetPeers(g.Peers(i))
+	}
+	s.lazy = true // gossip cores are Wakers
+	if build != nil {
+		s.wakers = make([]gossip.Waker, n)
+		for i, p := range s.procs {
+			w, ok := p.(gossip.Waker)
+			if !ok {
+				s.lazy, s.wakers = false, nil
+				break
+			}
+			s.wakers[i] = w
+		}
 	}
 	if l := cfg.Latency; l.Kind == LatencyUniform && l.Max > l.Min && cfg.Regions == nil {
 		s.uniformMin, s.uniformSpan = int64(l.Min), int64(l.Max-l.Min)+1
@@ -174,8 +281,15 @@ func (s *Sim) OnDuplicate(f func(Delivery)) { s.onDuplicate = f }
 func (s *Sim) OnCrash(f func(node int, at int64)) { s.onCrash = f }
 
 // OnProgress sets a function called now and then with the fraction of the
-// run done (broadcasts done plus the current one's coverage).
+// run done (broadcasts settled plus the newest one's coverage).
 func (s *Sim) OnProgress(f func(done float64)) { s.onProgress = f }
+
+// SetEgress sets the hook every send of every node passes before it
+// becomes an event: the one place a node's output leaves it, as in the
+// runtime and the test networks (from is the sender's wire id, node index
+// plus one). A send it refuses is dropped before the loss draw, counted
+// nowhere but by the hook. Default nil: everything passes.
+func (s *Sim) SetEgress(e gossip.Egress) { s.egress = e }
 
 // checkEvery is how many events pass between looks at the context and
 // progress reports.
@@ -196,88 +310,57 @@ const (
 // otherwise Run returns this error (wrapped) at the end.
 var ErrCrashNeverHappened = errors.New("the crash would come after the end of the run")
 
-// Run publishes cfg.Broadcasts messages one after another and returns the
-// report. When ctx is cancelled it stops at once and returns the report of
-// the broadcasts that had finished, marked partial, and no error: a
-// stopped run is a result, not a failure. The broadcast that was cut off
-// is left out (its figures would mix a spread with its interruption), and
-// so are its events.
+// Run publishes cfg.Broadcasts messages and returns the report: one after
+// another, each Gap after the previous one settled (no frame in flight),
+// or each Interval after the previous publish when Interval is set, many
+// then in flight at once. Ticks are events: a node's NextTick schedules
+// one, and what Tick sends is routed like any other output. When ctx is
+// cancelled it stops at once and returns the report of the broadcasts that
+// had settled, marked partial, and no error: a stopped run is a result,
+// not a failure. Broadcasts cut off are left out (their figures would mix
+// a spread with its interruption).
 func (s *Sim) Run(ctx context.Context) (*Report, error) {
-	var bs []Broadcast
-	partial := false
-	body := make([]byte, s.cfg.BodySize)
-	events := int64(0) // events of the finished broadcasts
-	for b := 0; b < s.cfg.Broadcasts; b++ {
-		if b > 0 {
-			s.now += int64(s.cfg.Gap)
-		}
-		var idx [8]byte
-		binary.LittleEndian.PutUint64(idx[:], uint64(b))
-		copy(body, idx[:])
-		if err := s.publish(b, body); err != nil {
-			return nil, err
-		}
-		if s.drain(ctx) {
-			partial = true
-			break
-		}
-		bs = append(bs, s.finish())
-		events = s.events
-		if s.onProgress != nil {
-			s.onProgress(float64(b+1) / float64(s.cfg.Broadcasts))
-		}
-	}
+	s.pushPublish(0, 0)
+	partial := s.loop(ctx)
 	if !partial && s.cfg.Crash.Fraction > 0 && !s.crashDone {
 		return nil, fmt.Errorf("sim: crash at %v: %w, which came at %v of virtual time; crash earlier, or publish more broadcasts",
 			s.cfg.Crash.At, ErrCrashNeverHappened, time.Duration(s.now))
 	}
+	bs := make([]Broadcast, 0, s.nFinished)
+	for b, ok := range s.finished {
+		if ok {
+			bs = append(bs, s.results[b])
+		}
+	}
 	r := newReport(&s.cfg, s.graph, bs)
 	r.Partial = partial
-	r.Events = events
+	r.Events = s.doneEvents
 	return r, nil
 }
 
-// publish starts broadcast b at the current virtual time from a random
-// live node.
-func (s *Sim) publish(b int, body []byte) error {
-	s.maybeCrash(s.now)
-	n := len(s.cores)
-	p := s.net.IntN(n)
-	for tries := 0; s.crashed != nil && s.crashed[p]; tries++ {
-		if tries > 64 {
-			for p = (p + 1) % n; s.crashed[p]; p = (p + 1) % n {
-			}
-			break
-		}
-		p = s.net.IntN(n)
-	}
-	s.reached.clear()
-	clear(s.msgs)
-	c := &s.cur
-	*c = bstate{index: b, publisher: p, pubAt: s.now, byHop: c.byHop[:0], cov: [4]int64{-1, -1, -1, -1}}
-	for i, lvl := range coverageLevels {
-		c.covNeed[i] = (n*lvl + 99) / 100
-	}
-	m, err := s.cores[p].Publish(s.now, body, &s.out)
-	if err != nil {
-		return fmt.Errorf("sim: publish: %w", err)
-	}
-	c.id = m.ID
-	s.handle(p)
-	return nil
+// pushPublish queues the publish of broadcast b at virtual time at.
+func (s *Sim) pushPublish(b int, at int64) {
+	s.seq++
+	s.q.push(event{at: at, seq: s.seq, ref: refPublish | uint32(b)})
+	s.pendingPub = true
 }
 
-// drain processes events until no copy of the current broadcast is in
-// flight, or ctx is cancelled (it then reports true).
-func (s *Sim) drain(ctx context.Context) (stopped bool) {
-	n := float64(len(s.cores))
-	for s.inFlight > 0 {
-		if s.events&(checkEvery-1) == 0 {
+// loop processes events until every broadcast is published and no frame
+// is in flight, or ctx is cancelled (it then reports true). Ticks still
+// queued then are never run.
+func (s *Sim) loop(ctx context.Context) (stopped bool) {
+	nf := float64(s.n)
+	for s.frames > 0 || s.pendingPub {
+		if s.pops&(checkEvery-1) == 0 {
 			if ctx.Err() != nil {
 				return true
 			}
 			if s.onProgress != nil {
-				s.onProgress((float64(s.cur.index) + float64(s.cur.reached)/n) / float64(s.cfg.Broadcasts))
+				done := float64(s.nFinished)
+				if k := len(s.open); k > 0 {
+					done += float64(s.open[k-1].reached) / nf
+				}
+				s.onProgress(done / float64(s.cfg.Broadcasts))
 			}
 		}
 		var e event
@@ -288,13 +371,15 @@ func (s *Sim) drain(ctx context.Context) (stopped bool) {
 			e = q.pop()
 		}
 		if j, ok := s.q.peek(prefetchAhead); ok {
-			if s.reached.has(j) {
+			if s.cores == nil {
+				prefetch(unsafe.Pointer(&s.procs[j]))
+			} else if s.last != nil && s.last.got.has(j) {
 				prefetch(unsafe.Pointer(&s.cores[j]))
 			} else {
 				prefetch2(unsafe.Pointer(&s.cores[j]), unsafe.Pointer(&s.graph.Off[j]))
 			}
 		}
-		if j, ok := s.q.peek(ringAhead); ok && !s.reached.has(j) {
+		if j, ok := s.q.peek(ringAhead); ok && s.last != nil && !s.last.got.has(j) {
 			// The core is in cache by now (its seen-cache entry is inline
 			// while it holds one id): load the peers that a first receipt
 			// will read while the events before it are handled.
@@ -305,103 +390,384 @@ func (s *Sim) drain(ctx context.Context) (stopped bool) {
 			s.maybeCrash(e.at)
 		}
 		s.now = e.at
-		s.inFlight--
-		s.events++
-		if s.crashed != nil && s.crashed[e.to] {
-			s.cur.toCrashed++
-			continue
-		}
-		c := &s.cores[e.to]
-		// Ticks are delivered lazily, just before the node's next input:
-		// Tick has no outputs, so the core cannot tell a late tick from
-		// one on time, and idle nodes are never woken.
-		if t := c.NextTick(); t != 0 && t <= e.at {
-			c.Tick(e.at)
-		}
-		c.Receive(e.at, wire.NodeID(e.from)+1, s.msgs[e.hop], &s.out)
-		// Fifteen receipts in sixteen are duplicates: count them here.
-		if len(s.out.Sends) == 0 && len(s.out.Events) == 1 && s.out.Events[0].Kind == gossip.EventDuplicate {
-			s.cur.duplicates++
-			if s.onDuplicate != nil {
-				s.onDuplicate(Delivery{Broadcast: s.cur.index, Node: int(e.to), From: int(e.from), Hop: int(e.hop), At: e.at})
+		s.pops++
+		switch e.ref & refKind {
+		case refMsg:
+			s.events++
+			s.stepMsg(&e)
+		case refCtl:
+			s.events++
+			s.stepCtl(&e)
+		case refTick:
+			i := e.to
+			if s.armed[i] != e.at || s.crashed != nil && s.crashed[i] {
+				continue // superseded by an earlier tick, or crashed
 			}
-			s.out.Events = s.out.Events[:0]
-			continue
+			s.armed[i] = 0
+			s.node(i).Tick(e.at, &s.out)
+			s.handle(int(i))
+		case refPublish:
+			s.pendingPub = false
+			if err := s.publish(int(e.ref & refIndex)); err != nil {
+				panic(err) // publish of a body within the validated size cannot fail
+			}
 		}
-		s.handle(int(e.to))
+		if s.frames == 0 && !s.pendingPub && s.published < s.cfg.Broadcasts && s.cfg.Interval == 0 {
+			s.pushPublish(s.published, s.now+int64(s.cfg.Gap))
+		}
 	}
 	return false
 }
 
-// handle acts on what core i put in the shared Output: it records events
-// and turns sends into arrival events, then empties the Output.
+// stepMsg delivers a copy of a message.
+func (s *Sim) stepMsg(e *event) {
+	sl := &s.slots[e.ref&refIndex]
+	f := sl.f
+	s.frames--
+	f.inFlight--
+	if s.crashed != nil && s.crashed[e.to] {
+		f.toCrashed++
+	} else {
+		if s.lazy {
+			w := s.waker(e.to)
+			if t := w.NextTick(); t != 0 && t <= e.at {
+				w.Tick(e.at, &s.out)
+			}
+			w.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Msg: sl.m}, &s.out)
+		} else {
+			s.procs[e.to].Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Msg: sl.m}, &s.out)
+		}
+		// Fifteen receipts in sixteen are duplicates: count them here.
+		if len(s.out.Sends) == 0 && len(s.out.Events) == 1 && s.out.Events[0].Kind == gossip.EventDuplicate {
+			f.duplicates++
+			if s.onDuplicate != nil {
+				s.onDuplicate(Delivery{Broadcast: f.index, Node: int(e.to), From: int(e.from), Hop: int(sl.m.Hop), At: e.at})
+			}
+			s.out.Events = s.out.Events[:0]
+			s.arm(e.to)
+		} else {
+			s.handle(int(e.to))
+		}
+	}
+	if f.inFlight == 0 {
+		s.settle()
+	}
+}
+
+// stepCtl delivers a control frame.
+func (s *Sim) stepCtl(e *event) {
+	idx := e.ref & refIndex
+	cs := &s.ctls[idx]
+	c := cs.c
+	if cs.refs--; cs.refs == 0 {
+		*cs = ctlSlot{}
+		s.freeCtls = append(s.freeCtls, idx)
+	}
+	s.frames--
+	s.ctlsIn--
+	if s.crashed == nil || !s.crashed[e.to] {
+		p := s.node(e.to)
+		s.lazyTick(p, e.at)
+		p.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Ctl: c}, &s.out)
+		s.handle(int(e.to))
+	}
+	if s.ctlsIn == 0 {
+		s.settle()
+	}
+}
+
+// node returns node i as the engine drives it.
+func (s *Sim) node(i uint32) gossip.Protocol {
+	if s.cores != nil {
+		return &s.cores[i]
+	}
+	return s.procs[i]
+}
+
+// waker returns node i as a gossip.Waker, in lazy mode.
+func (s *Sim) waker(i uint32) gossip.Waker {
+	if s.cores != nil {
+		return &s.cores[i]
+	}
+	return s.wakers[i]
+}
+
+// lazyTick ticks p just before an input at now when its housekeeping is
+// due (lazy mode): the protocol cannot tell a late tick of that kind from
+// one on time, and its output goes with the step's.
+func (s *Sim) lazyTick(p gossip.Protocol, now int64) {
+	if s.lazy {
+		if t := p.NextTick(); t != 0 && t <= now {
+			p.Tick(now, &s.out)
+		}
+	}
+}
+
+// arm schedules node i's next tick event when it wants one earlier than
+// the one pending: at NextWake in lazy mode, else at NextTick.
+func (s *Sim) arm(i uint32) {
+	var t int64
+	if s.lazy {
+		t = s.waker(i).NextWake()
+	} else {
+		t = s.procs[i].NextTick()
+	}
+	if t != 0 && (s.armed[i] == 0 || t < s.armed[i]) {
+		t = max(t, s.now)
+		s.armed[i] = t
+		s.seq++
+		s.q.push(event{at: t, seq: s.seq, to: i, ref: refTick})
+	}
+}
+
+// publish starts broadcast b at the current virtual time from a random
+// live node.
+func (s *Sim) publish(b int) error {
+	s.maybeCrash(s.now)
+	n := s.n
+	p := s.net.IntN(n)
+	for tries := 0; s.crashed != nil && s.crashed[p]; tries++ {
+		if tries > 64 {
+			for p = (p + 1) % n; s.crashed[p]; p = (p + 1) % n {
+			}
+			break
+		}
+		p = s.net.IntN(n)
+	}
+	f := &flight{}
+	if k := len(s.spareBits); k > 0 {
+		f.got, s.spareBits = s.spareBits[k-1], s.spareBits[:k-1]
+		f.got.clear()
+	} else {
+		f.got = newBitset(n)
+	}
+	f.bstate = bstate{index: b, publisher: p, pubAt: s.now, cov: [4]int64{-1, -1, -1, -1}}
+	for i, lvl := range coverageLevels {
+		f.covNeed[i] = (n*lvl + 99) / 100
+	}
+	// A body of its own: copies of earlier broadcasts may still be in
+	// flight, sharing theirs.
+	body := make([]byte, s.cfg.BodySize)
+	var idx [8]byte
+	binary.LittleEndian.PutUint64(idx[:], uint64(b))
+	copy(body, idx[:])
+	s.published++
+	if s.cfg.Interval > 0 && s.published < s.cfg.Broadcasts {
+		s.pushPublish(s.published, int64(s.published)*int64(s.cfg.Interval))
+	}
+	m, err := s.node(uint32(p)).Publish(s.now, body, &s.out)
+	if err != nil {
+		return fmt.Errorf("sim: publish: %w", err)
+	}
+	f.id = m.ID
+	s.flights[m.ID] = f
+	s.open = append(s.open, f)
+	s.last = f
+	s.handle(p)
+	if f.inFlight == 0 {
+		s.settle() // nothing sent: it has settled already
+	}
+	return nil
+}
+
+// flightOf returns the broadcast of message id, nil for one the simulator
+// did not publish or that has settled.
+func (s *Sim) flightOf(id wire.MsgID) *flight {
+	if s.last != nil && s.last.id == id {
+		return s.last
+	}
+	f := s.flights[id]
+	if f != nil {
+		s.last = f
+	}
+	return f
+}
+
+// settle finishes every open broadcast that has no copy in flight, once
+// no control frame is in flight either (a control frame may yet bring a
+// copy of any of them).
+func (s *Sim) settle() {
+	if s.ctlsIn > 0 {
+		return
+	}
+	k := 0
+	for _, f := range s.open {
+		if f.inFlight > 0 {
+			s.open[k] = f
+			k++
+			continue
+		}
+		s.results[f.index] = s.finish(f)
+		s.finished[f.index] = true
+		s.nFinished++
+		s.doneEvents = s.events
+		for _, sl := range f.hops {
+			if sl != 0 {
+				s.slots[sl-1] = msgSlot{}
+				s.freeSlots = append(s.freeSlots, sl-1)
+			}
+		}
+		delete(s.flights, f.id)
+		if s.last == f {
+			s.last = nil
+		}
+		s.spareBits = append(s.spareBits, f.got)
+		if s.onProgress != nil {
+			s.onProgress(float64(s.nFinished) / float64(s.cfg.Broadcasts))
+		}
+	}
+	clear(s.open[k:])
+	s.open = s.open[:k]
+}
+
+// msgRef returns the slot of m's (broadcast, hop) and its broadcast.
+func (s *Sim) msgRef(m *wire.Message) (uint32, *flight) {
+	f := s.flightOf(m.ID)
+	if f == nil {
+		panic(fmt.Sprintf("sim: a node sent message %v, which the simulator did not publish or which had settled", m.ID))
+	}
+	h := int(m.Hop)
+	for len(f.hops) <= h {
+		f.hops = append(f.hops, 0)
+	}
+	if sl := f.hops[h]; sl != 0 {
+		return sl - 1, f
+	}
+	var idx uint32
+	if k := len(s.freeSlots); k > 0 {
+		idx, s.freeSlots = s.freeSlots[k-1], s.freeSlots[:k-1]
+		s.slots[idx] = msgSlot{f: f, m: m}
+	} else {
+		idx = uint32(len(s.slots))
+		if idx > refIndex {
+			panic("sim: too many messages in flight")
+		}
+		s.slots = append(s.slots, msgSlot{f: f, m: m})
+	}
+	f.hops[h] = idx + 1
+	return idx, f
+}
+
+// ctlRef returns a slot holding c, counted once more.
+func (s *Sim) ctlRef(c *wire.Control) uint32 {
+	var idx uint32
+	if k := len(s.freeCtls); k > 0 {
+		idx, s.freeCtls = s.freeCtls[k-1], s.freeCtls[:k-1]
+	} else {
+		idx = uint32(len(s.ctls))
+		if idx > refIndex {
+			panic("sim: too many control frames in flight")
+		}
+		s.ctls = append(s.ctls, ctlSlot{})
+	}
+	s.ctls[idx] = ctlSlot{c: c}
+	return idx
+}
+
+// handle acts on what node i put in the shared Output: it records events,
+// passes every send through the egress and turns it into an arrival event
+// (the one place a node's output leaves it), schedules the node's next
+// tick, then empties the Output.
 func (s *Sim) handle(i int) {
-	c := &s.cur
 	for k := range s.out.Events {
 		ev := &s.out.Events[k]
 		switch ev.Kind {
 		case gossip.EventDelivered, gossip.EventPublished:
-			s.delivered(i, ev)
+			if f := s.flightOf(ev.Msg.ID); f != nil {
+				s.delivered(f, i, ev)
+			}
 		case gossip.EventDuplicate:
-			c.duplicates++
-			if s.onDuplicate != nil {
-				s.onDuplicate(Delivery{Broadcast: c.index, Node: i, From: int(ev.From) - 1, Hop: int(ev.Msg.Hop), At: s.now})
+			if f := s.flightOf(ev.Msg.ID); f != nil {
+				f.duplicates++
+				if s.onDuplicate != nil {
+					s.onDuplicate(Delivery{Broadcast: f.index, Node: i, From: int(ev.From) - 1, Hop: int(ev.Msg.Hop), At: s.now})
+				}
 			}
 		case gossip.EventRejected:
-			c.rejected++
+			if f := s.flightOf(ev.Msg.ID); f != nil {
+				f.rejected++
+			}
 		}
 	}
 	if len(s.out.Sends) > 0 {
-		m := s.out.Sends[0].Msg
-		if m.ID != c.id {
-			panic("sim: a core sent a message of another broadcast")
-		}
-		if s.msgs[m.Hop] == nil {
-			s.msgs[m.Hop] = m
-		}
-		from := uint32(i)
-		c.messages += int64(len(s.out.Sends))
-		q := s.q
-		for k := range s.out.Sends {
-			to := uint32(s.out.Sends[k].To - 1)
-			if s.cfg.Loss > 0 && s.net.Float64() < s.cfg.Loss {
-				c.lost++
-				continue
-			}
-			s.seq++
-			var d int64
-			if s.uniformSpan > 0 {
-				d = s.uniformMin + s.net.Int64N(s.uniformSpan)
-			} else {
-				d = s.latency(from, to)
-			}
-			e := event{at: s.now + d, seq: s.seq, to: to, from: from, hop: m.Hop}
-			// The common case, a bucket of the ring, written out here
-			// because the compiler will not inline it.
-			if b := e.at>>q.shift - q.base; b > 0 && b < int64(len(q.ring)) {
-				bk := &q.ring[(e.at>>q.shift)&q.mask]
-				if bk.tail == nil || bk.n == chunkSize {
-					q.newTail(bk)
-				}
-				bk.tail.ev[bk.n] = e
-				bk.n++
-				q.inRing++
-			} else {
-				q.push(e)
-			}
-			s.inFlight++
-		}
+		s.route(uint32(i))
 	}
+	s.arm(uint32(i))
 	// What Output.Reset does, minus clearing the pointers: the next step
 	// overwrites them, and the clearing cost more than anything else here.
 	s.out.Sends, s.out.Events = s.out.Sends[:0], s.out.Events[:0]
 }
 
-// delivered records a first receipt (or the publisher's own copy).
-func (s *Sim) delivered(i int, ev *gossip.Event) {
-	c := &s.cur
+// route turns node from's sends into arrival events.
+func (s *Sim) route(from uint32) {
+	q := s.q
+	var (
+		lastMsg *wire.Message
+		msgRef  uint32
+		f       *flight
+		lastCtl *wire.Control
+		ctlIdx  uint32
+	)
+	for k := range s.out.Sends {
+		snd := &s.out.Sends[k]
+		if s.egress != nil && !s.egress(s.now, wire.NodeID(from)+1, snd) {
+			continue
+		}
+		var ref uint32
+		if c := snd.Ctl; c != nil {
+			if s.cfg.Loss > 0 && s.net.Float64() < s.cfg.Loss {
+				continue
+			}
+			if c != lastCtl {
+				lastCtl, ctlIdx = c, s.ctlRef(c)
+			}
+			s.ctls[ctlIdx].refs++
+			s.ctlsIn++
+			ref = refCtl | ctlIdx
+		} else {
+			if snd.Msg != lastMsg {
+				lastMsg = snd.Msg
+				msgRef, f = s.msgRef(snd.Msg)
+			}
+			f.messages++
+			if s.cfg.Loss > 0 && s.net.Float64() < s.cfg.Loss {
+				f.lost++
+				continue
+			}
+			f.inFlight++
+			ref = refMsg | msgRef
+		}
+		to := uint32(snd.To - 1)
+		s.seq++
+		var d int64
+		if s.uniformSpan > 0 {
+			d = s.uniformMin + s.net.Int64N(s.uniformSpan)
+		} else {
+			d = s.latency(from, to)
+		}
+		e := event{at: s.now + d, seq: s.seq, to: to, from: from, ref: ref}
+		// The common case, a bucket of the ring, written out here
+		// because the compiler will not inline it.
+		if b := e.at>>q.shift - q.base; b > 0 && b < int64(len(q.ring)) {
+			bk := &q.ring[(e.at>>q.shift)&q.mask]
+			if bk.tail == nil || bk.n == chunkSize {
+				q.newTail(bk)
+			}
+			bk.tail.ev[bk.n] = e
+			bk.n++
+			q.inRing++
+		} else {
+			q.push(e)
+		}
+		s.frames++
+	}
+}
+
+// delivered records a first receipt (or the publisher's own copy) of f.
+func (s *Sim) delivered(f *flight, i int, ev *gossip.Event) {
+	c := &f.bstate
 	hop := int(ev.Msg.Hop)
-	s.reached.set(uint32(i))
+	f.got.set(uint32(i))
 	c.reached++
 	c.hopSum += int64(hop)
 	if hop > c.maxHop {
@@ -450,7 +816,7 @@ func (s *Sim) maybeCrash(now int64) {
 		return
 	}
 	s.crashDone = true
-	n := len(s.cores)
+	n := s.n
 	k := min(int(math.Round(s.cfg.Crash.Fraction*float64(n))), n-1)
 	for k > 0 {
 		i := s.net.IntN(n)
@@ -469,15 +835,15 @@ func (s *Sim) maybeCrash(now int64) {
 	}
 }
 
-// finish turns the current broadcast's state into its Broadcast figures.
-func (s *Sim) finish() Broadcast {
-	c := &s.cur
-	n := len(s.cores)
+// finish turns a settled broadcast's state into its Broadcast figures.
+func (s *Sim) finish(f *flight) Broadcast {
+	c := &f.bstate
+	n := s.n
 	// A node that had the message and then crashed counts as reached over
 	// all nodes, and not at all over the live ones.
 	reachedLive := c.reached
 	for _, i := range s.crashedList {
-		if s.reached.has(i) {
+		if f.got.has(i) {
 			reachedLive--
 		}
 	}

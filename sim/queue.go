@@ -2,16 +2,17 @@ package sim
 
 import "math/bits"
 
-// event is one thing that happens at a virtual time: a copy of the current
-// broadcast arriving at node to from node from at hop hop. It is 24 bytes
-// and holds no pointer, so millions of them cost the garbage collector
-// nothing to scan.
+// event is one thing that happens at a virtual time: a frame (a copy of a
+// message, or a control frame) arriving at node to from node from, a tick
+// of node to, or a publish. ref says which (see refMsg) and where its
+// frame is. It is 24 bytes and holds no pointer, so millions of them cost
+// the garbage collector nothing to scan.
 type event struct {
 	at   int64  // virtual time, nanoseconds
 	seq  uint32 // push order, breaks ties in at (serial-number compare)
 	to   uint32 // node index
 	from uint32 // node index of the sender
-	hop  uint16 // hop the receiver sees
+	ref  uint32 // kind and slot: refMsg, refCtl, refTick or refPublish
 }
 
 // before orders events by (at, seq). seq is compared as a serial number

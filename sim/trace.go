@@ -3,17 +3,20 @@ package sim
 import (
 	"fmt"
 	"slices"
+
+	"gossipmesh/gossip"
 )
 
-// TraceKind says what a TraceEvent records.
-type TraceKind uint8
+// TraceKind says what a TraceEvent records: gossip's event vocabulary,
+// whose String is the name the dashboard's traces use.
+type TraceKind = gossip.EventKind
 
-// The kinds of TraceEvent, matching the dashboard trace's kinds.
+// The kinds of TraceEvent.
 const (
-	TracePublished TraceKind = iota + 1 // the publisher's own hop-0 copy
-	TraceDelivered                      // a node's first copy
-	TraceDuplicate                      // a later copy
-	TraceDown                           // a node crashed
+	TracePublished = gossip.EventPublished // the publisher's own hop-0 copy
+	TraceDelivered = gossip.EventDelivered // a node's first copy
+	TraceDuplicate = gossip.EventDuplicate // a later copy
+	TraceDown      = gossip.EventDown      // a node crashed
 )
 
 // TraceEvent is one event of a traced run. It is kept compact (24 bytes)

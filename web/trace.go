@@ -8,6 +8,8 @@ import (
 	"io"
 	"math"
 	"slices"
+
+	"gossipmesh/gossip"
 )
 
 // A trace is a recorded propagation that the dashboard replays in the same
@@ -60,11 +62,11 @@ type TraceEvent struct {
 
 // The kinds of TraceEvent.
 const (
-	TracePublished = "published"
-	TraceDelivered = "delivered"
-	TraceDuplicate = "duplicate"
-	TraceDown      = "down"
-	TraceUp        = "up"
+	TracePublished = gossip.NamePublished
+	TraceDelivered = gossip.NameDelivered
+	TraceDuplicate = gossip.NameDuplicate
+	TraceDown      = gossip.NameDown
+	TraceUp        = gossip.NameUp
 )
 
 // Limits on a trace the dashboard accepts. Replay is for small meshes: the

@@ -33,6 +33,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	crash := fs.String("crash", "", "crash a random FRACTION of nodes at virtual TIME: FRACTION@TIME, e.g. 0.1@500ms (0.1 alone: at 0)")
 	broadcasts := fs.Int("broadcasts", def.Broadcasts, "messages to publish, one after another, each from a random live node")
 	gap := fs.Duration("gap", def.Gap, "virtual time between a broadcast settling and the next publish\n(default: the seen-cache TTL, so broadcasts are independent; 0 = back to back)")
+	interval := fs.Duration("interval", 0, "publish a broadcast every INTERVAL of virtual time, whether or not the earlier ones\nhave settled, so that many are in flight at once (replaces --gap; default 0: one at a time)")
 	graphs := fs.Int("graphs", 1, "run on this many independent topologies (seeds seed, seed+1, …) and pool the broadcasts")
 	seed := fs.Uint64("seed", def.Seed, "seed for the topology, the network and every core")
 	asJSON := fs.Bool("json", false, "print one JSON object per run (per row for --experiment)")
@@ -112,6 +113,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.Degree = *degree
 	cfg.Broadcasts = *broadcasts
 	cfg.Gap = *gap
+	cfg.Interval = *interval
 	cfg.Seed = *seed
 	cfg.Loss = *loss
 	var err error
@@ -291,17 +293,11 @@ func writeTrace(path string, g *sim.Graph, r *sim.Report, tr *sim.Tracer) error 
 	if err != nil {
 		return fmt.Errorf("trace %s: %w", path, err)
 	}
-	kinds := map[sim.TraceKind]string{
-		sim.TracePublished: web.TracePublished,
-		sim.TraceDelivered: web.TraceDelivered,
-		sim.TraceDuplicate: web.TraceDuplicate,
-		sim.TraceDown:      web.TraceDown,
-	}
 	for _, e := range tr.Events() {
 		if r.Partial && e.Kind != sim.TraceDown && int(e.Broadcast) >= r.Broadcasts {
 			continue // the broadcast that was cut off, as in the report
 		}
-		ev := web.TraceEvent{AtMS: e.AtMS(), Kind: kinds[e.Kind], Node: int(e.Node), From: int(e.From), Hop: int(e.Hop)}
+		ev := web.TraceEvent{AtMS: e.AtMS(), Kind: e.Kind.String(), Node: int(e.Node), From: int(e.From), Hop: int(e.Hop)}
 		if e.Kind != sim.TraceDown {
 			ev.Msg = "m" + strconv.Itoa(int(e.Broadcast)+1)
 		}
