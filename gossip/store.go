@@ -39,7 +39,9 @@ type StoreStats struct {
 	Served, Misses uint64
 }
 
-// put stores m (as held at this node) until now+ttl, evicting the oldest
+// put stores a copy of m (as held at this node: drivers may reuse the
+// Message value they stepped the core with; the body is never reused)
+// until now+ttl, evicting the oldest
 // messages beyond capacity entries or maxBytes body bytes. A message whose
 // body alone exceeds maxBytes is not stored.
 func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl int64) {
@@ -59,6 +61,8 @@ func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl i
 	if s.n == len(s.fifo) {
 		s.grow(capacity)
 	}
+	cp := *m
+	m = &cp
 	s.fifo[(s.head+s.n)%len(s.fifo)] = storeEntry{m: m, expires: now + ttl}
 	s.n++
 	s.byID[m.ID] = m
