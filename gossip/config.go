@@ -21,10 +21,15 @@ const (
 	// the one it came from): the lesson's pseudo-code. Fewer copies, and a
 	// small chance that some node is missed.
 	Fanout Strategy = "fanout"
+	// Plumtree pushes each message along a spanning tree of eager links
+	// and announces it (IHAVE) on the lazy rest, repairing with GRAFT
+	// (plumtree.go): after the first messages a message costs N-1 payload
+	// frames plus small control frames.
+	Plumtree Strategy = "plumtree"
 )
 
 // Strategies lists the valid strategies, for flags and error messages.
-func Strategies() []Strategy { return []Strategy{Flood, Fanout} }
+func Strategies() []Strategy { return []Strategy{Flood, Fanout, Plumtree} }
 
 // Config tunes a Core. Start from DefaultConfig and change what you need;
 // New calls Validate.
@@ -70,6 +75,30 @@ type Config struct {
 	// rejects one whose id does not match its origin, seq and body. It costs
 	// one SHA-256 per delivered message (not per duplicate). Default true.
 	VerifyIDs bool
+	// PlumtreeGraftTimeout is how long a Plumtree node waits, after the
+	// first IHAVE for a message it lacks, before it sends GRAFT to the
+	// announcer. It must exceed the usual lag of the eager path behind the
+	// lazy one, or the tree keeps re-forming. Default 100 ms, for real
+	// links (gossipsub's IWANT follow-up is 3 s).
+	PlumtreeGraftTimeout time.Duration
+	// PlumtreeGraftRetry is how long a Plumtree node waits after a GRAFT
+	// before it grafts the next announcer: the paper's second timeout,
+	// about one round trip. Default 20 ms.
+	PlumtreeGraftRetry time.Duration
+	// PlumtreeIHaveInterval is how long a Plumtree node gathers message
+	// ids for its lazy peers before it sends each one IHAVE frame with all
+	// of them (at most wire.MaxControlIDs a frame). Default 10 ms.
+	PlumtreeIHaveInterval time.Duration
+	// StoreCapacity, StoreBytes and StoreTTL bound the message store that
+	// serves repairs (Plumtree's GRAFT): at most StoreCapacity messages
+	// and StoreBytes body bytes, each kept at most StoreTTL; the oldest
+	// goes first. A message past these bounds can no longer be repaired
+	// from this node (counted as a store miss). Defaults 10,000 messages,
+	// 64 MiB and 2 minutes (the acceptance window: a later copy would be
+	// refused anyway). Only routers that repair keep a store.
+	StoreCapacity int
+	StoreBytes    int
+	StoreTTL      time.Duration
 }
 
 // DefaultConfig returns the defaults documented on each Config field.
@@ -83,6 +112,13 @@ func DefaultConfig() Config {
 		MaxHops:      64,
 		MaxBody:      wire.DefaultMaxBody,
 		VerifyIDs:    true,
+
+		PlumtreeGraftTimeout:  100 * time.Millisecond,
+		PlumtreeGraftRetry:    20 * time.Millisecond,
+		PlumtreeIHaveInterval: 10 * time.Millisecond,
+		StoreCapacity:         10_000,
+		StoreBytes:            64 << 20,
+		StoreTTL:              2 * time.Minute,
 	}
 }
 
@@ -97,7 +133,7 @@ const maxFuture = 24 * time.Hour
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	switch c.Strategy {
-	case Flood, Fanout:
+	case Flood, Fanout, Plumtree:
 	default:
 		return fmt.Errorf("gossip: unknown strategy %q (want one of %v)", c.Strategy, Strategies())
 	}
@@ -118,6 +154,20 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBody < 0 {
 		return fmt.Errorf("gossip: max body must not be negative, got %d", c.MaxBody)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"plumtree graft timeout", c.PlumtreeGraftTimeout}, {"plumtree graft retry", c.PlumtreeGraftRetry}, {"plumtree ihave interval", c.PlumtreeIHaveInterval}, {"store TTL", c.StoreTTL}} {
+		if d.v <= 0 || d.v > maxFuture {
+			return fmt.Errorf("gossip: %s must be in (0, %v], got %v", d.name, maxFuture, d.v)
+		}
+	}
+	if c.StoreCapacity < 1 || c.StoreCapacity > maxSeenCapacity {
+		return fmt.Errorf("gossip: store capacity must be in 1..%d, got %d", maxSeenCapacity, c.StoreCapacity)
+	}
+	if c.StoreBytes < 1 {
+		return fmt.Errorf("gossip: store bytes must be at least 1, got %d", c.StoreBytes)
 	}
 	return nil
 }

@@ -62,6 +62,8 @@ func newRouter(cfg Config) (Router, error) {
 		return FloodRouter{}, nil
 	case Fanout:
 		return FanoutRouter{K: cfg.Fanout}, nil
+	case Plumtree:
+		return PlumtreeRouter{cfg: cfg}, nil
 	}
 	return nil, fmt.Errorf("gossip: unknown strategy %q (want one of %v)", cfg.Strategy, Strategies())
 }

@@ -25,7 +25,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Directives:
 //
-//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N
+//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N
 //	                                                      settings for nodes made after it
 //	node ID peers=A,B,...                                 make a node
 //	publish NODE BODY [at=NS]                             NODE publishes BODY
@@ -33,6 +33,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	inject NODE from=X origin=O seq=S hop=H body=B [id=valid|bogus] [pub=NS] [at=NS]
 //	                                                      pub is PublishedAt (default 0)
 //	tick NODE at=NS                                       tick NODE, print its seen-cache
+//	down NODE PEER [at=NS]                                NODE's link to PEER goes down
+//	plumtree NODE                                         print NODE's Plumtree links and counters
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	if err != nil || len(files) == 0 {
@@ -136,6 +138,8 @@ func (s *scenario) step(directive string) []string {
 					s.t.Fatal(err)
 				}
 				s.cfg.MaxFuture = d
+			case "storecap":
+				s.cfg.StoreCapacity = int(s.int(v))
 			case "seqbase":
 				s.cfg.SeqBase = uint64(s.int(v))
 			}
@@ -194,6 +198,24 @@ func (s *scenario) step(directive string) []string {
 		}
 		s.nodes[id].Receive(at, s.id(args["from"]), m, &out)
 		return s.take(id, &out)
+	case "down":
+		id := s.id(pos[0])
+		s.nodes[id].PeerDown(at, s.id(pos[1]), &out)
+		return s.take(id, &out)
+	case "plumtree":
+		id := s.id(pos[0])
+		st, ok := PlumtreeStatsOf(s.nodes[id])
+		if !ok {
+			return []string{"not a plumtree node"}
+		}
+		var lazy []string
+		for _, p := range s.nodes[id].Peers() {
+			if IsLazy(s.nodes[id], p) {
+				lazy = append(lazy, fmt.Sprintf("n%d", p))
+			}
+		}
+		return []string{fmt.Sprintf("n%d: eager=%d lazy=%d %v missing=%d prunes=%d grafts=%d ihaves=%d store=%d served=%d misses=%d",
+			id, st.Eager, st.Lazy, lazy, st.Missing, st.PrunesSent, st.GraftsSent, st.IHavesSent, st.Store.Messages, st.Store.Served, st.Store.Misses)}
 	case "tick":
 		id := s.id(pos[0])
 		s.nodes[id].Tick(at, &out)

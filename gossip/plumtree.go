@@ -1,0 +1,302 @@
+package gossip
+
+import (
+	"slices"
+
+	"gossipmesh/wire"
+)
+
+// PlumtreeRouter is Plumtree (Leitão, Pereira, Rodrigues, "Epidemic
+// Broadcast Trees", SRDS 2007): every link starts eager; a new message is
+// pushed to eager peers and announced (IHAVE, batched per
+// PlumtreeIHaveInterval) to lazy ones. A duplicate from an eager peer
+// makes that link lazy and sends PRUNE, so after the first messages the
+// eager links form a spanning tree and a message costs N-1 payload frames.
+// An IHAVE for a message still missing after PlumtreeGraftTimeout sends
+// GRAFT to the first announcer, which makes the link eager again and
+// fetches the message from the announcer's store; the next announcer is
+// tried PlumtreeGraftRetry later.
+//
+// Its per-node state lives in the core's router slot. Every peer of the
+// core that is not in the lazy set is eager, so a driver that hands the
+// core its peers without PeerUp (the simulator's SetPeers) starts with
+// every link eager, as the paper says.
+type PlumtreeRouter struct {
+	cfg Config
+}
+
+// plumState is one node's Plumtree state.
+type plumState struct {
+	lazy map[wire.NodeID]struct{}
+	// ihave are the ids to announce per lazy peer at the next flush, in
+	// the order peers were first queued (deterministic output).
+	ihave   []pendingIHave
+	flushAt int64 // 0: nothing queued
+	// missing are the announced messages not yet received, by id, with
+	// order keeping their first announcement order for the timer scan.
+	missing map[wire.MsgID]*missingMsg
+	order   []wire.MsgID
+	store   msgStore
+	stats   PlumtreeStats
+}
+
+type pendingIHave struct {
+	to  wire.NodeID
+	ids []wire.MsgID
+}
+
+type missingMsg struct {
+	announcers []wire.NodeID // who announced it, first first
+	deadline   int64
+}
+
+// PlumtreeStats are one node's Plumtree counters, for metrics and tests.
+type PlumtreeStats struct {
+	// Eager and Lazy are the node's links of each kind now.
+	Eager, Lazy int
+	// PrunesSent, GraftsSent and IHavesSent count control frames sent.
+	PrunesSent, GraftsSent, IHavesSent uint64
+	// Missing is how many announced messages the node is waiting for.
+	Missing int
+	// Store is the message store that serves GRAFT.
+	Store StoreStats
+}
+
+// PlumtreeStatsOf returns n's Plumtree counters; ok is false when n does
+// not run the Plumtree router.
+func PlumtreeStatsOf(n *Node) (PlumtreeStats, bool) {
+	st, ok := n.State().(*plumState)
+	if !ok {
+		return PlumtreeStats{}, false
+	}
+	s := st.stats
+	for _, p := range n.peers {
+		if st.isLazy(p) {
+			s.Lazy++
+		} else {
+			s.Eager++
+		}
+	}
+	s.Missing = len(st.missing)
+	s.Store = st.store.Stats()
+	return s, true
+}
+
+// IsLazy reports whether n's link to p is lazy under Plumtree (false for
+// any other router), for tests and dashboards.
+func IsLazy(n *Node, p wire.NodeID) bool {
+	st, ok := n.State().(*plumState)
+	return ok && st.isLazy(p)
+}
+
+func (st *plumState) isLazy(p wire.NodeID) bool {
+	_, ok := st.lazy[p]
+	return ok
+}
+
+func (st *plumState) setLazy(p wire.NodeID) {
+	if st.lazy == nil {
+		st.lazy = make(map[wire.NodeID]struct{})
+	}
+	st.lazy[p] = struct{}{}
+}
+
+func (st *plumState) setEager(p wire.NodeID) { delete(st.lazy, p) }
+
+func plumOf(n *Node) *plumState { return n.State().(*plumState) }
+
+// Init implements Router.
+func (r PlumtreeRouter) Init(n *Node) { n.SetState(&plumState{}) }
+
+// Route implements Router: the first copy of m, from from. The sender
+// becomes eager (it just pushed to us), the message is stored for GRAFTs,
+// eager peers get it and lazy peers get its id at the next flush.
+func (r PlumtreeRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, _ *Output) []wire.NodeID {
+	st := plumOf(n)
+	if from != 0 {
+		st.setEager(from)
+	}
+	delete(st.missing, m.ID)
+	st.store.put(now, m, r.cfg.StoreCapacity, r.cfg.StoreBytes, int64(r.cfg.StoreTTL))
+	for _, p := range n.peers {
+		if p == from {
+			continue
+		}
+		if st.isLazy(p) {
+			r.queueIHave(st, now, p, m.ID)
+		} else {
+			dst = append(dst, p)
+		}
+	}
+	return dst
+}
+
+func (r PlumtreeRouter) queueIHave(st *plumState, now int64, p wire.NodeID, id wire.MsgID) {
+	if st.flushAt == 0 {
+		st.flushAt = now + int64(r.cfg.PlumtreeIHaveInterval)
+	}
+	for i := range st.ihave {
+		if st.ihave[i].to == p {
+			st.ihave[i].ids = append(st.ihave[i].ids, id)
+			return
+		}
+	}
+	st.ihave = append(st.ihave, pendingIHave{to: p, ids: []wire.MsgID{id}})
+}
+
+// OnDuplicate implements Router: a copy from an eager peer prunes it.
+func (r PlumtreeRouter) OnDuplicate(n *Node, _ int64, _ *wire.Message, from wire.NodeID, out *Output) {
+	st := plumOf(n)
+	if from == 0 || st.isLazy(from) || !n.hasPeer(from) {
+		return
+	}
+	st.setLazy(from)
+	st.stats.PrunesSent++
+	out.SendControl(from, &wire.Control{Kind: wire.FramePrune, Reason: wire.PruneDuplicate})
+}
+
+// OnControl implements Router: PRUNE makes the sender lazy, IHAVE arms a
+// GRAFT timer for each id not yet seen, GRAFT makes the sender eager and
+// answers from the store. IWANT and PULL belong to other routers.
+func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.Control, out *Output) {
+	st := plumOf(n)
+	if !n.hasPeer(from) {
+		return
+	}
+	switch c.Kind {
+	case wire.FramePrune:
+		st.setLazy(from)
+	case wire.FrameIHave:
+		for _, id := range c.IDs {
+			if n.seen.contains(now, id) {
+				continue
+			}
+			mm := st.missing[id]
+			if mm == nil {
+				if st.missing == nil {
+					st.missing = make(map[wire.MsgID]*missingMsg)
+				}
+				mm = &missingMsg{deadline: now + int64(r.cfg.PlumtreeGraftTimeout)}
+				st.missing[id] = mm
+				st.order = append(st.order, id)
+			}
+			if !slices.Contains(mm.announcers, from) {
+				mm.announcers = append(mm.announcers, from)
+			}
+		}
+	case wire.FrameGraft:
+		st.setEager(from)
+		for _, id := range c.IDs {
+			if m := st.store.get(now, id); m != nil {
+				next := *m
+				next.Hop++
+				out.Sends = append(out.Sends, Send{To: from, Frame: Frame{Msg: &next}})
+			}
+		}
+	}
+}
+
+// OnTick implements Router: flush the IHAVE batches and fire the GRAFT
+// timers that are due.
+func (r PlumtreeRouter) OnTick(n *Node, now int64, out *Output) {
+	st := plumOf(n)
+	if st.flushAt != 0 && st.flushAt <= now {
+		for _, b := range st.ihave {
+			for ids := b.ids; len(ids) > 0; {
+				k := min(len(ids), wire.MaxControlIDs)
+				st.stats.IHavesSent++
+				out.SendControl(b.to, &wire.Control{Kind: wire.FrameIHave, IDs: ids[:k:k]})
+				ids = ids[k:]
+			}
+		}
+		clear(st.ihave)
+		st.ihave, st.flushAt = st.ihave[:0], 0
+	}
+	// GRAFT timers, in first-announcement order; grafts to one peer in
+	// one tick share a frame.
+	var grafts []pendingIHave
+	keep := st.order[:0]
+	for _, id := range st.order {
+		mm := st.missing[id]
+		if mm == nil {
+			continue // arrived, or its announcers went down
+		}
+		if mm.deadline <= now {
+			if n.seen.contains(now, id) || len(mm.announcers) == 0 {
+				delete(st.missing, id)
+				continue
+			}
+			a := mm.announcers[0]
+			mm.announcers = mm.announcers[1:]
+			st.setEager(a)
+			grafts = addID(grafts, a, id)
+			if len(mm.announcers) == 0 {
+				delete(st.missing, id)
+				continue
+			}
+			mm.deadline = now + int64(r.cfg.PlumtreeGraftRetry)
+		}
+		keep = append(keep, id)
+	}
+	clear(st.order[len(keep):])
+	st.order = keep
+	for _, g := range grafts {
+		for ids := g.ids; len(ids) > 0; {
+			k := min(len(ids), wire.MaxControlIDs)
+			st.stats.GraftsSent++
+			out.SendControl(g.to, &wire.Control{Kind: wire.FrameGraft, IDs: ids[:k:k]})
+			ids = ids[k:]
+		}
+	}
+}
+
+func addID(l []pendingIHave, p wire.NodeID, id wire.MsgID) []pendingIHave {
+	for i := range l {
+		if l[i].to == p {
+			l[i].ids = append(l[i].ids, id)
+			return l
+		}
+	}
+	return append(l, pendingIHave{to: p, ids: []wire.MsgID{id}})
+}
+
+// NextTick implements Router: the next IHAVE flush or GRAFT deadline.
+func (r PlumtreeRouter) NextTick(n *Node) int64 {
+	st := plumOf(n)
+	t := st.flushAt
+	for _, mm := range st.missing {
+		if t == 0 || mm.deadline < t {
+			t = mm.deadline
+		}
+	}
+	return t
+}
+
+// OnPeerUp implements Router: a new link is eager.
+func (r PlumtreeRouter) OnPeerUp(n *Node, _ int64, p wire.NodeID, _ *Output) {
+	plumOf(n).setEager(p)
+}
+
+// OnPeerDown implements Router: forget the link, its queued IHAVE and its
+// announcements; a message only it announced is no longer awaited.
+func (r PlumtreeRouter) OnPeerDown(n *Node, _ int64, p wire.NodeID, _ *Output) {
+	st := plumOf(n)
+	delete(st.lazy, p)
+	for i := range st.ihave {
+		if st.ihave[i].to == p {
+			st.ihave = slices.Delete(st.ihave, i, i+1)
+			break
+		}
+	}
+	if len(st.ihave) == 0 {
+		st.flushAt = 0
+	}
+	for id, mm := range st.missing {
+		if i := slices.Index(mm.announcers, p); i >= 0 {
+			mm.announcers = slices.Delete(mm.announcers, i, i+1)
+		}
+		if len(mm.announcers) == 0 {
+			delete(st.missing, id)
+		}
+	}
+}

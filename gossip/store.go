@@ -1,0 +1,117 @@
+package gossip
+
+import "gossipmesh/wire"
+
+// msgStore holds recent messages by id so that a node can serve a repair
+// (Plumtree's GRAFT) after it has forwarded them. It is bounded in count,
+// bytes and age (Config.StoreCapacity, StoreBytes, StoreTTL); the oldest
+// message goes first. A message past those bounds can no longer be
+// repaired from this node: a request for it is counted as a miss.
+//
+// Messages are kept in arrival order in a FIFO slice (a ring that grows to
+// the capacity), with a map from id for lookups; nothing is iterated in
+// map order, so the store is deterministic.
+type msgStore struct {
+	byID  map[wire.MsgID]*wire.Message
+	fifo  []storeEntry
+	head  int // index of the oldest entry in fifo
+	n     int // entries in fifo
+	bytes int
+	stats StoreStats
+}
+
+type storeEntry struct {
+	m       *wire.Message
+	expires int64
+}
+
+// StoreStats are a node's message-store counters, for metrics and tests:
+// what it holds and what it could not serve.
+type StoreStats struct {
+	// Messages and Bytes are what the store holds now (bodies only).
+	Messages, Bytes int
+	// Stored counts messages ever stored; Evicted those dropped for count,
+	// bytes or age.
+	Stored, Evicted uint64
+	// Served counts repair requests answered from the store; Misses those
+	// for a message this node no longer (or never) held, which could not
+	// be repaired from here.
+	Served, Misses uint64
+}
+
+// put stores a copy of m (as held at this node: drivers may reuse the
+// Message value they stepped the core with; the body is never reused)
+// until now+ttl, evicting the oldest
+// messages beyond capacity entries or maxBytes body bytes. A message whose
+// body alone exceeds maxBytes is not stored.
+func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl int64) {
+	s.expire(now)
+	if len(m.Body) > maxBytes || capacity < 1 {
+		return
+	}
+	if _, ok := s.byID[m.ID]; ok {
+		return
+	}
+	for s.n >= capacity || s.bytes+len(m.Body) > maxBytes {
+		s.evictOldest()
+	}
+	if s.byID == nil {
+		s.byID = make(map[wire.MsgID]*wire.Message)
+	}
+	if s.n == len(s.fifo) {
+		s.grow(capacity)
+	}
+	cp := *m
+	m = &cp
+	s.fifo[(s.head+s.n)%len(s.fifo)] = storeEntry{m: m, expires: now + ttl}
+	s.n++
+	s.byID[m.ID] = m
+	s.bytes += len(m.Body)
+	s.stats.Stored++
+}
+
+// get returns the stored message with id, nil when it is not (or no
+// longer) held, counting the hit or the miss.
+func (s *msgStore) get(now int64, id wire.MsgID) *wire.Message {
+	s.expire(now)
+	if m := s.byID[id]; m != nil {
+		s.stats.Served++
+		return m
+	}
+	s.stats.Misses++
+	return nil
+}
+
+// expire drops messages whose age bound has passed.
+func (s *msgStore) expire(now int64) {
+	for s.n > 0 && s.fifo[s.head].expires <= now {
+		s.evictOldest()
+	}
+}
+
+func (s *msgStore) evictOldest() {
+	e := s.fifo[s.head]
+	s.fifo[s.head] = storeEntry{}
+	s.head = (s.head + 1) % len(s.fifo)
+	s.n--
+	delete(s.byID, e.m.ID)
+	s.bytes -= len(e.m.Body)
+	s.stats.Evicted++
+}
+
+// grow doubles the ring, up to capacity, keeping the order.
+func (s *msgStore) grow(capacity int) {
+	size := min(max(2*len(s.fifo), 16), capacity)
+	fifo := make([]storeEntry, size)
+	for i := range s.n {
+		fifo[i] = s.fifo[(s.head+i)%len(s.fifo)]
+	}
+	s.fifo, s.head = fifo, 0
+}
+
+// Stats returns the store's counters.
+func (s *msgStore) Stats() StoreStats {
+	st := s.stats
+	st.Messages, st.Bytes = s.n, s.bytes
+	return st
+}
