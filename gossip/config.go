@@ -95,7 +95,8 @@ type Config struct {
 	// goes first. A message past these bounds can no longer be repaired
 	// from this node (counted as a store miss). Defaults 10,000 messages,
 	// 64 MiB and 2 minutes (the acceptance window: a later copy would be
-	// refused anyway). Only routers that repair keep a store.
+	// refused anyway). Only cores that serve repairs keep a store: under
+	// a router that repairs, or with anti-entropy on.
 	StoreCapacity int
 	StoreBytes    int
 	StoreTTL      time.Duration

@@ -182,6 +182,9 @@ type Core struct {
 	seen  seenCache
 	seq   uint64
 	state any // the router's per-node state (Router.Init)
+	// store holds recent messages for repairs (store.go); nil unless the
+	// router repairs or anti-entropy is on (Shared.stores).
+	store *msgStore
 }
 
 // Shared is a validated Config and the Router it names. Every core built
@@ -194,6 +197,9 @@ type Shared struct {
 	// fanout): the core then skips its tick hooks, which a simulator of a
 	// million nodes would otherwise call on every event.
 	timed bool
+	// stores says that every core keeps a message store (store.go),
+	// because the router serves repairs from it.
+	stores bool
 }
 
 // Share validates cfg and returns it ready for NewShared.
@@ -209,7 +215,8 @@ func Share(cfg Config) (*Shared, error) {
 }
 
 func newShared(cfg Config, r Router) *Shared {
-	return &Shared{cfg: cfg, router: r, timed: !untimed(r)}
+	_, stores := r.(repairer)
+	return &Shared{cfg: cfg, router: r, timed: !untimed(r), stores: stores}
 }
 
 // shareWith is Share with a router that is not in the registry (tests).
@@ -237,8 +244,8 @@ func New(cfg Config, id wire.NodeID, rng *rand.Rand) (*Core, error) {
 // NewShared is New for drivers that build many cores from one Config (the
 // simulator).
 func NewShared(sh *Shared, id wire.NodeID, rng *rand.Rand) *Core {
-	c := &Core{sh: sh, id: id, rng: rng}
-	sh.router.Init(c)
+	c := &Core{}
+	c.Init(sh, id, rng)
 	return c
 }
 
@@ -247,6 +254,9 @@ func NewShared(sh *Shared, id wire.NodeID, rng *rand.Rand) *Core {
 // one slab.
 func (c *Core) Init(sh *Shared, id wire.NodeID, rng *rand.Rand) {
 	*c = Core{sh: sh, id: id, rng: rng}
+	if sh.stores {
+		c.store = &msgStore{}
+	}
 	sh.router.Init(c)
 }
 
@@ -328,6 +338,7 @@ func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, erro
 		Body:        body,
 	}
 	c.seen.add(m.ID, now+int64(c.sh.cfg.SeenTTL), c.sh.cfg.SeenCapacity)
+	c.keep(now, m)
 	out.Events = append(out.Events, Event{Kind: EventPublished, Msg: m})
 	c.forward(now, m, 0, out)
 	return m, nil
@@ -380,6 +391,7 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 		return
 	}
 	c.seen.add(m.ID, expires, c.sh.cfg.SeenCapacity)
+	c.keep(now, m)
 	out.Events = append(out.Events, Event{Kind: EventDelivered, Msg: m, From: from})
 	if m.Hop < c.sh.cfg.MaxHops {
 		c.forward(now, m, from, out)

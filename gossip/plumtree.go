@@ -25,6 +25,10 @@ type PlumtreeRouter struct {
 	cfg Config
 }
 
+// servesRepairs marks Plumtree as a router whose cores keep a message
+// store: GRAFT is answered from it.
+func (PlumtreeRouter) servesRepairs() {}
+
 // plumState is one node's Plumtree state.
 type plumState struct {
 	lazy map[wire.NodeID]struct{}
@@ -36,7 +40,6 @@ type plumState struct {
 	// order keeping their first announcement order for the timer scan.
 	missing map[wire.MsgID]*missingMsg
 	order   []wire.MsgID
-	store   msgStore
 	stats   PlumtreeStats
 }
 
@@ -78,7 +81,7 @@ func PlumtreeStatsOf(n *Node) (PlumtreeStats, bool) {
 		}
 	}
 	s.Missing = len(st.missing)
-	s.Store = st.store.Stats()
+	s.Store, _ = n.StoreStats()
 	return s, true
 }
 
@@ -109,15 +112,14 @@ func plumOf(n *Node) *plumState { return n.State().(*plumState) }
 func (r PlumtreeRouter) Init(n *Node) { n.SetState(&plumState{}) }
 
 // Route implements Router: the first copy of m, from from. The sender
-// becomes eager (it just pushed to us), the message is stored for GRAFTs,
-// eager peers get it and lazy peers get its id at the next flush.
+// becomes eager (it just pushed to us); eager peers get m and lazy peers
+// get its id at the next flush. The core has already stored m, for GRAFTs.
 func (r PlumtreeRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, _ *Output) []wire.NodeID {
 	st := plumOf(n)
 	if from != 0 {
 		st.setEager(from)
 	}
 	delete(st.missing, m.ID)
-	st.store.put(now, m, r.cfg.StoreCapacity, r.cfg.StoreBytes, int64(r.cfg.StoreTTL))
 	for _, p := range n.peers {
 		if p == from {
 			continue
@@ -187,7 +189,7 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 	case wire.FrameGraft:
 		st.setEager(from)
 		for _, id := range c.IDs {
-			if m := st.store.get(now, id); m != nil {
+			if m := n.stored(now, id); m != nil {
 				next := *m
 				next.Hop++
 				out.Sends = append(out.Sends, Send{To: from, Frame: Frame{Msg: &next}})

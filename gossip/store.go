@@ -3,7 +3,9 @@ package gossip
 import "gossipmesh/wire"
 
 // msgStore holds recent messages by id so that a node can serve a repair
-// (Plumtree's GRAFT) after it has forwarded them. It is bounded in count,
+// (Plumtree's GRAFT, lazy push's IWANT, an anti-entropy pull) after it has
+// forwarded them. It is the core's, not a router's: every message the node
+// publishes or delivers goes in, whatever asks for it later. It is bounded in count,
 // bytes and age (Config.StoreCapacity, StoreBytes, StoreTTL); the oldest
 // message goes first. A message past those bounds can no longer be
 // repaired from this node: a request for it is counted as a miss.
@@ -114,4 +116,35 @@ func (s *msgStore) Stats() StoreStats {
 	st := s.stats
 	st.Messages, st.Bytes = s.n, s.bytes
 	return st
+}
+
+// repairer is implemented by routers that serve repairs from the message
+// store, so that their cores keep one (Shared.stores).
+type repairer interface{ servesRepairs() }
+
+// keep stores m, as held at this node, in the core's message store, if it
+// keeps one.
+func (c *Core) keep(now int64, m *wire.Message) {
+	if c.store != nil {
+		cfg := &c.sh.cfg
+		c.store.put(now, m, cfg.StoreCapacity, cfg.StoreBytes, int64(cfg.StoreTTL))
+	}
+}
+
+// stored returns the stored message with id, nil (a counted miss) when the
+// core keeps no store or no longer holds it.
+func (c *Core) stored(now int64, id wire.MsgID) *wire.Message {
+	if c.store == nil {
+		return nil
+	}
+	return c.store.get(now, id)
+}
+
+// StoreStats returns the counters of the core's message store; ok is false
+// when the core keeps none (flood and fanout without anti-entropy).
+func (c *Core) StoreStats() (s StoreStats, ok bool) {
+	if c.store == nil {
+		return StoreStats{}, false
+	}
+	return c.store.Stats(), true
 }
