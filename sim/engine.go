@@ -61,8 +61,12 @@ type Sim struct {
 	// uniformMin and uniformSpan are the latency draw's bounds when it is
 	// uniform without regions (span > 0), the common case done inline.
 	uniformMin, uniformSpan int64
-	// armed[i] is the time of node i's pending tick event, 0 for none.
-	armed []int64
+	// armed[i] is the time of node i's pending tick event, 0 for none;
+	// ticking counts the nodes with one. A tick may send (a lazy router's
+	// IHAVE, whose IWANT brings a message), so a broadcast settles, and
+	// the run ends, only once no tick is pending either.
+	armed   []int64
+	ticking int
 	// lazy: every node is a gossip.Waker, woken by an event only at
 	// NextWake and otherwise ticked just before its next input once its
 	// NextTick has passed, so that idle nodes are never woken. wakers[i]
@@ -345,12 +349,12 @@ func (s *Sim) pushPublish(b int, at int64) {
 	s.pendingPub = true
 }
 
-// loop processes events until every broadcast is published and no frame
-// is in flight, or ctx is cancelled (it then reports true). Ticks still
-// queued then are never run.
+// loop processes events until every broadcast is published, no frame is
+// in flight and no node wants a tick, or ctx is cancelled (it then
+// reports true).
 func (s *Sim) loop(ctx context.Context) (stopped bool) {
 	nf := float64(s.n)
-	for s.frames > 0 || s.pendingPub {
+	for s.frames > 0 || s.pendingPub || s.ticking > 0 {
 		if s.pops&(checkEvery-1) == 0 {
 			if ctx.Err() != nil {
 				return true
@@ -400,12 +404,18 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 			s.stepCtl(&e)
 		case refTick:
 			i := e.to
-			if s.armed[i] != e.at || s.crashed != nil && s.crashed[i] {
-				continue // superseded by an earlier tick, or crashed
+			if s.armed[i] != e.at {
+				continue // superseded by an earlier tick
 			}
 			s.armed[i] = 0
-			s.node(i).Tick(e.at, &s.out)
-			s.handle(int(i))
+			s.ticking--
+			if s.crashed == nil || !s.crashed[i] {
+				s.node(i).Tick(e.at, &s.out)
+				s.handle(int(i))
+			}
+			if s.ticking == 0 && s.frames == 0 {
+				s.settle()
+			}
 		case refPublish:
 			s.pendingPub = false
 			if err := s.publish(int(e.ref & refIndex)); err != nil {
@@ -514,6 +524,9 @@ func (s *Sim) arm(i uint32) {
 	}
 	if t != 0 && (s.armed[i] == 0 || t < s.armed[i]) {
 		t = max(t, s.now)
+		if s.armed[i] == 0 {
+			s.ticking++
+		}
 		s.armed[i] = t
 		s.seq++
 		s.q.push(event{at: t, seq: s.seq, to: i, ref: refTick})
@@ -584,10 +597,10 @@ func (s *Sim) flightOf(id wire.MsgID) *flight {
 }
 
 // settle finishes every open broadcast that has no copy in flight, once
-// no control frame is in flight either (a control frame may yet bring a
-// copy of any of them).
+// no control frame is in flight and no tick is pending either (either may
+// yet bring a copy of any of them).
 func (s *Sim) settle() {
-	if s.ctlsIn > 0 {
+	if s.ctlsIn > 0 || s.ticking > 0 {
 		return
 	}
 	k := 0
