@@ -22,12 +22,20 @@ import (
 // link that went down), at the cost of a few small control frames per
 // node and heartbeat while messages are recent.
 //
-// Its per-node state lives in the core's router slot. The eager set is
-// kept at LazyD peers as links come and go, like gossipsub's mesh; a
-// driver that hands the core its peers without PeerUp (the simulator's
-// SetPeers) gets it filled on the first message. A node asks for ticks
-// only while it has something to do, ids to announce or promises to
-// keep, so a simulator of many idle nodes never wakes them.
+// The eager links are kept symmetric, like gossipsub's mesh: a node that
+// adds a peer to its eager set sends it GRAFT (without ids), and the peer
+// adds it back, up to twice LazyD (gossipsub's D_hi is 2 D); past that it
+// answers PRUNE, and the grafting node leaves that peer out until the
+// link goes down or the peer grafts it. Without that, a node that none of
+// its neighbours happened to choose would get every message late, by
+// repair. The eager set is topped up to LazyD, with peers drawn at random,
+// whenever it is short (a link down, a PRUNE) and a message or heartbeat
+// comes; a driver that hands the core its peers without PeerUp (the
+// simulator's SetPeers) gets it filled on the first message.
+//
+// Its per-node state lives in the core's router slot. A node asks for
+// ticks only while it has something to do, ids to announce or promises
+// to keep, so a simulator of many idle nodes never wakes them.
 type LazyRouter struct {
 	cfg Config
 }
@@ -47,6 +55,9 @@ const lazyIndexThreshold = 16
 // lazyState is one node's lazy-push state.
 type lazyState struct {
 	eager []wire.NodeID
+	// pruned are the peers that refused or dropped this node's GRAFT:
+	// left out of the eager set until they graft it or their link goes.
+	pruned []wire.NodeID
 	// cache is the message cache: the ids this node received or published
 	// within the last LazyHistory heartbeats, oldest first. base is the
 	// position of cache[0] in the sequence of every id ever cached, and
@@ -131,8 +142,9 @@ func (pr *lazyPromise) next(horizon int64) bool {
 type LazyStats struct {
 	// Eager and Lazy are the node's peers in its eager set and outside it.
 	Eager, Lazy int
-	// IHavesSent and IWantsSent count control frames sent.
-	IHavesSent, IWantsSent uint64
+	// IHavesSent, IWantsSent, GraftsSent and PrunesSent count control
+	// frames sent.
+	IHavesSent, IWantsSent, GraftsSent, PrunesSent uint64
 	// Served counts messages sent in answer to an IWANT; Unserved the ids
 	// asked for that were not answered (no longer in the cache or the
 	// store, or asked for too often by that peer).
@@ -188,9 +200,9 @@ func (r LazyRouter) heartbeat() int64 { return int64(r.cfg.LazyHeartbeat) }
 // Route implements Router: the first copy of m, from from. m goes into the
 // cache (from has it) and to the eager set but from; a promise for it is
 // kept.
-func (r LazyRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, _ *Output) []wire.NodeID {
+func (r LazyRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, out *Output) []wire.NodeID {
 	st := lazyOf(n)
-	r.fill(n, st)
+	r.fill(n, st, out)
 	r.purge(st, now)
 	r.cacheAdd(st, now, m.ID, from)
 	if p := st.byID[m.ID]; p != nil {
@@ -212,26 +224,38 @@ func (r LazyRouter) arm(st *lazyState, now int64) {
 	}
 }
 
-// fill tops the eager set up to LazyD with peers outside it, drawn at
-// random, as gossipsub's heartbeat grafts its mesh up to D.
-func (r LazyRouter) fill(n *Node, st *lazyState) {
+// fill tops the eager set up to LazyD with peers outside it that have
+// not pruned this node, drawn at random, and grafts them, as gossipsub's
+// heartbeat grafts its mesh up to D.
+func (r LazyRouter) fill(n *Node, st *lazyState, out *Output) {
 	need := r.cfg.LazyD - len(st.eager)
-	if need <= 0 || len(n.peers) <= len(st.eager) {
+	if need <= 0 || len(n.peers) <= len(st.eager)+len(st.pruned) {
 		return
 	}
 	cand := st.scratch[:0]
 	for _, p := range n.peers {
-		if !slices.Contains(st.eager, p) {
+		if !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) {
 			cand = append(cand, p)
 		}
 	}
 	for i := 0; i < need && i < len(cand); i++ {
 		j := i + n.rng.IntN(len(cand)-i)
 		cand[i], cand[j] = cand[j], cand[i]
-		st.eager = append(st.eager, cand[i])
+		r.graft(st, cand[i], out)
 	}
 	st.scratch = cand[:0]
 }
+
+// graft adds p to the eager set and tells it so.
+func (r LazyRouter) graft(st *lazyState, p wire.NodeID, out *Output) {
+	st.eager = append(st.eager, p)
+	st.stats.GraftsSent++
+	out.SendControl(p, &wire.Control{Kind: wire.FrameGraft})
+}
+
+// maxEager is how many eager peers a node keeps when others graft it:
+// gossipsub's D_hi, twice D.
+func (r LazyRouter) maxEager() int { return 2 * r.cfg.LazyD }
 
 // cacheAdd puts id in the cache, received at now from from (zero for this
 // node's own message), dropping the oldest id beyond StoreCapacity: past
@@ -334,7 +358,9 @@ func (r LazyRouter) OnDuplicate(n *Node, now int64, m *wire.Message, from wire.N
 
 // OnControl implements Router: IHAVE asks the announcer for the ids this
 // node lacks and has not asked anyone for (one IWANT per IHAVE); IWANT is
-// answered from the store. Other kinds belong to other routers.
+// answered from the store; GRAFT makes the link eager both ways (or is
+// refused with PRUNE when the eager set is full) and PRUNE drops it.
+// PULL belongs to anti-entropy.
 func (r LazyRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.Control, out *Output) {
 	if !n.hasPeer(from) {
 		return
@@ -346,6 +372,21 @@ func (r LazyRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.Cont
 		r.onIHave(n, st, now, from, c.IDs, out)
 	case wire.FrameIWant:
 		r.onIWant(n, st, now, from, c.IDs, out)
+	case wire.FrameGraft:
+		st.pruned = deleteID(st.pruned, from)
+		switch {
+		case slices.Contains(st.eager, from):
+		case len(st.eager) < r.maxEager():
+			st.eager = append(st.eager, from)
+		default:
+			st.stats.PrunesSent++
+			out.SendControl(from, &wire.Control{Kind: wire.FramePrune})
+		}
+	case wire.FramePrune:
+		st.eager = deleteID(st.eager, from)
+		if !slices.Contains(st.pruned, from) {
+			st.pruned = append(st.pruned, from)
+		}
 	}
 }
 
@@ -416,7 +457,7 @@ func (r LazyRouter) OnTick(n *Node, now int64, out *Output) {
 		return
 	}
 	r.purge(st, now)
-	r.fill(n, st)
+	r.fill(n, st, out)
 	r.keepPromises(n, st, now, out)
 	r.announce(n, st, now, out)
 	st.nextHB = 0
@@ -531,12 +572,12 @@ func (st *lazyState) lacks(p wire.NodeID, horizon int64) bool {
 // NextTick implements Router: the next heartbeat, 0 while idle.
 func (r LazyRouter) NextTick(n *Node) int64 { return lazyOf(n).nextHB }
 
-// OnPeerUp implements Router: a new link joins the eager set if it is
+// OnPeerUp implements Router: a new link is grafted if the eager set is
 // short of LazyD.
-func (r LazyRouter) OnPeerUp(n *Node, _ int64, p wire.NodeID, _ *Output) {
+func (r LazyRouter) OnPeerUp(n *Node, _ int64, p wire.NodeID, out *Output) {
 	st := lazyOf(n)
-	if len(st.eager) < r.cfg.LazyD && !slices.Contains(st.eager, p) {
-		st.eager = append(st.eager, p)
+	if len(st.eager) < r.cfg.LazyD && !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) {
+		r.graft(st, p, out)
 	}
 }
 
@@ -545,9 +586,10 @@ func (r LazyRouter) OnPeerUp(n *Node, _ int64, p wire.NodeID, _ *Output) {
 // announcer at once (or dropped, when none is left).
 func (r LazyRouter) OnPeerDown(n *Node, now int64, p wire.NodeID, out *Output) {
 	st := lazyOf(n)
-	if i := slices.Index(st.eager, p); i >= 0 {
-		st.eager = slices.Delete(st.eager, i, i+1)
-		r.fill(n, st)
+	st.pruned = deleteID(st.pruned, p)
+	if slices.Contains(st.eager, p) {
+		st.eager = deleteID(st.eager, p)
+		r.fill(n, st, out)
 	}
 	var asks []pendingIHave
 	keep := st.promises[:0]
@@ -568,6 +610,14 @@ func (r LazyRouter) OnPeerDown(n *Node, now int64, p wire.NodeID, out *Output) {
 	clear(st.promises[len(keep):])
 	st.promises = keep
 	r.sendIWants(st, asks, out)
+}
+
+// deleteID removes p from l, if it is there.
+func deleteID(l []wire.NodeID, p wire.NodeID) []wire.NodeID {
+	if i := slices.Index(l, p); i >= 0 {
+		return slices.Delete(l, i, i+1)
+	}
+	return l
 }
 
 func (st *lazyState) dropPromise(p *lazyPromise) {

@@ -65,7 +65,8 @@ func TestLazyStatsOnlyForLazy(t *testing.T) {
 
 // TestLazyEagerSetFromSetPeers: a driver that hands the core its peers
 // without PeerUp (the simulator) gets an eager set of LazyD peers drawn on
-// the first message, and the push goes to those, never the sender.
+// the first message, each told with GRAFT, and the push goes to those,
+// never the sender.
 func TestLazyEagerSetFromSetPeers(t *testing.T) {
 	c, err := New(lazyConfig(), 1, rand.New(rand.NewPCG(3, 1)))
 	if err != nil {
@@ -80,13 +81,23 @@ func TestLazyEagerSetFromSetPeers(t *testing.T) {
 	if len(eager) != 3 {
 		t.Fatalf("eager set %v, want 3 peers", eager)
 	}
-	var to []wire.NodeID
+	var to, grafted []wire.NodeID
 	for _, s := range out.Sends {
-		to = append(to, s.To)
+		switch {
+		case s.Msg != nil:
+			to = append(to, s.To)
+		case s.Ctl.Kind == wire.FrameGraft:
+			grafted = append(grafted, s.To)
+		default:
+			t.Errorf("unexpected send %+v", s)
+		}
 	}
 	want := slices.DeleteFunc(slices.Clone(eager), func(p wire.NodeID) bool { return p == 2 })
 	if !slices.Equal(to, want) {
 		t.Errorf("pushed to %v, want the eager set %v without the sender", to, want)
+	}
+	if !slices.Equal(grafted, eager) {
+		t.Errorf("grafted %v, want the eager set %v", grafted, eager)
 	}
 	st, _ := LazyStatsOf(c)
 	if st.Eager != 3 || st.Lazy != 3 {

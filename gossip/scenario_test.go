@@ -31,8 +31,8 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	publish NODE BODY [at=NS]                             NODE publishes BODY
 //	deliver [count=K] [at=NS]                             deliver queued sends in FIFO order
 //	drop [count=K]                                        lose the first K queued sends (default 1)
-//	inject-ctl NODE from=X kind=ihave|iwant of=O:S:B [at=NS]
-//	                                                      NODE gets a control frame naming the
+//	inject-ctl NODE from=X kind=ihave|iwant|graft|prune [of=O:S:B] [at=NS]
+//	                                                      NODE gets a control frame, naming the
 //	                                                      message of origin O, seq S, body B
 //	inject NODE from=X origin=O seq=S hop=H body=B [id=valid|bogus] [pub=NS] [at=NS]
 //	                                                      pub is PublishedAt (default 0)
@@ -227,17 +227,20 @@ func (s *scenario) step(directive string) []string {
 		return s.take(id, &out)
 	case "inject-ctl":
 		id := s.id(pos[0])
-		kinds := map[string]wire.FrameType{"ihave": wire.FrameIHave, "iwant": wire.FrameIWant, "graft": wire.FrameGraft}
+		kinds := map[string]wire.FrameType{"ihave": wire.FrameIHave, "iwant": wire.FrameIWant, "graft": wire.FrameGraft, "prune": wire.FramePrune}
 		kind, ok := kinds[args["kind"]]
 		if !ok {
 			s.t.Fatalf("inject-ctl: unknown kind %q", args["kind"])
 		}
-		parts := strings.SplitN(args["of"], ":", 3)
-		if len(parts) != 3 {
-			s.t.Fatalf("inject-ctl: of=%q, want ORIGIN:SEQ:BODY", args["of"])
+		c := &wire.Control{Kind: kind}
+		if of, ok := args["of"]; ok {
+			parts := strings.SplitN(of, ":", 3)
+			if len(parts) != 3 {
+				s.t.Fatalf("inject-ctl: of=%q, want ORIGIN:SEQ:BODY", of)
+			}
+			c.IDs = []wire.MsgID{wire.ComputeMsgID(s.id(parts[0]), uint64(s.int(parts[1])), []byte(parts[2]))}
 		}
-		mid := wire.ComputeMsgID(s.id(parts[0]), uint64(s.int(parts[1])), []byte(parts[2]))
-		s.nodes[id].Step(at, s.id(args["from"]), Frame{Ctl: &wire.Control{Kind: kind, IDs: []wire.MsgID{mid}}}, &out)
+		s.nodes[id].Step(at, s.id(args["from"]), Frame{Ctl: c}, &out)
 		return s.take(id, &out)
 	case "down":
 		id := s.id(pos[0])
