@@ -69,18 +69,26 @@ type lazyState struct {
 	// lacks, in the order it first asked; byID finds one by id.
 	promises []*lazyPromise
 	byID     map[wire.MsgID]*lazyPromise
-	// nextHB is the next heartbeat, 0 while there is nothing to do.
+	// nextHB is the next heartbeat, 0 while there is nothing to do. hb
+	// counts the heartbeats so far, lastHB is when the last one was, and
+	// the message cache ages by hb: like gossipsub's mcache, an id is
+	// announced at LazyGossip heartbeats and served for LazyHistory,
+	// however late a busy node's heartbeats come. While the node is idle,
+	// hb moves on with the clock (catchUp).
 	nextHB  int64
+	hb      uint64
+	lastHB  int64
 	scratch []wire.NodeID
 	stats   LazyStats
 }
 
-// lazyEntry is one message in the cache: when it came, and the peers
-// known to have it (the one that sent it, those that sent a copy or
-// announced it, those this node answered), which get no IHAVE for it.
+// lazyEntry is one message in the cache: the heartbeat count when it
+// came, and the peers known to have it (the one that sent it, those that
+// sent a copy or announced it, those this node answered), which get no
+// IHAVE for it.
 type lazyEntry struct {
 	id    wire.MsgID
-	at    int64
+	hb    uint64
 	peers []peerMark
 }
 
@@ -201,10 +209,9 @@ func (r LazyRouter) heartbeat() int64 { return int64(r.cfg.LazyHeartbeat) }
 // cache (from has it) and to the eager set but from; a promise for it is
 // kept.
 func (r LazyRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, out *Output) []wire.NodeID {
-	st := lazyOf(n)
+	st := r.state(n, now)
 	r.fill(n, st, out)
-	r.purge(st, now)
-	r.cacheAdd(st, now, m.ID, from)
+	r.cacheAdd(st, m.ID, from)
 	if p := st.byID[m.ID]; p != nil {
 		st.dropPromise(p)
 	}
@@ -222,6 +229,20 @@ func (r LazyRouter) arm(st *lazyState, now int64) {
 	if st.nextHB == 0 {
 		st.nextHB = now + r.heartbeat()
 	}
+}
+
+// state returns n's state with its cache aged to now: hb caught up with
+// the heartbeats an idle node skipped, and the ids past LazyHistory
+// heartbeats dropped.
+func (r LazyRouter) state(n *Node, now int64) *lazyState {
+	st := lazyOf(n)
+	if st.nextHB == 0 && st.lastHB != 0 && now-st.lastHB >= r.heartbeat() {
+		k := (now - st.lastHB) / r.heartbeat()
+		st.hb += uint64(k)
+		st.lastHB += k * r.heartbeat()
+	}
+	r.purge(st)
+	return st
 }
 
 // fill tops the eager set up to LazyD with peers outside it that have
@@ -257,17 +278,17 @@ func (r LazyRouter) graft(st *lazyState, p wire.NodeID, out *Output) {
 // gossipsub's D_hi, twice D.
 func (r LazyRouter) maxEager() int { return 2 * r.cfg.LazyD }
 
-// cacheAdd puts id in the cache, received at now from from (zero for this
-// node's own message), dropping the oldest id beyond StoreCapacity: past
-// that the store could not serve it anyway.
-func (r LazyRouter) cacheAdd(st *lazyState, now int64, id wire.MsgID, from wire.NodeID) {
+// cacheAdd puts id in the cache, received from from (zero for this node's
+// own message), dropping the oldest id beyond StoreCapacity: past that the
+// store could not serve it anyway.
+func (r LazyRouter) cacheAdd(st *lazyState, id wire.MsgID, from wire.NodeID) {
 	if st.find(id) != nil {
 		return
 	}
 	for len(st.cache) >= r.cfg.StoreCapacity {
 		st.dropOldest()
 	}
-	e := lazyEntry{id: id, at: now}
+	e := lazyEntry{id: id, hb: st.hb}
 	if from != 0 {
 		e.peers = []peerMark{{p: from}}
 	}
@@ -282,16 +303,15 @@ func (r LazyRouter) cacheAdd(st *lazyState, now int64, id wire.MsgID, from wire.
 	}
 }
 
-// cacheHorizon is the oldest arrival time an id may have and still be in
-// a cache at now: LazyHistory heartbeats ago.
+// cacheHorizon is the oldest time a peer's IHAVE may have come and the
+// peer still hold the id in its cache at now: LazyHistory heartbeats ago.
 func (r LazyRouter) cacheHorizon(now int64) int64 {
 	return now - int64(r.cfg.LazyHistory)*r.heartbeat()
 }
 
-// purge drops the ids older than LazyHistory heartbeats.
-func (r LazyRouter) purge(st *lazyState, now int64) {
-	horizon := r.cacheHorizon(now)
-	for len(st.cache) > 0 && st.cache[0].at < horizon {
+// purge drops the ids that came LazyHistory heartbeats ago or more.
+func (r LazyRouter) purge(st *lazyState) {
+	for len(st.cache) > 0 && st.hb-st.cache[0].hb >= uint64(r.cfg.LazyHistory) {
 		st.dropOldest()
 	}
 }
@@ -349,8 +369,7 @@ func (e *lazyEntry) has(p wire.NodeID) bool {
 // OnDuplicate implements Router: the sender of a copy has the message, so
 // it gets no IHAVE for it.
 func (r LazyRouter) OnDuplicate(n *Node, now int64, m *wire.Message, from wire.NodeID, _ *Output) {
-	st := lazyOf(n)
-	r.purge(st, now)
+	st := r.state(n, now)
 	if e := st.find(m.ID); e != nil && from != 0 {
 		e.mark(from)
 	}
@@ -365,8 +384,7 @@ func (r LazyRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.Cont
 	if !n.hasPeer(from) {
 		return
 	}
-	st := lazyOf(n)
-	r.purge(st, now)
+	st := r.state(n, now)
 	switch c.Kind {
 	case wire.FrameIHave:
 		r.onIHave(n, st, now, from, c.IDs, out)
@@ -456,24 +474,32 @@ func (r LazyRouter) OnTick(n *Node, now int64, out *Output) {
 	if st.nextHB == 0 || now < st.nextHB {
 		return
 	}
-	r.purge(st, now)
+	st.hb++
+	st.lastHB = now
+	r.purge(st)
 	r.fill(n, st, out)
 	r.keepPromises(n, st, now, out)
 	r.announce(n, st, now, out)
 	st.nextHB = 0
-	if r.busy(st, now+r.heartbeat()) {
+	if r.busy(st) {
 		st.nextHB = now + r.heartbeat()
 	}
 }
 
-// busy reports whether the heartbeat at t has work: ids young enough to
+// busy reports whether the next heartbeat has work: ids young enough to
 // announce, or promises to watch.
-func (r LazyRouter) busy(st *lazyState, t int64) bool {
+func (r LazyRouter) busy(st *lazyState) bool {
 	if len(st.promises) > 0 {
 		return true
 	}
 	k := len(st.cache)
-	return k > 0 && st.cache[k-1].at >= t-int64(r.cfg.LazyGossip)*r.heartbeat()
+	return k > 0 && r.announceable(&st.cache[k-1], st.hb+1)
+}
+
+// announceable reports whether e is announced at heartbeat hb: at the
+// LazyGossip heartbeats after it came.
+func (r LazyRouter) announceable(e *lazyEntry, hb uint64) bool {
+	return hb-e.hb <= uint64(r.cfg.LazyGossip)
 }
 
 // keepPromises breaks the promises due at now: each is asked of its next
@@ -523,14 +549,13 @@ func (r LazyRouter) sendIWants(st *lazyState, asks []pendingIHave, out *Output) 
 // all its non-mesh peers; skipping the peers that sent us everything
 // spends the D_lazy announcements where they can repair.)
 func (r LazyRouter) announce(n *Node, st *lazyState, now int64, out *Output) {
-	horizon := now - int64(r.cfg.LazyGossip)*r.heartbeat()
 	k := len(st.cache)
-	if k == 0 || st.cache[k-1].at < horizon {
+	if k == 0 || !r.announceable(&st.cache[k-1], st.hb) {
 		return
 	}
 	cand := st.scratch[:0]
 	for _, p := range n.peers {
-		if !slices.Contains(st.eager, p) && st.lacks(p, horizon) {
+		if !slices.Contains(st.eager, p) && r.lacks(st, p) {
 			cand = append(cand, p)
 		}
 	}
@@ -543,7 +568,7 @@ func (r LazyRouter) announce(n *Node, st *lazyState, now int64, out *Output) {
 		var ids []wire.MsgID
 		for i := k - 1; i >= 0 && len(ids) < wire.MaxControlIDs; i-- {
 			e := &st.cache[i]
-			if e.at < horizon {
+			if !r.announceable(e, st.hb) {
 				break
 			}
 			if !e.has(p) {
@@ -558,10 +583,9 @@ func (r LazyRouter) announce(n *Node, st *lazyState, now int64, out *Output) {
 	st.scratch = cand[:0]
 }
 
-// lacks reports whether some cached id received at or after horizon is
-// not known to be at p.
-func (st *lazyState) lacks(p wire.NodeID, horizon int64) bool {
-	for i := len(st.cache) - 1; i >= 0 && st.cache[i].at >= horizon; i-- {
+// lacks reports whether some id to announce now is not known to be at p.
+func (r LazyRouter) lacks(st *lazyState, p wire.NodeID) bool {
+	for i := len(st.cache) - 1; i >= 0 && r.announceable(&st.cache[i], st.hb); i-- {
 		if !st.cache[i].has(p) {
 			return true
 		}

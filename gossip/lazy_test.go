@@ -265,3 +265,50 @@ func TestLazyRepairsEveryNode(t *testing.T) {
 		t.Logf("seed %d: %d of %d nodes had every message from the push alone", seed, pushOnly, nodes)
 	}
 }
+
+// TestLazyAnnouncesAtGossipHeartbeatsHoweverLate: like gossipsub's
+// message cache, an id is announced at LazyGossip heartbeats and served
+// for LazyHistory heartbeats, counted in heartbeats the node runs, so a
+// node whose heartbeats come late under load still announces each id
+// three times. It goes idle after the third.
+func TestLazyAnnouncesAtGossipHeartbeatsHoweverLate(t *testing.T) {
+	cfg := lazyConfig()
+	cfg.LazyD = 1
+	c := newCore(t, cfg, 1, 2, 3)
+	var out Output
+	m, err := c.Publish(0, []byte("late"), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ihaves := 0
+	now := int64(0)
+	for beat := 1; c.NextWake() != 0; beat++ {
+		if beat > 10 {
+			t.Fatal("still ticking after 10 heartbeats")
+		}
+		// Each heartbeat comes a second later than the one before.
+		now = c.NextWake() + int64(beat)*int64(time.Second)
+		out.Reset()
+		c.Tick(now, &out)
+		for _, s := range out.Sends {
+			if s.Ctl != nil && s.Ctl.Kind == wire.FrameIHave && s.To == 3 && slices.Contains(s.Ctl.IDs, m.ID) {
+				ihaves++
+			}
+		}
+	}
+	if ihaves != cfg.LazyGossip {
+		t.Errorf("announced at %d heartbeats, want %d", ihaves, cfg.LazyGossip)
+	}
+	// Still in the cache after three heartbeats, however long they took.
+	out.Reset()
+	c.Step(now, 3, Frame{Ctl: &wire.Control{Kind: wire.FrameIWant, IDs: []wire.MsgID{m.ID}}}, &out)
+	if len(out.Sends) != 1 || out.Sends[0].Msg == nil {
+		t.Errorf("IWANT after the last announcement got %+v, want the message", out.Sends)
+	}
+	// Idle, the cache ages by the clock: gone LazyHistory heartbeats later.
+	out.Reset()
+	c.Step(now+int64(cfg.LazyHistory)*int64(cfg.LazyHeartbeat), 2, Frame{Ctl: &wire.Control{Kind: wire.FrameIWant, IDs: []wire.MsgID{m.ID}}}, &out)
+	if len(out.Sends) != 0 {
+		t.Errorf("IWANT long after got %+v, want nothing: the id should have left the cache", out.Sends)
+	}
+}

@@ -88,7 +88,11 @@ func TestLazyMeshDeliversEverything(t *testing.T) {
 			for i, n := range m.nodes {
 				for k, id := range ids {
 					if _, ok := n.Receipt(context.Background(), id, settle); !ok {
-						t.Fatalf("node %d never got message %d (%s)", i, k, id)
+						var dropped float64
+						for _, n := range m.nodes {
+							dropped += counter(t, n, "gossipmesh_messages_dropped_total")
+						}
+						t.Fatalf("node %d never got message %d (%s); the nodes' queues dropped %v frames", i, k, id, dropped)
 					}
 				}
 			}
