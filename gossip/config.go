@@ -128,8 +128,10 @@ type Config struct {
 	LazyHeartbeat time.Duration
 	// LazyHistory is how many heartbeats a message stays in the message
 	// cache, whose ids IWANT is answered for (bodies come from the
-	// message store). Default 5, as gossipsub. At least LazyGossip, at
-	// most 1000.
+	// message store). Heartbeats are counted as the node runs them, so a
+	// late one under load counts as one; an idle node's cache ages by
+	// the clock. Default 5, as gossipsub. At least LazyGossip, at most
+	// 1000.
 	LazyHistory int
 	// LazyGossip is how many of the latest heartbeats' ids an IHAVE
 	// announces: each id is announced at this many heartbeats. Default 3,
