@@ -202,7 +202,7 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 	}
 	n := g.N()
 	cfg.Nodes = n
-	//TIMERS
+	cfg.Gossip.PlumtreeGraftTimeout, cfg.Gossip.PlumtreeGraftRetry = cfg.PlumtreeTimers()
 	shared, err := gossip.Share(cfg.Gossip)
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)

@@ -42,6 +42,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	svg := fs.String("svg", "", "where --sweep writes its SVG chart (default sim-sweep-PARAM.svg; \"-\" for none)")
 	trace := fs.String("trace", "", fmt.Sprintf("write the run as a dashboard trace to `FILE` for mesh replay (at most %d nodes, one graph)", web.MaxTraceNodes))
 	chart := fs.String("chart", "", "write the run's coverage curve and hop histogram to `PREFIX`-coverage.svg and PREFIX-hops.svg")
+	graftTimeout := fs.Duration("graft-timeout", 0, fmt.Sprintf("plumtree: wait this long after an IHAVE before GRAFT (default 0: %d × the longest link delay)", sim.GraftTimeoutDelays))
+	graftRetry := fs.Duration("graft-retry", 0, fmt.Sprintf("plumtree: wait this long before grafting the next announcer (default 0: %d × the longest link delay)", sim.GraftRetryDelays))
 	experiment := fs.String("experiment", "", fmt.Sprintf("run a named experiment and print Markdown tables: one of %v", sim.Experiments()))
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -116,6 +118,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.Interval = *interval
 	cfg.Seed = *seed
 	cfg.Loss = *loss
+	cfg.GraftTimeout, cfg.GraftRetry = *graftTimeout, *graftRetry
 	var err error
 	if cfg.Gossip.Strategy, err = gossip.ParseStrategy(*strategy); err != nil {
 		return bad("--strategy: %v", err)
