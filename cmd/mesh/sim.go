@@ -44,6 +44,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	chart := fs.String("chart", "", "write the run's coverage curve and hop histogram to `PREFIX`-coverage.svg and PREFIX-hops.svg")
 	graftTimeout := fs.Duration("graft-timeout", 0, fmt.Sprintf("plumtree: wait this long after an IHAVE before GRAFT (default 0: %d × the longest link delay)", sim.GraftTimeoutDelays))
 	graftRetry := fs.Duration("graft-retry", 0, fmt.Sprintf("plumtree: wait this long before grafting the next announcer (default 0: %d × the longest link delay)", sim.GraftRetryDelays))
+	optThreshold := fs.Int("optimize-threshold", def.Gossip.PlumtreeOptimizeThreshold, "plumtree: move to a lazy path shorter than the eager one by this many hops (the paper's tree optimization; 0 = off)")
 	experiment := fs.String("experiment", "", fmt.Sprintf("run a named experiment and print Markdown tables: one of %v", sim.Experiments()))
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -124,6 +125,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return bad("--strategy: %v", err)
 	}
 	cfg.Gossip.Fanout = *fanout
+	cfg.Gossip.PlumtreeOptimizeThreshold = *optThreshold
 	if cfg.Latency, err = sim.ParseLatency(*latency); err != nil {
 		return bad("--latency: %v", err)
 	}
