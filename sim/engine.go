@@ -116,6 +116,12 @@ type Sim struct {
 	// open broadcast (control.go); ctlOther counts those that have none.
 	cause    *flight
 	ctlOther int64
+
+	// publisherOf and crashNodes replace the network's random draws of
+	// publishers and crashed nodes when set (experiment.go's plumtree
+	// experiment runs flood and Plumtree on the same choices).
+	publisherOf func(b int) int
+	crashNodes  []int
 }
 
 // flight is one broadcast in the air: its figures, the nodes it reached
@@ -295,6 +301,29 @@ func (s *Sim) OnCrash(f func(node int, at int64)) { s.onCrash = f }
 // OnProgress sets a function called now and then with the fraction of the
 // run done (broadcasts settled plus the newest one's coverage).
 func (s *Sim) OnProgress(f func(done float64)) { s.onProgress = f }
+
+// SetPublishers makes f choose the publisher of each broadcast (its node
+// index, which must be live) instead of the network's random draw, so
+// that runs of different strategies publish from the same nodes. Default
+// nil: a random live node.
+func (s *Sim) SetPublishers(f func(broadcast int) int) { s.publisherOf = f }
+
+// SetCrashNodes makes the crash take exactly nodes (indexes) instead of a
+// random Config.Crash.Fraction of them, at Config.Crash.At, so that runs
+// of different strategies lose the same nodes. The run must have a crash
+// configured (Fraction > 0).
+func (s *Sim) SetCrashNodes(nodes []int) error {
+	if s.crashed == nil {
+		return errors.New("sim: crash nodes set on a run without a crash")
+	}
+	for _, i := range nodes {
+		if i < 0 || i >= s.n {
+			return fmt.Errorf("sim: crash node %d out of range 0..%d", i, s.n-1)
+		}
+	}
+	s.crashNodes = slices.Clone(nodes)
+	return nil
+}
 
 // SetEgress sets the hook every send of every node passes before it
 // becomes an event: the one place a node's output leaves it, as in the
@@ -551,14 +580,22 @@ func (s *Sim) arm(i uint32) {
 func (s *Sim) publish(b int) error {
 	s.maybeCrash(s.now)
 	n := s.n
-	p := s.net.IntN(n)
-	for tries := 0; s.crashed != nil && s.crashed[p]; tries++ {
-		if tries > 64 {
-			for p = (p + 1) % n; s.crashed[p]; p = (p + 1) % n {
-			}
-			break
+	var p int
+	if s.publisherOf != nil {
+		p = s.publisherOf(b)
+		if p < 0 || p >= n || s.crashed != nil && s.crashed[p] {
+			return fmt.Errorf("sim: broadcast %d: publisher %d is not a live node", b, p)
 		}
+	} else {
 		p = s.net.IntN(n)
+		for tries := 0; s.crashed != nil && s.crashed[p]; tries++ {
+			if tries > 64 {
+				for p = (p + 1) % n; s.crashed[p]; p = (p + 1) % n {
+				}
+				break
+			}
+			p = s.net.IntN(n)
+		}
 	}
 	f := &flight{}
 	if k := len(s.spareBits); k > 0 {
@@ -845,6 +882,12 @@ func (s *Sim) maybeCrash(now int64) {
 	s.crashDone = true
 	n := s.n
 	k := min(int(math.Round(s.cfg.Crash.Fraction*float64(n))), n-1)
+	if s.crashNodes != nil {
+		k = 0
+		for _, i := range s.crashNodes {
+			s.crashed[i] = true
+		}
+	}
 	for k > 0 {
 		i := s.net.IntN(n)
 		if !s.crashed[i] {

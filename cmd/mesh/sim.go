@@ -39,7 +39,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "print one JSON object per run (per row for --experiment)")
 	asCSV := fs.Bool("csv", false, "print CSV, one row per broadcast")
 	sweep := fs.String("sweep", "", "run once per value: fanout=1..12, degree=4..16/2, nodes=1000,10000,100000, loss=0..0.5/0.1")
-	svg := fs.String("svg", "", "where --sweep writes its SVG chart (default sim-sweep-PARAM.svg; \"-\" for none)")
+	svg := fs.String("svg", "", "where --sweep or --experiment plumtree writes its SVG chart\n(default sim-sweep-PARAM.svg or sim-experiment-plumtree.svg; \"-\" for none)")
 	trace := fs.String("trace", "", fmt.Sprintf("write the run as a dashboard trace to `FILE` for mesh replay (at most %d nodes, one graph)", web.MaxTraceNodes))
 	chart := fs.String("chart", "", "write the run's coverage curve and hop histogram to `PREFIX`-coverage.svg and PREFIX-hops.svg")
 	graftTimeout := fs.Duration("graft-timeout", 0, fmt.Sprintf("plumtree: wait this long after an IHAVE before GRAFT (default 0: %d × the longest link delay)", sim.GraftTimeoutDelays))
@@ -105,6 +105,17 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			err = e.WriteJSON(stdout)
 		} else {
 			err = e.WriteMarkdown(stdout)
+		}
+		if err == nil && e.Plumtree != nil {
+			path := *svg
+			if path == "" {
+				path = "sim-experiment-plumtree.svg"
+			}
+			if path != "-" {
+				if err = writeChart(path, e.Plumtree.Chart()); err == nil {
+					fmt.Fprintf(stderr, "mesh sim: wrote %s\n", path)
+				}
+			}
 		}
 		interrupted(stderr, e.Partial)
 		return err
