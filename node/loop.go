@@ -251,10 +251,9 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 
 // flushSends hands the batch's sends to the peers' queues: the one place
 // the node's output leaves it, through Config.Egress and the fault plan
-// (faults.go). The core shares one
-// Message (or Control) between the sends of one forward, and they are
-// adjacent, so each frame is encoded once and its bytes shared by every
-// queue. A copy that does not fit a queue is dropped and counted; the loop
+// (faults.go). The core shares one Message (or Control) between the sends
+// of one forward, and they are adjacent, so each frame is encoded once and
+// its bytes shared by every queue. A copy that does not fit a queue is dropped and counted; the loop
 // never waits.
 func (n *Node) flushSends() {
 	var (
