@@ -15,6 +15,7 @@
 package fault
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -312,11 +313,14 @@ func (p Plan) MarshalJSON() ([]byte, error) {
 	return json.Marshal(j)
 }
 
-// UnmarshalJSON reads the form MarshalJSON writes. Its errors name the
-// field; values are range-checked by Validate, not here.
+// UnmarshalJSON reads the form MarshalJSON writes, refusing unknown
+// fields. Its errors name the field; values are range-checked by
+// Validate, not here.
 func (p *Plan) UnmarshalJSON(b []byte) error {
 	var j planJSON
-	if err := json.Unmarshal(b, &j); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields() // a misspelt field must not pass as no fault
+	if err := dec.Decode(&j); err != nil {
 		return err
 	}
 	q := Plan{Rule: Rule{Drop: j.Drop}}

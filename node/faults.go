@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"gossipmesh/api"
 	"gossipmesh/fault"
 	"gossipmesh/wire"
 )
@@ -238,3 +239,5 @@ func (n *Node) faultReceive(from wire.NodeID) bool {
 	n.faults.dropped.WithLabelValues("cut").Inc()
 	return true
 }
+
+var _ api.FaultBackend = (*Node)(nil)

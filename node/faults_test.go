@@ -3,10 +3,12 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"gossipmesh/api"
 	"gossipmesh/fault"
 	"gossipmesh/gossip"
 	"gossipmesh/node"
@@ -199,5 +201,46 @@ func TestFaultPlanValidation(t *testing.T) {
 	cfg.Faults = fault.Plan{Rule: fault.Rule{Jitter: -1}}
 	if _, err := node.New(cfg); err == nil || !strings.Contains(err.Error(), "jitter") {
 		t.Errorf("New with a bad plan: got %v, want an error naming jitter", err)
+	}
+}
+
+// TestFaultsThroughAPI drives a node's plan through its HTTP API: a PUT
+// is in force at once (a message published next does not cross the cut),
+// GET reports it, and DELETE clears it.
+func TestFaultsThroughAPI(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, [][]int{nil, {0}}, flood)
+	m.waitLinked()
+	a, b := m.nodes[0], m.nodes[1]
+	srv := httptest.NewServer(api.NewHandler(a, nil))
+	t.Cleanup(srv.Close)
+	c := api.NewClient(srv.URL, srv.Client())
+	ctx := context.Background()
+	plan := fault.Plan{Rule: fault.Rule{Drop: 0.5}, Cut: map[wire.NodeID]bool{b.ID(): true}}
+	got, err := c.SetFaults(ctx, plan)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Drop != 0.5 || !got.Cut[b.ID()] {
+		t.Fatalf("PUT answered %+v", got)
+	}
+	if p := a.Faults(); p.Drop != 0.5 || !p.Cut[b.ID()] {
+		t.Fatalf("the node holds %+v after the PUT", p)
+	}
+	rc, err := a.Publish(ctx, []byte("cut off"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := b.Receipt(ctx, rc.ID, 100*time.Millisecond); ok {
+		t.Error("a message crossed a cut made through the API")
+	}
+	if _, err := c.SetFaults(ctx, fault.Plan{Cut: map[wire.NodeID]bool{a.ID(): true}}); err == nil || !strings.Contains(err.Error(), "cut") {
+		t.Errorf("cutting the node from itself: got %v, want a 400 naming cut", err)
+	}
+	if err := c.ClearFaults(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Faults(ctx); err != nil || !p.IsZero() {
+		t.Fatalf("GET after DELETE: %+v, %v", p, err)
 	}
 }
