@@ -107,6 +107,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer removeStateIfOurs(o.state, os.Getpid())
+	stopControl, err := c.ServeControl(cluster.ControlPath(o.state)) // for mesh chaos restart
+	if err != nil {
+		return err
+	}
+	defer stopControl()
 	fmt.Fprintf(stdout, "%d processes up and linked in %v\n\n", cfg.Nodes, time.Since(began).Round(time.Millisecond))
 	obs := c.Mesh().Observe(ctx)
 	printNodeTable(stdout, c.Mesh().Members(), obs)
