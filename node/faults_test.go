@@ -244,3 +244,35 @@ func TestFaultsThroughAPI(t *testing.T) {
 		t.Fatalf("GET after DELETE: %+v, %v", p, err)
 	}
 }
+
+// TestFaultClearKeepsLinkOrder: frames published after the plan is
+// cleared do not overtake frames still held by its delay.
+func TestFaultClearKeepsLinkOrder(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, [][]int{nil, {0}}, flood)
+	m.waitLinked()
+	a, b := m.nodes[0], m.nodes[1]
+	if err := a.SetFaults(fault.Plan{Rule: fault.Rule{Delay: 300 * time.Millisecond}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	held, err := a.Publish(ctx, []byte("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetFaults(fault.Plan{}); err != nil {
+		t.Fatal(err)
+	}
+	next, err := a.Publish(ctx, []byte("after the clear"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, ok1 := b.Receipt(ctx, held.ID, settle)
+	second, ok2 := b.Receipt(ctx, next.ID, settle)
+	if !ok1 || !ok2 {
+		t.Fatalf("arrived: held %v, after the clear %v", ok1, ok2)
+	}
+	if second.ReceivedAt.Before(first.ReceivedAt) {
+		t.Errorf("the frame sent after the clear arrived %v before the held one", first.ReceivedAt.Sub(second.ReceivedAt))
+	}
+}
