@@ -3,7 +3,9 @@ package node_test
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -274,5 +276,87 @@ func TestFaultClearKeepsLinkOrder(t *testing.T) {
 	}
 	if second.ReceivedAt.Before(first.ReceivedAt) {
 		t.Errorf("the frame sent after the clear arrived %v before the held one", first.ReceivedAt.Sub(second.ReceivedAt))
+	}
+}
+
+// TestFaultSplitHalvesInMemory splits a 100-node mesh in halves with
+// fault plans alone, as mesh chaos split does: each side holds exactly its
+// own side's message, every connection stays up, and once the plans are
+// cleared a new message reaches all 100.
+func TestFaultSplitHalvesInMemory(t *testing.T) {
+	t.Parallel()
+	const n, half = 100, 50
+	rng := rand.New(rand.NewPCG(9, 9))
+	dials := make([][]int, n)
+	for i := 1; i < n; i++ {
+		if i != half {
+			base := 0
+			if i > half {
+				base = half
+			}
+			dials[i] = append(dials[i], base+rng.IntN(i-base)) // a tree within each half
+		}
+		if j := rng.IntN(n); j != i && !slices.Contains(dials[i], j) {
+			dials[i] = append(dials[i], j) // and links anywhere
+		}
+	}
+	dials[half] = append(dials[half], 0) // joins the halves before the split
+	m := startMesh(t, dials, flood)
+	m.waitLinked()
+	side := func(i int) []int {
+		var out []int
+		for j := range n {
+			if (j < half) != (i < half) {
+				out = append(out, j)
+			}
+		}
+		return out
+	}
+	for i, nd := range m.nodes {
+		p := fault.Plan{Cut: map[wire.NodeID]bool{}}
+		for _, j := range side(i) {
+			p.Cut[m.nodes[j].ID()] = true
+		}
+		if err := nd.SetFaults(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	left, err := m.nodes[3].Publish(ctx, []byte("left"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	right, err := m.nodes[77].Publish(ctx, []byte("right"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, nd := range m.nodes {
+		own, other := left.ID, right.ID
+		if i >= half {
+			own, other = right.ID, left.ID
+		}
+		if _, ok := nd.Receipt(ctx, own, settle); !ok {
+			t.Fatalf("node %d never got its own side's message", i)
+		}
+		if _, ok := nd.Receipt(ctx, other, 0); ok {
+			t.Errorf("node %d got the other side's message through the split", i)
+		}
+	}
+	for i, nd := range m.nodes {
+		if !m.linkedAsExpected(i, nd) {
+			t.Errorf("node %d lost links to the split: the connections must stay up", i)
+		}
+		if err := nd.SetFaults(fault.Plan{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after, err := m.nodes[60].Publish(ctx, []byte("healed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, nd := range m.nodes {
+		if _, ok := nd.Receipt(ctx, after.ID, settle); !ok {
+			t.Fatalf("node %d never got the message published after the heal", i)
+		}
 	}
 }
