@@ -81,6 +81,12 @@ type Plan struct {
 	Cut map[wire.NodeID]bool
 	// Links overrides Rule for single directed links.
 	Links map[Link]LinkRule
+	// Sides puts nodes on the sides of a partition, numbered: every link
+	// between two nodes on different sides is cut, both ways. A node not
+	// listed is on no side and cut from nobody by it. One entry per node,
+	// where a cut list per link would need one per pair: a split of a
+	// million simulated nodes costs a million entries, not 10^11.
+	Sides map[wire.NodeID]int
 	// Paused lists nodes that stop running (a SIGSTOP'd process). Decide
 	// does not act on it: a paused node's frames are neither lost nor
 	// sent but wait, which only the driver that runs the node can do
@@ -90,7 +96,7 @@ type Plan struct {
 
 // IsZero reports whether p injects no fault.
 func (p *Plan) IsZero() bool {
-	return p == nil || (p.Rule.IsZero() && len(p.Cut) == 0 && len(p.Links) == 0 && len(p.Paused) == 0)
+	return p == nil || (p.Rule.IsZero() && len(p.Cut) == 0 && len(p.Links) == 0 && len(p.Sides) == 0 && len(p.Paused) == 0)
 }
 
 // Decide says what becomes of a frame that from sends to to at now (the
@@ -107,7 +113,7 @@ func (p *Plan) Decide(now int64, from, to wire.NodeID, rng *rand.Rand) (drop boo
 	if p == nil {
 		return false, 0
 	}
-	if p.Cut[from] || p.Cut[to] {
+	if p.Cut[from] || p.Cut[to] || p.splits(from, to) {
 		return true, 0
 	}
 	r := p.Rule
@@ -134,7 +140,18 @@ func (p *Plan) IsCut(from, to wire.NodeID) bool {
 	if p == nil {
 		return false
 	}
-	return p.Cut[from] || p.Cut[to] || p.Links[Link{from, to}].Cut
+	return p.Cut[from] || p.Cut[to] || p.splits(from, to) || p.Links[Link{from, to}].Cut
+}
+
+// splits reports whether a and b are on different sides of the plan's
+// partition.
+func (p *Plan) splits(a, b wire.NodeID) bool {
+	if len(p.Sides) == 0 {
+		return false
+	}
+	sa, oka := p.Sides[a]
+	sb, okb := p.Sides[b]
+	return oka && okb && sa != sb
 }
 
 // IsPaused reports whether node id is paused in p.
@@ -168,6 +185,9 @@ func (p *Plan) Validate() error {
 			return errors.New("paused: node id 0000000000000000 is no node")
 		}
 	}
+	if _, ok := p.Sides[0]; ok {
+		return errors.New("sides: node id 0000000000000000 is no node")
+	}
 	return nil
 }
 
@@ -189,6 +209,8 @@ func (p *Plan) ValidateFor(self wire.NodeID) error {
 		return errors.New("links: a node's plan covers its own links only; use drop, delay, jitter and cut")
 	case len(p.Paused) > 0:
 		return errors.New("paused: a node is paused by stopping its process (mesh chaos pause), not by its plan")
+	case len(p.Sides) > 0:
+		return errors.New("sides: a node's plan cuts its own links: list the peers across the split in cut")
 	}
 	return nil
 }
@@ -211,6 +233,12 @@ func (p *Plan) Clone() *Plan {
 		q.Links = make(map[Link]LinkRule, len(p.Links))
 		for l, r := range p.Links {
 			q.Links[l] = r
+		}
+	}
+	if p.Sides != nil {
+		q.Sides = make(map[wire.NodeID]int, len(p.Sides))
+		for id, side := range p.Sides {
+			q.Sides[id] = side
 		}
 	}
 	if p.Paused != nil {
@@ -275,6 +303,7 @@ type planJSON struct {
 	Jitter string     `json:"jitter"`
 	Cut    []string   `json:"cut"`
 	Links  []linkJSON `json:"links,omitempty"`
+	Sides  [][]string `json:"sides,omitempty"`
 	Paused []string   `json:"paused,omitempty"`
 }
 
@@ -288,9 +317,10 @@ type linkJSON struct {
 }
 
 // MarshalJSON writes p as {"drop":0.2,"delay":"10ms","jitter":"5ms",
-// "cut":["<node id>",...]}, with "links" and "paused" when set. The cut
-// list is always present (empty when nothing is cut), so that a reader
-// never has to tell null from [].
+// "cut":["<node id>",...]}, with "links", "sides" (a list of node id lists,
+// side 0 first; the side numbers are not kept, only which nodes share a
+// side) and "paused" when set. The cut list is always present (empty when
+// nothing is cut), so that a reader never has to tell null from [].
 func (p Plan) MarshalJSON() ([]byte, error) {
 	j := planJSON{Drop: p.Drop, Delay: p.Delay.String(), Jitter: p.Jitter.String(), Cut: []string{}}
 	for _, id := range sortedIDs(p.Cut) {
@@ -307,6 +337,7 @@ func (p Plan) MarshalJSON() ([]byte, error) {
 		}
 		j.Links = append(j.Links, lj)
 	}
+	j.Sides = sidesJSON(p.Sides)
 	for _, id := range sortedIDs(p.Paused) {
 		j.Paused = append(j.Paused, id.String())
 	}
@@ -337,6 +368,21 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 	if q.Paused, err = parseIDs("paused", j.Paused); err != nil {
 		return err
 	}
+	for k, list := range j.Sides {
+		for i, str := range list {
+			id, err := wire.ParseNodeID(str)
+			if err != nil {
+				return fmt.Errorf("sides[%d][%d]: %w", k, i, err)
+			}
+			if q.Sides == nil {
+				q.Sides = make(map[wire.NodeID]int)
+			}
+			if _, dup := q.Sides[id]; dup {
+				return fmt.Errorf("sides[%d][%d]: node %s is on two sides", k, i, id)
+			}
+			q.Sides[id] = k
+		}
+	}
 	for i, lj := range j.Links {
 		field := fmt.Sprintf("links[%d]", i)
 		from, err := wire.ParseNodeID(lj.From)
@@ -365,6 +411,34 @@ func (p *Plan) UnmarshalJSON(b []byte) error {
 	}
 	*p = q
 	return nil
+}
+
+// sidesJSON lists the nodes of each side, sides in ascending number and
+// ids sorted within each.
+func sidesJSON(sides map[wire.NodeID]int) [][]string {
+	if len(sides) == 0 {
+		return nil
+	}
+	byNum := make(map[int][]wire.NodeID)
+	var nums []int
+	for id, k := range sides {
+		if _, ok := byNum[k]; !ok {
+			nums = append(nums, k)
+		}
+		byNum[k] = append(byNum[k], id)
+	}
+	slices.Sort(nums)
+	out := make([][]string, 0, len(nums))
+	for _, k := range nums {
+		ids := byNum[k]
+		slices.Sort(ids)
+		list := make([]string, len(ids))
+		for i, id := range ids {
+			list[i] = id.String()
+		}
+		out = append(out, list)
+	}
+	return out
 }
 
 // parseDuration reads a Go duration; empty is 0.

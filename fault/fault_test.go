@@ -90,6 +90,16 @@ func TestDecideCutsAndLinkRules(t *testing.T) {
 	if !p.IsCut(2, 1) || p.IsCut(1, 2) || !p.IsCut(9, 1) || !p.IsCut(1, 9) {
 		t.Error("IsCut disagrees with the plan")
 	}
+	split := &Plan{Sides: map[wire.NodeID]int{1: 0, 2: 0, 3: 1}}
+	for _, c := range []struct {
+		a, b wire.NodeID
+		cut  bool
+	}{{1, 2, false}, {1, 3, true}, {3, 2, true}, {3, 4, false}, {4, 1, false}} {
+		drop, _ := split.Decide(0, c.a, c.b, rng)
+		if drop != c.cut || split.IsCut(c.a, c.b) != c.cut {
+			t.Errorf("sides: %d→%d dropped %v, IsCut %v; want %v", c.a, c.b, drop, split.IsCut(c.a, c.b), c.cut)
+		}
+	}
 	var none *Plan
 	if drop, d := none.Decide(0, 1, 2, rng); drop || d != 0 || !none.IsZero() || none.IsCut(1, 2) {
 		t.Error("a nil plan injected a fault")
@@ -133,6 +143,13 @@ func TestValidateNamesField(t *testing.T) {
 	if err := withLinks.ValidateFor(1); err == nil || !strings.Contains(err.Error(), "links") {
 		t.Errorf("links in a node plan: got %v", err)
 	}
+	sides := Plan{Sides: map[wire.NodeID]int{2: 1}}
+	if err := sides.ValidateFor(1); err == nil || !strings.Contains(err.Error(), "sides") {
+		t.Errorf("sides in a node plan: got %v", err)
+	}
+	if err := (&Plan{Sides: map[wire.NodeID]int{0: 1}}).Validate(); err == nil || !strings.Contains(err.Error(), "sides") {
+		t.Errorf("node 0 on a side: got %v", err)
+	}
 	paused := Plan{Paused: map[wire.NodeID]bool{2: true}}
 	if err := paused.ValidateFor(1); err == nil || !strings.Contains(err.Error(), "paused") {
 		t.Errorf("paused in a node plan: got %v", err)
@@ -165,7 +182,7 @@ func TestJSONRoundTrip(t *testing.T) {
 	if string(empty) != `{"drop":0,"delay":"0s","jitter":"0s","cut":[]}` {
 		t.Fatalf("the empty plan encodes as %s", empty)
 	}
-	full := Plan{Links: map[Link]LinkRule{{1, 2}: {Cut: true}, {2, 1}: {Rule: Rule{Drop: 0.5, Delay: time.Millisecond}}}, Paused: map[wire.NodeID]bool{3: true}}
+	full := Plan{Links: map[Link]LinkRule{{1, 2}: {Cut: true}, {2, 1}: {Rule: Rule{Drop: 0.5, Delay: time.Millisecond}}}, Sides: map[wire.NodeID]int{1: 0, 5: 0, 2: 1}, Paused: map[wire.NodeID]bool{3: true}}
 	b, _ = json.Marshal(full)
 	var back Plan
 	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, full) {
@@ -177,6 +194,9 @@ func TestJSONRoundTrip(t *testing.T) {
 		`{"cut":["xyz"]}`:                   "cut[0]",
 		`{"links":[{"from":"1","to":"2"}]}`: "links[0].from",
 		`{"paused":["000000000000000g"]}`:   "paused[0]",
+		`{"dorp":0.2}`:                      "dorp",
+		`{"sides":[["0000000000000001"],["0000000000000001"]]}`: "sides[1][0]",
+		`{"sides":[["x"]]}`: "sides[0][0]",
 		`{"links":[{"from":"0000000000000001","to":"0000000000000002","delay":"x"}]}`: "links[0].delay",
 	} {
 		var p Plan
@@ -188,12 +208,13 @@ func TestJSONRoundTrip(t *testing.T) {
 }
 
 func TestCloneIsDeep(t *testing.T) {
-	p := &Plan{Cut: map[wire.NodeID]bool{1: true}, Links: map[Link]LinkRule{{1, 2}: {Cut: true}}, Paused: map[wire.NodeID]bool{3: true}}
+	p := &Plan{Cut: map[wire.NodeID]bool{1: true}, Links: map[Link]LinkRule{{1, 2}: {Cut: true}}, Sides: map[wire.NodeID]int{1: 0}, Paused: map[wire.NodeID]bool{3: true}}
 	q := p.Clone()
+	q.Sides[2] = 1
 	q.Cut[2] = true
 	q.Links[Link{2, 1}] = LinkRule{}
 	q.Paused[4] = true
-	if len(p.Cut) != 1 || len(p.Links) != 1 || len(p.Paused) != 1 {
+	if len(p.Cut) != 1 || len(p.Links) != 1 || len(p.Sides) != 1 || len(p.Paused) != 1 {
 		t.Fatal("Clone shares maps with the original")
 	}
 }
