@@ -50,6 +50,8 @@ func (n *Node) loop(ctx context.Context) {
 			r.reply <- n.addLink(r.p)
 		case p := <-n.downs:
 			n.removeLink(p)
+		case <-n.faults.timer.C:
+			n.releaseHeld()
 		case <-tick.C:
 			armed = 0
 			n.core.Tick(time.Now().UnixNano(), &n.out)
@@ -94,7 +96,7 @@ func (n *Node) receiveBatch(first inbound) {
 	for i := range n.batch {
 		in := &n.batch[i]
 		now := time.Now().UnixNano()
-		if n.staleInbound(in, now) {
+		if n.staleInbound(in, now) || n.faultReceive(in.from.id) {
 			continue
 		}
 		start := len(n.out.Events)
@@ -248,10 +250,10 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 }
 
 // flushSends hands the batch's sends to the peers' queues: the one place
-// the node's output leaves it, through Config.Egress. The core shares one
-// Message (or Control) between the sends of one forward, and they are
-// adjacent, so each frame is encoded once and its bytes shared by every
-// queue. A copy that does not fit a queue is dropped and counted; the loop
+// the node's output leaves it, through Config.Egress and the fault plan
+// (faults.go). The core shares one Message (or Control) between the sends
+// of one forward, and they are adjacent, so each frame is encoded once and
+// its bytes shared by every queue. A copy that does not fit a queue is dropped and counted; the loop
 // never waits.
 func (n *Node) flushSends() {
 	var (
@@ -291,6 +293,9 @@ func (n *Node) flushSends() {
 				msgFrame = &outFrame{b: wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)}
 			}
 			frame = msgFrame
+		}
+		if n.faultSend(p, frame, now) {
+			continue // dropped or held by the fault plan (faults.go)
 		}
 		switch n.enqueue(p, frame, now) {
 		case enqueued:
