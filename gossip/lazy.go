@@ -84,8 +84,8 @@ type lazyState struct {
 
 // lazyEntry is one message in the cache: the heartbeat count when it
 // came, and the peers known to have it (the one that sent it, those that
-// sent a copy or announced it, those this node answered) or told of it
-// already, which get no IHAVE for it.
+// sent a copy or announced it, those this node answered), which get no
+// IHAVE for it.
 type lazyEntry struct {
 	id    wire.MsgID
 	hb    uint64
@@ -545,7 +545,7 @@ func (r LazyRouter) sendIWants(st *lazyState, asks []pendingIHave, out *Output) 
 // announce sends IHAVE to up to LazyDLazy peers outside the eager set,
 // drawn at random among those not known to have every id to announce:
 // each gets the ids of the last LazyGossip heartbeats it is not known to
-// have and was not told of yet, newest first, at most wire.MaxControlIDs. (gossipsub draws among
+// have, newest first, at most wire.MaxControlIDs. (gossipsub draws among
 // all its non-mesh peers; skipping the peers that sent us everything
 // spends the D_lazy announcements where they can repair.)
 func (r LazyRouter) announce(n *Node, st *lazyState, now int64, out *Output) {
@@ -573,9 +573,6 @@ func (r LazyRouter) announce(n *Node, st *lazyState, now int64, out *Output) {
 			}
 			if !e.has(p) {
 				ids = append(ids, e.id)
-				// Told once is enough: if p lacks it, p asks. Its other
-				// announcers cover an IHAVE lost on the way.
-				e.mark(p)
 			}
 		}
 		if len(ids) > 0 {
