@@ -138,8 +138,10 @@ type Config struct {
 	// cache, whose ids IWANT is answered for (bodies come from the
 	// message store). Heartbeats are counted as the node runs them, so a
 	// late one under load counts as one; an idle node's cache ages by
-	// the clock. Default 5, as gossipsub. At least LazyGossip, at most
-	// 1000.
+	// the clock. Default 50, 5 s: gossipsub keeps 5 heartbeats, which is
+	// 5 s of its 1 s heartbeat; 5 of this mesh's 100 ms heartbeats would
+	// leave half a second for an IWANT to come, which a loaded machine
+	// misses. At least LazyGossip, at most 1000.
 	LazyHistory int
 	// LazyGossip is how many of the latest heartbeats' ids an IHAVE
 	// announces: each id is announced at this many heartbeats. Default 3,
@@ -178,7 +180,7 @@ func DefaultConfig() Config {
 		LazyD:            3,
 		LazyDLazy:        3,
 		LazyHeartbeat:    100 * time.Millisecond,
-		LazyHistory:      5,
+		LazyHistory:      50,
 		LazyGossip:       3,
 		LazyIWantTimeout: 300 * time.Millisecond,
 	}

@@ -10,7 +10,8 @@ import (
 // pushed eagerly to LazyD peers (the node's eager set, never the sender),
 // and every LazyHeartbeat the node announces the ids it received within
 // the last LazyGossip heartbeats (IHAVE) to up to LazyDLazy other peers,
-// picked at random each heartbeat. A peer that lacks an announced message
+// picked at random each heartbeat; the eager peers hear of each id once,
+// at the first heartbeat, in case the push was dropped on the way. A peer that lacks an announced message
 // asks for it (IWANT) and is answered from the message store, for messages
 // still in the cache of the last LazyHistory heartbeats. The asker keeps
 // a promise per id: if the message has not come LazyIWantTimeout later,
@@ -84,18 +85,21 @@ type lazyState struct {
 
 // lazyEntry is one message in the cache: the heartbeat count when it
 // came, and the peers known to have it (the one that sent it, those that
-// sent a copy or announced it, those this node answered), which get no
-// IHAVE for it.
+// sent a copy or announced it), which get no IHAVE for it, or that asked
+// for it. A peer this node answered is not taken to have it: the answer
+// may be lost on the way, and the peer asks again when the id is
+// announced to it again.
 type lazyEntry struct {
 	id    wire.MsgID
 	hb    uint64
 	peers []peerMark
 }
 
-// peerMark is a peer known to have a message, and how often this node
-// has answered its IWANT for it.
+// peerMark is a peer known to have a message (has), or that asked for
+// it, and how often this node has answered its IWANT for it.
 type peerMark struct {
 	p      wire.NodeID
+	has    bool
 	served uint8
 }
 
@@ -290,7 +294,7 @@ func (r LazyRouter) cacheAdd(st *lazyState, id wire.MsgID, from wire.NodeID) {
 	}
 	e := lazyEntry{id: id, hb: st.hb}
 	if from != 0 {
-		e.peers = []peerMark{{p: from}}
+		e.peers = []peerMark{{p: from, has: true}}
 	}
 	st.cache = append(st.cache, e)
 	if st.index == nil && len(st.cache) > lazyIndexThreshold {
@@ -346,8 +350,8 @@ func (st *lazyState) find(id wire.MsgID) *lazyEntry {
 	return nil
 }
 
-// mark notes that p has e's message and returns its mark.
-func (e *lazyEntry) mark(p wire.NodeID) *peerMark {
+// peer returns p's mark on e, adding one if there is none.
+func (e *lazyEntry) peer(p wire.NodeID) *peerMark {
 	for i := range e.peers {
 		if e.peers[i].p == p {
 			return &e.peers[i]
@@ -357,10 +361,13 @@ func (e *lazyEntry) mark(p wire.NodeID) *peerMark {
 	return &e.peers[len(e.peers)-1]
 }
 
+// mark notes that p has e's message.
+func (e *lazyEntry) mark(p wire.NodeID) { e.peer(p).has = true }
+
 func (e *lazyEntry) has(p wire.NodeID) bool {
 	for _, m := range e.peers {
 		if m.p == p {
-			return true
+			return m.has
 		}
 	}
 	return false
@@ -448,7 +455,7 @@ func (r LazyRouter) onIWant(n *Node, st *lazyState, now int64, from wire.NodeID,
 			st.stats.Unserved++
 			continue
 		}
-		pm := e.mark(from)
+		pm := e.peer(from)
 		if pm.served >= lazyRetransmit {
 			st.stats.Unserved++
 			continue
@@ -545,7 +552,8 @@ func (r LazyRouter) sendIWants(st *lazyState, asks []pendingIHave, out *Output) 
 // announce sends IHAVE to up to LazyDLazy peers outside the eager set,
 // drawn at random among those not known to have every id to announce:
 // each gets the ids of the last LazyGossip heartbeats it is not known to
-// have, newest first, at most wire.MaxControlIDs. (gossipsub draws among
+// have, newest first, at most wire.MaxControlIDs. Eager peers get the
+// ids that came since the last heartbeat and they are not known to have. (gossipsub draws among
 // all its non-mesh peers; skipping the peers that sent us everything
 // spends the D_lazy announcements where they can repair.)
 func (r LazyRouter) announce(n *Node, st *lazyState, now int64, out *Output) {
@@ -581,6 +589,30 @@ func (r LazyRouter) announce(n *Node, st *lazyState, now int64, out *Output) {
 		}
 	}
 	st.scratch = cand[:0]
+	// Eager peers hear of an id once, at the first heartbeat after it
+	// came, unless known to have it: a push can be dropped on the way (a
+	// full send queue), and a node whose links are all eager would
+	// otherwise wait for the random picks of its lazy neighbours, or
+	// miss the message.
+	for _, p := range st.eager {
+		if !n.hasPeer(p) {
+			continue
+		}
+		var ids []wire.MsgID
+		for i := k - 1; i >= 0 && len(ids) < wire.MaxControlIDs; i-- {
+			e := &st.cache[i]
+			if st.hb-e.hb > 1 {
+				break
+			}
+			if !e.has(p) {
+				ids = append(ids, e.id)
+			}
+		}
+		if len(ids) > 0 {
+			st.stats.IHavesSent++
+			out.SendControl(p, &wire.Control{Kind: wire.FrameIHave, IDs: ids})
+		}
+	}
 }
 
 // lacks reports whether some id to announce now is not known to be at p.

@@ -123,15 +123,19 @@ func TestLazyIHaveBoundedPerFrame(t *testing.T) {
 	}
 	out.Reset()
 	c.Tick(int64(cfg.LazyHeartbeat), &out)
-	if len(out.Sends) != 1 {
-		t.Fatalf("%d sends at the heartbeat, want one IHAVE to the one lazy peer", len(out.Sends))
+	// One IHAVE to each peer: the lazy one, and the eager one, which hears
+	// of the ids once, at the first heartbeat.
+	if len(out.Sends) != 2 {
+		t.Fatalf("%d sends at the heartbeat, want one IHAVE to each of the two peers", len(out.Sends))
 	}
-	ctl := out.Sends[0].Ctl
-	if ctl == nil || ctl.Kind != wire.FrameIHave || len(ctl.IDs) != wire.MaxControlIDs || ctl.IDs[0] != last {
-		t.Fatalf("heartbeat sent %+v, want an IHAVE of %d ids, newest first", out.Sends[0], wire.MaxControlIDs)
-	}
-	if _, err := wire.AppendControl(nil, ctl); err != nil {
-		t.Errorf("the IHAVE does not encode: %v", err)
+	for _, snd := range out.Sends {
+		ctl := snd.Ctl
+		if ctl == nil || ctl.Kind != wire.FrameIHave || len(ctl.IDs) != wire.MaxControlIDs || ctl.IDs[0] != last {
+			t.Fatalf("heartbeat sent %+v, want an IHAVE of %d ids, newest first", snd, wire.MaxControlIDs)
+		}
+		if _, err := wire.AppendControl(nil, ctl); err != nil {
+			t.Errorf("the IHAVE does not encode: %v", err)
+		}
 	}
 }
 
@@ -311,4 +315,44 @@ func TestLazyAnnouncesAtGossipHeartbeatsHoweverLate(t *testing.T) {
 	if len(out.Sends) != 0 {
 		t.Errorf("IWANT long after got %+v, want nothing: the id should have left the cache", out.Sends)
 	}
+}
+
+// TestLazyRepairsADroppedEagerPush: a push to an eager peer can be lost
+// on the way (a full send queue drops it); the eager peer hears of the
+// id at the next heartbeat and fetches it, even when every link of the
+// mesh is eager and no lazy peer would announce it.
+func TestLazyRepairsADroppedEagerPush(t *testing.T) {
+	cfg := lazyConfig()
+	a := newCore(t, cfg, 1, 2)
+	b := newCore(t, cfg, 2, 1)
+	var out Output
+	m, err := a.Publish(0, []byte("dropped"), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Sends) != 1 || out.Sends[0].Msg == nil || out.Sends[0].To != 2 {
+		t.Fatalf("publish sent %+v, want one push to the eager peer", out.Sends)
+	}
+	out.Reset() // the push is lost
+	a.Tick(a.NextWake(), &out)
+	now := a.NextWake()
+	for range 3 { // IHAVE to b, IWANT to a, the message to b
+		if len(out.Sends) == 0 {
+			break
+		}
+		s := out.Sends[0]
+		from, to := wire.NodeID(1), Protocol(b)
+		if s.To == 1 {
+			from, to = 2, a
+		}
+		var next Output
+		to.Step(now, from, s.Frame, &next)
+		for _, e := range next.Events {
+			if e.Kind == EventDelivered && e.Msg.ID == m.ID && s.To == 2 {
+				return
+			}
+		}
+		out = next
+	}
+	t.Fatal("the eager peer never got the message whose push was lost")
 }

@@ -26,7 +26,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // Directives:
 //
 //	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N optimize=N
-//	       lazyd=N dlazy=N
+//	       lazyd=N dlazy=N history=N
 //	                                                      settings for nodes made after it
 //	node ID peers=A,B,...                                 make a node
 //	publish NODE BODY [at=NS]                             NODE publishes BODY
@@ -154,6 +154,8 @@ func (s *scenario) step(directive string) []string {
 				s.cfg.LazyD = int(s.int(v))
 			case "dlazy":
 				s.cfg.LazyDLazy = int(s.int(v))
+			case "history":
+				s.cfg.LazyHistory = int(s.int(v))
 			}
 		}
 		if err := s.cfg.Validate(); err != nil {
