@@ -50,6 +50,8 @@ func (n *Node) loop(ctx context.Context) {
 			r.reply <- n.addLink(r.p)
 		case p := <-n.downs:
 			n.removeLink(p)
+		case reply := <-n.m.statsReq:
+			reply <- n.protoStats()
 		case <-tick.C:
 			armed = 0
 			n.core.Tick(time.Now().UnixNano(), &n.out)
@@ -97,8 +99,11 @@ func (n *Node) receiveBatch(first inbound) {
 		if n.staleInbound(in, now) {
 			continue
 		}
-		start := len(n.out.Events)
+		start, sends := len(n.out.Events), len(n.out.Sends)
 		n.core.Step(now, in.from.id, in.frame(), &n.out)
+		if in.ctl == nil && len(n.out.Sends) > sends {
+			n.tally.noteCauses(n.out.Sends, sends, in.msg.ID)
+		}
 		n.handleEvents(n.out.Events[start:], now)
 	}
 	n.receipts.mu.Unlock()
@@ -252,7 +257,8 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 // Message (or Control) between the sends of one forward, and they are
 // adjacent, so each frame is encoded once and its bytes shared by every
 // queue. A copy that does not fit a queue is dropped and counted; the loop
-// never waits.
+// never waits. Every frame queued is counted, in the metrics by kind and in
+// the receipt of the message it is for (frameTally).
 func (n *Node) flushSends() {
 	var (
 		lastMsg          *wire.Message
@@ -294,13 +300,22 @@ func (n *Node) flushSends() {
 		}
 		switch n.enqueue(p, frame, now) {
 		case enqueued:
-			n.m.forwarded.Inc()
+			if s.Ctl != nil {
+				n.m.controlSent[s.Ctl.Kind].Inc()
+				if !n.tally.control(i, s.Ctl) {
+					n.m.controlUnattributed.Inc()
+				}
+			} else {
+				n.m.payloadSent.Add(1)
+				n.tally.payload(s.Msg.ID)
+			}
 		case queueFull:
 			p.dropped.Add(1)
 			n.m.dropped.Inc()
 			n.m.droppedFullSend.Inc()
 		}
 	}
+	n.tally.apply(n.receipts)
 	n.out.Reset()
 }
 
