@@ -25,7 +25,7 @@ func TestFrameTallyAttribution(t *testing.T) {
 	sends := []gossip.Send{
 		{To: 2, Frame: gossip.Frame{Msg: ma}},
 		{To: 3, Frame: gossip.Frame{Msg: ma}},
-		{To: 4, Frame: gossip.Frame{Ctl: pull}}, // a tick's: no cause
+		{To: 4, Frame: gossip.Frame{Ctl: pull}},  // a tick's: no cause
 		{To: 2, Frame: gossip.Frame{Ctl: prune}}, // sent on a duplicate of b
 		{To: 3, Frame: gossip.Frame{Ctl: ihave}},
 		{To: 4, Frame: gossip.Frame{Ctl: graft}},
