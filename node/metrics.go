@@ -271,11 +271,11 @@ func (m *metrics) registerFrames() {
 // Plumtree's links) at scrape time, read by the loop, which owns the
 // protocol: the scrape never touches it from another goroutine.
 type protoCollector struct {
-	n                                *Node
-	storeMessages, storeBytes        *prometheus.Desc
-	storeStored, storeEvicted        *prometheus.Desc
-	storeServed, storeMisses         *prometheus.Desc
-	plumLinks, plumMissing, plumSent *prometheus.Desc
+	n                         *Node
+	storeMessages, storeBytes *prometheus.Desc
+	storeStored, storeEvicted *prometheus.Desc
+	storeServed, storeMisses  *prometheus.Desc
+	plumLinks, plumMissing    *prometheus.Desc
 }
 
 func newProtoCollector(n *Node) *protoCollector {
