@@ -78,8 +78,9 @@ type Receipt struct {
 	// ControlFrames counts the control frames the node queued that name
 	// this message (IHAVE, IWANT, GRAFT: a frame naming several messages
 	// counts once for each) or that a copy of it caused (the PRUNE a
-	// duplicate sends). PULL digests name no message and count toward
-	// none; the node's metrics count them.
+	// duplicate sends). PULL digests, and the GRAFT and PRUNE of
+	// Plumtree's tree optimization (sent on an IHAVE), name no message and
+	// count toward none; the node's metrics count them.
 	ControlFrames int `json:"control_frames"`
 	// Size is the body length in bytes.
 	Size int `json:"size"`

@@ -19,8 +19,12 @@ import (
 //   - an IHAVE, IWANT or GRAFT counts once toward each message it names;
 //   - a control frame that names none counts toward the message whose copy
 //     made the core send it, when there is one (Plumtree's PRUNE answers a
-//     duplicate: see noteCauses); otherwise toward none (PULL, sent on a
-//     timer): the metrics count it.
+//     duplicate: see noteCauses); otherwise toward none (a PULL, sent on a
+//     timer; the GRAFT and PRUNE of Plumtree's tree optimization, sent on
+//     an IHAVE): the metrics count it.
+//
+// A frame the fault plan holds (a delay) counts here when the plan takes
+// it, and in the metrics when it is queued.
 type frameTally struct {
 	counts []frameCount
 	// causes are the sends of the pending output that name no message but
@@ -47,6 +51,16 @@ func (t *frameTally) noteCauses(sends []gossip.Send, from int, id wire.MsgID) {
 		if c := sends[i].Ctl; c != nil && len(c.IDs) == 0 {
 			t.causes = append(t.causes, sendCause{send: i, id: id})
 		}
+	}
+}
+
+// count counts send i of the output, s, toward the messages it is for; a
+// control frame that counts toward none is counted in m.
+func (t *frameTally) count(i int, s *gossip.Send, m *metrics) {
+	if s.Ctl == nil {
+		t.payload(s.Msg.ID)
+	} else if !t.control(i, s.Ctl) {
+		m.controlUnattributed.Inc()
 	}
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/fault"
 	"gossipmesh/gossip"
 	"gossipmesh/node"
 )
@@ -193,5 +195,42 @@ func TestMetricsLeaveOutAStoreFloodDoesNotKeep(t *testing.T) {
 		case "gossipmesh_store_messages", "gossipmesh_plumtree_links":
 			t.Errorf("flood node exports %s", mf.GetName())
 		}
+	}
+}
+
+// TestFramesHeldByTheFaultPlanAreCounted: a copy the fault plan delays
+// counts in its message's receipt, and in the metrics once it is queued;
+// a copy the plan drops counts in neither.
+func TestFramesHeldByTheFaultPlanAreCounted(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, [][]int{{}, {0}, {0}}, nil) // node 0 linked to 1 and 2
+	m.waitLinked()
+	plan := fault.Plan{Rule: fault.Rule{Delay: 20 * time.Millisecond}}
+	if err := m.nodes[0].SetFaults(plan); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := m.nodes[0].Publish(context.Background(), []byte("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	frameTotals(t, m.nodes, rc.ID) // both copies arrive, late
+	if got, _ := m.nodes[0].Receipt(context.Background(), rc.ID, 0); got.PayloadFrames != 2 {
+		t.Errorf("publisher's receipt: %d payload frames, want the 2 held copies", got.PayloadFrames)
+	}
+	if got := metricSum(t, m.nodes[0], "gossipmesh_payload_frames_sent_total"); got != 2 {
+		t.Errorf("payload_frames_sent_total %v, want 2 once released", got)
+	}
+	if err := m.nodes[0].SetFaults(fault.Plan{Rule: fault.Rule{Drop: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	lost, err := m.nodes[0].Publish(context.Background(), []byte("dropped"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lost.PayloadFrames != 0 {
+		t.Errorf("a message whose every copy the plan dropped counts %d payload frames, want 0", lost.PayloadFrames)
+	}
+	if got := metricSum(t, m.nodes[0], "gossipmesh_payload_frames_sent_total"); got != 2 {
+		t.Errorf("payload_frames_sent_total %v after the dropped copies, want still 2", got)
 	}
 }

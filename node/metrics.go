@@ -242,6 +242,16 @@ func benign(err error) bool {
 	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errReplaced) || errors.Is(err, errShutdown)
 }
 
+// countQueued counts f, queued to a peer, as a payload frame or a control
+// frame of its kind.
+func (m *metrics) countQueued(f *outFrame) {
+	if f.kind == wire.FrameMessage {
+		m.payloadSent.Add(1)
+	} else if int(f.kind) < controlKinds {
+		m.controlSent[f.kind].Inc()
+	}
+}
+
 // registerFrames adds the frame counters: payload and control frames sent
 // and received, control frames by kind.
 func (m *metrics) registerFrames() {
