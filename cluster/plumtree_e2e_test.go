@@ -11,17 +11,20 @@ import (
 	"gossipmesh/gossip"
 )
 
-// TestEndToEndPlumtreeSettlesIntoATree starts real `mesh node` processes
+// TestEndToEndPlumtreeSettlesIntoATree starts 50 real `mesh node` processes
 // with --strategy plumtree and publishes 100 messages one after another,
 // each at a random node once the last has reached every node: every node
 // must get every message, and once the tree has settled (after the first
 // 10) each message must cost at most 1.05 x (N-1) payload frames, as the
 // nodes' own counts in their receipts say. Flood on the same mesh costs
-// 2 x links - (N-1), about three times as many.
+// 2 x links - (N-1), about five times as many. Fifty nodes, not ten: the
+// bound then leaves room for the odd GRAFT that a loaded machine's
+// scheduling delay sets off (the nodes' 100 ms GRAFT timeout cannot be
+// raised from the command line), where at N=10 it allows no frame over 9.
 func TestEndToEndPlumtreeSettlesIntoATree(t *testing.T) {
 	t.Parallel()
 	bin := buildMesh(t)
-	const nodes, messages, warmup = 30, 100, 10
+	const nodes, messages, warmup = 50, 100, 10
 	seed := rand.Uint64()%1_000_000 + 1
 	t.Logf("seed %d", seed)
 	cfg := cluster.DefaultConfig()

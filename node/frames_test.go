@@ -73,6 +73,10 @@ func TestReceiptsCountPlumtreeFrames(t *testing.T) {
 	t.Parallel()
 	m := startMesh(t, [][]int{{}, {0}, {0, 1}}, func(_ int, c *node.Config) {
 		c.Gossip.Strategy = gossip.Plumtree
+		// A GRAFT fired because a loaded machine delayed an eager copy
+		// past the timeout would add frames this test does not expect; a
+		// timeout far above any scheduling delay keeps it about counting.
+		c.Gossip.PlumtreeGraftTimeout = 2 * time.Second
 	})
 	m.waitLinked()
 	prunes := func() (sum int) {
@@ -117,6 +121,7 @@ func TestMetricsExposeFramesStoreAndTree(t *testing.T) {
 	t.Parallel()
 	m := startMesh(t, [][]int{{}, {0}, {0, 1}, {2}}, func(_ int, c *node.Config) {
 		c.Gossip.Strategy = gossip.Plumtree
+		c.Gossip.PlumtreeGraftTimeout = 2 * time.Second // as above: no GRAFT from a slow scheduler
 	})
 	m.waitLinked()
 	const messages = 5
