@@ -82,8 +82,13 @@ type Config struct {
 	// PlumtreeGraftTimeout is how long a Plumtree node waits, after the
 	// first IHAVE for a message it lacks, before it sends GRAFT to the
 	// announcer. It must exceed the usual lag of the eager path behind the
-	// lazy one, or the tree keeps re-forming. Default 100 ms, for real
-	// links (gossipsub's IWANT follow-up is 3 s).
+	// lazy one, or the tree keeps re-forming. Default 1 s. Real links here
+	// take well under a millisecond, but a process on a loaded machine
+	// can wait 100 ms for a core: with a 100 ms timeout the IHAVE then
+	// outran the eager copy, GRAFT and PRUNE cycled, and a 50-node mesh
+	// sustained a sixteenth of the rate (README, Figures). A copy that
+	// really is lost waits a second for repair (anti-entropy repairs it
+	// too). gossipsub's IWANT follow-up is 3 s.
 	PlumtreeGraftTimeout time.Duration
 	// PlumtreeGraftRetry is how long a Plumtree node waits after a GRAFT
 	// before it grafts the next announcer: the paper's second timeout,
@@ -168,7 +173,7 @@ func DefaultConfig() Config {
 		MaxBody:      wire.DefaultMaxBody,
 		VerifyIDs:    true,
 
-		PlumtreeGraftTimeout:  100 * time.Millisecond,
+		PlumtreeGraftTimeout:  time.Second,
 		PlumtreeGraftRetry:    20 * time.Millisecond,
 		PlumtreeIHaveInterval: 10 * time.Millisecond,
 		StoreCapacity:         10_000,

@@ -25,7 +25,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Directives:
 //
-//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N optimize=N
+//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N optimize=N graft=100ms
 //	       lazyd=N dlazy=N history=N
 //	                                                      settings for nodes made after it
 //	node ID peers=A,B,...                                 make a node
@@ -148,6 +148,12 @@ func (s *scenario) step(directive string) []string {
 				s.cfg.StoreCapacity = int(s.int(v))
 			case "optimize":
 				s.cfg.PlumtreeOptimizeThreshold = int(s.int(v))
+			case "graft":
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				s.cfg.PlumtreeGraftTimeout = d
 			case "seqbase":
 				s.cfg.SeqBase = uint64(s.int(v))
 			case "lazyd":

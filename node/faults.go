@@ -120,27 +120,27 @@ func (n *Node) SetFaults(p fault.Plan) error {
 }
 
 // faultSend applies the plan to frame f that the node is about to queue
-// to p at now, in flushSends. It returns true when the fault layer took
-// the frame, dropped or held; false sends it on at once. Called by the
-// loop.
-func (n *Node) faultSend(p *peer, f *outFrame, now int64) bool {
+// to p at now, in flushSends. taken is true when the fault layer took
+// the frame, dropped or (held true) held for releaseHeld to queue later;
+// false sends it on at once. Called by the loop.
+func (n *Node) faultSend(p *peer, f *outFrame, now int64) (taken, held bool) {
 	fs := n.faults
 	plan := fs.plan.Load()
 	if plan.IsZero() && (len(fs.links) == 0 || fs.links[p] == nil) {
-		return false // frames still held for p keep p's order after a clear
+		return false, false // frames still held for p keep p's order after a clear
 	}
 	if plan.IsCut(n.id, p.id) {
 		fs.dropped.WithLabelValues("cut").Inc()
-		return true
+		return true, false
 	}
 	drop, delay := plan.Decide(now, n.id, p.id, fs.rng)
 	if drop {
 		fs.dropped.WithLabelValues("loss").Inc()
-		return true
+		return true, false
 	}
 	hl := fs.links[p]
 	if delay == 0 && hl == nil {
-		return false
+		return false, false
 	}
 	// Held, even for a zero delay when frames are already held for p:
 	// a link keeps its order.
@@ -148,8 +148,9 @@ func (n *Node) faultSend(p *peer, f *outFrame, now int64) bool {
 		p.dropped.Add(1)
 		n.m.dropped.Inc()
 		n.m.droppedFullSend.Inc()
+		return true, false
 	}
-	return true
+	return true, true
 }
 
 // holdFrame puts f on the timer heap until at (or the release time of the
@@ -212,7 +213,7 @@ func (n *Node) releaseHeld() {
 		default:
 			switch n.enqueue(h.p, h.f, now) {
 			case enqueued:
-				n.m.forwarded.Inc()
+				n.m.countQueued(h.f)
 			case queueFull:
 				h.p.dropped.Add(1)
 				n.m.dropped.Inc()

@@ -70,6 +70,7 @@ type Node struct {
 	pollBroken bool
 	nearest    map[wire.NodeID]nearest // per origin, see learnNearest
 	waited     bool                    // the current batch let late copies in
+	tally      frameTally              // frames per message, applied at each flush
 
 	linksMu  sync.RWMutex // guards links against readers outside the loop
 	receipts *receiptStore
