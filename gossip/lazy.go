@@ -11,11 +11,12 @@ import (
 // and every LazyHeartbeat the node announces the ids it received within
 // the last LazyGossip heartbeats (IHAVE) to up to LazyDLazy other peers,
 // picked at random each heartbeat; the eager peers hear of each id once,
-// at the first heartbeat, in case the push was dropped on the way. A peer that lacks an announced message
-// asks for it (IWANT) and is answered from the message store, for messages
-// still in the cache of the last LazyHistory heartbeats. The asker keeps
-// a promise per id: if the message has not come LazyIWantTimeout later,
-// the promise is broken and it asks the next peer that announced the id.
+// at the first heartbeat, in case the push was dropped on the way. A peer
+// that lacks an announced message asks for it (IWANT) and is answered
+// from the message store, for messages still in the cache of the last
+// LazyHistory heartbeats. The asker keeps a promise per id: if the
+// message has not come LazyIWantTimeout later, the promise is broken and
+// it asks the peer that announced the id last.
 //
 // So eager push carries most of a message's spread at the cost of about
 // LazyD payload frames per node, and the announcements repair whatever
@@ -75,7 +76,7 @@ type lazyState struct {
 	// the message cache ages by hb: like gossipsub's mcache, an id is
 	// announced at LazyGossip heartbeats and served for LazyHistory,
 	// however late a busy node's heartbeats come. While the node is idle,
-	// hb moves on with the clock (catchUp).
+	// hb moves on with the clock (LazyRouter.state).
 	nextHB  int64
 	hb      uint64
 	lastHB  int64
@@ -84,11 +85,11 @@ type lazyState struct {
 }
 
 // lazyEntry is one message in the cache: the heartbeat count when it
-// came, and the peers known to have it (the one that sent it, those that
-// sent a copy or announced it), which get no IHAVE for it, or that asked
-// for it. A peer this node answered is not taken to have it: the answer
-// may be lost on the way, and the peer asks again when the id is
-// announced to it again.
+// came, and marks for the peers known to have it (the one that sent it,
+// those that sent a copy or announced it), which get no IHAVE for it, and
+// for the peers that asked for it. A peer this node answered is not taken
+// to have it: the answer may be lost on the way, and the peer asks again
+// when the id is announced to it again.
 type lazyEntry struct {
 	id    wire.MsgID
 	hb    uint64
@@ -211,7 +212,7 @@ func (r LazyRouter) heartbeat() int64 { return int64(r.cfg.LazyHeartbeat) }
 
 // Route implements Router: the first copy of m, from from. m goes into the
 // cache (from has it) and to the eager set but from; a promise for it is
-// kept.
+// kept no longer.
 func (r LazyRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, out *Output) []wire.NodeID {
 	st := r.state(n, now)
 	r.fill(n, st, out)
