@@ -63,8 +63,8 @@ func (c NodeConfig) Validate() error {
 	if _, err := gossip.ParseStrategy(string(c.Strategy)); err != nil {
 		return fmt.Errorf("maelstrom: %w", err)
 	}
-	if c.Strategy == gossip.Plumtree {
-		return fmt.Errorf("maelstrom: strategy %q sends control frames (IHAVE, GRAFT, PRUNE), which have no Maelstrom encoding yet: use flood or fanout", c.Strategy)
+	if c.Strategy != gossip.Flood && c.Strategy != gossip.Fanout {
+		return fmt.Errorf("maelstrom: strategy %q sends control frames (IHAVE, IWANT, GRAFT, PRUNE), which have no Maelstrom encoding yet: use flood or fanout", c.Strategy)
 	}
 	if c.Fanout < 1 {
 		return fmt.Errorf("maelstrom: fanout must be at least 1, got %d", c.Fanout)
