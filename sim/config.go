@@ -91,6 +91,15 @@ type Config struct {
 	// BodySize is the length of each published body. It does not change
 	// the results (there is no bandwidth model). Default 8.
 	BodySize int
+	// Workers is how many goroutines run the broadcasts when they are
+	// independent trials (the default Gap, one broadcast at a time, no
+	// crash, a router without per-node state: flood or fanout; see
+	// parallel.go). It never changes the output, only the wall time.
+	// Default 0: GOMAXPROCS. 1 runs every broadcast on the calling
+	// goroutine. A run uses at most one worker per broadcast and at most
+	// MaxParallelNodes/N workers (one at a million nodes), so that the
+	// copies of the node state fit in memory; other runs use one.
+	Workers int
 }
 
 // DefaultConfig returns the defaults documented on each Config field.
@@ -110,6 +119,10 @@ func DefaultConfig() Config {
 
 // MaxNodes bounds Nodes: node indexes are stored in 32 bits.
 const MaxNodes = 1 << 30
+
+// MaxWorkers bounds Workers: more goroutines than this would only cost
+// memory on any machine this runs on.
+const MaxWorkers = 256
 
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
@@ -168,6 +181,9 @@ func (c *Config) Validate() error {
 		}
 		return fmt.Errorf("sim: crash at %v: %w, which is by %v at the latest (%d broadcast(s) of at most %d hops of at most %v%s)",
 			c.Crash.At, ErrCrashNeverHappened, end, c.Broadcasts, c.Gossip.MaxHops, c.maxDelay(), gap)
+	}
+	if c.Workers < 0 || c.Workers > MaxWorkers {
+		return fmt.Errorf("sim: workers must be in 0..%d (0: GOMAXPROCS), got %d", MaxWorkers, c.Workers)
 	}
 	if c.BodySize < 0 || c.BodySize > c.Gossip.MaxBody {
 		return fmt.Errorf("sim: body size must be in 0..%d, got %d", c.Gossip.MaxBody, c.BodySize)
