@@ -189,11 +189,13 @@ func (s *Sim) runParallel(ctx context.Context, w int) (bs []Broadcast, events in
 		wg   sync.WaitGroup
 	)
 	deliver, duplicate, progress := s.onDeliver, s.onDuplicate, s.onProgress
-	for i := range w {
-		ws := s
-		if i > 0 {
-			ws = s.worker()
-		}
+	// Every worker's state is built before any of them runs: worker 0 is
+	// s itself, whose fields the copies read.
+	sims := []*Sim{s}
+	for len(sims) < w {
+		sims = append(sims, s.worker())
+	}
+	for i, ws := range sims {
 		ws.trials = true
 		var rec []hookCall
 		if deliver != nil {
@@ -216,8 +218,8 @@ func (s *Sim) runParallel(ctx context.Context, w int) (bs []Broadcast, events in
 				if k >= nb {
 					return
 				}
-				if ws.testTrialStart != nil {
-					ws.testTrialStart(i, k)
+				if s.testTrialStart != nil {
+					s.testTrialStart(i, k)
 				}
 				b, ev, end, stopped := ws.runTrial(wctx, k)
 				results <- trialOut{k: k, b: b, events: ev, end: end, calls: rec, stopped: stopped}
