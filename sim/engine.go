@@ -29,7 +29,7 @@ type Delivery struct {
 // of events. The engine drives each node through the gossip.Protocol
 // interface only; by default the nodes are gossip cores, and NewWith runs
 // any other protocol on the same engine. It is single-use and not safe for
-// concurrent use.
+// concurrent use (Run may use goroutines of its own, see parallel.go).
 type Sim struct {
 	cfg   Config
 	graph *Graph
@@ -345,6 +345,11 @@ var ErrCrashNeverHappened = errors.New("the crash would come after the end of th
 // had settled, marked partial, and no error: a stopped run is a result,
 // not a failure. Broadcasts cut off are left out (their figures would mix
 // a spread with its interruption).
+//
+// When the broadcasts are independent trials (see independent), each runs
+// from fresh node state on random sources of its own, on up to
+// Config.Workers goroutines, and the report is the same for any number of
+// them; otherwise one goroutine runs them all on one network source.
 func (s *Sim) Run(ctx context.Context) (*Report, error) {
 	if s.independent() {
 		return s.runTrials(ctx)
