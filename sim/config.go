@@ -8,7 +8,7 @@
 // order, processed by one goroutine with one seeded random source for the
 // network (latency and loss draws); each core gets its own small PCG
 // source, as the runtime does. Broadcasts that are independent trials (the
-// default Gap, flood or fanout, no crash) each run from fresh node state on
+// default Gap, flood or fanout, no crash after 0) each run from fresh node state on
 // sources derived from (seed, trial), so that they can run on
 // Config.Workers goroutines and be merged in order (parallel.go). The same
 // Config therefore always gives the same Report, byte for byte once
@@ -81,7 +81,7 @@ type Config struct {
 	// SeenTTL: every node has then forgotten the previous message, so the
 	// broadcasts are independent trials and each seen-cache holds one id,
 	// as it does at a million nodes. With a router that keeps no per-node
-	// state (flood, fanout) and no crash, each such trial then runs from
+	// state (flood, fanout) and no crash after time 0, each such trial runs from
 	// fresh node state on random sources derived from (Seed, trial index),
 	// on Workers goroutines. 0 runs them back to back, and the seen-caches
 	// fill up as they would under a steady message stream.
@@ -101,7 +101,7 @@ type Config struct {
 	BodySize int
 	// Workers is how many goroutines run the broadcasts when they are
 	// independent trials (the default Gap, one broadcast at a time, no
-	// crash, a router without per-node state: flood or fanout; see
+	// crash after time 0, a router without per-node state: flood or fanout; see
 	// parallel.go). It never changes the output, only the wall time.
 	// Default 0: GOMAXPROCS. 1 runs every broadcast on the calling
 	// goroutine. A run uses at most one worker per broadcast and at most

@@ -118,6 +118,7 @@ type Sim struct {
 	ran     bool      // a trial has run: the node state must be reset
 	horizon int64     // the queue's horizon, for workers' own queues
 	trial   Broadcast // the result of the trial that last settled
+	down    *downSet  // the nodes a crash at 0 takes down, for trials after 0
 	// testTrialStart, when set (tests), is called by each worker before
 	// it runs trial k.
 	testTrialStart func(worker, k int)

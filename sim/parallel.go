@@ -46,15 +46,17 @@ const trialWindow = 4
 
 // independent reports whether the broadcasts of s are independent trials
 // (see above): gossip cores, one broadcast at a time, Gap at least the
-// seen-cache TTL, no crash (it persists across broadcasts) and no egress
-// hook (the caller's, which may keep state), and a router with no per-node
-// state, no message store and no timers. A router with state carries it
-// from one broadcast to the next (Plumtree's tree settles over them), and
-// so does a store (anti-entropy pulls what it holds), so those runs keep
-// one goroutine and one stream.
+// seen-cache TTL, no crash after time 0 (a crash at 0 comes before every
+// broadcast and is the same for all: trial 0 draws it, as a run always
+// has, and the others start with the same nodes down), no egress hook (the
+// caller's, which may keep state), and a router with no per-node state,
+// no message store and no timers. A router with state carries it from one
+// broadcast to the next (Plumtree's tree settles over them), and so does a
+// store (anti-entropy pulls what it holds), so those runs keep one
+// goroutine and one stream.
 func (s *Sim) independent() bool {
 	cfg := &s.cfg
-	if s.cores == nil || s.egress != nil || cfg.Interval != 0 || cfg.Crash.Fraction > 0 || cfg.Gap < cfg.Gossip.SeenTTL {
+	if s.cores == nil || s.egress != nil || cfg.Interval != 0 || cfg.Crash.Fraction > 0 && cfg.Crash.At > 0 || cfg.Gap < cfg.Gossip.SeenTTL {
 		return false
 	}
 	c := &s.cores[0]
@@ -94,6 +96,32 @@ func (s *Sim) resetTrial(k int) {
 	clear(s.armed)
 	s.q.reset()
 	s.now, s.seq = 0, 0
+	if s.crashed != nil {
+		// Trial 0 draws the crash at its first event, from its network
+		// source, as every run has; the others start with those nodes down.
+		if k == 0 {
+			clear(s.crashed)
+			s.crashedList, s.crashDone = nil, false
+		} else {
+			copy(s.crashed, s.down.crashed)
+			s.crashedList, s.crashDone = s.down.list, true
+		}
+	}
+}
+
+// downSet is the nodes a crash at time 0 takes down, as trial 0 draws
+// them: what every later trial starts with.
+type downSet struct {
+	crashed []bool
+	list    []uint32
+}
+
+// crashAtZero draws the crash at time 0 from trial 0's network source,
+// exactly as trial 0 itself does at its first event.
+func (s *Sim) crashAtZero() *downSet {
+	d := &Sim{cfg: s.cfg, n: s.n, crashed: make([]bool, s.n), net: newNetRand(s.cfg.Seed, 0)}
+	d.maybeCrash(0)
+	return &downSet{crashed: d.crashed, list: d.crashedList}
 }
 
 // runTrial runs broadcast k alone, from fresh state, and returns its
@@ -117,6 +145,9 @@ func (s *Sim) runTrial(ctx context.Context, k int) (b Broadcast, events, end int
 // several when workers says so, with the same output either way.
 func (s *Sim) runTrials(ctx context.Context) (*Report, error) {
 	s.trials = true
+	if s.crashed != nil {
+		s.down = s.crashAtZero()
+	}
 	var (
 		bs      []Broadcast
 		events  int64
@@ -160,11 +191,19 @@ type trialOut struct {
 	stopped bool
 }
 
-// hookCall is one recorded OnDeliver or OnDuplicate call.
+// hookCall is one recorded OnDeliver, OnDuplicate or OnCrash call.
 type hookCall struct {
-	d   Delivery
-	dup bool
+	d    Delivery // OnCrash: Node and At only
+	kind hookKind
 }
+
+type hookKind uint8
+
+const (
+	hookDeliver hookKind = iota
+	hookDuplicate
+	hookCrash
+)
 
 // runParallel runs the trials on w workers (s itself and w−1 copies of its
 // node state) and merges them in trial order: results, hook calls (with
@@ -188,7 +227,7 @@ func (s *Sim) runParallel(ctx context.Context, w int) (bs []Broadcast, events in
 		next atomic.Int64
 		wg   sync.WaitGroup
 	)
-	deliver, duplicate, progress := s.onDeliver, s.onDuplicate, s.onProgress
+	deliver, duplicate, crash, progress := s.onDeliver, s.onDuplicate, s.onCrash, s.onProgress
 	// Every worker's state is built before any of them runs: worker 0 is
 	// s itself, whose fields the copies read.
 	sims := []*Sim{s}
@@ -202,7 +241,12 @@ func (s *Sim) runParallel(ctx context.Context, w int) (bs []Broadcast, events in
 			ws.onDeliver = func(d Delivery) { rec = append(rec, hookCall{d: d}) }
 		}
 		if duplicate != nil {
-			ws.onDuplicate = func(d Delivery) { rec = append(rec, hookCall{d: d, dup: true}) }
+			ws.onDuplicate = func(d Delivery) { rec = append(rec, hookCall{d: d, kind: hookDuplicate}) }
+		}
+		if crash != nil {
+			ws.onCrash = func(node int, at int64) {
+				rec = append(rec, hookCall{d: Delivery{Node: node, At: at}, kind: hookCrash})
+			}
 		}
 		ws.onProgress = nil
 		wg.Add(1)
@@ -252,10 +296,13 @@ func (s *Sim) runParallel(ctx context.Context, w int) (bs []Broadcast, events in
 			}
 			for _, c := range o.calls {
 				c.d.At += start
-				if c.dup {
-					duplicate(c.d)
-				} else {
+				switch c.kind {
+				case hookDeliver:
 					deliver(c.d)
+				case hookDuplicate:
+					duplicate(c.d)
+				case hookCrash:
+					crash(c.d.Node, c.d.At)
 				}
 			}
 			if ctx.Err() != nil {
@@ -290,13 +337,16 @@ func (s *Sim) worker() *Sim {
 		shared:      s.shared,
 		n:           s.n,
 		stopAt:      s.stopAt,
-		crashDone:   s.crashDone,
+		down:        s.down,
 		uniformMin:  s.uniformMin,
 		uniformSpan: s.uniformSpan,
 		region:      s.region,
 		regionDelay: s.regionDelay,
 		nRegions:    s.nRegions,
 		horizon:     s.horizon,
+	}
+	if s.crashed != nil {
+		w.crashed = make([]bool, s.n)
 	}
 	w.initNodes(nil)
 	return w

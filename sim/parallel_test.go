@@ -59,9 +59,10 @@ func TestWorkersSameOutput(t *testing.T) {
 				{80 * time.Millisecond, time.Millisecond, 120 * time.Millisecond},
 				{150 * time.Millisecond, 120 * time.Millisecond, time.Millisecond}}}
 		},
+		"crash at 0": func(c *Config) { c.Crash = Crash{Fraction: 0.2} },
 		// Dependent modes run on one goroutine whatever Workers says.
 		"back to back": func(c *Config) { c.Gap = 0 },
-		"crash":        func(c *Config) { c.Crash = Crash{Fraction: 0.1, At: 30 * time.Millisecond} },
+		"crash later":  func(c *Config) { c.Crash = Crash{Fraction: 0.1, At: 30 * time.Millisecond} },
 		"plumtree":     func(c *Config) { c.Gossip.Strategy = gossip.Plumtree },
 	}
 	for name, mod := range modes {
@@ -140,7 +141,7 @@ func TestDependentModesUseOneWorker(t *testing.T) {
 	for name, mod := range map[string]func(*Config){
 		"gap below the seen ttl": func(c *Config) { c.Gap = c.Gossip.SeenTTL - 1 },
 		"interval":               func(c *Config) { c.Interval = 50 * time.Millisecond },
-		"crash":                  func(c *Config) { c.Crash = Crash{Fraction: 0.1} },
+		"crash after 0":          func(c *Config) { c.Crash = Crash{Fraction: 0.1, At: time.Millisecond} },
 		"plumtree":               func(c *Config) { c.Gossip.Strategy = gossip.Plumtree },
 	} {
 		cfg := small(TopologyUndirected, 8)
@@ -250,6 +251,51 @@ func TestValidateWorkers(t *testing.T) {
 		cfg.Workers = w
 		if err := cfg.Validate(); err != nil {
 			t.Errorf("workers %d: %v", w, err)
+		}
+	}
+}
+
+// TestCrashAtZeroTrials: a crash at time 0 takes the same nodes down for
+// every trial, the ones a run of one broadcast takes down, on any number
+// of workers.
+func TestCrashAtZeroTrials(t *testing.T) {
+	cfg := small(TopologyUndirected, 8)
+	cfg.Nodes = 300
+	cfg.Crash = Crash{Fraction: 0.3}
+	cfg.Broadcasts = 1
+	var want []int
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.OnCrash(func(node int, _ int64) { want = append(want, node) })
+	one, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Broadcasts = 12
+	for _, w := range []int{1, 2} {
+		cfg.Workers = w
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		s.OnCrash(func(node int, _ int64) { got = append(got, node) })
+		r, err := s.Run(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !s.trials || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%d workers: trials %v, crashed %v, want %v", w, s.trials, got, want)
+		}
+		if fmt.Sprint(r.PerBroadcast[0]) != fmt.Sprint(one.PerBroadcast[0]) {
+			t.Fatalf("%d workers: first broadcast differs from a run of one", w)
+		}
+		for _, b := range r.PerBroadcast {
+			if b.Live != cfg.Nodes-len(want) || b.Reached > b.Live || b.ToCrashed == 0 {
+				t.Fatalf("%d workers: broadcast %d: live %d, reached %d, %d copies to crashed nodes; %d nodes are down", w, b.Index, b.Live, b.Reached, b.ToCrashed, len(want))
+			}
 		}
 	}
 }

@@ -17,7 +17,10 @@ func TestSimWorkersSameOutput(t *testing.T) {
 		{"--nodes", "300", "--degree", "8", "--broadcasts", "12", "--seed", "7", "--json"},
 		{"--nodes", "250", "--topology", "kout", "--degree", "4", "--strategy", "fanout", "--fanout", "3", "--loss", "0.05", "--broadcasts", "9", "--csv"},
 		{"--nodes", "200", "--latency", "lognormal:50ms,0.5", "--broadcasts", "7", "--graphs", "2", "--json"},
-		{"--nodes", "200", "--broadcasts", "6", "--gap", "0", "--json"}, // dependent: one goroutine
+		{"--nodes", "300", "--degree", "6", "--crash", "0.2", "--broadcasts", "10"},
+		{"--nodes", "200", "--broadcasts", "6", "--gap", "0", "--json"},            // dependent: one goroutine
+		{"--nodes", "200", "--broadcasts", "6", "--crash", "0.1@20ms", "--json"},   // dependent: one goroutine
+		{"--nodes", "200", "--broadcasts", "6", "--strategy", "plumtree", "--csv"}, // dependent: one goroutine
 	} {
 		var want []byte
 		for _, w := range []int{1, 2, 3} {
