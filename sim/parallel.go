@@ -4,9 +4,11 @@ import (
 	"context"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 
+	"gossipmesh/gossip"
 	"gossipmesh/wire"
 )
 
@@ -59,9 +61,38 @@ func (s *Sim) independent() bool {
 	if s.cores == nil || s.egress != nil || cfg.Interval != 0 || cfg.Crash.Fraction > 0 && cfg.Crash.At > 0 || cfg.Gap < cfg.Gossip.SeenTTL {
 		return false
 	}
-	c := &s.cores[0]
-	_, stores := c.StoreStats()
-	return c.State() == nil && !stores && c.NextWake() == 0 && c.NextTick() == 0
+	return stateless(s.shared, s.graph.Peers(0))
+}
+
+// stateless reports whether a core of sh keeps nothing past the seen-cache
+// and its random source: it asks a scratch core with the given peers, as
+// built and after it publishes, for router state, a message store, a timer
+// of its own (a tick before the seen-cache's expiry) and control frames.
+// A router or an anti-entropy timer that arms only once traffic flows is
+// caught after the publish.
+func stateless(sh *gossip.Shared, peers []wire.NodeID) bool {
+	var (
+		c   gossip.Core
+		out gossip.Output
+	)
+	c.Init(sh, 1, rand.New(rand.NewPCG(0, 0)))
+	c.SetPeers(slices.Clone(peers))
+	quiet := func() bool {
+		_, stores := c.StoreStats()
+		return c.State() == nil && !stores && c.NextWake() == 0
+	}
+	if !quiet() || c.NextTick() != 0 {
+		return false
+	}
+	if _, err := c.Publish(0, nil, &out); err != nil {
+		return false
+	}
+	for _, snd := range out.Sends {
+		if snd.Ctl != nil {
+			return false
+		}
+	}
+	return quiet() && c.NextTick() == int64(sh.Config().SeenTTL)
 }
 
 // workers returns how many goroutines run the trials of s: Config.Workers

@@ -299,3 +299,19 @@ func TestCrashAtZeroTrials(t *testing.T) {
 		}
 	}
 }
+
+// TestStatelessProbe: flood and fanout keep nothing between broadcasts;
+// plumtree keeps its tree and its store.
+func TestStatelessProbe(t *testing.T) {
+	for strategy, want := range map[gossip.Strategy]bool{gossip.Flood: true, gossip.Fanout: true, gossip.Plumtree: false} {
+		cfg := gossip.DefaultConfig()
+		cfg.Strategy = strategy
+		sh, err := gossip.Share(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := stateless(sh, idsOf(1, 2, 3)); got != want {
+			t.Errorf("%s: stateless %v, want %v", strategy, got, want)
+		}
+	}
+}
