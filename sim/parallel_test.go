@@ -70,13 +70,13 @@ func TestWorkersSameOutput(t *testing.T) {
 			t.Parallel()
 			for seed := uint64(1); seed <= 3; seed++ {
 				cfg := small(TopologyUndirected, 8)
-				cfg.Nodes = 300
-				cfg.Broadcasts = 13
+				cfg.Nodes = 200
+				cfg.Broadcasts = 9
 				cfg.Seed = seed
 				mod(&cfg)
 				cfg.Workers = 1
 				want := observed(t, cfg, 2)
-				for _, w := range []int{2, 3, 0} {
+				for _, w := range []int{2, 3} {
 					cfg.Workers = w
 					if got := observed(t, cfg, 2); !bytes.Equal(got, want) {
 						t.Fatalf("seed %d: %d workers give other output than one:\n%s\n---\n%s", seed, w, got, want)
