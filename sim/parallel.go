@@ -15,7 +15,8 @@ import (
 // Independent trials on several cores.
 //
 // With the default Gap (at least the seen-cache TTL), one broadcast at a
-// time and a router that keeps nothing per node (flood, fanout), every
+// time, no crash after time 0 and a router that keeps nothing per node
+// (flood, fanout), every
 // broadcast runs alone on a quiet network whose nodes have forgotten the
 // previous one: the broadcasts are independent trials. The engine then
 // runs each trial from fresh node state (cores re-initialised, as new), on
