@@ -16,9 +16,9 @@ import (
 //
 // With the default Gap (at least the seen-cache TTL), one broadcast at a
 // time, no crash after time 0 and a router that keeps nothing per node
-// (flood, fanout), every
-// broadcast runs alone on a quiet network whose nodes have forgotten the
-// previous one: the broadcasts are independent trials. The engine then
+// (flood, fanout), every broadcast runs alone on a quiet network whose
+// nodes have forgotten the previous one: the broadcasts are independent
+// trials. The engine then
 // runs each trial from fresh node state (cores re-initialised, as new), on
 // random sources derived from (seed, trial index) alone, in virtual time
 // of its own that starts at 0. A trial's result therefore depends on its
