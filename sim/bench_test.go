@@ -79,3 +79,25 @@ func BenchmarkQueue(b *testing.B) {
 		q.push(event{at: now + 10e6 + rng.Int64N(90e6), seq: seq})
 	}
 }
+
+// BenchmarkThousandBroadcastsOneWorker is BenchmarkThousandBroadcasts on
+// one goroutine: the cost per message of the engine itself, beside the
+// wall time that every core gives.
+func BenchmarkThousandBroadcastsOneWorker(b *testing.B) {
+	cfg := anchorConfig(10_000, 1_000)
+	cfg.Workers = 1
+	benchRun(b, cfg)
+}
+
+// BenchmarkResetTrial is what an independent trial costs before its first
+// event at 10,000 nodes: every core, source and tick slot made new.
+func BenchmarkResetTrial(b *testing.B) {
+	s, err := New(anchorConfig(10_000, 2))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		s.resetTrial(1 + i%1000)
+	}
+}

@@ -4,11 +4,15 @@
 // nodes in ~4 hops", "a 12 s slot is a catch-up budget") can be checked at
 // scales no machine runs as processes.
 //
-// The engine is a (time, seq) min-heap of value-typed events processed by a
-// single goroutine with one seeded random source for the network (latency
-// and loss draws); each core gets its own small PCG source, as the runtime
-// does. The same Config therefore always gives the same Report, byte for
-// byte once written.
+// The engine is a calendar queue of value-typed events in (time, seq)
+// order, processed by one goroutine with one seeded random source for the
+// network (latency and loss draws); each core gets its own small PCG
+// source, as the runtime does. Broadcasts that are independent trials (the
+// default Gap, flood or fanout, no crash after 0) each run from fresh node state on
+// sources derived from (seed, trial), so that they can run on
+// Config.Workers goroutines and be merged in order (parallel.go). The same
+// Config therefore always gives the same Report, byte for byte once
+// written, whatever the number of workers.
 package sim
 
 import (
@@ -76,8 +80,11 @@ type Config struct {
 	// in flight) to the next publish. Default 2 minutes, the core's default
 	// SeenTTL: every node has then forgotten the previous message, so the
 	// broadcasts are independent trials and each seen-cache holds one id,
-	// as it does at a million nodes. 0 runs them back to back, and the
-	// seen-caches fill up as they would under a steady message stream.
+	// as it does at a million nodes. With a router that keeps no per-node
+	// state (flood, fanout) and no crash after time 0, each such trial runs from
+	// fresh node state on random sources derived from (Seed, trial index),
+	// on Workers goroutines. 0 runs them back to back, and the seen-caches
+	// fill up as they would under a steady message stream.
 	Gap time.Duration
 	// Interval, when positive, publishes broadcast b at b × Interval of
 	// virtual time whether or not the earlier ones have settled, so that
@@ -86,7 +93,8 @@ type Config struct {
 	// broadcast at a time, Gap apart.
 	Interval time.Duration
 	// Seed seeds everything: the topology, the network's random source and
-	// each core's source. Default 1.
+	// each core's source (for independent trials after the first, sources
+	// derived from Seed and the trial's index). Default 1.
 	Seed uint64
 	// BodySize is the length of each published body. It does not change
 	// the results (there is no bandwidth model). Default 8.
@@ -99,6 +107,15 @@ type Config struct {
 	// lazy links graft while the eager copy is still on its way and the
 	// tree never settle.
 	GraftTimeout, GraftRetry time.Duration
+	// Workers is how many goroutines run the broadcasts when they are
+	// independent trials (the default Gap, one broadcast at a time, no
+	// crash after time 0, a router without per-node state: flood or fanout; see
+	// parallel.go). It never changes the output, only the wall time.
+	// Default 0: GOMAXPROCS. 1 runs every broadcast on the calling
+	// goroutine. A run uses at most one worker per broadcast and at most
+	// MaxParallelNodes/N workers (one at a million nodes), so that the
+	// copies of the node state fit in memory; other runs use one.
+	Workers int
 }
 
 // DefaultConfig returns the defaults documented on each Config field.
@@ -118,6 +135,10 @@ func DefaultConfig() Config {
 
 // MaxNodes bounds Nodes: node indexes are stored in 32 bits.
 const MaxNodes = 1 << 30
+
+// MaxWorkers bounds Workers: more goroutines than this would only cost
+// memory on any machine this runs on.
+const MaxWorkers = 256
 
 // Validate reports the first setting that cannot work.
 func (c *Config) Validate() error {
@@ -179,6 +200,9 @@ func (c *Config) Validate() error {
 	}
 	if c.GraftTimeout < 0 || c.GraftRetry < 0 {
 		return fmt.Errorf("sim: graft timeout and retry must not be negative, got %v and %v", c.GraftTimeout, c.GraftRetry)
+	}
+	if c.Workers < 0 || c.Workers > MaxWorkers {
+		return fmt.Errorf("sim: workers must be in 0..%d (0: GOMAXPROCS), got %d", MaxWorkers, c.Workers)
 	}
 	if c.BodySize < 0 || c.BodySize > c.Gossip.MaxBody {
 		return fmt.Errorf("sim: body size must be in 0..%d, got %d", c.Gossip.MaxBody, c.BodySize)

@@ -29,7 +29,7 @@ type Delivery struct {
 // of events. The engine drives each node through the gossip.Protocol
 // interface only; by default the nodes are gossip cores, and NewWith runs
 // any other protocol on the same engine. It is single-use and not safe for
-// concurrent use.
+// concurrent use (Run may use goroutines of its own, see parallel.go).
 type Sim struct {
 	cfg   Config
 	graph *Graph
@@ -122,6 +122,24 @@ type Sim struct {
 	// experiment runs flood and Plumtree on the same choices).
 	publisherOf func(b int) int
 	crashNodes  []int
+
+	// Independent trials (parallel.go). trials says that each broadcast
+	// runs alone, from fresh node state, in virtual time of its own that
+	// starts at 0; base is the trial's start on the run's clock, added
+	// to every time the hooks see. stopAt is how many broadcasts the loop
+	// publishes (cfg.Broadcasts, or one more than the trial's index).
+	trials  bool
+	base    int64
+	stopAt  int
+	ran     bool      // a trial has run: the node state must be reset
+	horizon int64     // the queue's horizon, for workers' own queues
+	trial   Broadcast // the result of the trial that last settled
+	down    *downSet  // the nodes a crash at 0 takes down, for trials after 0
+	// testTrialStart, when set (tests), is called by each worker before
+	// it runs trial k.
+	testTrialStart func(worker, k int)
+	// workersUsed is how many goroutines ran trials (tests).
+	workersUsed int
 }
 
 // flight is one broadcast in the air: its figures, the nodes it reached
@@ -214,21 +232,49 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 		return nil, fmt.Errorf("sim: %w", err)
 	}
 	s := &Sim{
-		cfg:      cfg,
-		graph:    g,
-		shared:   shared,
-		rands:    hugeSlice[rand.Rand](n, n),
-		pcgs:     hugeSlice[rand.PCG](n, n),
-		n:        n,
-		armed:    make([]int64, n),
-		net:      rand.New(rand.NewPCG(cfg.Seed, netStream)),
-		flights:  map[wire.MsgID]*flight{},
-		results:  make([]Broadcast, cfg.Broadcasts),
-		finished: make([]bool, cfg.Broadcasts),
+		cfg:    cfg,
+		graph:  g,
+		shared: shared,
+		n:      n,
+		stopAt: cfg.Broadcasts,
 	}
 	if cfg.Crash.Fraction > 0 {
 		s.crashed = make([]bool, n)
 	}
+	if l := cfg.Latency; l.Kind == LatencyUniform && l.Max > l.Min && cfg.Regions == nil {
+		s.uniformMin, s.uniformSpan = int64(l.Min), int64(l.Max-l.Min)+1
+	}
+	s.horizon = cfg.Latency.horizon()
+	if r := cfg.Regions; r != nil {
+		s.nRegions = len(r.Names)
+		s.region = make([]uint8, n)
+		for i := range s.region {
+			s.region[i] = uint8(i % s.nRegions)
+		}
+		s.regionDelay = make([]int64, s.nRegions*s.nRegions)
+		for a, row := range r.Delay {
+			for b, d := range row {
+				s.regionDelay[a*s.nRegions+b] = int64(d)
+			}
+		}
+		s.horizon += int64(slices.Max(s.regionDelay))
+	}
+	s.initNodes(build)
+	return s, nil
+}
+
+// initNodes builds s's per-node and per-run state: the nodes (gossip
+// cores, or what build returns), their random sources, the network's
+// source and the event queue. The read-only part (config, graph, shared
+// router, latency tables) is set already, so that a worker (parallel.go)
+// gets state of its own beside the same graph.
+func (s *Sim) initNodes(build func(i int, peers []wire.NodeID, rng *rand.Rand) gossip.Protocol) {
+	n, g, cfg := s.n, s.graph, &s.cfg
+	s.rands = hugeSlice[rand.Rand](n, n)
+	s.pcgs = hugeSlice[rand.PCG](n, n)
+	s.armed = make([]int64, n)
+	s.net = newNetRand(cfg.Seed, 0)
+	s.flights = map[wire.MsgID]*flight{}
 	if build == nil {
 		s.cores = hugeSlice[gossip.Core](n, n)
 	} else {
@@ -257,26 +303,7 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 			s.wakers[i] = w
 		}
 	}
-	if l := cfg.Latency; l.Kind == LatencyUniform && l.Max > l.Min && cfg.Regions == nil {
-		s.uniformMin, s.uniformSpan = int64(l.Min), int64(l.Max-l.Min)+1
-	}
-	horizon := cfg.Latency.horizon()
-	if r := cfg.Regions; r != nil {
-		s.nRegions = len(r.Names)
-		s.region = make([]uint8, n)
-		for i := range s.region {
-			s.region[i] = uint8(i % s.nRegions)
-		}
-		s.regionDelay = make([]int64, s.nRegions*s.nRegions)
-		for a, row := range r.Delay {
-			for b, d := range row {
-				s.regionDelay[a*s.nRegions+b] = int64(d)
-			}
-		}
-		horizon += int64(slices.Max(s.regionDelay))
-	}
-	s.q = newQueue(horizon, horizon/bucketsPerHorizon)
-	return s, nil
+	s.q = newQueue(s.horizon, s.horizon/bucketsPerHorizon)
 }
 
 // Graph returns the topology the run uses.
@@ -360,7 +387,17 @@ var ErrCrashNeverHappened = errors.New("the crash would come after the end of th
 // had settled, marked partial, and no error: a stopped run is a result,
 // not a failure. Broadcasts cut off are left out (their figures would mix
 // a spread with its interruption).
+//
+// When the broadcasts are independent trials (see independent), each runs
+// from fresh node state on random sources of its own, on up to
+// Config.Workers goroutines, and the report is the same for any number of
+// them; otherwise one goroutine runs them all on one network source.
 func (s *Sim) Run(ctx context.Context) (*Report, error) {
+	if s.independent() {
+		return s.runTrials(ctx)
+	}
+	s.results = make([]Broadcast, s.cfg.Broadcasts)
+	s.finished = make([]bool, s.cfg.Broadcasts)
 	s.pushPublish(0, 0)
 	partial := s.loop(ctx)
 	if !partial && s.cfg.Crash.Fraction > 0 && !s.crashDone {
@@ -460,7 +497,7 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 				panic(err) // publish of a body within the validated size cannot fail
 			}
 		}
-		if s.frames == 0 && s.ticking == 0 && !s.pendingPub && s.published < s.cfg.Broadcasts && s.cfg.Interval == 0 {
+		if s.frames == 0 && s.ticking == 0 && !s.pendingPub && s.published < s.stopAt && s.cfg.Interval == 0 {
 			s.pushPublish(s.published, s.now+int64(s.cfg.Gap))
 		}
 	}
@@ -490,7 +527,7 @@ func (s *Sim) stepMsg(e *event) {
 		if len(s.out.Sends) == 0 && len(s.out.Events) == 1 && s.out.Events[0].Kind == gossip.EventDuplicate {
 			f.duplicates++
 			if s.onDuplicate != nil {
-				s.onDuplicate(Delivery{Broadcast: f.index, Node: int(e.to), From: int(e.from), Hop: int(sl.m.Hop), At: e.at})
+				s.onDuplicate(Delivery{Broadcast: f.index, Node: int(e.to), From: int(e.from), Hop: int(sl.m.Hop), At: s.base + e.at})
 			}
 			s.out.Events = s.out.Events[:0]
 			s.arm(e.to)
@@ -660,8 +697,12 @@ func (s *Sim) settle() {
 			k++
 			continue
 		}
-		s.results[f.index] = s.finish(f)
-		s.finished[f.index] = true
+		if s.trials {
+			s.trial = s.finish(f)
+		} else {
+			s.results[f.index] = s.finish(f)
+			s.finished[f.index] = true
+		}
 		s.nFinished++
 		s.doneEvents = s.events
 		for _, sl := range f.hops {
@@ -743,7 +784,7 @@ func (s *Sim) handle(i int) {
 			if f := s.flightOf(ev.Msg.ID); f != nil {
 				f.duplicates++
 				if s.onDuplicate != nil {
-					s.onDuplicate(Delivery{Broadcast: f.index, Node: i, From: int(ev.From) - 1, Hop: int(ev.Msg.Hop), At: s.now})
+					s.onDuplicate(Delivery{Broadcast: f.index, Node: i, From: int(ev.From) - 1, Hop: int(ev.Msg.Hop), At: s.base + s.now})
 				}
 			}
 		case gossip.EventRejected:
@@ -848,7 +889,7 @@ func (s *Sim) delivered(f *flight, i int, ev *gossip.Event) {
 	}
 	if s.onDeliver != nil {
 		from := int(ev.From) - 1
-		s.onDeliver(Delivery{Broadcast: c.index, Node: i, From: from, Hop: hop, At: s.now})
+		s.onDeliver(Delivery{Broadcast: c.index, Node: i, From: from, Hop: hop, At: s.base + s.now})
 	}
 }
 
