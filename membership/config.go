@@ -56,10 +56,10 @@ type Config struct {
 	// from its passive view. Default 3, what a booted node dials.
 	ActiveLow int
 	// ActiveHigh is the high degree bound: above it the node drops the
-	// surplus, newest inbound links first (they cost this node nothing it
-	// chose), then its newest own dials; a dropped peer goes to the
-	// passive view. The runtime also refuses inbound links at this bound.
-	// Default 8.
+	// surplus with HyParView's priorities: a link whose peer said (in its
+	// peer exchange) that it does not need it, else a random link other
+	// than the newest (a full node still takes a newcomer that needs it);
+	// a dropped peer goes to the passive view. Default 8.
 	ActiveHigh int
 	// PassiveSize bounds the passive view, the (id, address) pairs known
 	// but not linked. A full view replaces a random entry. Default 30, the

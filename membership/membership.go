@@ -58,9 +58,12 @@ type Event struct {
 	At   int64
 }
 
-// Exchange is a peer exchange to send: a sample of this node's views.
+// Exchange is a peer exchange to send: a sample of this node's views,
+// and whether this node needs the link (it is at or below its low bound
+// with it), which a full receiver weighs when it picks a link to drop.
 type Exchange struct {
 	To      wire.NodeID
+	Need    bool
 	Entries []Entry
 }
 
@@ -98,11 +101,16 @@ type link struct {
 	suspect  int64 // since when it is suspected; 0 not
 	evicting bool  // an eviction was asked for; waiting for Down
 	dropping bool  // a surplus drop was asked for; waiting for Down
+	// need is what the peer's last exchange said: 1 it needs this link,
+	// -1 it does not, 0 it has not said yet.
+	need        int8
+	replacement bool // this node dialed it as a replacement, above its low bound
 }
 
 type pendingDial struct {
 	Entry
-	since int64
+	since       int64
+	replacement bool // dialed above the low bound, for a failed peer
 }
 
 // Membership is one node's views and failure detector. It is not safe for
@@ -161,16 +169,26 @@ func (m *Membership) Up(now int64, e Entry, inbound bool, out *Output) {
 		l.heard = max(l.heard, now)
 		return
 	}
-	m.active = append(m.active, &link{Entry: e, inbound: inbound, up: now, heard: now})
+	l := &link{Entry: e, inbound: inbound, up: now, heard: now}
+	m.active = append(m.active, l)
 	m.passive = slices.DeleteFunc(m.passive, func(p Entry) bool { return p.ID == e.ID || p.Addr == e.Addr })
-	m.dialing = slices.DeleteFunc(m.dialing, func(d pendingDial) bool { return d.ID == e.ID || d.Addr == e.Addr })
+	m.dialing = slices.DeleteFunc(m.dialing, func(d pendingDial) bool {
+		if d.ID == e.ID || d.Addr == e.Addr {
+			l.replacement = l.replacement || d.replacement
+			return true
+		}
+		return false
+	})
 	m.sendExchange(e.ID, out)
 	m.enforce(now, out)
 }
 
 // Down records that the link to id is gone. A peer this node dropped as
-// surplus goes to the passive view; any other loss (a closed connection,
-// an eviction) is a failure, and the node owes a replacement dial.
+// surplus goes to the passive view, and so does one this node dialed as a
+// replacement that closed the link within DialTimeout (a full node
+// refusing a link its dialer did not need); any other loss (a closed
+// connection, an eviction) is a failure, and the node owes a replacement
+// dial.
 func (m *Membership) Down(now int64, id wire.NodeID, out *Output) {
 	i := slices.IndexFunc(m.active, func(l *link) bool { return l.ID == id })
 	if i < 0 {
@@ -178,7 +196,7 @@ func (m *Membership) Down(now int64, id wire.NodeID, out *Output) {
 	}
 	l := m.active[i]
 	m.active = slices.Delete(m.active, i, i+1)
-	if l.dropping {
+	if l.dropping || (l.replacement && now-l.up < int64(m.cfg.DialTimeout)) {
 		m.addPassive(l.Entry)
 	} else {
 		m.replace = min(m.replace+1, m.cfg.ActiveHigh)
@@ -206,18 +224,24 @@ func (m *Membership) Heard(at int64, id wire.NodeID, out *Output) {
 // DialFailed records that a dial to e, asked for in Output.Dial, failed:
 // the entry is forgotten and another is tried.
 func (m *Membership) DialFailed(now int64, e Entry, out *Output) {
-	n := len(m.dialing)
-	m.dialing = slices.DeleteFunc(m.dialing, func(d pendingDial) bool { return d.Entry == e })
-	if len(m.dialing) == n {
+	i := slices.IndexFunc(m.dialing, func(d pendingDial) bool { return d.Entry == e })
+	if i < 0 {
 		return
 	}
-	m.forget(now, e, out)
+	d := m.dialing[i]
+	m.dialing = slices.Delete(m.dialing, i, i+1)
+	m.forget(now, d, out)
 	m.enforce(now, out)
 }
 
-func (m *Membership) forget(now int64, e Entry, out *Output) {
+// forget drops the entry of a failed dial; a replacement it was for is
+// still owed.
+func (m *Membership) forget(now int64, d pendingDial, out *Output) {
+	e := d.Entry
 	m.passive = slices.DeleteFunc(m.passive, func(p Entry) bool { return p == e })
-	m.replace = min(m.replace+1, m.cfg.ActiveHigh)
+	if d.replacement {
+		m.replace = min(m.replace+1, m.cfg.ActiveHigh)
+	}
 	out.Events = append(out.Events, Event{Kind: EventDialFailed, Peer: e, At: now})
 }
 
@@ -318,15 +342,33 @@ func (m *Membership) sendExchange(to wire.NodeID, out *Output) {
 		}
 	}
 	m.rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
-	out.Exchanges = append(out.Exchanges, Exchange{To: to, Entries: pool[:min(len(pool), m.cfg.ExchangeSize)]})
+	out.Exchanges = append(out.Exchanges, Exchange{To: to, Need: m.live() <= m.cfg.ActiveLow, Entries: pool[:min(len(pool), m.cfg.ExchangeSize)]})
+}
+
+// live counts the links not on their way out.
+func (m *Membership) live() int {
+	n := 0
+	for _, l := range m.active {
+		if !l.evicting && !l.dropping {
+			n++
+		}
+	}
+	return n
 }
 
 // ExchangeFrom merges a peer exchange that from sent into the passive
-// view and reports how many entries it took and how many it refused for
-// their address. It never takes this node, an active peer, an id it
-// already knows (a claim does not move a known node's address), an
-// address it already knows, nor more than ExchangeSize entries.
-func (m *Membership) ExchangeFrom(now int64, from wire.NodeID, entries []Entry, out *Output) (took, refused int) {
+// view, notes whether from needs its link, and reports how many entries it
+// took and how many it refused (for their address, or past ExchangeSize).
+// It never takes this node, an active peer, an id it already knows (a
+// claim does not move a known node's address), nor an address it already
+// knows.
+func (m *Membership) ExchangeFrom(now int64, from wire.NodeID, need bool, entries []Entry, out *Output) (took, refused int) {
+	if l := m.find(from); l != nil {
+		l.need = -1
+		if need {
+			l.need = 1
+		}
+	}
 	if len(entries) > m.cfg.ExchangeSize {
 		refused += len(entries) - m.cfg.ExchangeSize
 		entries = entries[:m.cfg.ExchangeSize]
@@ -345,9 +387,7 @@ func (m *Membership) ExchangeFrom(now int64, from wire.NodeID, entries []Entry, 
 			took++
 		}
 	}
-	if took > 0 {
-		m.enforce(now, out)
-	}
+	m.enforce(now, out)
 	return took, refused
 }
 
@@ -380,7 +420,7 @@ func (m *Membership) addPassive(e Entry) bool {
 }
 
 // enforce keeps the degree between the bounds: it drops the surplus above
-// the high bound (newest inbound first), expires dials that took too long,
+// the high bound (random, never the newest), expires dials that took too long,
 // and dials random passive entries while the degree (links and dials in
 // flight) is below the low bound, or below the high bound while
 // replacements for failed peers are owed.
@@ -389,17 +429,15 @@ func (m *Membership) enforce(now int64, out *Output) {
 		if now-d.since < int64(m.cfg.DialTimeout) {
 			return false
 		}
-		m.forget(now, d.Entry, out)
+		m.forget(now, d, out)
 		return true
 	})
-	live := 0
-	for _, l := range m.active {
-		if !l.evicting && !l.dropping {
-			live++
-		}
-	}
+	live := m.live()
 	for live > m.cfg.ActiveHigh {
-		victim := m.surplus()
+		victim := m.surplus(now)
+		if victim == nil {
+			break // a newcomer has not said whether it needs its link
+		}
 		victim.dropping = true
 		live--
 		out.Drop = append(out.Drop, victim.ID)
@@ -415,27 +453,48 @@ func (m *Membership) enforce(now int64, out *Output) {
 			m.replace = 0
 			return
 		}
-		if have >= m.cfg.ActiveLow {
+		replacement := have >= m.cfg.ActiveLow
+		if replacement {
 			m.replace--
 		}
-		m.dialing = append(m.dialing, pendingDial{Entry: e, since: now})
+		m.dialing = append(m.dialing, pendingDial{Entry: e, since: now, replacement: replacement})
 		out.Dial = append(out.Dial, e)
 		out.Events = append(out.Events, Event{Kind: EventDial, Peer: e, At: now})
 	}
 }
 
-// surplus picks the link to drop: the newest inbound one, else the newest.
-func (m *Membership) surplus() *link {
-	var pick *link
+// surplus picks the link to drop (HyParView's neighbour priorities): the
+// newest of the links whose peers said they do not need them (a full node
+// refuses a peer that only wants a spare link), else a random link other
+// than the newest (a full node still takes a newcomer that knows nobody
+// else, and drops another). While a link younger than ProbeInterval has
+// not said, it returns nil: the choice waits for its exchange.
+func (m *Membership) surplus(now int64) *link {
+	var newest, spare *link
+	var pool []*link
 	for _, l := range m.active {
 		if l.evicting || l.dropping {
 			continue
 		}
-		if pick == nil || (l.inbound && !pick.inbound) || (l.inbound == pick.inbound && l.up >= pick.up) {
-			pick = l
+		if l.need == 0 && now-l.up < int64(m.cfg.ProbeInterval) {
+			return nil
+		}
+		pool = append(pool, l)
+		if newest == nil || l.up >= newest.up {
+			newest = l
+		}
+		if l.need < 0 && (spare == nil || l.up >= spare.up) {
+			spare = l
 		}
 	}
-	return pick
+	if spare != nil {
+		return spare
+	}
+	pool = slices.DeleteFunc(pool, func(l *link) bool { return l == newest })
+	if len(pool) == 0 {
+		return newest
+	}
+	return pool[m.rng.IntN(len(pool))]
 }
 
 // pickPassive picks a random passive entry not being dialed.
@@ -461,6 +520,11 @@ func (m *Membership) NextTick() int64 {
 		return 0
 	}
 	next := m.last + int64(m.cfg.ProbeInterval)/4
+	for _, l := range m.active {
+		if w := l.up + int64(m.cfg.ProbeInterval); l.need == 0 && !l.evicting && !l.dropping && w > m.last {
+			next = min(next, w)
+		}
+	}
 	for _, d := range m.dialing {
 		next = min(next, d.since+int64(m.cfg.DialTimeout))
 	}

@@ -27,16 +27,16 @@ func checkMembership(t *testing.T, typ wire.FrameType, payload, raw []byte) {
 			t.Fatalf("%v re-encodes to %x; read from %x", typ, again, raw)
 		}
 	case wire.FramePeerExchange:
-		es, err := wire.DecodePeerExchange(payload)
+		px, err := wire.DecodePeerExchange(payload)
 		if err != nil {
 			if !isCodecError(err) {
 				t.Fatalf("DecodePeerExchange: unexpected error %v", err)
 			}
 			return
 		}
-		again, err := wire.AppendPeerExchange(nil, es)
+		again, err := wire.AppendPeerExchange(nil, px)
 		if err != nil || !bytes.Equal(again, raw) {
-			t.Fatalf("peer exchange %+v re-encodes to %x, %v; read from %x", es, again, err, raw)
+			t.Fatalf("peer exchange %+v re-encodes to %x, %v; read from %x", px, again, err, raw)
 		}
 	default:
 		if err := wire.DecodeHeartbeat(typ, payload); err == nil {
@@ -49,7 +49,7 @@ func checkMembership(t *testing.T, typ wire.FrameType, payload, raw []byte) {
 // decoders: nothing may panic, every failure is a codec error, and what
 // decodes re-encodes to the frame it came from.
 func FuzzDecodeMembership(f *testing.F) {
-	px, err := wire.AppendPeerExchange(nil, []wire.PeerEntry{{ID: 1, Addr: "127.0.0.1:7001"}, {ID: 0xfeed, Addr: "[::1]:9"}})
+	px, err := wire.AppendPeerExchange(nil, wire.PeerExchange{Need: true, Entries: []wire.PeerEntry{{ID: 1, Addr: "127.0.0.1:7001"}, {ID: 0xfeed, Addr: "[::1]:9"}}})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func FuzzDecodeMembership(f *testing.F) {
 
 func TestPeerExchangeRoundTrip(t *testing.T) {
 	in := []wire.PeerEntry{{ID: 7, Addr: "127.0.0.1:7001"}, {ID: 9, Addr: strings.Repeat("a", 255)}}
-	b, err := wire.AppendPeerExchange(nil, in)
+	b, err := wire.AppendPeerExchange(nil, wire.PeerExchange{Need: true, Entries: in})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,9 +72,9 @@ func TestPeerExchangeRoundTrip(t *testing.T) {
 	if err != nil || f.Type != wire.FramePeerExchange {
 		t.Fatalf("ReadFrame: %v %v", f.Type, err)
 	}
-	out, err := wire.DecodePeerExchange(f.Payload)
-	if err != nil || len(out) != 2 || out[0] != in[0] || out[1] != in[1] {
-		t.Fatalf("decoded %+v, %v; want %+v", out, err, in)
+	px, err := wire.DecodePeerExchange(f.Payload)
+	if out := px.Entries; err != nil || !px.Need || len(out) != 2 || out[0] != in[0] || out[1] != in[1] {
+		t.Fatalf("decoded %+v, %v; want %+v", px, err, in)
 	}
 }
 
@@ -83,10 +83,10 @@ func TestPeerExchangeLimits(t *testing.T) {
 	for i := range many {
 		many[i] = wire.PeerEntry{ID: wire.NodeID(i + 1), Addr: "127.0.0.1:1"}
 	}
-	if _, err := wire.AppendPeerExchange(nil, many); err == nil {
+	if _, err := wire.AppendPeerExchange(nil, wire.PeerExchange{Entries: many}); err == nil {
 		t.Error("encoded more than MaxPeerExchange entries")
 	}
-	if _, err := wire.AppendPeerExchange(nil, []wire.PeerEntry{{ID: 0, Addr: "x:1"}}); err == nil {
+	if _, err := wire.AppendPeerExchange(nil, wire.PeerExchange{Entries: []wire.PeerEntry{{ID: 0, Addr: "x:1"}}}); err == nil {
 		t.Error("encoded a zero id")
 	}
 	cases := map[string]struct {
@@ -94,11 +94,13 @@ func TestPeerExchangeLimits(t *testing.T) {
 		want error
 	}{
 		"empty":        {nil, wire.ErrTruncated},
-		"count over":   {[]byte{wire.MaxPeerExchange + 1}, wire.ErrMalformed},
-		"truncated id": {[]byte{1, 0, 0, 0}, wire.ErrTruncated},
-		"zero id":      {append([]byte{1}, append(make([]byte, 8), 1, 'x')...), wire.ErrMalformed},
-		"short addr":   {append([]byte{1}, append(binary.BigEndian.AppendUint64(nil, 5), 4, 'x')...), wire.ErrTruncated},
-		"trailing":     {[]byte{0, 1}, wire.ErrMalformed},
+		"no count":     {[]byte{0}, wire.ErrTruncated},
+		"bad flags":    {[]byte{2, 0}, wire.ErrMalformed},
+		"count over":   {[]byte{0, wire.MaxPeerExchange + 1}, wire.ErrMalformed},
+		"truncated id": {[]byte{0, 1, 0, 0, 0}, wire.ErrTruncated},
+		"zero id":      {append([]byte{0, 1}, append(make([]byte, 8), 1, 'x')...), wire.ErrMalformed},
+		"short addr":   {append([]byte{0, 1}, append(binary.BigEndian.AppendUint64(nil, 5), 4, 'x')...), wire.ErrTruncated},
+		"trailing":     {[]byte{0, 0, 1}, wire.ErrMalformed},
 	}
 	for name, c := range cases {
 		if _, err := wire.DecodePeerExchange(c.p); !errors.Is(err, c.want) {
