@@ -33,6 +33,16 @@ func (n *Node) dialLoop(addr string) {
 			return
 		}
 		backoff = min(2*backoff, n.cfg.BackoffMax)
+		// With membership on, a lost booted peer is replaced from the
+		// passive view: this loop redials it only while the node is below
+		// its low degree bound (a restarted node's own dials find it there).
+		for n.degreeAtLeastLow() {
+			select {
+			case <-time.After(n.cfg.BackoffMax):
+			case <-n.stop:
+				return
+			}
+		}
 	}
 }
 
