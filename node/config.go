@@ -146,8 +146,8 @@ type Config struct {
 	// heartbeats and suspicion on idle links, active and passive views
 	// with degree bounds, peer exchange, and dials from the passive view
 	// to replace lost peers. Booted peers (Candidates) seed the views; a
-	// booted peer's redial loop then redials only while the node is below
-	// the low bound. Default nil: off (a node still answers PINGs).
+	// booted peer's redial loop redials only while the node is below the
+	// high bound. Default nil: off (a node still answers PINGs).
 	Membership *membership.Config
 
 	// HandshakeTimeout bounds the time from connect to the peer's hello; a

@@ -34,9 +34,10 @@ func (n *Node) dialLoop(addr string) {
 		}
 		backoff = min(2*backoff, n.cfg.BackoffMax)
 		// With membership on, a lost booted peer is replaced from the
-		// passive view: this loop redials it only while the node is below
-		// its low degree bound (a restarted node's own dials find it there).
-		for n.degreeAtLeastLow() {
+		// passive view at once; this loop keeps redialing it (so that a
+		// restarted peer gets its links back) only while the node is below
+		// its high degree bound, so that a full node dials nobody.
+		for n.degreeAtHigh() {
 			select {
 			case <-time.After(n.cfg.BackoffMax):
 			case <-n.stop:

@@ -319,17 +319,16 @@ func (n *Node) memberHeard(p *peer) {
 	p.heard.Store(time.Now().UnixNano())
 }
 
-// degreeAtLeastLow reports whether membership is on and the node holds at
-// least its low bound of links: its booted peers' redial loops then wait,
-// and the membership replaces lost peers from the passive view instead.
-// Safe outside the loop.
-func (n *Node) degreeAtLeastLow() bool {
+// degreeAtHigh reports whether membership is on and the node holds its
+// high bound of links: its booted peers' redial loops then wait. Safe
+// outside the loop.
+func (n *Node) degreeAtHigh() bool {
 	if n.ms == nil {
 		return false
 	}
 	n.linksMu.RLock()
 	defer n.linksMu.RUnlock()
-	return len(n.links) >= n.ms.cfg.ActiveLow
+	return len(n.links) >= n.ms.cfg.ActiveHigh
 }
 
 // memberInbound is a decoded membership frame.
