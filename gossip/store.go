@@ -20,6 +20,9 @@ type msgStore struct {
 	n     int // entries in fifo
 	bytes int
 	stats StoreStats
+	// ae is the node's anti-entropy state (antientropy.go), here so that a
+	// core without a store pays nothing for it.
+	ae antiEntropy
 }
 
 type storeEntry struct {
