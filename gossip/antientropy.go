@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"math"
 	"slices"
 
 	"gossipmesh/wire"
@@ -31,10 +32,13 @@ import (
 // message can no longer be repaired.
 //
 // A digest that would break wire's limits (MaxDigestOrigins,
-// MaxDigestRanges) is sent partial (wire.PullPartial): it lists the
-// origins that fit, starting from a cursor that moves on by the origins
-// listed each time, so every origin is listed within a few periods and
-// the exchange still converges; the answer covers listed origins only.
+// MaxDigestRanges) is sent partial (wire.PullPartial): it lists the run of
+// origins that fits, in ascending order from a cursor that moves on past
+// them each time, and speaks for every origin between its first and last
+// listed one; sentinel origins 0 and math.MaxUint64 open and close each
+// cycle (partial). The answer covers that interval only, so within a few
+// periods every origin, known to the puller or not, has been covered and
+// the exchange converges.
 
 // antiEntropy is one node's anti-entropy state, kept in its message store.
 type antiEntropy struct {
@@ -206,23 +210,16 @@ func (c *Core) onPull(now int64, from wire.NodeID, d *wire.Control, out *Output)
 	}
 }
 
-// listsOrigin reports whether digest d speaks for origin: always for a
-// whole digest (an unlisted origin means none of its messages), only for
-// the origins it lists for a partial one.
+// listsOrigin reports whether digest d speaks for origin: a whole digest
+// for every origin (an unlisted one means none of its messages), a partial
+// one for the origins from its first listed to its last (an unlisted one
+// between them means none of its messages; one outside says nothing).
 func listsOrigin(d *wire.Control, origin wire.NodeID) bool {
 	if d.Flags&wire.PullPartial == 0 {
 		return true
 	}
-	_, ok := slices.BinarySearchFunc(d.Ranges, origin, func(r wire.SeqRange, o wire.NodeID) int {
-		switch {
-		case r.Origin < o:
-			return -1
-		case r.Origin > o:
-			return 1
-		}
-		return 0
-	})
-	return ok
+	n := len(d.Ranges)
+	return n > 0 && d.Ranges[0].Origin <= origin && origin <= d.Ranges[n-1].Origin
 }
 
 // digest builds a PULL with flags whose ranges are the messages the store
@@ -290,12 +287,21 @@ func countOrigins(ranges []wire.SeqRange) int {
 	return n
 }
 
-// partial picks, from ranges of origins origins, the origins that fit in
-// one digest, starting at the cursor and wrapping, and moves the cursor on
-// past them. An origin whose ranges alone exceed MaxDigestRanges is listed
-// with its first MaxDigestRanges ranges: the peer then sends some of what
-// this node holds (counted duplicates), never less than it lacks.
+// partial picks, from ranges of origins origins, the run of origins that
+// fits in one digest, starting at the cursor, and moves the cursor past
+// them (back to the first origin after the last). The run never wraps, so
+// the digest speaks for every origin from its first listed one to its last
+// (see coversOrigin); the run that starts the cycle also lists the
+// sentinel origin 0 and the one that ends it the sentinel origin
+// math.MaxUint64 (each with the range 0-0: sequence numbers start at 1, so
+// it claims no message), so that over one cycle the digests speak for
+// every origin, those this node has never heard of included. An origin
+// whose ranges alone exceed the limit is listed with its first ranges: the
+// peer then sends some of what this node holds (counted duplicates), never
+// less than it lacks.
 func (ae *antiEntropy) partial(ranges []wire.SeqRange, origins int) []wire.SeqRange {
+	const sentinels = 2
+	maxOrigins, maxRanges := wire.MaxDigestOrigins-sentinels, wire.MaxDigestRanges-sentinels
 	// starts[i] is where origin i's ranges begin.
 	starts := make([]int, 0, origins+1)
 	for i, r := range ranges {
@@ -304,35 +310,29 @@ func (ae *antiEntropy) partial(ranges []wire.SeqRange, origins int) []wire.SeqRa
 		}
 	}
 	starts = append(starts, len(ranges))
-	first := ae.cursor % origins
-	var out []wire.SeqRange
-	listed := 0
-	for k := range origins {
-		o := (first + k) % origins
+	first := ae.cursor
+	if first >= origins {
+		first = 0
+	}
+	out := make([]wire.SeqRange, 0, min(len(ranges), maxRanges)+sentinels)
+	if first == 0 {
+		out = append(out, wire.SeqRange{Origin: 0})
+	}
+	o := first
+	for ; o < origins && o-first < maxOrigins; o++ {
 		group := ranges[starts[o]:starts[o+1]]
-		if listed == 0 && len(group) > wire.MaxDigestRanges {
-			group = group[:wire.MaxDigestRanges]
+		if o == first && len(group) > maxRanges {
+			group = group[:maxRanges]
 		}
-		if listed >= wire.MaxDigestOrigins || len(out)+len(group) > wire.MaxDigestRanges {
+		if len(out)+len(group) > maxRanges+1 {
 			break
 		}
 		out = append(out, group...)
-		listed++
 	}
-	ae.cursor = first + listed
-	// The cursor wraps: restore ascending origin order.
-	slices.SortFunc(out, func(a, b wire.SeqRange) int {
-		switch {
-		case a.Origin < b.Origin:
-			return -1
-		case a.Origin > b.Origin:
-			return 1
-		case a.First < b.First:
-			return -1
-		case a.First > b.First:
-			return 1
-		}
-		return 0
-	})
+	if o == origins {
+		out = append(out, wire.SeqRange{Origin: math.MaxUint64})
+		o = 0
+	}
+	ae.cursor = o
 	return out
 }
