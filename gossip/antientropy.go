@@ -1,8 +1,10 @@
 package gossip
 
 import (
+	"fmt"
 	"math"
 	"slices"
+	"time"
 
 	"gossipmesh/wire"
 )
@@ -111,12 +113,24 @@ func AntiEntropyStatsOf(n *Node) (AntiEntropyStats, bool) {
 	return s, true
 }
 
-// startAntiEntropy arms a new core's first pull at a random time within
-// the first period, so that nodes built together do not pull together.
-// (A runtime's clock is far past it: it pulls at its first tick, with
-// whatever peers it has, then every period.)
-func (c *Core) startAntiEntropy() {
-	c.store.ae.next = 1 + c.rng.Int64N(c.sh.ae)
+// armAntiEntropy wakes a sleeping anti-entropy timer when the node stores
+// a message: its first pull comes a period later, give or take half. A
+// node pulls only while its store holds a message inside the acceptance
+// window (antiEntropyTick), because only then can an exchange it starts
+// repair anyone; a node that lacks everything is repaired by the peers
+// that hold something, which pull it in their turn. So an idle mesh, or a
+// simulator of a million nodes after its last broadcast, goes quiet.
+func (c *Core) armAntiEntropy(now int64) {
+	if ae := &c.store.ae; ae.next == 0 {
+		ae.next = c.aeAfter(now)
+	}
+}
+
+// aeAfter is the next pull time after now: a period, give or take half,
+// drawn from the core's rng so that nodes do not fall into step.
+func (c *Core) aeAfter(now int64) int64 {
+	p := c.sh.ae
+	return now + p/2 + c.rng.Int64N(p) + 1
 }
 
 // aeNext is when anti-entropy next wants a tick, 0 for never.
@@ -128,19 +142,24 @@ func (c *Core) aeNext() int64 {
 }
 
 // antiEntropyTick sends this period's PULL, when it is due, to one random
-// peer, and arms the next one a period later, give or take half of it.
+// peer, and arms the next one a period later, give or take half of it;
+// when the store holds nothing inside the acceptance window the timer
+// sleeps until the next message is stored (armAntiEntropy).
 func (c *Core) antiEntropyTick(now int64, out *Output) {
 	ae := &c.store.ae
 	if ae.next == 0 || now < ae.next {
 		return
 	}
-	p := c.sh.ae
-	ae.next = now + p/2 + c.rng.Int64N(p) + 1
+	d := c.digest(now, wire.PullWantDigest)
+	if len(d.Ranges) == 0 {
+		ae.next = 0
+		return
+	}
+	ae.next = c.aeAfter(now)
 	if len(c.peers) == 0 {
 		return
 	}
 	to := c.peers[c.rng.IntN(len(c.peers))]
-	d := c.digest(now, wire.PullWantDigest)
 	ae.stats.PullsSent++
 	c.opened(now, to, d)
 	out.SendControl(to, d)
@@ -336,3 +355,36 @@ func (ae *antiEntropy) partial(ranges []wire.SeqRange, origins int) []wire.SeqRa
 	ae.cursor = o
 	return out
 }
+
+// ParseAntiEntropy reads an --anti-entropy flag value into
+// Config.AntiEntropy: "default" (or "") is the strategy's default (0), "off"
+// or "0" turns it off (-1), and a Go duration ("500ms", "2s") is the
+// period. Validate checks the period's bounds.
+func ParseAntiEntropy(s string) (time.Duration, error) {
+	switch s {
+	case "", "default":
+		return 0, nil
+	case "off", "0":
+		return -1, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("anti-entropy %q: want a positive duration (e.g. 1s), off (or 0), or default", s)
+	}
+	return d, nil
+}
+
+// FormatAntiEntropy renders Config.AntiEntropy as ParseAntiEntropy reads it.
+func FormatAntiEntropy(d time.Duration) string {
+	switch {
+	case d == 0:
+		return "default"
+	case d < 0:
+		return "off"
+	}
+	return d.String()
+}
+
+// AntiEntropyUsage is the help text of every command's --anti-entropy flag.
+const AntiEntropyUsage = "anti-entropy period: every `PERIOD` (give or take half) a node swaps a digest with one random peer and pulls what it lacks; " +
+	"off (or 0) turns it off; default is off for flood and fanout, 1s for the routers that repair (plumtree, lazy)"

@@ -260,9 +260,6 @@ func (c *Core) Init(sh *Shared, id wire.NodeID, rng *rand.Rand) {
 	*c = Core{sh: sh, id: id, rng: rng}
 	if sh.stores {
 		c.store = &msgStore{}
-		if sh.ae > 0 {
-			c.startAntiEntropy()
-		}
 	}
 	sh.router.Init(c)
 }

@@ -131,6 +131,9 @@ func (c *Core) keep(now int64, m *wire.Message) {
 	if c.store != nil {
 		cfg := &c.sh.cfg
 		c.store.put(now, m, cfg.StoreCapacity, cfg.StoreBytes, int64(cfg.StoreTTL))
+		if c.sh.ae != 0 {
+			c.armAntiEntropy(now)
+		}
 	}
 }
 
