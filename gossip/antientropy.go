@@ -44,7 +44,7 @@ import (
 
 // antiEntropy is one node's anti-entropy state, kept in its message store.
 type antiEntropy struct {
-	next int64 // when the node next pulls; 0: never (anti-entropy off)
+	next int64 // when the node next pulls; 0: asleep (off, or nothing stored that could repair anyone)
 	// cursor is the index, among the origins of a digest too large to send
 	// whole, of the first one the next partial digest lists.
 	cursor int
@@ -165,10 +165,12 @@ func (c *Core) antiEntropyTick(now int64, out *Output) {
 	out.SendControl(to, d)
 }
 
-// opened records that this node sent digest d to peer at now.
+// opened records that this node sent digest d to peer at now; for a
+// period (at least DefaultAntiEntropy, for a node whose own timer is off)
+// deliveries from peer that d lacked count as repairs.
 func (c *Core) opened(now int64, peer wire.NodeID, d *wire.Control) {
 	ae := &c.store.ae
-	until := now + max(c.sh.ae, int64(c.sh.cfg.PlumtreeGraftTimeout))
+	until := now + max(c.sh.ae, int64(DefaultAntiEntropy))
 	ae.open[ae.opens%len(ae.open)] = aeExchange{peer: peer, digest: d, until: until}
 	ae.opens++
 }

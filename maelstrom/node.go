@@ -27,7 +27,7 @@ type NodeConfig struct {
 	// Default 1 s (gossip.DefaultAntiEntropy), whatever the strategy: it is
 	// what repairs the values a partition cut off, for about one digest
 	// each way per node per second, which Maelstrom counts as server
-	// messages (about 0.6 of a message per operation at 3d's 25 nodes and
+	// messages (about 0.7 of a message per operation at 3d's 25 nodes and
 	// 100 ops/s). Under --batch the digests ride in the batches.
 	AntiEntropy time.Duration
 	// Overlay picks the peers. Default OverlayTree.
