@@ -201,11 +201,13 @@ func (c *Core) onPull(now int64, from wire.NodeID, d *wire.Control, out *Output)
 	c.store.expire(now)
 	cfg := &c.sh.cfg
 	window := int64(cfg.SeenTTL)
+	young := now - c.aeGrace() + int64(cfg.StoreTTL) // entries expiring after this were stored within the grace
 	sent, bytes := 0, 0
 	s := c.store
 	for i := range s.n {
-		m := s.fifo[(s.head+i)%len(s.fifo)].m
-		if m.Origin == from || d.Has(m.Origin, m.Seq) || !listsOrigin(d, m.Origin) {
+		e := s.fifo[(s.head+i)%len(s.fifo)]
+		m := e.m
+		if m.Origin == from || e.expires > young || d.Has(m.Origin, m.Seq) || !listsOrigin(d, m.Origin) {
 			continue
 		}
 		if now >= m.PublishedAt+window || m.Hop >= cfg.MaxHops {
@@ -229,6 +231,19 @@ func (c *Core) onPull(now int64, from wire.NodeID, d *wire.Control, out *Output)
 		c.opened(now, from, mine)
 		out.SendControl(from, mine)
 	}
+}
+
+// aeGrace is how long a stored message is left to the pushes before this
+// node offers it in repair: half a period (of DefaultAntiEntropy for a node
+// whose own timer is off). A younger one is most likely still on its way
+// to the puller along the router's links, and a repaired copy that beats
+// the push turns the push into a duplicate, which a tree router (Plumtree)
+// answers by pruning a link it needs.
+func (c *Core) aeGrace() int64 {
+	if c.sh.ae > 0 {
+		return c.sh.ae / 2
+	}
+	return int64(DefaultAntiEntropy) / 2
 }
 
 // listsOrigin reports whether digest d speaks for origin: a whole digest

@@ -214,7 +214,7 @@ func TestAntiEntropyPartialDigestConverges(t *testing.T) {
 	}
 	// b pulls a, period after period, until it stops lacking anything.
 	for round := range 10 {
-		d := b.digest(int64(round)+2, wire.PullWantDigest)
+		d := b.digest(int64(round+2)*int64(time.Second), wire.PullWantDigest)
 		if d.Flags&wire.PullPartial == 0 {
 			t.Fatalf("round %d: a digest of %d origins is not partial", round, d.Origins())
 		}
@@ -222,10 +222,10 @@ func TestAntiEntropyPartialDigestConverges(t *testing.T) {
 			t.Fatalf("round %d: partial digest does not encode: %v", round, err)
 		}
 		out.Reset()
-		a.Step(int64(round)+2, 2, Frame{Ctl: d}, &out)
+		a.Step(int64(round+2)*int64(time.Second), 2, Frame{Ctl: d}, &out)
 		for _, s := range out.Sends {
 			if s.Msg != nil {
-				b.Step(int64(round)+2, 1, s.Frame, &Output{})
+				b.Step(int64(round+2)*int64(time.Second), 1, s.Frame, &Output{})
 			}
 		}
 	}
