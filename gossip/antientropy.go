@@ -15,7 +15,8 @@ import (
 // sends one random peer a PULL whose digest lists, as per-origin sequence
 // ranges, the messages its store holds inside the acceptance window. The
 // peer answers with every stored message the digest lacks (bounded by
-// AntiEntropyMaxMessages and AntiEntropyMaxBytes) and, since the PULL
+// AntiEntropyMaxMessages and AntiEntropyMaxBytes, and leaving the pushes
+// half a period to deliver what it stored last: aeGrace) and, since the PULL
 // asks for it (wire.PullWantDigest), with its own digest, so that the
 // first node sends back what the peer lacks: one round trip repairs both
 // sides. Repairs travel as ordinary payload frames at the sender's hop
