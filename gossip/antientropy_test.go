@@ -300,3 +300,19 @@ func TestAntiEntropyPeriod(t *testing.T) {
 		t.Errorf("flood without anti-entropy keeps a store or wants a wake (%d)", c.NextWake())
 	}
 }
+
+// The flag syntax round-trips: what FormatAntiEntropy prints,
+// ParseAntiEntropy reads back.
+func TestParseAntiEntropy(t *testing.T) {
+	for _, d := range []time.Duration{0, -1, time.Second, 250 * time.Millisecond} {
+		got, err := ParseAntiEntropy(FormatAntiEntropy(d))
+		if err != nil || got != d {
+			t.Errorf("%v: formatted %q, parsed back %v, %v", d, FormatAntiEntropy(d), got, err)
+		}
+	}
+	for _, bad := range []string{"soon", "-2s", "1"} {
+		if _, err := ParseAntiEntropy(bad); err == nil {
+			t.Errorf("ParseAntiEntropy(%q) accepted", bad)
+		}
+	}
+}
