@@ -61,6 +61,7 @@ func (l HandlerLimits) Validate() error {
 //	POST /load            publish a timed series of messages (benchmarks)
 //	GET  /metrics         Prometheus exposition
 //	GET  /events          live events as Server-Sent Events (if b is an EventSource)
+//	GET, PUT, DELETE /faults   the fault plan (if b is a FaultBackend; see faults.go)
 func NewHandler(b Backend, metrics http.Handler) http.Handler {
 	return NewHandlerWith(b, metrics, DefaultHandlerLimits())
 }
@@ -84,6 +85,9 @@ func NewHandlerWith(b Backend, metrics http.Handler, lim HandlerLimits) http.Han
 	}
 	if src, ok := b.(EventSource); ok {
 		mux.HandleFunc("GET /events", events(src, NewStreamCap(lim.MaxSubscribers)))
+	}
+	if fb, ok := b.(FaultBackend); ok {
+		registerFaults(mux, fb)
 	}
 	return Guard(JSONErrors(mux), GuardOptions{})
 }

@@ -69,6 +69,19 @@ type Receipt struct {
 	ReceivedAt time.Time `json:"received_at"`
 	// Duplicates counts the later copies this node received.
 	Duplicates int `json:"duplicates"`
+	// PayloadFrames counts the copies of this message the node queued to
+	// its peers: its own forwards and its answers to repair requests
+	// (GRAFT, IWANT, anti-entropy pulls). A copy dropped before it was
+	// queued (egress, a full send queue) is not counted. Summed over every
+	// node it is the message's payload cost, N-1 for a settled tree.
+	PayloadFrames int `json:"payload_frames"`
+	// ControlFrames counts the control frames the node queued that name
+	// this message (IHAVE, IWANT, GRAFT: a frame naming several messages
+	// counts once for each) or that a copy of it caused (the PRUNE a
+	// duplicate sends). PULL digests, and the GRAFT and PRUNE of
+	// Plumtree's tree optimization (sent on an IHAVE), name no message and
+	// count toward none; the node's metrics count them.
+	ControlFrames int `json:"control_frames"`
 	// Size is the body length in bytes.
 	Size int `json:"size"`
 	// Body is the message body; omitted from lists.

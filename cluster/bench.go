@@ -112,6 +112,11 @@ type BenchResult struct {
 	// Latency is the time from the POST to the last node's receipt over
 	// the sequential messages.
 	Latency LatencyStats
+	// Frames is what the sequential messages cost, per message: the
+	// payload and control frames every node sent for them
+	// (api.Receipt.PayloadFrames, ControlFrames), summed over the nodes and
+	// averaged over the timed messages.
+	Frames Frames
 	// Sustained is the highest rate that met every condition.
 	Sustained Sustained
 	// Steps lists every rate tried, in order.
@@ -129,6 +134,15 @@ type LatencyStats struct {
 	// interference.
 	Late int
 }
+
+// Frames are mean frames per message.
+type Frames struct {
+	PayloadPerMsg, ControlPerMsg float64
+}
+
+// RMR is the relative message redundancy of the sequential phase: the mean
+// payload frames per message over the N-1 a spanning tree needs, minus 1.
+func (r BenchResult) RMR() float64 { return rmr(r.Frames.PayloadPerMsg, r.Nodes) }
 
 // Sustained is the throughput result.
 type Sustained struct {
@@ -180,11 +194,11 @@ func Bench(ctx context.Context, m *Mesh, cfg BenchConfig) (BenchResult, error) {
 	res := BenchResult{Nodes: m.Len(), Messages: cfg.Messages, Gap: cfg.Gap}
 
 	progress(fmt.Sprintf("latency: %d sequential messages, each once the last has reached every node (gap %v)", cfg.Messages, cfg.Gap))
-	lat, err := benchLatency(ctx, m, cfg, rng)
+	lat, frames, err := benchLatency(ctx, m, cfg, rng)
 	if err != nil {
 		return res, err
 	}
-	res.Latency = lat
+	res.Latency, res.Frames = lat, frames
 
 	publisher := rng.IntN(m.Len())
 	progress(fmt.Sprintf("throughput: node %d publishes for %v per rate", publisher, cfg.Step))
@@ -246,16 +260,22 @@ func sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
+// frameSettle is how long the latency phase waits after its last message
+// before it collects the receipts, so that the frames sent on a timer for
+// the last messages (Plumtree's IHAVE, within 10 ms) are counted.
+const frameSettle = 50 * time.Millisecond
+
 // benchLatency publishes the sequential messages at random nodes, each once
 // every node has reported the previous one on its event stream, then
 // collects every node's receipts in one request per node. The figures come
-// from the receipts' timestamps, taken by the nodes before they report.
-func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand) (LatencyStats, error) {
+// from the receipts' timestamps, taken by the nodes before they report,
+// and the frames from the counts in the receipts.
+func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand) (LatencyStats, Frames, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	arrived, err := watchArrivals(ctx, m)
 	if err != nil {
-		return LatencyStats{}, err
+		return LatencyStats{}, Frames{}, err
 	}
 	counts := make(map[string]int)
 	body := strings.Repeat("x", cfg.Size)
@@ -268,26 +288,33 @@ func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand)
 		sent[k] = time.Now()
 		r, err := m.clients[pub].Publish(ctx, body)
 		if err != nil {
-			return LatencyStats{}, fmt.Errorf("bench: publishing at node %d: %w", pub, err)
+			return LatencyStats{}, Frames{}, fmt.Errorf("bench: publishing at node %d: %w", pub, err)
 		}
 		ids[k] = r.ID
 		done, err := awaitAll(ctx, arrived, counts, r.ID, m.Len(), cfg.Wait)
 		if err != nil {
-			return LatencyStats{}, err
+			return LatencyStats{}, Frames{}, err
 		}
 		if !done && k >= cfg.Warmup {
 			st.Late++
 		}
 		if err := sleep(ctx, cfg.Gap); err != nil {
-			return LatencyStats{}, err
+			return LatencyStats{}, Frames{}, err
 		}
+	}
+	if err := sleep(ctx, frameSettle); err != nil {
+		return LatencyStats{}, Frames{}, err
 	}
 	got, err := collect(ctx, m, total+100)
 	if err != nil {
-		return LatencyStats{}, err
+		return LatencyStats{}, Frames{}, err
 	}
 	var lats []time.Duration
+	var payload, control int
 	for k := cfg.Warmup; k < total; k++ {
+		p, c := got.frames(ids[k])
+		payload += p
+		control += c
 		last, ok := lastReceipt(got, ids[k])
 		if !ok {
 			st.Incomplete++
@@ -295,12 +322,16 @@ func benchLatency(ctx context.Context, m *Mesh, cfg BenchConfig, rng *rand.Rand)
 		}
 		lats = append(lats, last.Sub(sent[k]))
 	}
+	frames := Frames{
+		PayloadPerMsg: float64(payload) / float64(cfg.Messages),
+		ControlPerMsg: float64(control) / float64(cfg.Messages),
+	}
 	if len(lats) == 0 {
-		return st, errors.New("bench: no message reached every node")
+		return st, frames, errors.New("bench: no message reached every node")
 	}
 	slices.Sort(lats)
 	st.P50, st.P99, st.Max = percentile(lats, 0.50), percentile(lats, 0.99), lats[len(lats)-1]
-	return st, nil
+	return st, frames, nil
 }
 
 // watchArrivals follows every node's event stream and sends the id of each
@@ -354,8 +385,24 @@ func percentile(sorted []time.Duration, p float64) time.Duration {
 	return sorted[min(max(k, 0), len(sorted)-1)]
 }
 
-// received maps, per node, message id → first receipt time.
-type received []map[string]time.Time
+// received maps, per node, message id → what its receipt says.
+type received []map[string]nodeReceipt
+
+// nodeReceipt is what the bench reads from one receipt.
+type nodeReceipt struct {
+	at               time.Time // first receipt
+	payload, control int       // frames the node sent for the message
+}
+
+// frames sums the frames every node sent for message id.
+func (got received) frames(id string) (payload, control int) {
+	for _, node := range got {
+		rc := node[id]
+		payload += rc.payload
+		control += rc.control
+	}
+	return payload, control
+}
 
 // collect fetches up to limit recent receipts from every node at once.
 func collect(ctx context.Context, m *Mesh, limit int) (received, error) {
@@ -369,9 +416,9 @@ func collect(ctx context.Context, m *Mesh, limit int) (received, error) {
 				errs[i] = fmt.Errorf("bench: receipts of node %d: %w", i, err)
 				return
 			}
-			got[i] = make(map[string]time.Time, len(list))
+			got[i] = make(map[string]nodeReceipt, len(list))
 			for _, rc := range list {
-				got[i][rc.ID] = rc.ReceivedAt
+				got[i][rc.ID] = nodeReceipt{at: rc.ReceivedAt, payload: rc.PayloadFrames, control: rc.ControlFrames}
 			}
 		})
 	}
@@ -384,12 +431,12 @@ func collect(ctx context.Context, m *Mesh, limit int) (received, error) {
 func lastReceipt(got received, id string) (time.Time, bool) {
 	var last time.Time
 	for _, node := range got {
-		t, ok := node[id]
+		rc, ok := node[id]
 		if !ok {
 			return last, false
 		}
-		if t.After(last) {
-			last = t
+		if rc.at.After(last) {
+			last = rc.at
 		}
 	}
 	return last, true
@@ -434,10 +481,10 @@ func benchStep(ctx context.Context, m *Mesh, cfg BenchConfig, publisher int, rat
 			continue
 		}
 		for _, id := range lr.IDs {
-			if t, ok := node[id]; ok {
+			if rc, ok := node[id]; ok {
 				st.Delivered++
-				if t.After(lastDelivery) {
-					lastDelivery = t
+				if rc.at.After(lastDelivery) {
+					lastDelivery = rc.at
 				}
 			}
 		}

@@ -188,10 +188,10 @@ func TestReportFromReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	const wantJSON = `{"nodes":4,"reached":3,"time_to_last_ms":0.9,"hops":{"0":1,"1":1,"3":1},"duplicates":3,` +
-		`"receipts":[{"index":0,"hop":0,"from":null,"latency_ms":0.1,"distance":0,"duplicates":0},` +
-		`{"index":1,"hop":1,"from":0,"latency_ms":0.3,"distance":1,"duplicates":1},` +
-		`{"index":2,"hop":3,"from":1,"latency_ms":0.9,"distance":1,"duplicates":2}],` +
-		`"id":"abc","publisher":0,"missing":[3],"distances":[0,1,1,2],"seed":0}`
+		`"receipts":[{"index":0,"hop":0,"from":null,"latency_ms":0.1,"distance":0,"duplicates":0,"payload_frames":0,"control_frames":0},` +
+		`{"index":1,"hop":1,"from":0,"latency_ms":0.3,"distance":1,"duplicates":1,"payload_frames":0,"control_frames":0},` +
+		`{"index":2,"hop":3,"from":1,"latency_ms":0.9,"distance":1,"duplicates":2,"payload_frames":0,"control_frames":0}],` +
+		`"id":"abc","publisher":0,"missing":[3],"distances":[0,1,1,2],"seed":0,"payload_frames":0,"control_frames":0,"rmr":-1}`
 	if string(b) != wantJSON {
 		t.Errorf("JSON\n got %s\nwant %s", b, wantJSON)
 	}

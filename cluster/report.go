@@ -35,6 +35,11 @@ type Report struct {
 	// Duplicates counts the copies that reached a node already holding the
 	// message, over all nodes.
 	Duplicates int
+	// PayloadFrames and ControlFrames count the frames the reached nodes
+	// sent for this message, summed over them (api.Receipt.PayloadFrames,
+	// ControlFrames): copies of it, and control frames naming it or caused
+	// by a copy of it.
+	PayloadFrames, ControlFrames int
 	// Receipts lists the reached nodes' receipts, by index.
 	Receipts []NodeReceipt
 	// Missing lists the nodes that did not receive the message in time.
@@ -68,10 +73,27 @@ type NodeReceipt struct {
 	Latency time.Duration
 	// Duplicates counts the later copies this node received.
 	Duplicates int
+	// PayloadFrames and ControlFrames count the frames this node sent for
+	// the message.
+	PayloadFrames, ControlFrames int
 }
 
 // Complete reports whether every node was reached.
 func (r Report) Complete() bool { return r.Reached == r.Nodes }
+
+// RMR is the relative message redundancy of the message: payload frames
+// over the N-1 a spanning tree needs, minus 1, with N the mesh's node
+// count (reached or not). 0 for a settled tree, about 2 x links / (N-1) -
+// 2 for flood; 0 for a mesh of one node.
+func (r Report) RMR() float64 { return rmr(float64(r.PayloadFrames), r.Nodes) }
+
+// rmr is payload / (nodes-1) - 1, 0 when nodes < 2.
+func rmr(payload float64, nodes int) float64 {
+	if nodes < 2 {
+		return 0
+	}
+	return payload/float64(nodes-1) - 1
+}
 
 // ByArrival returns the receipts ordered by latency (ties by index): the
 // order in which the message reached the nodes.
@@ -105,12 +127,14 @@ func Millis(d time.Duration) float64 {
 // fixes come first, extras after.
 func (r Report) MarshalJSON() ([]byte, error) {
 	type receipt struct {
-		Index      int     `json:"index"`
-		Hop        int     `json:"hop"`
-		From       *int    `json:"from"`
-		LatencyMS  float64 `json:"latency_ms"`
-		Distance   int     `json:"distance"`
-		Duplicates int     `json:"duplicates"`
+		Index         int     `json:"index"`
+		Hop           int     `json:"hop"`
+		From          *int    `json:"from"`
+		LatencyMS     float64 `json:"latency_ms"`
+		Distance      int     `json:"distance"`
+		Duplicates    int     `json:"duplicates"`
+		PayloadFrames int     `json:"payload_frames"`
+		ControlFrames int     `json:"control_frames"`
 	}
 	type report struct {
 		Nodes      int       `json:"nodes"`
@@ -124,12 +148,17 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		Missing    []int     `json:"missing"`
 		Distances  []int     `json:"distances"`
 		Seed       uint64    `json:"seed"`
+		// Frames: what the message cost, over every node.
+		PayloadFrames int     `json:"payload_frames"`
+		ControlFrames int     `json:"control_frames"`
+		RMR           float64 `json:"rmr"`
 	}
 	out := report{
 		Nodes: r.Nodes, Reached: r.Reached, TimeToLast: Millis(r.TimeToLast),
 		Hops: r.Hops, Duplicates: r.Duplicates, Receipts: []receipt{},
 		ID: r.ID, Publisher: r.Publisher, Missing: r.Missing,
 		Distances: r.Distances, Seed: r.Seed,
+		PayloadFrames: r.PayloadFrames, ControlFrames: r.ControlFrames, RMR: round4(r.RMR()),
 	}
 	if out.Distances == nil {
 		out.Distances = []int{}
@@ -141,7 +170,8 @@ func (r Report) MarshalJSON() ([]byte, error) {
 		out.Missing = []int{}
 	}
 	for _, rc := range r.Receipts {
-		x := receipt{Index: rc.Index, Hop: rc.Hop, LatencyMS: Millis(rc.Latency), Distance: rc.Distance, Duplicates: rc.Duplicates}
+		x := receipt{Index: rc.Index, Hop: rc.Hop, LatencyMS: Millis(rc.Latency), Distance: rc.Distance, Duplicates: rc.Duplicates,
+			PayloadFrames: rc.PayloadFrames, ControlFrames: rc.ControlFrames}
 		if rc.From >= 0 {
 			x.From = &rc.From
 		}
@@ -185,8 +215,9 @@ type PropagateOptions struct {
 	// node shows up as late rather than as missing.
 	Wait time.Duration
 	// Settle is how long to wait, once every node has the message, before
-	// reading the duplicate counts, so that copies still in flight are
-	// counted. Default 50 ms.
+	// reading the duplicate and frame counts, so that copies still in
+	// flight, and control frames sent on a timer (Plumtree's IHAVE goes out
+	// within 10 ms), are counted. Default 50 ms.
 	Settle time.Duration
 }
 
@@ -253,8 +284,8 @@ func (m *Mesh) Propagate(ctx context.Context, publisher int, body string, opt Pr
 	if err := ctx.Err(); err != nil {
 		return Report{}, err
 	}
-	// Read the duplicate counts again once the copies in flight have
-	// landed.
+	// Read the duplicate and frame counts again once the copies in
+	// flight have landed.
 	select {
 	case <-time.After(opt.Settle):
 	case <-ctx.Done():
@@ -267,6 +298,7 @@ func (m *Mesh) Propagate(ctx context.Context, publisher int, body string, opt Pr
 		wg.Go(func() {
 			if rc, err := m.clients[i].Receipt(ctx, res.ID, 0); err == nil {
 				rcs[i].Duplicates = rc.Duplicates
+				rcs[i].PayloadFrames, rcs[i].ControlFrames = rc.PayloadFrames, rc.ControlFrames
 			}
 		})
 	}
@@ -299,11 +331,16 @@ func (m *Mesh) newReport(id string, publisher int, t0 time.Time, rcs []*api.Rece
 			Distance:   dist[i],
 			Latency:    rc.ReceivedAt.Sub(t0),
 			Duplicates: rc.Duplicates,
+
+			PayloadFrames: rc.PayloadFrames,
+			ControlFrames: rc.ControlFrames,
 		}
 		r.Receipts = append(r.Receipts, nr)
 		r.Reached++
 		r.Hops[rc.Hop]++
 		r.Duplicates += rc.Duplicates
+		r.PayloadFrames += rc.PayloadFrames
+		r.ControlFrames += rc.ControlFrames
 		r.TimeToLast = max(r.TimeToLast, nr.Latency)
 	}
 	return r
@@ -334,6 +371,10 @@ type Summary struct {
 	// publisher.
 	Neighbours       int
 	NeighboursAtHop1 float64
+	// PayloadFrames and ControlFrames are the mean frames per message over
+	// all messages (Report.PayloadFrames, ControlFrames), and RMR the mean
+	// of their Report.RMR.
+	PayloadFrames, ControlFrames, RMR float64
 }
 
 // Summarize sums up reports. The shares are 0 when there is nothing to
@@ -341,8 +382,12 @@ type Summary struct {
 func Summarize(rs []Report) Summary {
 	s := Summary{Messages: len(rs)}
 	var lasts []time.Duration
-	var hops, dists, exact, neighbours, direct int
+	var hops, dists, exact, neighbours, direct, payload, control int
+	var rmrs float64
 	for _, r := range rs {
+		payload += r.PayloadFrames
+		control += r.ControlFrames
+		rmrs += r.RMR()
 		if r.Complete() {
 			s.Complete++
 			lasts = append(lasts, r.TimeToLast)
@@ -378,6 +423,10 @@ func Summarize(rs []Report) Summary {
 		n := float64(s.Receipts)
 		s.MeanHop, s.MeanDistance, s.HopIsDistance = float64(hops)/n, float64(dists)/n, float64(exact)/n
 	}
+	if len(rs) > 0 {
+		n := float64(len(rs))
+		s.PayloadFrames, s.ControlFrames, s.RMR = float64(payload)/n, float64(control)/n, rmrs/n
+	}
 	s.Neighbours = neighbours
 	if neighbours > 0 {
 		s.NeighboursAtHop1 = float64(direct) / float64(neighbours)
@@ -402,10 +451,14 @@ func (s Summary) MarshalJSON() ([]byte, error) {
 		HopIsDistance    float64 `json:"hop_equals_distance"`
 		Neighbours       int     `json:"neighbours"`
 		NeighboursAtHop1 float64 `json:"neighbours_at_hop_1"`
+		PayloadFrames    float64 `json:"payload_frames_per_msg"`
+		ControlFrames    float64 `json:"control_frames_per_msg"`
+		RMR              float64 `json:"mean_rmr"`
 	}{
 		s.Messages, s.Complete, pct{Millis(s.TimeToLastP50), Millis(s.TimeToLastP99)},
 		s.Receipts, round4(s.MeanHop), round4(s.MeanDistance), round4(s.HopIsDistance),
 		s.Neighbours, round4(s.NeighboursAtHop1),
+		round4(s.PayloadFrames), round4(s.ControlFrames), round4(s.RMR),
 	})
 }
 

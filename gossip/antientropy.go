@@ -234,18 +234,26 @@ func (c *Core) onPull(now int64, from wire.NodeID, d *wire.Control, out *Output)
 	}
 }
 
-// aeGrace is how long a stored message is left to the pushes before this
-// node offers it in repair: half a period (of DefaultAntiEntropy for a node
-// whose own timer is off). A younger one is most likely still on its way
-// to the puller along the router's links, and a repaired copy that beats
-// the push turns the push into a duplicate, which a tree router (Plumtree)
-// answers by pruning a link it needs.
+// aeGrace is how long a stored message is left to the pushes, and to the
+// router's own repair, before this node offers it in repair: half a period
+// (of DefaultAntiEntropy for a node whose own timer is off), at most
+// maxAEGrace, and at least Plumtree's GRAFT timeout and retry. A younger
+// one is most likely still on its way to the puller along the router's
+// links, or about to be grafted; a repaired copy that beat the push would
+// turn the push into a duplicate, which Plumtree answers by pruning a link
+// of its tree, and would make the repairing link eager.
 func (c *Core) aeGrace() int64 {
+	g := int64(DefaultAntiEntropy) / 2
 	if c.sh.ae > 0 {
-		return c.sh.ae / 2
+		g = min(c.sh.ae/2, int64(maxAEGrace))
 	}
-	return int64(DefaultAntiEntropy) / 2
+	cfg := &c.sh.cfg
+	return max(g, int64(cfg.PlumtreeGraftTimeout+cfg.PlumtreeGraftRetry))
 }
+
+// maxAEGrace caps aeGrace: a push that has not arrived in a second on the
+// links this mesh runs on was lost, whatever the period.
+const maxAEGrace = time.Second
 
 // listsOrigin reports whether digest d speaks for origin: a whole digest
 // for every origin (an unlisted one means none of its messages), a partial

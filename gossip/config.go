@@ -89,6 +89,14 @@ type Config struct {
 	// ids for its lazy peers before it sends each one IHAVE frame with all
 	// of them (at most wire.MaxControlIDs a frame). Default 10 ms.
 	PlumtreeIHaveInterval time.Duration
+	// PlumtreeOptimizeThreshold is the paper's tree optimization: when an
+	// IHAVE arrives for a message this node got at hop h from an eager
+	// peer, and the announcer holds it at hop h' with h - h' >= the
+	// threshold, the node grafts the announcer (a GRAFT without ids: it
+	// has the message) and prunes the eager peer, so that the tree moves
+	// to the shorter path. Default 7, the paper's; 0 turns it off. At most
+	// MaxHops.
+	PlumtreeOptimizeThreshold int
 	// StoreCapacity, StoreBytes and StoreTTL bound the message store that
 	// serves repairs (Plumtree's GRAFT): at most StoreCapacity messages
 	// and StoreBytes body bytes, each kept at most StoreTTL; the oldest
@@ -162,6 +170,8 @@ func DefaultConfig() Config {
 		StoreBytes:            64 << 20,
 		StoreTTL:              2 * time.Minute,
 
+		PlumtreeOptimizeThreshold: 7,
+
 		AntiEntropyMaxMessages: 256,
 		AntiEntropyMaxBytes:    1 << 20,
 	}
@@ -207,6 +217,9 @@ func (c Config) Validate() error {
 		if d.v <= 0 || d.v > maxFuture {
 			return fmt.Errorf("gossip: %s must be in (0, %v], got %v", d.name, maxFuture, d.v)
 		}
+	}
+	if c.PlumtreeOptimizeThreshold < 0 || c.PlumtreeOptimizeThreshold > int(c.MaxHops) {
+		return fmt.Errorf("gossip: plumtree optimize threshold must be in 0..%d (max hops; 0 is off), got %d", c.MaxHops, c.PlumtreeOptimizeThreshold)
 	}
 	if c.StoreCapacity < 1 || c.StoreCapacity > maxSeenCapacity {
 		return fmt.Errorf("gossip: store capacity must be in 1..%d, got %d", maxSeenCapacity, c.StoreCapacity)

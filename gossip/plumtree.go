@@ -17,6 +17,15 @@ import (
 // fetches the message from the announcer's store; the next announcer is
 // tried PlumtreeGraftRetry later.
 //
+// The tree optimization (the paper's, threshold PlumtreeOptimizeThreshold):
+// every IHAVE carries the hop at which its sender holds the ids. When one
+// arrives for a message this node got from an eager peer at a hop larger
+// by the threshold or more, the node sends the announcer GRAFT without
+// ids (it has the message: nothing is resent) and the eager peer PRUNE
+// (reason optimize), so that the next messages take the shorter path. The
+// node remembers where its last plumRecent messages came from, and at
+// which hop, for that.
+//
 // Its per-node state lives in the core's router slot. Every peer of the
 // core that is not in the lazy set is eager, so a driver that hands the
 // core its peers without PeerUp (the simulator's SetPeers) starts with
@@ -40,12 +49,48 @@ type plumState struct {
 	// order keeping their first announcement order for the timer scan.
 	missing map[wire.MsgID]*missingMsg
 	order   []wire.MsgID
-	stats   PlumtreeStats
+	// recent is where the node's last plumRecent messages came from, a
+	// ring that next indexes, for the tree optimization.
+	recent []recvRec
+	next   int
+	stats  PlumtreeStats
+}
+
+// plumRecent bounds the deliveries a node remembers for the tree
+// optimization: an IHAVE follows a delivery within an IHAVE interval and
+// a link delay, so only the last few matter. 32 entries are 1 KiB.
+const plumRecent = 32
+
+// recvRec is one delivery: message id, at hop, from peer (0: published).
+type recvRec struct {
+	id   wire.MsgID
+	from wire.NodeID
+	hop  uint16
+}
+
+func (st *plumState) remember(m *wire.Message, from wire.NodeID) {
+	r := recvRec{id: m.ID, from: from, hop: m.Hop}
+	if len(st.recent) < plumRecent {
+		st.recent = append(st.recent, r)
+		return
+	}
+	st.recent[st.next] = r
+	st.next = (st.next + 1) % plumRecent
+}
+
+func (st *plumState) delivery(id wire.MsgID) *recvRec {
+	for i := range st.recent {
+		if st.recent[i].id == id {
+			return &st.recent[i]
+		}
+	}
+	return nil
 }
 
 type pendingIHave struct {
 	to  wire.NodeID
 	ids []wire.MsgID
+	hop uint16 // the largest hop of ids at this node
 }
 
 type missingMsg struct {
@@ -59,6 +104,10 @@ type PlumtreeStats struct {
 	Eager, Lazy int
 	// PrunesSent, GraftsSent and IHavesSent count control frames sent.
 	PrunesSent, GraftsSent, IHavesSent uint64
+	// Optimizations counts the times the tree optimization moved this
+	// node's parent to a shorter path (a GRAFT and a PRUNE each, counted
+	// in GraftsSent and PrunesSent too).
+	Optimizations uint64
 	// Missing is how many announced messages the node is waiting for.
 	Missing int
 	// Store is the message store that serves GRAFT.
@@ -120,12 +169,15 @@ func (r PlumtreeRouter) Route(n *Node, now int64, m *wire.Message, from wire.Nod
 		st.setEager(from)
 	}
 	delete(st.missing, m.ID)
+	if r.cfg.PlumtreeOptimizeThreshold > 0 {
+		st.remember(m, from)
+	}
 	for _, p := range n.peers {
 		if p == from {
 			continue
 		}
 		if st.isLazy(p) {
-			r.queueIHave(st, now, p, m.ID)
+			r.queueIHave(st, now, p, m.ID, m.Hop)
 		} else {
 			dst = append(dst, p)
 		}
@@ -133,17 +185,18 @@ func (r PlumtreeRouter) Route(n *Node, now int64, m *wire.Message, from wire.Nod
 	return dst
 }
 
-func (r PlumtreeRouter) queueIHave(st *plumState, now int64, p wire.NodeID, id wire.MsgID) {
+func (r PlumtreeRouter) queueIHave(st *plumState, now int64, p wire.NodeID, id wire.MsgID, hop uint16) {
 	if st.flushAt == 0 {
 		st.flushAt = now + int64(r.cfg.PlumtreeIHaveInterval)
 	}
 	for i := range st.ihave {
-		if st.ihave[i].to == p {
-			st.ihave[i].ids = append(st.ihave[i].ids, id)
+		if b := &st.ihave[i]; b.to == p {
+			b.ids = append(b.ids, id)
+			b.hop = max(b.hop, hop)
 			return
 		}
 	}
-	st.ihave = append(st.ihave, pendingIHave{to: p, ids: []wire.MsgID{id}})
+	st.ihave = append(st.ihave, pendingIHave{to: p, ids: []wire.MsgID{id}, hop: hop})
 }
 
 // OnDuplicate implements Router: a copy from an eager peer prunes it.
@@ -169,8 +222,12 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 	case wire.FramePrune:
 		st.setLazy(from)
 	case wire.FrameIHave:
+		optimize := r.cfg.PlumtreeOptimizeThreshold > 0 && c.HasHop
 		for _, id := range c.IDs {
 			if n.seen.contains(now, id) {
+				if optimize && r.optimize(n, st, from, id, c.Hop, out) {
+					optimize = false // once per frame: the tree just changed
+				}
 				continue
 			}
 			mm := st.missing[id]
@@ -198,6 +255,31 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 	}
 }
 
+// optimize applies the tree optimization to message id, which this node
+// has, announced by from at hop hop: if the node got it from an eager peer
+// at least the threshold more hops from the origin, it grafts from (no
+// ids: nothing is resent) and prunes that peer. It reports whether it did.
+func (r PlumtreeRouter) optimize(n *Node, st *plumState, from wire.NodeID, id wire.MsgID, hop uint16, out *Output) bool {
+	d := st.delivery(id)
+	if d == nil || d.from == 0 || d.from == from || st.isLazy(d.from) || !n.hasPeer(d.from) {
+		return false
+	}
+	if int(d.hop)-int(hop) < r.cfg.PlumtreeOptimizeThreshold {
+		return false
+	}
+	st.setEager(from)
+	st.setLazy(d.from)
+	st.stats.GraftsSent++
+	st.stats.PrunesSent++
+	st.stats.Optimizations++
+	out.SendControl(from, &wire.Control{Kind: wire.FrameGraft})
+	out.SendControl(d.from, &wire.Control{Kind: wire.FramePrune, Reason: wire.PruneOptimize})
+	// The shorter path is now this node's: no second move for this
+	// message unless an even shorter one comes.
+	d.from, d.hop = from, hop+1
+	return true
+}
+
 // OnTick implements Router: flush the IHAVE batches and fire the GRAFT
 // timers that are due.
 func (r PlumtreeRouter) OnTick(n *Node, now int64, out *Output) {
@@ -207,7 +289,7 @@ func (r PlumtreeRouter) OnTick(n *Node, now int64, out *Output) {
 			for ids := b.ids; len(ids) > 0; {
 				k := min(len(ids), wire.MaxControlIDs)
 				st.stats.IHavesSent++
-				out.SendControl(b.to, &wire.Control{Kind: wire.FrameIHave, IDs: ids[:k:k]})
+				out.SendControl(b.to, &wire.Control{Kind: wire.FrameIHave, IDs: ids[:k:k], HasHop: true, Hop: b.hop})
 				ids = ids[k:]
 			}
 		}

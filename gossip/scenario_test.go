@@ -25,7 +25,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Directives:
 //
-//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N ae=1s|off aemax=N
+//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N optimize=N ae=1s|off aemax=N
 //	                                                      settings for nodes made after it
 //	node ID peers=A,B,...                                 make a node
 //	publish NODE BODY [at=NS]                             NODE publishes BODY
@@ -142,6 +142,8 @@ func (s *scenario) step(directive string) []string {
 				s.cfg.MaxFuture = d
 			case "storecap":
 				s.cfg.StoreCapacity = int(s.int(v))
+			case "optimize":
+				s.cfg.PlumtreeOptimizeThreshold = int(s.int(v))
 			case "seqbase":
 				s.cfg.SeqBase = uint64(s.int(v))
 			case "ae":
@@ -250,8 +252,8 @@ func (s *scenario) step(directive string) []string {
 				lazy = append(lazy, fmt.Sprintf("n%d", p))
 			}
 		}
-		return []string{fmt.Sprintf("n%d: eager=%d lazy=%d %v missing=%d prunes=%d grafts=%d ihaves=%d store=%d served=%d misses=%d",
-			id, st.Eager, st.Lazy, lazy, st.Missing, st.PrunesSent, st.GraftsSent, st.IHavesSent, st.Store.Messages, st.Store.Served, st.Store.Misses)}
+		return []string{fmt.Sprintf("n%d: eager=%d lazy=%d %v missing=%d prunes=%d grafts=%d ihaves=%d optimized=%d store=%d served=%d misses=%d",
+			id, st.Eager, st.Lazy, lazy, st.Missing, st.PrunesSent, st.GraftsSent, st.IHavesSent, st.Optimizations, st.Store.Messages, st.Store.Served, st.Store.Misses)}
 	case "tick":
 		id := s.id(pos[0])
 		s.nodes[id].Tick(at, &out)
@@ -285,7 +287,14 @@ func (s *scenario) take(id wire.NodeID, out *Output) []string {
 		if c := snd.Ctl; c != nil && c.Kind == wire.FramePull {
 			lines = append(lines, fmt.Sprintf("n%d: send to=n%d %s", id, snd.To, frameName(snd.Frame)))
 		} else if c != nil {
-			lines = append(lines, fmt.Sprintf("n%d: send to=n%d %v ids=%d ranges=%d", id, snd.To, c.Kind, len(c.IDs), len(c.Ranges)))
+			l := fmt.Sprintf("n%d: send to=n%d %v ids=%d ranges=%d", id, snd.To, c.Kind, len(c.IDs), len(c.Ranges))
+			switch {
+			case c.Kind == wire.FrameIHave && c.HasHop:
+				l += fmt.Sprintf(" hop=%d", c.Hop)
+			case c.Kind == wire.FramePrune:
+				l += " reason=" + c.Reason.String()
+			}
+			lines = append(lines, l)
 		} else {
 			lines = append(lines, fmt.Sprintf("n%d: send to=n%d hop=%d", id, snd.To, snd.Msg.Hop))
 		}

@@ -84,6 +84,10 @@ type GossipCtl struct {
 	// Flags are a PULL's flags (wire.PullFlags): 1 asks for the
 	// receiver's digest back, 2 marks a partial digest.
 	Flags uint8 `json:"flags,omitempty"`
+	// Hop is an IHAVE's hop (wire.Control.HasHop and Hop): the largest hop
+	// at which the sender holds any of IDs, for Plumtree's tree
+	// optimization. Absent from an IHAVE without one.
+	Hop *uint16 `json:"hop,omitempty"`
 	// IDs are the message ids of an IHAVE, IWANT or GRAFT, 32 hex digits
 	// each, at most wire.MaxControlIDs.
 	IDs []string `json:"ids,omitempty"`

@@ -189,6 +189,10 @@ func encodeCtl(names []string, c *wire.Control) GossipCtl {
 	default:
 		gc.Reason, gc.Flags = 0, 0
 	}
+	if c.Kind == wire.FrameIHave && c.HasHop {
+		hop := c.Hop
+		gc.Hop = &hop
+	}
 	for _, id := range c.IDs {
 		gc.IDs = append(gc.IDs, id.String())
 	}
@@ -235,6 +239,9 @@ func decodeCtl(ids map[string]wire.NodeID, gc GossipCtl) (wire.Control, error) {
 			c.Ranges = append(c.Ranges, wire.SeqRange{Origin: origin, First: r.First, Last: r.Last})
 		}
 	default:
+		if c.Kind == wire.FrameIHave && gc.Hop != nil {
+			c.HasHop, c.Hop = true, *gc.Hop
+		}
 		for _, s := range gc.IDs {
 			id, err := wire.ParseMsgID(s)
 			if err != nil {

@@ -28,6 +28,8 @@ func TestCtlRoundTrip(t *testing.T) {
 	id2 := wire.ComputeMsgID(2, 7, []byte("b"))
 	for _, c := range []wire.Control{
 		{Kind: wire.FrameIHave, IDs: []wire.MsgID{id1, id2}},
+		{Kind: wire.FrameIHave, IDs: []wire.MsgID{id1}, HasHop: true, Hop: 0},
+		{Kind: wire.FrameIHave, IDs: []wire.MsgID{id2}, HasHop: true, Hop: 9},
 		{Kind: wire.FrameIWant, IDs: []wire.MsgID{id1}},
 		{Kind: wire.FrameGraft},
 		{Kind: wire.FrameGraft, IDs: []wire.MsgID{id2}},
@@ -93,6 +95,9 @@ func TestNodeAnswersPull(t *testing.T) {
 	if _, b := tn.next(); b.Type != "broadcast_ok" {
 		t.Fatalf("broadcast answered %+v", b)
 	}
+	// A node leaves a value it just stored to the pushes for up to a second
+	// before it repairs with it.
+	time.Sleep(1100 * time.Millisecond)
 	tn.send("n0", "n1", &Body{Type: "gossip", Ctls: []GossipCtl{{Kind: "pull", Flags: uint8(wire.PullWantDigest)}}})
 	e, b := tn.next()
 	if b.Type != "gossip" || e.Dest != "n0" || len(b.Msgs) != 1 || b.Msgs[0].Value != 42 || b.Msgs[0].Hop != 1 {

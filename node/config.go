@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"gossipmesh/fault"
 	"gossipmesh/gossip"
 	"gossipmesh/transport"
 	"gossipmesh/transport/tcp"
@@ -135,6 +136,10 @@ type Config struct {
 	// in, as in the simulator and the test networks. Called on the node
 	// loop: it must not block. Default nil (everything passes).
 	Egress gossip.Egress
+	// Faults is the fault plan the node starts with: loss, delay and cut
+	// peers on its own links, applied after Egress (see faults.go; the
+	// node API's PUT /faults replaces it at run time). Default none.
+	Faults fault.Plan
 
 	// HandshakeTimeout bounds the time from connect to the peer's hello; a
 	// connection that never speaks is closed after it. Default 5 s.
@@ -260,6 +265,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: log rate must be at least 1 line per second, got %d", c.LogRate)
 	case c.MaxFrame() > 1<<31:
 		return fmt.Errorf("node: max body %d is too large for a frame", c.Gossip.MaxBody)
+	case c.Faults.ValidateFor(c.ID) != nil:
+		return fmt.Errorf("node: %w", c.Faults.ValidateFor(c.ID))
 	case c.Protocols != nil:
 		if err := wire.ValidateProtocols(c.Protocols); err != nil {
 			return fmt.Errorf("node: %w", err)

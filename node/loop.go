@@ -50,6 +50,10 @@ func (n *Node) loop(ctx context.Context) {
 			r.reply <- n.addLink(r.p)
 		case p := <-n.downs:
 			n.removeLink(p)
+		case <-n.faults.timer.C:
+			n.releaseHeld()
+		case reply := <-n.m.statsReq:
+			reply <- n.protoStats()
 		case <-tick.C:
 			armed = 0
 			n.core.Tick(time.Now().UnixNano(), &n.out)
@@ -94,11 +98,14 @@ func (n *Node) receiveBatch(first inbound) {
 	for i := range n.batch {
 		in := &n.batch[i]
 		now := time.Now().UnixNano()
-		if n.staleInbound(in, now) {
+		if n.staleInbound(in, now) || n.faultReceive(in.from.id) {
 			continue
 		}
-		start := len(n.out.Events)
+		start, sends := len(n.out.Events), len(n.out.Sends)
 		n.core.Step(now, in.from.id, in.frame(), &n.out)
+		if in.ctl == nil && len(n.out.Sends) > sends {
+			n.tally.noteCauses(n.out.Sends, sends, in.msg.ID)
+		}
 		n.handleEvents(n.out.Events[start:], now)
 	}
 	n.receipts.mu.Unlock()
@@ -248,11 +255,13 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 }
 
 // flushSends hands the batch's sends to the peers' queues: the one place
-// the node's output leaves it, through Config.Egress. The core shares one
-// Message (or Control) between the sends of one forward, and they are
-// adjacent, so each frame is encoded once and its bytes shared by every
-// queue. A copy that does not fit a queue is dropped and counted; the loop
-// never waits.
+// the node's output leaves it, through Config.Egress and the fault plan
+// (faults.go). The core shares one Message (or Control) between the sends
+// of one forward, and they are adjacent, so each frame is encoded once and
+// its bytes shared by every queue. A copy that does not fit a queue is
+// dropped and counted; the loop never waits. Every frame queued is counted,
+// in the metrics by kind and in the receipt of the message it is for
+// (frameTally).
 func (n *Node) flushSends() {
 	var (
 		lastMsg          *wire.Message
@@ -282,25 +291,36 @@ func (n *Node) flushSends() {
 					n.log.Error("control frame not sent", "kind", s.Ctl.Kind.String(), "err", err)
 					continue
 				}
-				lastCtl, ctlFrm = s.Ctl, &outFrame{b: b}
+				lastCtl, ctlFrm = s.Ctl, &outFrame{b: b, kind: s.Ctl.Kind}
 			}
 			frame = ctlFrm
 		} else {
 			if s.Msg != lastMsg {
 				lastMsg = s.Msg
-				msgFrame = &outFrame{b: wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg)}
+				msgFrame = &outFrame{b: wire.AppendMessage(make([]byte, 0, 6+s.Msg.EncodedSize()), s.Msg), kind: wire.FrameMessage}
 			}
 			frame = msgFrame
 		}
+		if taken, held := n.faultSend(p, frame, now); taken {
+			// Dropped or held by the fault plan (faults.go). A held frame
+			// has left the core for good: its message's receipt counts it
+			// now, the metrics when releaseHeld queues it.
+			if held {
+				n.tally.count(i, s, n.m)
+			}
+			continue
+		}
 		switch n.enqueue(p, frame, now) {
 		case enqueued:
-			n.m.forwarded.Inc()
+			n.m.countQueued(frame)
+			n.tally.count(i, s, n.m)
 		case queueFull:
 			p.dropped.Add(1)
 			n.m.dropped.Inc()
 			n.m.droppedFullSend.Inc()
 		}
 	}
+	n.tally.apply(n.receipts)
 	n.out.Reset()
 }
 

@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -21,7 +23,6 @@ type metrics struct {
 	published     prometheus.Counter
 	delivered     prometheus.Counter
 	duplicates    prometheus.Counter
-	forwarded     prometheus.Counter
 	dropped       prometheus.Counter
 	rejected      *prometheus.CounterVec
 	refused       *prometheus.CounterVec
@@ -41,7 +42,50 @@ type metrics struct {
 	droppedStaleInbox prometheus.Counter
 	publishPauses     prometheus.Counter
 	publishPassedOver prometheus.Counter
+
+	// Frames by kind, counted where they leave the node (queued to a
+	// peer) and where they arrive (decoded by a reader). payloadSent is
+	// an atomic read by two series: messages_forwarded_total (its older
+	// name) and payload_frames_sent_total.
+	payloadSent         atomic.Uint64
+	payloadReceived     prometheus.Counter
+	controlSent         [controlKinds]prometheus.Counter
+	controlReceived     [controlKinds]prometheus.Counter
+	controlUnattributed prometheus.Counter
+
+	// statsReq carries scrapes' requests for the protocol's own counters
+	// (message store, Plumtree links) to the loop, which owns the protocol.
+	statsReq chan chan protoStats
 }
+
+// controlKinds sizes the per-kind arrays: indexed by wire.FrameType, whose
+// control kinds are FrameIHave..FramePull.
+const controlKinds = int(wire.FramePull) + 1
+
+// protoStats are the protocol's counters the metrics show, read by the
+// loop for a scrape.
+type protoStats struct {
+	store    gossip.StoreStats
+	hasStore bool
+	plum     gossip.PlumtreeStats
+	hasPlum  bool
+}
+
+// protoStats reads the counters of the node's protocol. Only the loop may
+// call it.
+func (n *Node) protoStats() protoStats {
+	var st protoStats
+	if c, ok := n.core.(*gossip.Core); ok {
+		st.store, st.hasStore = c.StoreStats()
+		st.plum, st.hasPlum = gossip.PlumtreeStatsOf(c)
+	}
+	return st
+}
+
+// statsTimeout bounds how long a scrape waits for the loop to read the
+// protocol's counters; a loop that is this busy, or stopped, gets its
+// protocol series left out of that scrape.
+const statsTimeout = time.Second
 
 func newMetrics(id wire.NodeID) *metrics {
 	const ns = "gossipmesh"
@@ -50,10 +94,10 @@ func newMetrics(id wire.NodeID) *metrics {
 	}
 	m := &metrics{
 		reg:        prometheus.NewRegistry(),
+		statsReq:   make(chan chan protoStats),
 		published:  counter("messages_published_total", "Messages this node published."),
 		delivered:  counter("messages_delivered_total", "Messages whose first copy reached this node (own publishes excluded)."),
 		duplicates: counter("messages_duplicate_total", "Later copies of messages this node had already seen."),
-		forwarded:  counter("messages_forwarded_total", "Message frames queued to peers (one per peer per message)."),
 		dropped:    counter("messages_dropped_total", "Message frames not sent to a peer: its send queue was over a byte or frame limit, or the frame waited longer than the max queue delay."),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "rejected_total",
@@ -98,12 +142,13 @@ func newMetrics(id wire.NodeID) *metrics {
 	m.publishPauses = counter("publish_pauses_total", "Times the node held its own publishes back until its send queues drained.")
 	m.publishPassedOver = counter("publish_passed_over_total", "Peers whose send queue held the node's own publishes back for the whole max queue delay; they lose copies until they catch up.")
 	m.reg.MustRegister(dropped, m.publishPauses, m.publishPassedOver)
+	m.registerFrames()
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Name: "node_info", Help: "Always 1; labels describe the node.",
 		ConstLabels: prometheus.Labels{"id": id.String()},
 	})
 	info.Set(1)
-	m.reg.MustRegister(m.published, m.delivered, m.duplicates, m.forwarded, m.dropped, m.rejected, m.refused,
+	m.reg.MustRegister(m.published, m.delivered, m.duplicates, m.dropped, m.rejected, m.refused,
 		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, m.dupLinks, m.standby, m.logSuppressed, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -136,6 +181,7 @@ func (m *metrics) registerMemory(n *Node) {
 			func() float64 { return float64(mem.b.sendq) }),
 		gauge("receipt_body_bytes", "Message bodies kept by the receipt store, in bytes.",
 			func() float64 { return float64(n.receipts.bodyBytes()) }),
+		newProtoCollector(n),
 	)
 }
 
@@ -194,4 +240,116 @@ func reasonOf(err error) string {
 // peer's fault and are not counted as rejections.
 func benign(err error) bool {
 	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errReplaced) || errors.Is(err, errShutdown)
+}
+
+// countQueued counts f, queued to a peer, as a payload frame or a control
+// frame of its kind.
+func (m *metrics) countQueued(f *outFrame) {
+	if f.kind == wire.FrameMessage {
+		m.payloadSent.Add(1)
+	} else if int(f.kind) < controlKinds {
+		m.controlSent[f.kind].Inc()
+	}
+}
+
+// registerFrames adds the frame counters: payload and control frames sent
+// and received, control frames by kind.
+func (m *metrics) registerFrames() {
+	const ns = "gossipmesh"
+	payloadSent := func() float64 { return float64(m.payloadSent.Load()) }
+	m.payloadReceived = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "payload_frames_received_total",
+		Help: "Message frames read from peers: first copies and duplicates alike."})
+	m.controlUnattributed = prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Name: "control_frames_unattributed_total",
+		Help: "Control frames queued to peers that count toward no message's receipt: they name none and no copy caused them (anti-entropy PULL digests)."})
+	sent := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "control_frames_sent_total",
+		Help: "Control frames queued to peers, by kind (ihave, iwant, graft, prune, pull)."}, []string{"kind"})
+	received := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Name: "control_frames_received_total",
+		Help: "Control frames read from peers, by kind (ihave, iwant, graft, prune, pull)."}, []string{"kind"})
+	for k := wire.FrameIHave; k <= wire.FramePull; k++ {
+		m.controlSent[k] = sent.WithLabelValues(k.String())
+		m.controlReceived[k] = received.WithLabelValues(k.String())
+	}
+	m.reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "messages_forwarded_total",
+			Help: "Message frames queued to peers (one per peer per message); the same count as payload_frames_sent_total, under its older name."}, payloadSent),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: ns, Name: "payload_frames_sent_total",
+			Help: "Message frames queued to peers: forwards and answers to repair requests (GRAFT, IWANT, anti-entropy pulls)."}, payloadSent),
+		m.payloadReceived, m.controlUnattributed, sent, received)
+}
+
+// protoCollector exports the protocol's own counters (the message store,
+// Plumtree's links) at scrape time, read by the loop, which owns the
+// protocol: the scrape never touches it from another goroutine.
+type protoCollector struct {
+	n                         *Node
+	storeMessages, storeBytes *prometheus.Desc
+	storeStored, storeEvicted *prometheus.Desc
+	storeServed, storeMisses  *prometheus.Desc
+	plumLinks, plumMissing    *prometheus.Desc
+}
+
+func newProtoCollector(n *Node) *protoCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc("gossipmesh_"+name, help, labels, nil)
+	}
+	return &protoCollector{
+		n:             n,
+		storeMessages: d("store_messages", "Messages held by the message store that serves repairs (GRAFT, IWANT, anti-entropy pulls)."),
+		storeBytes:    d("store_bytes", "Body bytes held by the message store."),
+		storeStored:   d("store_stored_total", "Messages ever put in the message store."),
+		storeEvicted:  d("store_evicted_total", "Messages dropped from the message store for its count, byte or age bound: past it they can no longer be repaired from this node."),
+		storeServed:   d("store_served_total", "Repair requests answered from the message store."),
+		storeMisses:   d("store_misses_total", "Repair requests for a message the store no longer (or never) held: not repaired from this node."),
+		plumLinks:     d("plumtree_links", "Plumtree links by kind: eager links carry messages, lazy ones carry IHAVE.", "kind"),
+		plumMissing:   d("plumtree_missing", "Messages announced by IHAVE that this node still waits for (a GRAFT timer runs for each)."),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *protoCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.storeMessages, c.storeBytes, c.storeStored, c.storeEvicted, c.storeServed, c.storeMisses, c.plumLinks, c.plumMissing} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector: it asks the loop for the
+// counters and leaves them out when the protocol keeps none (flood without
+// a store) or the loop does not answer within statsTimeout.
+func (c *protoCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.n
+	reply := make(chan protoStats, 1)
+	t := time.NewTimer(statsTimeout)
+	defer t.Stop()
+	select {
+	case n.m.statsReq <- reply:
+	case <-n.stop:
+		return
+	case <-t.C:
+		return
+	}
+	var st protoStats
+	select {
+	case st = <-reply:
+	case <-n.stop:
+		return
+	}
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	if st.hasStore {
+		gauge(c.storeMessages, float64(st.store.Messages))
+		gauge(c.storeBytes, float64(st.store.Bytes))
+		counter(c.storeStored, st.store.Stored)
+		counter(c.storeEvicted, st.store.Evicted)
+		counter(c.storeServed, st.store.Served)
+		counter(c.storeMisses, st.store.Misses)
+	}
+	if st.hasPlum {
+		gauge(c.plumLinks, float64(st.plum.Eager), "eager")
+		gauge(c.plumLinks, float64(st.plum.Lazy), "lazy")
+		gauge(c.plumMissing, float64(st.plum.Missing))
+	}
 }

@@ -70,10 +70,12 @@ type Node struct {
 	pollBroken bool
 	nearest    map[wire.NodeID]nearest // per origin, see learnNearest
 	waited     bool                    // the current batch let late copies in
+	tally      frameTally              // frames per message, applied at each flush
 
 	linksMu  sync.RWMutex // guards links against readers outside the loop
 	receipts *receiptStore
 	mem      *memState // byte budgets: inbox, send queues, publish backpressure
+	faults   *faults   // the fault plan and the frames it holds (faults.go)
 	subs     subscribers
 	dials    []string // candidates chosen to dial, fixed at New
 
@@ -204,6 +206,7 @@ func New(cfg Config) (*Node, error) {
 	limited := newRateLimitHandler(cfg.Logger.Handler(), cfg.LogRate, time.Second, isReceiptLine, n.m.logSuppressed.Inc)
 	n.log = slog.New(limited).With("node", id.String())
 	n.m.registerMemory(n)
+	n.faults = newFaults(cfg.Faults, seed, n.m.reg)
 	n.dials = choosePeers(rng, cfg.Candidates, cfg.Peers, addr, cfg.Listen)
 	n.standby = make(map[wire.NodeID]*peer)
 	n.inboundByHost = make(map[string]int)

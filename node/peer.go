@@ -210,12 +210,14 @@ func (n *Node) readLoop(p *peer) error {
 			if in.msg, err = wire.DecodeMessage(f.Payload, maxBody); err != nil {
 				return err
 			}
+			n.m.payloadReceived.Inc()
 		case f.Type.IsControl():
 			c, err := wire.DecodeControl(f.Type, f.Payload)
 			if err != nil {
 				return err
 			}
 			in.ctl = &c
+			n.m.controlReceived[f.Type].Inc()
 		default:
 			return fmt.Errorf("%w: unexpected %v frame after the handshake", errProtocol, f.Type)
 		}

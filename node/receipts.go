@@ -18,9 +18,13 @@ type receipt struct {
 	publishedAt int64 // publisher's clock, Unix ns
 	receivedAt  int64 // this node's clock, Unix ns
 	duplicates  int
-	size        int    // body length, kept even when the body is not
-	body        []byte // shared with the message: never modified; nil once evicted
-	bodyEvicted bool   // the body was dropped to keep the store within its bytes
+	// payloadFrames and controlFrames count the frames this node queued
+	// to its peers for this message (see frameTally in loop.go): copies of
+	// it, and control frames naming it or caused by a copy of it.
+	payloadFrames, controlFrames uint32
+	size                         int    // body length, kept even when the body is not
+	body                         []byte // shared with the message: never modified; nil once evicted
+	bodyEvicted                  bool   // the body was dropped to keep the store within its bytes
 }
 
 // hotSlots sizes the direct-mapped cache in front of the index. Most
@@ -167,6 +171,15 @@ func (s *receiptStore) duplicateLocked(id wire.MsgID) {
 	}
 }
 
+// countFramesLocked adds frames this node sent for id to its receipt, if
+// the receipt is still kept. The caller holds mu.
+func (s *receiptStore) countFramesLocked(id wire.MsgID, payload, control uint32) {
+	if r := s.findLocked(id); r != nil {
+		r.payloadFrames += payload
+		r.controlFrames += control
+	}
+}
+
 // get returns the receipt of id, with its body.
 func (s *receiptStore) get(id wire.MsgID) (api.Receipt, bool) {
 	s.mu.Lock()
@@ -225,14 +238,16 @@ func (s *receiptStore) recent(limit int) []api.Receipt {
 
 func (r *receipt) toAPI() api.Receipt {
 	out := api.Receipt{
-		ID:          r.id.String(),
-		Origin:      r.origin.String(),
-		Hop:         int(r.hop),
-		PublishedAt: time.Unix(0, r.publishedAt),
-		ReceivedAt:  time.Unix(0, r.receivedAt),
-		Duplicates:  r.duplicates,
-		Size:        r.size,
-		BodyEvicted: r.bodyEvicted,
+		ID:            r.id.String(),
+		Origin:        r.origin.String(),
+		Hop:           int(r.hop),
+		PublishedAt:   time.Unix(0, r.publishedAt),
+		ReceivedAt:    time.Unix(0, r.receivedAt),
+		Duplicates:    r.duplicates,
+		PayloadFrames: int(r.payloadFrames),
+		ControlFrames: int(r.controlFrames),
+		Size:          r.size,
+		BodyEvicted:   r.bodyEvicted,
 	}
 	if r.from != 0 {
 		out.From = r.from.String()

@@ -3,6 +3,8 @@ package node
 import (
 	"sync"
 	"sync/atomic"
+
+	"gossipmesh/wire"
 )
 
 // outFrame is one encoded message frame, shared by every send queue it is
@@ -12,6 +14,7 @@ import (
 type outFrame struct {
 	b    []byte
 	refs atomic.Int32
+	kind wire.FrameType // FrameMessage or a control kind, for the frame counters
 }
 
 // queuedFrame is one entry of a send queue.

@@ -91,6 +91,14 @@ type Config struct {
 	// BodySize is the length of each published body. It does not change
 	// the results (there is no bandwidth model). Default 8.
 	BodySize int
+	// GraftTimeout and GraftRetry, when positive, are the Plumtree timers
+	// (gossip.Config.PlumtreeGraftTimeout and PlumtreeGraftRetry) used as
+	// they are. Default 0: scaled to the link model (PlumtreeTimers), since
+	// the core's defaults are for real links of a millisecond or less and
+	// shorter than the simulator's default delays of 10-100 ms, which makes
+	// lazy links graft while the eager copy is still on its way and the
+	// tree never settle.
+	GraftTimeout, GraftRetry time.Duration
 }
 
 // DefaultConfig returns the defaults documented on each Config field.
@@ -168,6 +176,9 @@ func (c *Config) Validate() error {
 		}
 		return fmt.Errorf("sim: crash at %v: %w, which is by %v at the latest (%d broadcast(s) of at most %d hops of at most %v%s)",
 			c.Crash.At, ErrCrashNeverHappened, end, c.Broadcasts, c.Gossip.MaxHops, c.maxDelay(), gap)
+	}
+	if c.GraftTimeout < 0 || c.GraftRetry < 0 {
+		return fmt.Errorf("sim: graft timeout and retry must not be negative, got %v and %v", c.GraftTimeout, c.GraftRetry)
 	}
 	if c.BodySize < 0 || c.BodySize > c.Gossip.MaxBody {
 		return fmt.Errorf("sim: body size must be in 0..%d, got %d", c.Gossip.MaxBody, c.BodySize)
@@ -461,4 +472,48 @@ func TheoryHops(n, k int) float64 { return theoryHops(float64(n), float64(k)) }
 func TheoryAllReached(n, k int) float64 {
 	c := float64(k) - math.Log(float64(n))
 	return math.Exp(-math.Exp(-c))
+}
+
+// Plumtree's timers in the simulator, as multiples of the longest link
+// delay D (the latency model's maximum, plus the largest region delay; a
+// log-normal's median × e^(3σ)):
+//
+//   - the GRAFT timeout is GraftTimeoutDelays × D. An IHAVE comes from a
+//     lazy neighbour that got the message first; the eager copy lags it by
+//     the difference between the tree path and the lazy one, which is
+//     several link delays on a tree of a dozen hops. A timeout of one or
+//     two delays grafts while the eager copy is on its way: the link turns
+//     eager, the next message comes twice and prunes a link, and the tree
+//     keeps re-forming (RMR 2-3 instead of 0 at N = 10,000);
+//   - the retry, the paper's second timeout, is about a round trip:
+//     GraftRetryDelays × D.
+const (
+	GraftTimeoutDelays = 10
+	GraftRetryDelays   = 2
+)
+
+// PlumtreeTimers returns the GRAFT timeout and retry a run of c gives its
+// Plumtree cores: GraftTimeout and GraftRetry when set, otherwise the
+// multiples of the longest link delay above.
+func (c *Config) PlumtreeTimers() (timeout, retry time.Duration) {
+	d := c.maxDelay()
+	if d < 0 {
+		d = time.Duration(c.Latency.horizon())
+		if r := c.Regions; r != nil {
+			var m time.Duration
+			for _, row := range r.Delay {
+				m = max(m, slices.Max(row))
+			}
+			d += m
+		}
+	}
+	d = max(d, time.Millisecond)
+	timeout, retry = GraftTimeoutDelays*d, GraftRetryDelays*d
+	if c.GraftTimeout > 0 {
+		timeout = c.GraftTimeout
+	}
+	if c.GraftRetry > 0 {
+		retry = c.GraftRetry
+	}
+	return timeout, retry
 }

@@ -61,8 +61,12 @@ type Sim struct {
 	// uniformMin and uniformSpan are the latency draw's bounds when it is
 	// uniform without regions (span > 0), the common case done inline.
 	uniformMin, uniformSpan int64
-	// armed[i] is the time of node i's pending tick event, 0 for none.
-	armed []int64
+	// armed[i] is the time of node i's pending tick event, 0 for none;
+	// ticking counts the nodes with one. A pending tick is work in flight
+	// (a router timer may send: Plumtree's IHAVE flush or GRAFT), so a
+	// broadcast settles only once no node has one.
+	armed   []int64
+	ticking int
 	// lazy: every node is a gossip.Waker, woken by an event only at
 	// NextWake and otherwise ticked just before its next input once its
 	// NextTick has passed, so that idle nodes are never woken. wakers[i]
@@ -106,6 +110,18 @@ type Sim struct {
 
 	// crashedList is the crashed nodes, in node order, once crashDone.
 	crashedList []uint32
+
+	// cause is the broadcast of the frame being stepped, to which the
+	// control frames its step sends count when they carry no id of an
+	// open broadcast (control.go); ctlOther counts those that have none.
+	cause    *flight
+	ctlOther int64
+
+	// publisherOf and crashNodes replace the network's random draws of
+	// publishers and crashed nodes when set (experiment.go's plumtree
+	// experiment runs flood and Plumtree on the same choices).
+	publisherOf func(b int) int
+	crashNodes  []int
 }
 
 // flight is one broadcast in the air: its figures, the nodes it reached
@@ -115,6 +131,7 @@ type flight struct {
 	got      bitset   // the nodes it reached
 	hops     []uint32 // slot+1 of the copy at each hop, 0 for none yet
 	inFlight int64    // copies of it in flight
+	controls int64    // control frames counted toward it (control.go)
 }
 
 type msgSlot struct {
@@ -191,6 +208,7 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 	}
 	n := g.N()
 	cfg.Nodes = n
+	cfg.Gossip.PlumtreeGraftTimeout, cfg.Gossip.PlumtreeGraftRetry = cfg.PlumtreeTimers()
 	shared, err := gossip.Share(cfg.Gossip)
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)
@@ -284,6 +302,29 @@ func (s *Sim) OnCrash(f func(node int, at int64)) { s.onCrash = f }
 // run done (broadcasts settled plus the newest one's coverage).
 func (s *Sim) OnProgress(f func(done float64)) { s.onProgress = f }
 
+// SetPublishers makes f choose the publisher of each broadcast (its node
+// index, which must be live) instead of the network's random draw, so
+// that runs of different strategies publish from the same nodes. Default
+// nil: a random live node.
+func (s *Sim) SetPublishers(f func(broadcast int) int) { s.publisherOf = f }
+
+// SetCrashNodes makes the crash take exactly nodes (indexes) instead of a
+// random Config.Crash.Fraction of them, at Config.Crash.At, so that runs
+// of different strategies lose the same nodes. The run must have a crash
+// configured (Fraction > 0).
+func (s *Sim) SetCrashNodes(nodes []int) error {
+	if s.crashed == nil {
+		return errors.New("sim: crash nodes set on a run without a crash")
+	}
+	for _, i := range nodes {
+		if i < 0 || i >= s.n {
+			return fmt.Errorf("sim: crash node %d out of range 0..%d", i, s.n-1)
+		}
+	}
+	s.crashNodes = slices.Clone(nodes)
+	return nil
+}
+
 // SetEgress sets the hook every send of every node passes before it
 // becomes an event: the one place a node's output leaves it, as in the
 // runtime and the test networks (from is the sender's wire id, node index
@@ -335,6 +376,7 @@ func (s *Sim) Run(ctx context.Context) (*Report, error) {
 	r := newReport(&s.cfg, s.graph, bs)
 	r.Partial = partial
 	r.Events = s.doneEvents
+	r.ControlUnattributed = s.ctlOther
 	return r, nil
 }
 
@@ -350,7 +392,7 @@ func (s *Sim) pushPublish(b int, at int64) {
 // queued then are never run.
 func (s *Sim) loop(ctx context.Context) (stopped bool) {
 	nf := float64(s.n)
-	for s.frames > 0 || s.pendingPub {
+	for s.frames > 0 || s.pendingPub || s.ticking > 0 {
 		if s.pops&(checkEvery-1) == 0 {
 			if ctx.Err() != nil {
 				return true
@@ -400,19 +442,25 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 			s.stepCtl(&e)
 		case refTick:
 			i := e.to
-			if s.armed[i] != e.at || s.crashed != nil && s.crashed[i] {
-				continue // superseded by an earlier tick, or crashed
+			if s.armed[i] != e.at {
+				continue // superseded by an earlier tick
 			}
 			s.armed[i] = 0
-			s.node(i).Tick(e.at, &s.out)
-			s.handle(int(i))
+			s.ticking--
+			if s.crashed == nil || !s.crashed[i] {
+				s.node(i).Tick(e.at, &s.out)
+				s.handle(int(i))
+			}
+			if s.ticking == 0 && s.frames == 0 {
+				s.settle()
+			}
 		case refPublish:
 			s.pendingPub = false
 			if err := s.publish(int(e.ref & refIndex)); err != nil {
 				panic(err) // publish of a body within the validated size cannot fail
 			}
 		}
-		if s.frames == 0 && !s.pendingPub && s.published < s.cfg.Broadcasts && s.cfg.Interval == 0 {
+		if s.frames == 0 && s.ticking == 0 && !s.pendingPub && s.published < s.cfg.Broadcasts && s.cfg.Interval == 0 {
 			s.pushPublish(s.published, s.now+int64(s.cfg.Gap))
 		}
 	}
@@ -428,6 +476,7 @@ func (s *Sim) stepMsg(e *event) {
 	if s.crashed != nil && s.crashed[e.to] {
 		f.toCrashed++
 	} else {
+		s.cause = f
 		if s.lazy {
 			w := s.waker(e.to)
 			if t := w.NextTick(); t != 0 && t <= e.at {
@@ -448,6 +497,7 @@ func (s *Sim) stepMsg(e *event) {
 		} else {
 			s.handle(int(e.to))
 		}
+		s.cause = nil
 	}
 	if f.inFlight == 0 {
 		s.settle()
@@ -469,7 +519,9 @@ func (s *Sim) stepCtl(e *event) {
 		p := s.node(e.to)
 		s.lazyTick(p, e.at)
 		p.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Ctl: c}, &s.out)
+		s.cause = s.ctlFlight(c)
 		s.handle(int(e.to))
+		s.cause = nil
 	}
 	if s.ctlsIn == 0 {
 		s.settle()
@@ -514,6 +566,9 @@ func (s *Sim) arm(i uint32) {
 	}
 	if t != 0 && (s.armed[i] == 0 || t < s.armed[i]) {
 		t = max(t, s.now)
+		if s.armed[i] == 0 {
+			s.ticking++
+		}
 		s.armed[i] = t
 		s.seq++
 		s.q.push(event{at: t, seq: s.seq, to: i, ref: refTick})
@@ -525,14 +580,22 @@ func (s *Sim) arm(i uint32) {
 func (s *Sim) publish(b int) error {
 	s.maybeCrash(s.now)
 	n := s.n
-	p := s.net.IntN(n)
-	for tries := 0; s.crashed != nil && s.crashed[p]; tries++ {
-		if tries > 64 {
-			for p = (p + 1) % n; s.crashed[p]; p = (p + 1) % n {
-			}
-			break
+	var p int
+	if s.publisherOf != nil {
+		p = s.publisherOf(b)
+		if p < 0 || p >= n || s.crashed != nil && s.crashed[p] {
+			return fmt.Errorf("sim: broadcast %d: publisher %d is not a live node", b, p)
 		}
+	} else {
 		p = s.net.IntN(n)
+		for tries := 0; s.crashed != nil && s.crashed[p]; tries++ {
+			if tries > 64 {
+				for p = (p + 1) % n; s.crashed[p]; p = (p + 1) % n {
+				}
+				break
+			}
+			p = s.net.IntN(n)
+		}
 	}
 	f := &flight{}
 	if k := len(s.spareBits); k > 0 {
@@ -587,7 +650,7 @@ func (s *Sim) flightOf(id wire.MsgID) *flight {
 // no control frame is in flight either (a control frame may yet bring a
 // copy of any of them).
 func (s *Sim) settle() {
-	if s.ctlsIn > 0 {
+	if s.ctlsIn > 0 || s.ticking > 0 {
 		return
 	}
 	k := 0
@@ -715,6 +778,7 @@ func (s *Sim) route(from uint32) {
 		}
 		var ref uint32
 		if c := snd.Ctl; c != nil {
+			s.countControl(c)
 			if s.cfg.Loss > 0 && s.net.Float64() < s.cfg.Loss {
 				continue
 			}
@@ -818,6 +882,12 @@ func (s *Sim) maybeCrash(now int64) {
 	s.crashDone = true
 	n := s.n
 	k := min(int(math.Round(s.cfg.Crash.Fraction*float64(n))), n-1)
+	if s.crashNodes != nil {
+		k = 0
+		for _, i := range s.crashNodes {
+			s.crashed[i] = true
+		}
+	}
 	for k > 0 {
 		i := s.net.IntN(n)
 		if !s.crashed[i] {
@@ -863,6 +933,7 @@ func (s *Sim) finish(f *flight) Broadcast {
 		Lost:            c.lost,
 		ToCrashed:       c.toCrashed,
 		Rejected:        c.rejected,
+		ControlMessages: f.controls,
 		ReachedByHop:    append([]int(nil), c.byHop...),
 	}
 	if c.reached > 1 {

@@ -24,7 +24,9 @@ const (
 )
 
 // Experiments lists the named experiments.
-func Experiments() []string { return []string{ExperimentLesson, ExperimentSlot} }
+func Experiments() []string {
+	return []string{ExperimentLesson, ExperimentSlot, ExperimentPlumtree}
+}
 
 // ExperimentConfig sizes a named experiment. Zero fields take the
 // experiment's defaults, which are the figures in docs/sim.md.
@@ -32,11 +34,13 @@ type ExperimentConfig struct {
 	// Nodes is N. Default 10,000, the lesson's N.
 	Nodes int
 	// Graphs is the number of independent topologies per setup. Default
-	// 20 (lesson table 1 and slot) and 100 (lesson table 2, one broadcast
+	// 20 (lesson table 1 and slot), 100 (lesson table 2, one broadcast
 	// each: P(every node reached) with one-way links is mostly decided by
-	// the graph, so trials must be graphs, not publishers).
+	// the graph, so trials must be graphs, not publishers) and 1
+	// (plumtree: each graph runs every crash size for both strategies).
 	Graphs int
-	// Broadcasts per topology. Default 5 (lesson table 1) and 5 (slot).
+	// Broadcasts per topology. Default 5 (lesson table 1) and 5 (slot);
+	// for plumtree, the broadcasts after the crash, default 15.
 	Broadcasts int
 	// Seed is the first topology's seed. Default 1.
 	Seed uint64
@@ -77,6 +81,9 @@ type Experiment struct {
 	Name   string
 	Config ExperimentConfig
 	Tables [][]ExperimentRow
+	// Plumtree is the plumtree experiment's result (its rows do not fit
+	// ExperimentRow); nil for the others.
+	Plumtree *PlumtreeExperiment
 	// Partial marks an experiment stopped early.
 	Partial bool
 }
@@ -93,6 +100,9 @@ type setup struct {
 // finished a broadcast).
 func RunExperiment(ctx context.Context, name string, ec ExperimentConfig) (*Experiment, error) {
 	ec = ec.withDefaults()
+	if name == ExperimentPlumtree {
+		return runPlumtreeExperiment(ctx, ec)
+	}
 	out := &Experiment{Name: name, Config: ec}
 	var tables [][]setup
 	var graphs, bcasts []int
@@ -231,6 +241,9 @@ func coverageAt(n, trials int) (map[string]float64, func(Delivery)) {
 
 // WriteJSON writes one line of JSON per row.
 func (e *Experiment) WriteJSON(w io.Writer) error {
+	if e.Plumtree != nil {
+		return e.Plumtree.writeJSON(w)
+	}
 	for _, t := range e.Tables {
 		for _, row := range t {
 			data, err := json.Marshal(row)
@@ -260,6 +273,10 @@ func (e *Experiment) WriteMarkdown(w io.Writer) error {
 		ew.printf("**PARTIAL: stopped early; the last row is incomplete.**\n\n")
 	}
 	switch e.Name {
+	case ExperimentPlumtree:
+		if e.Plumtree != nil {
+			e.Plumtree.writeMarkdown(ew)
+		}
 	case ExperimentLesson:
 		if len(e.Tables) > 0 && len(e.Tables[0]) > 0 {
 			r0 := e.Tables[0][0].Report

@@ -98,6 +98,13 @@ type Broadcast struct {
 	// Rejected counts copies a core refused as malformed (always 0 unless
 	// the core and simulator disagree).
 	Rejected int64 `json:"rejected"`
+	// ControlMessages counts the control frames (IHAVE, IWANT, GRAFT,
+	// PRUNE, PULL) sent for this broadcast, lost ones included: a frame
+	// counts toward the broadcast of the first id it carries, and one
+	// without (a PRUNE) toward the broadcast whose copy caused it (the
+	// rule is in control.go). Always 0 for flood and fanout, which send
+	// none.
+	ControlMessages int64 `json:"control_messages"`
 }
 
 // CoverageByHop returns the fraction of n nodes reached at hop h or less.
@@ -144,6 +151,12 @@ type Report struct {
 	Lost       int64 `json:"lost"`
 	Duplicates int64 `json:"duplicates"`
 	ToCrashed  int64 `json:"to_crashed"`
+	// ControlMessages is the broadcasts' control frames added up;
+	// ControlUnattributed counts the control frames of the run that no
+	// broadcast could be charged with (a timer's frame whose ids had all
+	// settled). Together they are every control frame sent.
+	ControlMessages     int64 `json:"control_messages"`
+	ControlUnattributed int64 `json:"control_unattributed"`
 	// MaxLastDeliveryHop is the largest last delivery hop of any broadcast.
 	MaxLastDeliveryHop int     `json:"max_last_delivery_hop"`
 	Topology           string  `json:"topology"`
@@ -197,11 +210,12 @@ func Merge(rs []*Report) *Report {
 	}
 	m := *rs[0]
 	m.PerBroadcast = nil
-	m.Graphs, m.Events = 0, 0
+	m.Graphs, m.Events, m.ControlUnattributed = 0, 0, 0
 	deg := 0.0
 	for _, r := range rs {
 		m.Graphs += r.Graphs
 		m.Events += r.Events
+		m.ControlUnattributed += r.ControlUnattributed
 		m.Partial = m.Partial || r.Partial
 		deg += r.MeanDegree
 		for _, b := range r.PerBroadcast {
@@ -218,7 +232,7 @@ func Merge(rs []*Report) *Report {
 func (r *Report) summarize() {
 	bs := r.PerBroadcast
 	r.Broadcasts = len(bs)
-	r.Messages, r.Lost, r.Duplicates, r.ToCrashed = 0, 0, 0, 0
+	r.Messages, r.Lost, r.Duplicates, r.ToCrashed, r.ControlMessages = 0, 0, 0, 0, 0
 	if len(bs) == 0 {
 		r.TimeToCoverageMS = Coverage{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 		return
@@ -246,6 +260,7 @@ func (r *Report) summarize() {
 		r.Lost += b.Lost
 		r.Duplicates += b.Duplicates
 		r.ToCrashed += b.ToCrashed
+		r.ControlMessages += b.ControlMessages
 		for k, t := range b.TimeToCoverageMS {
 			if !math.IsNaN(t) {
 				cov[k] += t
@@ -292,6 +307,7 @@ var CSVHeader = []string{
 	"broadcast", "publisher", "reached", "reliability", "live", "reached_live", "reliability_live",
 	"mean_hop", "last_delivery_hop", "rmr",
 	"t50_ms", "t90_ms", "t99_ms", "t100_ms", "messages", "duplicates", "lost", "to_crashed",
+	"control_messages",
 }
 
 // CSVRows returns one row per broadcast, in CSVHeader's order.
@@ -314,6 +330,7 @@ func (r *Report) CSVRows() [][]string {
 			f(b.TimeToCoverageMS[0]), f(b.TimeToCoverageMS[1]), f(b.TimeToCoverageMS[2]), f(b.TimeToCoverageMS[3]),
 			strconv.FormatInt(b.Messages, 10), strconv.FormatInt(b.Duplicates, 10),
 			strconv.FormatInt(b.Lost, 10), strconv.FormatInt(b.ToCrashed, 10),
+			strconv.FormatInt(b.ControlMessages, 10),
 		})
 	}
 	return rows
@@ -391,6 +408,10 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Crash != "" {
 		bw.printf(", %d to crashed nodes", r.ToCrashed)
 	}
+	bw.printf("; %d control frames", r.ControlMessages+r.ControlUnattributed)
+	if r.ControlUnattributed > 0 {
+		bw.printf(" (%d of them after their broadcasts settled)", r.ControlUnattributed)
+	}
 	bw.printf("\n\n")
 	type statRow struct {
 		name string
@@ -406,6 +427,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		{"mean hop", func(b *Broadcast) float64 { return b.MeanHop }, 3},
 		{"last delivery hop", func(b *Broadcast) float64 { return float64(b.LastDeliveryHop) }, 0},
 		{"rmr", func(b *Broadcast) float64 { return b.RMR }, 3},
+		{"control frames", func(b *Broadcast) float64 { return float64(b.ControlMessages) }, 0},
 		{"t50% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[0] }, 1},
 		{"t90% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[1] }, 1},
 		{"t99% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[2] }, 1},

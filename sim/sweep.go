@@ -245,8 +245,8 @@ func WriteSweepText(w io.Writer, sw Sweep, rs []*Report) error {
 	if crash {
 		head = fmt.Sprintf(" %11s", "rel_live")
 	}
-	ew.printf("%8s %8s %7s %11s%s %9s %8s %8s %7s %8s %9s %9s %9s %9s %8s\n",
-		sw.Param, "nodes", "degree", "reliability", head, "all_rchd", "mean_hop", "last_hop", "max_hop", "rmr",
+	ew.printf("%8s %8s %7s %11s%s %9s %8s %8s %7s %8s %9s %9s %9s %9s %9s %8s\n",
+		sw.Param, "nodes", "degree", "reliability", head, "all_rchd", "mean_hop", "last_hop", "max_hop", "rmr", "ctl/bcast",
 		"t50_ms", "t90_ms", "t99_ms", "t100_ms", "log_k_N")
 	for i, r := range rs {
 		c := r.TimeToCoverageMS
@@ -265,9 +265,13 @@ func WriteSweepText(w io.Writer, sw Sweep, rs []*Report) error {
 		if r.LastDeliveryHop == math.Trunc(r.LastDeliveryHop) {
 			lastHop = strconv.FormatFloat(r.LastDeliveryHop, 'f', 0, 64)
 		}
-		ew.printf("%8s %8d %7.2f %11.6f%s %9.4f %8.3f %8s %7d %8.3f %9s %9s %9s %9s %8.3f%s\n",
+		ctl := 0.0
+		if r.Broadcasts > 0 {
+			ctl = float64(r.ControlMessages) / float64(r.Broadcasts)
+		}
+		ew.printf("%8s %8d %7.2f %11.6f%s %9.4f %8.3f %8s %7d %8.3f %9.1f %9s %9s %9s %9s %8.3f%s\n",
 			sw.Label(sw.Values[i]), r.Nodes, r.MeanDegree, r.Reliability, live(r), r.AllReached, r.MeanHop,
-			lastHop, r.MaxLastDeliveryHop, r.RMR, ms(c[0]), ms(c[1]), ms(c[2]), ms(c[3]),
+			lastHop, r.MaxLastDeliveryHop, r.RMR, ctl, ms(c[0]), ms(c[1]), ms(c[2]), ms(c[3]),
 			theoryHops(float64(r.Nodes), branching(r)), part)
 	}
 	return ew.err

@@ -14,7 +14,9 @@ import (
 // Payload layouts (integers big-endian, uvarint as encoding/binary's,
 // always in its shortest form):
 //
-//	IHAVE, IWANT, GRAFT  count uint16, then count message ids of 16 bytes
+//	IHAVE, IWANT, GRAFT  count uint16, then count message ids of 16 bytes;
+//	                     an IHAVE may end with hop uint16 (HasHop: the
+//	                     payload's length says whether it does)
 //	PRUNE                reason uint8
 //	PULL                 flags uint8, origins uvarint, then per origin:
 //	                     origin uint64, ranges uvarint (at least 1), then
@@ -120,6 +122,15 @@ type Control struct {
 	Reason PruneReason
 	// Flags qualify a PULL.
 	Flags PullFlags
+	// HasHop says that an IHAVE carries Hop: the largest hop at which the
+	// sender holds any of IDs, so that a receiver that got one of them
+	// along a path longer by some threshold can move to the shorter one
+	// (Plumtree's tree optimization; the paper's IHAVE carries the round).
+	// One hop per frame, not per id, keeps a Control at 56 bytes; the
+	// largest makes a receiver's comparison err on the side of keeping
+	// its tree. An IHAVE without it (HasHop false) is the older layout.
+	HasHop bool
+	Hop    uint16
 	// IDs are the message ids of an IHAVE (held), an IWANT (wanted) or a
 	// GRAFT (wanted, possibly none). At most MaxControlIDs.
 	IDs []MsgID
@@ -157,7 +168,11 @@ func (c *Control) Origins() int {
 func (c *Control) EncodedSize() int {
 	switch c.Kind {
 	case FrameIHave, FrameIWant, FrameGraft:
-		return idsHeaderSize + len(c.IDs)*MsgIDSize
+		n := idsHeaderSize + len(c.IDs)*MsgIDSize
+		if c.Kind == FrameIHave && c.HasHop {
+			n += 2
+		}
+		return n
 	case FramePrune:
 		return 1
 	case FramePull:
@@ -238,6 +253,9 @@ func AppendControl(dst []byte, c *Control) ([]byte, error) {
 		for i := range c.IDs {
 			dst = append(dst, c.IDs[i][:]...)
 		}
+		if c.Kind == FrameIHave && c.HasHop {
+			dst = binary.BigEndian.AppendUint16(dst, c.Hop)
+		}
 	case FramePrune:
 		dst = append(dst, byte(c.Reason))
 	case FramePull:
@@ -280,6 +298,10 @@ func DecodeControl(t FrameType, p []byte) (Control, error) {
 		p = p[idsHeaderSize:]
 		if n > MaxControlIDs {
 			return Control{}, fmt.Errorf("%w: %v of %d ids, limit %d", ErrFrameTooLarge, t, n, MaxControlIDs)
+		}
+		if t == FrameIHave && len(p) == n*MsgIDSize+2 {
+			c.HasHop, c.Hop = true, binary.BigEndian.Uint16(p[n*MsgIDSize:])
+			p = p[:n*MsgIDSize]
 		}
 		if len(p) != n*MsgIDSize {
 			return Control{}, fmt.Errorf("%w: %v of %d ids in %d bytes, want %d", ErrMalformed, t, n, len(p), n*MsgIDSize)

@@ -45,6 +45,9 @@ func controlCases() []struct {
 		{"ihave one", wire.Control{Kind: wire.FrameIHave, IDs: ids(1)}},
 		{"ihave none", wire.Control{Kind: wire.FrameIHave}},
 		{"ihave at the limit", wire.Control{Kind: wire.FrameIHave, IDs: ids(wire.MaxControlIDs)}},
+		{"ihave with its hop", wire.Control{Kind: wire.FrameIHave, IDs: ids(2), HasHop: true, Hop: 7}},
+		{"ihave at the limit with its hop", wire.Control{Kind: wire.FrameIHave, IDs: ids(wire.MaxControlIDs), HasHop: true, Hop: math.MaxUint16}},
+		{"ihave of no id with a hop", wire.Control{Kind: wire.FrameIHave, HasHop: true}},
 		{"iwant", wire.Control{Kind: wire.FrameIWant, IDs: ids(3)}},
 		{"graft without ids", wire.Control{Kind: wire.FrameGraft}},
 		{"graft with ids", wire.Control{Kind: wire.FrameGraft, IDs: ids(2)}},
@@ -427,6 +430,9 @@ func randomControl(rng *rand.Rand) wire.Control {
 					c.IDs[i][j] = byte(rng.Uint32())
 				}
 			}
+		}
+		if c.Kind == wire.FrameIHave && rng.IntN(2) == 0 {
+			c.HasHop, c.Hop = true, uint16(rng.Uint32())
 		}
 	}
 	return c

@@ -176,6 +176,7 @@ func seedControls() []wire.Control {
 	id := wire.ComputeMsgID(1, 1, []byte("seed"))
 	return []wire.Control{
 		{Kind: wire.FrameIHave, IDs: []wire.MsgID{id, wire.ComputeMsgID(1, 2, nil)}},
+		{Kind: wire.FrameIHave, IDs: []wire.MsgID{id}, HasHop: true, Hop: 3},
 		{Kind: wire.FrameIWant, IDs: []wire.MsgID{id}},
 		{Kind: wire.FrameGraft},
 		{Kind: wire.FrameGraft, IDs: []wire.MsgID{id}},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 
 	"gossipmesh/cluster"
 )
@@ -29,6 +30,14 @@ type benchJSON struct {
 	Incomplete int            `json:"incomplete"`
 	Late       int            `json:"late"`
 	Steps      []benchStepOut `json:"steps"`
+	// Strategy is the router the nodes ran; Frames and RMR are what the
+	// sequential messages cost, per message, over every node.
+	Strategy string `json:"strategy"`
+	Frames   struct {
+		PayloadPerMsg float64 `json:"payload_per_msg"`
+		ControlPerMsg float64 `json:"control_per_msg"`
+	} `json:"frames"`
+	RMR float64 `json:"rmr"`
 }
 
 type benchStepOut struct {
@@ -103,7 +112,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// after them.
 	stopErr := c.Stop()
 	if *asJSON {
-		err = writeJSON(stdout, benchOut(res))
+		err = writeJSON(stdout, benchOut(res, string(cfg.Strategy)))
 	} else {
 		printBench(stdout, header, bc, res)
 	}
@@ -113,9 +122,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
-func benchOut(r cluster.BenchResult) benchJSON {
+func benchOut(r cluster.BenchResult, strategy string) benchJSON {
 	var out benchJSON
-	out.Nodes, out.Messages = r.Nodes, r.Messages
+	out.Nodes, out.Messages, out.Strategy = r.Nodes, r.Messages, strategy
+	out.Frames.PayloadPerMsg = round2(r.Frames.PayloadPerMsg)
+	out.Frames.ControlPerMsg = round2(r.Frames.ControlPerMsg)
+	out.RMR = round4(r.RMR())
 	out.LatencyMS.P50 = cluster.Millis(r.Latency.P50)
 	out.LatencyMS.P99 = cluster.Millis(r.Latency.P99)
 	out.LatencyMS.Max = cluster.Millis(r.Latency.Max)
@@ -143,6 +155,8 @@ func printBench(w io.Writer, header string, bc cluster.BenchConfig, r cluster.Be
 	if r.Latency.Late > 0 {
 		fmt.Fprintf(w, "  %d message(s) were still spreading when the next went out\n", r.Latency.Late)
 	}
+	fmt.Fprintf(w, "  frames per message: %.1f payload (RMR %.2f), %.1f control, over every node\n",
+		r.Frames.PayloadPerMsg, r.RMR(), r.Frames.ControlPerMsg)
 	fmt.Fprintf(w, "\nsustained throughput at 100%% delivery (%v per rate; deliveries exclude the publisher)\n", bc.Step)
 	fmt.Fprintf(w, "  %12s  %9s  %9s  %17s  %10s  %s\n", "deliveries/s", "msgs/s", "achieved", "delivered", "tail", "result")
 	for _, s := range r.Steps {
@@ -159,3 +173,8 @@ func printBench(w io.Writer, header string, bc cluster.BenchConfig, r cluster.Be
 		fmt.Fprintf(w, "  no rate sustained; delivery ratio at the lowest rate %.4f\n", r.Sustained.DeliveryRatio)
 	}
 }
+
+// round2 and round4 keep two and four decimals in JSON: enough for a
+// mean of frames and for a ratio.
+func round2(x float64) float64 { return math.Round(x*100) / 100 }
+func round4(x float64) float64 { return math.Round(x*1e4) / 1e4 }

@@ -36,6 +36,7 @@ func commands() []command {
 		downCommand(),
 		publishCommand(),
 		statusCommand(),
+		chaosCommand(),
 		benchCommand(),
 		soakCommand(),
 		{name: "sim", summary: "simulate up to a million nodes in virtual time", run: runSim},

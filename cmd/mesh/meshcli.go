@@ -243,6 +243,8 @@ func printReport(w io.Writer, r cluster.Report) {
 	fmt.Fprintf(w, "reached      %d/%d nodes\n", r.Reached, r.Nodes)
 	fmt.Fprintf(w, "last node    %s after the POST\n", ms(r.TimeToLast))
 	fmt.Fprintf(w, "duplicates   %d (copies that reached a node already holding the message)\n", r.Duplicates)
+	fmt.Fprintf(w, "frames       %d payload (RMR %.2f: a tree needs %d), %d control, sent over every node\n",
+		r.PayloadFrames, r.RMR(), max(r.Nodes-1, 0), r.ControlFrames)
 	fmt.Fprintln(w, "hops")
 	for _, h := range r.Hops.Keys() {
 		n := r.Hops[h]
@@ -281,6 +283,7 @@ func printSummary(w io.Writer, s cluster.Summary) {
 	fmt.Fprintf(w, "  mean hop             %.2f (mean distance %.2f, over %d receipts)\n", s.MeanHop, s.MeanDistance, s.Receipts)
 	fmt.Fprintf(w, "  hop = distance       %s of receipts\n", pct(s.HopIsDistance))
 	fmt.Fprintf(w, "  neighbours at hop 1  %s of the publisher's %d direct neighbours\n", pct(s.NeighboursAtHop1), s.Neighbours)
+	fmt.Fprintf(w, "  frames per message   %.1f payload (mean RMR %.2f), %.1f control\n", s.PayloadFrames, s.RMR, s.ControlFrames)
 }
 
 // errIncomplete marks a report that missed a node.

@@ -41,9 +41,12 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "print one JSON object per run (per row for --experiment)")
 	asCSV := fs.Bool("csv", false, "print CSV, one row per broadcast")
 	sweep := fs.String("sweep", "", "run once per value: fanout=1..12, degree=4..16/2, nodes=1000,10000,100000, loss=0..0.5/0.1")
-	svg := fs.String("svg", "", "where --sweep writes its SVG chart (default sim-sweep-PARAM.svg; \"-\" for none)")
+	svg := fs.String("svg", "", "where --sweep or --experiment plumtree writes its SVG chart\n(default sim-sweep-PARAM.svg or sim-experiment-plumtree.svg; \"-\" for none)")
 	trace := fs.String("trace", "", fmt.Sprintf("write the run as a dashboard trace to `FILE` for mesh replay (at most %d nodes, one graph)", web.MaxTraceNodes))
 	chart := fs.String("chart", "", "write the run's coverage curve and hop histogram to `PREFIX`-coverage.svg and PREFIX-hops.svg")
+	graftTimeout := fs.Duration("graft-timeout", 0, fmt.Sprintf("plumtree: wait this long after an IHAVE before GRAFT (default 0: %d × the longest link delay)", sim.GraftTimeoutDelays))
+	graftRetry := fs.Duration("graft-retry", 0, fmt.Sprintf("plumtree: wait this long before grafting the next announcer (default 0: %d × the longest link delay)", sim.GraftRetryDelays))
+	optThreshold := fs.Int("optimize-threshold", def.Gossip.PlumtreeOptimizeThreshold, "plumtree: move to a lazy path shorter than the eager one by this many hops (the paper's tree optimization; 0 = off)")
 	experiment := fs.String("experiment", "", fmt.Sprintf("run a named experiment and print Markdown tables: one of %v", sim.Experiments()))
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -105,6 +108,17 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		} else {
 			err = e.WriteMarkdown(stdout)
 		}
+		if err == nil && e.Plumtree != nil {
+			path := *svg
+			if path == "" {
+				path = "sim-experiment-plumtree.svg"
+			}
+			if path != "-" {
+				if err = writeChart(path, e.Plumtree.Chart()); err == nil {
+					fmt.Fprintf(stderr, "mesh sim: wrote %s\n", path)
+				}
+			}
+		}
 		interrupted(stderr, e.Partial)
 		return err
 	}
@@ -118,12 +132,14 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.Interval = *interval
 	cfg.Seed = *seed
 	cfg.Loss = *loss
+	cfg.GraftTimeout, cfg.GraftRetry = *graftTimeout, *graftRetry
 	var err error
 	if cfg.Gossip.Strategy, err = gossip.ParseStrategy(*strategy); err != nil {
 		return bad("--strategy: %v", err)
 	}
 	cfg.Gossip.Fanout = *fanout
 	cfg.Gossip.AntiEntropy = antiEntropy
+	cfg.Gossip.PlumtreeOptimizeThreshold = *optThreshold
 	if cfg.Latency, err = sim.ParseLatency(*latency); err != nil {
 		return bad("--latency: %v", err)
 	}

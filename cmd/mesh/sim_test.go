@@ -352,3 +352,61 @@ func TestSimPartialTraceAndCharts(t *testing.T) {
 		t.Errorf("the coverage curve ends at %v%%: the cut-off broadcast is in it", last)
 	}
 }
+
+// TestSimPlumtreeExperiment: `mesh sim --experiment plumtree` prints its
+// table, writes its SVG where --svg says, and prints one JSON row per
+// broadcast after each crash with --json.
+func TestSimPlumtreeExperiment(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "heal.svg")
+	var out, errs bytes.Buffer
+	if code := run([]string{"sim", "--experiment", "plumtree", "--nodes", "200", "--broadcasts", "3", "--svg", svg}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	if !strings.Contains(out.String(), "largest surviving connected component") || !strings.Contains(out.String(), "| 95% |") {
+		t.Errorf("no crash-sweep table:\n%s", out.String())
+	}
+	data, err := os.ReadFile(svg)
+	if err != nil || !bytes.HasPrefix(data, []byte("<svg")) || !bytes.Contains(data, []byte("X = 80%")) {
+		t.Fatalf("chart: %v\n%.200s", err, data)
+	}
+	out.Reset()
+	if code := run([]string{"sim", "--experiment", "plumtree", "--nodes", "200", "--broadcasts", "3", "--svg", "-", "--json"}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if want := len(sim.PlumtreeCrashPercents) * 2 * 3; len(lines) != want {
+		t.Fatalf("%d JSON rows, want %d", len(lines), want)
+	}
+	var row sim.PlumtreeExperimentRow
+	if err := json.Unmarshal([]byte(lines[0]), &row); err != nil || row.Strategy != "plumtree" || row.After != 1 || row.Component == 0 {
+		t.Errorf("first row %+v (%v)", row, err)
+	}
+}
+
+// TestSimControlMessages: --json counts control frames per broadcast:
+// none for flood, some for plumtree.
+func TestSimControlMessages(t *testing.T) {
+	for _, strategy := range []string{"flood", "plumtree"} {
+		var out, errs bytes.Buffer
+		if code := run([]string{"sim", "--nodes", "300", "--strategy", strategy, "--broadcasts", "3", "--gap", "0s", "--json"}, &out, &errs); code != 0 {
+			t.Fatalf("exit %d: %s", code, errs.String())
+		}
+		var r struct {
+			Control      *int64 `json:"control_messages"`
+			PerBroadcast []struct {
+				Control *int64 `json:"control_messages"`
+			} `json:"per_broadcast"`
+		}
+		if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Control == nil || len(r.PerBroadcast) != 3 {
+			t.Fatalf("%s: no control_messages in %s", strategy, out.String())
+		}
+		for i, b := range r.PerBroadcast {
+			if b.Control == nil || (strategy == "flood") != (*b.Control == 0) {
+				t.Errorf("%s broadcast %d: control_messages %v", strategy, i, b.Control)
+			}
+		}
+	}
+}

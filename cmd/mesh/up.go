@@ -107,6 +107,13 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer removeStateIfOurs(o.state, os.Getpid())
+	// The control socket serves `mesh chaos restart`; without it (a state
+	// path too long for a Unix socket, say) the mesh runs all the same.
+	if stopControl, err := c.ServeControl(cluster.ControlPath(o.state)); err != nil {
+		fmt.Fprintf(stderr, "mesh up: %v (mesh chaos restart will not work)\n", err)
+	} else {
+		defer stopControl()
+	}
 	fmt.Fprintf(stdout, "%d processes up and linked in %v\n\n", cfg.Nodes, time.Since(began).Round(time.Millisecond))
 	obs := c.Mesh().Observe(ctx)
 	printNodeTable(stdout, c.Mesh().Members(), obs)
