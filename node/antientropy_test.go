@@ -77,4 +77,13 @@ func testAntiEntropyHeals(t *testing.T, strategy gossip.Strategy) {
 			}
 		}
 	}
+	// The repairs show in the metrics.
+	var pulls, repaired float64
+	for _, n := range m.nodes {
+		pulls += metricSum(t, n, "gossipmesh_antientropy_pulls_total", "kind", "sent")
+		repaired += metricSum(t, n, "gossipmesh_antientropy_repairs_total", "direction", "sent")
+	}
+	if pulls == 0 || repaired == 0 {
+		t.Errorf("metrics count %v pulls sent and %v repairs sent, want some of each", pulls, repaired)
+	}
 }
