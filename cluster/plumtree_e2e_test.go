@@ -19,8 +19,8 @@ import (
 // nodes' own counts in their receipts say. Flood on the same mesh costs
 // 2 x links - (N-1), about five times as many. Fifty nodes, not ten: the
 // bound then leaves room for the odd GRAFT that a loaded machine's
-// scheduling delay sets off (the nodes' 100 ms GRAFT timeout cannot be
-// raised from the command line), where at N=10 it allows no frame over 9.
+// scheduling delay may still set off, where at N=10 it allows no frame
+// over 9.
 func TestEndToEndPlumtreeSettlesIntoATree(t *testing.T) {
 	t.Parallel()
 	bin := buildMesh(t)

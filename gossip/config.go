@@ -26,10 +26,14 @@ const (
 	// (plumtree.go): after the first messages a message costs N-1 payload
 	// frames plus small control frames.
 	Plumtree Strategy = "plumtree"
+	// Lazy pushes each message to a few peers (LazyD) and announces it
+	// (IHAVE) to some others every heartbeat, which fetch it with IWANT if
+	// the push missed them (lazy.go): gossipsub's mesh plus gossip.
+	Lazy Strategy = "lazy"
 )
 
 // Strategies lists the valid strategies, for flags and error messages.
-func Strategies() []Strategy { return []Strategy{Flood, Fanout, Plumtree} }
+func Strategies() []Strategy { return []Strategy{Flood, Fanout, Plumtree, Lazy} }
 
 // Config tunes a Core. Start from DefaultConfig and change what you need;
 // New calls Validate.
@@ -78,8 +82,13 @@ type Config struct {
 	// PlumtreeGraftTimeout is how long a Plumtree node waits, after the
 	// first IHAVE for a message it lacks, before it sends GRAFT to the
 	// announcer. It must exceed the usual lag of the eager path behind the
-	// lazy one, or the tree keeps re-forming. Default 100 ms, for real
-	// links (gossipsub's IWANT follow-up is 3 s).
+	// lazy one, or the tree keeps re-forming. Default 1 s. Real links here
+	// take well under a millisecond, but a process on a loaded machine
+	// can wait 100 ms for a core: with a 100 ms timeout the IHAVE then
+	// outran the eager copy, GRAFT and PRUNE cycled, and a 50-node mesh
+	// sustained a sixteenth of the rate (README, Figures). A copy that
+	// really is lost waits a second for repair (anti-entropy repairs it
+	// too). gossipsub's IWANT follow-up is 3 s.
 	PlumtreeGraftTimeout time.Duration
 	// PlumtreeGraftRetry is how long a Plumtree node waits after a GRAFT
 	// before it grafts the next announcer: the paper's second timeout,
@@ -124,6 +133,48 @@ type Config struct {
 	// later exchanges. Defaults 256 messages and 1 MiB.
 	AntiEntropyMaxMessages int
 	AntiEntropyMaxBytes    int
+
+	// The lazy router's settings (lazy.go), chosen for this mesh's small
+	// degree (3 to 8 peers) and sub-millisecond links; gossipsub's are D 6,
+	// D_lazy 6, heartbeat 1 s, history 5, gossip 3 and a 3 s IWANT
+	// follow-up.
+	//
+	// LazyD is how many peers get each new message eagerly (the eager
+	// set, never the sender). Default 3: half of gossipsub's D 6, since a
+	// node here has 3 to 8 peers and D 6 would be flood on most of them;
+	// 3 still reaches nearly every node, and the heartbeat repairs the
+	// rest. At most 1024.
+	LazyD int
+	// LazyDLazy is how many peers outside the eager set get IHAVE each
+	// heartbeat, drawn at random. Default 3 (gossipsub 6), which is every
+	// other peer of a node with 6 peers or fewer. At most 1024.
+	LazyDLazy int
+	// LazyHeartbeat is how often a node with recent messages or pending
+	// IWANTs announces and checks its promises; an idle node does not
+	// tick. Default 100 ms (gossipsub 1 s): links here answer in well
+	// under a millisecond, so repair is bounded by the heartbeat, and a
+	// 1 s heartbeat would make every repair take a second.
+	LazyHeartbeat time.Duration
+	// LazyHistory is how many heartbeats a message stays in the message
+	// cache, whose ids IWANT is answered for (bodies come from the
+	// message store). Heartbeats are counted as the node runs them, so a
+	// late one under load counts as one; an idle node's cache ages by
+	// the clock. Default 50, 5 s: gossipsub keeps 5 heartbeats, which is
+	// 5 s of its 1 s heartbeat; 5 of this mesh's 100 ms heartbeats would
+	// leave half a second for an IWANT to come, which a loaded machine
+	// misses. At least LazyGossip, at most 1000.
+	LazyHistory int
+	// LazyGossip is how many of the latest heartbeats' ids an IHAVE
+	// announces: each id is announced at this many heartbeats. Default 3,
+	// as gossipsub. At least 1.
+	LazyGossip int
+	// LazyIWantTimeout is how long a node waits for a message it asked
+	// for with IWANT before it counts the promise broken and asks the
+	// next peer that announced it. Checked at heartbeats. Default 300 ms,
+	// three heartbeats (gossipsub's follow-up is 3 s, three of its
+	// heartbeats): far above a round trip here, short enough that a dead
+	// announcer costs little.
+	LazyIWantTimeout time.Duration
 }
 
 // minAntiEntropy bounds the anti-entropy period from below: a shorter one
@@ -163,7 +214,7 @@ func DefaultConfig() Config {
 		MaxBody:      wire.DefaultMaxBody,
 		VerifyIDs:    true,
 
-		PlumtreeGraftTimeout:  100 * time.Millisecond,
+		PlumtreeGraftTimeout:  time.Second,
 		PlumtreeGraftRetry:    20 * time.Millisecond,
 		PlumtreeIHaveInterval: 10 * time.Millisecond,
 		StoreCapacity:         10_000,
@@ -174,6 +225,13 @@ func DefaultConfig() Config {
 
 		AntiEntropyMaxMessages: 256,
 		AntiEntropyMaxBytes:    1 << 20,
+
+		LazyD:            3,
+		LazyDLazy:        3,
+		LazyHeartbeat:    100 * time.Millisecond,
+		LazyHistory:      50,
+		LazyGossip:       3,
+		LazyIWantTimeout: 300 * time.Millisecond,
 	}
 }
 
@@ -188,7 +246,7 @@ const maxFuture = 24 * time.Hour
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	switch c.Strategy {
-	case Flood, Fanout, Plumtree:
+	case Flood, Fanout, Plumtree, Lazy:
 	default:
 		return fmt.Errorf("gossip: unknown strategy %q (want one of %v)", c.Strategy, Strategies())
 	}
@@ -235,6 +293,42 @@ func (c Config) Validate() error {
 	}
 	if c.AntiEntropyMaxBytes < 1 {
 		return fmt.Errorf("gossip: anti-entropy max bytes must be at least 1, got %d", c.AntiEntropyMaxBytes)
+	}
+	if err := c.validateLazy(); err != nil {
+		return err
+	}
+	return nil
+}
+
+// maxLazyDegree bounds LazyD and LazyDLazy: far above any degree this
+// mesh builds, low enough that a typo is caught.
+const maxLazyDegree = 1024
+
+// maxLazyHistory bounds LazyHistory, which keeps history x heartbeat far
+// from overflow.
+const maxLazyHistory = 1000
+
+// validateLazy checks the lazy router's settings.
+func (c Config) validateLazy() error {
+	if c.LazyD < 1 || c.LazyD > maxLazyDegree {
+		return fmt.Errorf("gossip: lazy D must be in 1..%d, got %d", maxLazyDegree, c.LazyD)
+	}
+	if c.LazyDLazy < 1 || c.LazyDLazy > maxLazyDegree {
+		return fmt.Errorf("gossip: lazy D_lazy must be in 1..%d, got %d", maxLazyDegree, c.LazyDLazy)
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"lazy heartbeat", c.LazyHeartbeat}, {"lazy IWANT timeout", c.LazyIWantTimeout}} {
+		if d.v <= 0 || d.v > maxFuture {
+			return fmt.Errorf("gossip: %s must be in (0, %v], got %v", d.name, maxFuture, d.v)
+		}
+	}
+	if c.LazyGossip < 1 {
+		return fmt.Errorf("gossip: lazy gossip must be at least 1 heartbeat, got %d", c.LazyGossip)
+	}
+	if c.LazyHistory < c.LazyGossip || c.LazyHistory > maxLazyHistory {
+		return fmt.Errorf("gossip: lazy history must be in %d..%d heartbeats (at least lazy gossip), got %d", c.LazyGossip, maxLazyHistory, c.LazyHistory)
 	}
 	return nil
 }

@@ -64,6 +64,8 @@ func newRouter(cfg Config) (Router, error) {
 		return FanoutRouter{K: cfg.Fanout}, nil
 	case Plumtree:
 		return PlumtreeRouter{cfg: cfg}, nil
+	case Lazy:
+		return LazyRouter{cfg: cfg}, nil
 	}
 	return nil, fmt.Errorf("gossip: unknown strategy %q (want one of %v)", cfg.Strategy, Strategies())
 }

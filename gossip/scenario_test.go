@@ -25,18 +25,23 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Directives:
 //
-//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N optimize=N ae=1s|off aemax=N
+//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N optimize=N graft=100ms
+//	       lazyd=N dlazy=N history=N ae=1s|off aemax=N
 //	                                                      settings for nodes made after it
 //	node ID peers=A,B,...                                 make a node
 //	publish NODE BODY [at=NS]                             NODE publishes BODY
 //	deliver [count=K] [at=NS]                             deliver queued sends in FIFO order
+//	drop [count=K]                                        lose the first K queued sends (default 1)
+//	inject-ctl NODE from=X kind=ihave|iwant|graft|prune [of=O:S:B] [at=NS]
+//	                                                      NODE gets a control frame, naming the
+//	                                                      message of origin O, seq S, body B
 //	inject NODE from=X origin=O seq=S hop=H body=B [id=valid|bogus] [pub=NS] [at=NS]
 //	                                                      pub is PublishedAt (default 0)
 //	tick NODE at=NS                                       tick NODE, print its seen-cache
 //	down NODE PEER [at=NS]                                NODE's link to PEER goes down
 //	plumtree NODE                                         print NODE's Plumtree links and counters
-//	drop [count=K]                                        discard the first K queued sends (all by default)
 //	antientropy NODE                                      print NODE's anti-entropy counters
+//	lazy NODE                                             print NODE's lazy-push eager set and counters
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
 	if err != nil || len(files) == 0 {
@@ -144,6 +149,12 @@ func (s *scenario) step(directive string) []string {
 				s.cfg.StoreCapacity = int(s.int(v))
 			case "optimize":
 				s.cfg.PlumtreeOptimizeThreshold = int(s.int(v))
+			case "graft":
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				s.cfg.PlumtreeGraftTimeout = d
 			case "seqbase":
 				s.cfg.SeqBase = uint64(s.int(v))
 			case "ae":
@@ -158,6 +169,12 @@ func (s *scenario) step(directive string) []string {
 				s.cfg.AntiEntropy = d
 			case "aemax":
 				s.cfg.AntiEntropyMaxMessages = int(s.int(v))
+			case "lazyd":
+				s.cfg.LazyD = int(s.int(v))
+			case "dlazy":
+				s.cfg.LazyDLazy = int(s.int(v))
+			case "history":
+				s.cfg.LazyHistory = int(s.int(v))
 			}
 		}
 		if err := s.cfg.Validate(); err != nil {
@@ -205,6 +222,24 @@ func (s *scenario) step(directive string) []string {
 			return []string{"nothing queued"}
 		}
 		return lines
+	case "drop":
+		count := min(len(s.queue), 1)
+		if v, ok := args["count"]; ok {
+			count = min(len(s.queue), int(s.int(v)))
+		}
+		var lines []string
+		for _, q := range s.queue[:count] {
+			what := "message"
+			if q.send.Ctl != nil {
+				what = q.send.Ctl.Kind.String()
+			}
+			lines = append(lines, fmt.Sprintf("lost n%d -> n%d %s", q.from, q.send.To, what))
+		}
+		s.queue = s.queue[count:]
+		if len(lines) == 0 {
+			return []string{"nothing queued"}
+		}
+		return lines
 	case "inject":
 		id := s.id(pos[0])
 		m := &wire.Message{Origin: s.id(args["origin"]), Seq: uint64(s.int(args["seq"])), Hop: uint16(s.int(args["hop"])), PublishedAt: s.int(args["pub"]), Body: []byte(args["body"])}
@@ -214,20 +249,6 @@ func (s *scenario) step(directive string) []string {
 		}
 		s.nodes[id].Receive(at, s.id(args["from"]), m, &out)
 		return s.take(id, &out)
-	case "drop":
-		count := len(s.queue)
-		if v, ok := args["count"]; ok {
-			count = min(count, int(s.int(v)))
-		}
-		var lines []string
-		for _, q := range s.queue[:count] {
-			lines = append(lines, fmt.Sprintf("dropped n%d -> n%d %s", q.from, q.send.To, frameName(q.send.Frame)))
-		}
-		s.queue = s.queue[count:]
-		if len(lines) == 0 {
-			return []string{"nothing queued"}
-		}
-		return lines
 	case "antientropy":
 		id := s.id(pos[0])
 		st, ok := AntiEntropyStatsOf(s.nodes[id])
@@ -236,6 +257,23 @@ func (s *scenario) step(directive string) []string {
 		}
 		return []string{fmt.Sprintf("n%d: pulls=%d digests=%d partial=%d answered=%d repairs-sent=%d repairs-received=%d truncated=%d unrepairable=%d store=%d next-pull=%d",
 			id, st.PullsSent, st.DigestsSent, st.PartialDigests, st.PullsAnswered, st.RepairsSent, st.RepairsReceived, st.Truncated, st.Unrepairable, st.Store.Messages, s.nodes[id].aeNext())}
+	case "inject-ctl":
+		id := s.id(pos[0])
+		kinds := map[string]wire.FrameType{"ihave": wire.FrameIHave, "iwant": wire.FrameIWant, "graft": wire.FrameGraft, "prune": wire.FramePrune}
+		kind, ok := kinds[args["kind"]]
+		if !ok {
+			s.t.Fatalf("inject-ctl: unknown kind %q", args["kind"])
+		}
+		c := &wire.Control{Kind: kind}
+		if of, ok := args["of"]; ok {
+			parts := strings.SplitN(of, ":", 3)
+			if len(parts) != 3 {
+				s.t.Fatalf("inject-ctl: of=%q, want ORIGIN:SEQ:BODY", of)
+			}
+			c.IDs = []wire.MsgID{wire.ComputeMsgID(s.id(parts[0]), uint64(s.int(parts[1])), []byte(parts[2]))}
+		}
+		s.nodes[id].Step(at, s.id(args["from"]), Frame{Ctl: c}, &out)
+		return s.take(id, &out)
 	case "down":
 		id := s.id(pos[0])
 		s.nodes[id].PeerDown(at, s.id(pos[1]), &out)
@@ -254,6 +292,18 @@ func (s *scenario) step(directive string) []string {
 		}
 		return []string{fmt.Sprintf("n%d: eager=%d lazy=%d %v missing=%d prunes=%d grafts=%d ihaves=%d optimized=%d store=%d served=%d misses=%d",
 			id, st.Eager, st.Lazy, lazy, st.Missing, st.PrunesSent, st.GraftsSent, st.IHavesSent, st.Optimizations, st.Store.Messages, st.Store.Served, st.Store.Misses)}
+	case "lazy":
+		id := s.id(pos[0])
+		st, ok := LazyStatsOf(s.nodes[id])
+		if !ok {
+			return []string{"not a lazy node"}
+		}
+		var eager []string
+		for _, p := range LazyEager(s.nodes[id]) {
+			eager = append(eager, fmt.Sprintf("n%d", p))
+		}
+		return []string{fmt.Sprintf("n%d: eager=%v lazy=%d cached=%d promises=%d ihaves=%d iwants=%d served=%d unserved=%d broken=%d store=%d",
+			id, eager, st.Lazy, st.Cached, st.Promises, st.IHavesSent, st.IWantsSent, st.Served, st.Unserved, st.PromisesBroken, st.Store.Messages)}
 	case "tick":
 		id := s.id(pos[0])
 		s.nodes[id].Tick(at, &out)

@@ -22,7 +22,8 @@ const (
 	// id, forwarded by the flood and fanout routers.
 	ProtoGossip ProtocolID = 1
 	// ProtoLazy is lazy push: IHAVE announces ids, IWANT asks for them
-	// (gossipsub's gossip).
+	// (gossipsub's gossip), GRAFT and PRUNE keep the eager links symmetric
+	// (gossipsub's mesh).
 	ProtoLazy ProtocolID = 2
 	// ProtoPlumtree is Plumtree's tree repair: IHAVE on lazy links, GRAFT
 	// and PRUNE to move links between eager and lazy.
