@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/gossip"
 	"gossipmesh/node"
 )
 
@@ -239,6 +240,7 @@ func (c *Cluster) nodeArgs(i int) []string {
 		"--seed", strconv.FormatUint(c.topo.Seeds[i], 10),
 		"--strategy", string(c.cfg.Strategy),
 		"--fanout", strconv.Itoa(c.cfg.Fanout),
+		"--anti-entropy", gossip.FormatAntiEntropy(c.cfg.AntiEntropy),
 		"--log-format", c.cfg.LogFormat,
 	}
 	if chosen := c.topo.Chosen[i]; len(chosen) > 0 {
