@@ -99,7 +99,7 @@ func TestEndToEndMembership(t *testing.T) {
 	cfg.Seed = 11
 	cfg.LogDir = t.TempDir()
 	cfg.StartTimeout = time.Minute
-	cfg.ExtraArgs = []string{"--membership", "--px-interval", "1s"}
+	cfg.ExtraArgs = []string{"--membership", "--px-interval", "1s", "--anti-entropy", "1s"}
 	c, err := cluster.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -203,26 +203,65 @@ func TestEndToEndMembership(t *testing.T) {
 	const killed = 3
 	killedID := nodes[killed].ID
 	killedPeers := peersOf(t, c, killed)
-	start := time.Now()
+	before := map[int]int{}
+	for _, i := range killedPeers {
+		before[i] = len(memberView(t, c, i).Active)
+	}
 	if err := c.Kill(killed); err != nil {
 		t.Fatal(err)
 	}
-	pollUntil(t, "the killed node's peers to replace it", func() bool {
+	gone := pollUntil(t, "the killed node's peers to drop it", func() bool {
 		for _, i := range killedPeers {
-			v := memberView(t, c, i)
-			if activeState(v, killedID) != "" || len(v.Active) < low {
+			if activeState(memberView(t, c, i), killedID) != "" {
 				return false
 			}
 		}
 		return true
 	})
-	t.Logf("crashed peer (SIGKILL): gone from all %d peers' active views, each back at >= %d links, after %v", len(killedPeers), low, time.Since(start).Round(time.Millisecond))
-	// Restarted (same id, same ports), it rejoins through its booted peers.
+	// Replaced: each former peer is back at the degree it had, or knows
+	// nobody else to dial (its passive view holds at most the dead node).
+	replaced := pollUntil(t, "the killed node's peers to replace it", func() bool {
+		for _, i := range killedPeers {
+			v := memberView(t, c, i)
+			others := slices.DeleteFunc(slices.Clone(v.Passive), func(p api.MemberPeer) bool { return p.ID == killedID })
+			if len(v.Active) < low || (len(v.Active) < before[i] && (len(others) > 0 || len(v.Dialing) > 0)) {
+				return false
+			}
+		}
+		return true
+	}) + gone
+	t.Logf("crashed peer (SIGKILL): gone from all %d peers' active views after %v, replaced (back at their degree, or nobody left to dial) after %v", len(killedPeers), gone.Round(time.Millisecond), replaced.Round(time.Millisecond))
+
+	// Published while it is down: the restarted node must catch up.
+	var missed []string
+	for k := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		r, err := c.Client(0).Publish(ctx, fmt.Sprintf("while node %d is down: %d", killed, k))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		missed = append(missed, r.ID)
+	}
+
+	// Restarted (same id, same ports), it rejoins through its booted peers
+	// and catches up through anti-entropy.
 	if err := c.Restart(context.Background(), killed); err != nil {
 		t.Fatal(err)
 	}
 	pollUntil(t, "the restarted node to rejoin", func() bool {
-		v := memberView(t, c, killed)
-		return len(v.Active) >= low && slices.ContainsFunc(peersOf(t, c, killed), func(int) bool { return true })
+		return len(memberView(t, c, killed).Active) >= low && len(peersOf(t, c, killed)) >= low
 	})
+	caughtUp := pollUntil(t, "the restarted node to hold what it missed", func() bool {
+		for _, id := range missed {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_, err := c.Client(killed).Receipt(ctx, id, 0)
+			cancel()
+			if err != nil {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("restarted node: holds the %d messages published while it was down %v after it was ready", len(missed), caughtUp.Round(time.Millisecond))
 }
