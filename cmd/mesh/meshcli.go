@@ -36,6 +36,7 @@ type launchFlags struct {
 	seed                 uint64
 	gomaxprocs           int
 	calmSysmon           bool
+	membership           bool
 	logFormat, logLevel  string
 	startTimeout         time.Duration
 	// fs is the FlagSet the flags were registered on: config asks it
@@ -59,6 +60,7 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string
 	fs.Uint64Var(&l.seed, "seed", 0, "seed for the topology, node ids and publishers; the same seed gives the same mesh (0: random, printed)")
 	fs.IntVar(&l.gomaxprocs, "gomaxprocs", gomaxprocs, "GOMAXPROCS of each node process (0: Go's default, one per core)")
 	fs.BoolVar(&l.calmSysmon, "calm-sysmon", d.CalmSysmon, "keep the Go runtime's monitor thread in each node at its 10ms idle pace instead of polling every 20µs after each wakeup (GODEBUG=schedtrace; see the README)")
+	fs.BoolVar(&l.membership, "membership", false, "run every node with --membership: failure detection, active/passive views, peer exchange, replacing lost peers")
 	fs.StringVar(&l.logFormat, "log-format", d.LogFormat, "node log format: text or json")
 	levelUsage := "node log level: debug, info, warn or error"
 	if logLevel == "" {
@@ -87,6 +89,9 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 	cfg.GOMAXPROCS, cfg.CalmSysmon = l.gomaxprocs, l.calmSysmon
 	cfg.LogFormat, cfg.LogLevel = l.logFormat, l.logLevel
 	cfg.StartTimeout = l.startTimeout
+	if l.membership {
+		cfg.ExtraArgs = append(cfg.ExtraArgs, "--membership")
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(stderr, strings.TrimPrefix(err.Error(), "cluster: "))
 	}
