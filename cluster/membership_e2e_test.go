@@ -99,7 +99,9 @@ func TestEndToEndMembership(t *testing.T) {
 	cfg.Seed = 11
 	cfg.LogDir = t.TempDir()
 	cfg.StartTimeout = time.Minute
-	cfg.ExtraArgs = []string{"--membership", "--px-interval", "1s", "--anti-entropy", "1s"}
+	cfg.Membership = true
+	cfg.AntiEntropy = time.Second
+	cfg.ExtraArgs = []string{"--px-interval", "1s"}
 	c, err := cluster.New(cfg)
 	if err != nil {
 		t.Fatal(err)

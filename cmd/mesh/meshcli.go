@@ -89,9 +89,7 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 	cfg.GOMAXPROCS, cfg.CalmSysmon = l.gomaxprocs, l.calmSysmon
 	cfg.LogFormat, cfg.LogLevel = l.logFormat, l.logLevel
 	cfg.StartTimeout = l.startTimeout
-	if l.membership {
-		cfg.ExtraArgs = append(cfg.ExtraArgs, "--membership")
-	}
+	cfg.Membership = l.membership
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(stderr, strings.TrimPrefix(err.Error(), "cluster: "))
 	}
