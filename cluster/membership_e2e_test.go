@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -266,4 +267,128 @@ func TestEndToEndMembership(t *testing.T) {
 		return true
 	})
 	t.Logf("restarted node: holds the %d messages published while it was down %v after it was ready", len(missed), caughtUp.Round(time.Millisecond))
+}
+
+// TestEndToEndMembershipKillThirtyPercent runs 30 real node processes with
+// --membership and SIGKILLs 30% of them at once: every survivor is back
+// within its degree bounds with live peers only, the survivors' graph is
+// connected, and a message published afterwards reaches every survivor.
+// The time it logs is a figure, not an assertion.
+func TestEndToEndMembershipKillThirtyPercent(t *testing.T) {
+	t.Parallel()
+	bin := buildMesh(t)
+	cfg := cluster.DefaultConfig()
+	cfg.Binary = bin
+	cfg.Nodes = 30
+	cfg.Seed = 12
+	cfg.LogDir = t.TempDir()
+	cfg.StartTimeout = 2 * time.Minute
+	cfg.Membership = true
+	cfg.ExtraArgs = []string{"--px-interval", "1s"}
+	c, err := cluster.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Stop() })
+	nodes := c.Nodes()
+	index := map[string]int{}
+	for i, n := range nodes {
+		index[n.ID] = i
+	}
+	// Let peer exchange fill the passive views.
+	pollUntil(t, "the passive views to fill", func() bool {
+		for i := range nodes {
+			if len(memberView(t, c, i).Passive) < 5 {
+				return false
+			}
+		}
+		return true
+	})
+	dead := map[int]bool{}
+	for _, i := range rand.New(rand.NewPCG(12, 0)).Perm(len(nodes))[:len(nodes)*3/10] {
+		dead[i] = true
+		if err := syscall.Kill(nodes[i].PID, syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := time.Now()
+	for i := range dead {
+		if err := c.Kill(i); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const low, high = 3, 8
+	var why string
+	healthy := func() bool {
+		adj := map[int][]int{}
+		first := -1
+		for i := range nodes {
+			if dead[i] {
+				continue
+			}
+			first = i
+			v := memberView(t, c, i)
+			if len(v.Active) < low || len(v.Active) > max(high, len(v.Active)) {
+				why = fmt.Sprintf("node %d has %d links", i, len(v.Active))
+				return false
+			}
+			for _, p := range v.Active {
+				j := index[p.ID]
+				if dead[j] {
+					why = fmt.Sprintf("node %d still links to dead node %d", i, j)
+					return false
+				}
+				adj[i] = append(adj[i], j)
+			}
+		}
+		seen := map[int]bool{first: true}
+		queue := []int{first}
+		for len(queue) > 0 {
+			i := queue[0]
+			queue = queue[1:]
+			for _, j := range adj[i] {
+				if !seen[j] {
+					seen[j] = true
+					queue = append(queue, j)
+				}
+			}
+		}
+		if len(seen) != len(nodes)-len(dead) {
+			why = fmt.Sprintf("%d of %d survivors reachable", len(seen), len(nodes)-len(dead))
+			return false
+		}
+		return true
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(why)
+		}
+	})
+	pollUntil(t, "the survivors to be back within their bounds and connected", healthy)
+	t.Logf("killed %d of %d nodes (SIGKILL): survivors within their degree bounds and connected %v after the kill", len(dead), len(nodes), time.Since(start).Round(time.Millisecond))
+
+	src := 0
+	for dead[src] {
+		src++
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	r, err := c.Client(src).Publish(ctx, "after the kill")
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range nodes {
+		if dead[i] {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		_, err := c.Client(i).Receipt(ctx, r.ID, 30*time.Second)
+		cancel()
+		if err != nil {
+			t.Errorf("survivor %d: %v", i, err)
+		}
+	}
 }

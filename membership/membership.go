@@ -162,6 +162,16 @@ func (m *Membership) Seed(entries ...Entry) {
 	}
 }
 
+// DialStarted records a dial to e that the driver started on its own (a
+// booted peer) at now: it counts toward the degree, so the node does not
+// dial its passive view while its booted dials are in flight, and, if no
+// link to e comes up within DialTimeout, it counts as failed.
+func (m *Membership) DialStarted(now int64, e Entry) {
+	if !slices.ContainsFunc(m.dialing, func(d pendingDial) bool { return d.Addr == e.Addr }) {
+		m.dialing = append(m.dialing, pendingDial{Entry: e, since: now})
+	}
+}
+
 // Up records that a link to e is up: e joins the active view and leaves
 // the passive one, and gets a peer exchange at once.
 func (m *Membership) Up(now int64, e Entry, inbound bool, out *Output) {

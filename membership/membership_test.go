@@ -312,3 +312,32 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("bad prefix parsed")
 	}
 }
+
+// Booted dials in flight count toward the degree: a node that learns
+// peers before its booted links are up does not dial them too, unless a
+// booted dial fails to come up within DialTimeout.
+func TestBootedDialsCount(t *testing.T) {
+	cfg := DefaultConfig()
+	m := newTest(t, cfg)
+	var out Output
+	for i := range 3 {
+		m.DialStarted(ms, Entry{Addr: loop(i).Addr})
+	}
+	m.ExchangeFrom(2*ms, 0, false, []Entry{loop(10), loop(11), loop(12)}, &out)
+	m.NextTick()
+	m.Tick(3*ms, &out)
+	if len(out.Dial) != 0 {
+		t.Fatalf("dialed %v while the booted dials were in flight", out.Dial)
+	}
+	m.Up(4*ms, loop(0), false, &out)
+	m.Up(5*ms, loop(1), false, &out)
+	// The third booted dial never comes up.
+	out.Reset()
+	got := run(m, 10*ms, int64(cfg.DialTimeout)+20*ms, func(now int64, o *Output) {
+		m.Heard(now, loop(0).ID, o)
+		m.Heard(now, loop(1).ID, o)
+	})
+	if len(got.Dial) != 1 {
+		t.Errorf("dials %v after a booted dial timed out, want one from the passive view", got.Dial)
+	}
+}

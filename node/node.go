@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gossipmesh/gossip"
+	"gossipmesh/membership"
 	"gossipmesh/wire"
 )
 
@@ -270,6 +271,11 @@ func (n *Node) Run(ctx context.Context) error {
 	n.runCtx = runCtx
 
 	n.log.Info("node up", "gossip", n.addr, "dials", n.dials)
+	if n.ms != nil {
+		for _, a := range n.dials {
+			n.ms.core.DialStarted(time.Now().UnixNano(), membership.Entry{Addr: a})
+		}
+	}
 	n.wg.Add(1)
 	go n.acceptLoop()
 	for _, a := range n.dials {
