@@ -271,8 +271,9 @@ func TestEndToEndMembership(t *testing.T) {
 
 // TestEndToEndMembershipKillThirtyPercent runs 30 real node processes with
 // --membership and SIGKILLs 30% of them at once: every survivor is back
-// within its degree bounds with live peers only, the survivors' graph is
-// connected, and a message published afterwards reaches every survivor.
+// at its low degree bound or above, with live peers only, the survivors'
+// graph is connected, and a message published afterwards reaches every
+// survivor.
 // The time it logs is a figure, not an assertion.
 func TestEndToEndMembershipKillThirtyPercent(t *testing.T) {
 	t.Parallel()
@@ -320,7 +321,7 @@ func TestEndToEndMembershipKillThirtyPercent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	const low, high = 3, 8
+	const low = 3
 	var why string
 	healthy := func() bool {
 		adj := map[int][]int{}
@@ -331,7 +332,7 @@ func TestEndToEndMembershipKillThirtyPercent(t *testing.T) {
 			}
 			first = i
 			v := memberView(t, c, i)
-			if len(v.Active) < low || len(v.Active) > max(high, len(v.Active)) {
+			if len(v.Active) < low {
 				why = fmt.Sprintf("node %d has %d links", i, len(v.Active))
 				return false
 			}
@@ -367,8 +368,8 @@ func TestEndToEndMembershipKillThirtyPercent(t *testing.T) {
 			t.Log(why)
 		}
 	})
-	pollUntil(t, "the survivors to be back within their bounds and connected", healthy)
-	t.Logf("killed %d of %d nodes (SIGKILL): survivors within their degree bounds and connected %v after the kill", len(dead), len(nodes), time.Since(start).Round(time.Millisecond))
+	pollUntil(t, "the survivors to be back at their low bound and connected", healthy)
+	t.Logf("killed %d of %d nodes (SIGKILL): survivors at their low bound or above, linked to live nodes only and connected, %v after the kill", len(dead), len(nodes), time.Since(start).Round(time.Millisecond))
 
 	src := 0
 	for dead[src] {
