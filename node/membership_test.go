@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"gossipmesh/fault"
 	"gossipmesh/membership"
 	"gossipmesh/node"
 	"gossipmesh/transport/memnet"
@@ -213,4 +214,95 @@ func TestMembershipLearnsPeersBeyondItsBoot(t *testing.T) {
 			}
 		}
 	}
+}
+
+// evictions is node n's count of membership evictions.
+func evictions(t *testing.T, n *node.Node) float64 {
+	t.Helper()
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "gossipmesh_membership_events_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "kind" && l.GetValue() == "evict" {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// TestMembershipEvictsASilentPeer: a node whose links fall silent without
+// closing (its fault plan cuts them: a hung peer as its neighbours see it)
+// is suspected and then evicted by each of them; a second of silence of
+// another node evicts nobody.
+func TestMembershipEvictsASilentPeer(t *testing.T) {
+	t.Parallel()
+	const n = 12
+	m := startMemberMesh(t, randomConnected(n, 2, rand.New(rand.NewPCG(3, 3))), nil)
+	m.waitHealthy("the mesh to settle", 3, 8)
+
+	silence := func(i int, on bool) {
+		var p fault.Plan
+		if on {
+			p.Cut = map[wire.NodeID]bool{}
+			for j := range n {
+				if j != i {
+					p.Cut[wire.NodeID(j+1)] = true
+				}
+			}
+		}
+		if err := m.nodes[i].SetFaults(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// One second of silence: nobody is evicted.
+	silence(1, true)
+	time.Sleep(time.Second)
+	silence(1, false)
+	time.Sleep(7 * time.Second) // past any eviction the silence could have started
+	for i, nd := range m.nodes {
+		if e := evictions(t, nd); e != 0 {
+			t.Errorf("node %d evicted %v peers after a one-second silence", i, e)
+		}
+	}
+
+	const hung = 4
+	hungID := m.nodes[hung].ID().String()
+	var peers []int
+	for i, nd := range m.nodes {
+		for _, p := range nd.Peers() {
+			if p.ID == hungID {
+				peers = append(peers, i)
+			}
+		}
+	}
+	silence(hung, true)
+	suspected := map[int]bool{}
+	eventually(t, "every peer of the silent node to suspect it, then evict it", func() bool {
+		done := true
+		for _, i := range peers {
+			v, _ := m.nodes[i].Membership()
+			for _, p := range v.Active {
+				if p.ID == hungID && p.State == "suspect" {
+					suspected[i] = true
+				}
+			}
+			if evictions(t, m.nodes[i]) == 0 {
+				done = false
+			}
+		}
+		return done
+	})
+	if len(suspected) == 0 {
+		t.Error("no peer was seen suspecting the silent node before evicting it")
+	}
+	silence(hung, false)
+	m.waitHealthy("the silent node to rejoin once it speaks again", 3, 8)
 }
