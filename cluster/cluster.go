@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/gossip"
 	"gossipmesh/netns"
 	"gossipmesh/node"
 )
@@ -246,6 +247,7 @@ func (c *Cluster) nodeArgs(i int) []string {
 		"--seed", strconv.FormatUint(c.topo.Seeds[i], 10),
 		"--strategy", string(c.cfg.Strategy),
 		"--fanout", strconv.Itoa(c.cfg.Fanout),
+		"--anti-entropy", gossip.FormatAntiEntropy(c.cfg.AntiEntropy),
 		"--log-format", c.cfg.LogFormat,
 	}
 	if chosen := c.topo.Chosen[i]; len(chosen) > 0 {

@@ -38,6 +38,11 @@ type Config struct {
 	Strategy gossip.Strategy
 	// Fanout is the fanout router's k, passed to every node. Default 8.
 	Fanout int
+	// AntiEntropy is gossip.Config.AntiEntropy, passed to every node as
+	// --anti-entropy: 0 the strategy's default (off for flood and fanout,
+	// gossip.DefaultAntiEntropy for the routers that repair), negative
+	// off, positive the period. Default 0.
+	AntiEntropy time.Duration
 	// MaxBody, if positive, sets the nodes' message body limit; 0 keeps the
 	// node's default (1 MiB).
 	MaxBody int
@@ -171,6 +176,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster: netns segments must be 1 to %d, got %d", min(c.Nodes, netns.MaxSegments), c.NetnsSegments)
 	}
 	if _, err := gossip.ParseStrategy(string(c.Strategy)); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	g := gossip.DefaultConfig()
+	g.Strategy, g.AntiEntropy = c.Strategy, c.AntiEntropy
+	if err := g.Validate(); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	switch c.LogLevel {

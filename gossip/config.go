@@ -117,6 +117,22 @@ type Config struct {
 	StoreCapacity int
 	StoreBytes    int
 	StoreTTL      time.Duration
+	// AntiEntropy is the anti-entropy period (antientropy.go): every
+	// period, give or take half, a node swaps digests with one random
+	// peer and each side sends what the other lacks, which repairs what
+	// every push lost (a healed partition, a node that was down). 0 means
+	// the strategy's default (AntiEntropyPeriod): off for flood and
+	// fanout, DefaultAntiEntropy for every router that repairs (plumtree,
+	// lazy); a negative value turns it off; a positive one is the period,
+	// 1 ms to 24 hours. memberlist's push/pull runs every 30 s over full
+	// state; a digest here is a few bytes per origin, so a period of
+	// seconds costs little and heals in seconds.
+	AntiEntropy time.Duration
+	// AntiEntropyMaxMessages and AntiEntropyMaxBytes bound one answer to a
+	// PULL: at most that many messages and body bytes; the rest goes in
+	// later exchanges. Defaults 256 messages and 1 MiB.
+	AntiEntropyMaxMessages int
+	AntiEntropyMaxBytes    int
 
 	// The lazy router's settings (lazy.go), chosen for this mesh's small
 	// degree (3 to 8 peers) and sub-millisecond links; gossipsub's are D 6,
@@ -161,6 +177,31 @@ type Config struct {
 	LazyIWantTimeout time.Duration
 }
 
+// minAntiEntropy bounds the anti-entropy period from below: a shorter one
+// is a digest storm, not a repair.
+const minAntiEntropy = time.Millisecond
+
+// DefaultAntiEntropy is the anti-entropy period of the routers that have it
+// on by default: one second, so a healed partition is repaired within a
+// few seconds for one small digest frame per node per second.
+const DefaultAntiEntropy = time.Second
+
+// AntiEntropyPeriod resolves AntiEntropy: the period, or 0 when
+// anti-entropy is off.
+func (c Config) AntiEntropyPeriod() time.Duration {
+	switch {
+	case c.AntiEntropy < 0:
+		return 0
+	case c.AntiEntropy > 0:
+		return c.AntiEntropy
+	}
+	switch c.Strategy {
+	case Flood, Fanout:
+		return 0
+	}
+	return DefaultAntiEntropy
+}
+
 // DefaultConfig returns the defaults documented on each Config field.
 func DefaultConfig() Config {
 	return Config{
@@ -181,6 +222,9 @@ func DefaultConfig() Config {
 		StoreTTL:              2 * time.Minute,
 
 		PlumtreeOptimizeThreshold: 7,
+
+		AntiEntropyMaxMessages: 256,
+		AntiEntropyMaxBytes:    1 << 20,
 
 		LazyD:            3,
 		LazyDLazy:        3,
@@ -240,6 +284,15 @@ func (c Config) Validate() error {
 	}
 	if c.StoreBytes < 1 {
 		return fmt.Errorf("gossip: store bytes must be at least 1, got %d", c.StoreBytes)
+	}
+	if c.AntiEntropy > maxFuture || c.AntiEntropy > 0 && c.AntiEntropy < minAntiEntropy {
+		return fmt.Errorf("gossip: anti-entropy period must be in [%v, %v] (negative: off, 0: the strategy's default), got %v", minAntiEntropy, maxFuture, c.AntiEntropy)
+	}
+	if c.AntiEntropyMaxMessages < 1 || c.AntiEntropyMaxMessages > maxSeenCapacity {
+		return fmt.Errorf("gossip: anti-entropy max messages must be in 1..%d, got %d", maxSeenCapacity, c.AntiEntropyMaxMessages)
+	}
+	if c.AntiEntropyMaxBytes < 1 {
+		return fmt.Errorf("gossip: anti-entropy max bytes must be at least 1, got %d", c.AntiEntropyMaxBytes)
 	}
 	if err := c.validateLazy(); err != nil {
 		return err

@@ -198,8 +198,11 @@ type Shared struct {
 	// million nodes would otherwise call on every event.
 	timed bool
 	// stores says that every core keeps a message store (store.go),
-	// because the router serves repairs from it.
+	// because the router serves repairs from it or anti-entropy is on.
 	stores bool
+	// ae is the anti-entropy period in nanoseconds (antientropy.go), 0
+	// when it is off.
+	ae int64
 }
 
 // Share validates cfg and returns it ready for NewShared.
@@ -216,7 +219,8 @@ func Share(cfg Config) (*Shared, error) {
 
 func newShared(cfg Config, r Router) *Shared {
 	_, stores := r.(repairer)
-	return &Shared{cfg: cfg, router: r, timed: !untimed(r), stores: stores}
+	ae := int64(cfg.AntiEntropyPeriod())
+	return &Shared{cfg: cfg, router: r, timed: !untimed(r), stores: stores || ae > 0, ae: ae}
 }
 
 // shareWith is Share with a router that is not in the registry (tests).
@@ -344,12 +348,14 @@ func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, erro
 	return m, nil
 }
 
-// Step implements Protocol: a message goes to Receive, a control frame to
-// the router.
+// Step implements Protocol: a message goes to Receive, a PULL to
+// anti-entropy (antientropy.go), any other control frame to the router.
 func (c *Core) Step(now int64, from wire.NodeID, f Frame, out *Output) {
 	switch {
 	case f.Msg != nil:
 		c.Receive(now, from, f.Msg, out)
+	case f.Ctl != nil && f.Ctl.Kind == wire.FramePull:
+		c.onPull(now, from, f.Ctl, out)
 	case f.Ctl != nil:
 		c.sh.router.OnControl(c, now, from, f.Ctl, out)
 	}
@@ -392,6 +398,9 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 	}
 	c.seen.add(m.ID, expires, c.sh.cfg.SeenCapacity)
 	c.keep(now, m)
+	if c.store != nil && c.store.ae.opens > 0 {
+		c.noteDelivery(now, from, m)
+	}
 	out.Events = append(out.Events, Event{Kind: EventDelivered, Msg: m, From: from})
 	if m.Hop < c.sh.cfg.MaxHops {
 		c.forward(now, m, from, out)
@@ -453,10 +462,14 @@ func (c *Core) forward(now int64, m *wire.Message, from wire.NodeID, out *Output
 	}
 }
 
-// Tick implements Protocol: it forgets expired ids and, when the router's
-// time has come, runs its tick hook, which may send.
+// Tick implements Protocol: it forgets expired ids, sends the period's
+// anti-entropy PULL when it is due and, when the router's time has come,
+// runs its tick hook, which may send.
 func (c *Core) Tick(now int64, out *Output) {
 	c.seen.expire(now)
+	if c.sh.ae != 0 {
+		c.antiEntropyTick(now, out)
+	}
 	if !c.sh.timed {
 		return
 	}
@@ -466,25 +479,39 @@ func (c *Core) Tick(now int64, out *Output) {
 }
 
 // NextTick implements Protocol: the earliest of the seen-cache's next
-// expiry and the router's next tick, 0 for never.
+// expiry, the next anti-entropy pull and the router's next tick, 0 for
+// never.
 func (c *Core) NextTick() int64 {
 	t := c.seen.nextExpiry()
+	if c.sh.ae != 0 {
+		t = earliest(t, c.aeNext())
+	}
 	if !c.sh.timed {
 		return t
 	}
-	if r := c.sh.router.NextTick(c); r != 0 && (t == 0 || r < t) {
-		t = r
-	}
-	return t
+	return earliest(t, c.sh.router.NextTick(c))
 }
 
-// NextWake implements Waker: the router's next tick. The seen-cache's
-// expiry can wait for the next input, which expires it first.
+// NextWake implements Waker: the earliest of the next anti-entropy pull
+// and the router's next tick. The seen-cache's expiry can wait for the
+// next input, which expires it first.
 func (c *Core) NextWake() int64 {
-	if !c.sh.timed {
-		return 0
+	var t int64
+	if c.sh.ae != 0 {
+		t = c.aeNext()
 	}
-	return c.sh.router.NextTick(c)
+	if !c.sh.timed {
+		return t
+	}
+	return earliest(t, c.sh.router.NextTick(c))
+}
+
+// earliest is the earlier of two tick times, where 0 means never.
+func earliest(a, b int64) int64 {
+	if a == 0 || (b != 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // SeenLen is the number of ids in the seen-cache, for metrics and tests.

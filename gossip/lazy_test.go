@@ -13,6 +13,10 @@ import (
 func lazyConfig() Config {
 	cfg := DefaultConfig()
 	cfg.Strategy = Lazy
+	// Lazy push alone: anti-entropy, on by default for lazy, would keep
+	// the nodes awake and repair what these tests expect IWANT to repair
+	// (antientropy_test.go covers it under every router).
+	cfg.AntiEntropy = -1
 	return cfg
 }
 

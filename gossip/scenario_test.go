@@ -26,7 +26,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 // Directives:
 //
 //	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N optimize=N graft=100ms
-//	       lazyd=N dlazy=N history=N
+//	       lazyd=N dlazy=N history=N ae=1s|off aemax=N
 //	                                                      settings for nodes made after it
 //	node ID peers=A,B,...                                 make a node
 //	publish NODE BODY [at=NS]                             NODE publishes BODY
@@ -40,6 +40,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	tick NODE at=NS                                       tick NODE, print its seen-cache
 //	down NODE PEER [at=NS]                                NODE's link to PEER goes down
 //	plumtree NODE                                         print NODE's Plumtree links and counters
+//	antientropy NODE                                      print NODE's anti-entropy counters
 //	lazy NODE                                             print NODE's lazy-push eager set and counters
 func TestScenarios(t *testing.T) {
 	files, err := filepath.Glob("testdata/scenarios/*.txt")
@@ -156,6 +157,18 @@ func (s *scenario) step(directive string) []string {
 				s.cfg.PlumtreeGraftTimeout = d
 			case "seqbase":
 				s.cfg.SeqBase = uint64(s.int(v))
+			case "ae":
+				if v == "off" {
+					s.cfg.AntiEntropy = -1
+					break
+				}
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				s.cfg.AntiEntropy = d
+			case "aemax":
+				s.cfg.AntiEntropyMaxMessages = int(s.int(v))
 			case "lazyd":
 				s.cfg.LazyD = int(s.int(v))
 			case "dlazy":
@@ -236,6 +249,14 @@ func (s *scenario) step(directive string) []string {
 		}
 		s.nodes[id].Receive(at, s.id(args["from"]), m, &out)
 		return s.take(id, &out)
+	case "antientropy":
+		id := s.id(pos[0])
+		st, ok := AntiEntropyStatsOf(s.nodes[id])
+		if !ok {
+			return []string{"no store"}
+		}
+		return []string{fmt.Sprintf("n%d: pulls=%d digests=%d partial=%d answered=%d repairs-sent=%d repairs-received=%d truncated=%d unrepairable=%d store=%d next-pull=%d",
+			id, st.PullsSent, st.DigestsSent, st.PartialDigests, st.PullsAnswered, st.RepairsSent, st.RepairsReceived, st.Truncated, st.Unrepairable, st.Store.Messages, s.nodes[id].aeNext())}
 	case "inject-ctl":
 		id := s.id(pos[0])
 		kinds := map[string]wire.FrameType{"ihave": wire.FrameIHave, "iwant": wire.FrameIWant, "graft": wire.FrameGraft, "prune": wire.FramePrune}
@@ -313,7 +334,9 @@ func (s *scenario) take(id wire.NodeID, out *Output) []string {
 		lines = append(lines, l)
 	}
 	for _, snd := range out.Sends {
-		if c := snd.Ctl; c != nil {
+		if c := snd.Ctl; c != nil && c.Kind == wire.FramePull {
+			lines = append(lines, fmt.Sprintf("n%d: send to=n%d %s", id, snd.To, frameName(snd.Frame)))
+		} else if c != nil {
 			l := fmt.Sprintf("n%d: send to=n%d %v ids=%d ranges=%d", id, snd.To, c.Kind, len(c.IDs), len(c.Ranges))
 			switch {
 			case c.Kind == wire.FrameIHave && c.HasHop:
@@ -331,6 +354,35 @@ func (s *scenario) take(id wire.NodeID, out *Output) []string {
 		return []string{"(nothing)"}
 	}
 	return lines
+}
+
+// frameName renders a frame in one word or so; a PULL with its flags and
+// ranges (origin:first-last).
+func frameName(f Frame) string {
+	c := f.Ctl
+	if c == nil {
+		return fmt.Sprintf("msg %s hop=%d", f.Msg.ID.String()[:8], f.Msg.Hop)
+	}
+	if c.Kind != wire.FramePull {
+		return c.Kind.String()
+	}
+	var b strings.Builder
+	b.WriteString("pull")
+	if c.Flags&wire.PullWantDigest != 0 {
+		b.WriteString(" want-digest")
+	}
+	if c.Flags&wire.PullPartial != 0 {
+		b.WriteString(" partial")
+	}
+	b.WriteString(" [")
+	for i, r := range c.Ranges {
+		if i > 0 {
+			b.WriteString(" ")
+		}
+		fmt.Fprintf(&b, "n%d:%d-%d", r.Origin, r.First, r.Last)
+	}
+	b.WriteString("]")
+	return b.String()
 }
 
 func (s *scenario) id(v string) wire.NodeID { return wire.NodeID(s.int(strings.TrimPrefix(v, "n"))) }

@@ -20,6 +20,9 @@ type msgStore struct {
 	n     int // entries in fifo
 	bytes int
 	stats StoreStats
+	// ae is the node's anti-entropy state (antientropy.go), here so that a
+	// core without a store pays nothing for it.
+	ae antiEntropy
 }
 
 type storeEntry struct {
@@ -128,6 +131,9 @@ func (c *Core) keep(now int64, m *wire.Message) {
 	if c.store != nil {
 		cfg := &c.sh.cfg
 		c.store.put(now, m, cfg.StoreCapacity, cfg.StoreBytes, int64(cfg.StoreTTL))
+		if c.sh.ae != 0 {
+			c.armAntiEntropy(now)
+		}
 	}
 }
 

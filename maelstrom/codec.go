@@ -54,6 +54,9 @@ type Body struct {
 	Text string `json:"text,omitempty"`
 	// gossip: the core's messages, one or a batch.
 	Msgs []GossipMsg `json:"msgs,omitempty"`
+	// gossip: the core's control frames (IHAVE, IWANT, GRAFT, PRUNE,
+	// PULL), handled after Msgs.
+	Ctls []GossipCtl `json:"ctls,omitempty"`
 }
 
 // GossipMsg is one protocol-core message as it crosses Maelstrom's network:
@@ -67,6 +70,38 @@ type GossipMsg struct {
 	// At is the publisher's wall clock at publish, Unix nanoseconds.
 	At    int64 `json:"at"`
 	Value int64 `json:"value"`
+}
+
+// GossipCtl is one protocol-core control frame (wire.Control) as it
+// crosses Maelstrom's network: every field of wire.Control, with node ids
+// as Maelstrom names and message ids in hex. Fields the kind does not use
+// are left out. docs/maelstrom.md documents the encoding.
+type GossipCtl struct {
+	// Kind is the frame type: "ihave", "iwant", "graft", "prune" or "pull".
+	Kind string `json:"kind"`
+	// Reason is a PRUNE's reason byte (wire.PruneReason).
+	Reason uint8 `json:"reason,omitempty"`
+	// Flags are a PULL's flags (wire.PullFlags): 1 asks for the
+	// receiver's digest back, 2 marks a partial digest.
+	Flags uint8 `json:"flags,omitempty"`
+	// Hop is an IHAVE's hop (wire.Control.HasHop and Hop): the largest hop
+	// at which the sender holds any of IDs, for Plumtree's tree
+	// optimization. Absent from an IHAVE without one.
+	Hop *uint16 `json:"hop,omitempty"`
+	// IDs are the message ids of an IHAVE, IWANT or GRAFT, 32 hex digits
+	// each, at most wire.MaxControlIDs.
+	IDs []string `json:"ids,omitempty"`
+	// Ranges are a PULL's digest, in wire's order and limits.
+	Ranges []GossipRange `json:"ranges,omitempty"`
+}
+
+// GossipRange is one range of a PULL digest: sequence numbers First..Last
+// of the messages of Origin. Origin is a Maelstrom node name, or "#N" for
+// a node id N that names no node (the sentinels of a partial digest).
+type GossipRange struct {
+	Origin string `json:"origin"`
+	First  uint64 `json:"first"`
+	Last   uint64 `json:"last"`
 }
 
 // Maelstrom's error codes that a node here answers with.

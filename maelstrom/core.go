@@ -10,15 +10,18 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 
 	"gossipmesh/gossip"
 	"gossipmesh/wire"
 )
 
-// outSend is one gossip message the core wants sent to the node named To.
+// outSend is one frame the core wants sent to the node named To: a gossip
+// message, or a control frame when Ctl is set.
 type outSend struct {
 	To  string
 	Msg GossipMsg
+	Ctl *GossipCtl
 }
 
 // coreAdapter runs one gossip.Protocol (the gossip core) for a Maelstrom
@@ -51,7 +54,7 @@ func newCoreAdapter(cfg NodeConfig, self string, nodeIDs []string) (*coreAdapter
 		return nil, fmt.Errorf("maelstrom: node_id %q is not in node_ids", self)
 	}
 	gcfg := gossip.DefaultConfig()
-	gcfg.Strategy, gcfg.Fanout = cfg.Strategy, cfg.Fanout
+	gcfg.Strategy, gcfg.Fanout, gcfg.AntiEntropy = cfg.Strategy, cfg.Fanout, cfg.AntiEntropy
 	core, err := gossip.New(gcfg, id, rand.New(rand.NewPCG(cfg.Seed, uint64(id))))
 	if err != nil {
 		return nil, fmt.Errorf("maelstrom: gossip core: %w", err)
@@ -110,13 +113,30 @@ func (a *coreAdapter) receive(now int64, from string, gm GossipMsg, sends []outS
 	return a.collect(sends), delivered, err
 }
 
-// collect turns the core's sends into GossipMsgs addressed by name.
+// receiveCtl hands the core a control frame from the node named from;
+// err says why it was refused (a malformed frame, which the core never
+// sees).
+func (a *coreAdapter) receiveCtl(now int64, from string, gc GossipCtl, sends []outSend) ([]outSend, error) {
+	fromID, ok := a.ids[from]
+	if !ok {
+		return sends, fmt.Errorf("maelstrom: control frame from %q, not in node_ids", from)
+	}
+	c, err := decodeCtl(a.ids, gc)
+	if err != nil {
+		return sends, fmt.Errorf("maelstrom: control frame from %s: %w", from, err)
+	}
+	a.core.Step(now, fromID, gossip.Frame{Ctl: &c}, &a.out)
+	return a.collect(sends), nil
+}
+
+// collect turns the core's sends into GossipMsgs and GossipCtls addressed
+// by name.
 func (a *coreAdapter) collect(sends []outSend) []outSend {
 	for _, s := range a.out.Sends {
 		if s.Ctl != nil {
-			// flood and fanout send none; the repair routers bring the
-			// JSON form of their control frames with them.
-			panic(fmt.Sprintf("maelstrom: a %v control frame has no Maelstrom encoding", s.Ctl.Kind))
+			gc := encodeCtl(a.names, s.Ctl)
+			sends = append(sends, outSend{To: a.names[s.To-1], Ctl: &gc})
+			continue
 		}
 		v, err := decodeValue(s.Msg.Body)
 		if err != nil {
@@ -153,4 +173,99 @@ func decodeValue(b []byte) (int64, error) {
 		return 0, fmt.Errorf("maelstrom: message body of %d bytes, want 8: %s", len(b), strconv.Quote(string(b)))
 	}
 	return int64(binary.BigEndian.Uint64(b)), nil
+}
+
+// ctlKinds are the control frame types, by the name GossipCtl.Kind gives.
+var ctlKinds = [...]wire.FrameType{wire.FrameIHave, wire.FrameIWant, wire.FrameGraft, wire.FramePrune, wire.FramePull}
+
+// encodeCtl renders c, a frame the core built, for Maelstrom's network.
+func encodeCtl(names []string, c *wire.Control) GossipCtl {
+	gc := GossipCtl{Kind: c.Kind.String(), Reason: uint8(c.Reason), Flags: uint8(c.Flags)}
+	switch c.Kind {
+	case wire.FramePrune:
+		gc.Flags = 0
+	case wire.FramePull:
+		gc.Reason = 0
+	default:
+		gc.Reason, gc.Flags = 0, 0
+	}
+	if c.Kind == wire.FrameIHave && c.HasHop {
+		hop := c.Hop
+		gc.Hop = &hop
+	}
+	for _, id := range c.IDs {
+		gc.IDs = append(gc.IDs, id.String())
+	}
+	for _, r := range c.Ranges {
+		origin := "#" + strconv.FormatUint(uint64(r.Origin), 10)
+		if r.Origin >= 1 && uint64(r.Origin) <= uint64(len(names)) {
+			origin = names[r.Origin-1]
+		}
+		gc.Ranges = append(gc.Ranges, GossipRange{Origin: origin, First: r.First, Last: r.Last})
+	}
+	return gc
+}
+
+// decodeCtl parses a control frame from Maelstrom's network, with ids the
+// cluster's names. It holds the frame to wire's rules (limits, ordering),
+// as the binary decoder does, so the core sees only frames that wire could
+// carry.
+func decodeCtl(ids map[string]wire.NodeID, gc GossipCtl) (wire.Control, error) {
+	var c wire.Control
+	for _, k := range ctlKinds {
+		if k.String() == gc.Kind {
+			c.Kind = k
+		}
+	}
+	if c.Kind == 0 {
+		return wire.Control{}, fmt.Errorf("unknown control kind %q", gc.Kind)
+	}
+	if len(gc.IDs) > wire.MaxControlIDs {
+		return wire.Control{}, fmt.Errorf("%s of %d ids, limit %d", gc.Kind, len(gc.IDs), wire.MaxControlIDs)
+	}
+	if len(gc.Ranges) > wire.MaxDigestRanges {
+		return wire.Control{}, fmt.Errorf("%s of %d ranges, limit %d", gc.Kind, len(gc.Ranges), wire.MaxDigestRanges)
+	}
+	switch c.Kind {
+	case wire.FramePrune:
+		c.Reason = wire.PruneReason(gc.Reason)
+	case wire.FramePull:
+		c.Flags = wire.PullFlags(gc.Flags)
+		for _, r := range gc.Ranges {
+			origin, err := originID(ids, r.Origin)
+			if err != nil {
+				return wire.Control{}, err
+			}
+			c.Ranges = append(c.Ranges, wire.SeqRange{Origin: origin, First: r.First, Last: r.Last})
+		}
+	default:
+		if c.Kind == wire.FrameIHave && gc.Hop != nil {
+			c.HasHop, c.Hop = true, *gc.Hop
+		}
+		for _, s := range gc.IDs {
+			id, err := wire.ParseMsgID(s)
+			if err != nil {
+				return wire.Control{}, fmt.Errorf("%s: %w", gc.Kind, err)
+			}
+			c.IDs = append(c.IDs, id)
+		}
+	}
+	if _, err := wire.AppendControl(nil, &c); err != nil {
+		return wire.Control{}, err
+	}
+	return c, nil
+}
+
+// originID is the node id a GossipRange's origin names: a node of the
+// cluster, or "#N".
+func originID(ids map[string]wire.NodeID, name string) (wire.NodeID, error) {
+	if id, ok := ids[name]; ok {
+		return id, nil
+	}
+	if rest, ok := strings.CutPrefix(name, "#"); ok {
+		if n, err := strconv.ParseUint(rest, 10, 64); err == nil && strconv.FormatUint(n, 10) == rest {
+			return wire.NodeID(n), nil
+		}
+	}
+	return 0, fmt.Errorf("pull digest origin %q is not in node_ids", name)
 }

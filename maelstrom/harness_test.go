@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"gossipmesh/gossip"
 )
 
 var meshBinary = sync.OnceValues(func() (string, error) {
@@ -90,12 +92,13 @@ func runHarness(t *testing.T, cfg HarnessConfig) Report {
 	return r
 }
 
-// Five nodes without partitions: nothing lost, and flood on the tree
-// overlay sends exactly N−1 messages per broadcast.
+// Five nodes without partitions and without anti-entropy: nothing lost,
+// and flood on the tree overlay sends exactly N−1 messages per broadcast.
 func TestHarnessFiveNodes(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultHarnessConfig()
 	cfg.Nodes, cfg.Rate, cfg.Time, cfg.Settle = 5, 20, 3*time.Second, 2*time.Second
+	cfg.NodeArgs = []string{"--anti-entropy", "off"}
 	r := runHarness(t, cfg)
 	if r.LostCount != 0 {
 		t.Errorf("lost %v, want none", r.Lost)
@@ -105,28 +108,36 @@ func TestHarnessFiveNodes(t *testing.T) {
 	}
 }
 
-// Five nodes under random partitions. Until the core has anti-entropy, a
-// value whose pushes a partition dropped is never repaired, so what holds
-// is: every node stays available (every op answered), the partitions did
-// cut messages, no node invents a value, and the lost count is reported
-// honestly (each lost value is one a client had acknowledged).
+// Five nodes under random partitions, with the node's defaults (which
+// turn anti-entropy on) and every strategy: the partitions cut messages,
+// and once healed anti-entropy repairs every value they cut off, so the
+// final reads lose none.
 func TestHarnessPartitions(t *testing.T) {
 	t.Parallel()
-	cfg := DefaultHarnessConfig()
-	cfg.Nodes, cfg.Rate, cfg.Time, cfg.Settle = 5, 20, 6*time.Second, 2*time.Second
-	cfg.Partitions, cfg.PartitionEvery = true, time.Second
-	r := runHarness(t, cfg)
-	if r.Partitions < 1 || r.Dropped < 1 {
-		t.Errorf("%d partitions dropped %d messages: want at least one of each", r.Partitions, r.Dropped)
+	for _, strategy := range gossip.Strategies() {
+		t.Run(string(strategy), func(t *testing.T) {
+			t.Parallel()
+			cfg := DefaultHarnessConfig()
+			cfg.Nodes, cfg.Rate, cfg.Time, cfg.Settle = 5, 20, 6*time.Second, 4*time.Second
+			cfg.Partitions, cfg.PartitionEvery = true, time.Second
+			if strategy != gossip.Flood {
+				cfg.NodeArgs = []string{"--strategy", string(strategy)}
+			}
+			r := runHarness(t, cfg)
+			if r.Partitions < 1 || r.Dropped < 1 {
+				t.Errorf("%d partitions dropped %d messages: want at least one of each", r.Partitions, r.Dropped)
+			}
+			if r.LostCount != 0 {
+				t.Errorf("lost %d of %d acknowledged values under partitions: %v", r.LostCount, r.Acked, r.Lost)
+			}
+		})
 	}
-	if r.LostCount > r.Acked || r.LostCount != len(r.Lost) {
-		t.Errorf("lost %d (%d listed) of %d acknowledged", r.LostCount, len(r.Lost), r.Acked)
-	}
-	t.Logf("lost %d of %d acknowledged values under partitions (0 needs anti-entropy in the core)", r.LostCount, r.Acked)
 }
 
-// The 3d shape in short: 25 nodes at 100 ms. It reports msgs-per-op and
-// asserts only what is exact: nothing lost, N−1 messages per broadcast.
+// The 3d shape in short: 25 nodes at 100 ms with the node's defaults
+// (anti-entropy on). It reports msgs-per-op and asserts only what is
+// exact: nothing lost, and at least the N−1 messages per broadcast of the
+// tree (anti-entropy's digests come on top).
 func TestHarness25Nodes(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultHarnessConfig()
@@ -135,8 +146,8 @@ func TestHarness25Nodes(t *testing.T) {
 	if r.LostCount != 0 {
 		t.Errorf("lost %v, want none", r.Lost)
 	}
-	if want := r.Broadcasts * (cfg.Nodes - 1); r.ServerMsgs != want {
-		t.Errorf("server msgs %d, want %d (N-1 per broadcast on a tree)", r.ServerMsgs, want)
+	if least := r.Broadcasts * (cfg.Nodes - 1); r.ServerMsgs < least {
+		t.Errorf("server msgs %d, want at least %d (N-1 per broadcast on a tree)", r.ServerMsgs, least)
 	}
 	t.Logf("msgs-per-op %.2f", r.MsgsPerOp)
 }

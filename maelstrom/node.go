@@ -22,6 +22,14 @@ type NodeConfig struct {
 	Strategy gossip.Strategy
 	// Fanout is k for the fanout strategy. Default 8 (gossip's default).
 	Fanout int
+	// AntiEntropy is the core's anti-entropy period
+	// (gossip.Config.AntiEntropy: 0 the strategy's default, negative off).
+	// Default 1 s (gossip.DefaultAntiEntropy), whatever the strategy: it is
+	// what repairs the values a partition cut off, for about one digest
+	// each way per node per second, which Maelstrom counts as server
+	// messages (about 0.7 of a message per operation at 3d's 25 nodes and
+	// 100 ops/s). Under --batch the digests ride in the batches.
+	AntiEntropy time.Duration
 	// Overlay picks the peers. Default OverlayTree.
 	Overlay Overlay
 	// Branching is the tree overlay's children per node. Default 24: up to
@@ -49,12 +57,14 @@ type NodeConfig struct {
 // DefaultNodeConfig returns the defaults documented on each field.
 func DefaultNodeConfig() NodeConfig {
 	return NodeConfig{
-		Strategy:  gossip.Flood,
-		Fanout:    gossip.DefaultConfig().Fanout,
-		Overlay:   OverlayTree,
-		Branching: 24,
-		MaxBatch:  1000,
-		MaxValues: 1_000_000,
+		Strategy: gossip.Flood,
+		Fanout:   gossip.DefaultConfig().Fanout,
+
+		AntiEntropy: gossip.DefaultAntiEntropy,
+		Overlay:     OverlayTree,
+		Branching:   24,
+		MaxBatch:    1000,
+		MaxValues:   1_000_000,
 	}
 }
 
@@ -63,8 +73,10 @@ func (c NodeConfig) Validate() error {
 	if _, err := gossip.ParseStrategy(string(c.Strategy)); err != nil {
 		return fmt.Errorf("maelstrom: %w", err)
 	}
-	if c.Strategy != gossip.Flood && c.Strategy != gossip.Fanout {
-		return fmt.Errorf("maelstrom: strategy %q sends control frames (IHAVE, IWANT, GRAFT, PRUNE), which have no Maelstrom encoding yet: use flood or fanout", c.Strategy)
+	g := gossip.DefaultConfig()
+	g.Strategy, g.Fanout, g.AntiEntropy = c.Strategy, max(c.Fanout, 1), c.AntiEntropy
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("maelstrom: %w", err)
 	}
 	if c.Fanout < 1 {
 		return fmt.Errorf("maelstrom: fanout must be at least 1, got %d", c.Fanout)
@@ -99,8 +111,8 @@ type node struct {
 	sorted []int64 // the values, sorted when !dirty
 	dirty  bool
 
-	pending map[string][]GossipMsg // batched gossip per destination
-	sends   []outSend              // scratch
+	pending map[string]*outBatch // batched gossip per destination
+	sends   []outSend            // scratch
 
 	// counters, logged at exit
 	sent, received, dropped, rejected int
@@ -113,7 +125,7 @@ func RunNode(ctx context.Context, cfg NodeConfig, in io.Reader, out io.Writer, l
 		return err
 	}
 	n := &node{cfg: cfg, log: log, w: bufio.NewWriterSize(out, 64<<10),
-		values: make(map[int64]struct{}), pending: make(map[string][]GossipMsg)}
+		values: make(map[int64]struct{}), pending: make(map[string]*outBatch)}
 
 	type read struct {
 		e   Envelope
@@ -264,36 +276,59 @@ func (n *node) handle(e Envelope) error {
 		}
 		return n.reply(e.Src, b, &Body{Type: "read_ok", Messages: &msgs})
 	case "gossip":
-		now := time.Now().UnixNano()
-		for _, gm := range b.Msgs {
-			n.received++
-			var delivered bool
-			n.sends, delivered, err = n.core.receive(now, e.Src, gm, n.sends[:0])
-			if err != nil {
-				n.rejected++
-				if n.rejected <= 20 || n.rejected%1000 == 0 {
-					n.log.Warn("maelstrom: gossip refused", "err", err, "refused_so_far", n.rejected)
-				}
-			}
-			if delivered {
-				if _, held := n.values[gm.Value]; !held {
-					if len(n.values) >= n.cfg.MaxValues {
-						n.dropped++
-					} else {
-						n.store(gm.Value)
-					}
-				}
-			}
-			if err := n.emit(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return n.gossip(e.Src, b)
 	}
 	if b.Type == "error" || len(b.Type) > 3 && b.Type[len(b.Type)-3:] == "_ok" {
 		return nil // a reply to nothing we asked: ignore
 	}
 	return n.replyError(e.Src, b, CodeNotSupported, fmt.Sprintf("unknown message type %q", b.Type))
+}
+
+// gossip hands a gossip message's frames to the core: the messages, then
+// the control frames. A value first delivered here joins the node's
+// values, whether it came pushed or as an anti-entropy repair.
+func (n *node) gossip(src string, b Body) error {
+	now := time.Now().UnixNano()
+	var err error
+	for _, gm := range b.Msgs {
+		n.received++
+		var delivered bool
+		n.sends, delivered, err = n.core.receive(now, src, gm, n.sends[:0])
+		if err != nil {
+			n.refused(err)
+		}
+		if delivered {
+			if _, held := n.values[gm.Value]; !held {
+				if len(n.values) >= n.cfg.MaxValues {
+					n.dropped++
+				} else {
+					n.store(gm.Value)
+				}
+			}
+		}
+		if err := n.emit(); err != nil {
+			return err
+		}
+	}
+	for _, gc := range b.Ctls {
+		n.received++
+		n.sends, err = n.core.receiveCtl(now, src, gc, n.sends[:0])
+		if err != nil {
+			n.refused(err)
+		}
+		if err := n.emit(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// refused counts and logs (rate-limited) a frame the core refused.
+func (n *node) refused(err error) {
+	n.rejected++
+	if n.rejected <= 20 || n.rejected%1000 == 0 {
+		n.log.Warn("maelstrom: gossip refused", "err", err, "refused_so_far", n.rejected)
+	}
 }
 
 func (n *node) init(e Envelope, b Body) error {
@@ -331,17 +366,40 @@ func (n *node) store(v int64) {
 	n.dirty = true
 }
 
-// emit sends n.sends: at once, or into the per-destination batches.
+// outBatch is the gossip waiting for one destination: messages and
+// control frames, sent together as one Maelstrom message.
+type outBatch struct {
+	msgs []GossipMsg
+	ctls []GossipCtl
+}
+
+func (b *outBatch) len() int { return len(b.msgs) + len(b.ctls) }
+
+// emit sends n.sends. Unbatched, what one input made the core send to one
+// destination goes as one Maelstrom message at once (a PULL's answer: its
+// repairs and digest); batched, it joins the destination's batch.
 func (n *node) emit() error {
 	for _, s := range n.sends {
-		if n.cfg.Batch <= 0 {
-			if err := n.send(s.To, []GossipMsg{s.Msg}); err != nil {
+		b := n.pending[s.To]
+		if b == nil {
+			b = &outBatch{}
+			n.pending[s.To] = b
+		}
+		if s.Ctl != nil {
+			b.ctls = append(b.ctls, *s.Ctl)
+		} else {
+			b.msgs = append(b.msgs, s.Msg)
+		}
+		if n.cfg.Batch > 0 && b.len() >= n.cfg.MaxBatch {
+			if err := n.flush(s.To); err != nil {
 				return err
 			}
-			continue
 		}
-		n.pending[s.To] = append(n.pending[s.To], s.Msg)
-		if len(n.pending[s.To]) >= n.cfg.MaxBatch {
+	}
+	if n.cfg.Batch <= 0 {
+		// In the order of the sends' first destinations, so that output
+		// follows the core's order.
+		for _, s := range n.sends {
 			if err := n.flush(s.To); err != nil {
 				return err
 			}
@@ -355,7 +413,7 @@ func (n *node) emit() error {
 func (n *node) flushAll() {
 	dests := make([]string, 0, len(n.pending))
 	for d, p := range n.pending {
-		if len(p) > 0 {
+		if p.len() > 0 {
 			dests = append(dests, d)
 		}
 	}
@@ -369,18 +427,15 @@ func (n *node) flushAll() {
 }
 
 func (n *node) flush(dest string) error {
-	msgs := n.pending[dest]
-	if len(msgs) == 0 {
+	b := n.pending[dest]
+	if b == nil || b.len() == 0 {
 		return nil
 	}
-	err := n.send(dest, msgs)
-	n.pending[dest] = msgs[:0]
-	return err
-}
-
-func (n *node) send(dest string, msgs []GossipMsg) error {
 	n.sent++
-	return n.write(dest, &Body{Type: "gossip", Msgs: msgs})
+	err := n.write(dest, &Body{Type: "gossip", Msgs: b.msgs, Ctls: b.ctls})
+	clear(b.ctls)
+	b.msgs, b.ctls = b.msgs[:0], b.ctls[:0]
+	return err
 }
 
 func (n *node) reply(dest string, req Body, body *Body) error {

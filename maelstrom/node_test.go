@@ -95,7 +95,7 @@ func (tn *testNode) init(self string, nodes ...string) {
 }
 
 func TestNodeBroadcastReadAndNoRegossip(t *testing.T) {
-	tn := startTestNode(t, DefaultNodeConfig())
+	tn := startTestNode(t, quietConfig())
 	tn.init("n1", "n0", "n1", "n2", "n3")
 	tn.send("c1", "n1", &Body{Type: "topology", MsgID: id(2), Topology: map[string][]string{"n1": {"n3"}}})
 	if _, b := tn.next(); b.Type != "topology_ok" {
@@ -159,7 +159,7 @@ func forge(t *testing.T, origin string, seq uint64, v int64, nodes ...string) Go
 }
 
 func TestNodeAnswersErrors(t *testing.T) {
-	tn := startTestNode(t, DefaultNodeConfig())
+	tn := startTestNode(t, quietConfig())
 	tn.send("c1", "n0", &Body{Type: "read", MsgID: id(0)})
 	if e, b := tn.next(); b.Type != "error" || b.Code != CodeTemporarilyUnavailable || *b.InReplyTo != 0 || e.Src != "n0" {
 		t.Fatalf("read before init answered %+v from %q", b, e.Src)
@@ -185,7 +185,7 @@ func TestNodeAnswersErrors(t *testing.T) {
 }
 
 func TestNodeValueBound(t *testing.T) {
-	cfg := DefaultNodeConfig()
+	cfg := quietConfig()
 	cfg.MaxValues = 1
 	tn := startTestNode(t, cfg)
 	tn.init("n0", "n0")
@@ -202,7 +202,7 @@ func TestNodeValueBound(t *testing.T) {
 // With --batch, the gossip of many broadcasts leaves as one message per
 // destination.
 func TestNodeBatchesPerDestination(t *testing.T) {
-	cfg := DefaultNodeConfig()
+	cfg := quietConfig()
 	cfg.Batch = time.Hour // flushed at EOF
 	tn := startTestNode(t, cfg)
 	tn.init("n0", "n0", "n1", "n2")
@@ -357,4 +357,13 @@ func TestReportLostAndUnexpected(t *testing.T) {
 	if r.Ops != 5 || r.MsgsPerOp != 12.0/5 {
 		t.Errorf("ops %d, msgs-per-op %v; want 5, 2.4", r.Ops, r.MsgsPerOp)
 	}
+}
+
+// quietConfig is the default node without anti-entropy, for tests that
+// read a node's output message by message: a PULL from its timer would
+// come between them on a slow machine.
+func quietConfig() NodeConfig {
+	c := DefaultNodeConfig()
+	c.AntiEntropy = -1
+	return c
 }

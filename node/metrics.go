@@ -69,6 +69,7 @@ type protoStats struct {
 	hasStore bool
 	plum     gossip.PlumtreeStats
 	hasPlum  bool
+	ae       gossip.AntiEntropyStats
 }
 
 // protoStats reads the counters of the node's protocol. Only the loop may
@@ -78,6 +79,7 @@ func (n *Node) protoStats() protoStats {
 	if c, ok := n.core.(*gossip.Core); ok {
 		st.store, st.hasStore = c.StoreStats()
 		st.plum, st.hasPlum = gossip.PlumtreeStatsOf(c)
+		st.ae, _ = gossip.AntiEntropyStatsOf(c)
 	}
 	return st
 }
@@ -286,6 +288,9 @@ type protoCollector struct {
 	storeStored, storeEvicted *prometheus.Desc
 	storeServed, storeMisses  *prometheus.Desc
 	plumLinks, plumMissing    *prometheus.Desc
+	aePulls, aeRepairs        *prometheus.Desc
+	aePartial, aeTruncated    *prometheus.Desc
+	aeUnrepairable            *prometheus.Desc
 }
 
 func newProtoCollector(n *Node) *protoCollector {
@@ -293,21 +298,27 @@ func newProtoCollector(n *Node) *protoCollector {
 		return prometheus.NewDesc("gossipmesh_"+name, help, labels, nil)
 	}
 	return &protoCollector{
-		n:             n,
-		storeMessages: d("store_messages", "Messages held by the message store that serves repairs (GRAFT, IWANT, anti-entropy pulls)."),
-		storeBytes:    d("store_bytes", "Body bytes held by the message store."),
-		storeStored:   d("store_stored_total", "Messages ever put in the message store."),
-		storeEvicted:  d("store_evicted_total", "Messages dropped from the message store for its count, byte or age bound: past it they can no longer be repaired from this node."),
-		storeServed:   d("store_served_total", "Repair requests answered from the message store."),
-		storeMisses:   d("store_misses_total", "Repair requests for a message the store no longer (or never) held: not repaired from this node."),
-		plumLinks:     d("plumtree_links", "Plumtree links by kind: eager links carry messages, lazy ones carry IHAVE.", "kind"),
-		plumMissing:   d("plumtree_missing", "Messages announced by IHAVE that this node still waits for (a GRAFT timer runs for each)."),
+		n:              n,
+		storeMessages:  d("store_messages", "Messages held by the message store that serves repairs (GRAFT, IWANT, anti-entropy pulls)."),
+		storeBytes:     d("store_bytes", "Body bytes held by the message store."),
+		storeStored:    d("store_stored_total", "Messages ever put in the message store."),
+		storeEvicted:   d("store_evicted_total", "Messages dropped from the message store for its count, byte or age bound: past it they can no longer be repaired from this node."),
+		storeServed:    d("store_served_total", "Repair requests answered from the message store."),
+		storeMisses:    d("store_misses_total", "Repair requests for a message the store no longer (or never) held: not repaired from this node."),
+		plumLinks:      d("plumtree_links", "Plumtree links by kind: eager links carry messages, lazy ones carry IHAVE.", "kind"),
+		plumMissing:    d("plumtree_missing", "Messages announced by IHAVE that this node still waits for (a GRAFT timer runs for each)."),
+		aePulls:        d("antientropy_pulls_total", "Anti-entropy PULL frames by kind: sent (this node's timer asked a peer), digest (a digest sent back when asked), answered (a peer's PULL answered).", "kind"),
+		aeRepairs:      d("antientropy_repairs_total", "Messages repaired by anti-entropy: sent (in answer to a digest that lacked them) or received (first delivered from a peer whose digest exchange this node had just joined, lacking it).", "direction"),
+		aePartial:      d("antientropy_partial_digests_total", "Digests sent partial: the store held more origins or ranges than one frame takes."),
+		aeTruncated:    d("antientropy_truncated_total", "Answers cut short at their message or byte bound; the rest waits for a later exchange."),
+		aeUnrepairable: d("antientropy_unrepairable_total", "Stored messages a peer lacked that were past the acceptance window: no longer repairable."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *protoCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.storeMessages, c.storeBytes, c.storeStored, c.storeEvicted, c.storeServed, c.storeMisses, c.plumLinks, c.plumMissing} {
+	for _, d := range []*prometheus.Desc{c.storeMessages, c.storeBytes, c.storeStored, c.storeEvicted, c.storeServed, c.storeMisses, c.plumLinks, c.plumMissing,
+		c.aePulls, c.aeRepairs, c.aePartial, c.aeTruncated, c.aeUnrepairable} {
 		ch <- d
 	}
 }
@@ -346,6 +357,14 @@ func (c *protoCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.storeEvicted, st.store.Evicted)
 		counter(c.storeServed, st.store.Served)
 		counter(c.storeMisses, st.store.Misses)
+		counter(c.aePulls, st.ae.PullsSent, "sent")
+		counter(c.aePulls, st.ae.DigestsSent, "digest")
+		counter(c.aePulls, st.ae.PullsAnswered, "answered")
+		counter(c.aeRepairs, st.ae.RepairsSent, "sent")
+		counter(c.aeRepairs, st.ae.RepairsReceived, "received")
+		counter(c.aePartial, st.ae.PartialDigests)
+		counter(c.aeTruncated, st.ae.Truncated)
+		counter(c.aeUnrepairable, st.ae.Unrepairable)
 	}
 	if st.hasPlum {
 		gauge(c.plumLinks, float64(st.plum.Eager), "eager")

@@ -179,6 +179,9 @@ func runPlumtreeExperiment(ctx context.Context, ec ExperimentConfig) (*Experimen
 			for _, strat := range strategies {
 				cfg := base
 				cfg.Gossip.Strategy = strat
+				// The paper's method: Plumtree heals by its own GRAFTs, without
+				// the anti-entropy that is on by default for it.
+				cfg.Gossip.AntiEntropy = -1
 				cfg.Crash = Crash{Fraction: float64(k) / float64(n),
 					At: time.Duration(PlumtreeSettleBroadcasts)*PlumtreeExperimentInterval - PlumtreeExperimentInterval/2}
 				s, err := New(cfg)

@@ -90,9 +90,11 @@ const (
 	// push-pull exchange that ends after one round trip.
 	PullWantDigest PullFlags = 1 << 0
 	// PullPartial says the digest lists only some of the origins the
-	// sender has (it hit MaxDigestOrigins or MaxDigestRanges): an origin
-	// it does not list says nothing about what the sender lacks. Without
-	// it, an unlisted origin means the sender has none of its messages.
+	// sender has (it hit MaxDigestOrigins or MaxDigestRanges): it speaks
+	// only for the origins from its first listed to its last (an unlisted
+	// one between them: the sender has none of its messages); an origin
+	// outside says nothing. Without it, an unlisted origin means the
+	// sender has none of its messages.
 	PullPartial PullFlags = 1 << 1
 
 	pullKnownFlags = PullWantDigest | PullPartial

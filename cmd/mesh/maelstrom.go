@@ -32,6 +32,7 @@ type nodeFlags struct {
 	strategy, overlay string
 	fanout, branching int
 	batch             time.Duration
+	antiEntropy       time.Duration
 	maxValues         int
 	seed              uint64
 }
@@ -40,6 +41,8 @@ func (f *nodeFlags) register(fs *flag.FlagSet) {
 	d := maelstrom.DefaultNodeConfig()
 	fs.StringVar(&f.strategy, "strategy", string(d.Strategy), fmt.Sprintf("gossip router: one of %v", gossip.Strategies()))
 	fs.IntVar(&f.fanout, "fanout", d.Fanout, "k for --strategy fanout: random peers per message")
+	f.antiEntropy = d.AntiEntropy
+	fs.Var(antiEntropyValue{&f.antiEntropy}, "anti-entropy", "anti-entropy period: every `PERIOD` (give or take half) a node swaps a digest with one random peer and pulls what it lacks, which repairs what a partition cut off; off (or 0) turns it off; default (the word) is the strategy's default")
 	fs.StringVar(&f.overlay, "overlay", string(d.Overlay), "peers: tree (built from init's node_ids, ignoring the suggested topology) or suggested (topology's neighbours)")
 	fs.IntVar(&f.branching, "branching", d.Branching, "children per node of the tree overlay (24: a star up to 25 nodes)")
 	fs.DurationVar(&f.batch, "batch", d.Batch, "send gossip per destination as one message every DURATION (0: each at once)")
@@ -52,13 +55,14 @@ func (f *nodeFlags) config() maelstrom.NodeConfig {
 	c.Strategy, c.Fanout = gossip.Strategy(f.strategy), f.fanout
 	c.Overlay, c.Branching = maelstrom.Overlay(f.overlay), f.branching
 	c.Batch, c.MaxValues, c.Seed = f.batch, f.maxValues, f.seed
+	c.AntiEntropy = f.antiEntropy
 	return c
 }
 
 // args renders the flags that were set on fs, to pass to each node.
 func (f *nodeFlags) args(fs *flag.FlagSet) []string {
 	var out []string
-	for _, name := range []string{"strategy", "fanout", "overlay", "branching", "batch", "max-values", "seed"} {
+	for _, name := range []string{"strategy", "fanout", "anti-entropy", "overlay", "branching", "batch", "max-values", "seed"} {
 		if flagSet(fs, name) {
 			out = append(out, "--"+name+"="+fs.Lookup(name).Value.String())
 		}

@@ -32,6 +32,7 @@ const localGOMAXPROCS = 1
 type launchFlags struct {
 	nodes, peers, fanout int
 	strategy             string
+	antiEntropy          time.Duration
 	seed                 uint64
 	gomaxprocs           int
 	calmSysmon           bool
@@ -53,7 +54,8 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string
 	// own default stays 0, which the help would not print.
 	fs.IntVar(&l.peers, "peers", 0, fmt.Sprintf("peers each node dials, chosen at random (links are undirected); at most nodes-1 (default min(%d, nodes-1))", d.Peers))
 	fs.IntVar(&l.fanout, "fanout", d.Fanout, "k for --strategy fanout: random peers per message, capped by the node's degree")
-	fs.StringVar(&l.strategy, "strategy", string(d.Strategy), "gossip router: flood or fanout")
+	fs.StringVar(&l.strategy, "strategy", string(d.Strategy), fmt.Sprintf("gossip router: one of %v", gossip.Strategies()))
+	fs.Var(antiEntropyValue{&l.antiEntropy}, "anti-entropy", gossip.AntiEntropyUsage)
 	fs.Uint64Var(&l.seed, "seed", 0, "seed for the topology, node ids and publishers; the same seed gives the same mesh (0: random, printed)")
 	fs.IntVar(&l.gomaxprocs, "gomaxprocs", gomaxprocs, "GOMAXPROCS of each node process (0: Go's default, one per core)")
 	fs.BoolVar(&l.calmSysmon, "calm-sysmon", d.CalmSysmon, "keep the Go runtime's monitor thread in each node at its 10ms idle pace instead of polling every 20µs after each wakeup (GODEBUG=schedtrace; see the README)")
@@ -77,6 +79,7 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 		cfg.Peers = min(cluster.DefaultConfig().Peers, max(l.nodes-1, 0))
 	}
 	cfg.Strategy = gossip.Strategy(l.strategy)
+	cfg.AntiEntropy = l.antiEntropy
 	cfg.Seed = l.seed
 	if cfg.Seed == 0 {
 		cfg.Seed = randomSeed()
@@ -88,6 +91,27 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 		return cfg, usageError(stderr, strings.TrimPrefix(err.Error(), "cluster: "))
 	}
 	return cfg, nil
+}
+
+// antiEntropyValue is an --anti-entropy flag, in gossip.ParseAntiEntropy's
+// syntax, stored as gossip.Config.AntiEntropy: 0 the strategy's default,
+// negative off, positive the period.
+type antiEntropyValue struct{ d *time.Duration }
+
+func (v antiEntropyValue) String() string {
+	if v.d == nil {
+		return gossip.FormatAntiEntropy(0)
+	}
+	return gossip.FormatAntiEntropy(*v.d)
+}
+
+func (v antiEntropyValue) Set(s string) error {
+	d, err := gossip.ParseAntiEntropy(s)
+	if err != nil {
+		return err
+	}
+	*v.d = d
+	return nil
 }
 
 // flagSet reports whether the flag name was given on the command line.

@@ -42,7 +42,9 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	candidates := fs.String("candidates", "", "comma-separated gossip `addresses` this node may dial")
 	peers := fs.Int("peers", def.Peers, "how many candidates to dial, chosen at random")
 	seed := fs.Uint64("seed", 0, "seed for the peer choice and the router's randomness (default random)")
-	strategy := fs.String("strategy", string(def.Gossip.Strategy), "router: flood or fanout")
+	strategy := fs.String("strategy", string(def.Gossip.Strategy), fmt.Sprintf("router: one of %v", gossip.Strategies()))
+	antiEntropy := def.Gossip.AntiEntropy
+	fs.Var(antiEntropyValue{&antiEntropy}, "anti-entropy", gossip.AntiEntropyUsage)
 	fanout := fs.Int("fanout", def.Gossip.Fanout, "peers per message for --strategy fanout")
 	maxBody := fs.Int("max-body", def.Gossip.MaxBody, "largest message body in `bytes`; the frame limit is this plus the header")
 	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
@@ -76,6 +78,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.MaxPeers, cfg.MaxInboundPerIP = *maxPeers, *maxPerIP
 	cfg.MemoryBudget = *memoryBudget
 	cfg.Gossip.Fanout = *fanout
+	cfg.Gossip.AntiEntropy = antiEntropy
 	cfg.Gossip.MaxBody = *maxBody
 	if *seed != 0 {
 		cfg.Seed = *seed

@@ -28,6 +28,8 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	degree := fs.Int("degree", def.Degree, "peers per node: outbound for kout, mean degree for undirected, exact for regular")
 	strategy := fs.String("strategy", string(def.Gossip.Strategy), fmt.Sprintf("router, as for mesh node: one of %v", gossip.Strategies()))
 	fanout := fs.Int("fanout", def.Gossip.Fanout, "random peers per message for the fanout strategy")
+	antiEntropy := def.Gossip.AntiEntropy
+	fs.Var(antiEntropyValue{&antiEntropy}, "anti-entropy", gossip.AntiEntropyUsage)
 	latency := fs.String("latency", def.Latency.String(), "per-message link delay: 100ms (constant), 50ms-200ms (uniform) or lognormal:100ms,0.5 (median, sigma)")
 	regions := fs.String("regions", "", "region latency matrix FILE: one line per region, its name then its delay to each region;\nnode i is in region i mod R and a message takes matrix delay + a --latency draw (default 0 with --regions)")
 	loss := fs.Float64("loss", 0, "probability that a link drops a message, in [0, 1)")
@@ -139,6 +141,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return bad("--strategy: %v", err)
 	}
 	cfg.Gossip.Fanout = *fanout
+	cfg.Gossip.AntiEntropy = antiEntropy
 	cfg.Gossip.PlumtreeOptimizeThreshold = *optThreshold
 	if cfg.Latency, err = sim.ParseLatency(*latency); err != nil {
 		return bad("--latency: %v", err)
