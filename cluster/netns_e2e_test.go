@@ -3,10 +3,13 @@ package cluster_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -78,6 +81,8 @@ func TestEndToEndNetnsPartition(t *testing.T) {
 	cfg := cluster.DefaultConfig()
 	cfg.Binary, cfg.Nodes, cfg.Seed = bin, nodes, halvesConnectedSeed(t, nodes, cfg.Peers)
 	cfg.Netns = true
+	// Anti-entropy repairs whatever the split kept from a half.
+	cfg.AntiEntropy = time.Second
 	cfg.LogDir = t.TempDir()
 	cfg.StartTimeout = time.Minute // a loaded CI machine is slow, not broken
 	c, err := cluster.New(cfg)
@@ -212,7 +217,8 @@ func TestEndToEndNetnsPartition(t *testing.T) {
 		}
 		last = time.Since(healAt)
 	}
-	t.Logf("every node held all %d messages %v after the heal; links each node reports: %v", len(all), last.Round(time.Millisecond), linkCounts(ctx, c))
+	t.Logf("every node held all %d messages %v after the heal; links each node reports: %v; messages repaired by anti-entropy: %d",
+		len(all), last.Round(time.Millisecond), linkCounts(ctx, c), repairsReceived(t, c))
 
 	// And the healed mesh carries new messages to every node.
 	r, err := m.Propagate(ctx, 7, "netns healed", cluster.PropagateOptions{Wait: time.Minute})
@@ -261,6 +267,32 @@ func linkCounts(ctx context.Context, c *cluster.Cluster) []int {
 		out = append(out, len(ps))
 	}
 	return out
+}
+
+// repairsReceived sums the messages that anti-entropy delivered over
+// every node, from /metrics (-1 where it cannot be read).
+func repairsReceived(t *testing.T, c *cluster.Cluster) int {
+	t.Helper()
+	sum := 0
+	for _, ni := range c.Nodes() {
+		resp, err := http.Get(ni.HTTPURL + "/metrics")
+		if err != nil {
+			return -1
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return -1
+		}
+		for line := range strings.SplitSeq(string(b), "\n") {
+			if strings.Contains(line, `antientropy_repairs_total{direction="received"}`) {
+				f := strings.Fields(line)
+				v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+				sum += int(v)
+			}
+		}
+	}
+	return sum
 }
 
 // symDiff lists the ids in exactly one of a and b.
