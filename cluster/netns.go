@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"gossipmesh/netns"
 )
@@ -92,4 +93,31 @@ func (c *Cluster) nodeExe(pid int) string {
 		exe = r
 	}
 	return exe
+}
+
+// NetnsNote tells a user of `mesh up --netns` where the nodes run and how
+// to cut the mesh in halves for real, or returns "" without namespaces.
+func (c *Cluster) NetnsNote() string {
+	n := c.Netns()
+	if n == nil {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "network namespaces: node i runs in %s, on %s; bridges and trunks in %s\n",
+		strings.Replace(n.Namespace(0), "-0", "-<i>", 1), n.Subnet(), n.Hub())
+	fmt.Fprintf(&b, "run a command beside node 0:  %s netns exec %s <command>\n", n.IP(), n.Namespace(0))
+	for s := 1; s < n.Segments(); s++ {
+		first, last := -1, -1
+		for i := range n.Nodes() {
+			if n.Segment(i) == s {
+				if first < 0 {
+					first = i
+				}
+				last = i
+			}
+		}
+		fmt.Fprintf(&b, "cut nodes %d-%d off from the rest:  %s -n %s link set %s down   (heal: ... up)\n",
+			first, last, n.IP(), n.Hub(), n.Trunk(s))
+	}
+	return b.String()
 }
