@@ -35,6 +35,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,6 +240,9 @@ func (n *Net) build(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := n.waitUp(ctx); err != nil {
+		return err
+	}
 	for i := range n.cfg.Nodes {
 		s := n.Segment(i)
 		if err := n.ip(ctx, "route", "add", n.Addr(i).String()+"/32", "dev", n.RootLink(s), "src", n.rootAddr(s).String()); err != nil {
@@ -246,6 +250,78 @@ func (n *Net) build(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// waitUp waits until every link the Net made is up. A veth's carrier
+// comes on asynchronously (the kernel's link watcher runs it, up to a
+// second later), and until then the link drops what it is given: a dial
+// right after New, or right after a trunk comes back, would be lost.
+func (n *Net) waitUp(ctx context.Context) error {
+	var hub []string
+	for s := range n.cfg.Segments {
+		hub = append(hub, n.Trunk(s), "c"+strconv.Itoa(s), "u"+strconv.Itoa(s))
+	}
+	for i := range n.cfg.Nodes {
+		hub = append(hub, n.NodeLink(i))
+	}
+	if err := n.waitLinks(ctx, n.Hub(), hub); err != nil {
+		return err
+	}
+	var root []string
+	for s := range n.cfg.Segments {
+		root = append(root, n.RootLink(s))
+	}
+	if err := n.waitLinks(ctx, "", root); err != nil {
+		return err
+	}
+	for i := range n.cfg.Nodes {
+		if err := n.waitLinks(ctx, n.Namespace(i), []string{"eth0"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// waitLinks waits until every named link of namespace ns ("": the root
+// namespace) reports operational state UP, for at most CommandTimeout.
+func (n *Net) waitLinks(ctx context.Context, ns string, names []string) error {
+	ctx, cancel := context.WithTimeout(ctx, n.cfg.CommandTimeout)
+	defer cancel()
+	args := []string{"-o", "link", "show"}
+	if ns != "" {
+		args = append([]string{"-n", ns}, args...)
+	}
+	for {
+		out, err := exec.CommandContext(ctx, n.cfg.IP, args...).Output()
+		if err != nil {
+			return fmt.Errorf("netns: ip %s: %w", strings.Join(args, " "), err)
+		}
+		up := map[string]bool{}
+		for line := range strings.SplitSeq(string(out), "\n") {
+			// "7: v0@if2: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu ... state UP ..."
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			name, _, _ := strings.Cut(strings.TrimSuffix(f[1], ":"), "@")
+			k := slices.Index(f, "state")
+			up[name] = k >= 0 && k+1 < len(f) && f[k+1] == "UP"
+		}
+		var down []string
+		for _, name := range names {
+			if !up[name] {
+				down = append(down, name)
+			}
+		}
+		if len(down) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("netns: links %v of namespace %q not up: %w", down, ns, ctx.Err())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
 }
 
 // ip runs one iproute2 command.
@@ -317,22 +393,30 @@ func (n *Net) RootLink(s int) string { return fmt.Sprintf("gmesh%ds%d", n.k, s) 
 
 // SetSegment takes segment s's trunk down (up false), which cuts the
 // segment off from every other segment while its own nodes, and the
-// launcher, still reach each other; or brings it back up. Cutting every
+// launcher, still reach each other; or brings it back up, and then waits
+// until the trunk carries frames again. Cutting every
 // segment but one, or all of them, is a partition into that many parts.
 func (n *Net) SetSegment(ctx context.Context, s int, up bool) error {
 	if s < 0 || s >= n.cfg.Segments {
 		return fmt.Errorf("netns: no segment %d", s)
 	}
-	return n.ip(ctx, "-n", n.Hub(), "link", "set", n.Trunk(s), upDown(up))
+	if err := n.ip(ctx, "-n", n.Hub(), "link", "set", n.Trunk(s), upDown(up)); err != nil || !up {
+		return err
+	}
+	return n.waitLinks(ctx, n.Hub(), []string{n.Trunk(s), "c" + strconv.Itoa(s)})
 }
 
 // SetNode takes node i's link down (up false), which cuts the node off
-// from everyone, the launcher included; or brings it back up.
+// from everyone, the launcher included; or brings it back up, and then
+// waits until the link carries frames again.
 func (n *Net) SetNode(ctx context.Context, i int, up bool) error {
 	if i < 0 || i >= n.cfg.Nodes {
 		return fmt.Errorf("netns: no node %d", i)
 	}
-	return n.ip(ctx, "-n", n.Hub(), "link", "set", n.NodeLink(i), upDown(up))
+	if err := n.ip(ctx, "-n", n.Hub(), "link", "set", n.NodeLink(i), upDown(up)); err != nil || !up {
+		return err
+	}
+	return n.waitLinks(ctx, n.Hub(), []string{n.NodeLink(i)})
 }
 
 func upDown(up bool) string {
