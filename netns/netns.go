@@ -20,7 +20,7 @@
 // gmesh-<k>-hub and gmesh-<k>-<i>, root links gmesh<k>s<s>), so that
 // parallel runs never clash, and Close removes every object carrying this
 // Net's names, even ones a failed New left half made. It needs root (or
-// CAP_SYS_ADMIN and CAP_NET_ADMIN) and iproute2's ip; Available says
+// CAP_SYS_ADMIN and CAP_NET_ADMIN) and iproute2's ip; Usable says
 // whether this machine can.
 package netns
 
