@@ -107,7 +107,6 @@ func TestBrowserFaultsRealMesh(t *testing.T) {
 			t.Errorf("node %d cuts %d peers after Split, want the 5 of the other half", i, n)
 		}
 	}
-	screenshot(t, ctx, "split.png")
 
 	// A message on each side reaches exactly the nodes its publisher can
 	// reach without crossing the split: its side, less any node whose
@@ -174,6 +173,18 @@ func TestBrowserFaultsRealMesh(t *testing.T) {
 	}
 	if err := waitJS(ctx, fmt.Sprintf(`document.querySelector('#summary').dataset.reached === '%d'`, len(reachB)), 5*time.Second); err != nil {
 		t.Errorf("the page does not show the right-hand message at %d/10 during the split: %v", len(reachB), err)
+	}
+	time.Sleep(800 * time.Millisecond) // the last rings fade, for the picture
+	shot := screenshot(t, ctx, "split.png")
+	if *updateDocs {
+		b, err := os.ReadFile(shot)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("..", "docs", "img", "dashboard-split.png"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Log("copied to docs/img/dashboard-split.png")
 	}
 
 	// Heal: no link drawn cut, and every node gets both messages.
