@@ -24,8 +24,9 @@ import (
 // the links between the halves cut, and a message published on each side
 // reaches every node of its side and none of the other. Heal: no link is
 // drawn cut, and anti-entropy brings both messages to every node. Pause a
-// node: its process is stopped and the page draws it paused; resume: it
-// runs and is drawn up. The loss slider sets every node's plan. Every
+// node: its process is stopped and the page draws it paused, and another
+// node killed meanwhile restarts from the page; resume: it runs and is
+// drawn up. The loss slider sets every node's plan. Every
 // check is of state, read from the page and from the nodes' own APIs;
 // the waits are generous bounds, never asserted speeds.
 func TestBrowserFaultsRealMesh(t *testing.T) {
@@ -221,6 +222,27 @@ func TestBrowserFaultsRealMesh(t *testing.T) {
 		t.Errorf("node 3 (pid %d) after Pause from the page: process state %q (%v), want T (stopped)", pid, st, err)
 	}
 	screenshot(t, ctx, "paused.png")
+	// While node 3 is paused the mesh cannot be ready, yet a node killed
+	// now restarts from the page: Restart waits for that node alone.
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#nodes tbody tr[data-index="5"] button[data-action="kill"]`))); err != nil {
+		t.Fatal(err)
+	}
+	if err := waitJS(ctx, `document.querySelector('#nodes tbody tr[data-index="5"]').classList.contains('down')`, 30*time.Second); err != nil {
+		t.Fatalf("node 5 not shown down after Kill: %v", err)
+	}
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#nodes tbody tr[data-index="5"] button[data-action="restart"]`))); err != nil {
+		t.Fatal(err)
+	}
+	// The restart has answered (no request pending), without an error.
+	if err := waitJS(ctx, `!document.querySelector('#nodes tbody tr[data-index="5"]').classList.contains('down') &&
+		document.querySelector('#nodes tbody tr[data-index="5"]').cells[2].textContent === 'up' &&
+		!document.querySelector('#nodes tbody tr[data-index="5"]').dataset.pending && !document.querySelector('#status.bad')`, 30*time.Second); err != nil {
+		st, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#status")))
+		t.Fatalf("node 5 not back after Restart with node 3 paused (status: %s): %v", st, err)
+	}
+	if n := c.Nodes()[5]; !n.Running {
+		t.Errorf("node 5 not running after Restart from the page: %+v", n)
+	}
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`#nodes tbody tr[data-index="3"] button[data-action="resume"]`))); err != nil {
 		t.Fatal(err)
 	}

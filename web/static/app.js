@@ -642,8 +642,9 @@
   // liveStatus says in the header how many nodes are up, from S.nodes.
   function liveStatus() {
     if (S.replay || !S.connected || !S.nodes) return;
-    const up = S.nodes.filter((r) => r.alive && r.stream.connected).length;
-    setStatus(`Live · ${S.n} nodes · ${up} up and streaming`);
+    const up = S.nodes.filter((r, i) => r.alive && r.stream.connected && !isPaused(i)).length;
+    const paused = S.nodes.filter((r, i) => isPaused(i)).length;
+    setStatus(`Live · ${S.n} nodes · ${up} up and streaming` + (paused ? ` · ${paused} paused` : ''));
   }
 
   async function refreshNodes() {
@@ -794,6 +795,9 @@
   async function control(i, verb) {
     const row = S.rows[i];
     row.kill.disabled = row.restart.disabled = row.pause.disabled = row.resume.disabled = true;
+    // data-pending marks the row while its request runs (a restart waits
+    // for the node, or the mesh, to be back).
+    row.tr.dataset.pending = verb;
     try {
       const res = await getJSON(`/api/nodes/${i}/${verb}`, { method: 'POST' });
       if (verb === 'pause' || verb === 'resume') {
@@ -811,6 +815,8 @@
     } catch (err) {
       setStatus(`${verb} node ${i} failed: ${err.message}`, true);
       refreshNodes();
+    } finally {
+      delete row.tr.dataset.pending;
     }
   }
 
