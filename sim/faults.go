@@ -303,8 +303,9 @@ type SideReach struct {
 	Reliability float64 `json:"reliability"`
 }
 
-// PartitionReach is what a partition did to a broadcast published before
-// it healed.
+// PartitionReach is what a partition did to a broadcast published while
+// it was in force (one published before it may have spread before the
+// cut and is left out).
 type PartitionReach struct {
 	// Sides is per side, in the order the partition lists them.
 	Sides []SideReach `json:"sides"`
@@ -318,10 +319,10 @@ type PartitionReach struct {
 }
 
 // partitionReach is f's PartitionReach, nil when the run has no partition
-// or f was published after the heal.
+// or f was not published during it.
 func (s *Sim) partitionReach(f *flight, reachedLive, live int) *PartitionReach {
 	fl := s.fl
-	if fl == nil || fl.side == nil || f.pubAt+s.base >= fl.heal {
+	if fl == nil || fl.side == nil || !s.cfg.Partition.Contains(f.pubAt+s.base) {
 		return nil
 	}
 	counts := f.atHeal

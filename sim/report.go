@@ -109,8 +109,8 @@ type Broadcast struct {
 	// rule is in control.go). Always 0 for flood and fanout, which send
 	// none.
 	ControlMessages int64 `json:"control_messages"`
-	// Partition, for a broadcast published before a partition
-	// (Config.Partition) healed, is what each side held at the heal and
+	// Partition, for a broadcast published while a partition
+	// (Config.Partition) was in force, is what each side held at the heal and
 	// how long after it every live node held the broadcast. Absent
 	// otherwise.
 	Partition *PartitionReach `json:"partition,omitempty"`
@@ -185,7 +185,7 @@ type Report struct {
 	// Cut is the copies that cut links dropped, added up.
 	Cut int64 `json:"cut,omitempty"`
 	// PartitionRepaired is the fraction of the broadcasts published
-	// before the heal that every live node held in the end; absent
+	// during the partition that every live node held in the end; absent
 	// without a partition.
 	PartitionRepaired *float64 `json:"partition_repaired,omitempty"`
 	// Graphs is how many independent topologies the broadcasts ran on.
@@ -470,7 +470,7 @@ func (r *Report) WriteText(w io.Writer) error {
 				parted++
 			}
 		}
-		bw.printf("partition %s: %d broadcast(s) published before the heal; every live node held %.1f%% of them in the end\n",
+		bw.printf("partition %s: %d broadcast(s) published during it; every live node held %.1f%% of them in the end\n",
 			r.Partition, parted, 100**r.PartitionRepaired)
 	}
 	bw.printf("\n")
@@ -495,7 +495,7 @@ func (r *Report) WriteText(w io.Writer) error {
 		{"t100% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[3] }, 1},
 	}...)
 	if r.Partition != "" {
-		// Rows of the broadcasts published before the heal: what the
+		// Rows of the broadcasts published during the partition: what the
 		// publisher's side and the others held at the heal, and how long
 		// after it every live node held the broadcast.
 		rows = append(rows, []statRow{
