@@ -533,6 +533,8 @@ func (s *Sim) stepMsg(e *event) {
 	f.inFlight--
 	if s.crashed != nil && s.crashed[e.to] {
 		f.toCrashed++
+	} else if s.fl != nil && s.fl.cutOnArrival(e.from, e.to) {
+		f.cut++
 	} else {
 		s.cause = f
 		if s.lazy {
@@ -577,7 +579,7 @@ func (s *Sim) stepCtl(e *event) {
 	}
 	s.frames--
 	s.ctlsIn--
-	if s.crashed == nil || !s.crashed[e.to] {
+	if (s.crashed == nil || !s.crashed[e.to]) && (s.fl == nil || !s.fl.cutOnArrival(e.from, e.to)) {
 		p := s.node(e.to)
 		s.lazyTick(p, e.at)
 		p.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Ctl: c}, &s.out)

@@ -270,6 +270,14 @@ func (s *Sim) sideCounts(f *flight) []int {
 	return out
 }
 
+// cutOnArrival reports whether the plan in force cuts the link a frame
+// arrives on, from → to: a frame sent before a cut and arriving after it
+// is lost, as one on the wire when a cable is pulled, and as the node
+// runtime drops what arrives from a peer its plan cuts (fault.Plan.IsCut).
+func (fl *faults) cutOnArrival(from, to uint32) bool {
+	return fl.cuts && fl.plan.IsCut(wire.NodeID(from)+1, wire.NodeID(to)+1)
+}
+
 // decide passes a send of node from to node to through the plan in force:
 // drop, and the delay to add to the latency draw; cut says a drop came
 // from a cut link rather than the link's loss.
