@@ -548,7 +548,7 @@ const (
 func (c *Config) PlumtreeTimers() (timeout, retry time.Duration) {
 	d := c.maxDelay()
 	if d < 0 {
-		d = time.Duration(c.Latency.horizon())
+		d = time.Duration(c.Latency.horizon()) + c.Delay + c.Jitter
 		if r := c.Regions; r != nil {
 			var m time.Duration
 			for _, row := range r.Delay {
