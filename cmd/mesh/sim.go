@@ -42,7 +42,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	interval := fs.Duration("interval", 0, "publish a broadcast every INTERVAL of virtual time, whether or not the earlier ones\nhave settled, so that many are in flight at once (replaces --gap; default 0: one at a time)")
 	graphs := fs.Int("graphs", 1, "run on this many independent topologies (seeds seed, seed+1, …) and pool the broadcasts")
 	seed := fs.Uint64("seed", def.Seed, "seed for the topology, the network and every core")
-	workers := fs.Int("workers", def.Workers, fmt.Sprintf("goroutines that run independent broadcasts (the default --gap, flood or fanout, no --crash after 0);\nthe output is the same for any value (0 = GOMAXPROCS, here %d; 1 = one goroutine)", runtime.GOMAXPROCS(0)))
+	workers := fs.Int("workers", def.Workers, fmt.Sprintf("goroutines that run independent broadcasts (the default --gap, flood or fanout, no --crash after 0,\nno --partition or --pause); the output is the same for any value (0 = GOMAXPROCS, here %d; 1 = one goroutine)", runtime.GOMAXPROCS(0)))
 	asJSON := fs.Bool("json", false, "print one JSON object per run (per row for --experiment)")
 	asCSV := fs.Bool("csv", false, "print CSV, one row per broadcast")
 	sweep := fs.String("sweep", "", "run once per value: fanout=1..12, degree=4..16/2, nodes=1000,10000,100000, loss=0..0.5/0.1")
