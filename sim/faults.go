@@ -290,7 +290,7 @@ func (s *Sim) decide(from, to uint32) (drop, cut bool, delay int64) {
 	return drop, cut, int64(d)
 }
 
-// defer holds event e, which arrives for a paused node, until the node
+// hold holds event e, which arrives for a paused node, until the node
 // resumes: it is queued again at the pause's end, after what is queued
 // for then already, so that held frames are handled in arrival order.
 func (s *Sim) hold(e *event) {

@@ -71,6 +71,11 @@ func runPartition(t *testing.T, cfg Config) *Report {
 		t.Fatal(err)
 	}
 	for _, b := range r.PerBroadcast {
+		// Every copy sent is a first receipt, a duplicate, lost, cut,
+		// at a crashed node or rejected.
+		if got := int64(b.Reached-1) + b.Duplicates + b.Lost + b.Cut + b.ToCrashed + b.Rejected; got != b.Messages {
+			t.Errorf("broadcast %d: %d copies accounted for, %d sent", b.Index, got, b.Messages)
+		}
 		during := w.Contains(int64(b.PublishedAtMS * 1e6))
 		if (b.Partition != nil) != during {
 			t.Fatalf("broadcast %d published at %v ms: per-side report %v, want it only during the split", b.Index, b.PublishedAtMS, b.Partition)
@@ -198,6 +203,9 @@ func TestPauseCatchesUp(t *testing.T) {
 	for _, b := range r.PerBroadcast {
 		if b.Reached != 1000 {
 			t.Errorf("broadcast %d: reached %d of 1000, want every node once the paused ones resume", b.Index, b.Reached)
+		}
+		if got := int64(b.Reached-1) + b.Duplicates + b.Lost + b.Cut + b.ToCrashed + b.Rejected; got != b.Messages {
+			t.Errorf("broadcast %d: %d copies accounted for, %d sent: a held frame was lost or doubled", b.Index, got, b.Messages)
 		}
 		pub := int64(b.PublishedAtMS * 1e6)
 		if !w.Contains(pub) {
