@@ -87,6 +87,12 @@ func (c *Cluster) ServeControl(path string) (stop func() error, err error) {
 	}, nil
 }
 
+// RestartNode is what the control socket does for a restart, for a
+// caller in the launcher's own process (the dashboard): node i starts
+// again with its id and ports, and RestartNode returns once it answers,
+// without waiting for a mesh that faults keep from being ready.
+func (c *Cluster) RestartNode(ctx context.Context, i int) error { return c.restartSlot(ctx, i) }
+
 // restartSlot starts a new process in node i's slot, killing the old one
 // if it still runs, and waits (within StartTimeout) until the new process
 // answers with the slot's id. Unlike Restart it does not wait for the whole

@@ -20,6 +20,7 @@ import (
 	"gossipmesh/api"
 	"gossipmesh/gossip"
 	"gossipmesh/membership"
+	"gossipmesh/netns"
 	"gossipmesh/node"
 )
 
@@ -46,6 +47,9 @@ type Cluster struct {
 	statePID     int
 	stateStarted time.Time
 	stateErr     error // the last write's
+
+	// net holds the nodes' namespaces when Config.Netns is set.
+	net *netns.Net
 }
 
 // proc is one node slot: its listeners and log outlive the process, so a
@@ -148,6 +152,9 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		c.logDir, c.tempLogs = dir, true
 	}
 
+	if err := c.makeNetns(ctx); err != nil {
+		return err
+	}
 	procs := make([]*proc, c.cfg.Nodes)
 	clients := make([]*api.Client, c.cfg.Nodes)
 	for i := range procs {
@@ -182,17 +189,17 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 // listener on the gossip port plus HTTPPortOffset if that is free, else on
 // any free port.
 func (c *Cluster) bind(i int) (*proc, error) {
-	gl, err := net.Listen("tcp", net.JoinHostPort(c.cfg.Host, "0"))
+	gl, err := c.listen(i, 0)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: node %d gossip listener: %w", i, err)
 	}
 	gport := gl.Addr().(*net.TCPAddr).Port
 	var hl net.Listener
 	if off := c.cfg.HTTPPortOffset; off >= 0 && gport+off <= 65535 {
-		hl, _ = net.Listen("tcp", net.JoinHostPort(c.cfg.Host, strconv.Itoa(gport+off)))
+		hl, _ = c.listen(i, gport+off)
 	}
 	if hl == nil {
-		if hl, err = net.Listen("tcp", net.JoinHostPort(c.cfg.Host, "0")); err != nil {
+		if hl, err = c.listen(i, 0); err != nil {
 			gl.Close()
 			return nil, fmt.Errorf("cluster: node %d HTTP listener: %w", i, err)
 		}
@@ -270,6 +277,11 @@ func (c *Cluster) nodeArgs(i int) []string {
 	}
 	if c.cfg.Membership {
 		args = append(args, "--membership")
+		if c.net != nil {
+			// Peer exchange takes only loopback unless told: the nodes
+			// listen in the namespaces' subnet.
+			args = append(args, "--px-nets", c.net.Subnet().String())
+		}
 		if deg := len(c.topo.Chosen[i]) + inbound; deg > membership.DefaultConfig().ActiveHigh {
 			args = append(args, "--active-high", strconv.Itoa(deg))
 		}
@@ -294,7 +306,7 @@ func (c *Cluster) spawnLocked(p *proc) error {
 		p.hold.release()
 		p.hold = nil
 	}
-	cmd := exec.Command(c.cfg.Binary, c.nodeArgs(p.index)...)
+	cmd := c.command(p.index)
 	cmd.ExtraFiles = []*os.File{p.gossipLn, p.httpLn}
 	// The child writes into a pipe that a goroutine of exec copies into
 	// the capped log (one pipe for both, since they are the same writer);
@@ -322,8 +334,9 @@ func (c *Cluster) spawnLocked(p *proc) error {
 	done := make(chan struct{})
 	p.cmd, p.pid, p.done, p.exitErr, p.reaped = cmd, cmd.Process.Pid, done, nil, false
 	p.start, _, _ = ProcStart(p.pid)
-	// Start returns once the child has exec'd, so this is the node binary.
-	p.exe, _ = ProcExe(p.pid)
+	// Start returns once the child has exec'd, so this is the node binary
+	// (or ip, about to exec it: see nodeExe).
+	p.exe = c.nodeExe(p.pid)
 	p.starts++
 	go c.reap(p, cmd, done)
 	return nil
@@ -645,6 +658,7 @@ func (c *Cluster) Stop() error {
 	if c.tempLogs {
 		errs = append(errs, os.RemoveAll(c.logDir))
 	}
+	errs = append(errs, c.closeNetns())
 	if len(killed) > 0 {
 		errs = append(errs, fmt.Errorf("cluster: pids %v ignored SIGTERM for %v and were killed", killed, c.cfg.StopTimeout))
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"gossipmesh/gossip"
+	"gossipmesh/netns"
 )
 
 // Config describes a mesh to launch. Start from DefaultConfig; New calls
@@ -45,7 +46,8 @@ type Config struct {
 	// Membership runs every node with --membership, and raises a node's
 	// --active-high to its degree in the topology where that is above the
 	// default, so that the membership never drops a link the topology
-	// (and WaitReady) expects. Default false.
+	// (and WaitReady) expects. With Netns, peer exchange also takes the
+	// namespaces' subnet (--px-nets). Default false.
 	Membership bool
 	// MaxBody, if positive, sets the nodes' message body limit; 0 keeps the
 	// node's default (1 MiB).
@@ -104,6 +106,17 @@ type Config struct {
 	// SIGKILL. Default 10 s: longer than the 5 s a node gives its HTTP
 	// requests to finish, so that SIGKILL is only for a node that hangs.
 	StopTimeout time.Duration
+	// Netns runs every node in a Linux network namespace of its own, with
+	// its own address in 198.18.0.0/15, joined to the others by veth pairs
+	// and bridges (package netns), so that frames cross real network
+	// stacks and a partition can be real: Cluster.Netns().SetSegment takes
+	// a segment's trunk down. Start makes the namespaces and Stop removes
+	// them. Needs root and iproute2; Host does not apply. Default off.
+	Netns bool
+	// NetnsSegments is how many segments (bridges) the namespaces are
+	// spread over, in contiguous blocks of node indices, when Netns is
+	// set. Default 2: halves, 0-4 and 5-9 of 10 nodes.
+	NetnsSegments int
 	// ExtraArgs are appended to every node's command line.
 	ExtraArgs []string
 	// OnExit, if set, is called from a supervisor goroutine whenever a node
@@ -126,6 +139,7 @@ func DefaultConfig() Config {
 		StartTimeout:   20 * time.Second,
 		StopTimeout:    10 * time.Second,
 		CalmSysmon:     true,
+		NetnsSegments:  2,
 	}
 }
 
@@ -162,6 +176,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster: start timeout must be positive, got %v", c.StartTimeout)
 	case c.StopTimeout <= 0:
 		return fmt.Errorf("cluster: stop timeout must be positive, got %v", c.StopTimeout)
+	case c.Netns && c.Nodes > netns.MaxNodes:
+		return fmt.Errorf("cluster: at most %d nodes run in network namespaces, got %d", netns.MaxNodes, c.Nodes)
+	case c.Netns && (c.NetnsSegments < 1 || c.NetnsSegments > min(c.Nodes, netns.MaxSegments)):
+		return fmt.Errorf("cluster: netns segments must be 1 to %d, got %d", min(c.Nodes, netns.MaxSegments), c.NetnsSegments)
 	}
 	if _, err := gossip.ParseStrategy(string(c.Strategy)); err != nil {
 		return fmt.Errorf("cluster: %w", err)

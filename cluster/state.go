@@ -133,6 +133,15 @@ func (c *Cluster) TrackState(path string, launcherPID int) error {
 	return c.writeTrackedState()
 }
 
+// StatePath is the state file TrackState writes, or "" when the cluster
+// is not tracked: the dashboard opens it with OpenChaos to inject the
+// same faults as `mesh chaos`.
+func (c *Cluster) StatePath() string {
+	c.stateMu.Lock()
+	defer c.stateMu.Unlock()
+	return c.statePath
+}
+
 // writeTrackedState rewrites the tracked state file, if any, from the
 // cluster as it is now. Writes are serialised, and each one snapshots the
 // cluster after taking its turn, so the last write is always the newest.

@@ -75,3 +75,45 @@ func parseIndex(s string, n int) (int, error) {
 	}
 	return i, nil
 }
+
+// ParseSides reads the sides of a partition of n nodes: "halves" (indices
+// below n/2, and the rest), or node sets as ParseSet reads them joined by
+// "/", such as "0-4/5-9" or "0-2/3-5/6-9". A node listed on no side is cut
+// from nobody; no node may be on two sides, and there must be at least
+// two sides, none empty.
+func ParseSides(s string, n int) ([][]int, error) {
+	s = strings.TrimSpace(s)
+	if s == "halves" {
+		if n < 2 {
+			return nil, fmt.Errorf("sides %q: halves need at least 2 nodes, the mesh has %d", s, n)
+		}
+		lo, hi := make([]int, n/2), make([]int, n-n/2)
+		for i := range lo {
+			lo[i] = i
+		}
+		for i := range hi {
+			hi[i] = n/2 + i
+		}
+		return [][]int{lo, hi}, nil
+	}
+	parts := strings.Split(s, "/")
+	if len(parts) < 2 {
+		return nil, fmt.Errorf("sides %q: want \"halves\" or two or more node sets joined by /, such as 0-4/5-9", s)
+	}
+	side := make(map[int]int, n)
+	out := make([][]int, 0, len(parts))
+	for k, part := range parts {
+		set, err := ParseSet(part, n)
+		if err != nil {
+			return nil, fmt.Errorf("sides %q, side %d: %w", s, k, err)
+		}
+		for _, i := range set {
+			if j, dup := side[i]; dup {
+				return nil, fmt.Errorf("sides %q: node %d is on side %d and side %d", s, i, j, k)
+			}
+			side[i] = k
+		}
+		out = append(out, set)
+	}
+	return out, nil
+}

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"gossipmesh/fault"
 	"gossipmesh/gossip"
 )
 
@@ -73,6 +74,18 @@ type Config struct {
 	Loss float64
 	// Crash crashes a fraction of the nodes at a virtual time. Default none.
 	Crash Crash
+	// Delay and Jitter are added to every link's --latency draw by the
+	// fault layer (faults.go): Delay plus or minus Jitter, uniform, never
+	// below zero, drawn as fault.Plan.Decide draws it. Default 0: none,
+	// and no draw, so that a run without them is what it always was.
+	Delay, Jitter time.Duration
+	// Partition cuts every link between its sides during its window of
+	// virtual time. Default: none (Sides empty).
+	Partition Partition
+	// Pause stops a fraction of the nodes during its window: they neither
+	// receive, send nor tick, and frames sent to them wait and are
+	// handled when they resume. Default: none (Fraction 0).
+	Pause Pause
 	// Broadcasts is how many messages are published, one after another,
 	// each from a random live node. Default 1.
 	Broadcasts int
@@ -181,6 +194,15 @@ func (c *Config) Validate() error {
 	if err := c.Crash.Validate(); err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
+	if err := (&fault.Plan{Rule: fault.Rule{Delay: c.Delay, Jitter: c.Jitter}}).Validate(); err != nil {
+		return fmt.Errorf("sim: --delay: %w", err)
+	}
+	if err := c.Partition.validate(n); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
+	if err := c.Pause.Validate(); err != nil {
+		return fmt.Errorf("sim: %w", err)
+	}
 	if c.Broadcasts < 1 {
 		return fmt.Errorf("sim: broadcasts must be at least 1, got %d", c.Broadcasts)
 	}
@@ -222,6 +244,7 @@ func (c *Config) maxDelay() time.Duration {
 	default:
 		return -1
 	}
+	d += c.Delay + c.Jitter
 	if r := c.Regions; r != nil {
 		var m time.Duration
 		for _, row := range r.Delay {
@@ -245,6 +268,9 @@ func (c *Config) RunEndBound() (time.Duration, bool) {
 		return 0, false
 	}
 	end := float64(c.Broadcasts)*float64(c.Gossip.MaxHops)*float64(d) + float64(c.Broadcasts-1)*float64(c.Gap+c.Interval)
+	if c.Pause.Fraction > 0 {
+		end += float64(c.Pause.To - c.Pause.From) // frames wait out the pause
+	}
 	if end >= math.MaxInt64 {
 		return 0, false
 	}
@@ -522,7 +548,7 @@ const (
 func (c *Config) PlumtreeTimers() (timeout, retry time.Duration) {
 	d := c.maxDelay()
 	if d < 0 {
-		d = time.Duration(c.Latency.horizon())
+		d = time.Duration(c.Latency.horizon()) + c.Delay + c.Jitter
 		if r := c.Regions; r != nil {
 			var m time.Duration
 			for _, row := range r.Delay {

@@ -51,6 +51,9 @@ type Sim struct {
 	q      *queue
 	net    *rand.Rand // the network's draws: latency, loss, publishers, crashes
 	egress gossip.Egress
+	// fl is the fault layer (faults.go): the plan in force and the
+	// partition's sides; nil when the run injects no fault.
+	fl *faults
 
 	now    int64
 	seq    uint32
@@ -150,6 +153,8 @@ type flight struct {
 	hops     []uint32 // slot+1 of the copy at each hop, 0 for none yet
 	inFlight int64    // copies of it in flight
 	controls int64    // control frames counted toward it (control.go)
+	lastAt   int64    // time of its last first receipt
+	atHeal   []int    // nodes per side that held it at the partition's heal
 }
 
 type msgSlot struct {
@@ -183,7 +188,7 @@ type bstate struct {
 	maxHop               int
 	byHop                []int
 	messages, duplicates int64
-	lost, toCrashed      int64
+	lost, toCrashed, cut int64
 	rejected             int64
 	cov                  [4]int64 // time since publish to each coverage level, -1 until reached
 	covNeed              [4]int   // nodes needed for each level
@@ -244,7 +249,10 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 	if l := cfg.Latency; l.Kind == LatencyUniform && l.Max > l.Min && cfg.Regions == nil {
 		s.uniformMin, s.uniformSpan = int64(l.Min), int64(l.Max-l.Min)+1
 	}
-	s.horizon = cfg.Latency.horizon()
+	s.horizon = cfg.Latency.horizon() + int64(cfg.Delay+cfg.Jitter)
+	if s.fl, err = newFaults(&cfg, n); err != nil {
+		return nil, err
+	}
 	if r := cfg.Regions; r != nil {
 		s.nRegions = len(r.Names)
 		s.region = make([]uint8, n)
@@ -470,6 +478,9 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 		}
 		s.now = e.at
 		s.pops++
+		if fl := s.fl; fl != nil && fl.until != 0 && e.at >= fl.until {
+			s.advance(e.at)
+		}
 		switch e.ref & refKind {
 		case refMsg:
 			s.events++
@@ -481,6 +492,12 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 			i := e.to
 			if s.armed[i] != e.at {
 				continue // superseded by an earlier tick
+			}
+			if s.fl != nil && s.fl.paused(i) {
+				// A paused node's timers fire when it resumes.
+				s.armed[i] = s.fl.pauseEnd
+				s.hold(&e)
+				continue
 			}
 			s.armed[i] = 0
 			s.ticking--
@@ -506,12 +523,18 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 
 // stepMsg delivers a copy of a message.
 func (s *Sim) stepMsg(e *event) {
+	if s.fl != nil && s.fl.paused(e.to) {
+		s.hold(e)
+		return
+	}
 	sl := &s.slots[e.ref&refIndex]
 	f := sl.f
 	s.frames--
 	f.inFlight--
 	if s.crashed != nil && s.crashed[e.to] {
 		f.toCrashed++
+	} else if s.fl != nil && s.fl.cutOnArrival(e.from, e.to) {
+		f.cut++
 	} else {
 		s.cause = f
 		if s.lazy {
@@ -543,6 +566,10 @@ func (s *Sim) stepMsg(e *event) {
 
 // stepCtl delivers a control frame.
 func (s *Sim) stepCtl(e *event) {
+	if s.fl != nil && s.fl.paused(e.to) {
+		s.hold(e)
+		return
+	}
 	idx := e.ref & refIndex
 	cs := &s.ctls[idx]
 	c := cs.c
@@ -552,7 +579,7 @@ func (s *Sim) stepCtl(e *event) {
 	}
 	s.frames--
 	s.ctlsIn--
-	if s.crashed == nil || !s.crashed[e.to] {
+	if (s.crashed == nil || !s.crashed[e.to]) && (s.fl == nil || !s.fl.cutOnArrival(e.from, e.to)) {
 		p := s.node(e.to)
 		s.lazyTick(p, e.at)
 		p.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Ctl: c}, &s.out)
@@ -620,14 +647,14 @@ func (s *Sim) publish(b int) error {
 	var p int
 	if s.publisherOf != nil {
 		p = s.publisherOf(b)
-		if p < 0 || p >= n || s.crashed != nil && s.crashed[p] {
+		if p < 0 || p >= n || s.isDown(p) {
 			return fmt.Errorf("sim: broadcast %d: publisher %d is not a live node", b, p)
 		}
 	} else {
 		p = s.net.IntN(n)
-		for tries := 0; s.crashed != nil && s.crashed[p]; tries++ {
+		for tries := 0; s.isDown(p); tries++ {
 			if tries > 64 {
-				for p = (p + 1) % n; s.crashed[p]; p = (p + 1) % n {
+				for p = (p + 1) % n; s.isDown(p); p = (p + 1) % n {
 				}
 				break
 			}
@@ -668,6 +695,11 @@ func (s *Sim) publish(b int) error {
 		s.settle() // nothing sent: it has settled already
 	}
 	return nil
+}
+
+// isDown reports whether node p cannot publish now: crashed, or paused.
+func (s *Sim) isDown(p int) bool {
+	return s.crashed != nil && s.crashed[p] || s.fl != nil && s.fl.paused(uint32(p))
 }
 
 // flightOf returns the broadcast of message id, nil for one the simulator
@@ -817,11 +849,18 @@ func (s *Sim) route(from uint32) {
 		if s.egress != nil && !s.egress(s.now, wire.NodeID(from)+1, snd) {
 			continue
 		}
-		var ref uint32
+		var (
+			ref   uint32
+			extra int64 // the fault layer's delay
+		)
+		to := uint32(snd.To - 1)
 		if c := snd.Ctl; c != nil {
 			s.countControl(c)
-			if s.cfg.Loss > 0 && s.net.Float64() < s.cfg.Loss {
-				continue
+			if s.fl != nil {
+				var drop bool
+				if drop, _, extra = s.decide(from, to); drop {
+					continue
+				}
 			}
 			if c != lastCtl {
 				lastCtl, ctlIdx = c, s.ctlRef(c)
@@ -835,20 +874,26 @@ func (s *Sim) route(from uint32) {
 				msgRef, f = s.msgRef(snd.Msg)
 			}
 			f.messages++
-			if s.cfg.Loss > 0 && s.net.Float64() < s.cfg.Loss {
-				f.lost++
-				continue
+			if s.fl != nil {
+				var drop, cut bool
+				if drop, cut, extra = s.decide(from, to); drop {
+					if cut {
+						f.cut++
+					} else {
+						f.lost++
+					}
+					continue
+				}
 			}
 			f.inFlight++
 			ref = refMsg | msgRef
 		}
-		to := uint32(snd.To - 1)
 		s.seq++
-		var d int64
+		d := extra
 		if s.uniformSpan > 0 {
-			d = s.uniformMin + s.net.Int64N(s.uniformSpan)
+			d += s.uniformMin + s.net.Int64N(s.uniformSpan)
 		} else {
-			d = s.latency(from, to)
+			d += s.latency(from, to)
 		}
 		e := event{at: s.now + d, seq: s.seq, to: to, from: from, ref: ref}
 		// The common case, a bucket of the ring, written out here
@@ -882,6 +927,7 @@ func (s *Sim) delivered(f *flight, i int, ev *gossip.Event) {
 		c.byHop = append(c.byHop, 0)
 	}
 	c.byHop[hop]++
+	f.lastAt = s.now
 	for k := range c.cov {
 		if c.reached == c.covNeed[k] {
 			c.cov[k] = s.now - c.pubAt
@@ -972,10 +1018,12 @@ func (s *Sim) finish(f *flight) Broadcast {
 		Messages:        c.messages,
 		Duplicates:      c.duplicates,
 		Lost:            c.lost,
+		Cut:             c.cut,
 		ToCrashed:       c.toCrashed,
 		Rejected:        c.rejected,
 		ControlMessages: f.controls,
 		ReachedByHop:    append([]int(nil), c.byHop...),
+		Partition:       s.partitionReach(f, reachedLive, live),
 	}
 	if c.reached > 1 {
 		b.MeanHop = float64(c.hopSum) / float64(c.reached-1)

@@ -56,10 +56,14 @@ const trialWindow = 4
 // no message store and no timers. A router with state carries it from one
 // broadcast to the next (Plumtree's tree settles over them), and so does a
 // store (anti-entropy pulls what it holds), so those runs keep one
-// goroutine and one stream.
+// goroutine and one stream. So do runs with a fault in force during a
+// window of virtual time (a partition, a pause): each broadcast meets the
+// window at its own point of the run's clock, which a trial on a clock of
+// its own cannot know. Loss, delay and jitter are the same at every time,
+// and trials draw them from their own network sources.
 func (s *Sim) independent() bool {
 	cfg := &s.cfg
-	if s.cores == nil || s.egress != nil || cfg.Interval != 0 || cfg.Crash.Fraction > 0 && cfg.Crash.At > 0 || cfg.Gap < cfg.Gossip.SeenTTL {
+	if s.cores == nil || s.egress != nil || cfg.Interval != 0 || cfg.Crash.Fraction > 0 && cfg.Crash.At > 0 || cfg.Gap < cfg.Gossip.SeenTTL || s.fl.timeDependent() {
 		return false
 	}
 	return stateless(s.shared, s.graph.Peers(0))
@@ -376,6 +380,7 @@ func (s *Sim) worker() *Sim {
 		regionDelay: s.regionDelay,
 		nRegions:    s.nRegions,
 		horizon:     s.horizon,
+		fl:          s.fl, // read only: independent trials have no windows
 	}
 	if s.crashed != nil {
 		w.crashed = make([]bool, s.n)

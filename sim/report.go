@@ -93,6 +93,10 @@ type Broadcast struct {
 	// Lost counts copies sent and then dropped by link loss (Config.Loss);
 	// Messages − Lost copies arrived somewhere.
 	Lost int64 `json:"lost"`
+	// Cut counts copies a cut link dropped (a partition, Config.Partition):
+	// every copy sent is a first receipt, a duplicate, lost, cut, at a
+	// crashed node or rejected.
+	Cut int64 `json:"cut,omitempty"`
 	// ToCrashed counts copies that arrived at a crashed node.
 	ToCrashed int64 `json:"to_crashed"`
 	// Rejected counts copies a core refused as malformed (always 0 unless
@@ -105,6 +109,11 @@ type Broadcast struct {
 	// rule is in control.go). Always 0 for flood and fanout, which send
 	// none.
 	ControlMessages int64 `json:"control_messages"`
+	// Partition, for a broadcast published while a partition
+	// (Config.Partition) was in force, is what each side held at the heal and
+	// how long after it every live node held the broadcast. Absent
+	// otherwise.
+	Partition *PartitionReach `json:"partition,omitempty"`
 }
 
 // CoverageByHop returns the fraction of n nodes reached at hop h or less.
@@ -168,6 +177,17 @@ type Report struct {
 	Regions            int     `json:"regions,omitempty"`
 	Loss               float64 `json:"loss"`
 	Crash              string  `json:"crash,omitempty"`
+	// Delay, Partition and Pause are the fault layer's settings as the
+	// flags spell them, absent when unset.
+	Delay     string `json:"delay,omitempty"`
+	Partition string `json:"partition,omitempty"`
+	Pause     string `json:"pause,omitempty"`
+	// Cut is the copies that cut links dropped, added up.
+	Cut int64 `json:"cut,omitempty"`
+	// PartitionRepaired is the fraction of the broadcasts published
+	// during the partition that every live node held in the end; absent
+	// without a partition.
+	PartitionRepaired *float64 `json:"partition_repaired,omitempty"`
 	// Graphs is how many independent topologies the broadcasts ran on.
 	Graphs int `json:"graphs"`
 	// Events counts message arrivals the engine processed.
@@ -188,6 +208,8 @@ func newReport(cfg *Config, g *Graph, bs []Broadcast) *Report {
 		Latency:    cfg.Latency.String(),
 		Loss:       cfg.Loss,
 		Crash:      cfg.Crash.String(),
+		Partition:  cfg.Partition.String(),
+		Pause:      cfg.Pause.String(),
 		Graphs:     1,
 	}
 	if cfg.Gossip.Strategy == "fanout" {
@@ -195,6 +217,9 @@ func newReport(cfg *Config, g *Graph, bs []Broadcast) *Report {
 	}
 	if cfg.Regions != nil {
 		r.Regions = len(cfg.Regions.Names)
+	}
+	if cfg.Delay != 0 || cfg.Jitter != 0 {
+		r.Delay = cfg.Delay.String() + "," + cfg.Jitter.String()
 	}
 	r.PerBroadcast = bs
 	r.summarize()
@@ -232,7 +257,9 @@ func Merge(rs []*Report) *Report {
 func (r *Report) summarize() {
 	bs := r.PerBroadcast
 	r.Broadcasts = len(bs)
-	r.Messages, r.Lost, r.Duplicates, r.ToCrashed, r.ControlMessages = 0, 0, 0, 0, 0
+	r.Messages, r.Lost, r.Duplicates, r.ToCrashed, r.ControlMessages, r.Cut = 0, 0, 0, 0, 0, 0
+	r.PartitionRepaired = nil
+	parted, repaired := 0, 0
 	if len(bs) == 0 {
 		r.TimeToCoverageMS = Coverage{math.NaN(), math.NaN(), math.NaN(), math.NaN()}
 		return
@@ -260,7 +287,14 @@ func (r *Report) summarize() {
 		r.Lost += b.Lost
 		r.Duplicates += b.Duplicates
 		r.ToCrashed += b.ToCrashed
+		r.Cut += b.Cut
 		r.ControlMessages += b.ControlMessages
+		if b.Partition != nil {
+			parted++
+			if b.Partition.HealToFullMS != nil {
+				repaired++
+			}
+		}
 		for k, t := range b.TimeToCoverageMS {
 			if !math.IsNaN(t) {
 				cov[k] += t
@@ -269,6 +303,10 @@ func (r *Report) summarize() {
 		}
 	}
 	n := float64(len(bs))
+	if parted > 0 {
+		f := round(float64(repaired)/float64(parted), 6)
+		r.PartitionRepaired = &f
+	}
 	r.Reliability = round(rel/n, 6)
 	r.MeanHop = round(hop/n, 4)
 	r.LastDeliveryHop = round(last/n, 4)
@@ -371,6 +409,15 @@ func (r *Report) Describe() string {
 	if r.Crash != "" {
 		fmt.Fprintf(&b, ", crash %s", r.Crash)
 	}
+	if r.Delay != "" {
+		fmt.Fprintf(&b, ", delay %s", r.Delay)
+	}
+	if r.Partition != "" {
+		fmt.Fprintf(&b, ", partition %s", r.Partition)
+	}
+	if r.Pause != "" {
+		fmt.Fprintf(&b, ", pause %s", r.Pause)
+	}
 	fmt.Fprintf(&b, ", seed %d", r.Seed)
 	if r.Graphs > 1 {
 		fmt.Fprintf(&b, " (+%d more graphs)", r.Graphs-1)
@@ -404,6 +451,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 		bw.printf(", %d of them lost on the links (%.2f%%, loss %g)", r.Lost, pct, r.Loss)
 	}
+	if r.Partition != "" {
+		bw.printf(", %d dropped on cut links", r.Cut)
+	}
 	bw.printf(", %d duplicates", r.Duplicates)
 	if r.Crash != "" {
 		bw.printf(", %d to crashed nodes", r.ToCrashed)
@@ -412,7 +462,18 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.ControlUnattributed > 0 {
 		bw.printf(" (%d of them after their broadcasts settled)", r.ControlUnattributed)
 	}
-	bw.printf("\n\n")
+	bw.printf("\n")
+	if r.PartitionRepaired != nil {
+		parted := 0
+		for i := range bs {
+			if bs[i].Partition != nil {
+				parted++
+			}
+		}
+		bw.printf("partition %s: %d broadcast(s) published during it; every live node held %.1f%% of them in the end\n",
+			r.Partition, parted, 100**r.PartitionRepaired)
+	}
+	bw.printf("\n")
 	type statRow struct {
 		name string
 		get  func(*Broadcast) float64
@@ -433,6 +494,16 @@ func (r *Report) WriteText(w io.Writer) error {
 		{"t99% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[2] }, 1},
 		{"t100% ms", func(b *Broadcast) float64 { return b.TimeToCoverageMS[3] }, 1},
 	}...)
+	if r.Partition != "" {
+		// Rows of the broadcasts published during the partition: what the
+		// publisher's side and the others held at the heal, and how long
+		// after it every live node held the broadcast.
+		rows = append(rows, []statRow{
+			{"own side at heal", func(b *Broadcast) float64 { return b.Partition.ownSide() }, 6},
+			{"other sides at heal", func(b *Broadcast) float64 { return b.Partition.otherSides() }, 6},
+			{"heal to all ms", func(b *Broadcast) float64 { return b.Partition.healToFull() }, 1},
+		}...)
+	}
 	bw.printf("%-18s %12s %12s %12s %12s %12s %8s\n", "", "mean", "min", "p50", "p90", "max", "n")
 	for _, row := range rows {
 		vals := make([]float64, 0, len(bs))

@@ -65,10 +65,11 @@ func (c *requestCounter) get(method string) int {
 // posts into its own iframe, so the page stays; window.attacks resolves
 // once every attempt has settled.
 const attackPage = `<!doctype html><html><head><meta charset="utf-8"><title>attacker</title></head><body>
-<iframe name="f1"></iframe><iframe name="f2"></iframe><iframe name="f3"></iframe>
+<iframe name="f1"></iframe><iframe name="f2"></iframe><iframe name="f3"></iframe><iframe name="f4"></iframe>
 <form id="pub-form" method="POST" action="%[1]s/api/publish" enctype="text/plain" target="f1"><input name='{"node":0,"body":"' value='form"}'></form>
 <form id="kill-form" method="POST" action="%[1]s/api/nodes/2/kill" target="f2"><input name="x" value="1"></form>
 <form id="node-form" method="POST" action="%[2]s/messages" enctype="text/plain" target="f3"><input name='{"body":"' value='form"}'></form>
+<form id="loss-form" method="POST" action="%[1]s/api/faults/loss" enctype="text/plain" target="f4"><input name='{"drop":0.4,"x":"' value='"}'></form>
 <script>
 const dash = %[1]q, node = %[2]q;
 const tries = [
@@ -77,12 +78,17 @@ const tries = [
   ['no-cors publish', fetch(dash + '/api/publish', {method: 'POST', mode: 'no-cors', body: JSON.stringify({node: 0, body: 'no-cors'})})],
   ['JSON publish', fetch(dash + '/api/publish', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({node: 0, body: 'json'})})],
   ['JSON kill with a guessed token', fetch(dash + '/api/nodes/0/kill', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Mesh-Token': 'guess'}})],
+  ['no-cors split', fetch(dash + '/api/faults/split', {method: 'POST', mode: 'no-cors', body: '{}'})],
+  ['no-cors loss', fetch(dash + '/api/faults/loss', {method: 'POST', mode: 'no-cors', body: JSON.stringify({drop: 0.5})})],
+  ['no-cors pause', fetch(dash + '/api/nodes/1/pause', {method: 'POST', mode: 'no-cors'})],
+  ['JSON split', fetch(dash + '/api/faults/split', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: '{}'})],
+  ['JSON pause with a guessed token', fetch(dash + '/api/nodes/2/pause', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Mesh-Token': 'guess'}})],
   ['no-cors node publish', fetch(node + '/messages', {method: 'POST', mode: 'no-cors', body: JSON.stringify({body: 'no-cors'})})],
   ['no-cors node load', fetch(node + '/load', {method: 'POST', mode: 'no-cors', body: JSON.stringify({count: 5})})],
   ['JSON node publish', fetch(node + '/messages', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({body: 'json'})})],
   ['JSON node load', fetch(node + '/load', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({count: 5})})],
 ];
-const forms = ['pub-form', 'kill-form', 'node-form'].map((id, i) => new Promise(resolve => {
+const forms = ['pub-form', 'kill-form', 'node-form', 'loss-form'].map((id, i) => new Promise(resolve => {
   const frame = document.getElementsByName('f' + (i + 1))[0];
   frame.addEventListener('load', () => resolve(id + ': loaded'), {once: true});
   setTimeout(() => resolve(id + ': no load event'), 10000);
@@ -96,11 +102,12 @@ window.attacks = Promise.allSettled(tries.map(([name, p]) => p.then(r => name + 
 // in Chromium, lets it try every way a page can send the dashboard's kill
 // and publish routes and a node's POST /messages and /load, and checks
 // through the APIs that nothing changed: no node killed, nothing
-// published, no load run.
+// published, no load run, no fault injected (no split, loss or pause).
 func TestBrowserCrossSiteChangesNothing(t *testing.T) {
 	ctx := startBrowser(t, false) // the refused requests log CORS errors
-	m := newFakeMesh(t, 3, ringLinks(3))
-	s, err := New(m, Options{})
+	f := newFaultFake(t, 3)
+	m := f.fakeMesh
+	s, err := New(f, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,6 +158,10 @@ func TestBrowserCrossSiteChangesNothing(t *testing.T) {
 			t.Errorf("node %d has %d messages published by another origin's page", i, got)
 		}
 	}
+	if k := f.changed(); k > 0 {
+		changes += k
+		t.Errorf("another origin's page injected %d faults", k)
+	}
 	if p, l := rec.published.Load(), rec.loads.Load(); p+l > 0 {
 		changes += int(p + l)
 		t.Errorf("the node API ran %d publishes and %d loads for another origin's page", p, l)
@@ -159,7 +170,7 @@ func TestBrowserCrossSiteChangesNothing(t *testing.T) {
 		changes, dashSeen.get("POST"), dashSeen.get("OPTIONS"), nodeSeen.get("POST"), nodeSeen.get("OPTIONS"))
 	// The attempts did reach the servers and were refused there, rather
 	// than being stopped by the browser before they were sent.
-	if dashSeen.get("POST") < 5 || nodeSeen.get("POST") < 3 {
+	if dashSeen.get("POST") < 9 || nodeSeen.get("POST") < 3 {
 		t.Errorf("too few attacks reached the servers (dashboard %d POSTs, node %d): the test proves nothing", dashSeen.get("POST"), nodeSeen.get("POST"))
 	}
 }

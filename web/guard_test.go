@@ -139,7 +139,7 @@ func TestDashboardLimits(t *testing.T) {
 	// The refused stream's connection was closed with its 503, so the
 	// second slot is free: take it with a publish whose body never
 	// finishes (busy, so it cannot be evicted).
-	tok := pageToken(t, base)
+	tok := pageTokenOnceFree(t, base)
 	busy, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -173,4 +173,29 @@ func rawWith(t *testing.T, hc *http.Client, url string) (int, string) {
 	var e struct{ Error string }
 	_ = json.NewDecoder(resp.Body).Decode(&e)
 	return resp.StatusCode, e.Error
+}
+
+// pageTokenOnceFree is pageToken on a server at its connection cap, which
+// gives a closed connection's slot back only when it sees the close: a
+// request that comes first is refused (EOF), so it tries again until the
+// slot is free (10 s at most).
+func pageTokenOnceFree(t *testing.T, base string) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(base + "/")
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			m := tokenRE.FindSubmatch(b)
+			if m == nil {
+				t.Fatalf("GET %s/: no mesh-token meta tag in the page", base)
+			}
+			return string(m[1])
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("GET %s/: %v (the slot never came free)", base, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -149,6 +149,12 @@ func New(m Mesh, opts Options) (*Server, error) {
 //	POST /api/publish               {"node": 3, "body": "hi"} → 201 {"id", "node"}
 //	POST /api/nodes/{index}/kill    kill a node's process
 //	POST /api/nodes/{index}/restart start it again
+//	POST /api/nodes/{index}/pause   stop a node's process (SIGSTOP): a hung peer
+//	POST /api/nodes/{index}/resume  continue it (SIGCONT)
+//	GET  /api/faults                every node's state and faults, and the cut links
+//	POST /api/faults/split          {} for halves, or {"a": [0, 1], "b": [2, 3]}
+//	POST /api/faults/heal           remove every cut
+//	POST /api/faults/loss           {"drop": 0.2}: 0 to MaxLoss on every link
 //	GET  /api/messages/{id}         every node's receipt of a message; ?wait=1s
 //	GET  /api/events                the aggregated live stream (Server-Sent Events)
 //	GET  /api/trace                 the trace to replay, if any
@@ -175,6 +181,12 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/publish", s.live(s.publish))
 	mux.HandleFunc("POST /api/nodes/{index}/kill", s.live(s.kill))
 	mux.HandleFunc("POST /api/nodes/{index}/restart", s.live(s.restart))
+	mux.HandleFunc("POST /api/nodes/{index}/pause", s.live(s.pause))
+	mux.HandleFunc("POST /api/nodes/{index}/resume", s.live(s.resume))
+	mux.HandleFunc("GET /api/faults", s.live(s.getFaults))
+	mux.HandleFunc("POST /api/faults/split", s.live(s.split))
+	mux.HandleFunc("POST /api/faults/heal", s.live(s.heal))
+	mux.HandleFunc("POST /api/faults/loss", s.live(s.loss))
 	mux.HandleFunc("GET /api/messages/{id}", s.live(s.receipts))
 	mux.HandleFunc("GET /api/events", s.live(s.events))
 	return api.Guard(api.JSONErrors(mux), api.GuardOptions{Token: s.token})

@@ -37,6 +37,7 @@ type launchFlags struct {
 	gomaxprocs           int
 	calmSysmon           bool
 	membership           bool
+	netns                bool
 	logFormat, logLevel  string
 	startTimeout         time.Duration
 	// fs is the FlagSet the flags were registered on: config asks it
@@ -59,6 +60,7 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string
 	fs.Var(antiEntropyValue{&l.antiEntropy}, "anti-entropy", gossip.AntiEntropyUsage)
 	fs.Uint64Var(&l.seed, "seed", 0, "seed for the topology, node ids and publishers; the same seed gives the same mesh (0: random, printed)")
 	fs.IntVar(&l.gomaxprocs, "gomaxprocs", gomaxprocs, "GOMAXPROCS of each node process (0: Go's default, one per core)")
+	fs.BoolVar(&l.netns, "netns", d.Netns, "run each node in a Linux network namespace of its own, on its own address in 198.18.0.0/15, joined by veth pairs and bridges in two halves (needs root and iproute2; see the README)")
 	fs.BoolVar(&l.calmSysmon, "calm-sysmon", d.CalmSysmon, "keep the Go runtime's monitor thread in each node at its 10ms idle pace instead of polling every 20µs after each wakeup (GODEBUG=schedtrace; see the README)")
 	fs.BoolVar(&l.membership, "membership", false, "run every node with --membership: failure detection, active/passive views, peer exchange, replacing lost peers")
 	fs.StringVar(&l.logFormat, "log-format", d.LogFormat, "node log format: text or json")
@@ -87,6 +89,7 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 		cfg.Seed = randomSeed()
 	}
 	cfg.GOMAXPROCS, cfg.CalmSysmon = l.gomaxprocs, l.calmSysmon
+	cfg.Netns = l.netns
 	cfg.LogFormat, cfg.LogLevel = l.logFormat, l.logLevel
 	cfg.StartTimeout = l.startTimeout
 	cfg.Membership = l.membership

@@ -34,12 +34,15 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	regions := fs.String("regions", "", "region latency matrix FILE: one line per region, its name then its delay to each region;\nnode i is in region i mod R and a message takes matrix delay + a --latency draw (default 0 with --regions)")
 	loss := fs.Float64("loss", 0, "probability that a link drops a message, in [0, 1)")
 	crash := fs.String("crash", "", "crash a random FRACTION of nodes at virtual TIME: FRACTION@TIME, e.g. 0.1@500ms (0.1 alone: at 0)")
+	partition := fs.String("partition", "", "cut every link between the SETS during virtual [FROM, TO): SETS@FROM-TO, SETS being halves\nor node sets joined by /, e.g. halves@1s-11s or 0-4999/5000-9999@1s-11s")
+	delay := fs.String("delay", "", "add D (plus or minus JITTER, uniform) to every link's --latency draw: D or D,JITTER, e.g. 20ms,10ms")
+	pause := fs.String("pause", "", "pause a FRACTION of nodes (seeded) during virtual [FROM, TO): FRACTION@FROM-TO, e.g. 0.1@2s-7s;\nframes sent to them wait and are handled when they resume")
 	broadcasts := fs.Int("broadcasts", def.Broadcasts, "messages to publish, one after another, each from a random live node")
 	gap := fs.Duration("gap", def.Gap, "virtual time between a broadcast settling and the next publish\n(default: the seen-cache TTL, so broadcasts are independent; 0 = back to back)")
 	interval := fs.Duration("interval", 0, "publish a broadcast every INTERVAL of virtual time, whether or not the earlier ones\nhave settled, so that many are in flight at once (replaces --gap; default 0: one at a time)")
 	graphs := fs.Int("graphs", 1, "run on this many independent topologies (seeds seed, seed+1, …) and pool the broadcasts")
 	seed := fs.Uint64("seed", def.Seed, "seed for the topology, the network and every core")
-	workers := fs.Int("workers", def.Workers, fmt.Sprintf("goroutines that run independent broadcasts (the default --gap, flood or fanout, no --crash after 0);\nthe output is the same for any value (0 = GOMAXPROCS, here %d; 1 = one goroutine)", runtime.GOMAXPROCS(0)))
+	workers := fs.Int("workers", def.Workers, fmt.Sprintf("goroutines that run independent broadcasts (the default --gap, flood or fanout, no --crash after 0,\nno --partition or --pause); the output is the same for any value (0 = GOMAXPROCS, here %d; 1 = one goroutine)", runtime.GOMAXPROCS(0)))
 	asJSON := fs.Bool("json", false, "print one JSON object per run (per row for --experiment)")
 	asCSV := fs.Bool("csv", false, "print CSV, one row per broadcast")
 	sweep := fs.String("sweep", "", "run once per value: fanout=1..12, degree=4..16/2, nodes=1000,10000,100000, loss=0..0.5/0.1")
@@ -148,6 +151,15 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if cfg.Crash, err = sim.ParseCrash(*crash); err != nil {
 		return bad("--crash: %v", err)
+	}
+	if cfg.Partition, err = sim.ParsePartition(*partition); err != nil {
+		return bad("--partition: %v", err)
+	}
+	if cfg.Delay, cfg.Jitter, err = sim.ParseDelay(*delay); err != nil {
+		return bad("--delay: %v", err)
+	}
+	if cfg.Pause, err = sim.ParsePause(*pause); err != nil {
+		return bad("--pause: %v", err)
 	}
 	if *regions != "" {
 		data, err := os.ReadFile(*regions)

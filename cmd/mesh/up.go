@@ -117,6 +117,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%d processes up and linked in %v\n\n", cfg.Nodes, time.Since(began).Round(time.Millisecond))
 	obs := c.Mesh().Observe(ctx)
 	printNodeTable(stdout, c.Mesh().Members(), obs)
+	if note := c.NetnsNote(); note != "" {
+		fmt.Fprintf(stdout, "\n%s", note)
+	}
 	fmt.Fprintf(stdout, "\nstate %s · logs %s\n", o.state, c.LogDir())
 	fmt.Fprintln(stdout, "Ctrl-C, SIGTERM or `mesh down` stops every node.")
 

@@ -3,6 +3,15 @@
 // deadlines, and faults — cut and heal the link between two hosts, isolate
 // a host — in the style of etcd-io/raft's test network helper.
 //
+// The network's own faults are connection faults: a cut resets the open
+// connections and refuses new dials, as a link that is gone does to TCP,
+// so that tests exercise the runtime's reconnects and backoff. A silent
+// partition, loss or delay with every connection kept up is the fault
+// plan's (package fault), applied by each node where its output leaves it
+// (node.Node.SetFaults; fault.Plan.NodePlan turns one whole-mesh plan into
+// each node's), the same plan and decisions the simulator runs. Both stay,
+// because they are different faults.
+//
 // Each node gets its own Host, a transport.Transport whose dials come from
 // that host, so that the network knows which link a connection uses. A
 // host's listen addresses are "name:port".

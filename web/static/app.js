@@ -17,6 +17,9 @@
     replay: false,
     n: 0, ids: [], links: [], adj: [], pos: [], r: 16,
     nodes: [],          // live: rows of /api/nodes
+    faults: null,       // live: GET /api/faults, when the mesh takes faults
+    cut: new Set(),     // 'a-b' for each cut link (a < b)
+    linkEls: [],        // the link lines, in S.links order
     downEv: [],         // replay: per node [[at, down]…]
     msgs: new Map(),    // id → message, oldest first
     pinned: '',         // message chosen in the select; '' follows the newest
@@ -243,9 +246,11 @@
     const gl = $('#g-links'), gt = $('#g-tree'), gn = $('#g-nodes');
     gl.replaceChildren(); gt.replaceChildren(); gn.replaceChildren();
     S.els = [];
+    S.linkEls = [];
     if (S.agg) return;
     for (const [a, b] of S.links) {
-      svg('line', { class: 'link', x1: S.pos[a][0], y1: S.pos[a][1], x2: S.pos[b][0], y2: S.pos[b][1] }, gl);
+      const l = svg('line', { class: 'link', x1: S.pos[a][0], y1: S.pos[a][1], x2: S.pos[b][0], y2: S.pos[b][1], 'data-a': a, 'data-b': b }, gl);
+      S.linkEls.push({ l, cls: 'link' });
     }
     for (let i = 0; i < S.n; i++) {
       const [x, y] = S.pos[i];
@@ -257,9 +262,11 @@
       const c = svg('circle', { class: 'node', cx: x, cy: y, r: S.r }, g);
       const q = S.r * 0.55;
       const cross = svg('path', { class: 'x', d: `M${x - q} ${y - q}l${2 * q} ${2 * q}m0 ${-2 * q}l${-2 * q} ${2 * q}`, visibility: 'hidden' }, g);
+      const pq = S.r * 0.3;
+      const pause = svg('path', { class: 'pause-mark', d: `M${x - pq} ${y - 1.3 * pq}v${2.6 * pq}M${x + pq} ${y - 1.3 * pq}v${2.6 * pq}`, visibility: 'hidden' }, g);
       const label = S.r >= 9 ? svg('text', { class: 'label', x, y }, g) : null;
       if (label) label.textContent = i;
-      S.els.push({ tree, title, ring, flash, c, cross, label, cls: '', tip: '' });
+      S.els.push({ tree, title, ring, flash, c, cross, pause, label, cls: '', tip: '' });
     }
   }
 
@@ -321,6 +328,13 @@
     return !!row && (!row.alive || (row.stream && !row.stream.connected));
   }
 
+  // isPaused reports whether node i's process is stopped (SIGSTOP): it
+  // holds its connections but answers nothing, unlike a crashed node.
+  function isPaused(i) {
+    const f = !S.replay && S.faults && S.faults.nodes[i];
+    return !!f && f.state === 'paused';
+  }
+
   // bfs returns the shortest-path distance of every node from src (-1 if
   // none), cached for the last source: the table and the aggregated view
   // ask for it on every frame.
@@ -363,20 +377,31 @@
     const now = clock(), m = current();
     let busy = false;
     if (S.agg && m) for (let i = 0; i < S.n; i++) if (m.recv[i] && m.recv[i].at > now) { busy = true; break; }
+    // Cut links are drawn dashed, so that a partition shows as the links
+    // it breaks.
+    for (let k = 0; k < S.linkEls.length; k++) {
+      const [a, b] = S.links[k], le = S.linkEls[k];
+      const cls = 'link' + (S.cut.has(a + '-' + b) ? ' cut' : '');
+      if (cls !== le.cls) { le.cls = cls; le.l.setAttribute('class', cls); }
+    }
     for (let i = 0; i < S.els.length; i++) {
-      const e = S.els[i], r = m && m.recv[i], down = isDown(i, now);
+      const e = S.els[i], r = m && m.recv[i], paused = isPaused(i), down = !paused && isDown(i, now);
       const lit = r && r.at <= now;
       if (r && !lit) busy = true;
       const origin = lit && m.origin === i;
-      const cls = 'node' + (down ? ' down' : origin ? ' origin' : lit ? ' reached' : '');
+      // A paused node is grey with a pause mark whatever it holds: it
+      // shows nothing new until it runs again.
+      const cls = 'node' + (down ? ' down' : paused ? ' paused' : origin ? ' origin' : lit ? ' reached' : '');
       if (cls !== e.cls) {
         e.cls = cls;
         e.c.setAttribute('class', cls);
         e.cross.setAttribute('visibility', down ? 'visible' : 'hidden');
-        e.ring.setAttribute('visibility', origin && !down ? 'visible' : 'hidden');
-        if (e.label) e.label.setAttribute('class', 'label' + (down ? ' down' : lit ? ' on' : ''));
+        e.pause.setAttribute('visibility', paused ? 'visible' : 'hidden');
+        e.ring.setAttribute('visibility', origin && !down && !paused ? 'visible' : 'hidden');
+        if (e.label) e.label.setAttribute('class', 'label' + (down ? ' down' : paused ? '' : lit ? ' on' : ''));
+        if (e.label) e.label.setAttribute('visibility', paused ? 'hidden' : 'visible');
       }
-      const tip = `node ${i} ${S.ids[i] || ''}: ` + (down ? 'failed' : lit ? `reached at hop ${r.hop}` + (r.from >= 0 ? ` from node ${r.from}` : ' (publisher)') : 'not reached');
+      const tip = `node ${i} ${S.ids[i] || ''}: ` + (down ? 'failed' : paused ? 'paused (process stopped)' : lit ? `reached at hop ${r.hop}` + (r.from >= 0 ? ` from node ${r.from}` : ' (publisher)') : 'not reached');
       if (tip !== e.tip) { e.tip = tip; e.title.textContent = tip; }
       // The link that carried this node's first copy grows from the sender
       // to the node as the copy travels.
@@ -480,34 +505,44 @@
       const act = h('td', { className: 'live-only' }, tr);
       const kill = h('button', { type: 'button', className: 'danger', textContent: 'Kill' }, act);
       const restart = h('button', { type: 'button', className: 'secondary', textContent: 'Restart' }, act);
+      // Pause and resume come after Restart, and only when the mesh takes
+      // faults from the page.
+      const pause = h('button', { type: 'button', className: 'secondary fault-only', textContent: 'Pause' }, act);
+      const resume = h('button', { type: 'button', className: 'secondary fault-only', textContent: 'Resume' }, act);
       kill.setAttribute('aria-label', 'Kill node ' + i);
       restart.setAttribute('aria-label', 'Restart node ' + i);
-      kill.addEventListener('click', () => control(i, 'kill'));
-      restart.addEventListener('click', () => control(i, 'restart'));
-      S.rows.push({ tr, cells, state, kill, restart, key: '' });
+      pause.setAttribute('aria-label', 'Pause node ' + i);
+      resume.setAttribute('aria-label', 'Resume node ' + i);
+      for (const [b, verb] of [[kill, 'kill'], [restart, 'restart'], [pause, 'pause'], [resume, 'resume']]) {
+        b.dataset.action = verb;
+        b.addEventListener('click', () => control(i, verb));
+      }
+      S.rows.push({ tr, cells, state, kill, restart, pause, resume, key: '' });
     }
   }
 
   function renderTable(m, now) {
     const dist = bfs(m ? m.origin : -1);
     for (let i = 0; i < S.n; i++) {
-      const row = S.rows[i], r = reached(m, i, now), down = isDown(i, now);
+      const row = S.rows[i], r = reached(m, i, now), paused = isPaused(i), down = !paused && isDown(i, now);
       const live = !S.replay && S.nodes[i];
-      const stateText = down ? (live && live.alive ? 'no events' : 'down') : 'up';
+      const stateText = paused ? 'paused' : down ? (live && live.alive ? 'no events' : 'down') : 'up';
       const vals = [stateText, r ? r.hop : '–', dist[i] >= 0 ? dist[i] : '–', r ? (r.from >= 0 ? r.from : 'publisher') : '–',
         r ? fmt(r.lat) : '–', r ? dupsAt(r, now) : '–'];
-      const key = vals.join('|') + down + (m && m.origin === i);
+      const key = vals.join('|') + down + paused + (m && m.origin === i) + (live && live.alive);
       if (key === row.key) continue;
       row.key = key;
       row.state.textContent = stateText;
-      row.state.className = down ? 'state-down' : 'state-up';
+      row.state.className = paused ? 'state-paused' : down ? 'state-down' : 'state-up';
       for (let k = 1; k < vals.length; k++) row.cells[k + 2].textContent = vals[k];
-      row.tr.className = (down ? 'down' : '') + (m && m.origin === i ? ' origin' : '');
+      row.tr.className = (down ? 'down' : paused ? 'paused' : '') + (m && m.origin === i ? ' origin' : '');
       row.tr.dataset.reached = !!r;
       row.tr.dataset.hop = r ? r.hop : '';
       row.tr.dataset.from = r ? r.from : '';
       row.kill.disabled = !live || !live.alive;
       row.restart.disabled = !live || live.alive;
+      row.pause.disabled = !live || !live.alive || paused;
+      row.resume.disabled = !live || !live.alive || !paused;
     }
     const sum = $('#summary');
     if (!m) { sum.textContent = 'No message yet.'; sum.dataset.reached = 0; sum.dataset.total = S.n; return; }
@@ -607,20 +642,75 @@
   // liveStatus says in the header how many nodes are up, from S.nodes.
   function liveStatus() {
     if (S.replay || !S.connected || !S.nodes) return;
-    const up = S.nodes.filter((r) => r.alive && r.stream.connected).length;
-    setStatus(`Live · ${S.n} nodes · ${up} up and streaming`);
+    const up = S.nodes.filter((r, i) => r.alive && r.stream.connected && !isPaused(i)).length;
+    const paused = S.nodes.filter((r, i) => isPaused(i)).length;
+    setStatus(`Live · ${S.n} nodes · ${up} up and streaming` + (paused ? ` · ${paused} paused` : ''));
   }
 
   async function refreshNodes() {
     try {
-      const res = await getJSON('/api/nodes');
+      const [res, faults] = await Promise.all([getJSON('/api/nodes'), getJSON('/api/faults')]);
       S.nodes = res.nodes;
+      setFaults(faults);
       S.dirty = true;
       kick();
       liveStatus();
     } catch (err) {
       setStatus('Cannot read the node table: ' + err.message, true);
     }
+  }
+
+  // ---- faults ----
+
+  // setFaults takes an answer of GET /api/faults (or of a fault route):
+  // which links are cut, which nodes paused, the loss in force.
+  function setFaults(f) {
+    const on = !!(f && f.available);
+    S.faults = on ? f : null;
+    document.body.classList.toggle('faults', on);
+    S.cut = new Set(on ? f.cut_links.map(([a, b]) => a + '-' + b) : []);
+    for (const row of S.rows || []) row.key = '';
+    const st = $('#fault-state');
+    if (!on) { st.textContent = f && f.why ? 'No fault controls: ' + f.why : 'No faults.'; return; }
+    const paused = f.nodes.filter((n) => n.state === 'paused').map((n) => n.index);
+    const cutNodes = f.nodes.filter((n) => n.cut.length).length;
+    const parts = [];
+    if (f.cut_links.length || cutNodes) parts.push(`${f.cut_links.length} links cut (${cutNodes} nodes cut off from some others)`);
+    if (f.loss > 0) parts.push(`loss up to ${Math.round(f.loss * 100)}%`);
+    if (paused.length) parts.push('paused: node' + (paused.length > 1 ? 's ' : ' ') + paused.join(', '));
+    st.textContent = parts.length ? parts.join(' · ') : 'No faults.';
+    st.dataset.cut = f.cut_links.length;
+    st.dataset.paused = paused.join(',');
+    st.dataset.loss = f.loss;
+    const loss = $('#loss');
+    if (document.activeElement !== loss && !S.lossBusy) {
+      loss.value = Math.round(f.loss * 100);
+      $('#loss-out').textContent = loss.value + '%';
+    }
+  }
+
+  // fault sends one fault route and shows what is then in force.
+  async function fault(path, body) {
+    const errEl = $('#fault-error');
+    errEl.textContent = '';
+    const buttons = [$('#split'), $('#heal')];
+    for (const b of buttons) b.disabled = true;
+    try {
+      setFaults(await getJSON(path, { method: 'POST', body: JSON.stringify(body || {}) }));
+      S.dirty = true;
+      kick();
+    } catch (err) {
+      errEl.textContent = err.message;
+      refreshNodes();
+    } finally {
+      for (const b of buttons) b.disabled = false;
+    }
+  }
+
+  async function setLoss() {
+    const v = Number($('#loss').value);
+    S.lossBusy = true;
+    try { await fault('/api/faults/loss', { drop: v / 100 }); } finally { S.lossBusy = false; }
   }
   let refreshTimer = 0;
   function refreshSoon() {
@@ -704,9 +794,19 @@
 
   async function control(i, verb) {
     const row = S.rows[i];
-    row.kill.disabled = row.restart.disabled = true;
+    row.kill.disabled = row.restart.disabled = row.pause.disabled = row.resume.disabled = true;
+    // data-pending marks the row while its request runs (a restart waits
+    // for the node, or the mesh, to be back).
+    row.tr.dataset.pending = verb;
     try {
       const res = await getJSON(`/api/nodes/${i}/${verb}`, { method: 'POST' });
+      if (verb === 'pause' || verb === 'resume') {
+        // These answer with the faults in force; the node table is as
+        // before.
+        setFaults(res);
+        await refreshNodes();
+        return;
+      }
       S.nodes = res.nodes;
       row.key = '';
       S.dirty = true;
@@ -715,6 +815,8 @@
     } catch (err) {
       setStatus(`${verb} node ${i} failed: ${err.message}`, true);
       refreshNodes();
+    } finally {
+      delete row.tr.dataset.pending;
     }
   }
 
@@ -783,6 +885,11 @@
 
   function wire() {
     $('#publish-form').addEventListener('submit', publish);
+    $('#faults').addEventListener('submit', (e) => e.preventDefault());
+    $('#split').addEventListener('click', () => fault('/api/faults/split', {}));
+    $('#heal').addEventListener('click', () => fault('/api/faults/heal', {}));
+    $('#loss').addEventListener('input', (e) => { $('#loss-out').textContent = e.target.value + '%'; });
+    $('#loss').addEventListener('change', setLoss);
     $('#animate').checked = S.animate;
     $('#animate').addEventListener('change', (e) => { S.animate = e.target.checked; });
     $('#msg').addEventListener('change', (e) => { S.pinned = e.target.value; S.dirty = true; kick(); });
