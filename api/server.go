@@ -62,6 +62,7 @@ func (l HandlerLimits) Validate() error {
 //	GET  /metrics         Prometheus exposition
 //	GET  /events          live events as Server-Sent Events (if b is an EventSource)
 //	GET, PUT, DELETE /faults   the fault plan (if b is a FaultBackend; see faults.go)
+//	GET  /membership      active, passive and suspect peers (if b is a MembershipBackend)
 func NewHandler(b Backend, metrics http.Handler) http.Handler {
 	return NewHandlerWith(b, metrics, DefaultHandlerLimits())
 }
@@ -88,6 +89,9 @@ func NewHandlerWith(b Backend, metrics http.Handler, lim HandlerLimits) http.Han
 	}
 	if fb, ok := b.(FaultBackend); ok {
 		registerFaults(mux, fb)
+	}
+	if mb, ok := b.(MembershipBackend); ok {
+		registerMembership(mux, mb)
 	}
 	return Guard(JSONErrors(mux), GuardOptions{})
 }

@@ -19,6 +19,7 @@ import (
 
 	"gossipmesh/api"
 	"gossipmesh/gossip"
+	"gossipmesh/membership"
 	"gossipmesh/netns"
 	"gossipmesh/node"
 )
@@ -273,6 +274,17 @@ func (c *Cluster) nodeArgs(i int) []string {
 	}
 	if need := 2 * inbound; need > def.MaxInboundPerIP {
 		args = append(args, "--max-inbound-per-ip", strconv.Itoa(need))
+	}
+	if c.cfg.Membership {
+		args = append(args, "--membership")
+		if c.net != nil {
+			// Peer exchange takes only loopback unless told: the nodes
+			// listen in the namespaces' subnet.
+			args = append(args, "--px-nets", c.net.Subnet().String())
+		}
+		if deg := len(c.topo.Chosen[i]) + inbound; deg > membership.DefaultConfig().ActiveHigh {
+			args = append(args, "--active-high", strconv.Itoa(deg))
+		}
 	}
 	if c.cfg.LogLevel != "" {
 		args = append(args, "--log-level", c.cfg.LogLevel)

@@ -43,6 +43,12 @@ type Config struct {
 	// gossip.DefaultAntiEntropy for the routers that repair), negative
 	// off, positive the period. Default 0.
 	AntiEntropy time.Duration
+	// Membership runs every node with --membership, and raises a node's
+	// --active-high to its degree in the topology where that is above the
+	// default, so that the membership never drops a link the topology
+	// (and WaitReady) expects. With Netns, peer exchange also takes the
+	// namespaces' subnet (--px-nets). Default false.
+	Membership bool
 	// MaxBody, if positive, sets the nodes' message body limit; 0 keeps the
 	// node's default (1 MiB).
 	MaxBody int

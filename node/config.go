@@ -10,6 +10,7 @@ import (
 
 	"gossipmesh/fault"
 	"gossipmesh/gossip"
+	"gossipmesh/membership"
 	"gossipmesh/transport"
 	"gossipmesh/transport/tcp"
 	"gossipmesh/wire"
@@ -141,6 +142,14 @@ type Config struct {
 	// node API's PUT /faults replaces it at run time). Default none.
 	Faults fault.Plan
 
+	// Membership, when set, runs the membership (package membership):
+	// heartbeats and suspicion on idle links, active and passive views
+	// with degree bounds, peer exchange, and dials from the passive view
+	// to replace lost peers. Booted peers (Candidates) seed the views; a
+	// booted peer's redial loop redials only while the node is below the
+	// high bound. Default nil: off (a node still answers PINGs).
+	Membership *membership.Config
+
 	// HandshakeTimeout bounds the time from connect to the peer's hello; a
 	// connection that never speaks is closed after it. Default 5 s.
 	HandshakeTimeout time.Duration
@@ -229,6 +238,11 @@ func (c Config) MaxFrame() int { return c.Gossip.MaxBody + wire.FrameOverhead }
 func (c Config) Validate() error {
 	if err := c.Gossip.Validate(); err != nil {
 		return fmt.Errorf("node: %w", err)
+	}
+	if c.Membership != nil {
+		if err := c.Membership.Validate(); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
 	}
 	switch {
 	case c.Listener == nil && c.Listen == "":

@@ -33,6 +33,17 @@ func (n *Node) dialLoop(addr string) {
 			return
 		}
 		backoff = min(2*backoff, n.cfg.BackoffMax)
+		// With membership on, a lost booted peer is replaced from the
+		// passive view at once; this loop keeps redialing it (so that a
+		// restarted peer gets its links back) only while the node is below
+		// its high degree bound, so that a full node dials nobody.
+		for n.degreeAtHigh() {
+			select {
+			case <-time.After(n.cfg.BackoffMax):
+			case <-n.stop:
+				return
+			}
+		}
 	}
 }
 

@@ -52,6 +52,8 @@ func (n *Node) loop(ctx context.Context) {
 			n.removeLink(p)
 		case <-n.faults.timer.C:
 			n.releaseHeld()
+		case <-n.memberTimer():
+			n.memberTick()
 		case reply := <-n.m.statsReq:
 			reply <- n.protoStats()
 		case <-tick.C:
@@ -99,6 +101,10 @@ func (n *Node) receiveBatch(first inbound) {
 		in := &n.batch[i]
 		now := time.Now().UnixNano()
 		if n.staleInbound(in, now) || n.faultReceive(in.from.id) {
+			continue
+		}
+		if in.mem != nil {
+			n.memberFrame(in)
 			continue
 		}
 		start, sends := len(n.out.Events), len(n.out.Sends)
@@ -452,6 +458,9 @@ func (n *Node) setLink(id wire.NodeID, p *peer) {
 		n.links[id] = p
 	}
 	n.linksMu.Unlock()
+	if n.ms != nil {
+		n.memberLink(id, p)
+	}
 }
 
 // pendingLog is a receipt log line waiting for the batch's sends to go

@@ -193,6 +193,10 @@ func reasonOf(err error) string {
 	switch {
 	case errors.Is(err, errHandshakeTimeout):
 		return "handshake_timeout"
+	case errors.Is(err, errEvicted):
+		return "evicted"
+	case errors.Is(err, errSurplus):
+		return "surplus"
 	case errors.Is(err, errStalled) || errors.Is(err, os.ErrDeadlineExceeded):
 		return "stalled"
 	case errors.Is(err, errPeerCap):
@@ -241,7 +245,7 @@ func reasonOf(err error) string {
 // up, or this node closed it (shutdown, duplicate link). Those are not the
 // peer's fault and are not counted as rejections.
 func benign(err error) bool {
-	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errReplaced) || errors.Is(err, errShutdown)
+	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errReplaced) || errors.Is(err, errShutdown) || errors.Is(err, errSurplus)
 }
 
 // countQueued counts f, queued to a peer, as a payload frame or a control

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gossipmesh/gossip"
+	"gossipmesh/membership"
 	"gossipmesh/wire"
 )
 
@@ -76,6 +77,7 @@ type Node struct {
 	receipts *receiptStore
 	mem      *memState // byte budgets: inbox, send queues, publish backpressure
 	faults   *faults   // the fault plan and the frames it holds (faults.go)
+	ms       *members  // the membership (membership.go); nil when off
 	subs     subscribers
 	dials    []string // candidates chosen to dial, fixed at New
 
@@ -113,8 +115,9 @@ type inbound struct {
 	from *peer
 	msg  wire.Message
 	ctl  *wire.Control
-	at   int64 // when the reader queued it, Unix ns
-	size int64 // inbound budget it holds, released once the loop handled it
+	mem  *memberInbound // a membership frame (membership.go)
+	at   int64          // when the reader queued it, Unix ns
+	size int64          // inbound budget it holds, released once the loop handled it
 	// newcomer: the budget was taken in the share of links that had not
 	// yet delivered a message.
 	newcomer bool
@@ -211,6 +214,10 @@ func New(cfg Config) (*Node, error) {
 	n.standby = make(map[wire.NodeID]*peer)
 	n.inboundByHost = make(map[string]int)
 	n.inboundMax = cfg.MaxPeers - len(n.dials)
+	if n.ms, err = newMembers(cfg.Membership, id, addr, seed, cfg.Candidates, n.dials, n.m.reg); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("node: %w", err)
+	}
 	return n, nil
 }
 
@@ -264,6 +271,11 @@ func (n *Node) Run(ctx context.Context) error {
 	n.runCtx = runCtx
 
 	n.log.Info("node up", "gossip", n.addr, "dials", n.dials)
+	if n.ms != nil {
+		for _, a := range n.dials {
+			n.ms.core.DialStarted(time.Now().UnixNano(), membership.Entry{Addr: a})
+		}
+	}
 	n.wg.Add(1)
 	go n.acceptLoop()
 	for _, a := range n.dials {

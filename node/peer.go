@@ -53,6 +53,7 @@ type peer struct {
 
 	q       *sendQueue    // frames to write, bounded in bytes and frames
 	dropped atomic.Uint64 // frames not sent to this peer: queue full or stale
+	heard   atomic.Int64  // when the reader last read a frame, Unix ns (membership only)
 	// passedOver: this peer's queue held own publishes back for a whole
 	// MaxQueueDelay; they no longer wait for it until it drains. Owned by
 	// the loop.
@@ -204,6 +205,9 @@ func (n *Node) readLoop(p *peer) error {
 		}
 		size := p.fc.frameDone(len(f.Payload))
 		n.m.bytesIn.Add(float64(size))
+		if n.ms != nil {
+			n.memberHeard(p)
+		}
 		in := inbound{from: p, at: time.Now().UnixNano(), size: held, newcomer: heldAsNewcomer}
 		switch {
 		case f.Type == wire.FrameMessage:
@@ -218,6 +222,10 @@ func (n *Node) readLoop(p *peer) error {
 			}
 			in.ctl = &c
 			n.m.controlReceived[f.Type].Inc()
+		case f.Type.IsMembership():
+			if in.mem, err = decodeMember(f.Type, f.Payload); err != nil {
+				return err
+			}
 		default:
 			return fmt.Errorf("%w: unexpected %v frame after the handshake", errProtocol, f.Type)
 		}

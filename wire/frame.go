@@ -89,6 +89,12 @@ func (t FrameType) String() string {
 		return "prune"
 	case FramePull:
 		return "pull"
+	case FramePing:
+		return "ping"
+	case FramePong:
+		return "pong"
+	case FramePeerExchange:
+		return "px"
 	}
 	return fmt.Sprintf("frame-type-%d", uint8(t))
 }
@@ -98,7 +104,9 @@ func (t FrameType) String() string {
 func (t FrameType) IsControl() bool { return t >= FrameIHave && t <= FramePull }
 
 // known reports whether this build can decode frames of type t.
-func (t FrameType) known() bool { return t == FrameHello || t == FrameMessage || t.IsControl() }
+func (t FrameType) known() bool {
+	return t == FrameHello || t == FrameMessage || t.IsControl() || t.IsMembership()
+}
 
 // Decoding errors. Each kind of malformed input has its own, so that a node
 // can log why it dropped a peer; match them with errors.Is.

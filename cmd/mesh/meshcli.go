@@ -36,6 +36,7 @@ type launchFlags struct {
 	seed                 uint64
 	gomaxprocs           int
 	calmSysmon           bool
+	membership           bool
 	netns                bool
 	logFormat, logLevel  string
 	startTimeout         time.Duration
@@ -61,6 +62,7 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string
 	fs.IntVar(&l.gomaxprocs, "gomaxprocs", gomaxprocs, "GOMAXPROCS of each node process (0: Go's default, one per core)")
 	fs.BoolVar(&l.netns, "netns", d.Netns, "run each node in a Linux network namespace of its own, on its own address in 198.18.0.0/15, joined by veth pairs and bridges in two halves (needs root and iproute2; see the README)")
 	fs.BoolVar(&l.calmSysmon, "calm-sysmon", d.CalmSysmon, "keep the Go runtime's monitor thread in each node at its 10ms idle pace instead of polling every 20µs after each wakeup (GODEBUG=schedtrace; see the README)")
+	fs.BoolVar(&l.membership, "membership", false, "run every node with --membership: failure detection, active/passive views, peer exchange, replacing lost peers")
 	fs.StringVar(&l.logFormat, "log-format", d.LogFormat, "node log format: text or json")
 	levelUsage := "node log level: debug, info, warn or error"
 	if logLevel == "" {
@@ -90,6 +92,7 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 	cfg.Netns = l.netns
 	cfg.LogFormat, cfg.LogLevel = l.logFormat, l.logLevel
 	cfg.StartTimeout = l.startTimeout
+	cfg.Membership = l.membership
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(stderr, strings.TrimPrefix(err.Error(), "cluster: "))
 	}

@@ -16,6 +16,7 @@ import (
 
 	"gossipmesh/api"
 	"gossipmesh/gossip"
+	"gossipmesh/membership"
 	"gossipmesh/node"
 	"gossipmesh/transport/tcp"
 	"gossipmesh/wire"
@@ -51,6 +52,16 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	maxPeers := fs.Int("max-peers", def.MaxPeers, "most links, live and standby; inbound ones get what --peers leaves")
 	maxPerIP := fs.Int("max-inbound-per-ip", def.MaxInboundPerIP, "most inbound links from one source IP")
 	memoryBudget := fs.Int64("memory-budget", def.MemoryBudget, "the node's memory budget in `bytes`: inbox, send queues and receipt bodies get shares of it, and the Go runtime's soft memory limit is set to 7/8 of it unless GOMEMLIMIT is set")
+	md := membership.DefaultConfig()
+	member := fs.Bool("membership", false, "run the membership: heartbeats and suspicion on idle links, active/passive views with degree bounds, peer exchange, replacing lost peers from the passive view")
+	activeLow := fs.Int("active-low", md.ActiveLow, "with --membership: dial from the passive view below this many links")
+	activeHigh := fs.Int("active-high", md.ActiveHigh, "with --membership: drop links above this many")
+	passiveSize := fs.Int("passive-size", md.PassiveSize, "with --membership: most (id, address) pairs kept in the passive view")
+	probeInterval := fs.Duration("probe-interval", md.ProbeInterval, "with --membership: PING a link silent this long")
+	probeTimeout := fs.Duration("probe-timeout", md.ProbeTimeout, "with --membership: suspect a peer silent this long after a PING")
+	suspicionMult := fs.Int("suspicion-mult", md.SuspicionMult, "with --membership: evict a suspect silent for this many probe intervals")
+	pxInterval := fs.Duration("px-interval", md.ExchangeInterval, "with --membership: mean time between peer exchanges")
+	pxNets := fs.String("px-nets", "", "with --membership: comma-separated CIDR `prefixes`, besides loopback, that peer-exchange addresses may be in")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -89,6 +100,17 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 			return usageErr("--id: want 16 hex digits, not all zero; got %q", *idHex)
 		}
 		cfg.ID = id
+	}
+	if *member {
+		md.ActiveLow, md.ActiveHigh, md.PassiveSize = *activeLow, *activeHigh, *passiveSize
+		md.ProbeInterval, md.ProbeTimeout, md.SuspicionMult = *probeInterval, *probeTimeout, *suspicionMult
+		md.ExchangeInterval = *pxInterval
+		nets, err := membership.ParseNets(*pxNets)
+		if err != nil {
+			return usageErr("--px-nets: %v", err)
+		}
+		md.AllowedNets = nets
+		cfg.Membership = &md
 	}
 	st, err := gossip.ParseStrategy(*strategy)
 	if err != nil {

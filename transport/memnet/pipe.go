@@ -139,7 +139,12 @@ func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil {
-		d.timer.Stop()
+		if !d.timer.Stop() {
+			// It fired, and its func may not have closed the channel yet:
+			// the new deadline gets a channel of its own, so that the old
+			// func neither closes it early nor twice.
+			d.expired = make(chan struct{})
+		}
 		d.timer = nil
 	}
 	select {

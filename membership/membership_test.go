@@ -1,0 +1,343 @@
+package membership
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"gossipmesh/wire"
+)
+
+const ms = int64(time.Millisecond)
+
+func newTest(t *testing.T, cfg Config) *Membership {
+	t.Helper()
+	m, err := New(cfg, 1, "127.0.0.1:7001", rand.New(rand.NewPCG(1, 2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func loop(i int) Entry {
+	return Entry{ID: wire.NodeID(100 + i), Addr: fmt.Sprintf("127.0.0.1:%d", 8000+i)}
+}
+
+// run ticks m every 250 ms from from to to (exclusive), calling heard
+// before each tick, and returns what it asked for.
+func run(m *Membership, from, to int64, heard func(now int64, out *Output)) Output {
+	var all Output
+	for now := from; now < to; now += 250 * ms {
+		var out Output
+		if heard != nil {
+			heard(now, &out)
+		}
+		m.NextTick()
+		m.Tick(now, &out)
+		all.Pings = append(all.Pings, out.Pings...)
+		all.Evict = append(all.Evict, out.Evict...)
+		all.Drop = append(all.Drop, out.Drop...)
+		all.Dial = append(all.Dial, out.Dial...)
+		all.Events = append(all.Events, out.Events...)
+	}
+	return all
+}
+
+func firstEvent(o Output, k EventKind) (int64, bool) {
+	for _, e := range o.Events {
+		if e.Kind == k {
+			return e.At, true
+		}
+	}
+	return 0, false
+}
+
+// A peer that goes silent (hung: no close) is pinged, suspected and only
+// then evicted, within the documented bounds of its last frame.
+func TestSilentPeerSuspectedThenEvicted(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	start := int64(time.Second)
+	m.Up(start, loop(1), false, &out)
+	got := run(m, start, start+20*int64(time.Second), nil)
+	sus, ok := firstEvent(got, EventSuspect)
+	if !ok {
+		t.Fatal("silent peer never suspected")
+	}
+	ev, ok := firstEvent(got, EventEvict)
+	if !ok {
+		t.Fatal("silent peer never evicted")
+	}
+	if len(got.Pings) == 0 || ev <= sus {
+		t.Fatalf("pings %d, suspect at %v, evict at %v: want pings, then suspicion before eviction", len(got.Pings), time.Duration(sus-start), time.Duration(ev-start))
+	}
+	if sus-start > 3*int64(time.Second) || ev-start > 10*int64(time.Second) {
+		t.Errorf("suspected after %v, evicted after %v of silence: want within 3 s and 10 s", time.Duration(sus-start), time.Duration(ev-start))
+	}
+	if !slices.Equal(got.Evict, []wire.NodeID{loop(1).ID}) {
+		t.Errorf("evict %v, want the peer once", got.Evict)
+	}
+}
+
+// A peer silent for one second (a paused process that resumes) may be
+// suspected but is never evicted; its first frame refutes the suspicion.
+func TestOneSecondPauseEvictsNobody(t *testing.T) {
+	for _, pauseAt := range []int64{2000, 2100, 2400, 3000} {
+		m := newTest(t, DefaultConfig())
+		var out Output
+		m.Up(ms, loop(1), false, &out)
+		pauseFrom, pauseTo := pauseAt*ms, (pauseAt+1000)*ms
+		got := run(m, ms, 20*int64(time.Second), func(now int64, out *Output) {
+			if now < pauseFrom || now >= pauseTo {
+				m.Heard(now-ms, loop(1).ID, out) // it answers whatever it was sent
+			}
+		})
+		if len(got.Evict) != 0 {
+			t.Errorf("pause at %d ms: evicted %v", pauseAt, got.Evict)
+		}
+		if _, sus := firstEvent(got, EventSuspect); sus {
+			if _, ok := firstEvent(got, EventRefuted); !ok {
+				t.Errorf("pause at %d ms: suspected and never refuted", pauseAt)
+			}
+		}
+		if a := m.Active(); len(a) != 1 || a[0].Suspect {
+			t.Errorf("pause at %d ms: active view %+v", pauseAt, a)
+		}
+	}
+}
+
+// A node whose own ticks stop for 5 s (it was paused, or its machine
+// stalled) holds the lag against nobody, and stretches its timeouts.
+func TestOwnStallSuspectsNobody(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 4 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	heardAll := func(now int64, out *Output) {
+		for i := range 4 {
+			m.Heard(now-ms, loop(i).ID, out)
+		}
+	}
+	got := run(m, ms, 5*int64(time.Second), heardAll)
+	// Stalled from 5 s to 10 s: no tick, nothing heard. Its peers' frames
+	// wait in its inbox and arrive just after it resumes.
+	got2 := run(m, 10*int64(time.Second), 10*int64(time.Second)+250*ms, nil)
+	got3 := run(m, 10*int64(time.Second)+250*ms, 20*int64(time.Second), heardAll)
+	for _, o := range []Output{got, got2, got3} {
+		if len(o.Evict) != 0 {
+			t.Fatalf("evicted %v after its own stall", o.Evict)
+		}
+		if _, ok := firstEvent(o, EventSuspect); ok {
+			t.Fatalf("suspected a peer after its own stall: %+v", o.Events)
+		}
+	}
+	if _, ok := firstEvent(got2, EventSlow); !ok {
+		t.Error("the stall was not noticed")
+	}
+	if m.Awareness() != 0 {
+		t.Errorf("awareness %d ten seconds after the stall, want back to 0", m.Awareness())
+	}
+}
+
+// Below the low bound the node dials from its passive view; above the
+// high bound it drops the surplus, never the newest link, into the
+// passive view.
+func TestDegreeBounds(t *testing.T) {
+	cfg := DefaultConfig()
+	m := newTest(t, cfg)
+	for i := range 10 {
+		m.Seed(loop(i))
+	}
+	var out Output
+	m.Up(ms, loop(0), false, &out)
+	if len(out.Dial) != cfg.ActiveLow-1 {
+		t.Fatalf("one link: dials %v, want %d", out.Dial, cfg.ActiveLow-1)
+	}
+	for _, d := range out.Dial {
+		if d == loop(0) {
+			t.Error("dialed a peer already linked")
+		}
+	}
+	// A dial that fails forgets the entry and dials another.
+	failed := out.Dial[0]
+	out.Reset()
+	m.DialFailed(2*ms, failed, &out)
+	if len(out.Dial) != 1 || out.Dial[0] == failed || slices.Contains(m.Passive(), failed) {
+		t.Errorf("after a failed dial: dials %v, passive %v", out.Dial, m.Passive())
+	}
+	// Fill above the high bound.
+	m2 := newTest(t, cfg)
+	out.Reset()
+	for i := range cfg.ActiveHigh {
+		m2.Up(int64(i+1)*ms, loop(i), false, &out)
+	}
+	out.Reset()
+	m2.Up(2000*ms, loop(50), true, &out)
+	m2.Up(2100*ms, loop(51), true, &out)
+	if len(out.Drop) != 0 {
+		t.Fatalf("dropped %v before the newcomers said whether they need their links", out.Drop)
+	}
+	m2.ExchangeFrom(2200*ms, loop(50).ID, true, nil, &out)
+	m2.ExchangeFrom(2200*ms, loop(51).ID, false, nil, &out)
+	if len(out.Drop) != 2 || out.Drop[0] != loop(51).ID || slices.Contains(out.Drop, loop(50).ID) {
+		t.Fatalf("drops %v, want the newcomer that needs no link (%v), then an old one, never the one that needs it", out.Drop, loop(51).ID)
+	}
+	dropped := out.Drop[1]
+	out.Reset()
+	m2.Down(2300*ms, dropped, &out)
+	if !slices.ContainsFunc(m2.Passive(), func(e Entry) bool { return e.ID == dropped }) {
+		t.Error("a dropped peer did not go to the passive view")
+	}
+	if len(out.Dial) != 0 {
+		t.Errorf("dialed %v after a surplus drop", out.Dial)
+	}
+}
+
+// A failed peer is replaced from the passive view even when the degree is
+// still above the low bound (HyParView keeps its active view full).
+func TestFailedPeerReplaced(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 5 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	m.Seed(loop(20), loop(21))
+	out.Reset()
+	m.Down(2*ms, loop(2).ID, &out)
+	if len(out.Dial) != 1 {
+		t.Fatalf("dials %v after a peer failed, want one replacement", out.Dial)
+	}
+	if slices.Contains(m.Passive(), loop(2)) {
+		t.Error("a failed peer went to the passive view")
+	}
+}
+
+// Peer exchange: bounded, never this node or a linked peer, never an
+// address outside the rule, and a claim never moves a known id.
+func TestExchangeMergeRules(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.PassiveSize = 4
+	m := newTest(t, cfg)
+	var out Output
+	m.Up(ms, loop(0), false, &out)
+	took, refused := m.ExchangeFrom(2*ms, loop(0).ID, false, []Entry{
+		loop(1),
+		{ID: 1, Addr: "127.0.0.1:9999"},      // this node's id
+		{ID: 50, Addr: "127.0.0.1:7001"},     // this node's address
+		loop(0),                              // linked already
+		{ID: 51, Addr: "10.0.0.5:7001"},      // not loopback
+		{ID: 52, Addr: "example.com:7001"},   // a name
+		{ID: 53, Addr: "127.0.0.1:0"},        // no port
+		{ID: 54, Addr: "169.254.169.254:80"}, // metadata service
+	}, &out)
+	if refused != 4 {
+		t.Errorf("refused %d, want 4: non-loopback, name, port 0, link-local", refused)
+	}
+	if took != 1 || !slices.Equal(m.Passive(), []Entry{loop(1)}) {
+		t.Errorf("took %d, passive %v, want only %v", took, m.Passive(), loop(1))
+	}
+	// A known id keeps its address.
+	m.ExchangeFrom(3*ms, loop(0).ID, false, []Entry{{ID: loop(1).ID, Addr: "127.0.0.1:6666"}}, &out)
+	if !slices.Equal(m.Passive(), []Entry{loop(1)}) {
+		t.Errorf("a claim moved a known id: %v", m.Passive())
+	}
+	// Bounded: the view never passes PassiveSize, an exchange never takes
+	// more than ExchangeSize.
+	var many []Entry
+	for i := range MaxExchange {
+		many = append(many, loop(10+i))
+	}
+	took, refused = m.ExchangeFrom(4*ms, loop(0).ID, false, many, &out)
+	if refused != MaxExchange-cfg.ExchangeSize || took != cfg.ExchangeSize || len(m.Passive()) != cfg.PassiveSize {
+		t.Errorf("took %d refused %d, passive %d: want %d, %d, %d", took, refused, len(m.Passive()), cfg.ExchangeSize, MaxExchange-cfg.ExchangeSize, cfg.PassiveSize)
+	}
+	// Configured networks widen the rule.
+	cfg.AllowedNets, _ = ParseNets("10.0.0.0/24")
+	if !cfg.Allowed("10.0.0.5:7001") || cfg.Allowed("10.0.1.5:7001") {
+		t.Error("AllowedNets not applied")
+	}
+}
+
+// Exchanges go out when a link comes up and periodically, never naming
+// the recipient, and bounded.
+func TestExchangeSent(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 3 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	if len(out.Exchanges) != 3 {
+		t.Fatalf("exchanges %d on link up, want one per link", len(out.Exchanges))
+	}
+	for _, x := range out.Exchanges {
+		for _, e := range x.Entries {
+			if e.ID == x.To {
+				t.Errorf("exchange to %v names it", x.To)
+			}
+		}
+	}
+	n := 0
+	for now := int64(2 * ms); now < 60*int64(time.Second); now += 250 * ms {
+		out.Reset()
+		for i := range 3 {
+			m.Heard(now, loop(i).ID, &out)
+		}
+		m.NextTick()
+		m.Tick(now, &out)
+		n += len(out.Exchanges)
+	}
+	if n < 60/7 || n > 60/3 {
+		t.Errorf("%d periodic exchanges in 60 s, want about one per 5 s", n)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	bad := DefaultConfig()
+	bad.ActiveHigh = 2
+	if bad.Validate() == nil {
+		t.Error("high below low accepted")
+	}
+	bad = DefaultConfig()
+	bad.ExchangeSize = MaxExchange + 1
+	if bad.Validate() == nil {
+		t.Error("exchange size above the wire's limit accepted")
+	}
+	if _, err := ParseNets("10.0.0.0/8,nonsense"); err == nil {
+		t.Error("bad prefix parsed")
+	}
+}
+
+// Booted dials in flight count toward the degree: a node that learns
+// peers before its booted links are up does not dial them too, unless a
+// booted dial fails to come up within DialTimeout.
+func TestBootedDialsCount(t *testing.T) {
+	cfg := DefaultConfig()
+	m := newTest(t, cfg)
+	var out Output
+	for i := range 3 {
+		m.DialStarted(ms, Entry{Addr: loop(i).Addr})
+	}
+	m.ExchangeFrom(2*ms, 0, false, []Entry{loop(10), loop(11), loop(12)}, &out)
+	m.NextTick()
+	m.Tick(3*ms, &out)
+	if len(out.Dial) != 0 {
+		t.Fatalf("dialed %v while the booted dials were in flight", out.Dial)
+	}
+	m.Up(4*ms, loop(0), false, &out)
+	m.Up(5*ms, loop(1), false, &out)
+	// The third booted dial never comes up.
+	out.Reset()
+	got := run(m, 10*ms, int64(cfg.DialTimeout)+20*ms, func(now int64, o *Output) {
+		m.Heard(now, loop(0).ID, o)
+		m.Heard(now, loop(1).ID, o)
+	})
+	if len(got.Dial) != 1 {
+		t.Errorf("dials %v after a booted dial timed out, want one from the passive view", got.Dial)
+	}
+}
