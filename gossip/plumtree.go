@@ -24,7 +24,10 @@ import (
 // ids (it has the message: nothing is resent) and the eager peer PRUNE
 // (reason optimize), so that the next messages take the shorter path. The
 // node remembers where its last plumRecent messages came from, and at
-// which hop, for that.
+// which hop, for that. A message in flight while the parent changes can
+// miss both pushes (the announcer forwarded it before the GRAFT arrived,
+// the old parent after the PRUNE did); both announce it instead, and an
+// IHAVE from a peer held eager grafts at once, not a GRAFT timeout later.
 //
 // Its per-node state lives in the core's router slot. Every peer of the
 // core that is not in the lazy set is eager, so a driver that hands the
@@ -223,6 +226,13 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 		st.setLazy(from)
 	case wire.FrameIHave:
 		optimize := r.cfg.PlumtreeOptimizeThreshold > 0 && c.HasHop
+		// An eager peer announces, rather than pushes, only what it
+		// forwarded while it held this link lazy: before this node's
+		// GRAFT (the tree optimization's, or a timer's) reached it. That
+		// push never comes, so what it announces and this node lacks is
+		// grafted at once instead of after PlumtreeGraftTimeout.
+		var graftNow []wire.MsgID
+		eager := !st.isLazy(from)
 		for _, id := range c.IDs {
 			if n.seen.contains(now, id) {
 				if optimize && r.optimize(n, st, from, id, c.Hop, out) {
@@ -242,6 +252,13 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 			if !slices.Contains(mm.announcers, from) {
 				mm.announcers = append(mm.announcers, from)
 			}
+			if eager {
+				graftNow = append(graftNow, id)
+			}
+		}
+		if len(graftNow) > 0 {
+			st.stats.GraftsSent++
+			out.SendControl(from, &wire.Control{Kind: wire.FrameGraft, IDs: graftNow})
 		}
 	case wire.FrameGraft:
 		st.setEager(from)
