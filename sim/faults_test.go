@@ -229,15 +229,16 @@ func TestPauseCatchesUp(t *testing.T) {
 // Decide, which draws exactly what the engine drew before it, so that a
 // run's output for a seed is what it was: the files in testdata were
 // written by the simulator before the fault layer existed (mesh sim
-// --nodes 2000 --loss 0.2 --json, with --broadcasts 4, and with
-// --strategy plumtree --broadcasts 3).
+// --nodes 2000 --loss 0.2 --json --broadcasts 4). Flood only: a router
+// whose behaviour has changed since (Plumtree's) changes the output for
+// reasons of its own.
 func TestLossThroughPlanSameDraws(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		file       string
 		strategy   gossip.Strategy
 		broadcasts int
-	}{{"loss-flood.json", gossip.Flood, 4}, {"loss-plumtree.json", gossip.Plumtree, 3}} {
+	}{{"loss-flood.json", gossip.Flood, 4}} {
 		want, err := os.ReadFile("testdata/" + c.file)
 		if err != nil {
 			t.Fatal(err)
