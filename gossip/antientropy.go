@@ -298,12 +298,32 @@ func (c *Core) digest(now int64, flags wire.PullFlags) *wire.Control {
 	})
 	ae.keys = keys
 	ranges := compress(keys)
+	if s.crowdedAt != 0 && now < s.crowdedAt+window {
+		claimEvicted(ranges)
+	}
 	if origins := countOrigins(ranges); origins > wire.MaxDigestOrigins || len(ranges) > wire.MaxDigestRanges {
 		ranges = ae.partial(ranges, origins)
 		flags |= wire.PullPartial
 		ae.stats.PartialDigests++
 	}
 	return &wire.Control{Kind: wire.FramePull, Flags: flags, Ranges: ranges}
+}
+
+// claimEvicted widens each origin's first range down to sequence 0, for a
+// store that has evicted messages for room inside the window. Such a store
+// no longer lists what this node delivered and then evicted, and a digest
+// without them would have the peer send them back: duplicates, which
+// Plumtree answers by pruning the link that sent them, cutting its tree
+// under exactly the load that crowds the store. The price is that a
+// message of an origin older than the oldest one still stored, and never
+// received, is not repaired from this digest: it is past this node's
+// store bounds, which is where repair ends anyway.
+func claimEvicted(ranges []wire.SeqRange) {
+	for i := range ranges {
+		if i == 0 || ranges[i].Origin != ranges[i-1].Origin {
+			ranges[i].First = 0
+		}
+	}
 }
 
 // compress turns sorted (origin, seq) keys into ranges: one per run of

@@ -20,6 +20,10 @@ type msgStore struct {
 	n     int // entries in fifo
 	bytes int
 	stats StoreStats
+	// crowdedAt is when the store last evicted a message for its count or
+	// byte bound (not its age), 0 for never: from then on it no longer
+	// holds everything this node delivered inside the window.
+	crowdedAt int64
 	// ae is the node's anti-entropy state (antientropy.go), here so that a
 	// core without a store pays nothing for it.
 	ae antiEntropy
@@ -59,6 +63,7 @@ func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl i
 	}
 	for s.n >= capacity || s.bytes+len(m.Body) > maxBytes {
 		s.evictOldest()
+		s.crowdedAt = now
 	}
 	if s.byID == nil {
 		s.byID = make(map[wire.MsgID]*wire.Message)
