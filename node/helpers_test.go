@@ -22,10 +22,16 @@ const settle = 60 * time.Second
 // eventually polls cond until it holds or settle passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(settle)
+	eventuallyWithin(t, settle, what, cond)
+}
+
+// eventuallyWithin is eventually with its own bound.
+func eventuallyWithin(t *testing.T, bound time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(bound)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", settle, what)
+			t.Fatalf("gave up after %v waiting for %s", bound, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

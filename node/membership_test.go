@@ -285,7 +285,10 @@ func TestMembershipEvictsASilentPeer(t *testing.T) {
 	}
 	silence(hung, true)
 	suspected := map[int]bool{}
-	eventually(t, "every peer of the silent node to suspect it, then evict it", func() bool {
+	// A machine busy enough to delay the nodes' ticks stretches every
+	// timeout by up to 1+AwarenessMax (Lifeguard), so this waits longer
+	// than eventually does.
+	eventuallyWithin(t, 3*settle, "every peer of the silent node to suspect it, then evict it", func() bool {
 		done := true
 		for _, i := range peers {
 			v, _ := m.nodes[i].Membership()
