@@ -99,21 +99,8 @@ func (c *Cluster) RestartNode(ctx context.Context, i int) error { return c.resta
 // mesh to be ready: under chaos other nodes may be paused or cut off, and
 // the restarted node redials its peers by itself.
 func (c *Cluster) restartSlot(ctx context.Context, i int) error {
-	if err := c.Kill(i); err != nil {
+	if err := c.respawn(i); err != nil {
 		return err
-	}
-	c.mu.Lock()
-	if c.stopped {
-		c.mu.Unlock()
-		return errors.New("cluster: stopped")
-	}
-	err := c.spawnLocked(c.procs[i])
-	c.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if err := c.writeTrackedState(); err != nil {
-		return fmt.Errorf("cluster: node %d restarted: %w", i, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
 	defer cancel()

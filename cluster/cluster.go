@@ -574,6 +574,18 @@ func (c *Cluster) Kill(i int) error {
 // (same id, addresses and chosen peers) and waits until the mesh is ready
 // again, within StartTimeout.
 func (c *Cluster) Restart(ctx context.Context, i int) error {
+	if err := c.respawn(i); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
+	defer cancel()
+	return c.WaitReady(ctx)
+}
+
+// respawn kills node i if it is running, starts a new process in its slot
+// and records it in the state file, without waiting for it: Restart and
+// restartSlot wait for different things.
+func (c *Cluster) respawn(i int) error {
 	if err := c.Kill(i); err != nil {
 		return err
 	}
@@ -590,9 +602,7 @@ func (c *Cluster) Restart(ctx context.Context, i int) error {
 	if err := c.writeTrackedState(); err != nil {
 		return fmt.Errorf("cluster: node %d restarted: %w", i, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
-	defer cancel()
-	return c.WaitReady(ctx)
+	return nil
 }
 
 // Stop sends SIGTERM to every running node, SIGKILL to those still running
