@@ -148,6 +148,22 @@ func (o *Output) SendControl(to wire.NodeID, c *wire.Control) {
 	o.Sends = append(o.Sends, Send{To: to, Frame: Frame{Ctl: c}})
 }
 
+// SendIDs queues control frames like proto (IHAVE, IWANT, GRAFT) carrying
+// ids to peer to, as many as it takes at wire.MaxControlIDs a frame, and
+// returns how many it queued. Each frame is a copy of proto with its
+// share of ids; ids is shared from then on and must not be modified.
+func (o *Output) SendIDs(to wire.NodeID, proto wire.Control, ids []wire.MsgID) (frames uint64) {
+	for len(ids) > 0 {
+		k := min(len(ids), wire.MaxControlIDs)
+		c := proto
+		c.IDs = ids[:k:k]
+		o.SendControl(to, &c)
+		ids = ids[k:]
+		frames++
+	}
+	return frames
+}
+
 // Reset empties o, keeping its storage.
 func (o *Output) Reset() {
 	clear(o.Sends)

@@ -526,27 +526,31 @@ func (r LazyRouter) keepPromises(n *Node, st *lazyState, now int64, out *Output)
 			continue
 		}
 		st.stats.PromisesBroken++
-		if !p.next(r.cacheHorizon(now)) {
-			delete(st.byID, p.id)
-			continue
+		var ok bool
+		if asks, ok = r.reask(st, p, now, asks); ok {
+			keep = append(keep, p)
 		}
-		p.deadline = now + int64(r.cfg.LazyIWantTimeout)
-		asks = addID(asks, p.asked, p.id)
-		keep = append(keep, p)
 	}
 	clear(st.promises[len(keep):])
 	st.promises = keep
 	r.sendIWants(st, asks, out)
 }
 
+// reask moves promise p to its next announcer and adds the IWANT to asks;
+// ok is false, and p forgotten, when no announcer is left that can still
+// answer from its cache.
+func (r LazyRouter) reask(st *lazyState, p *lazyPromise, now int64, asks []pendingIHave) (_ []pendingIHave, ok bool) {
+	if !p.next(r.cacheHorizon(now)) {
+		delete(st.byID, p.id)
+		return asks, false
+	}
+	p.deadline = now + int64(r.cfg.LazyIWantTimeout)
+	return addID(asks, p.asked, p.id), true
+}
+
 func (r LazyRouter) sendIWants(st *lazyState, asks []pendingIHave, out *Output) {
 	for _, a := range asks {
-		for ids := a.ids; len(ids) > 0; {
-			k := min(len(ids), wire.MaxControlIDs)
-			st.stats.IWantsSent++
-			out.SendControl(a.to, &wire.Control{Kind: wire.FrameIWant, IDs: ids[:k:k]})
-			ids = ids[k:]
-		}
+		st.stats.IWantsSent += out.SendIDs(a.to, wire.Control{Kind: wire.FrameIWant}, a.ids)
 	}
 }
 
@@ -655,12 +659,10 @@ func (r LazyRouter) OnPeerDown(n *Node, now int64, p wire.NodeID, out *Output) {
 			pr.alts = slices.Delete(pr.alts, i, i+1)
 		}
 		if pr.asked == p {
-			if !pr.next(r.cacheHorizon(now)) {
-				delete(st.byID, pr.id)
+			var ok bool
+			if asks, ok = r.reask(st, pr, now, asks); !ok {
 				continue
 			}
-			pr.deadline = now + int64(r.cfg.LazyIWantTimeout)
-			asks = addID(asks, pr.asked, pr.id)
 		}
 		keep = append(keep, pr)
 	}

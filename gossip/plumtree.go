@@ -303,12 +303,7 @@ func (r PlumtreeRouter) OnTick(n *Node, now int64, out *Output) {
 	st := plumOf(n)
 	if st.flushAt != 0 && st.flushAt <= now {
 		for _, b := range st.ihave {
-			for ids := b.ids; len(ids) > 0; {
-				k := min(len(ids), wire.MaxControlIDs)
-				st.stats.IHavesSent++
-				out.SendControl(b.to, &wire.Control{Kind: wire.FrameIHave, IDs: ids[:k:k], HasHop: true, Hop: b.hop})
-				ids = ids[k:]
-			}
+			st.stats.IHavesSent += out.SendIDs(b.to, wire.Control{Kind: wire.FrameIHave, HasHop: true, Hop: b.hop}, b.ids)
 		}
 		clear(st.ihave)
 		st.ihave, st.flushAt = st.ihave[:0], 0
@@ -342,12 +337,7 @@ func (r PlumtreeRouter) OnTick(n *Node, now int64, out *Output) {
 	clear(st.order[len(keep):])
 	st.order = keep
 	for _, g := range grafts {
-		for ids := g.ids; len(ids) > 0; {
-			k := min(len(ids), wire.MaxControlIDs)
-			st.stats.GraftsSent++
-			out.SendControl(g.to, &wire.Control{Kind: wire.FrameGraft, IDs: ids[:k:k]})
-			ids = ids[k:]
-		}
+		st.stats.GraftsSent += out.SendIDs(g.to, wire.Control{Kind: wire.FrameGraft}, g.ids)
 	}
 }
 
