@@ -121,8 +121,7 @@ func (c *Cluster) Topology() Topology { return c.topo }
 func (c *Cluster) LogDir() string { return c.logDir }
 
 // Start binds every node's listeners, starts the processes and waits until
-// the mesh is up: every node answers /healthz, every chosen link is up on
-// both ends and the peer graph is connected. On failure it stops whatever
+// the mesh is up (see WaitReady). On failure it stops whatever
 // it started; the error names the node or link that failed and quotes the
 // end of a crashed node's log.
 func (c *Cluster) Start(ctx context.Context) (err error) {
@@ -381,9 +380,12 @@ func isSignal(err error, sig syscall.Signal) bool {
 }
 
 // WaitReady waits until every running node answers /healthz, every chosen
-// link between running nodes is reported by both of its ends, and the
-// running nodes' peer graph is connected. It polls every 20 ms and fails
-// fast if a node process exits.
+// link between running nodes is reported by both of its ends (with
+// Membership, which owns the links: every node holds its low degree bound
+// or its chosen degree, whichever is smaller), and the running nodes' peer
+// graph is connected. It polls every 20 ms and fails fast if a node
+// process exits; on timeout it says what the last whole poll found
+// missing.
 func (c *Cluster) WaitReady(ctx context.Context) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -392,10 +394,16 @@ func (c *Cluster) WaitReady(ctx context.Context) error {
 		if err := c.checkExited(); err != nil {
 			return err
 		}
-		var ok bool
-		ok, why = c.ready(ctx)
+		ok, w := c.ready(ctx)
 		if ok {
 			return nil
+		}
+		if ctx.Err() == nil {
+			// A poll the deadline cut short says only that the time
+			// is up: keep the reason the last whole poll gave.
+			why = w
+		} else if why == "" {
+			why = w
 		}
 		select {
 		case <-ctx.Done():
@@ -434,9 +442,23 @@ func (c *Cluster) ready(ctx context.Context) (ok bool, why string) {
 			return false, fmt.Sprintf("node %d not answering: %v", i, err)
 		}
 	}
-	for _, l := range c.topo.Links() {
-		if running[l[0]] && running[l[1]] && !o.Reports(l[0], l[1]) {
-			return false, fmt.Sprintf("link %d–%d not up on both ends", l[0], l[1])
+	if c.cfg.Membership {
+		// The membership owns the links: a node it saw as late (a loaded
+		// machine) may have swapped a chosen link for another. Up means
+		// every node holds its low degree bound, or its chosen degree if
+		// that is smaller, and the graph below is connected.
+		tg := c.topo.Graph()
+		for i := range running {
+			need := min(membership.DefaultConfig().ActiveLow, len(tg.Neighbours(i)))
+			if running[i] && len(o.Peers[i]) < need {
+				return false, fmt.Sprintf("node %d holds %d links, below %d", i, len(o.Peers[i]), need)
+			}
+		}
+	} else {
+		for _, l := range c.topo.Links() {
+			if running[l[0]] && running[l[1]] && !o.Reports(l[0], l[1]) {
+				return false, fmt.Sprintf("link %d–%d not up on both ends", l[0], l[1])
+			}
 		}
 	}
 	var links [][2]int
