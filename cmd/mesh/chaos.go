@@ -185,23 +185,72 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := cfg.Validate(); err != nil {
 			return usageError(stderr, "chaos %v", err)
 		}
+		if sc.runs < 1 {
+			return usageError(stderr, "chaos scenario: --runs %d: want 1 or more", sc.runs)
+		}
 		if sc.verbose {
 			cfg.Log = stderr
 		}
+		return runScenarios(ctx, ch, cfg, sc.runs, *asJSON, stdout)
+	}
+	return nil
+}
+
+// runScenarios runs the scenario runs times, seeds cfg.Seed (default 1)
+// and up, printing each run and then each figure's median; it fails if
+// any check of any run did not hold.
+func runScenarios(ctx context.Context, ch *cluster.Chaos, cfg cluster.ScenarioConfig, runs int, asJSON bool, stdout io.Writer) error {
+	seed := max(cfg.Seed, 1)
+	var results []cluster.ScenarioResult
+	failed := 0
+	for k := range runs {
+		cfg.Seed = seed + uint64(k)
 		res, err := ch.RunScenario(ctx, cfg)
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			if err := writeJSON(stdout, res); err != nil {
-				return err
+		if !res.OK() {
+			failed++
+		}
+		results = append(results, res)
+		if !asJSON {
+			if runs > 1 {
+				fmt.Fprintf(stdout, "run %d of %d, seed %d: ", k+1, runs, cfg.Seed)
 			}
-		} else {
 			res.WriteText(stdout)
 		}
-		if !res.OK() {
-			return fmt.Errorf("scenario %s: a check did not hold", res.Scenario)
+	}
+	medians := cluster.MedianFigures(results)
+	if asJSON {
+		if err := writeJSON(stdout, struct {
+			Runs    []cluster.ScenarioResult `json:"runs"`
+			Medians []cluster.ScenarioMedian `json:"medians"`
+		}{results, medians}); err != nil {
+			return err
 		}
+	} else if runs > 1 {
+		fmt.Fprintf(stdout, "medians of %d runs:\n", runs)
+		for _, m := range medians {
+			v := strconv.FormatFloat(m.Median, 'f', 0, 64) + " ms"
+			if len(m.Runs) == 0 {
+				v = "never within the limit"
+			}
+			parts := make([]string, len(m.Runs))
+			for i, r := range m.Runs {
+				parts[i] = strconv.FormatFloat(r, 'f', 0, 64)
+			}
+			v += " (" + strings.Join(parts, ", ") + ")"
+			if m.Missing > 0 {
+				v += fmt.Sprintf(", %d runs never within the limit", m.Missing)
+			}
+			if m.Target != "" {
+				v += ", target " + m.Target
+			}
+			fmt.Fprintf(stdout, "  %s: %s\n", m.What, v)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("scenario %s: a check did not hold in %d of %d runs", cfg.Name, failed, runs)
 	}
 	return nil
 }
@@ -213,11 +262,12 @@ type scenarioFlags struct {
 	rate, frac, loss float64
 	duration, limit  time.Duration
 	messages         int
+	runs             int
 	verbose          bool
 }
 
 // scenarioFlagNames are the flags that only scenario takes.
-var scenarioFlagNames = []string{"seed", "rate", "fraction", "loss", "duration", "limit", "messages", "v"}
+var scenarioFlagNames = []string{"seed", "rate", "fraction", "loss", "duration", "limit", "messages", "runs", "v"}
 
 func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.seed, "seed", 0, "scenario: seed for the nodes it faults and the publishers (default 1)")
@@ -227,6 +277,7 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.duration, "duration", 0, "scenario: how long the fault lasts (default: the row's, split and restart 10s, pause 5s, hung at most 15s; kill: survivors stream 5s)")
 	fs.DurationVar(&f.limit, "limit", 0, "scenario: longest wait for any outcome before its check fails (default 2m)")
 	fs.IntVar(&f.messages, "messages", 0, "scenario loss: messages published (default 100)")
+	fs.IntVar(&f.runs, "runs", 1, "scenario: run it this many times, seeds --seed and up, and print each figure's median")
 	fs.BoolVar(&f.verbose, "v", false, "scenario: log each step on stderr")
 }
 
