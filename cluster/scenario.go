@@ -248,8 +248,11 @@ func (ch *Chaos) RunScenario(ctx context.Context, cfg ScenarioConfig) (res Scena
 		}
 	}
 	for i, n := range ch.Status(ctx) {
-		if n.Faults == nil || !n.Faults.IsZero() {
-			return res, fmt.Errorf("scenario %s: node %d holds a fault plan (%s): the scenario needs none (mesh chaos clear)", cfg.Name, i, n.Error)
+		switch {
+		case n.Faults == nil:
+			return res, fmt.Errorf("scenario %s: node %d: reading its fault plan: %s", cfg.Name, i, n.Error)
+		case !n.Faults.IsZero():
+			return res, fmt.Errorf("scenario %s: node %d holds a fault plan (%s): the scenario needs none (mesh chaos clear; is another scenario running?)", cfg.Name, i, planString(*n.Faults))
 		}
 	}
 	s.member = s.hasMembership(ctx)
