@@ -47,7 +47,9 @@ func TestMedianFigures(t *testing.T) {
 	run := func(figs ...cluster.ScenarioFigure) cluster.ScenarioResult {
 		return cluster.ScenarioResult{Figures: figs}
 	}
-	a := func(ms float64) cluster.ScenarioFigure { return cluster.ScenarioFigure{What: "a", Millis: ms, Target: "≤ 5 s"} }
+	a := func(ms float64) cluster.ScenarioFigure {
+		return cluster.ScenarioFigure{What: "a", Millis: ms, Target: "≤ 5 s"}
+	}
 	b := func(ms float64, missing bool) cluster.ScenarioFigure {
 		return cluster.ScenarioFigure{What: "b", Millis: ms, Missing: missing}
 	}
