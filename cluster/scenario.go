@@ -24,8 +24,8 @@ import (
 // same scenarios on small meshes and assert their checks; the README's
 // figures come from the same runs on the rows' real sizes.
 
-// Scenarios lists the scenarios that RunScenario knows, in the order of
-// the fault table.
+// scenarioNames lists the scenarios that RunScenario knows, in the order
+// of the fault table.
 var scenarioNames = []string{"kill", "loss", "split", "pause", "restart", "crash", "hung"}
 
 // ScenarioNames returns the names RunScenario accepts, in the order of the
@@ -168,16 +168,6 @@ func (r ScenarioResult) OK() bool {
 		}
 	}
 	return len(r.Checks) > 0
-}
-
-// Check returns the check whose What starts with prefix.
-func (r ScenarioResult) Check(prefix string) (ScenarioCheck, bool) {
-	for _, c := range r.Checks {
-		if strings.HasPrefix(c.What, prefix) {
-			return c, true
-		}
-	}
-	return ScenarioCheck{}, false
 }
 
 func (r *ScenarioResult) check(held bool, what, format string, args ...any) {
