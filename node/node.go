@@ -82,7 +82,7 @@ type Node struct {
 	faults   *faults   // the fault plan and the frames it holds (faults.go)
 	bans     *banList  // peers the score banned (bans.go)
 	scoreReq chan chan scoreView
-	ms       *members  // the membership (membership.go); nil when off
+	ms       *members // the membership (membership.go); nil when off
 	subs     subscribers
 	dials    []string // candidates chosen to dial, fixed at New
 
