@@ -109,6 +109,14 @@ type Guard struct {
 	// step that lowered it is done.
 	pending  []wire.NodeID
 	nextEval int64 // when every linked peer's score is next recomputed; 0: none linked
+	// lowered counts the linked peers whose level is not levelOK, and
+	// lastPush is when payload last went to any peer: the periodic
+	// recomputation is wanted only while one of them may change a level
+	// (a lowered peer recovering as its penalties decay, an eager peer's
+	// deficit growing), so that an idle node asks for no tick and a
+	// simulation settles.
+	lowered  int
+	lastPush int64
 
 	stats Stats
 }
@@ -203,6 +211,8 @@ func (g *Guard) Tick(now int64, out *gossip.Output) {
 	g.observe(now, s0, e0, out)
 	g.expirePromises(now)
 	if g.nextEval != 0 && now >= g.nextEval {
+		// The next check is an interval after this one, or after the
+		// last one due if the node was not ticked for a while.
 		g.nextEval = now + int64(g.p.Interval)
 		for p := range g.linked {
 			g.pending = append(g.pending, p)
@@ -226,7 +236,9 @@ func (g *Guard) NextWake() int64 {
 }
 
 func (g *Guard) next(t int64) int64 {
-	t = earliest(t, g.nextEval)
+	if g.lowered > 0 || (g.p.DeficitWeight != 0 && g.lastPush != 0 && g.nextEval-g.lastPush <= int64(g.p.DeficitWindow+g.p.Interval)) {
+		t = earliest(t, g.nextEval)
+	}
 	if len(g.promises) > 0 {
 		t = earliest(t, g.promises[0].deadline)
 	}
@@ -278,6 +290,9 @@ func (g *Guard) PeerDown(now int64, p wire.NodeID, out *gossip.Output) {
 }
 
 func (g *Guard) unlink(now int64, p wire.NodeID, out *gossip.Output) {
+	if g.linked[p] != levelOK {
+		g.lowered--
+	}
 	delete(g.linked, p)
 	g.book.Disconnected(p, now)
 	if len(g.linked) == 0 {
@@ -352,6 +367,7 @@ func (g *Guard) observe(now int64, s0, e0 int, out *gossip.Output) {
 			}
 		} else if s.Msg != nil {
 			g.book.Pushed(s.To, now)
+			g.lastPush = now
 		}
 		out.Sends[kept] = s
 		kept++
@@ -429,6 +445,12 @@ func (g *Guard) settle(now int64, out *gossip.Output) {
 			lv = levelMeshless
 		}
 		g.linked[p] = lv
+		switch {
+		case old == levelOK && lv != levelOK:
+			g.lowered++
+		case old != levelOK && lv == levelOK:
+			g.lowered--
+		}
 		if old == levelOK && lv != levelOK {
 			g.demote(now, p, out)
 		}
