@@ -10,6 +10,7 @@ import (
 
 	"gossipmesh/fault"
 	"gossipmesh/gossip"
+	"gossipmesh/identity"
 	"gossipmesh/membership"
 	"gossipmesh/score"
 	"gossipmesh/transport"
@@ -20,9 +21,15 @@ import (
 // Config tunes a Node. Start from DefaultConfig and change what you need;
 // New calls Validate.
 type Config struct {
-	// ID is the node's id. Zero (the default) picks a random non-zero id at
-	// New, so restarted processes do not reuse each other's ids by accident.
+	// ID is the node's id. Zero (the default) takes the id of Key (a fresh
+	// key's when Key is nil), so restarted processes do not reuse each
+	// other's ids by accident.
 	ID wire.NodeID
+	// Key is the node's ed25519 key pair (identity.Key), which signs what
+	// the node publishes and proves its id to peers. Nil (the default):
+	// New generates a fresh key for this run. With a key, a zero ID
+	// becomes the key's id.
+	Key *identity.Key
 	// Seed drives every random choice the node makes: which candidates it
 	// dials and the core's router. The same seed, candidates and id give the
 	// same choices. Zero (the default) picks a random seed at New.

@@ -27,6 +27,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gossipmesh/gossip"
+	"gossipmesh/identity"
 	"gossipmesh/membership"
 	"gossipmesh/score"
 	"gossipmesh/wire"
@@ -45,6 +46,7 @@ type Node struct {
 	ln    net.Listener
 	addr  string
 	hello []byte // our hello frame, sent first on every connection
+	key   *identity.Key
 	log   *slog.Logger
 	m     *metrics
 	pid   int
@@ -149,9 +151,16 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	key := cfg.Key
+	if key == nil {
+		var err error
+		if key, err = identity.Generate(nil); err != nil {
+			return nil, fmt.Errorf("node: %w", err)
+		}
+	}
 	id := cfg.ID
-	for id == 0 {
-		id = wire.NodeID(randomUint64())
+	if id == 0 {
+		id = key.ID()
 	}
 	seed := cfg.Seed
 	if seed == 0 {
@@ -199,6 +208,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:        cfg,
 		id:         id,
+		key:        key,
 		idStr:      id.String(),
 		ln:         ln,
 		addr:       addr,
