@@ -355,7 +355,7 @@ func TestSilentEagerPeerIsDemoted(t *testing.T) {
 
 // TestHonestLossyMeshBansNoOne is the honest worst case the default
 // thresholds are set against: 24 nodes, 20% of every frame lost, bursts of
-// 200 messages a second from random publishers, for 90 virtual seconds,
+// 150 messages a second from random publishers, for 60 virtual seconds,
 // with every router. Nobody may be disconnected, graylisted or lose
 // gossip; the lowest score seen is logged (README, "Peer scoring").
 func TestHonestLossyMeshBansNoOne(t *testing.T) {
@@ -373,7 +373,7 @@ func TestHonestLossyMeshBansNoOne(t *testing.T) {
 			k := 0
 			lowest, worst := 0.0, Terms{}
 			n.burst = func(n *testNet) {
-				for range 200 {
+				for range 150 {
 					k++
 					n.publish(all[n.rng.IntN(len(all))], fmt.Sprintf("m%d", k))
 				}
@@ -385,7 +385,7 @@ func TestHonestLossyMeshBansNoOne(t *testing.T) {
 					}
 				}
 			}
-			n.run(90 * time.Second)
+			n.run(60 * time.Second)
 			if len(n.cuts) != 0 {
 				t.Fatalf("honest peers disconnected: %+v", n.cuts)
 			}
