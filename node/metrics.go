@@ -213,6 +213,8 @@ func reasonOf(err error) string {
 	switch {
 	case errors.Is(err, errHandshakeTimeout):
 		return "handshake_timeout"
+	case errors.Is(err, errBanned):
+		return "banned"
 	case errors.Is(err, errEvicted):
 		return "evicted"
 	case errors.Is(err, errSurplus):
