@@ -195,9 +195,18 @@ func (g *Guard) Step(now int64, from wire.NodeID, f gossip.Frame, out *gossip.Ou
 	s0, e0 := len(out.Sends), len(out.Events)
 	g.inner.Step(now, from, f, out)
 	if regraft {
-		// Serve what the GRAFT asks for, but keep the peer lazy: the
-		// eager slot stays with peers that score well.
-		g.inner.Step(now, from, gossip.Frame{Ctl: &wire.Control{Kind: wire.FramePrune}}, out)
+		// Serve what the GRAFT asks for, but keep the peer lazy and
+		// refuse the link with a PRUNE, as a router with a full eager set
+		// does: the eager slot stays with peers that score well.
+		prune := &wire.Control{Kind: wire.FramePrune}
+		refused := false
+		for _, snd := range out.Sends[s0:] {
+			refused = refused || (snd.To == from && snd.Ctl != nil && snd.Ctl.Kind == wire.FramePrune)
+		}
+		g.inner.Step(now, from, gossip.Frame{Ctl: prune}, out)
+		if !refused {
+			out.SendControl(from, prune)
+		}
 	}
 	g.observe(now, s0, e0, out)
 	g.settle(now, out)

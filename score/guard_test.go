@@ -402,3 +402,68 @@ func TestHonestLossyMeshBansNoOne(t *testing.T) {
 		})
 	}
 }
+
+// TestDemotedPeerIsServedButKeptLazy: a peer whose score is below 0 is
+// pruned once; its GRAFT still gets the messages it names (so an honest
+// peer that only scores low is repaired) but is refused with a PRUNE, and
+// it gets no eager payload afterwards.
+func TestDemotedPeerIsServedButKeptLazy(t *testing.T) {
+	cfg := gossip.DefaultConfig()
+	cfg.Strategy = gossip.Plumtree
+	core, err := gossip.New(cfg, 1, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := NewGuard(core, DefaultParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out gossip.Output
+	now := int64(time.Second)
+	g.PeerUp(now, 2, &out)
+	g.PeerUp(now, 3, &out)
+	out.Reset()
+	m, err := g.Publish(now, []byte("before"), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	g.Book().Invalid(2, now) // −10: below 0, above the gossip threshold
+	g.Penalize(now, 2, 1, &out)
+	prunes := func(to wire.NodeID) (n int) {
+		for _, s := range out.Sends {
+			if s.To == to && s.Ctl != nil && s.Ctl.Kind == wire.FramePrune {
+				n++
+			}
+		}
+		return n
+	}
+	if prunes(2) != 1 || g.Stats().Demotions != 1 {
+		t.Fatalf("demotion sent %d PRUNEs to the peer (stats %+v), want 1", prunes(2), g.Stats())
+	}
+	out.Reset()
+	g.Step(now, 2, gossip.Frame{Ctl: &wire.Control{Kind: wire.FrameGraft, IDs: []wire.MsgID{m.ID}}}, &out)
+	served := false
+	for _, s := range out.Sends {
+		served = served || (s.To == 2 && s.Msg != nil && s.Msg.ID == m.ID)
+	}
+	if !served || prunes(2) != 1 {
+		t.Fatalf("GRAFT from a demoted peer: served %v, %d PRUNEs; want the message and one PRUNE", served, prunes(2))
+	}
+	out.Reset()
+	if _, err := g.Publish(now+1, []byte("after"), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range out.Sends {
+		if s.To == 2 && s.Msg != nil {
+			t.Fatalf("payload pushed eagerly to a demoted peer")
+		}
+	}
+	var toThree bool
+	for _, s := range out.Sends {
+		toThree = toThree || (s.To == 3 && s.Msg != nil)
+	}
+	if !toThree {
+		t.Fatalf("the well-scored peer lost its eager push")
+	}
+}
