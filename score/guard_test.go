@@ -31,7 +31,6 @@ type testNet struct {
 	cuts   []gossip.Disconnect
 	cutBy  map[wire.NodeID][]wire.NodeID // who disconnected whom
 	burst  func(*testNet)                // called every virtual second
-	ticks  int64
 	lat    int64
 	frames int
 }
