@@ -466,3 +466,54 @@ func TestDemotedPeerIsServedButKeptLazy(t *testing.T) {
 		t.Fatalf("the well-scored peer lost its eager push")
 	}
 }
+
+// TestBanEndsButTheScoreIsRetained: a banned peer is refused at PeerUp
+// until its ban ends, then let back in with what is left of its score, so
+// that it gets no gossip rather than being trusted afresh.
+func TestBanEndsButTheScoreIsRetained(t *testing.T) {
+	core, err := gossip.New(gossip.DefaultConfig(), 1, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultParams()
+	g, err := NewGuard(core, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out gossip.Output
+	now := int64(time.Second)
+	g.PeerUp(now, 9, &out)
+	// Five invalid messages graylist it (−250); the 23 frames it sends
+	// on cost it (23 − 10)² of P7 and the ban (−419).
+	for i := range 28 {
+		if g.Step(now, 9, gossip.Frame{Msg: badHop(9, uint64(i+1), now)}, &out); i < 27 && len(out.Disconnects) > 0 {
+			t.Fatalf("banned after %d frames, want 28", i+1)
+		}
+	}
+	if len(out.Disconnects) != 1 || out.Disconnects[0].Peer != 9 || out.Disconnects[0].Until != now+int64(p.BanDuration) {
+		t.Fatalf("disconnects %+v, want the peer until the ban ends", out.Disconnects)
+	}
+	if peers := core.Peers(); len(peers) != 0 {
+		t.Fatalf("the core still holds %v after the ban", peers)
+	}
+	out.Reset()
+	g.PeerUp(now+int64(p.BanDuration)-1, 9, &out)
+	if len(out.Disconnects) != 1 || len(core.Peers()) != 0 {
+		t.Fatalf("PeerUp during the ban: disconnects %+v, core peers %v", out.Disconnects, core.Peers())
+	}
+	out.Reset()
+	after := now + int64(p.BanDuration)
+	g.PeerUp(after, 9, &out)
+	if len(out.Disconnects) != 0 || len(core.Peers()) != 1 || len(g.Bans(after)) != 0 {
+		t.Fatalf("PeerUp after the ban: disconnects %+v, core peers %v, bans %v", out.Disconnects, core.Peers(), g.Bans(after))
+	}
+	// Ten minutes halved its five invalid messages: −62.5.
+	if s := g.Score(9, after); s >= p.Thresholds.Gossip {
+		t.Fatalf("back after its ban with score %v: its invalid messages were forgotten", s)
+	}
+	before := g.Stats().GossipDropped
+	g.Step(after, 9, gossip.Frame{Ctl: &wire.Control{Kind: wire.FramePull}}, &out)
+	if g.Stats().GossipDropped != before+1 {
+		t.Fatalf("gossip from the returning peer was not dropped")
+	}
+}
