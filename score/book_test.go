@@ -224,7 +224,9 @@ func TestThresholdDefaultsAreOrdered(t *testing.T) {
 		t.Errorf("four invalid messages score %v, already below %v", s, th.Graylist)
 	}
 	// Graylisted by five, a peer is banned by its 23rd frame after them.
-	over := func(frames float64) float64 { return p.BehaviourWeight * (frames - p.BehaviourThreshold) * (frames - p.BehaviourThreshold) }
+	over := func(frames float64) float64 {
+		return p.BehaviourWeight * (frames - p.BehaviourThreshold) * (frames - p.BehaviourThreshold)
+	}
 	if s := p.InvalidWeight*25 + over(23); s >= th.Disconnect {
 		t.Errorf("five invalid messages and 23 graylisted frames score %v, not below %v", s, th.Disconnect)
 	}
