@@ -147,8 +147,8 @@ type Params struct {
 	// from a graylisted peer adds: a peer that keeps talking once
 	// graylisted goes on to the disconnect threshold and its ban, one
 	// that falls silent recovers as its score decays. Default 1: a peer
-	// graylisted with no other penalty is banned after some 30 more
-	// frames at the default thresholds.
+	// graylisted by five invalid messages is banned by its 23rd frame
+	// after them, at the default thresholds.
 	GraylistedPenalty float64
 
 	// DecayToZero is where a decaying counter counts as zero. Default
