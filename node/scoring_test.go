@@ -232,3 +232,27 @@ func TestInboundCannotEclipseOutbound(t *testing.T) {
 		t.Fatalf("after the sybils' redials: %d honest outbound links, %d inbound; want 2 and at most 4", out, in)
 	}
 }
+
+// TestScoringConfigIsValidated: the rate limits and the score's parameters
+// are checked by Config.Validate, with errors that name them.
+func TestScoringConfigIsValidated(t *testing.T) {
+	for name, tc := range map[string]struct {
+		tweak func(*node.Config)
+		want  string
+	}{
+		"negative frame rate":     {func(c *node.Config) { c.PeerFrameRate = -1 }, "rate limits"},
+		"byte rate below a frame": {func(c *node.Config) { c.PeerByteRate = 1000 }, "byte rate"},
+		"thresholds out of order": {func(c *node.Config) { c.Scoring.Thresholds.Disconnect = 0 }, "disconnect threshold"},
+	} {
+		cfg := node.DefaultConfig()
+		tc.tweak(&cfg)
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Validate said %v, want an error naming %q", name, err, tc.want)
+		}
+	}
+	cfg := node.DefaultConfig()
+	cfg.Scoring, cfg.PeerFrameRate, cfg.PeerByteRate = nil, 0, 0
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("scoring and rate limits off: %v", err)
+	}
+}
