@@ -45,8 +45,9 @@ type Stats struct {
 	// BrokenPromises counts promises that were not kept.
 	BrokenPromises uint64
 	// Demotions counts peers moved out of the eager set for a score
-	// below 0.
-	Demotions uint64
+	// below 0, Restorations those grafted again once it was back at 0 or
+	// above.
+	Demotions, Restorations uint64
 	// Refused counts links of banned peers refused at PeerUp.
 	Refused uint64
 	// Bans counts bans by reason (Terms.Worst).
@@ -82,7 +83,8 @@ type promiseGroup struct {
 //
 // It acts on the score: a peer below 0 is sent a PRUNE and made lazy in
 // the inner protocol (and kept lazy: its GRAFTs are served, then undone),
-// so eager slots go to peers that score well; below the gossip threshold
+// so eager slots go to peers that score well, and grafted again at both
+// ends once its score is back at 0 or above; below the gossip threshold
 // no IHAVE, IWANT or PULL goes to it or comes from it; below the graylist
 // threshold every frame from it is dropped; below the disconnect
 // threshold it is banned for Params.BanDuration: the inner protocol gets
@@ -460,8 +462,11 @@ func (g *Guard) settle(now int64, out *gossip.Output) {
 		case old != levelOK && lv == levelOK:
 			g.lowered--
 		}
-		if old == levelOK && lv != levelOK {
+		switch {
+		case old == levelOK && lv != levelOK:
 			g.demote(now, p, out)
+		case old != levelOK && lv == levelOK:
+			g.restore(now, p, out)
 		}
 	}
 }
@@ -474,6 +479,19 @@ func (g *Guard) demote(now int64, p wire.NodeID, out *gossip.Output) {
 	s0, e0 := len(out.Sends), len(out.Events)
 	g.inner.Step(now, p, gossip.Frame{Ctl: prune}, out)
 	out.SendControl(p, prune)
+	g.observe(now, s0, e0, out)
+}
+
+// restore undoes demote for a peer whose score is back at 0 or above: it
+// is grafted again, at both ends, and the routers' own rules (a full eager
+// set, Plumtree's pruning of duplicates) decide from there. Without it
+// both ends would keep each other lazy for good.
+func (g *Guard) restore(now int64, p wire.NodeID, out *gossip.Output) {
+	g.stats.Restorations++
+	graft := &wire.Control{Kind: wire.FrameGraft}
+	s0, e0 := len(out.Sends), len(out.Events)
+	g.inner.Step(now, p, gossip.Frame{Ctl: graft}, out)
+	out.SendControl(p, graft)
 	g.observe(now, s0, e0, out)
 }
 

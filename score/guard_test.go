@@ -405,7 +405,8 @@ func TestHonestLossyMeshBansNoOne(t *testing.T) {
 // TestDemotedPeerIsServedButKeptLazy: a peer whose score is below 0 is
 // pruned once; its GRAFT still gets the messages it names (so an honest
 // peer that only scores low is repaired) but is refused with a PRUNE, and
-// it gets no eager payload afterwards.
+// it gets no eager payload while its score stays below 0; once the score
+// is back, it is grafted and pushed to again.
 func TestDemotedPeerIsServedButKeptLazy(t *testing.T) {
 	cfg := gossip.DefaultConfig()
 	cfg.Strategy = gossip.Plumtree
@@ -464,6 +465,30 @@ func TestDemotedPeerIsServedButKeptLazy(t *testing.T) {
 	}
 	if !toThree {
 		t.Fatalf("the well-scored peer lost its eager push")
+	}
+
+	// Ten minutes on, P1's credit outweighs what is left of the invalid
+	// message: the peer is grafted again at both ends and pushed to.
+	out.Reset()
+	later := now + int64(10*time.Minute)
+	g.Tick(later, &out)
+	grafted := false
+	for _, s := range out.Sends {
+		grafted = grafted || (s.To == 2 && s.Ctl != nil && s.Ctl.Kind == wire.FrameGraft)
+	}
+	if !grafted || g.Stats().Restorations != 1 || g.Score(2, later) < 0 {
+		t.Fatalf("after recovering to %v: grafted %v, stats %+v", g.Score(2, later), grafted, g.Stats())
+	}
+	out.Reset()
+	if _, err := g.Publish(later, []byte("recovered"), &out); err != nil {
+		t.Fatal(err)
+	}
+	pushed := false
+	for _, s := range out.Sends {
+		pushed = pushed || (s.To == 2 && s.Msg != nil)
+	}
+	if !pushed {
+		t.Fatalf("a peer restored to the eager set got no payload")
 	}
 }
 
