@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,7 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"gossipmesh/api"
+	"gossipmesh/gossip"
 	"gossipmesh/node"
+	"gossipmesh/wire"
 )
 
 // counterValue reads one series of a node's registry: name with label
@@ -254,5 +257,73 @@ func TestScoringConfigIsValidated(t *testing.T) {
 	cfg.Scoring, cfg.PeerFrameRate, cfg.PeerByteRate = nil, 0, 0
 	if err := cfg.Validate(); err != nil {
 		t.Errorf("scoring and rate limits off: %v", err)
+	}
+}
+
+// hopZero is a protocol that publishes every message at hop 0 on the
+// wire, which the receiver rejects as the sender's own fault: an invalid
+// message spammer, made without speaking the wire by hand.
+type hopZero struct{ gossip.Protocol }
+
+func (h hopZero) Publish(now int64, body []byte, out *gossip.Output) (*wire.Message, error) {
+	s0 := len(out.Sends)
+	m, err := h.Protocol.Publish(now, body, out)
+	var bad *wire.Message
+	for i := s0; i < len(out.Sends); i++ {
+		if out.Sends[i].Msg != nil {
+			if bad == nil {
+				c := *out.Sends[i].Msg
+				c.Hop = 0
+				bad = &c
+			}
+			out.Sends[i].Msg = bad
+		}
+	}
+	return m, err
+}
+
+// TestInvalidSpammerIsBannedAtRuntime: a peer that sends invalid messages
+// loses its link at each one (the runtime's rule) and, as its score is
+// kept across reconnects, is banned for invalid_messages; an honest peer
+// of the same node is untouched.
+func TestInvalidSpammerIsBannedAtRuntime(t *testing.T) {
+	t.Parallel()
+	m := startMesh(t, [][]int{nil, {0}, {0}}, func(i int, c *node.Config) {
+		if i == 1 {
+			c.NewProtocol = func(cfg gossip.Config, id wire.NodeID, rng *rand.Rand) (gossip.Protocol, error) {
+				core, err := gossip.New(cfg, id, rng)
+				return hopZero{core}, err
+			}
+			c.Scoring = nil // the spammer's own view does not matter
+		}
+	})
+	m.waitLinked()
+	victim, spammer, honest := m.nodes[0], m.nodes[1], m.nodes[2]
+	ctx := context.Background()
+	eventually(t, "the spammer to be banned", func() bool {
+		if _, err := spammer.Load(ctx, api.LoadRequest{Count: 50}); err != nil {
+			t.Fatal(err)
+		}
+		bans, _ := victim.BannedPeers()
+		return len(bans) == 1
+	})
+	bans, _ := victim.BannedPeers()
+	if bans[0].ID != spammer.ID().String() || bans[0].Reason != "invalid_messages" {
+		t.Fatalf("banned %+v, want the spammer for invalid_messages", bans[0])
+	}
+	rc, err := honest.Publish(ctx, []byte("still here"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := victim.Receipt(ctx, rc.ID, 10*time.Second); !ok {
+		t.Fatal("the honest peer's message did not arrive")
+	}
+	for _, p := range victim.Peers() {
+		if p.ID == honest.ID().String() && p.Score < 0 {
+			t.Errorf("the honest peer scores %v", p.Score)
+		}
+		if p.ID == spammer.ID().String() {
+			t.Errorf("the banned spammer is still linked")
+		}
 	}
 }
