@@ -163,29 +163,66 @@ func (n *Node) applyDisconnects(ds []gossip.Disconnect) {
 	}
 }
 
-// scoreView is what GET /peers and GET /peers/banned read of the guard,
-// which only the loop may touch: a snapshot taken on the loop.
+// scoreView is what GET /peers reads of the guard, which only the loop
+// may touch: a copy the loop takes.
 type scoreView struct {
 	scores map[wire.NodeID]float64
+	at     int64 // when it was taken, Unix ns
 }
 
-// scoreSnapshot is answered on the loop (see loop's scoreReq case).
-func (n *Node) scoreSnapshot() scoreView {
-	v := scoreView{scores: make(map[wire.NodeID]float64)}
+// scoreFresh is how old a copy of the scores the loop keeps may be before
+// it takes another, and scoreStale how old one GET /peers takes before it
+// asks the loop instead (an idle loop takes none).
+const (
+	scoreFresh = int64(time.Second)
+	scoreStale = 2 * scoreFresh
+)
+
+// scoreSnapshot takes a copy of the linked peers' scores. Only the loop
+// calls it.
+func (n *Node) scoreSnapshot(now int64) scoreView {
+	v := scoreView{scores: make(map[wire.NodeID]float64), at: now}
 	if n.guard == nil {
 		return v
 	}
-	for _, ps := range n.guard.Scores(time.Now().UnixNano()) {
+	for _, ps := range n.guard.Scores(now) {
 		v.scores[ps.Peer] = ps.Score
 	}
 	return v
 }
 
-// scores asks the loop for the peers' scores; nil if scoring is off or
-// the loop does not answer within statsTimeout.
+// refreshScores keeps the copy of the scores that GET /peers reads at most
+// scoreFresh old while the loop is busy, so that polling /peers costs the
+// loop nothing. The loop calls it after each input.
+func (n *Node) refreshScores() {
+	if n.guard == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	n.scoreMu.Lock()
+	at := n.scoreCopy.at
+	n.scoreMu.Unlock()
+	if now-at < scoreFresh {
+		return
+	}
+	v := n.scoreSnapshot(now)
+	n.scoreMu.Lock()
+	n.scoreCopy = v
+	n.scoreMu.Unlock()
+}
+
+// scores returns the linked peers' scores: the loop's copy, or, if that is
+// older than scoreStale (an idle loop), a fresh one asked of the loop. Nil
+// if scoring is off or the loop does not answer within statsTimeout.
 func (n *Node) scores() map[wire.NodeID]float64 {
 	if n.guard == nil {
 		return nil
+	}
+	n.scoreMu.Lock()
+	v := n.scoreCopy
+	n.scoreMu.Unlock()
+	if time.Now().UnixNano()-v.at < scoreStale {
+		return v.scores
 	}
 	reply := make(chan scoreView, 1)
 	t := time.NewTimer(statsTimeout)
@@ -199,6 +236,9 @@ func (n *Node) scores() map[wire.NodeID]float64 {
 	}
 	select {
 	case v := <-reply:
+		n.scoreMu.Lock()
+		n.scoreCopy = v
+		n.scoreMu.Unlock()
 		return v.scores
 	case <-n.stop:
 		return nil

@@ -57,12 +57,13 @@ func (n *Node) loop(ctx context.Context) {
 		case reply := <-n.m.statsReq:
 			reply <- n.protoStats()
 		case reply := <-n.scoreReq:
-			reply <- n.scoreSnapshot()
+			reply <- n.scoreSnapshot(time.Now().UnixNano())
 		case <-tick.C:
 			armed = 0
 			n.core.Tick(time.Now().UnixNano(), &n.out)
 			n.flushSends()
 		}
+		n.refreshScores()
 		// Wake for the core's next timed work; only ever move the timer
 		// earlier, so a busy loop does not reset it on every batch.
 		if next := n.core.NextTick(); next != 0 && (armed == 0 || next < armed) {

@@ -84,9 +84,13 @@ type Node struct {
 	faults   *faults   // the fault plan and the frames it holds (faults.go)
 	bans     *banList  // peers the score banned (bans.go)
 	scoreReq chan chan scoreView
-	ms       *members // the membership (membership.go); nil when off
-	subs     subscribers
-	dials    []string // candidates chosen to dial, fixed at New
+	// scoreCopy is the loop's latest copy of the peers' scores, which
+	// GET /peers reads (bans.go); guarded by scoreMu.
+	scoreMu   sync.Mutex
+	scoreCopy scoreView
+	ms        *members // the membership (membership.go); nil when off
+	subs      subscribers
+	dials     []string // candidates chosen to dial, fixed at New
 
 	inbox chan inbound
 	regs  chan regRequest
