@@ -63,6 +63,7 @@ func (l HandlerLimits) Validate() error {
 //	GET  /events          live events as Server-Sent Events (if b is an EventSource)
 //	GET, PUT, DELETE /faults   the fault plan (if b is a FaultBackend; see faults.go)
 //	GET  /membership      active, passive and suspect peers (if b is a MembershipBackend)
+//	GET, PUT /adversary   the node's misbehaviour and what it did (if b is an AdversaryBackend; see adversary.go)
 func NewHandler(b Backend, metrics http.Handler) http.Handler {
 	return NewHandlerWith(b, metrics, DefaultHandlerLimits())
 }
@@ -92,6 +93,9 @@ func NewHandlerWith(b Backend, metrics http.Handler, lim HandlerLimits) http.Han
 	}
 	if mb, ok := b.(MembershipBackend); ok {
 		registerMembership(mux, mb)
+	}
+	if ab, ok := b.(AdversaryBackend); ok {
+		registerAdversary(mux, ab)
 	}
 	return Guard(JSONErrors(mux), GuardOptions{})
 }
