@@ -56,6 +56,8 @@ func (n *Node) loop(ctx context.Context) {
 			n.memberTick()
 		case reply := <-n.m.statsReq:
 			reply <- n.protoStats()
+		case r := <-n.adv.reqs:
+			n.adversaryRequest(r)
 		case <-tick.C:
 			armed = 0
 			n.core.Tick(time.Now().UnixNano(), &n.out)

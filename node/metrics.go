@@ -76,7 +76,7 @@ type protoStats struct {
 // call it.
 func (n *Node) protoStats() protoStats {
 	var st protoStats
-	if c, ok := n.core.(*gossip.Core); ok {
+	if c, ok := n.proto.(*gossip.Core); ok {
 		st.store, st.hasStore = c.StoreStats()
 		st.plum, st.hasPlum = gossip.PlumtreeStatsOf(c)
 		st.ae, _ = gossip.AntiEntropyStatsOf(c)

@@ -50,8 +50,11 @@ type Node struct {
 	m     *metrics
 	pid   int
 
-	// Owned by the loop goroutine.
+	// Owned by the loop goroutine. core is proto inside the adversary
+	// wrapper (adversary.go), honest unless told otherwise; the loop
+	// drives core, and asks proto what only it can say (its counters).
 	core    gossip.Protocol
+	proto   gossip.Protocol
 	out     gossip.Output
 	batch   []inbound
 	logs    []pendingLog          // receipt lines of the current batch
@@ -79,6 +82,7 @@ type Node struct {
 	receipts *receiptStore
 	mem      *memState // byte budgets: inbox, send queues, publish backpressure
 	faults   *faults   // the fault plan and the frames it holds (faults.go)
+	adv      *advState // the adversary wrapping the protocol (adversary.go)
 	ms       *members  // the membership (membership.go); nil when off
 	subs     subscribers
 	dials    []string // candidates chosen to dial, fixed at New
@@ -187,7 +191,7 @@ func New(cfg Config) (*Node, error) {
 	if newProto == nil {
 		newProto = newGossipCore
 	}
-	core, err := newProto(gcfg, id, rng)
+	proto, err := newProto(gcfg, id, rng)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)
@@ -202,7 +206,7 @@ func New(cfg Config) (*Node, error) {
 		hello:      hello,
 		m:          newMetrics(id),
 		pid:        os.Getpid(),
-		core:       core,
+		proto:      proto,
 		links:      make(map[wire.NodeID]*peer),
 		receipts:   newReceiptStore(cfg.Receipts, cfg.budgets().receipts),
 		mem:        newMemState(cfg),
@@ -220,6 +224,8 @@ func New(cfg Config) (*Node, error) {
 	n.log = slog.New(limited).With("node", id.String())
 	n.m.registerMemory(n)
 	n.faults = newFaults(cfg.Faults, seed, n.m.reg)
+	n.adv = newAdvState(n, proto, cfg.Adversary, seed)
+	n.core = n.adv.node
 	n.dials = choosePeers(rng, cfg.Candidates, cfg.Peers, addr, cfg.Listen)
 	n.standby = make(map[wire.NodeID]*peer)
 	n.inboundByHost = make(map[string]int)
@@ -286,8 +292,9 @@ func (n *Node) Run(ctx context.Context) error {
 			n.ms.core.DialStarted(time.Now().UnixNano(), membership.Entry{Addr: a})
 		}
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.acceptLoop()
+	go n.eclipseLoop()
 	for _, a := range n.dials {
 		n.wg.Add(1)
 		go n.dialLoop(a)
