@@ -72,6 +72,11 @@ func (n *Node) adversaryRequest(r advRequest) {
 	if r.set {
 		n.adv.node.SetModes(r.modes)
 		n.setEclipseTarget(r.modes)
+		// A tick now starts the rate modes' schedules (they start at the
+		// first input after a change), so that an idle node spams too;
+		// the loop then arms its timer for their next emission.
+		n.core.Tick(time.Now().UnixNano(), &n.out)
+		n.flushSends()
 		if r.modes.String() != "" {
 			n.log.Warn("adversary modes in force", "modes", r.modes.String())
 		} else {
@@ -124,6 +129,11 @@ func (n *Node) SetAdversary(ctx context.Context, mode string) (api.Adversary, er
 }
 
 var _ api.AdversaryBackend = (*Node)(nil)
+
+// eclipsing reports whether an eclipse mode is in force: its dial loops
+// then redial at BackoffMin, whatever the backoff and the degree, so that
+// a sybil takes a slot of its target as soon as one is free.
+func (n *Node) eclipsing() bool { return n.adv.target.Load() != 0 }
 
 // eclipseTarget returns the target of ms's eclipse mode, 0 for none.
 func eclipseTarget(ms adversary.Modes) wire.NodeID {
