@@ -8,12 +8,15 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"gossipmesh/adversary"
 	"gossipmesh/api"
 	"gossipmesh/node"
+	"gossipmesh/transport/memnet"
+	"gossipmesh/wire"
 )
 
 // line3 is 0 – 1 – 2: node 1 is the only way between the ends.
@@ -154,4 +157,48 @@ func TestAdversarySpamStartsWhenIdle(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+// BenchmarkAdversarySpamRate runs a spam=20000 node beside one honest
+// peer on memnet for b.N × 100 ms and reports the rate the spammer's loop
+// achieved (spammed/s, as the adversary counts it): whether the loop ticks
+// at NextTick often enough for the rate asked. It reports, and asserts
+// nothing about speed.
+func BenchmarkAdversarySpamRate(b *testing.B) {
+	nw := memnet.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	var nodes []*node.Node
+	for i := range 2 {
+		cfg := node.DefaultConfig()
+		cfg.ID, cfg.Seed = wire.NodeID(i+1), uint64(i+1)
+		cfg.Transport, cfg.Listen = nw.Host(host(i)), addr(i)
+		if i == 1 {
+			cfg.Candidates, cfg.Peers = []string{addr(0)}, 1
+			cfg.Adversary, _ = adversary.Parse("spam=20000")
+		}
+		n, err := node.New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		nodes = append(nodes, n)
+		go n.Run(ctx)
+	}
+	defer func() {
+		cancel()
+		for _, n := range nodes {
+			<-n.Done()
+		}
+	}()
+	for len(nodes[0].Peers()) == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	a0, _ := nodes[1].Adversary(ctx)
+	start := time.Now()
+	b.ResetTimer()
+	for range b.N {
+		time.Sleep(100 * time.Millisecond)
+	}
+	el := time.Since(start).Seconds()
+	a1, _ := nodes[1].Adversary(ctx)
+	b.ReportMetric(float64(a1.Stats.Spammed-a0.Stats.Spammed)/el, "spammed/s")
 }
