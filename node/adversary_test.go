@@ -202,3 +202,51 @@ func BenchmarkAdversarySpamRate(b *testing.B) {
 	a1, _ := nodes[1].Adversary(ctx)
 	b.ReportMetric(float64(a1.Stats.Spammed-a0.Stats.Spammed)/el, "spammed/s")
 }
+
+// TestAdversaryEclipseKeepsDialing: a target whose one inbound slot an
+// honest node holds refuses an eclipse sybil over and over, and the sybil
+// keeps dialing at BackoffMin: with BackoffMax at ten minutes, an honest
+// dialer refused this often would be waiting most of an hour. When the
+// slot frees, the sybil takes it.
+func TestAdversaryEclipseKeepsDialing(t *testing.T) {
+	t.Parallel()
+	nw := memnet.New()
+	ctx, cancel := context.WithCancel(context.Background())
+	var nodes []*node.Node
+	t.Cleanup(func() {
+		cancel()
+		for _, n := range nodes {
+			<-n.Done()
+		}
+	})
+	start := func(i int, tweak func(c *node.Config)) (*node.Node, context.CancelFunc) {
+		cfg := node.DefaultConfig()
+		cfg.ID, cfg.Seed = wire.NodeID(i+1), uint64(i+1)
+		cfg.Transport, cfg.Listen = nw.Host(host(i)), addr(i)
+		cfg.BackoffMin, cfg.BackoffMax = 5*time.Millisecond, 10*time.Minute
+		tweak(&cfg)
+		n, err := node.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nctx, stop := context.WithCancel(ctx)
+		nodes = append(nodes, n)
+		go n.Run(nctx)
+		return n, stop
+	}
+	target, _ := start(0, func(c *node.Config) { c.MaxPeers, c.Peers = 1, 0 }) // one inbound slot
+	_, stopHonest := start(1, func(c *node.Config) { c.Candidates, c.Peers = []string{addr(0)}, 1 })
+	eventually(t, "the honest node to take the target's slot", func() bool { return len(target.Peers()) == 1 })
+	sybil, _ := start(2, func(c *node.Config) {
+		c.Candidates, c.Peers = []string{addr(0)}, 1
+		c.Adversary = mustModes(t, "eclipse="+wire.NodeID(1).String())
+	})
+	eventually(t, "the target to refuse the sybil 40 times", func() bool {
+		return labelled(t, target, "gossipmesh_rejected_total", "reason", "peer_cap") >= 40
+	})
+	stopHonest()
+	eventually(t, "the sybil to take the freed slot", func() bool {
+		ps := target.Peers()
+		return len(ps) == 1 && ps[0].ID == sybil.ID().String()
+	})
+}
