@@ -143,6 +143,15 @@ func placeAdversaries(specs []AdversarySpec, ids []wire.NodeID, seed uint64) ([]
 	return out, nil
 }
 
+// advOf is node i's launch mode, "" for honest (also for a Cluster built
+// without New, as some tests do).
+func (c *Cluster) advOf(i int) string {
+	if i < len(c.adv) {
+		return c.adv[i]
+	}
+	return ""
+}
+
 // Adversaries returns the modes each node was launched with ("" for
 // honest), in index order.
 func (c *Cluster) Adversaries() []string { return append([]string(nil), c.adv...) }
@@ -151,10 +160,10 @@ func (c *Cluster) Adversaries() []string { return append([]string(nil), c.adv...
 // aims at, if any, for the launcher to add to i's candidates: a sybil
 // must know where its target listens.
 func (c *Cluster) eclipseTarget(i int) (int, bool) {
-	if c.adv[i] == "" {
+	if c.advOf(i) == "" {
 		return 0, false
 	}
-	ms, err := adversary.Parse(c.adv[i])
+	ms, err := adversary.Parse(c.advOf(i))
 	if err != nil {
 		return 0, false
 	}

@@ -308,8 +308,8 @@ func (c *Cluster) nodeArgs(i int) []string {
 	if c.cfg.Receipts > 0 {
 		args = append(args, "--receipts", strconv.Itoa(c.cfg.Receipts))
 	}
-	if c.adv[i] != "" {
-		args = append(args, "--adversary", c.adv[i])
+	if m := c.advOf(i); m != "" {
+		args = append(args, "--adversary", m)
 	}
 	return append(args, c.cfg.ExtraArgs...)
 }
@@ -554,7 +554,7 @@ func (c *Cluster) Nodes() []NodeInfo {
 			Starts:    p.starts,
 			Exe:       p.exe,
 			LogPath:   p.logPath,
-			Adversary: c.adv[i],
+			Adversary: c.advOf(i),
 		}
 		if p.exitErr != nil {
 			ni.ExitErr = p.exitErr.Error()
