@@ -235,7 +235,7 @@ func (n chaosNotes) Write(p []byte) (int, error) {
 
 // printChaosStatus prints one line per node: state, loss, delay and cuts.
 func printChaosStatus(w io.Writer, nodes []cluster.ChaosNode) {
-	fmt.Fprintf(w, "  %4s  %-16s  %7s  %-7s  %5s  %-15s  %-16s  %s\n", "node", "id", "pid", "state", "drop", "delay", "adversary", "cut")
+	fmt.Fprintf(w, "  %4s  %-16s  %7s  %-7s  %5s  %-15s  %-23s  %s\n", "node", "id", "pid", "state", "drop", "delay", "adversary", "cut")
 	for _, n := range nodes {
 		drop, delay, cut := "-", "-", "-"
 		switch {
@@ -259,7 +259,7 @@ func printChaosStatus(w io.Writer, nodes []cluster.ChaosNode) {
 		} else if n.Faults != nil {
 			adv = "honest"
 		}
-		fmt.Fprintf(w, "  %4d  %-16s  %7d  %-7s  %5s  %-15s  %-16s  %s\n", n.Index, n.ID, n.PID, n.State, drop, delay, adv, cut)
+		fmt.Fprintf(w, "  %4d  %-16s  %7d  %-7s  %5s  %-15s  %-23s  %s\n", n.Index, n.ID, n.PID, n.State, drop, delay, adv, cut)
 	}
 	var paused, exited []string
 	for _, n := range nodes {
