@@ -271,9 +271,14 @@
       const label = S.r >= 9 ? svg('text', { class: 'label', x, y }, g) : null;
       if (label) label.textContent = i;
       // An adversary gets a dashed diamond around it and its mode below.
-      const d = S.r + 6;
+      // The label goes above a node at the bottom edge, and is anchored
+      // inward at the side edges, so that it stays inside the drawing.
+      const d = Math.SQRT2 * S.r + 3; // the diamond clears the circle
       const advMark = svg('path', { class: 'adv-mark', d: `M${x} ${y - d}L${x + d} ${y}L${x} ${y + d}L${x - d} ${y}Z`, visibility: 'hidden' }, g);
-      const advLabel = svg('text', { class: 'adv-label', x, y: y + d + 11, visibility: 'hidden' }, g);
+      const anchor = x < 60 ? 'start' : x > W - 60 ? 'end' : 'middle';
+      const lx = anchor === 'start' ? Math.max(2, x - d) : anchor === 'end' ? Math.min(W - 2, x + d) : x;
+      const ly = y + d + 12 <= H - 2 ? y + d + 12 : y - d - 4;
+      const advLabel = svg('text', { class: 'adv-label', x: lx, y: ly, 'text-anchor': anchor, visibility: 'hidden' }, g);
       S.els.push({ g, tree, title, ring, flash, c, cross, pause, label, advMark, advLabel, adv: '', cls: '', tip: '' });
     }
   }
