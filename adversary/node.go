@@ -33,23 +33,23 @@ const (
 type Stats struct {
 	// Dropped: sends the honest protocol wanted that it withheld
 	// (blackhole, eclipse, liar's payloads, delay's overflow).
-	Dropped uint64
+	Dropped uint64 `json:"dropped"`
 	// Tampered: forwards sent with an altered body.
-	Tampered uint64
+	Tampered uint64 `json:"tampered"`
 	// Forged: messages made up under another node's origin.
-	Forged uint64
+	Forged uint64 `json:"forged"`
 	// Replayed: old messages re-sent (each counted once per round).
-	Replayed uint64
+	Replayed uint64 `json:"replayed"`
 	// Spammed: messages spam and spam-invalid made up.
-	Spammed uint64
+	Spammed uint64 `json:"spammed"`
 	// Delayed: sends held back.
-	Delayed uint64
+	Delayed uint64 `json:"delayed"`
 	// Censored: sends of the censored origin's messages withheld, and
 	// announcements of them left out.
-	Censored uint64
+	Censored uint64 `json:"censored"`
 	// Lies: ids announced that it will never serve, and IWANT or GRAFT
 	// requests it ignored.
-	Lies uint64
+	Lies uint64 `json:"lies"`
 }
 
 // Node is an adversary: it wraps an honest protocol and misbehaves as its
