@@ -64,6 +64,7 @@ func (l HandlerLimits) Validate() error {
 //	GET  /events          live events as Server-Sent Events (if b is an EventSource)
 //	GET, PUT, DELETE /faults   the fault plan (if b is a FaultBackend; see faults.go)
 //	GET  /membership      active, passive and suspect peers (if b is a MembershipBackend)
+//	GET, PUT /adversary   the node's misbehaviour and what it did (if b is an AdversaryBackend; see adversary.go)
 func NewHandler(b Backend, metrics http.Handler) http.Handler {
 	return NewHandlerWith(b, metrics, DefaultHandlerLimits())
 }
@@ -96,6 +97,9 @@ func NewHandlerWith(b Backend, metrics http.Handler, lim HandlerLimits) http.Han
 	}
 	if bb, ok := b.(BanBackend); ok {
 		registerBans(mux, bb)
+	}
+	if ab, ok := b.(AdversaryBackend); ok {
+		registerAdversary(mux, ab)
 	}
 	return Guard(JSONErrors(mux), GuardOptions{})
 }

@@ -264,13 +264,3 @@ func newGuard(core gossip.Protocol, p *score.Params) (*score.Guard, error) {
 }
 
 var _ api.BanBackend = (*Node)(nil)
-
-// innerProtocol is the protocol inside the guard (the core itself when
-// scoring is off), for what only it can answer (its seen-cache, its
-// statistics).
-func (n *Node) innerProtocol() gossip.Protocol {
-	if n.guard != nil {
-		return n.guard.Inner()
-	}
-	return n.core
-}

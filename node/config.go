@@ -8,6 +8,7 @@ import (
 	"net"
 	"time"
 
+	"gossipmesh/adversary"
 	"gossipmesh/fault"
 	"gossipmesh/gossip"
 	"gossipmesh/identity"
@@ -149,6 +150,14 @@ type Config struct {
 	// peers on its own links, applied after Egress (see faults.go; the
 	// node API's PUT /faults replaces it at run time). Default none.
 	Faults fault.Plan
+
+	// Adversary is the misbehaviour the node starts with (package
+	// adversary: blackhole, tamper, forge, replay, spam, delay, censor,
+	// liar, eclipse), for watching the defences work; PUT /adversary
+	// changes it at run time. The protocol always runs inside the
+	// adversary wrapper, which passes everything through while no mode
+	// is set. Default none: honest.
+	Adversary adversary.Modes
 
 	// Membership, when set, runs the membership (package membership):
 	// heartbeats and suspicion on idle links, active and passive views

@@ -19,8 +19,10 @@ func (n *Node) dialLoop(addr string) {
 		if !again {
 			return
 		}
-		if lived {
-			backoff = n.cfg.BackoffMin // a link that lived a while resets the backoff
+		if lived || n.eclipsing() {
+			// A link that lived a while resets the backoff; an eclipse
+			// adversary never backs off (adversary.go).
+			backoff = n.cfg.BackoffMin
 		}
 		// Jitter over [backoff/2, backoff], so that peers that lost a
 		// common neighbour do not redial it in lockstep. It comes from the
@@ -37,7 +39,7 @@ func (n *Node) dialLoop(addr string) {
 		// passive view at once; this loop keeps redialing it (so that a
 		// restarted peer gets its links back) only while the node is below
 		// its high degree bound, so that a full node dials nobody.
-		for n.degreeAtHigh() {
+		for n.degreeAtHigh() && !n.eclipsing() {
 			select {
 			case <-time.After(n.cfg.BackoffMax):
 			case <-n.stop:

@@ -58,6 +58,8 @@ func (n *Node) loop(ctx context.Context) {
 			reply <- n.protoStats()
 		case reply := <-n.scoreReq:
 			reply <- n.scoreSnapshot(time.Now().UnixNano())
+		case r := <-n.adv.reqs:
+			n.adversaryRequest(r)
 		case <-tick.C:
 			armed = 0
 			n.core.Tick(time.Now().UnixNano(), &n.out)

@@ -84,14 +84,13 @@ type protoStats struct {
 // call it.
 func (n *Node) protoStats() protoStats {
 	var st protoStats
-	core := n.innerProtocol()
 	if n.guard != nil {
 		st.guard, st.hasGuard = n.guard.Stats(), true
 		for _, ps := range n.guard.Scores(time.Now().UnixNano()) {
 			st.scores = append(st.scores, ps.Score)
 		}
 	}
-	if c, ok := core.(*gossip.Core); ok {
+	if c, ok := n.proto.(*gossip.Core); ok {
 		st.store, st.hasStore = c.StoreStats()
 		st.plum, st.hasPlum = gossip.PlumtreeStatsOf(c)
 		st.ae, _ = gossip.AntiEntropyStatsOf(c)

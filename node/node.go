@@ -51,9 +51,12 @@ type Node struct {
 	m     *metrics
 	pid   int
 
-	// Owned by the loop goroutine.
+	// Owned by the loop goroutine. core is proto inside the adversary
+	// wrapper (adversary.go), honest unless told otherwise; the loop
+	// drives core, and asks proto what only it can say (its counters).
 	core    gossip.Protocol
-	guard   *score.Guard // core, when scoring is on (bans.go); else nil
+	proto   gossip.Protocol
+	guard   *score.Guard // around proto, when scoring is on (bans.go); else nil
 	limits  map[*peer]*linkLimit
 	out     gossip.Output
 	batch   []inbound
@@ -88,7 +91,8 @@ type Node struct {
 	// GET /peers reads (bans.go); guarded by scoreMu.
 	scoreMu   sync.Mutex
 	scoreCopy scoreView
-	ms        *members // the membership (membership.go); nil when off
+	adv       *advState // the adversary wrapping the guard or proto (adversary.go)
+	ms        *members  // the membership (membership.go); nil when off
 	subs      subscribers
 	dials     []string // candidates chosen to dial, fixed at New
 
@@ -196,18 +200,21 @@ func New(cfg Config) (*Node, error) {
 	if newProto == nil {
 		newProto = newGossipCore
 	}
-	core, err := newProto(gcfg, id, rng)
+	proto, err := newProto(gcfg, id, rng)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	// The protocol the loop drives: the core, inside the guard when
+	// scoring is on, inside the adversary wrapper (honest unless told).
+	inner := proto
 	var guard *score.Guard
 	if cfg.Scoring != nil {
-		if guard, err = newGuard(core, cfg.Scoring); err != nil {
+		if guard, err = newGuard(proto, cfg.Scoring); err != nil {
 			ln.Close()
 			return nil, fmt.Errorf("node: %w", err)
 		}
-		core = guard
+		inner = guard
 	}
 	n := &Node{
 		cfg:        cfg,
@@ -219,7 +226,7 @@ func New(cfg Config) (*Node, error) {
 		hello:      hello,
 		m:          newMetrics(id),
 		pid:        os.Getpid(),
-		core:       core,
+		proto:      proto,
 		guard:      guard,
 		limits:     make(map[*peer]*linkLimit),
 		bans:       newBanList(),
@@ -241,6 +248,8 @@ func New(cfg Config) (*Node, error) {
 	n.log = slog.New(limited).With("node", id.String())
 	n.m.registerMemory(n)
 	n.faults = newFaults(cfg.Faults, seed, n.m.reg)
+	n.adv = newAdvState(n, inner, cfg.Adversary, seed)
+	n.core = n.adv.node
 	n.dials = choosePeers(rng, cfg.Candidates, cfg.Peers, addr, cfg.Listen)
 	n.standby = make(map[wire.NodeID]*peer)
 	n.inboundByHost = make(map[string]int)
@@ -307,8 +316,9 @@ func (n *Node) Run(ctx context.Context) error {
 			n.ms.core.DialStarted(time.Now().UnixNano(), membership.Entry{Addr: a})
 		}
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.acceptLoop()
+	go n.eclipseLoop()
 	for _, a := range n.dials {
 		n.wg.Add(1)
 		go n.dialLoop(a)

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"gossipmesh/adversary"
 	"gossipmesh/api"
 	"gossipmesh/gossip"
 	"gossipmesh/membership"
@@ -65,6 +66,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	suspicionMult := fs.Int("suspicion-mult", md.SuspicionMult, "with --membership: evict a suspect silent for this many probe intervals")
 	pxInterval := fs.Duration("px-interval", md.ExchangeInterval, "with --membership: mean time between peer exchanges")
 	pxNets := fs.String("px-nets", "", "with --membership: comma-separated CIDR `prefixes`, besides loopback, that peer-exchange addresses may be in")
+	advModes := fs.String("adversary", "", "make the node misbehave, to watch the defences: comma-separated `modes` (blackhole, tamper, forge, replay, spam=RATE, spam-invalid=RATE, delay=D, censor=ID, liar, eclipse=TARGET); PUT /adversary changes them at run time (default honest)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -119,6 +121,11 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 		md.AllowedNets = nets
 		cfg.Membership = &md
 	}
+	advm, err := adversary.Parse(*advModes)
+	if err != nil {
+		return usageErr("--adversary: %v", err)
+	}
+	cfg.Adversary = advm
 	st, err := gossip.ParseStrategy(*strategy)
 	if err != nil {
 		return usageErr("--strategy: %v", err)
