@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gossipmesh/gossip"
+	"gossipmesh/score"
 	"gossipmesh/wire"
 )
 
@@ -328,5 +329,81 @@ func TestLiarMesh(t *testing.T) {
 	}
 	if s := statsOf(m, 4); s.Lies == 0 {
 		t.Errorf("liar stats %+v", s)
+	}
+}
+
+// The scoring defences: honest cores behind a guard (package score),
+// whose Disconnects the mesh acts on.
+
+func TestSpamGuarded(t *testing.T) {
+	t.Parallel()
+	run := func(t *testing.T, guarded bool, until time.Duration) (*testMesh, []wire.NodeID, report) {
+		modes, evil := liars([]wire.NodeID{7}, "spam=20000")
+		b := coreBuilder(t, onConfig(), modes)
+		if guarded {
+			// Rate limits drop honest frames too while the spammer is
+			// still linked: anti-entropy repairs them.
+			cfg := onConfig()
+			cfg.AntiEntropy = 500 * time.Millisecond
+			b = guardBuilder(t, cfg, modes)
+		}
+		m := newMesh(t, 30, randomMesh(30, 3, 6), 6, b, evil)
+		if guarded {
+			m.frameRate = 2000 // a tenth of the spam rate
+		}
+		peers := slices.Clone(m.links[7])
+		m.publishAll(m.honest(), 20, 0, until/2)
+		m.run(int64(until))
+		return m, peers, m.report()
+	}
+	t.Run("off: the spam floods every honest node", func(t *testing.T) {
+		m, _, r := run(t, false, 300*time.Millisecond)
+		if per := r.foreign / len(m.honest()); per < 3000 {
+			t.Errorf("honest nodes delivered %d spam messages each: %v", per, r)
+		}
+	})
+	t.Run("on: rate limits get the spammer banned, honest delivery stays whole", func(t *testing.T) {
+		m, peers, r := run(t, true, 4*time.Second)
+		for _, h := range m.honest() {
+			for b := range m.banned[h] {
+				if !m.evil[b] {
+					t.Errorf("honest node %v banned honest node %v", h, b)
+				}
+			}
+		}
+		if kept := m.shutOut(7, peers); len(kept) > 0 {
+			t.Errorf("honest peers %v of %v did not ban a spammer at 4 times their frame limit", kept, peers)
+		}
+		if r.reach != 1 {
+			t.Errorf("honest delivery with a banned spammer: %v", r)
+		}
+	})
+}
+
+func TestLiarGuarded(t *testing.T) {
+	t.Parallel()
+	cfg := onConfig()
+	cfg.Strategy = gossip.Lazy
+	cfg.LazyD = 1
+	cfg.AntiEntropy = -1
+	modes, evil := liars([]wire.NodeID{4, 8}, "liar")
+	m := newMesh(t, 40, randomMesh(40, 4, 13), 13, guardBuilder(t, cfg, modes), evil)
+	peers := map[wire.NodeID][]wire.NodeID{4: slices.Clone(m.links[4]), 8: slices.Clone(m.links[8])}
+	m.publishAll(m.honest(), 400, 0, 20*time.Second)
+	m.run(int64(25 * time.Second))
+	for liar, ps := range peers {
+		// Every honest peer bans it, or at least scores it below 0, which
+		// takes its eager link away.
+		for _, k := range m.shutOut(liar, ps) {
+			if sc := m.nodes[k].(*score.Guard).Score(liar, m.now); sc >= 0 {
+				t.Errorf("honest peer %v neither banned liar %v nor scores it below 0 (%v)", k, liar, sc)
+			}
+		}
+		if kept := m.shutOut(liar, ps); 2*len(kept) > len(ps) {
+			t.Errorf("honest peers %v of %v did not ban liar %v for its broken promises", kept, ps, liar)
+		}
+	}
+	if r := m.report(); r.reach != 1 {
+		t.Errorf("guarded lazy mesh with liars: %v", r)
 	}
 }
