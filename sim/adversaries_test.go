@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gossipmesh/adversary"
 	"gossipmesh/gossip"
+	"gossipmesh/score"
+	"gossipmesh/wire"
 )
 
 // advConfig is a run of 300 nodes publishing 30 broadcasts 10 ms apart,
@@ -290,5 +294,96 @@ func TestSimLiar(t *testing.T) {
 	t.Logf("honest p99 %v ms with liars, %v ms without", lying, base)
 	if r.Adversaries.Did.Lies == 0 || !(lying > base+float64(gossip.DefaultConfig().LazyIWantTimeout/time.Millisecond)) {
 		t.Errorf("liars did not delay repair by a broken promise: honest p99 %v ms with them, %v ms without", lying, base)
+	}
+}
+
+// guardedRun runs cfg with every honest node behind a scoring guard of
+// the default parameters (bans outlasting the run) and the adversaries
+// around bare cores, and returns the guards by node index.
+func guardedRun(t *testing.T, cfg Config) (*Report, map[int]*score.Guard, *Graph, []adversary.Modes) {
+	t.Helper()
+	g, err := BuildGraph(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Graph = g
+	assign := cfg.Adversaries.Assign(g, cfg.Seed)
+	sh, err := gossip.Share(cfg.Gossip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := score.DefaultParams()
+	params.BanDuration, params.RetainScore = 24*time.Hour, 24*time.Hour
+	guards := map[int]*score.Guard{}
+	s, err := NewWith(cfg, func(i int, peers []wire.NodeID, rng *rand.Rand) gossip.Protocol {
+		c := gossip.NewShared(sh, wire.NodeID(i)+1, rng)
+		if assign[i] != nil {
+			c.SetPeers(peers)
+			return c
+		}
+		gd, err := score.NewGuard(c, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range peers {
+			gd.PeerUp(0, q, &gossip.Output{})
+		}
+		guards[i] = gd
+		return gd
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, guards, g, assign
+}
+
+// shutOut returns the honest peers of adversary a that neither banned it
+// nor score it below 0 at the end (every one, without guards).
+func shutOut(guards map[int]*score.Guard, assign []adversary.Modes, g *Graph, a int, now int64) (kept []int) {
+	for _, p := range g.Peers(a) {
+		if assign[p-1] != nil {
+			continue
+		}
+		gd := guards[int(p-1)]
+		if gd == nil {
+			kept = append(kept, int(p-1))
+			continue
+		}
+		banned := false
+		for _, b := range gd.Bans(now) {
+			banned = banned || b.Peer == wire.NodeID(a)+1
+		}
+		if !banned && gd.Score(wire.NodeID(a)+1, now) >= 0 {
+			kept = append(kept, int(p-1))
+		}
+	}
+	return kept
+}
+
+func TestSimLiarGuarded(t *testing.T) {
+	t.Parallel()
+	cfg := advConfig(t, 8, "0.05:liar")
+	cfg.Gossip = gossip.DefaultConfig()
+	cfg.Gossip.Strategy = gossip.Lazy
+	cfg.Broadcasts = 200
+	cfg.Interval = 50 * time.Millisecond
+	r, guards, g, assign := guardedRun(t, cfg)
+	if a := r.Adversaries; a.HonestAllReached != 1 {
+		t.Errorf("guarded lazy push with liars: %+v", a)
+	}
+	end := int64(cfg.Broadcasts) * int64(cfg.Interval)
+	for i := range g.N() {
+		if assign[i] == nil {
+			continue
+		}
+		// A peer that never asked the liar for anything has no broken
+		// promise to hold against it: most must.
+		if kept := shutOut(guards, assign, g, i, end); 2*len(kept) > len(g.Peers(i)) {
+			t.Errorf("liar %d: honest peers %v of %v neither banned it nor score it below 0", i, kept, g.Peers(i))
+		}
 	}
 }
