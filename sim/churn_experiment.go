@@ -110,7 +110,7 @@ func runChurnExperiment(ctx context.Context, ec ExperimentConfig) (*Experiment, 
 		dur = DefaultChurnDuration
 	}
 	graphs := or(ec.Graphs, 1)
-	mc := DefaultMembershipConfig()
+	mc := churnMembership(ec)
 	res := &ChurnExperiment{Nodes: ec.Nodes, Rate: rate, Duration: dur, Graphs: graphs, Low: mc.Config.ActiveLow, High: mc.Config.ActiveHigh}
 	out := &Experiment{Name: ExperimentChurn, Config: ec, Churn: res}
 	var jobs []churnJob
@@ -189,10 +189,23 @@ func churnConfig(ec ExperimentConfig, graph int, strat gossip.Strategy, rate flo
 	cfg.Gap = 0
 	cfg.Interval = ChurnBroadcastInterval
 	cfg.Broadcasts = int(dur / ChurnBroadcastInterval)
-	cfg.Membership = DefaultMembershipConfig()
+	cfg.Membership = churnMembership(ec)
 	cfg.Membership.Churn = Churn{Rate: rate, Every: time.Second, Duration: dur}
 	cfg.Membership.Until = dur + ChurnWindow
 	return cfg, cfg.Validate()
+}
+
+// churnMembership is the experiment's membership: the defaults, with
+// ec's degree bounds when set.
+func churnMembership(ec ExperimentConfig) *MembershipConfig {
+	mc := DefaultMembershipConfig()
+	if ec.ActiveLow > 0 {
+		mc.Config.ActiveLow = ec.ActiveLow
+	}
+	if ec.ActiveHigh > 0 {
+		mc.Config.ActiveHigh = ec.ActiveHigh
+	}
+	return mc
 }
 
 // runChurn runs one job and counts its broadcasts.

@@ -53,6 +53,9 @@ type ExperimentConfig struct {
 	// per strategy and overlay); it changes only the wall time. Default
 	// 0: GOMAXPROCS.
 	Workers int
+	// ActiveLow and ActiveHigh are the churn experiment's degree bounds.
+	// Default the membership package's (3 and 8).
+	ActiveLow, ActiveHigh int
 	// Progress, if set, gets the fraction done.
 	Progress func(float64)
 }

@@ -216,15 +216,15 @@ type members struct {
 	// in the runtime, where a link's reader stamps each frame and the
 	// membership reads the stamps at its tick.
 	heardAt [][]int64
-	adj   []wire.NodeID            // the cores' private copy of the boot adjacency
-	armed []int64                  // pending membership tick, 0 none
-	addrs []string
-	mrand []rand.Rand
-	mpcg  []rand.PCG
-	slots []memSlot
-	free  []uint32
-	pool  []*membership.Output // free Outputs
-	stack []*membership.Output // Outputs handed out by memOut, innermost last
+	adj     []wire.NodeID // the cores' private copy of the boot adjacency
+	armed   []int64       // pending membership tick, 0 none
+	addrs   []string
+	mrand   []rand.Rand
+	mpcg    []rand.PCG
+	slots   []memSlot
+	free    []uint32
+	pool    []*membership.Output // free Outputs
+	stack   []*membership.Output // Outputs handed out by memOut, innermost last
 
 	initial int   // nodes at boot; the others wait for the churn
 	next    int   // the next fresh node
