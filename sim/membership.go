@@ -176,14 +176,20 @@ type memSlot struct {
 
 // MembershipStats counts what the nodes' memberships did in a run.
 type MembershipStats struct {
-	Pings, Exchanges     int64 // PING and peer-exchange frames sent
-	Lost                 int64 // membership frames the fault layer dropped
-	Dials, DialsFailed   int64 // dials asked for, and refused or timed out
-	Links                int64 // links that came up from dials
-	Suspects, Evictions  int64
-	Drops                int64 // surplus links dropped above the high bound
-	Crashed, Joined      int   // nodes crashed and fresh nodes joined by the churn
-	LinksClosedByCrashes int64
+	Pings     int64 `json:"pings"`     // PING frames sent
+	Exchanges int64 `json:"exchanges"` // peer-exchange frames sent
+	Lost      int64 `json:"lost"`      // membership frames the fault layer dropped
+	Dials     int64 `json:"dials"`     // dials asked for
+	// DialsFailed were refused (the target was down) or timed out.
+	DialsFailed int64 `json:"dials_failed"`
+	Links       int64 `json:"links"` // links that came up from dials
+	Suspects    int64 `json:"suspects"`
+	Evictions   int64 `json:"evictions"`
+	Drops       int64 `json:"drops"`   // surplus links dropped above the high bound
+	Crashed     int   `json:"crashed"` // nodes the churn crashed
+	Joined      int   `json:"joined"`  // fresh nodes the churn booted
+	// LinksClosedByCrashes were closed at the crashed nodes' peers.
+	LinksClosedByCrashes int64 `json:"links_closed_by_crashes"`
 }
 
 // DegreeSample is the active degree (links up) of the live nodes at one
@@ -191,17 +197,25 @@ type MembershipStats struct {
 // again right after the crashes (the Dip fields), before anyone has
 // replaced a lost link.
 type DegreeSample struct {
-	At             int64 // virtual time, ns
-	Live           int
-	Min, Max       int
-	Mean           float64
-	Below, Above   int // live nodes below the low bound, above the high bound
-	Booting        int // live nodes that joined within the last step
-	BootingOutside int // of those, how many are outside the bounds
+	At   int64 `json:"at_ns"` // virtual time
+	Live int   `json:"live"`
+	Min  int   `json:"min"`
+	Max  int   `json:"max"`
+	// Mean is the mean degree.
+	Mean float64 `json:"mean"`
+	// Below and Above count the live nodes below the low bound and above
+	// the high bound.
+	Below int `json:"below"`
+	Above int `json:"above"`
+	// Booting counts the live nodes that joined within the last step,
+	// BootingOutside those of them outside the bounds.
+	Booting        int `json:"booting"`
+	BootingOutside int `json:"booting_outside"`
 	// DipMin and DipBelow are the lowest degree and the live nodes below
 	// the low bound right after the step's crashes; at the first and the
 	// last sample, which crash nobody, they repeat Min and Below.
-	DipMin, DipBelow int
+	DipMin   int `json:"dip_min"`
+	DipBelow int `json:"dip_below"`
 }
 
 // members is the simulator's half of the membership: each node's

@@ -92,6 +92,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if (set["silent-crash"] || set["active-low"] || set["active-high"]) && !*member && *experiment != sim.ExperimentChurn {
 		return bad("--silent-crash, --active-low and --active-high need --membership")
 	}
+	if *trace != "" && *member {
+		return bad("--trace records a fixed set of links; with --membership they change during the run")
+	}
 	if *trace != "" && *graphs != 1 {
 		return bad("--trace records one topology: drop --graphs %d", *graphs)
 	}
