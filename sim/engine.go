@@ -448,6 +448,7 @@ func (s *Sim) Run(ctx context.Context) (*Report, error) {
 	r.Partial = partial
 	r.Events = s.doneEvents
 	r.ControlUnattributed = s.ctlOther
+	r.Membership = s.membershipReport()
 	return r, nil
 }
 
@@ -468,7 +469,10 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 			if ctx.Err() != nil {
 				return true
 			}
-			if s.onProgress != nil {
+			if s.onProgress != nil && s.mem != nil && s.mem.until > 0 {
+				// Broadcasts settle at the end: the run's time tells.
+				s.onProgress(min(float64(s.now)/float64(s.mem.until), 1))
+			} else if s.onProgress != nil {
 				done := float64(s.nFinished)
 				if k := len(s.open); k > 0 {
 					done += float64(s.open[k-1].reached) / nf

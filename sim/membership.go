@@ -192,6 +192,28 @@ type MembershipStats struct {
 	LinksClosedByCrashes int64 `json:"links_closed_by_crashes"`
 }
 
+// MembershipReport is a run's membership figures, in its Report.
+type MembershipReport struct {
+	MembershipStats
+	// End is the live nodes' degrees when the run ended.
+	End DegreeSample `json:"end"`
+}
+
+// membershipReport is what Run puts in the report; nil with membership
+// off.
+func (s *Sim) membershipReport() *MembershipReport {
+	m := s.mem
+	if m == nil {
+		return nil
+	}
+	hook := m.onDegree
+	var end DegreeSample
+	m.onDegree = func(d DegreeSample) { end = d }
+	s.memReport(s.memSample())
+	m.onDegree = hook
+	return &MembershipReport{MembershipStats: m.stats, End: end}
+}
+
 // DegreeSample is the active degree (links up) of the live nodes at one
 // moment: a churn step samples it just before it crashes anyone, and
 // again right after the crashes (the Dip fields), before anyone has
@@ -775,9 +797,6 @@ func (s *Sim) memChurnStep(last bool) {
 	m := s.mem
 	ch := m.cfg.Churn
 	d := s.memSample()
-	if s.onProgress != nil {
-		s.onProgress(float64(s.now) / float64(m.until))
-	}
 	if last {
 		s.memReport(d)
 		return
