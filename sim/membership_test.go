@@ -93,9 +93,8 @@ func TestMembershipEvictsSilentCrashes(t *testing.T) {
 	}
 }
 
-// Membership off is the fixed overlay: a crash leaves the crashed nodes'
-// links in place and nobody dials.
-func TestMembershipOffKeepsTopology(t *testing.T) {
+// Membership off is the fixed overlay: no membership state, no figures.
+func TestMembershipOffHasNoState(t *testing.T) {
 	t.Parallel()
 	cfg := DefaultConfig()
 	cfg.Nodes = 200
@@ -111,9 +110,9 @@ func TestMembershipOffKeepsTopology(t *testing.T) {
 	}
 }
 
-func churnSmall(t *testing.T, workers int) *Experiment {
+func churnSmall(t *testing.T, nodes int, d time.Duration, workers int) *Experiment {
 	t.Helper()
-	e, err := RunExperiment(context.Background(), ExperimentChurn, ExperimentConfig{Nodes: 500, ChurnDuration: 10 * time.Second, Workers: workers})
+	e, err := RunExperiment(context.Background(), ExperimentChurn, ExperimentConfig{Nodes: nodes, ChurnDuration: d, Workers: workers})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +122,7 @@ func churnSmall(t *testing.T, workers int) *Experiment {
 // Churn at small N: 1% of 500 nodes replaced every second for 10 s.
 func TestChurnExperimentSmall(t *testing.T) {
 	t.Parallel()
-	e := churnSmall(t, 2)
+	e := churnSmall(t, 500, 10*time.Second, 2)
 	if e.Partial || e.Churn == nil || len(e.Churn.Runs) != len(ChurnStrategies) {
 		t.Fatalf("experiment %+v", e)
 	}
@@ -158,11 +157,11 @@ func TestChurnExperimentDeterministic(t *testing.T) {
 	t.Parallel()
 	var outs [2]bytes.Buffer
 	for k, w := range []int{1, 2} {
-		if err := churnSmall(t, w).WriteJSON(&outs[k]); err != nil {
+		if err := churnSmall(t, 300, 4*time.Second, w).WriteJSON(&outs[k]); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if !bytes.Equal(outs[0].Bytes(), outs[1].Bytes()) {
+	if outs[0].Len() == 0 || !bytes.Equal(outs[0].Bytes(), outs[1].Bytes()) {
 		t.Errorf("two runs of one seed differ:\n%s\n%s", outs[0].String(), outs[1].String())
 	}
 }
