@@ -31,8 +31,8 @@ import (
 //   - an eviction or a surplus drop closes the link at both ends at once
 //     (membership Down, gossip PeerDown);
 //   - PING, PONG and peer-exchange frames travel with the link delay and
-//     through the fault layer (loss, delay, cuts) like every frame; a
-//     paused node's wait until it resumes, and so do its membership ticks,
+//     through the fault layer (loss, delay, cuts) like every frame; those
+//     to a paused node wait until it resumes, and so do its membership ticks,
 //     so that its failure detector sees the stall as its own (Lifeguard);
 //   - every frame a node receives on a link (payload, control or
 //     membership) counts as heard from that peer: it stamps the link,
