@@ -75,6 +75,13 @@ type ChurnRun struct {
 	Required    int64 `json:"required"`
 	Missed      int64 `json:"missed"`
 	WorstMissed int   `json:"worst_missed"`
+	// ReliableByEnd counts the broadcasts that reached every node counted
+	// for them by the end of the run, late or not; Never is how many of
+	// the missed deliveries never came, and SlowestLateMS the longest any
+	// of the others took, from publish (0 when none was late).
+	ReliableByEnd int     `json:"reliable_by_end"`
+	Never         int64   `json:"never"`
+	SlowestLateMS float64 `json:"slowest_late_ms"`
 	// Copies and Controls are the payload and control frames sent per
 	// broadcast (mean).
 	Copies     float64         `json:"copies_per_broadcast"`
@@ -255,6 +262,13 @@ func runChurn(ctx context.Context, ec ExperimentConfig, job churnJob, rate float
 	s.SetPublishers(func(int) int { return inOverlay[pubRng.IntN(len(inOverlay))] })
 	got := make([]bitset, cfg.Broadcasts)
 	pubAt := make([]int64, cfg.Broadcasts)
+	// Deliveries after the window: rare, but for fresh nodes that
+	// anti-entropy brings up to date.
+	type late struct {
+		b, node int
+		after   int64
+	}
+	var lates []late
 	s.OnDeliver(func(d Delivery) {
 		if got[d.Broadcast] == nil {
 			got[d.Broadcast] = newBitset(n)
@@ -262,8 +276,10 @@ func runChurn(ctx context.Context, ec ExperimentConfig, job churnJob, rate float
 		if d.Hop == 0 {
 			pubAt[d.Broadcast] = d.At
 		}
-		if d.At-pubAt[d.Broadcast] <= int64(ChurnWindow) {
+		if after := d.At - pubAt[d.Broadcast]; after <= int64(ChurnWindow) {
 			got[d.Broadcast].set(uint32(d.Node))
+		} else {
+			lates = append(lates, late{d.Broadcast, d.Node, after})
 		}
 	})
 	run := ChurnRun{Experiment: ExperimentChurn, Strategy: string(job.strat), Seed: cfg.Seed, Nodes: ec.Nodes, Rate: rate, DurationS: dur.Seconds()}
@@ -288,6 +304,16 @@ func runChurn(ctx context.Context, ec ExperimentConfig, job churnJob, rate float
 		run.InBoundsSettled = round(float64(settledIn)/float64(settled), 6)
 	}
 	run.Membership, _ = s.MembershipStats()
+	counted := func(b, i int) bool {
+		return joinAt[i] >= 0 && joinAt[i] <= pubAt[b] && crashAt[i] > pubAt[b]+int64(ChurnWindow)
+	}
+	lateMissed := make(map[int]int) // by broadcast: missed deliveries that came late
+	for _, l := range lates {
+		if counted(l.b, l.node) {
+			lateMissed[l.b]++
+			run.SlowestLateMS = max(run.SlowestLateMS, ms(l.after))
+		}
+	}
 	for _, b := range r.PerBroadcast {
 		run.Copies += float64(b.Messages)
 		run.Controls += float64(b.ControlMessages)
@@ -295,10 +321,9 @@ func runChurn(ctx context.Context, ec ExperimentConfig, job churnJob, rate float
 		if g == nil {
 			continue
 		}
-		start, end := pubAt[b.Index], pubAt[b.Index]+int64(ChurnWindow)
 		missed := 0
 		for i := range n {
-			if joinAt[i] < 0 || joinAt[i] > start || crashAt[i] <= end {
+			if !counted(b.Index, i) {
 				continue
 			}
 			run.Required++
@@ -312,6 +337,10 @@ func runChurn(ctx context.Context, ec ExperimentConfig, job churnJob, rate float
 		if missed == 0 {
 			run.Reliable++
 		}
+		if missed == lateMissed[b.Index] {
+			run.ReliableByEnd++
+		}
+		run.Never += int64(missed - lateMissed[b.Index])
 	}
 	if run.Broadcasts > 0 {
 		run.Reliability = round(float64(run.Reliable)/float64(run.Broadcasts), 6)
@@ -342,13 +371,17 @@ func (c *ChurnExperiment) writeMarkdown(ew *errWriter) {
 	ew.printf("N = %d at boot (undirected, mean degree %d), links %s; membership with its defaults (active %d..%d, passive %d). Every second %s of the nodes crash (their links close) and as many fresh nodes join, each through one random live node, for %v; a broadcast every %v from a random node in the overlay. A broadcast counts as reliable when, within %v of its publish, it reached every node that was in the overlay (had a link up) at its publish and stayed up to the end of that window. %d boot overlay(s) (seed %d…).\n\n",
 		c.Nodes, ChurnExperimentDegree, DefaultConfig().Latency, c.Low, c.High, DefaultMembershipConfig().Config.PassiveSize,
 		pct(c.Rate, 1), c.Duration, ChurnBroadcastInterval, ChurnWindow, c.Graphs, c.seed())
-	ew.printf("| strategy | broadcasts | reliable | reliability | deliveries missed | worst broadcast | payload copies / broadcast | control frames / broadcast | crashed | joined | dials (failed) | degree in bounds (settled) |\n")
-	ew.printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	ew.printf("| strategy | broadcasts | reliable | reliability | deliveries missed (never came) | worst broadcast | reliable by the end | slowest late delivery | payload copies / broadcast | control frames / broadcast | crashed | joined | dials (failed) | degree in bounds |\n")
+	ew.printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, r := range c.Runs {
 		m := r.Membership
-		ew.printf("| %s | %d | %d | %s | %d of %d | %d | %s | %s | %d | %d | %d (%d) | %s (%s) |\n",
-			r.Strategy, r.Broadcasts, r.Reliable, pct(r.Reliability, 2), r.Missed, r.Required, r.WorstMissed,
-			f(r.Copies, 0), f(r.Controls, 0), m.Crashed, m.Joined, m.Dials, m.DialsFailed, pct(r.InBounds, 2), pct(r.InBoundsSettled, 2))
+		slow := "–"
+		if r.SlowestLateMS > 0 {
+			slow = f(r.SlowestLateMS/1e3, 2) + " s"
+		}
+		ew.printf("| %s | %d | %d | %s | %d of %d (%d) | %d | %d | %s | %s | %s | %d | %d | %d (%d) | %s |\n",
+			r.Strategy, r.Broadcasts, r.Reliable, pct(r.Reliability, 2), r.Missed, r.Required, r.Never, r.WorstMissed,
+			r.ReliableByEnd, slow, f(r.Copies, 0), f(r.Controls, 0), m.Crashed, m.Joined, m.Dials, m.DialsFailed, pct(r.InBounds, 2))
 	}
 	if len(c.Runs) == 0 {
 		return
