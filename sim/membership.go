@@ -131,6 +131,10 @@ func (mc *MembershipConfig) validate(c *Config, n int) error {
 	if c.Graph != nil && c.Graph.Directed || c.Graph == nil && c.Topology == TopologyKOut {
 		return errors.New("membership: links are two-way; a kout topology's are one-way")
 	}
+	if len(c.Adversaries) > 0 {
+		// Their report counts honest reach over a fixed set of nodes.
+		return errors.New("membership: not with adversaries (their report assumes the fixed overlay)")
+	}
 	ch := mc.Churn
 	if !(ch.Rate >= 0 && ch.Rate <= MaxChurnRate) {
 		return fmt.Errorf("churn rate %v: want 0..%v", ch.Rate, MaxChurnRate)

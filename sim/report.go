@@ -196,6 +196,9 @@ type Report struct {
 	Graphs int `json:"graphs"`
 	// Events counts message arrivals the engine processed.
 	Events int64 `json:"events"`
+	// Adversaries is what the liars (Config.Adversaries) did and what
+	// reached the honest nodes; absent without any.
+	Adversaries *AdversaryReport `json:"adversaries,omitempty"`
 	// Partial marks a run stopped before all its broadcasts finished.
 	Partial      bool        `json:"partial,omitempty"`
 	PerBroadcast []Broadcast `json:"per_broadcast"`
@@ -470,6 +473,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if m := r.Membership; m != nil {
 		bw.printf("membership: degree at the end %d / %.2f / %d (min / mean / max over %d live nodes); %d dials (%d failed), %d links up, %d suspects, %d evictions, %d surplus drops, %d links closed by crashes, %d pings, %d peer exchanges\n",
 			m.End.Min, m.End.Mean, m.End.Max, m.End.Live, m.Dials, m.DialsFailed, m.Links, m.Suspects, m.Evictions, m.Drops, m.LinksClosedByCrashes, m.Pings, m.Exchanges)
+	}
+	if r.Adversaries != nil {
+		r.Adversaries.writeText(bw)
 	}
 	if r.PartitionRepaired != nil {
 		parted := 0
