@@ -60,6 +60,7 @@ func forge(t *testing.T, addr string, f forgery) (local string, hungUp bool) {
 	if _, err := conn.Write(f.proof(nh)); err != nil {
 		t.Fatalf("%s: %v", f.name, err)
 	}
+	conn.SetDeadline(time.Now().Add(hangUpWait))
 	_, err = io.Copy(io.Discard, conn) // the node's proof, then its hang-up
 	var ne net.Error
 	return conn.LocalAddr().String(), !(errors.As(err, &ne) && ne.Timeout())
@@ -200,10 +201,18 @@ func reflectProof(t *testing.T, addr string, key [wire.PublicKeySize]byte) (loca
 	if _, err := conn.Write(append(append([]byte(nil), 0, 0, 0, byte(2+len(f.Payload)), wire.Version, byte(wire.FrameProof)), f.Payload...)); err != nil {
 		t.Fatal(err)
 	}
+	conn.SetDeadline(time.Now().Add(hangUpWait))
 	_, err = io.Copy(io.Discard, conn)
 	var ne net.Error
 	return conn.LocalAddr().String(), !(errors.As(err, &ne) && ne.Timeout())
 }
+
+// hangUpWait is how long a forger waits for the node to hang up once it
+// has sent its proof. The node's whole handshake must end within its
+// handshake timeout (500 ms in these tests), so this is generous even
+// under the race detector on a loaded machine; a node that accepted the
+// forgery never hangs up.
+const hangUpWait = 15 * time.Second
 
 // TestConfigIDMustBeTheKeys: a node's id derives from its key; a config
 // that names another id is refused, and one that names the key's is
