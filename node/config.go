@@ -167,8 +167,10 @@ type Config struct {
 	// high bound. Default nil: off (a node still answers PINGs).
 	Membership *membership.Config
 
-	// HandshakeTimeout bounds the time from connect to the peer's hello; a
-	// connection that never speaks is closed after it. Default 5 s.
+	// HandshakeTimeout bounds the whole handshake, from connect to the
+	// peer's verified proof (hello and proof each way); a connection that
+	// never speaks, or never proves its key, is closed after it. Default
+	// 5 s.
 	HandshakeTimeout time.Duration
 	// StallTimeout closes a connection whose peer started a frame and then
 	// sent nothing more for this long, or that stopped reading what we
