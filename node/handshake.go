@@ -18,7 +18,7 @@ var (
 	errBadProof = errors.New("handshake proof does not verify")
 	// errPeerIDMismatch: the node dialed an address for a given id (a peer
 	// exchange entry) and the peer there proved another.
-	errPeerIDMismatch = errors.New("peer proved another node id than the one dialed")
+	errPeerIDMismatch = errors.New("the peer's key gives another node id than the one dialed")
 )
 
 // runHandshake is one side of the authenticated handshake, the same for

@@ -127,7 +127,7 @@ func (n *Node) handshake(conn net.Conn, outbound bool, want wire.NodeID) (*peer,
 		case id == n.id:
 			return fmt.Errorf("%w (%s)", errSelf, h.ListenAddr)
 		case want != 0 && id != want:
-			return fmt.Errorf("%w: dialed %v, the peer proves %v (%s)", errPeerIDMismatch, want, id, h.ListenAddr)
+			return fmt.Errorf("%w: dialed %v, the peer's key is %v's (%s)", errPeerIDMismatch, want, id, h.ListenAddr)
 		}
 		if _, err := wire.CommonProtocols(n.cfg.Protocols, h.Protocols); err != nil {
 			return fmt.Errorf("peer %v (%s): %w", id, h.ListenAddr, err)
