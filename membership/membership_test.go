@@ -215,6 +215,53 @@ func TestFailedPeerReplaced(t *testing.T) {
 	}
 }
 
+// A replacement that a full node refuses (it closes the link at once) is
+// followed by a dial to another passive entry, a bounded number of times
+// per failed peer.
+func TestRefusedReplacementRetried(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 5 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	m.Seed(loop(20), loop(21), loop(22), loop(23), loop(24), loop(25))
+	out.Reset()
+	now := 2 * ms
+	m.Down(now, loop(2).ID, &out)
+	refusals := 0
+	for len(out.Dial) == 1 && refusals < 20 {
+		e := out.Dial[0]
+		out.Reset()
+		now += ms
+		m.Up(now, e, false, &out) // the dial connects...
+		now += ms
+		m.Down(now, e.ID, &out) // ...and the full node closes it
+		refusals++
+		if !slices.Contains(m.Passive(), e) {
+			t.Errorf("refusal %d: %v did not go back to the passive view", refusals, e)
+		}
+	}
+	if len(out.Dial) != 0 {
+		t.Fatalf("still dialing %v after %d refusals", out.Dial, refusals)
+	}
+	if refusals != 1+replacementRetries {
+		t.Errorf("dialed %d replacements for one failed peer, all refused: want the first and %d retries", refusals, replacementRetries)
+	}
+	// A replacement that is accepted stays, and nothing more is dialed.
+	out.Reset()
+	now += ms
+	m.Down(now, loop(3).ID, &out)
+	if len(out.Dial) != 1 {
+		t.Fatalf("dials %v after a second peer failed, want one replacement", out.Dial)
+	}
+	e := out.Dial[0]
+	out.Reset()
+	m.Up(now+ms, e, false, &out)
+	if len(out.Dial) != 0 || len(m.Active()) != 4 {
+		t.Errorf("after an accepted replacement: dials %v, %d links; want none and 4", out.Dial, len(m.Active()))
+	}
+}
+
 // Peer exchange: bounded, never this node or a linked peer, never an
 // address outside the rule, and a claim never moves a known id.
 func TestExchangeMergeRules(t *testing.T) {
@@ -339,5 +386,44 @@ func TestBootedDialsCount(t *testing.T) {
 	})
 	if len(got.Dial) != 1 {
 		t.Errorf("dials %v after a booted dial timed out, want one from the passive view", got.Dial)
+	}
+}
+
+// TestInboundNeverDropsTheLastOutbound: a node full of peers that dialed
+// it keeps its last MinOutbound own links, however many more dial in:
+// inbound links alone cannot eclipse it.
+func TestInboundNeverDropsTheLastOutbound(t *testing.T) {
+	cfg := DefaultConfig()
+	m := newTest(t, cfg)
+	var out Output
+	m.Up(ms, loop(0), false, &out)
+	m.Up(ms, loop(1), false, &out)
+	now := 2 * ms
+	for i := 2; i < 60; i++ {
+		now += 100 * ms
+		m.Up(now, loop(i), true, &out)
+		m.ExchangeFrom(now, loop(i).ID, true, nil, &out) // every sybil says it needs its link
+		for _, id := range out.Drop {
+			m.Down(now, id, &out)
+		}
+		out.Reset()
+		now += 2 * cfg.ProbeInterval.Nanoseconds()
+		m.Tick(now, &out)
+		for _, id := range out.Drop {
+			if id == loop(0).ID || id == loop(1).ID {
+				t.Fatalf("after %d inbound links: dropped own link %v", i-1, id)
+			}
+			m.Down(now, id, &out)
+		}
+		out.Reset()
+	}
+	own := 0
+	for _, p := range m.Active() {
+		if !p.Inbound {
+			own++
+		}
+	}
+	if own != 2 || len(m.Active()) > cfg.ActiveHigh {
+		t.Fatalf("active view %d links, %d own: want at most %d and both own links", len(m.Active()), own, cfg.ActiveHigh)
 	}
 }
