@@ -367,7 +367,7 @@ func shutOut(guards map[int]*score.Guard, assign []adversary.Modes, g *Graph, a 
 func TestSimLiarGuarded(t *testing.T) {
 	t.Parallel()
 	cfg := advConfig(t, 8, "0.05:liar")
-	cfg.Gossip = gossip.DefaultConfig()
+	cfg.Gossip.VerifyIDs = true
 	cfg.Gossip.Strategy = gossip.Lazy
 	cfg.Broadcasts = 200
 	cfg.Interval = 50 * time.Millisecond
