@@ -116,13 +116,16 @@ type pendingDial struct {
 // Membership is one node's views and failure detector. It is not safe for
 // concurrent use: one goroutine drives it, as it drives the gossip core.
 type Membership struct {
-	cfg      Config
-	self     Entry
-	rng      *rand.Rand
-	active   []*link // in the order the links came up
-	passive  []Entry
-	dialing  []pendingDial
-	replace  int // dials owed for peers that failed
+	cfg     Config
+	self    Entry
+	rng     *rand.Rand
+	active  []*link // in the order the links came up
+	passive []Entry
+	dialing []pendingDial
+	replace int // dials owed for peers that failed
+	// retries is how many more refusals of a replacement dial may be
+	// answered with another dial (see replacementRetries).
+	retries  int
 	aware    int // Lifeguard's local health multiplier, 0..AwarenessMax
 	healthy  int64
 	want     int64 // the tick time this node last asked for
@@ -193,12 +196,22 @@ func (m *Membership) Up(now int64, e Entry, inbound bool, out *Output) {
 	m.enforce(now, out)
 }
 
+// replacementRetries is how many times, per failed peer, a replacement
+// dial that a full node refuses is followed by a dial to another passive
+// entry. HyParView tries its passive view until a node accepts; without a
+// retry, a node whose replacement met a full peer stayed a link short for
+// good (in a 50-process mesh after a few rounds of churn, most of a
+// crashed node's peers did). The bound keeps a mesh whose nodes are all
+// full from dialing in circles.
+const replacementRetries = 4
+
 // Down records that the link to id is gone. A peer this node dropped as
 // surplus goes to the passive view, and so does one this node dialed as a
 // replacement that closed the link within DialTimeout (a full node
-// refusing a link its dialer did not need); any other loss (a closed
-// connection, an eviction) is a failure, and the node owes a replacement
-// dial.
+// refusing a link its dialer did not need), after which another passive
+// entry is tried, up to replacementRetries times per failed peer; any
+// other loss (a closed connection, an eviction) is a failure, and the
+// node owes a replacement dial.
 func (m *Membership) Down(now int64, id wire.NodeID, out *Output) {
 	i := slices.IndexFunc(m.active, func(l *link) bool { return l.ID == id })
 	if i < 0 {
@@ -206,10 +219,18 @@ func (m *Membership) Down(now int64, id wire.NodeID, out *Output) {
 	}
 	l := m.active[i]
 	m.active = slices.Delete(m.active, i, i+1)
-	if l.dropping || (l.replacement && now-l.up < int64(m.cfg.DialTimeout)) {
+	switch {
+	case l.dropping:
 		m.addPassive(l.Entry)
-	} else {
+	case l.replacement && now-l.up < int64(m.cfg.DialTimeout):
+		m.addPassive(l.Entry)
+		if m.retries > 0 {
+			m.retries--
+			m.replace = min(m.replace+1, m.cfg.ActiveHigh)
+		}
+	default:
 		m.replace = min(m.replace+1, m.cfg.ActiveHigh)
+		m.retries = min(m.retries+replacementRetries, m.cfg.ActiveHigh*replacementRetries)
 	}
 	m.enforce(now, out)
 }
@@ -460,7 +481,7 @@ func (m *Membership) enforce(now int64, out *Output) {
 		}
 		e, ok := m.pickPassive()
 		if !ok {
-			m.replace = 0
+			m.replace, m.retries = 0, 0
 			return
 		}
 		replacement := have >= m.cfg.ActiveLow

@@ -215,6 +215,53 @@ func TestFailedPeerReplaced(t *testing.T) {
 	}
 }
 
+// A replacement that a full node refuses (it closes the link at once) is
+// followed by a dial to another passive entry, a bounded number of times
+// per failed peer.
+func TestRefusedReplacementRetried(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 5 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	m.Seed(loop(20), loop(21), loop(22), loop(23), loop(24), loop(25))
+	out.Reset()
+	now := 2 * ms
+	m.Down(now, loop(2).ID, &out)
+	refusals := 0
+	for len(out.Dial) == 1 && refusals < 20 {
+		e := out.Dial[0]
+		out.Reset()
+		now += ms
+		m.Up(now, e, false, &out) // the dial connects...
+		now += ms
+		m.Down(now, e.ID, &out) // ...and the full node closes it
+		refusals++
+		if !slices.Contains(m.Passive(), e) {
+			t.Errorf("refusal %d: %v did not go back to the passive view", refusals, e)
+		}
+	}
+	if len(out.Dial) != 0 {
+		t.Fatalf("still dialing %v after %d refusals", out.Dial, refusals)
+	}
+	if refusals != 1+replacementRetries {
+		t.Errorf("dialed %d replacements for one failed peer, all refused: want the first and %d retries", refusals, replacementRetries)
+	}
+	// A replacement that is accepted stays, and nothing more is dialed.
+	out.Reset()
+	now += ms
+	m.Down(now, loop(3).ID, &out)
+	if len(out.Dial) != 1 {
+		t.Fatalf("dials %v after a second peer failed, want one replacement", out.Dial)
+	}
+	e := out.Dial[0]
+	out.Reset()
+	m.Up(now+ms, e, false, &out)
+	if len(out.Dial) != 0 || len(m.Active()) != 4 {
+		t.Errorf("after an accepted replacement: dials %v, %d links; want none and 4", out.Dial, len(m.Active()))
+	}
+}
+
 // Peer exchange: bounded, never this node or a linked peer, never an
 // address outside the rule, and a claim never moves a known id.
 func TestExchangeMergeRules(t *testing.T) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"slices"
@@ -31,6 +32,9 @@ verbs (SET is "all", an index, a range such as 0-4, or a list such as 5,7,9):
   resume SET               SIGCONT paused nodes
   clear                    undo everything: resume paused nodes, restart exited ones, clear every plan
   status                   show each node's state and fault plan
+  scenario NAME            run one row of the fault table on the mesh and print what
+                           it found: kill, loss, split, pause, restart, crash or hung
+                           (see the README's figures); it ends with clear
 
 Every verb returns once the change is in force on every node concerned.`
 
@@ -39,11 +43,13 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	state := fs.String("state", cluster.DefaultStatePath, "state file written by mesh up")
 	asJSON := fs.Bool("json", false, "status: print the nodes as JSON")
 	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for a change to be in force")
+	var sc scenarioFlags
+	sc.register(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
-		return usageError(stderr, "chaos needs a verb: split, heal, loss, delay, kill, restart, pause, resume, clear or status\nRun 'mesh help chaos' for what each does.")
+		return usageError(stderr, "chaos needs a verb: split, heal, loss, delay, kill, restart, pause, resume, clear, status or scenario\nRun 'mesh help chaos' for what each does.")
 	}
 	if *timeout <= 0 {
 		return usageError(stderr, "--timeout must be positive, got %v", *timeout)
@@ -55,8 +61,11 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if a := chaosArity[verb]; len(rest) < a[0] || len(rest) > a[1] {
 		return usageError(stderr, "chaos %s: %s, got %q\nRun 'mesh help chaos' for the verbs.", verb, chaosArgs[verb], rest)
 	}
-	if *asJSON && verb != "status" {
-		return usageError(stderr, "chaos %s: --json is for status only", verb)
+	if *asJSON && verb != "status" && verb != "scenario" {
+		return usageError(stderr, "chaos %s: --json is for status and scenario only", verb)
+	}
+	if name, ok := sc.setOutside(fs, verb); ok {
+		return usageError(stderr, "chaos %s: --%s is for scenario only", verb, name)
 	}
 	ch, err := cluster.OpenChaos(*state)
 	if err != nil {
@@ -171,8 +180,125 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			}{nodes})
 		}
 		printChaosStatus(stdout, nodes)
+	case "scenario":
+		cfg := sc.config(rest[0])
+		if err := cfg.Validate(); err != nil {
+			return usageError(stderr, "chaos %v", err)
+		}
+		if sc.runs < 1 {
+			return usageError(stderr, "chaos scenario: --runs %d: want 1 or more", sc.runs)
+		}
+		if sc.verbose {
+			cfg.Log = stderr
+		}
+		return runScenarios(ctx, ch, cfg, sc.runs, *asJSON, stdout)
 	}
 	return nil
+}
+
+// runScenarios runs the scenario runs times, seeds cfg.Seed (default 1)
+// and up, printing each run and then each figure's median; it fails if
+// any check of any run did not hold.
+func runScenarios(ctx context.Context, ch *cluster.Chaos, cfg cluster.ScenarioConfig, runs int, asJSON bool, stdout io.Writer) error {
+	seed := max(cfg.Seed, 1)
+	var results []cluster.ScenarioResult
+	failed := 0
+	for k := range runs {
+		cfg.Seed = seed + uint64(k)
+		res, err := ch.RunScenario(ctx, cfg)
+		if err != nil {
+			return err
+		}
+		if !res.OK() {
+			failed++
+		}
+		results = append(results, res)
+		if !asJSON {
+			if runs > 1 {
+				fmt.Fprintf(stdout, "run %d of %d, seed %d: ", k+1, runs, cfg.Seed)
+			}
+			res.WriteText(stdout)
+		}
+	}
+	medians := cluster.MedianFigures(results)
+	if asJSON {
+		if err := writeJSON(stdout, struct {
+			Runs    []cluster.ScenarioResult `json:"runs"`
+			Medians []cluster.ScenarioMedian `json:"medians"`
+		}{results, medians}); err != nil {
+			return err
+		}
+	} else if runs > 1 {
+		fmt.Fprintf(stdout, "medians of %d runs:\n", runs)
+		for _, m := range medians {
+			v := strconv.FormatFloat(m.Median, 'f', 0, 64) + " ms"
+			if len(m.Runs) == 0 {
+				v = "never within the limit"
+			}
+			parts := make([]string, len(m.Runs))
+			for i, r := range m.Runs {
+				parts[i] = strconv.FormatFloat(r, 'f', 0, 64)
+			}
+			v += " (" + strings.Join(parts, ", ") + ")"
+			if m.Missing > 0 {
+				v += fmt.Sprintf(", %d runs never within the limit", m.Missing)
+			}
+			if m.Target != "" {
+				v += ", target " + m.Target
+			}
+			fmt.Fprintf(stdout, "  %s: %s\n", m.What, v)
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("scenario %s: a check did not hold in %d of %d runs", cfg.Name, failed, runs)
+	}
+	return nil
+}
+
+// scenarioFlags are `mesh chaos scenario`'s flags: zero values take the
+// scenario's row (cluster.DefaultScenarioConfig).
+type scenarioFlags struct {
+	seed             uint64
+	rate, frac, loss float64
+	duration, limit  time.Duration
+	messages         int
+	runs             int
+	verbose          bool
+}
+
+// scenarioFlagNames are the flags that only scenario takes.
+var scenarioFlagNames = []string{"seed", "rate", "fraction", "loss", "duration", "limit", "messages", "runs", "v"}
+
+func (f *scenarioFlags) register(fs *flag.FlagSet) {
+	fs.Uint64Var(&f.seed, "seed", 0, "scenario: seed for the nodes it faults and the publishers (default 1)")
+	fs.Float64Var(&f.rate, "rate", 0, "scenario: messages/s published while it streams (default: the row's, kill 100, loss 20, others 10)")
+	fs.Float64Var(&f.frac, "fraction", 0, "scenario: share of the nodes kill kills (default 0.3) and pause pauses (default 0.1)")
+	fs.Float64Var(&f.loss, "loss", 0, "scenario loss: drop probability on every link (default 0.2)")
+	fs.DurationVar(&f.duration, "duration", 0, "scenario: how long the fault lasts (default: the row's, split and restart 10s, pause 5s, hung at most 15s; kill: survivors stream 5s)")
+	fs.DurationVar(&f.limit, "limit", 0, "scenario: longest wait for any outcome before its check fails (default 2m)")
+	fs.IntVar(&f.messages, "messages", 0, "scenario loss: messages published (default 100)")
+	fs.IntVar(&f.runs, "runs", 1, "scenario: run it this many times, seeds --seed and up, and print each figure's median")
+	fs.BoolVar(&f.verbose, "v", false, "scenario: log each step on stderr")
+}
+
+// setOutside names a scenario flag set for another verb.
+func (f *scenarioFlags) setOutside(fs *flag.FlagSet, verb string) (string, bool) {
+	if verb == "scenario" {
+		return "", false
+	}
+	for _, n := range scenarioFlagNames {
+		if flagSet(fs, n) {
+			return n, true
+		}
+	}
+	return "", false
+}
+
+func (f *scenarioFlags) config(name string) cluster.ScenarioConfig {
+	return cluster.ScenarioConfig{
+		Name: name, Seed: f.seed, Rate: f.rate, Fraction: f.frac, Loss: f.loss,
+		Duration: f.duration, Limit: f.limit, Messages: f.messages,
+	}
 }
 
 // chaosArity is each verb's least and most arguments; chaosArgs says
@@ -180,7 +306,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 var chaosArity = map[string][2]int{
 	"split": {2, 2}, "heal": {0, 0}, "loss": {1, 2}, "delay": {1, 3},
 	"kill": {1, 1}, "restart": {1, 1}, "pause": {1, 1}, "resume": {1, 1},
-	"clear": {0, 0}, "status": {0, 0},
+	"clear": {0, 0}, "status": {0, 0}, "scenario": {1, 1},
 }
 
 var chaosArgs = map[string]string{
@@ -189,6 +315,7 @@ var chaosArgs = map[string]string{
 	"kill": "want one node set, such as 2 or 0-4", "restart": "want one node set, such as 2 or 0-4",
 	"pause": "want one node set, such as 3 or 5,7,9", "resume": "want one node set, such as 3 or all",
 	"clear": "takes no arguments", "status": "takes no arguments",
+	"scenario": "want one scenario: kill, loss, split, pause, restart, crash or hung",
 }
 
 func parseChaosDuration(what, s string, stderr io.Writer) (time.Duration, error) {

@@ -54,7 +54,14 @@ func TestChaosUsageErrors(t *testing.T) {
 		{[]string{"kill"}, "want one node set"},
 		{[]string{"pause", ""}, "empty node set"},
 		{[]string{"restart", "1,,2"}, "empty item"},
-		{[]string{"heal", "--json"}, "--json is for status only"},
+		{[]string{"heal", "--json"}, "--json is for status and scenario only"},
+		{[]string{"scenario"}, "want one scenario"},
+		{[]string{"scenario", "bogus"}, `scenario "bogus": want one of kill, loss`},
+		{[]string{"scenario", "kill", "--rate", "-1"}, "rate -1"},
+		{[]string{"scenario", "pause", "--fraction", "1"}, "fraction 1"},
+		{[]string{"loss", "0.2", "--rate", "5"}, "--rate is for scenario only"},
+		{[]string{"heal", "--seed", "5"}, "--seed is for scenario only"},
+		{[]string{"scenario", "kill", "--runs", "0"}, "--runs 0"},
 		{[]string{"status", "--timeout", "0s"}, "--timeout must be positive"},
 	} {
 		args := append([]string{"chaos", "--state", state}, tc.args...)
@@ -80,7 +87,7 @@ func TestChaosDelayReadsANumberAsASet(t *testing.T) {
 func TestChaosHelp(t *testing.T) {
 	t.Parallel()
 	code, stdout, _ := runMesh(t, "", "help", "chaos")
-	for _, verb := range []string{"split SET SET", "heal", "loss P [SET]", "delay D [JITTER] [SET]", "kill SET", "restart SET", "pause SET", "resume SET", "clear", "status", "-state", "-json"} {
+	for _, verb := range []string{"split SET SET", "heal", "loss P [SET]", "delay D [JITTER] [SET]", "kill SET", "restart SET", "pause SET", "resume SET", "clear", "status", "scenario NAME", "-state", "-json", "-rate"} {
 		if code != 0 || !strings.Contains(stdout, verb) {
 			t.Errorf("mesh help chaos: exit %d, no %q in\n%s", code, verb, stdout)
 		}
