@@ -56,7 +56,8 @@ func TestGuardRefusesOtherSites(t *testing.T) {
 	t.Parallel()
 	fake := newFake()
 	fake.maxBody = 1 << 10
-	srv, c := newServerFor(t, fake)
+	adv := &advNode{fakeNode: fake}
+	srv, c := newServerFor(t, adv)
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	jsonCT := map[string]string{"Content-Type": "application/json"}
 	with := func(kv ...string) map[string]string {
@@ -91,14 +92,19 @@ func TestGuardRefusesOtherSites(t *testing.T) {
 		{"null origin", "POST", "/messages", "", pub, with("Content-Type", "application/json", "Origin", "null"), 403, "Origin"},
 		{"other origin, /load", "POST", "/load", "", `{"count":1}`, with("Content-Type", "application/json", "Origin", "http://localhost:9"), 403, "Origin"},
 		{"no-cors /load", "POST", "/load", "", `{"count":1}`, with("Content-Type", "text/plain"), 415, "Content-Type"},
+		{"rebound name, PUT /adversary", "PUT", "/adversary", "evil.example:" + port, `{"mode":"blackhole"}`, jsonCT, 421, "Host"},
+		{"rebound name, GET /adversary", "GET", "/adversary", "evil.example:" + port, "", nil, 421, "Host"},
+		{"no-cors /adversary", "PUT", "/adversary", "", `{"mode":"blackhole"}`, with("Content-Type", "text/plain"), 415, "Content-Type"},
+		{"cross-site /adversary", "PUT", "/adversary", "", `{"mode":"blackhole"}`, with("Content-Type", "application/json", "Sec-Fetch-Site", "cross-site"), 403, "cross-site"},
+		{"other origin, /adversary", "PUT", "/adversary", "", `{"mode":""}`, with("Content-Type", "application/json", "Origin", "http://localhost:9"), 403, "Origin"},
 	} {
 		status, msg := send(t, tc.method, srv.URL+tc.path, tc.host, tc.body, tc.hdr)
 		if status != tc.status || !strings.Contains(msg, tc.has) {
 			t.Errorf("%s: %s %s (Host %q): %d %q, want %d with %q", tc.name, tc.method, tc.path, tc.host, status, msg, tc.status, tc.has)
 		}
 	}
-	if n, loads := len(fake.Recent(100)), fake.loadCalls(); n != 0 || loads != 0 {
-		t.Fatalf("refused requests published %d messages and ran %d loads", n, loads)
+	if n, loads, sets := len(fake.Recent(100)), fake.loadCalls(), adv.setCalls(); n != 0 || loads != 0 || sets != 0 {
+		t.Fatalf("refused requests published %d messages, ran %d loads and set %d adversary modes", n, loads, sets)
 	}
 	// Same-origin browser requests and the CLI pass.
 	self := "http://" + srv.Listener.Addr().String()
@@ -115,6 +121,9 @@ func TestGuardRefusesOtherSites(t *testing.T) {
 	}
 	if _, err := c.Load(t.Context(), api.LoadRequest{Count: 2}); err != nil {
 		t.Errorf("the CLI's load was refused: %v", err)
+	}
+	if _, err := c.SetAdversary(t.Context(), "blackhole"); err != nil {
+		t.Errorf("the CLI's PUT /adversary was refused: %v", err)
 	}
 }
 

@@ -56,13 +56,15 @@ func (l HandlerLimits) Validate() error {
 //	POST /messages        {"body": "..."} → 201 {"id": "..."}
 //	GET  /messages        recent receipts, newest first; ?limit=N
 //	GET  /messages/{id}   this node's receipt, or 404; ?wait=1s blocks until it arrives
-//	GET  /peers           the node's links
+//	GET  /peers           the node's links, each with its score
+//	GET  /peers/banned    the peers the score banned, until when and why (if b is a BanBackend)
 //	GET  /healthz         the node's id, addresses and peer count
 //	POST /load            publish a timed series of messages (benchmarks)
 //	GET  /metrics         Prometheus exposition
 //	GET  /events          live events as Server-Sent Events (if b is an EventSource)
 //	GET, PUT, DELETE /faults   the fault plan (if b is a FaultBackend; see faults.go)
 //	GET  /membership      active, passive and suspect peers (if b is a MembershipBackend)
+//	GET, PUT /adversary   the node's misbehaviour and what it did (if b is an AdversaryBackend; see adversary.go)
 func NewHandler(b Backend, metrics http.Handler) http.Handler {
 	return NewHandlerWith(b, metrics, DefaultHandlerLimits())
 }
@@ -92,6 +94,12 @@ func NewHandlerWith(b Backend, metrics http.Handler, lim HandlerLimits) http.Han
 	}
 	if mb, ok := b.(MembershipBackend); ok {
 		registerMembership(mux, mb)
+	}
+	if bb, ok := b.(BanBackend); ok {
+		registerBans(mux, bb)
+	}
+	if ab, ok := b.(AdversaryBackend); ok {
+		registerAdversary(mux, ab)
 	}
 	return Guard(JSONErrors(mux), GuardOptions{})
 }

@@ -449,8 +449,9 @@ func (ch *Chaos) signalAll(ctx context.Context, set []int, sig syscall.Signal, s
 }
 
 // Clear undoes every fault: paused nodes are resumed, exited nodes
-// restarted (when the launcher runs), and every node's plan cleared. The
-// mesh is then as `mesh up` started it, less what its nodes missed.
+// restarted (when the launcher runs), every node's plan cleared and every
+// adversary turned honest. The mesh is then as `mesh up` started it, less
+// what its nodes missed and its adversaries.
 func (ch *Chaos) Clear(ctx context.Context) error {
 	var paused, exited []int
 	for i := range ch.state.Nodes {
@@ -473,7 +474,10 @@ func (ch *Chaos) Clear(ctx context.Context) error {
 			ch.notef("nodes %v are not running and the launcher is gone: not restarted", exited)
 		}
 	}
-	return ch.updatePlans(ctx, ch.all(), func(_ int, p *fault.Plan) { *p = fault.Plan{} })
+	if err := ch.updatePlans(ctx, ch.all(), func(_ int, p *fault.Plan) { *p = fault.Plan{} }); err != nil {
+		return err
+	}
+	return ch.Adversary(ctx, ch.all(), "")
 }
 
 // ChaosNode is one node in `mesh chaos status`.
@@ -486,6 +490,9 @@ type ChaosNode struct {
 	Faults *fault.Plan `json:"faults,omitempty"`
 	// Cut is the plan's cut list as node indices.
 	Cut []int `json:"cut"`
+	// Adversary is the adversary mode the node runs, null when it is
+	// honest or did not answer.
+	Adversary *string `json:"adversary"`
 	// Error says why the plan could not be read.
 	Error string `json:"error,omitempty"`
 }
@@ -509,6 +516,10 @@ func (ch *Chaos) Status(ctx context.Context) []ChaosNode {
 					}
 				}
 				slices.Sort(cn.Cut)
+			}
+			var a api.Adversary
+			if err := ch.call(ctx, func(ctx context.Context) (err error) { a, err = ch.mesh.Client(i).Adversary(ctx); return err }); err == nil && !a.Honest() {
+				cn.Adversary = &a.Mode
 			}
 		}
 		out[i] = cn

@@ -30,6 +30,7 @@ import (
 type Cluster struct {
 	cfg      Config
 	topo     Topology
+	adv      []string // each node's adversary modes, "" for honest (adversaries.go)
 	hc       *http.Client
 	logDir   string
 	tempLogs bool // logDir is ours to remove
@@ -97,6 +98,10 @@ type NodeInfo struct {
 	// LogPath is the file that receives the node's stdout and stderr; it
 	// is rotated to LogPath.1 at Config.LogMaxBytes.
 	LogPath string
+	// Adversary is the mode the node was launched with (mesh node
+	// --adversary), "" for honest. PUT /adversary may have changed it
+	// since: the node's GET /adversary says what is in force.
+	Adversary string
 }
 
 // New validates cfg and draws the topology; Start launches it.
@@ -108,7 +113,12 @@ func New(cfg Config) (*Cluster, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Cluster{cfg: cfg, topo: NewTopology(cfg.Nodes, cfg.Peers, cfg.Seed), hc: NewHTTPClient()}, nil
+	topo := NewTopology(cfg.Nodes, cfg.Peers, cfg.Seed)
+	adv, err := placeAdversaries(cfg.Adversaries, topo.IDs, cfg.Seed)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: %w", err)
+	}
+	return &Cluster{cfg: cfg, topo: topo, adv: adv, hc: NewHTTPClient()}, nil
 }
 
 // Config returns the configuration, defaults filled in.
@@ -254,7 +264,11 @@ func (c *Cluster) nodeArgs(i int) []string {
 	if len(c.cfg.Validators) > 0 {
 		args = append(args, "--validate", strings.Join(c.cfg.Validators, ","))
 	}
-	if chosen := c.topo.Chosen[i]; len(chosen) > 0 {
+	chosen := c.topo.Chosen[i]
+	if t, ok := c.eclipseTarget(i); ok && !slices.Contains(chosen, t) {
+		chosen = append(slices.Clone(chosen), t)
+	}
+	if len(chosen) > 0 {
 		addrs := make([]string, len(chosen))
 		for k, j := range chosen {
 			addrs[k] = c.procs[j].gossipAddr
@@ -297,6 +311,9 @@ func (c *Cluster) nodeArgs(i int) []string {
 	}
 	if c.cfg.Receipts > 0 {
 		args = append(args, "--receipts", strconv.Itoa(c.cfg.Receipts))
+	}
+	if m := c.advOf(i); m != "" {
+		args = append(args, "--adversary", m)
 	}
 	return append(args, c.cfg.ExtraArgs...)
 }
@@ -535,12 +552,13 @@ func (c *Cluster) Nodes() []NodeInfo {
 				GossipAddr: p.gossipAddr,
 				HTTPURL:    p.httpURL,
 			},
-			PIDStart: p.start,
-			Chosen:   slices.Clone(c.topo.Chosen[i]),
-			Running:  p.running(),
-			Starts:   p.starts,
-			Exe:      p.exe,
-			LogPath:  p.logPath,
+			PIDStart:  p.start,
+			Chosen:    slices.Clone(c.topo.Chosen[i]),
+			Running:   p.running(),
+			Starts:    p.starts,
+			Exe:       p.exe,
+			LogPath:   p.logPath,
+			Adversary: c.advOf(i),
 		}
 		if p.exitErr != nil {
 			ni.ExitErr = p.exitErr.Error()

@@ -123,6 +123,14 @@ type Config struct {
 	// spread over, in contiguous blocks of node indices, when Netns is
 	// set. Default 2: halves, 0-4 and 5-9 of 10 nodes.
 	NetnsSegments int
+	// Adversaries run some nodes with `mesh node --adversary`: each spec's
+	// Count nodes with its Mode, placed at random by Seed (see
+	// placeAdversaries: the same seed and specs place the same nodes; a
+	// node that a censor or eclipse mode targets stays honest). A node
+	// with eclipse=TARGET also dials the target, whether the topology
+	// chose it or not. The state file and `mesh status` record each
+	// node's mode. Default none: every node honest.
+	Adversaries []AdversarySpec
 	// ExtraArgs are appended to every node's command line.
 	ExtraArgs []string
 	// OnExit, if set, is called from a supervisor goroutine whenever a node
@@ -187,6 +195,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("cluster: at most %d nodes run in network namespaces, got %d", netns.MaxNodes, c.Nodes)
 	case c.Netns && (c.NetnsSegments < 1 || c.NetnsSegments > min(c.Nodes, netns.MaxSegments)):
 		return fmt.Errorf("cluster: netns segments must be 1 to %d, got %d", min(c.Nodes, netns.MaxSegments), c.NetnsSegments)
+	}
+	total := 0
+	for _, sp := range c.Adversaries {
+		if sp.Count < 1 {
+			return fmt.Errorf("cluster: adversaries %q: want a count of at least 1", sp.String())
+		}
+		total += sp.Count
+	}
+	if total > c.Nodes {
+		return fmt.Errorf("cluster: %d adversaries asked for, but the mesh has %d nodes", total, c.Nodes)
 	}
 	if _, err := gossip.ParseStrategy(string(c.Strategy)); err != nil {
 		return fmt.Errorf("cluster: %w", err)

@@ -60,6 +60,10 @@ type StateNode struct {
 	Chosen []int `json:"chosen"`
 	// Log is the file holding the node's output.
 	Log string `json:"log,omitempty"`
+	// Adversary is the mode the node was launched with (`mesh up
+	// --adversaries`), absent for an honest node; `mesh status` asks the
+	// node what is in force now.
+	Adversary string `json:"adversary,omitempty"`
 }
 
 // Members returns the nodes as Members, for NewMesh.
@@ -102,7 +106,7 @@ func (c *Cluster) state(launcherPID int, started time.Time) State {
 		s.LogDir = c.logDir
 	}
 	for _, n := range c.Nodes() {
-		sn := StateNode{Member: n.Member, PIDStart: n.PIDStart, Exe: n.Exe, Chosen: n.Chosen, Running: n.Running}
+		sn := StateNode{Member: n.Member, PIDStart: n.PIDStart, Exe: n.Exe, Chosen: n.Chosen, Running: n.Running, Adversary: n.Adversary}
 		if !n.Running {
 			sn.Exited = n.ExitErr
 			if sn.Exited == "" {

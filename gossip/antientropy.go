@@ -205,7 +205,11 @@ func (c *Core) onPull(now int64, from wire.NodeID, d *wire.Control, out *Output)
 	young := now - c.aeGrace() + int64(cfg.StoreTTL) // entries expiring after this were stored within the grace
 	sent, bytes := 0, 0
 	s := c.store
-	for i := range s.n {
+	// Newest first: a node back from a restart lacks the whole history,
+	// and what it missed while down is the newest part of it. Oldest
+	// first, it would take one capped answer per round to get through
+	// the history it never needed before it reached what it missed.
+	for i := s.n - 1; i >= 0; i-- {
 		e := s.fifo[(s.head+i)%len(s.fifo)]
 		m := e.m
 		if m.Origin == from || e.expires > young || d.Has(m.Origin, m.Seq) || !listsOrigin(d, m.Origin) {

@@ -203,9 +203,17 @@ func (r PlumtreeRouter) queueIHave(st *plumState, now int64, p wire.NodeID, id w
 }
 
 // OnDuplicate implements Router: a copy from an eager peer prunes it.
-func (r PlumtreeRouter) OnDuplicate(n *Node, _ int64, _ *wire.Message, from wire.NodeID, out *Output) {
+func (r PlumtreeRouter) OnDuplicate(n *Node, now int64, m *wire.Message, from wire.NodeID, out *Output) {
 	st := plumOf(n)
 	if from == 0 || st.isLazy(from) || !n.hasPeer(from) {
+		return
+	}
+	if now-m.PublishedAt > n.aeGrace() {
+		// A copy this old is a repair on its way on (a node that
+		// anti-entropy caught up after a restart or a heal forwards
+		// what it got), not a second branch of the tree: pruning for
+		// it would take the tree apart around every node that catches
+		// up.
 		return
 	}
 	st.setLazy(from)

@@ -19,8 +19,10 @@ func (n *Node) dialLoop(addr string) {
 		if !again {
 			return
 		}
-		if lived {
-			backoff = n.cfg.BackoffMin // a link that lived a while resets the backoff
+		if lived || n.eclipsing() {
+			// A link that lived a while resets the backoff; an eclipse
+			// adversary never backs off (adversary.go).
+			backoff = n.cfg.BackoffMin
 		}
 		// Jitter over [backoff/2, backoff], so that peers that lost a
 		// common neighbour do not redial it in lockstep. It comes from the
@@ -37,7 +39,7 @@ func (n *Node) dialLoop(addr string) {
 		// passive view at once; this loop keeps redialing it (so that a
 		// restarted peer gets its links back) only while the node is below
 		// its high degree bound, so that a full node dials nobody.
-		for n.degreeAtHigh() {
+		for n.degreeAtHigh() && !n.eclipsing() {
 			select {
 			case <-time.After(n.cfg.BackoffMax):
 			case <-n.stop:
@@ -60,6 +62,9 @@ func (n *Node) keepLink(addr string) (lived, again bool) {
 		began := time.Now()
 		again = n.follow(live)
 		return time.Since(began) > n.cfg.BackoffMax, again
+	}
+	if n.dialBanned(addr) {
+		return false, true // banned by the score: wait out the backoff
 	}
 	ctx, cancel := context.WithTimeout(n.runCtx, n.cfg.DialTimeout)
 	conn, err := n.cfg.Transport.Dial(ctx, addr)

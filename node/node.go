@@ -29,6 +29,7 @@ import (
 	"gossipmesh/gossip"
 	"gossipmesh/identity"
 	"gossipmesh/membership"
+	"gossipmesh/score"
 	"gossipmesh/wire"
 )
 
@@ -50,8 +51,13 @@ type Node struct {
 	m     *metrics
 	pid   int
 
-	// Owned by the loop goroutine.
+	// Owned by the loop goroutine. core is proto inside the adversary
+	// wrapper (adversary.go), honest unless told otherwise; the loop
+	// drives core, and asks proto what only it can say (its counters).
 	core    gossip.Protocol
+	proto   gossip.Protocol
+	guard   *score.Guard // around proto, when scoring is on (bans.go); else nil
+	limits  map[*peer]*linkLimit
 	out     gossip.Output
 	batch   []inbound
 	logs    []pendingLog          // receipt lines of the current batch
@@ -79,9 +85,16 @@ type Node struct {
 	receipts *receiptStore
 	mem      *memState // byte budgets: inbox, send queues, publish backpressure
 	faults   *faults   // the fault plan and the frames it holds (faults.go)
-	ms       *members  // the membership (membership.go); nil when off
-	subs     subscribers
-	dials    []string // candidates chosen to dial, fixed at New
+	bans     *banList  // peers the score banned (bans.go)
+	scoreReq chan chan scoreView
+	// scoreCopy is the loop's latest copy of the peers' scores, which
+	// GET /peers reads (bans.go); guarded by scoreMu.
+	scoreMu   sync.Mutex
+	scoreCopy scoreView
+	adv       *advState // the adversary wrapping the guard or proto (adversary.go)
+	ms        *members  // the membership (membership.go); nil when off
+	subs      subscribers
+	dials     []string // candidates chosen to dial, fixed at New
 
 	inbox chan inbound
 	regs  chan regRequest
@@ -196,10 +209,21 @@ func New(cfg Config) (*Node, error) {
 	if newProto == nil {
 		newProto = newGossipCore
 	}
-	core, err := newProto(gcfg, id, rng)
+	proto, err := newProto(gcfg, id, rng)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)
+	}
+	// The protocol the loop drives: the core, inside the guard when
+	// scoring is on, inside the adversary wrapper (honest unless told).
+	inner := proto
+	var guard *score.Guard
+	if cfg.Scoring != nil {
+		if guard, err = newGuard(proto, cfg.Scoring); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		inner = guard
 	}
 	n := &Node{
 		cfg:        cfg,
@@ -211,7 +235,11 @@ func New(cfg Config) (*Node, error) {
 		hello:      hello,
 		m:          newMetrics(id),
 		pid:        os.Getpid(),
-		core:       core,
+		proto:      proto,
+		guard:      guard,
+		limits:     make(map[*peer]*linkLimit),
+		bans:       newBanList(),
+		scoreReq:   make(chan chan scoreView),
 		links:      make(map[wire.NodeID]*peer),
 		receipts:   newReceiptStore(cfg.Receipts, cfg.budgets().receipts),
 		mem:        newMemState(cfg),
@@ -229,6 +257,8 @@ func New(cfg Config) (*Node, error) {
 	n.log = slog.New(limited).With("node", id.String())
 	n.m.registerMemory(n)
 	n.faults = newFaults(cfg.Faults, seed, n.m.reg)
+	n.adv = newAdvState(n, inner, cfg.Adversary, seed)
+	n.core = n.adv.node
 	n.dials = choosePeers(rng, cfg.Candidates, cfg.Peers, addr, cfg.Listen)
 	n.standby = make(map[wire.NodeID]*peer)
 	n.inboundByHost = make(map[string]int)
@@ -295,8 +325,9 @@ func (n *Node) Run(ctx context.Context) error {
 			n.ms.core.DialStarted(time.Now().UnixNano(), membership.Entry{Addr: a})
 		}
 	}
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.acceptLoop()
+	go n.eclipseLoop()
 	for _, a := range n.dials {
 		n.wg.Add(1)
 		go n.dialLoop(a)

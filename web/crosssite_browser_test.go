@@ -17,7 +17,15 @@ import (
 
 // recordingNode is a node API backend that records every state change.
 type recordingNode struct {
-	published, loads atomic.Int64
+	published, loads, advSets atomic.Int64
+}
+
+func (r *recordingNode) Adversary(context.Context) (api.Adversary, error) {
+	return api.Adversary{}, nil
+}
+func (r *recordingNode) SetAdversary(_ context.Context, mode string) (api.Adversary, error) {
+	r.advSets.Add(1)
+	return api.Adversary{Mode: mode}, nil
 }
 
 func (r *recordingNode) Publish(_ context.Context, body []byte) (api.Receipt, error) {
@@ -65,11 +73,13 @@ func (c *requestCounter) get(method string) int {
 // posts into its own iframe, so the page stays; window.attacks resolves
 // once every attempt has settled.
 const attackPage = `<!doctype html><html><head><meta charset="utf-8"><title>attacker</title></head><body>
-<iframe name="f1"></iframe><iframe name="f2"></iframe><iframe name="f3"></iframe><iframe name="f4"></iframe>
+<iframe name="f1"></iframe><iframe name="f2"></iframe><iframe name="f3"></iframe><iframe name="f4"></iframe><iframe name="f5"></iframe><iframe name="f6"></iframe>
 <form id="pub-form" method="POST" action="%[1]s/api/publish" enctype="text/plain" target="f1"><input name='{"node":0,"body":"' value='form"}'></form>
 <form id="kill-form" method="POST" action="%[1]s/api/nodes/2/kill" target="f2"><input name="x" value="1"></form>
 <form id="node-form" method="POST" action="%[2]s/messages" enctype="text/plain" target="f3"><input name='{"body":"' value='form"}'></form>
 <form id="loss-form" method="POST" action="%[1]s/api/faults/loss" enctype="text/plain" target="f4"><input name='{"drop":0.4,"x":"' value='"}'></form>
+<form id="adv-form" method="POST" action="%[1]s/api/nodes/1/adversary" enctype="text/plain" target="f5"><input name='{"mode":"blackhole","x":"' value='"}'></form>
+<form id="node-adv-form" method="POST" action="%[2]s/adversary" enctype="text/plain" target="f6"><input name='{"mode":"blackhole","x":"' value='"}'></form>
 <script>
 const dash = %[1]q, node = %[2]q;
 const tries = [
@@ -87,8 +97,12 @@ const tries = [
   ['no-cors node load', fetch(node + '/load', {method: 'POST', mode: 'no-cors', body: JSON.stringify({count: 5})})],
   ['JSON node publish', fetch(node + '/messages', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({body: 'json'})})],
   ['JSON node load', fetch(node + '/load', {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({count: 5})})],
+  ['no-cors adversary', fetch(dash + '/api/nodes/1/adversary', {method: 'POST', mode: 'no-cors', body: JSON.stringify({mode: 'blackhole'})})],
+  ['JSON adversary with a guessed token', fetch(dash + '/api/nodes/2/adversary', {method: 'POST', headers: {'Content-Type': 'application/json', 'X-Mesh-Token': 'guess'}, body: JSON.stringify({mode: 'spam'})})],
+  ['JSON node PUT /adversary', fetch(node + '/adversary', {method: 'PUT', headers: {'Content-Type': 'application/json'}, body: JSON.stringify({mode: 'blackhole'})})],
+  ['no-cors node POST /adversary', fetch(node + '/adversary', {method: 'POST', mode: 'no-cors', body: JSON.stringify({mode: 'blackhole'})})],
 ];
-const forms = ['pub-form', 'kill-form', 'node-form', 'loss-form'].map((id, i) => new Promise(resolve => {
+const forms = ['pub-form', 'kill-form', 'node-form', 'loss-form', 'adv-form', 'node-adv-form'].map((id, i) => new Promise(resolve => {
   const frame = document.getElementsByName('f' + (i + 1))[0];
   frame.addEventListener('load', () => resolve(id + ': loaded'), {once: true});
   setTimeout(() => resolve(id + ': no load event'), 10000);
@@ -100,9 +114,11 @@ window.attacks = Promise.allSettled(tries.map(([name, p]) => p.then(r => name + 
 
 // TestBrowserCrossSiteChangesNothing opens a page of another local origin
 // in Chromium, lets it try every way a page can send the dashboard's kill
-// and publish routes and a node's POST /messages and /load, and checks
+// and publish routes and a node's POST /messages and /load, the
+// dashboard's adversary control and a node's PUT /adversary, and checks
 // through the APIs that nothing changed: no node killed, nothing
-// published, no load run, no fault injected (no split, loss or pause).
+// published, no load run, no fault injected (no split, loss or pause), no
+// node made an adversary.
 func TestBrowserCrossSiteChangesNothing(t *testing.T) {
 	ctx := startBrowser(t, false) // the refused requests log CORS errors
 	f := newFaultFake(t, 3)
@@ -165,6 +181,14 @@ func TestBrowserCrossSiteChangesNothing(t *testing.T) {
 	if p, l := rec.published.Load(), rec.loads.Load(); p+l > 0 {
 		changes += int(p + l)
 		t.Errorf("the node API ran %d publishes and %d loads for another origin's page", p, l)
+	}
+	if k := rec.advSets.Load(); k > 0 {
+		changes += int(k)
+		t.Errorf("the node API took %d adversary modes from another origin's page", k)
+	}
+	if k := m.advSets(); k > 0 {
+		changes += k
+		t.Errorf("the dashboard set %d adversary modes for another origin's page", k)
 	}
 	t.Logf("cross-site state changes: %d (dashboard saw %d POSTs and %d preflights; the node API %d POSTs and %d preflights)",
 		changes, dashSeen.get("POST"), dashSeen.get("OPTIONS"), nodeSeen.get("POST"), nodeSeen.get("OPTIONS"))

@@ -36,6 +36,8 @@ type fakeNode struct {
 	down     bool
 	receipts map[string]api.Receipt
 	subs     []chan api.Event
+	adv      api.Adversary // its adversary mode and counts (adversary_test.go)
+	advSets  int           // SetAdversary calls that took effect
 }
 
 // newFakeMesh starts n fake nodes linked as given.

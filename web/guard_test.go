@@ -61,6 +61,7 @@ func TestDashboardRefusesOtherSites(t *testing.T) {
 		return out
 	}
 	pub := `{"node":0,"body":"x"}`
+	adv := `{"mode":"blackhole"}`
 	for _, tc := range []struct {
 		name, method, path, host, body string
 		hdr                            map[string]string
@@ -79,10 +80,18 @@ func TestDashboardRefusesOtherSites(t *testing.T) {
 		{"no token publish", "POST", "/api/publish", "", pub, h("Content-Type", js), 403},
 		{"token, other origin", "POST", "/api/nodes/1/kill", "", "", h("Content-Type", js, api.TokenHeader, tok, "Origin", "http://localhost:9"), 403},
 		{"token, cross-site", "POST", "/api/nodes/2/restart", "", "", h("Content-Type", js, api.TokenHeader, tok, "Sec-Fetch-Site", "cross-site"), 403},
+		{"rebound name, adversary", "POST", "/api/nodes/1/adversary", "evil.example:" + port, adv, h("Content-Type", js, api.TokenHeader, tok), 421},
+		{"no-cors adversary", "POST", "/api/nodes/1/adversary", "", adv, h("Content-Type", "text/plain;charset=UTF-8", "Origin", "http://127.0.0.1:9", "Sec-Fetch-Site", "same-site"), 403},
+		{"text/plain adversary", "POST", "/api/nodes/1/adversary", "", adv, h("Content-Type", "text/plain", api.TokenHeader, tok), 415},
+		{"no token adversary", "POST", "/api/nodes/1/adversary", "", adv, h("Content-Type", js), 403},
+		{"token, other origin, adversary", "POST", "/api/nodes/1/adversary", "", adv, h("Content-Type", js, api.TokenHeader, tok, "Origin", "http://localhost:9"), 403},
 	} {
 		if status, msg := raw(t, tc.method, base+tc.path, tc.host, tc.body, tc.hdr); status != tc.status {
 			t.Errorf("%s: %s %s: %d %q, want %d", tc.name, tc.method, tc.path, status, msg, tc.status)
 		}
+	}
+	if k := m.advSets(); k != 0 {
+		t.Errorf("refused requests set %d adversary modes", k)
 	}
 	m.mu.Lock()
 	for _, fn := range m.nodes {
@@ -96,6 +105,9 @@ func TestDashboardRefusesOtherSites(t *testing.T) {
 	own := h("Content-Type", js, api.TokenHeader, tok, "Origin", base, "Sec-Fetch-Site", "same-origin")
 	if status, msg := raw(t, "POST", base+"/api/publish", "", pub, own); status != 201 {
 		t.Errorf("the page's publish: %d %q", status, msg)
+	}
+	if status, msg := raw(t, "POST", base+"/api/nodes/0/adversary", "", adv, own); status != 200 {
+		t.Errorf("the page's adversary control: %d %q", status, msg)
 	}
 	if status, msg := raw(t, "POST", base+"/api/nodes/1/kill", "", "", own); status != 200 {
 		t.Errorf("the page's kill: %d %q", status, msg)

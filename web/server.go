@@ -155,6 +155,8 @@ func New(m Mesh, opts Options) (*Server, error) {
 //	POST /api/faults/split          {} for halves, or {"a": [0, 1], "b": [2, 3]}
 //	POST /api/faults/heal           remove every cut
 //	POST /api/faults/loss           {"drop": 0.2}: 0 to MaxLoss on every link
+//	GET  /api/adversaries           every node's adversary mode and what it did
+//	POST /api/nodes/{index}/adversary  {"mode": "blackhole"}, or "" for honest: the node's PUT /adversary
 //	GET  /api/messages/{id}         every node's receipt of a message; ?wait=1s
 //	GET  /api/events                the aggregated live stream (Server-Sent Events)
 //	GET  /api/trace                 the trace to replay, if any
@@ -187,6 +189,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /api/faults/split", s.live(s.split))
 	mux.HandleFunc("POST /api/faults/heal", s.live(s.heal))
 	mux.HandleFunc("POST /api/faults/loss", s.live(s.loss))
+	mux.HandleFunc("GET /api/adversaries", s.live(s.getAdversaries))
+	mux.HandleFunc("POST /api/nodes/{index}/adversary", s.live(s.setAdversary))
 	mux.HandleFunc("GET /api/messages/{id}", s.live(s.receipts))
 	mux.HandleFunc("GET /api/events", s.live(s.events))
 	return api.Guard(api.JSONErrors(mux), api.GuardOptions{Token: s.token})

@@ -30,8 +30,11 @@ verbs (SET is "all", an index, a range such as 0-4, or a list such as 5,7,9):
   restart SET              start the nodes again, same id and ports, with no faults
   pause SET                SIGSTOP the nodes: hung, connections open, silent
   resume SET               SIGCONT paused nodes
-  clear                    undo everything: resume paused nodes, restart exited ones, clear every plan
-  status                   show each node's state and fault plan
+  adversary SET MODE       make the nodes misbehave: MODE as for mesh node --adversary (blackhole,
+                           spam=20000, censor=@3 …; @K is node K's id), or honest (also none, "")
+  clear                    undo everything: resume paused nodes, restart exited ones, clear every plan,
+                           turn every adversary honest
+  status                   show each node's state, fault plan and adversary mode
   scenario NAME            run one row of the fault table on the mesh and print what
                            it found: kill, loss, split, pause, restart, crash or hung
                            (see the README's figures); it ends with clear
@@ -49,7 +52,7 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if fs.NArg() == 0 {
-		return usageError(stderr, "chaos needs a verb: split, heal, loss, delay, kill, restart, pause, resume, clear, status or scenario\nRun 'mesh help chaos' for what each does.")
+		return usageError(stderr, "chaos needs a verb: split, heal, loss, delay, kill, restart, pause, resume, adversary, clear, status or scenario\nRun 'mesh help chaos' for what each does.")
 	}
 	if *timeout <= 0 {
 		return usageError(stderr, "--timeout must be positive, got %v", *timeout)
@@ -167,11 +170,31 @@ func runChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stdout, "%s: nodes %s\n", map[string]string{"kill": "killed", "restart": "restarted", "pause": "paused", "resume": "resumed"}[verb], rest[0])
+	case "adversary":
+		s, err := set(0)
+		if err != nil {
+			return err
+		}
+		mode := rest[1]
+		if mode == "honest" {
+			mode = ""
+		}
+		if _, err := cluster.ResolveMode(mode, nil); err != nil && !strings.Contains(mode, "@") {
+			return usageError(stderr, "chaos adversary: %v", err)
+		}
+		if err := ch.Adversary(ctx, s, mode); err != nil {
+			return err
+		}
+		if mode == "" || mode == "none" {
+			fmt.Fprintf(stdout, "honest: nodes %s\n", rest[0])
+		} else {
+			fmt.Fprintf(stdout, "adversary %s: nodes %s\n", mode, rest[0])
+		}
 	case "clear":
 		if err := ch.Clear(ctx); err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, "cleared: every node runs with no fault plan")
+		fmt.Fprintln(stdout, "cleared: every node runs with no fault plan, and honest")
 	case "status":
 		nodes := ch.Status(ctx)
 		if *asJSON {
@@ -306,7 +329,7 @@ func (f *scenarioFlags) config(name string) cluster.ScenarioConfig {
 var chaosArity = map[string][2]int{
 	"split": {2, 2}, "heal": {0, 0}, "loss": {1, 2}, "delay": {1, 3},
 	"kill": {1, 1}, "restart": {1, 1}, "pause": {1, 1}, "resume": {1, 1},
-	"clear": {0, 0}, "status": {0, 0}, "scenario": {1, 1},
+	"adversary": {2, 2}, "clear": {0, 0}, "status": {0, 0}, "scenario": {1, 1},
 }
 
 var chaosArgs = map[string]string{
@@ -314,7 +337,8 @@ var chaosArgs = map[string]string{
 	"loss": "want a probability and an optional node set, such as 0.2 0-4", "delay": "want a delay, an optional jitter and an optional node set, such as 10ms 5ms 0-4",
 	"kill": "want one node set, such as 2 or 0-4", "restart": "want one node set, such as 2 or 0-4",
 	"pause": "want one node set, such as 3 or 5,7,9", "resume": "want one node set, such as 3 or all",
-	"clear": "takes no arguments", "status": "takes no arguments",
+	"adversary": "want a node set and a mode, such as 0-2 blackhole or all honest",
+	"clear":     "takes no arguments", "status": "takes no arguments",
 	"scenario": "want one scenario: kill, loss, split, pause, restart, crash or hung",
 }
 
@@ -338,7 +362,7 @@ func (n chaosNotes) Write(p []byte) (int, error) {
 
 // printChaosStatus prints one line per node: state, loss, delay and cuts.
 func printChaosStatus(w io.Writer, nodes []cluster.ChaosNode) {
-	fmt.Fprintf(w, "  %4s  %-16s  %7s  %-7s  %5s  %-15s  %s\n", "node", "id", "pid", "state", "drop", "delay", "cut")
+	fmt.Fprintf(w, "  %4s  %-16s  %7s  %-7s  %5s  %-15s  %-23s  %s\n", "node", "id", "pid", "state", "drop", "delay", "adversary", "cut")
 	for _, n := range nodes {
 		drop, delay, cut := "-", "-", "-"
 		switch {
@@ -356,7 +380,13 @@ func printChaosStatus(w io.Writer, nodes []cluster.ChaosNode) {
 				cut = "none"
 			}
 		}
-		fmt.Fprintf(w, "  %4d  %-16s  %7d  %-7s  %5s  %-15s  %s\n", n.Index, n.ID, n.PID, n.State, drop, delay, cut)
+		adv := "-"
+		if n.Adversary != nil {
+			adv = *n.Adversary
+		} else if n.Faults != nil {
+			adv = "honest"
+		}
+		fmt.Fprintf(w, "  %4d  %-16s  %7d  %-7s  %5s  %-15s  %-23s  %s\n", n.Index, n.ID, n.PID, n.State, drop, delay, adv, cut)
 	}
 	var paused, exited []string
 	for _, n := range nodes {

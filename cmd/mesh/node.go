@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"gossipmesh/adversary"
 	"gossipmesh/api"
 	"gossipmesh/gossip"
 	"gossipmesh/membership"
@@ -53,6 +54,9 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
 	maxPeers := fs.Int("max-peers", def.MaxPeers, "most links, live and standby; inbound ones get what --peers leaves")
 	maxPerIP := fs.Int("max-inbound-per-ip", def.MaxInboundPerIP, "most inbound links from one source IP")
+	scoring := fs.Bool("scoring", true, "score every peer (time connected, first deliveries, delivery deficit, invalid messages, IP colocation, broken promises) and, below the thresholds, take its eager link, its gossip, its frames and then its link away: banned for 10 minutes (GET /peers/banned); --scoring=false turns it off")
+	frameRate := fs.Int("peer-frame-rate", def.PeerFrameRate, "most frames a second one link may send this node (a second's worth of burst); the excess is dropped, counted and held against the peer's score; 0 no limit")
+	byteRate := fs.Int64("peer-byte-rate", def.PeerByteRate, "most `bytes` a second one link may send this node, as --peer-frame-rate; 0 no limit")
 	memoryBudget := fs.Int64("memory-budget", def.MemoryBudget, "the node's memory budget in `bytes`: inbox, send queues and receipt bodies get shares of it, and the Go runtime's soft memory limit is set to 7/8 of it unless GOMEMLIMIT is set")
 	md := membership.DefaultConfig()
 	member := fs.Bool("membership", false, "run the membership: heartbeats and suspicion on idle links, active/passive views with degree bounds, peer exchange, replacing lost peers from the passive view")
@@ -64,6 +68,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	suspicionMult := fs.Int("suspicion-mult", md.SuspicionMult, "with --membership: evict a suspect silent for this many probe intervals")
 	pxInterval := fs.Duration("px-interval", md.ExchangeInterval, "with --membership: mean time between peer exchanges")
 	pxNets := fs.String("px-nets", "", "with --membership: comma-separated CIDR `prefixes`, besides loopback, that peer-exchange addresses may be in")
+	advModes := fs.String("adversary", "", "make the node misbehave, to watch the defences: comma-separated `modes` (blackhole, tamper, forge, replay, spam=RATE, spam-invalid=RATE, delay=D, censor=ID, liar, eclipse=TARGET); PUT /adversary changes them at run time (default honest)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := parseFlags(fs, args); err != nil {
@@ -90,6 +95,10 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Receipts = *receipts
 	cfg.MaxPeers, cfg.MaxInboundPerIP = *maxPeers, *maxPerIP
 	cfg.MemoryBudget = *memoryBudget
+	cfg.PeerFrameRate, cfg.PeerByteRate = *frameRate, *byteRate
+	if !*scoring {
+		cfg.Scoring = nil
+	}
 	cfg.Gossip.Fanout = *fanout
 	cfg.Gossip.AntiEntropy = antiEntropy
 	cfg.Gossip.MaxBody = *maxBody
@@ -121,6 +130,11 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 		md.AllowedNets = nets
 		cfg.Membership = &md
 	}
+	advm, err := adversary.Parse(*advModes)
+	if err != nil {
+		return usageErr("--adversary: %v", err)
+	}
+	cfg.Adversary = advm
 	st, err := gossip.ParseStrategy(*strategy)
 	if err != nil {
 		return usageErr("--strategy: %v", err)

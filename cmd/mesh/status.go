@@ -29,6 +29,11 @@ type statusNode struct {
 	// Exited is true when the node's process has exited (the launcher
 	// records it in the state file, and answers for the node with 503).
 	Exited bool `json:"exited,omitempty"`
+	// Adversary is the adversary mode the node runs, such as "blackhole"
+	// or "spam=20000", or null for an honest node: what the node's GET
+	// /adversary says, or, when it does not answer, the mode the state
+	// file records it was launched with.
+	Adversary *string `json:"adversary"`
 }
 
 // errNotConnected makes status exit 1 when the mesh is not connected, so
@@ -59,7 +64,16 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	octx, cancel := context.WithTimeout(ctx, *timeout)
 	obs := m.Observe(octx)
+	advs, advErrs := m.Adversaries(octx)
 	cancel()
+	// What each node runs now, or what it was launched with.
+	modes := make([]string, len(s.Nodes))
+	for i, n := range s.Nodes {
+		modes[i] = n.Adversary
+		if advErrs[i] == nil {
+			modes[i] = advs[i].Mode
+		}
+	}
 	// A node that the launcher recorded as exited, or that the launcher
 	// answers for, is "exited", whatever error reaching it gave.
 	exited := make([]bool, len(s.Nodes))
@@ -89,6 +103,9 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 				n.Error = obs.Errs[i].Error()
 			}
 			n.Exited = exited[i]
+			if modes[i] != "" {
+				n.Adversary = &modes[i]
+			}
 			out.Nodes = append(out.Nodes, n)
 		}
 		if err := writeJSON(stdout, out); err != nil {
@@ -96,6 +113,7 @@ func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	} else {
 		printNodeTable(stdout, m.Members(), obs)
+		printAdversaries(stdout, modes)
 		answering := 0
 		for _, e := range obs.Errs {
 			if e == nil {

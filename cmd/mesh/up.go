@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,8 @@ type upOptions struct {
 	state     string
 	logs      string
 	dashboard dashboardFlag // dashboard.go
+	// adversaries is --adversaries, N:MODE entries (cluster.ParseAdversaries).
+	adversaries string
 }
 
 func (o *upOptions) register(fs *flag.FlagSet) {
@@ -32,6 +35,7 @@ func (o *upOptions) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.state, "state", cluster.DefaultStatePath, "state file recording the running mesh, read by publish, status and down")
 	fs.StringVar(&o.logs, "logs", "", "directory for the nodes' logs, node-<index>.log (default: beside the state file, named after it: .mesh/cluster.logs for .mesh/cluster.json)")
 	o.dashboard.registerUp(fs)
+	fs.StringVar(&o.adversaries, "adversaries", "", "run some nodes as adversaries: N:MODE entries, comma-separated, such as 10:blackhole,2:spam=20000 (modes as for mesh node --adversary; a target may be @K, node K); the nodes are placed at random by --seed")
 }
 
 func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +51,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := o.launch.config(stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.Adversaries, err = cluster.ParseAdversaries(o.adversaries); err != nil {
+		return usageError(stderr, "--adversaries: %v", strings.TrimPrefix(err.Error(), "adversaries: "))
 	}
 	if o.dashboard.addr != "" {
 		if err := checkListenAddr(o.dashboard.addr); err != nil {
@@ -89,6 +96,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	c, err := cluster.New(cfg)
 	if err != nil {
+		if len(cfg.Adversaries) > 0 && strings.Contains(err.Error(), "adversar") {
+			return usageError(stderr, "--adversaries: %v", strings.TrimPrefix(err.Error(), "cluster: "))
+		}
 		return err
 	}
 	fmt.Fprintf(stdout, "mesh up: %d nodes, %d peers each, %s, seed %d\n", cfg.Nodes, cfg.Peers, cfg.Strategy, cfg.Seed)
@@ -117,6 +127,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "%d processes up and linked in %v\n\n", cfg.Nodes, time.Since(began).Round(time.Millisecond))
 	obs := c.Mesh().Observe(ctx)
 	printNodeTable(stdout, c.Mesh().Members(), obs)
+	printAdversaries(stdout, c.Adversaries())
 	if note := c.NetnsNote(); note != "" {
 		fmt.Fprintf(stdout, "\n%s", note)
 	}
@@ -147,6 +158,20 @@ func serveUp(ctx context.Context, c *cluster.Cluster, dashLn net.Listener, stdou
 func removeStateIfOurs(path string, pid int) {
 	if s, err := cluster.ReadState(path); err == nil && s.LauncherPID == pid {
 		_ = os.Remove(path)
+	}
+}
+
+// printAdversaries prints which nodes run which adversary modes, one
+// line, or nothing when every node is honest.
+func printAdversaries(w io.Writer, modes []string) {
+	var parts []string
+	for i, m := range modes {
+		if m != "" {
+			parts = append(parts, fmt.Sprintf("%d (%s)", i, m))
+		}
+	}
+	if len(parts) > 0 {
+		fmt.Fprintf(w, "\nadversaries: %d nodes: %s\n", len(parts), strings.Join(parts, ", "))
 	}
 }
 

@@ -18,6 +18,7 @@
     n: 0, ids: [], links: [], adj: [], pos: [], r: 16,
     nodes: [],          // live: rows of /api/nodes
     faults: null,       // live: GET /api/faults, when the mesh takes faults
+    adv: [],            // live: per node {mode, stats} from GET /api/adversaries
     cut: new Set(),     // 'a-b' for each cut link (a < b)
     linkEls: [],        // the link lines, in S.links order
     downEv: [],         // replay: per node [[at, down]…]
@@ -85,6 +86,9 @@
     const sel = $('#pub-node');
     sel.replaceChildren();
     for (let i = 0; i < n; i++) h('option', { value: i, textContent: 'node ' + i + ' (' + short(ids[i]) + ')' }, sel);
+    const asel = $('#adv-node');
+    asel.replaceChildren();
+    for (let i = 0; i < n; i++) h('option', { value: i, textContent: 'node ' + i + ' (' + short(ids[i]) + ')' }, asel);
   }
 
   // ---- layout ----
@@ -266,7 +270,16 @@
       const pause = svg('path', { class: 'pause-mark', d: `M${x - pq} ${y - 1.3 * pq}v${2.6 * pq}M${x + pq} ${y - 1.3 * pq}v${2.6 * pq}`, visibility: 'hidden' }, g);
       const label = S.r >= 9 ? svg('text', { class: 'label', x, y }, g) : null;
       if (label) label.textContent = i;
-      S.els.push({ tree, title, ring, flash, c, cross, pause, label, cls: '', tip: '' });
+      // An adversary gets a dashed diamond around it and its mode below.
+      // The label goes above a node at the bottom edge, and is anchored
+      // inward at the side edges, so that it stays inside the drawing.
+      const d = Math.SQRT2 * S.r + 3; // the diamond clears the circle
+      const advMark = svg('path', { class: 'adv-mark', d: `M${x} ${y - d}L${x + d} ${y}L${x} ${y + d}L${x - d} ${y}Z`, visibility: 'hidden' }, g);
+      const anchor = x < 60 ? 'start' : x > W - 60 ? 'end' : 'middle';
+      const lx = anchor === 'start' ? Math.max(2, x - d) : anchor === 'end' ? Math.min(W - 2, x + d) : x;
+      const ly = y + d + 12 <= H - 2 ? y + d + 12 : y - d - 4;
+      const advLabel = svg('text', { class: 'adv-label', x: lx, y: ly, 'text-anchor': anchor, visibility: 'hidden' }, g);
+      S.els.push({ g, tree, title, ring, flash, c, cross, pause, label, advMark, advLabel, adv: '', cls: '', tip: '' });
     }
   }
 
@@ -401,7 +414,16 @@
         if (e.label) e.label.setAttribute('class', 'label' + (down ? ' down' : paused ? '' : lit ? ' on' : ''));
         if (e.label) e.label.setAttribute('visibility', paused ? 'hidden' : 'visible');
       }
-      const tip = `node ${i} ${S.ids[i] || ''}: ` + (down ? 'failed' : paused ? 'paused (process stopped)' : lit ? `reached at hop ${r.hop}` + (r.from >= 0 ? ` from node ${r.from}` : ' (publisher)') : 'not reached');
+      const adv = advMode(i);
+      if (adv !== e.adv) {
+        e.adv = adv;
+        e.advMark.setAttribute('visibility', adv ? 'visible' : 'hidden');
+        e.advLabel.setAttribute('visibility', adv ? 'visible' : 'hidden');
+        e.advLabel.textContent = adv;
+        if (adv) e.g.setAttribute('data-adversary', adv); else e.g.removeAttribute('data-adversary');
+      }
+      const tip = `node ${i} ${S.ids[i] || ''}: ` + (down ? 'failed' : paused ? 'paused (process stopped)' : lit ? `reached at hop ${r.hop}` + (r.from >= 0 ? ` from node ${r.from}` : ' (publisher)') : 'not reached') +
+        (adv ? ` · adversary ${adv}: ${advDid(i)}` : '');
       if (tip !== e.tip) { e.tip = tip; e.title.textContent = tip; }
       // The link that carried this node's first copy grows from the sender
       // to the node as the copy travels.
@@ -497,6 +519,7 @@
       tr.dataset.index = i;
       const cells = [];
       for (let k = 0; k < 8; k++) cells.push(h('td', {}, tr));
+      cells.push(h('td', { className: 'adv live-only' }, tr));
       cells[0].textContent = i;
       cells[1].textContent = short(S.ids[i]);
       cells[1].className = 'id';
@@ -529,13 +552,16 @@
       const stateText = paused ? 'paused' : down ? (live && live.alive ? 'no events' : 'down') : 'up';
       const vals = [stateText, r ? r.hop : '–', dist[i] >= 0 ? dist[i] : '–', r ? (r.from >= 0 ? r.from : 'publisher') : '–',
         r ? fmt(r.lat) : '–', r ? dupsAt(r, now) : '–'];
-      const key = vals.join('|') + down + paused + (m && m.origin === i) + (live && live.alive);
+      const adv = advMode(i), advText = adv ? adv + ': ' + advDid(i) : '–';
+      const key = vals.join('|') + down + paused + (m && m.origin === i) + (live && live.alive) + advText;
       if (key === row.key) continue;
       row.key = key;
       row.state.textContent = stateText;
       row.state.className = paused ? 'state-paused' : down ? 'state-down' : 'state-up';
       for (let k = 1; k < vals.length; k++) row.cells[k + 2].textContent = vals[k];
-      row.tr.className = (down ? 'down' : paused ? 'paused' : '') + (m && m.origin === i ? ' origin' : '');
+      row.cells[8].textContent = advText;
+      row.tr.className = (down ? 'down' : paused ? 'paused' : '') + (m && m.origin === i ? ' origin' : '') + (adv ? ' adversary' : '');
+      row.tr.dataset.adversary = adv;
       row.tr.dataset.reached = !!r;
       row.tr.dataset.hop = r ? r.hop : '';
       row.tr.dataset.from = r ? r.from : '';
@@ -649,14 +675,61 @@
 
   async function refreshNodes() {
     try {
-      const [res, faults] = await Promise.all([getJSON('/api/nodes'), getJSON('/api/faults')]);
+      const [res, faults, adv] = await Promise.all([getJSON('/api/nodes'), getJSON('/api/faults'),
+        getJSON('/api/adversaries').catch(() => null)]);
       S.nodes = res.nodes;
       setFaults(faults);
+      if (adv) setAdversaries(adv);
       S.dirty = true;
       kick();
       liveStatus();
     } catch (err) {
       setStatus('Cannot read the node table: ' + err.message, true);
+    }
+  }
+
+  // ---- adversaries ----
+
+  // advMode is node i's adversary mode, '' for honest (or unknown).
+  function advMode(i) {
+    const a = !S.replay && S.adv[i];
+    return (a && a.mode) || '';
+  }
+  // advDid says what node i did as an adversary, from its counts.
+  function advDid(i) {
+    const st = (S.adv[i] && S.adv[i].stats) || {};
+    const parts = Object.keys(st).filter((k) => st[k] > 0).map((k) => `${k} ${st[k]}`);
+    return parts.length ? parts.join(' · ') : 'nothing yet';
+  }
+
+  // setAdversaries takes an answer of GET /api/adversaries (or of the
+  // adversary route): each node's mode and counts.
+  function setAdversaries(v) {
+    S.adv = v.nodes.map((n) => ({ mode: n.mode, stats: n.stats }));
+    const marked = v.nodes.filter((n) => n.mode);
+    document.body.classList.toggle('adversaries', marked.length > 0);
+    const st = $('#adv-state');
+    st.textContent = marked.length ? marked.map((n) => `node ${n.index}: ${n.mode}`).join(' · ') : 'No adversaries.';
+    st.dataset.count = marked.length;
+    for (const row of S.rows || []) row.key = '';
+    S.dirty = true;
+    kick();
+  }
+
+  // adversary sets node i's mode ('' for honest) through the node's own
+  // PUT /adversary, and shows what is then in force.
+  async function adversary(mode) {
+    const errEl = $('#adv-error');
+    errEl.textContent = '';
+    const i = Number($('#adv-node').value);
+    const buttons = [$('#adv-set'), $('#adv-honest')];
+    for (const b of buttons) b.disabled = true;
+    try {
+      setAdversaries(await getJSON(`/api/nodes/${i}/adversary`, { method: 'POST', body: JSON.stringify({ mode }) }));
+    } catch (err) {
+      errEl.textContent = err.message;
+    } finally {
+      for (const b of buttons) b.disabled = false;
     }
   }
 
@@ -886,6 +959,8 @@
   function wire() {
     $('#publish-form').addEventListener('submit', publish);
     $('#faults').addEventListener('submit', (e) => e.preventDefault());
+    $('#adversary-form').addEventListener('submit', (e) => { e.preventDefault(); adversary($('#adv-mode').value.trim()); });
+    $('#adv-honest').addEventListener('click', () => adversary(''));
     $('#split').addEventListener('click', () => fault('/api/faults/split', {}));
     $('#heal').addEventListener('click', () => fault('/api/faults/heal', {}));
     $('#loss').addEventListener('input', (e) => { $('#loss-out').textContent = e.target.value + '%'; });
