@@ -161,6 +161,9 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 		c.logDir, c.tempLogs = dir, true
 	}
 
+	if err := c.writeKeys(); err != nil {
+		return err
+	}
 	if err := c.makeNetns(ctx); err != nil {
 		return err
 	}
@@ -192,6 +195,36 @@ func (c *Cluster) Start(ctx context.Context) (err error) {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.StartTimeout)
 	defer cancel()
 	return c.WaitReady(ctx)
+}
+
+// keysDir is the directory, beside the nodes' logs, that holds their key
+// files.
+const keysDir = "keys"
+
+// KeyPath is the file holding node i's key (Topology.Keys[i]), which the
+// launcher writes at Start and passes to the node as --key: a restarted
+// node proves the same id.
+func (c *Cluster) KeyPath(i int) string {
+	return filepath.Join(c.logDir, keysDir, fmt.Sprintf("node-%d.key", i))
+}
+
+// writeKeys saves every node's key under the log directory, in a
+// directory only the owner can enter (0700) and files only the owner can
+// read (0600).
+func (c *Cluster) writeKeys() error {
+	dir := filepath.Join(c.logDir, keysDir)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("cluster: key directory: %w", err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("cluster: key directory: %w", err)
+	}
+	for i, k := range c.topo.Keys {
+		if err := k.Save(c.KeyPath(i)); err != nil {
+			return fmt.Errorf("cluster: node %d: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // bind opens node i's gossip listener on an ephemeral port and its HTTP
@@ -253,7 +286,7 @@ func (c *Cluster) nodeArgs(i int) []string {
 	args := []string{"node",
 		"--listen-fd", "3",
 		"--http-fd", "4",
-		"--id", c.topo.IDs[i].String(),
+		"--key", c.KeyPath(i),
 		"--seed", strconv.FormatUint(c.topo.Seeds[i], 10),
 		"--strategy", string(c.cfg.Strategy),
 		"--fanout", strconv.Itoa(c.cfg.Fanout),

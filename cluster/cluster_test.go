@@ -27,6 +27,9 @@ func TestTopologyDeterministicAndWellFormed(t *testing.T) {
 			if a.IDs[i] == 0 {
 				t.Errorf("n=%d: node %d has id 0", tc.n, i)
 			}
+			if a.IDs[i] != a.Keys[i].ID() || a.IDs[i] != NodeKey(42, i).ID() {
+				t.Errorf("n=%d: node %d has id %v, its key's is %v, NodeKey's %v", tc.n, i, a.IDs[i], a.Keys[i].ID(), NodeKey(42, i).ID())
+			}
 			ids[a.IDs[i].String()] = true
 			c := a.Chosen[i]
 			if len(c) != min(tc.peers, tc.n-1) && len(a.Added) == 0 {
@@ -42,6 +45,9 @@ func TestTopologyDeterministicAndWellFormed(t *testing.T) {
 	}
 	if reflect.DeepEqual(NewTopology(10, 3, 1).Chosen, NewTopology(10, 3, 2).Chosen) {
 		t.Error("seeds 1 and 2 gave the same topology")
+	}
+	if NodeKey(1, 0).ID() == NodeKey(2, 0).ID() || NodeKey(1, 0).ID() == NodeKey(1, 1).ID() {
+		t.Error("node keys do not follow the seed and the index")
 	}
 }
 

@@ -91,7 +91,9 @@ type Config struct {
 	// bench sets warn. Default: the node's default.
 	LogLevel string
 	// LogDir, if set, receives node-<index>.log with each node's stdout and
-	// stderr. Empty: a temporary directory that Stop removes.
+	// stderr, and keys/node-<index>.key with each node's key (directory
+	// 0700, files 0600; see Cluster.KeyPath). Empty: a temporary directory
+	// that Stop removes.
 	LogDir string
 	// LogMaxBytes caps each node's log file: a write that would take
 	// node-<index>.log past it first renames the file to node-<index>.log.1

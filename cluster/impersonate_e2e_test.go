@@ -3,26 +3,36 @@ package cluster_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"gossipmesh/cluster"
+	"gossipmesh/identity"
+	"gossipmesh/node"
 	"gossipmesh/wire"
 )
 
 // TestEndToEndImpersonation starts a mesh of real processes and, from raw
-// TCP clients, keeps claiming the id of every peer of one node: each client
-// completes the handshake with a peer's id (half of them with that peer's
-// own listen address too), is hung up on, and claims again, for the whole
-// test. The node must keep its real links: its /peers lists the real
-// addresses, and messages it publishes, and messages published elsewhere,
-// reach every node.
+// TCP clients, keeps claiming the id of every peer of one node, for the
+// whole test. A node's id derives from its key, so a claim names the
+// peer's public key, and there are two kinds of claimant. A forger signs
+// with a key of its own: its proof fails, and the node refuses it as
+// bad_proof. A holder of the peer's key (read from the launcher's key
+// file: a stolen key, or a second process of the same node) completes the
+// handshake, half of them with the peer's own listen address too, and is
+// held in standby, then closed. Either way the node must keep its real
+// links: its /peers lists the real addresses, and messages it publishes,
+// and messages published elsewhere, reach every node.
 func TestEndToEndImpersonation(t *testing.T) {
 	t.Parallel()
 	bin := buildMesh(t)
@@ -46,21 +56,35 @@ func TestEndToEndImpersonation(t *testing.T) {
 	}
 	t.Logf("seed %d: claiming the ids of node %d's %d peers %v", seed, target, len(neighbours[target]), neighbours[target])
 
-	// handshakes counts the claims that got as far as the node's hello.
-	var handshakes atomic.Int64
+	// handshakes counts the key holders' claims that completed the
+	// handshake; forged counts the forgers' claims that the node hung up
+	// on after its hello.
+	var handshakes, forged atomic.Int64
 	claiming, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	forger, err := identity.Generate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for k, j := range neighbours[target] {
-		claim := wire.Hello{ID: c.Topology().IDs[j], ListenAddr: "127.0.0.1:1"}
+		stolen, err := identity.Load(c.KeyPath(j))
+		if err != nil || stolen.ID() != c.Topology().IDs[j] {
+			t.Fatalf("node %d's key file: %v, id %v", j, err, stolen)
+		}
+		claimAddr := "127.0.0.1:1"
 		if k%2 == 1 {
-			claim.ListenAddr = nodes[j].GossipAddr
+			claimAddr = nodes[j].GossipAddr
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
-				if claimOnce(claiming, nodes[target].GossipAddr, claim) {
-					handshakes.Add(1)
+			for n := 0; ; n++ {
+				if n%2 == 0 {
+					if claimOnce(claiming, nodes[target].GossipAddr, stolen, claimAddr) {
+						handshakes.Add(1)
+					}
+				} else if forgeOnce(claiming, nodes[target].GossipAddr, stolen.PublicArray(), forger, claimAddr) {
+					forged.Add(1)
 				}
 				select {
 				case <-claiming.Done():
@@ -94,9 +118,9 @@ func TestEndToEndImpersonation(t *testing.T) {
 	}
 	// Let every impostor make a few claims before checking.
 	deadline := time.Now().Add(time.Minute)
-	for handshakes.Load() < int64(3*len(neighbours[target])) {
+	for handshakes.Load() < int64(3*len(neighbours[target])) || forged.Load() < int64(3*len(neighbours[target])) {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d claims reached the handshake in a minute", handshakes.Load())
+			t.Fatalf("only %d claims completed the handshake and %d forgeries were refused in a minute", handshakes.Load(), forged.Load())
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -123,13 +147,37 @@ func TestEndToEndImpersonation(t *testing.T) {
 		}
 	}
 	checkPeers("at the end")
-	t.Logf("%d claims reached the handshake; none took a link", handshakes.Load())
+	if got := metricValue(t, nodes[target].HTTPURL, `gossipmesh_rejected_total{reason="bad_proof"}`); got < float64(forged.Load()) {
+		t.Errorf("rejected_total{reason=\"bad_proof\"} = %v, want at least the %d forgeries refused", got, forged.Load())
+	}
+	t.Logf("%d claims with the key completed the handshake, %d forged claims were refused; none took a link", handshakes.Load(), forged.Load())
 }
 
-// claimOnce connects to addr, sends claim as its hello, and reads until the
-// node hangs up or ctx ends. It reports whether the node's own hello
-// arrived, i.e. the claim reached the handshake.
-func claimOnce(ctx context.Context, addr string, claim wire.Hello) bool {
+// metricValue reads one sample from a node's /metrics.
+func metricValue(t *testing.T, httpURL, series string) float64 {
+	t.Helper()
+	resp, err := http.Get(httpURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+// claimOnce connects to addr and completes the handshake as the holder of
+// key, announcing claimAddr, then reads until the node hangs up or ctx
+// ends. It reports whether the handshake completed.
+func claimOnce(ctx context.Context, addr string, key *identity.Key, claimAddr string) bool {
 	d := net.Dialer{Timeout: 5 * time.Second}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -138,7 +186,31 @@ func claimOnce(ctx context.Context, addr string, claim wire.Hello) bool {
 	defer conn.Close()
 	unhook := context.AfterFunc(ctx, func() { conn.Close() })
 	defer unhook()
-	hello, err := wire.AppendHello(nil, claim)
+	hs, err := node.Handshake(conn, key, claimAddr)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, hs.Reader)
+	return true
+}
+
+// forgeOnce connects to addr with a hello that names pub, a key it does
+// not hold, and answers the node's nonce with forger's signature. It
+// reports whether the node's hello arrived and the node then hung up.
+func forgeOnce(ctx context.Context, addr string, pub [wire.PublicKeySize]byte, forger *identity.Key, claimAddr string) bool {
+	d := net.Dialer{Timeout: 5 * time.Second}
+	conn, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer conn.Close()
+	unhook := context.AfterFunc(ctx, func() { conn.Close() })
+	defer unhook()
+	nonce, err := identity.NewNonce(nil)
+	if err != nil {
+		return false
+	}
+	hello, err := wire.AppendHello(nil, wire.Hello{PublicKey: pub, Nonce: nonce, ListenAddr: claimAddr})
 	if err != nil {
 		return false
 	}
@@ -146,8 +218,17 @@ func claimOnce(ctx context.Context, addr string, claim wire.Hello) bool {
 		return false
 	}
 	br := bufio.NewReader(conn)
-	f, err := wire.NewReader(br, 1<<10).ReadFrame()
-	got := err == nil && f.Type == wire.FrameHello
-	io.Copy(io.Discard, br)
-	return got
+	f, err := wire.NewReader(br, wire.MaxHelloFrame).ReadFrame()
+	if err != nil || f.Type != wire.FrameHello {
+		return false
+	}
+	nh, err := wire.DecodeHello(f.Payload)
+	if err != nil {
+		return false
+	}
+	if _, err := conn.Write(wire.AppendProof(nil, forger.ProveHandshake(nh.Nonce, nh.PublicKey))); err != nil {
+		return false
+	}
+	_, err = io.Copy(io.Discard, br)
+	return err == nil || !errors.Is(err, net.ErrClosed) // EOF or reset: the node hung up
 }

@@ -2,6 +2,8 @@ package cluster_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,6 +21,17 @@ func TestEndToEndRestartsLoseNoPublish(t *testing.T) {
 	c := startCluster(t, bin, 6, 11)
 	ctx := context.Background()
 	const node, restarts = 2, 3
+	// Every node's key is in a file only the owner can read, in a
+	// directory only the owner can enter.
+	for i := range 6 {
+		st, err := os.Stat(c.KeyPath(i))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("node %d's key file: %v, %v; want mode 0600", i, st, err)
+		}
+	}
+	if st, err := os.Stat(filepath.Dir(c.KeyPath(0))); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("the key directory: %v, %v; want mode 0700", st, err)
+	}
 	lost := 0
 	ids := map[string]int{} // id → boot that published it
 	for boot := 0; boot <= restarts; boot++ {
@@ -29,6 +42,11 @@ func TestEndToEndRestartsLoseNoPublish(t *testing.T) {
 			if err := c.Restart(ctx, node); err != nil {
 				t.Fatal(err)
 			}
+		}
+		// The restarted process proves the same id: the launcher passes
+		// the same key file every time.
+		if h, err := c.Client(node).Health(ctx); err != nil || h.ID != c.Topology().IDs[node].String() {
+			t.Fatalf("boot %d: node %d answers as %+v, %v; want id %v", boot, node, h, err, c.Topology().IDs[node])
 		}
 		// The same body from the same node id in every boot, and one from
 		// a node that never restarted, so a partial mesh is told apart.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/identity"
+	"gossipmesh/node"
 	"gossipmesh/wire"
 )
 
@@ -964,7 +967,7 @@ func (s *soakRun) gossipConns(ctx context.Context, h *hostile) {
 			return
 		}
 		target := s.nodes[s.hostileTarget(k)].GossipAddr
-		id := s.fakeID()
+		key := s.fakeKey()
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -972,7 +975,7 @@ func (s *soakRun) gossipConns(ctx context.Context, h *hostile) {
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			hc, err := slowFrame(ctx, target, id)
+			hc, err := slowFrame(ctx, target, key)
 			h.add(kindSlow, hc, err)
 		})
 	}
@@ -1012,17 +1015,22 @@ func (s *soakRun) hostileTarget(k int) int {
 	return s.res.Victim
 }
 
-// fakeID draws a node id that no node of the mesh has.
-func (s *soakRun) fakeID() wire.NodeID {
+// fakeKey draws a key, from the run's seeded rand, whose id no node of the
+// mesh has: a stranger that can complete the handshake as itself.
+func (s *soakRun) fakeKey() *identity.Key {
 	s.rngMu.Lock()
 	defer s.rngMu.Unlock()
 	for {
-		id := wire.NodeID(s.rng.Uint64())
-		if id == 0 {
+		var seed [32]byte
+		for i := 0; i < len(seed); i += 8 {
+			binary.LittleEndian.PutUint64(seed[i:], s.rng.Uint64())
+		}
+		k, err := identity.FromSeed(seed[:])
+		if err != nil {
 			continue
 		}
-		if !slices.ContainsFunc(s.nodes, func(n NodeInfo) bool { return n.ID == id.String() }) {
-			return id
+		if !slices.ContainsFunc(s.nodes, func(n NodeInfo) bool { return n.ID == k.ID().String() }) {
+			return k
 		}
 	}
 }
@@ -1031,26 +1039,27 @@ func (s *soakRun) fakeID() wire.NodeID {
 // frame never completes within a soak.
 const slowFrameTail = 4 << 10
 
-// slowFrame connects to a gossip port, says hello as node id, and sends a
-// message frame of the largest default size but its last slowFrameTail
-// bytes. It reads (and discards) what the node sends, so the node has no
-// reason to drop it but the frame that never ends.
-func slowFrame(ctx context.Context, addr string, id wire.NodeID) (*hostileConn, error) {
+// slowFrame connects to a gossip port, completes the handshake as the
+// holder of key, and sends a message frame of the largest default size but
+// its last slowFrameTail bytes. It reads (and discards) what the node
+// sends, so the node has no reason to drop it but the frame that never
+// ends.
+func slowFrame(ctx context.Context, addr string, key *identity.Key) (*hostileConn, error) {
 	conn, err := dial(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
 	hc := &hostileConn{conn: conn, trickle: 'x', every: 5}
-	hello, err := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: "127.0.0.1:9"})
-	if err != nil {
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := node.Handshake(conn, key, "127.0.0.1:9"); err != nil {
 		return hc, err
 	}
+	_ = conn.SetReadDeadline(time.Time{})
 	// A frame header for a message of DefaultMaxBody bytes; the payload
 	// (zeros) is never finished, so it is never decoded.
 	length := uint32(wire.DefaultMaxFrame - 4)
 	hdr := []byte{byte(length >> 24), byte(length >> 16), byte(length >> 8), byte(length), wire.Version, byte(wire.FrameMessage)}
-	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := conn.Write(append(hello, hdr...)); err != nil {
+	if _, err := conn.Write(hdr); err != nil {
 		return hc, err
 	}
 	hc.watch()

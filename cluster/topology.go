@@ -1,16 +1,19 @@
 package cluster
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 
+	"gossipmesh/identity"
 	"gossipmesh/wire"
 )
 
-// Topology is the mesh the launcher asks for: every node's id, its own seed
-// and the peers it dials. It depends only on (nodes, peers, seed), so the
-// same seed gives the same mesh and the same ids run after run.
+// Topology is the mesh the launcher asks for: every node's key and id, its
+// own seed and the peers it dials. It depends only on (nodes, peers, seed),
+// so the same seed gives the same mesh, keys and ids run after run.
 //
 // The launcher makes the random choice itself and passes each node exactly
 // its chosen peers as candidates: it then knows every link to wait for and
@@ -18,7 +21,11 @@ import (
 // on how the node draws random numbers.
 type Topology struct {
 	Seed uint64
-	// IDs are the node ids, never zero (zero means "no node" on the wire).
+	// Keys are the nodes' key pairs, derived from Seed and the index (see
+	// NodeKey): the launcher writes them to files and passes --key.
+	Keys []*identity.Key
+	// IDs are the node ids, the keys' ids (identity.IDOf): never zero,
+	// and distinct.
 	IDs []wire.NodeID
 	// Seeds are the per-node seeds passed as --seed.
 	Seeds []uint64
@@ -34,12 +41,44 @@ type Topology struct {
 
 // Salts keep the streams derived from one seed apart.
 const (
-	saltID   = 0x6e6f64652d696430 // "node-id0"
 	saltSeed = 0x6e6f64652d736430 // "node-sd0"
 	saltPick = 0x7065657273303030 // "peers000"
 	// saltRedraw derives the seeds of the redraws of a disconnected graph.
 	saltRedraw = 0x7265647261773030 // "redraw00"
 )
+
+// keyDomain separates the hash that derives a launched node's key seed
+// from every other use of SHA-256.
+const keyDomain = "gossipmesh/cluster-key/v1"
+
+// NodeKey derives the key of node i of a mesh launched with seed: the
+// ed25519 key whose seed is SHA-256(keyDomain || seed || i || attempt),
+// integers as 8 bytes big-endian, for the first attempt from 0 up whose key
+// is valid (its id is not 0, a 1-in-2^64 event). The same (seed, i) gives
+// the same key, so a relaunch keeps every node's id; anyone who knows the
+// launch seed knows the keys, which is what a local test mesh wants and no
+// real deployment should do.
+func NodeKey(seed uint64, i int) *identity.Key {
+	k, _ := nodeKey(seed, i, 0)
+	return k
+}
+
+// nodeKey is NodeKey from the given attempt on; it returns the key and the
+// attempt that made it.
+func nodeKey(seed uint64, i int, attempt uint64) (*identity.Key, uint64) {
+	for ; ; attempt++ {
+		h := sha256.New()
+		h.Write([]byte(keyDomain))
+		var b [24]byte
+		binary.BigEndian.PutUint64(b[:], seed)
+		binary.BigEndian.PutUint64(b[8:], uint64(i))
+		binary.BigEndian.PutUint64(b[16:], attempt)
+		h.Write(b[:])
+		if k, err := identity.FromSeed(h.Sum(nil)); err == nil {
+			return k, attempt
+		}
+	}
+}
 
 // mix is SplitMix64's finaliser over (seed, salt, i): a cheap, well-mixed,
 // stateless derivation.
@@ -70,18 +109,21 @@ func NewTopology(n, peers int, seed uint64) Topology {
 	peers = min(peers, n-1)
 	t := Topology{
 		Seed:   seed,
+		Keys:   make([]*identity.Key, n),
 		IDs:    make([]wire.NodeID, n),
 		Seeds:  make([]uint64, n),
 		Chosen: make([][]int, n),
 	}
 	used := make(map[wire.NodeID]bool, n)
 	for i := range n {
-		id := wire.NodeID(mix(seed, saltID, uint64(i)))
-		for k := uint64(1); id == 0 || used[id]; k++ {
-			id = wire.NodeID(mix(seed, saltID+k, uint64(i)))
+		// Two keys with one id are a 1-in-2^64 event per pair; should it
+		// happen, the later node takes its next attempt.
+		k, attempt := nodeKey(seed, i, 0)
+		for used[k.ID()] {
+			k, attempt = nodeKey(seed, i, attempt+1)
 		}
-		used[id] = true
-		t.IDs[i] = id
+		used[k.ID()] = true
+		t.Keys[i], t.IDs[i] = k, k.ID()
 		t.Seeds[i] = mix(seed, saltSeed, uint64(i))
 	}
 	if peers < 1 {

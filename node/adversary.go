@@ -202,7 +202,7 @@ func (n *Node) dialEclipse(addr string) {
 		return
 	}
 	n.adv.dials.Inc()
-	live, err := n.serveConn(conn, true)
+	live, err := n.serveConn(conn, true, 0)
 	if err != nil {
 		return
 	}

@@ -16,7 +16,6 @@ import (
 	"gossipmesh/api"
 	"gossipmesh/node"
 	"gossipmesh/transport/memnet"
-	"gossipmesh/wire"
 )
 
 // line3 is 0 – 1 – 2: node 1 is the only way between the ends.
@@ -170,7 +169,7 @@ func BenchmarkAdversarySpamRate(b *testing.B) {
 	var nodes []*node.Node
 	for i := range 2 {
 		cfg := node.DefaultConfig()
-		cfg.ID, cfg.Seed = wire.NodeID(i+1), uint64(i+1)
+		cfg.Key, cfg.Seed = node.KeyForTest(i+1), uint64(i+1)
 		cfg.Transport, cfg.Listen = nw.Host(host(i)), addr(i)
 		if i == 1 {
 			cfg.Candidates, cfg.Peers = []string{addr(0)}, 1
@@ -221,7 +220,7 @@ func TestAdversaryEclipseKeepsDialing(t *testing.T) {
 	})
 	start := func(i int, tweak func(c *node.Config)) (*node.Node, context.CancelFunc) {
 		cfg := node.DefaultConfig()
-		cfg.ID, cfg.Seed = wire.NodeID(i+1), uint64(i+1)
+		cfg.Key, cfg.Seed = node.KeyForTest(i+1), uint64(i+1)
 		cfg.Transport, cfg.Listen = nw.Host(host(i)), addr(i)
 		cfg.BackoffMin, cfg.BackoffMax = 5*time.Millisecond, 10*time.Minute
 		tweak(&cfg)
@@ -239,7 +238,7 @@ func TestAdversaryEclipseKeepsDialing(t *testing.T) {
 	eventually(t, "the honest node to take the target's slot", func() bool { return len(target.Peers()) == 1 })
 	sybil, _ := start(2, func(c *node.Config) {
 		c.Candidates, c.Peers = []string{addr(0)}, 1
-		c.Adversary = mustModes(t, "eclipse="+wire.NodeID(1).String())
+		c.Adversary = mustModes(t, "eclipse="+target.ID().String())
 	})
 	eventually(t, "the target to refuse the sybil 40 times", func() bool {
 		return labelled(t, target, "gossipmesh_rejected_total", "reason", "peer_cap") >= 40

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"gossipmesh/identity"
 	"gossipmesh/node"
 	"gossipmesh/transport/tcp"
 	"gossipmesh/wire"
@@ -46,11 +47,12 @@ func (s *logSink) find(match func(map[string]any) bool) map[string]any {
 	return nil
 }
 
-// startTCPNode starts a node on 127.0.0.1:0 with short timeouts.
-func startTCPNode(t *testing.T, id wire.NodeID, candidates []string, logs io.Writer, tweaks ...func(*node.Config)) *node.Node {
+// startTCPNode starts a node with key (a fresh one if nil) on
+// 127.0.0.1:0 with short timeouts.
+func startTCPNode(t *testing.T, key *identity.Key, candidates []string, logs io.Writer, tweaks ...func(*node.Config)) *node.Node {
 	t.Helper()
 	cfg := node.DefaultConfig()
-	cfg.ID = id
+	cfg.Key = key
 	cfg.Listen = "127.0.0.1:0"
 	cfg.Candidates = candidates
 	cfg.HandshakeTimeout = 500 * time.Millisecond
@@ -83,12 +85,18 @@ func frame(version byte, typ wire.FrameType, payload []byte) []byte {
 	return append(b, payload...)
 }
 
-func helloFrame(t *testing.T, id wire.NodeID) []byte {
-	b, err := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: "127.0.0.1:1"})
+// handshakeAs completes the handshake on conn as the holder of test key
+// k, within settle, and returns the node's id. A raw client then speaks
+// the wire protocol as a peer.
+func handshakeAs(t *testing.T, conn net.Conn, k int) wire.NodeID {
+	t.Helper()
+	conn.SetDeadline(time.Now().Add(settle))
+	hs, err := node.Handshake(conn, node.KeyForTest(k), "127.0.0.1:1")
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("handshake as test key %d: %v", k, err)
 	}
-	return b
+	conn.SetDeadline(time.Time{})
+	return hs.ID
 }
 
 // TestBadInputClosesOnlyThatConnection sends each kind of garbage to a
@@ -98,8 +106,8 @@ func helloFrame(t *testing.T, id wire.NodeID) []byte {
 func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	t.Parallel()
 	logs := &logSink{}
-	target := startTCPNode(t, 1, nil, logs)
-	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	target := startTCPNode(t, node.KeyForTest(1), nil, logs)
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
 
 	noise := make([]byte, 4096)
@@ -110,6 +118,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	hugeLength := binary.BigEndian.AppendUint32(nil, 0xFFFFFFFF) // a 4 GiB frame
 	hugeLength = append(hugeLength, wire.Version, byte(wire.FrameMessage))
 	truncated := frame(wire.Version, wire.FrameHello, make([]byte, 40))[:20]
+	key80 := node.KeyForTest(80)
 
 	cases := []struct {
 		name string
@@ -118,20 +127,24 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 		// connected and silent, and the node must time it out.
 		halfClose bool
 		reason    string // in the logged error
+		// as, if not zero, is the test key with which the client completes
+		// the handshake before it sends send.
+		as int
 	}{
-		{"random bytes", noise, false, "frame"},
-		{"four GiB length prefix", hugeLength, false, "exceeds the size limit"},
-		{"unknown version", frame(9, wire.FrameHello, make([]byte, 12)), false, "unknown frame version"},
-		{"unknown frame type", frame(wire.Version, 77, nil), false, "unknown frame type"},
-		{"truncated frame, then silence", truncated, false, "handshake timeout"},
-		{"truncated frame, then EOF", truncated, true, "truncated frame"},
-		{"never speaks", nil, false, "handshake timeout"},
-		{"message before hello", frame(wire.Version, wire.FrameMessage, make([]byte, 50)), false, "bad hello"},
-		{"malformed hello", frame(wire.Version, wire.FrameHello, []byte{1, 2, 3}), false, "malformed payload"},
-		{"garbage after a good hello", append(helloFrame(t, 77), frame(3, wire.FrameMessage, nil)...), false, "unknown frame version"},
-		{"stall inside a frame after a good hello", append(helloFrame(t, 78), truncated...), false, "peer stalled"},
-		{"bad message after a good hello", append(helloFrame(t, 79), frame(wire.Version, wire.FrameMessage, make([]byte, 10))...), false, "malformed payload"},
-		{"message at hop 0", append(helloFrame(t, 80), wire.AppendMessage(nil, &wire.Message{ID: wire.ComputeMsgID(80, 1, nil), Origin: 80, Seq: 1, Hop: 0})...), false, "hop count out of range"},
+		{"random bytes", noise, false, "frame", 0},
+		{"four GiB length prefix", hugeLength, false, "exceeds the size limit", 0},
+		{"unknown version", frame(9, wire.FrameHello, make([]byte, 12)), false, "unknown frame version", 0},
+		{"unknown frame type", frame(wire.Version, 77, nil), false, "unknown frame type", 0},
+		{"truncated frame, then silence", truncated, false, "handshake timeout", 0},
+		{"truncated frame, then EOF", truncated, true, "truncated frame", 0},
+		{"never speaks", nil, false, "handshake timeout", 0},
+		{"message before hello", frame(wire.Version, wire.FrameMessage, make([]byte, 50)), false, "bad hello", 0},
+		{"malformed hello", frame(wire.Version, wire.FrameHello, []byte{1, 2, 3}), false, "malformed payload", 0},
+		{"garbage after the handshake", frame(2, wire.FrameMessage, nil), false, "unknown frame version", 77},
+		{"stall inside a frame after the handshake", truncated, false, "peer stalled", 78},
+		{"bad message after the handshake", frame(wire.Version, wire.FrameMessage, make([]byte, 10)), false, "malformed payload", 79},
+		{"message at hop 0", wire.AppendMessage(nil, &wire.Message{ID: wire.ComputeMsgID(key80.ID(), 1, nil), Origin: key80.ID(), Seq: 1, Hop: 0}), false, "hop count out of range", 80},
+		{"a second hello after the handshake", frame(wire.Version, wire.FrameHello, make([]byte, 70)), false, "unexpected hello frame", 81},
 	}
 	for k, tc := range cases {
 		conn, err := (tcp.Transport{}).Dial(context.Background(), target.Addr())
@@ -139,6 +152,9 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 			t.Fatal(err)
 		}
 		local := conn.LocalAddr().String()
+		if tc.as != 0 {
+			handshakeAs(t, conn, tc.as)
+		}
 		if _, err := conn.Write(tc.send); err != nil {
 			t.Fatalf("%s: write: %v", tc.name, err)
 		}
@@ -190,11 +206,11 @@ func isTimeout(err error) bool {
 func TestSilentConnectionFloodIsBounded(t *testing.T) {
 	t.Parallel()
 	const slots, flood = 4, 10
-	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.MaxHandshakes = slots
 		c.HandshakeTimeout = settle // only the slot limit can close them
 	})
-	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
 
 	var conns []net.Conn
@@ -232,7 +248,7 @@ func TestSilentConnectionFloodIsBounded(t *testing.T) {
 	for _, c := range conns {
 		c.Close()
 	}
-	late := startTCPNode(t, 3, []string{target.Addr()}, nil)
+	late := startTCPNode(t, node.KeyForTest(3), []string{target.Addr()}, nil)
 	eventually(t, "a new peer to link once the flood is gone", func() bool { return len(late.Peers()) == 1 })
 }
 
@@ -244,11 +260,11 @@ func TestSilentConnectionFloodIsBounded(t *testing.T) {
 func TestStuckPeerCostsDropsNotTheNode(t *testing.T) {
 	t.Parallel()
 	logs := &logSink{}
-	target := startTCPNode(t, 1, nil, logs, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, logs, func(c *node.Config) {
 		c.SendQueue = 8
 		c.StallTimeout = time.Second
 	})
-	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
 
 	stuck, err := (tcp.Transport{}).Dial(context.Background(), target.Addr())
@@ -257,9 +273,7 @@ func TestStuckPeerCostsDropsNotTheNode(t *testing.T) {
 	}
 	defer stuck.Close()
 	stuck.(*net.TCPConn).SetReadBuffer(4 << 10)
-	if _, err := stuck.Write(helloFrame(t, 99)); err != nil {
-		t.Fatal(err)
-	}
+	handshakeAs(t, stuck, 99)
 	local := stuck.LocalAddr().String()
 	eventually(t, "the stuck peer to link", func() bool { return len(target.Peers()) == 2 })
 

@@ -19,7 +19,7 @@ import (
 // when it took them: the direct one.
 func TestBatchTakesLowestHopFirst(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.ID = 1
+	cfg.Key = KeyForTest(1)
 	cfg.Transport = memnet.New().Host("h")
 	cfg.Listen = "h:7000"
 	cfg.Logger = slog.New(slog.DiscardHandler)
@@ -64,7 +64,7 @@ func TestBatchTakesLowestHopFirst(t *testing.T) {
 func TestBatchLetsLateCopiesIn(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	cfg := DefaultConfig()
-	cfg.ID = 1
+	cfg.Key = KeyForTest(1)
 	cfg.Transport = memnet.New().Host("h")
 	cfg.Listen = "h:7000"
 	cfg.Logger = slog.New(slog.DiscardHandler)

@@ -12,7 +12,6 @@ import (
 
 	"gossipmesh/node"
 	"gossipmesh/transport/tcp"
-	"gossipmesh/wire"
 )
 
 // BenchmarkMeshTCP measures sustained delivery throughput of a small mesh
@@ -89,7 +88,7 @@ func startTCPMesh(b *testing.B, nodes int) ([]*node.Node, context.Context) {
 	var ns []*node.Node
 	for i := range nodes {
 		cfg := node.DefaultConfig()
-		cfg.ID = wire.NodeID(i + 1)
+		cfg.Key = node.KeyForTest(i + 1)
 		cfg.Seed = uint64(i + 1)
 		cfg.Listener = lns[i]
 		cfg.Peers = len(dials[i])

@@ -97,7 +97,7 @@ func TestByteBudgetNewcomersShare(t *testing.T) {
 // is handed back like any other's.
 func TestStaleInboxEntriesDropped(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.ID = 1
+	cfg.Key = KeyForTest(1)
 	cfg.Transport = memnet.New().Host("h")
 	cfg.Listen = "h:1"
 	n, err := New(cfg)

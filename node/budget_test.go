@@ -26,11 +26,11 @@ type rawPeer struct {
 	seq  uint64
 }
 
-// dialRaw connects to target, says hello as id and waits until the target
-// lists the link. readBuffer, if positive, fixes the socket's receive
+// dialRaw connects to target, completes the handshake as the holder of
+// test key k and waits until the target lists the link. readBuffer, if positive, fixes the socket's receive
 // buffer (no autotuning), so that a peer that does not read stops the
 // target's writes soon.
-func dialRaw(t *testing.T, target *node.Node, id wire.NodeID, readBuffer int) *rawPeer {
+func dialRaw(t *testing.T, target *node.Node, k int, readBuffer int) *rawPeer {
 	t.Helper()
 	conn, err := (tcp.Transport{}).Dial(context.Background(), target.Addr())
 	if err != nil {
@@ -40,9 +40,8 @@ func dialRaw(t *testing.T, target *node.Node, id wire.NodeID, readBuffer int) *r
 	if readBuffer > 0 {
 		conn.(*net.TCPConn).SetReadBuffer(readBuffer)
 	}
-	if _, err := conn.Write(helloFrame(t, id)); err != nil {
-		t.Fatal(err)
-	}
+	handshakeAs(t, conn, k)
+	id := node.KeyForTest(k).ID()
 	eventually(t, "the raw peer to link", func() bool {
 		for _, p := range target.Peers() {
 			if p.ID == id.String() {
@@ -116,7 +115,7 @@ func TestInboundByteBudget(t *testing.T) {
 		senders = 4
 		each    = 12
 	)
-	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.InboxBytes = budget
 		c.StallTimeout = settle // only the budget should make readers wait
 	})
@@ -125,7 +124,7 @@ func TestInboundByteBudget(t *testing.T) {
 	var peers []*rawPeer
 	var frames [][]byte
 	for i := range senders {
-		p := dialRaw(t, target, wire.NodeID(100+i), 0)
+		p := dialRaw(t, target, 100+i, 0)
 		peers = append(peers, p)
 		go p.countMessages(new(atomic.Int64), nil) // drain what the target forwards
 		for range each {
@@ -170,14 +169,14 @@ func TestInboundByteBudget(t *testing.T) {
 // and get through.
 func TestUnfinishedLargeFramesDoNotStallSmallOnes(t *testing.T) {
 	t.Parallel()
-	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.InboxBytes = 4 << 20  // 3 MiB for large frames, 1 MiB for small ones
 		c.StallTimeout = settle // only the budget decides here
 	})
-	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
 	for i := range 6 { // twice what the large pool holds
-		p := dialRaw(t, target, wire.NodeID(100+i), 0)
+		p := dialRaw(t, target, 100+i, 0)
 		go p.countMessages(new(atomic.Int64), nil)
 		_, f := p.nextMessage(make([]byte, wire.DefaultMaxBody))
 		if _, err := p.conn.Write(f[:len(f)-1]); err != nil {
@@ -204,11 +203,11 @@ func TestUnfinishedLargeFramesDoNotStallSmallOnes(t *testing.T) {
 // pool for large frames; a working link's 1 MiB messages still get in.
 func TestNewcomersCannotTakeTheInbox(t *testing.T) {
 	t.Parallel()
-	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.InboxBytes = 4 << 20 // 3 MiB for large frames, 1.5 MiB of it for newcomers
 		c.StallTimeout = settle
 	})
-	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
 	rc, err := healthy.Publish(context.Background(), []byte("hello"))
 	if err != nil {
@@ -218,7 +217,7 @@ func TestNewcomersCannotTakeTheInbox(t *testing.T) {
 		t.Fatal("the first message never arrived")
 	}
 	for i := range 6 {
-		p := dialRaw(t, target, wire.NodeID(100+i), 0)
+		p := dialRaw(t, target, 100+i, 0)
 		go p.countMessages(new(atomic.Int64), nil)
 		_, f := p.nextMessage(make([]byte, wire.DefaultMaxBody))
 		if _, err := p.conn.Write(f[:len(f)-1]); err != nil {
@@ -246,7 +245,7 @@ func TestNewcomersCannotTakeTheInbox(t *testing.T) {
 func TestStallDeadlineIsAbsolute(t *testing.T) {
 	t.Parallel()
 	logs := &logSink{}
-	target := startTCPNode(t, 1, nil, logs) // StallTimeout 500 ms
+	target := startTCPNode(t, node.KeyForTest(1), nil, logs) // StallTimeout 500 ms
 	p := dialRaw(t, target, 77, 0)
 	local := p.conn.LocalAddr().String()
 	_, f := p.nextMessage(make([]byte, wire.DefaultMaxBody))
@@ -298,12 +297,12 @@ trickling:
 func TestSendQueueBytesBounded(t *testing.T) {
 	t.Parallel()
 	const peerBudget = 1 << 20
-	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.Gossip.MaxBody = 256 << 10
 		c.PeerSendQueueBytes = peerBudget
 		c.StallTimeout = settle // the stuck peer stays linked
 	})
-	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil, func(c *node.Config) { c.Gossip.MaxBody = 256 << 10 })
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil, func(c *node.Config) { c.Gossip.MaxBody = 256 << 10 })
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
 	dialRaw(t, target, 99, 4<<10) // never reads
 
@@ -339,11 +338,11 @@ func TestSendQueueBytesBounded(t *testing.T) {
 // received or dropped as stale.
 func TestStaleSendQueueEntriesDropped(t *testing.T) {
 	t.Parallel()
-	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.MaxQueueDelay = 200 * time.Millisecond
 		c.StallTimeout = settle
 	})
-	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
 	// Not too small a buffer: a receive window below one segment makes
 	// Linux send in persist probes only, seconds apart.
@@ -385,7 +384,7 @@ func TestStaleSendQueueEntriesDropped(t *testing.T) {
 // none is dropped, and the slow peer gets every one.
 func TestPublishBackpressure(t *testing.T) {
 	t.Parallel()
-	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.SendQueue = 16
 		c.StallTimeout = settle  // slow is not stalled
 		c.MaxQueueDelay = settle // nor passed over, however loaded the machine
@@ -419,7 +418,7 @@ func TestPublishBackpressure(t *testing.T) {
 func TestPublishBackpressureLargeBodies(t *testing.T) {
 	t.Parallel()
 	const peerBudget = 4 << 20
-	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.PeerSendQueueBytes = peerBudget
 		c.StallTimeout = settle
 		c.MaxQueueDelay = settle
@@ -447,12 +446,12 @@ func TestPublishBackpressureLargeBodies(t *testing.T) {
 // peer that reads.
 func TestPublishPassesOverAStuckPeer(t *testing.T) {
 	t.Parallel()
-	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.StallTimeout = settle // only the pass-over can free the publishes
 		c.MaxQueueDelay = 200 * time.Millisecond
 		c.PeerSendQueueBytes = 2*wire.DefaultMaxFrame + 256 // two max-size frames, signed
 	})
-	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
 	dialRaw(t, target, 99, 4<<10) // never reads
 
@@ -480,7 +479,7 @@ func TestPublishPassesOverAStuckPeer(t *testing.T) {
 func TestPausedPublishEnds(t *testing.T) {
 	t.Parallel()
 	cfg := node.DefaultConfig()
-	cfg.ID = 1
+	cfg.Key = node.KeyForTest(1)
 	cfg.Listen = "127.0.0.1:0"
 	cfg.StallTimeout = settle
 	cfg.MaxQueueDelay = settle // the pause lasts until the test ends it

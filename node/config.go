@@ -22,15 +22,25 @@ import (
 // Config tunes a Node. Start from DefaultConfig and change what you need;
 // New calls Validate.
 type Config struct {
-	// ID is the node's id. Zero (the default) takes the id of Key (a fresh
-	// key's when Key is nil), so restarted processes do not reuse each
-	// other's ids by accident.
+	// ID is the node id the caller expects. The id is never chosen: it
+	// derives from the public key (identity.IDOf), and peers learn it from
+	// the key the node proves it holds at every handshake. Zero (the
+	// default) takes the key's id; any other value must be the key's id,
+	// and Validate (for Key) or New (for a key loaded from DataDir)
+	// refuses one that is not. Without Key or DataDir, the fresh key could
+	// not match, so Validate refuses a non-zero ID.
 	ID wire.NodeID
 	// Key is the node's ed25519 key pair (identity.Key), which signs what
 	// the node publishes and proves its id to peers. Nil (the default):
-	// New generates a fresh key for this run. With a key, a zero ID
-	// becomes the key's id.
+	// the key in DataDir, or, without one, a fresh key for this run only.
 	Key *identity.Key
+	// DataDir is the directory where a node without Key keeps its key, as
+	// KeyFileName, so that a restart keeps the identity: New creates the
+	// directory (0700) and the key (0600) if they are not there
+	// (identity.LoadOrCreate). Default empty: no directory, and a node
+	// without Key gets a fresh identity every run (what in-process tests
+	// want; `mesh node` gives every node a data directory).
+	DataDir string
 	// Seed drives every random choice the node makes: which candidates it
 	// dials and the core's router. The same seed, candidates and id give the
 	// same choices. Zero (the default) picks a random seed at New.
@@ -167,8 +177,10 @@ type Config struct {
 	// high bound. Default nil: off (a node still answers PINGs).
 	Membership *membership.Config
 
-	// HandshakeTimeout bounds the time from connect to the peer's hello; a
-	// connection that never speaks is closed after it. Default 5 s.
+	// HandshakeTimeout bounds the whole handshake, from connect to the
+	// peer's verified proof (hello and proof each way); a connection that
+	// never speaks, or never proves its key, is closed after it. Default
+	// 5 s.
 	HandshakeTimeout time.Duration
 	// StallTimeout closes a connection whose peer started a frame and then
 	// sent nothing more for this long, or that stopped reading what we
@@ -281,6 +293,18 @@ const DefaultMemoryBudget = 256 << 20
 // MaxFrame is the frame limit that goes with the configured body limit.
 func (c Config) MaxFrame() int { return c.Gossip.MaxBody + wire.FrameOverhead }
 
+// selfID is the node's id as far as the config alone tells: ID, else the
+// key's, else 0 (a key New has yet to load or make).
+func (c Config) selfID() wire.NodeID {
+	if c.ID == 0 && c.Key != nil {
+		return c.Key.ID()
+	}
+	return c.ID
+}
+
+// KeyFileName is the name of the key file a node keeps in its DataDir.
+const KeyFileName = "node.key"
+
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
 	if err := c.Gossip.ValidateSettings(); err != nil {
@@ -326,8 +350,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: log rate must be at least 1 line per second, got %d", c.LogRate)
 	case c.MaxFrame() > 1<<31:
 		return fmt.Errorf("node: max body %d is too large for a frame", c.Gossip.MaxBody)
-	case c.Faults.ValidateFor(c.ID) != nil:
-		return fmt.Errorf("node: %w", c.Faults.ValidateFor(c.ID))
+	case c.ID != 0 && c.Key != nil && c.ID != c.Key.ID():
+		return fmt.Errorf("node: id %v is not the key's id %v: a node's id derives from its key", c.ID, c.Key.ID())
+	case c.ID != 0 && c.Key == nil && c.DataDir == "":
+		return fmt.Errorf("node: id %v given without a key: a node's id derives from its key, so set Key (or DataDir) instead", c.ID)
+	case c.Faults.ValidateFor(c.selfID()) != nil:
+		return fmt.Errorf("node: %w", c.Faults.ValidateFor(c.selfID()))
 	case c.PeerFrameRate < 0 || c.PeerByteRate < 0:
 		return fmt.Errorf("node: peer rate limits must not be negative (0 turns one off), got %d frames/s and %d bytes/s", c.PeerFrameRate, c.PeerByteRate)
 	case c.PeerByteRate > 0 && c.PeerByteRate < int64(c.MaxFrame()):

@@ -165,7 +165,8 @@ func TestForgedOriginKeepsHonestLinks(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer conn.Close()
-		b := helloFrame(t, wire.NodeID(100+j))
+		handshakeAs(t, conn, 100+j)
+		var b []byte
 		for k := range forged {
 			msg := &wire.Message{Origin: x.ID(), Seq: 1<<63 + uint64(k), Hop: 1, PublishedAt: time.Now().UnixNano(), Body: fmt.Appendf(nil, "forged %d via %d", k, j)}
 			msg.ID = wire.ComputeMsgID(msg.Origin, msg.Seq, msg.Body)
@@ -223,7 +224,7 @@ func TestRestartedNodeReachesTheMesh(t *testing.T) {
 	// The restarting node, host h3 with id 4, dials nodes 0 and 1.
 	start := func() (*node.Node, context.CancelFunc) {
 		cfg := node.DefaultConfig()
-		cfg.ID = 4
+		cfg.Key = node.KeyForTest(4)
 		cfg.Transport = m.nw.Host(host(3))
 		cfg.Listen = addr(3)
 		cfg.Candidates = []string{addr(0), addr(1)}

@@ -74,7 +74,7 @@ func (n *Node) keepLink(addr string) (lived, again bool) {
 		return false, true
 	}
 	began := time.Now()
-	live, err := n.serveConn(conn, true)
+	live, err := n.serveConn(conn, true, 0)
 	if errors.Is(err, errSelf) {
 		n.log.Warn("candidate is this node; not dialing it again", "addr", addr)
 		return false, false

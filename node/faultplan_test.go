@@ -32,7 +32,7 @@ func (m *testMesh) applyPlan(p *fault.Plan) {
 
 // halves is the whole-mesh plan that splits nodes 0..n/2-1 from the rest,
 // as mesh sim --partition halves does.
-func halves(n int) *fault.Plan {
+func (m *testMesh) halves(n int) *fault.Plan {
 	sides, err := fault.ParseSides("halves", n)
 	if err != nil {
 		panic(err)
@@ -40,7 +40,7 @@ func halves(n int) *fault.Plan {
 	p := &fault.Plan{Sides: map[wire.NodeID]int{}}
 	for k, set := range sides {
 		for _, i := range set {
-			p.Sides[wire.NodeID(i)+1] = k
+			p.Sides[m.nodes[i].ID()] = k
 		}
 	}
 	return p
@@ -86,7 +86,7 @@ func TestFaultPlanSplitHealAntiEntropy(t *testing.T) {
 		c.Gossip.AntiEntropy = 200 * time.Millisecond
 	})
 	m.waitLinked()
-	m.applyPlan(halves(nodes))
+	m.applyPlan(m.halves(nodes))
 	ctx := context.Background()
 	var left, right []string
 	for k := range perSide {

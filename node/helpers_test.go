@@ -45,6 +45,8 @@ type testMesh struct {
 	nw    *memnet.Network
 	nodes []*node.Node
 	adj   [][]int // undirected links the mesh should settle on
+	// index maps a node's id (which derives from its key) to its index.
+	index map[wire.NodeID]int
 }
 
 func host(i int) string { return fmt.Sprintf("h%d", i) }
@@ -71,11 +73,11 @@ func randomConnected(n, extra int, rng *rand.Rand) [][]int {
 // each node's config.
 func startMesh(t *testing.T, dials [][]int, tweak func(i int, c *node.Config)) *testMesh {
 	t.Helper()
-	m := &testMesh{t: t, nw: memnet.New(), adj: adjacency(dials)}
+	m := &testMesh{t: t, nw: memnet.New(), adj: adjacency(dials), index: make(map[wire.NodeID]int)}
 	ctx, cancel := context.WithCancel(context.Background())
 	for i, ds := range dials {
 		cfg := node.DefaultConfig()
-		cfg.ID = wire.NodeID(i + 1)
+		cfg.Key = node.KeyForTest(i + 1)
 		cfg.Seed = uint64(i + 1)
 		cfg.Transport = m.nw.Host(host(i))
 		cfg.Listen = addr(i)
@@ -94,6 +96,7 @@ func startMesh(t *testing.T, dials [][]int, tweak func(i int, c *node.Config)) *
 			cancel()
 			t.Fatalf("node %d: %v", i, err)
 		}
+		m.index[n.ID()] = i
 		m.nodes = append(m.nodes, n)
 	}
 	for _, n := range m.nodes {
@@ -128,7 +131,8 @@ func (m *testMesh) linkedAsExpected(i int, n *node.Node) bool {
 	}
 	for _, p := range ps {
 		id, err := wire.ParseNodeID(p.ID)
-		if err != nil || !slices.Contains(m.adj[i], int(id)-1) {
+		j, ok := m.index[id]
+		if err != nil || !ok || !slices.Contains(m.adj[i], j) {
 			return false
 		}
 	}

@@ -1,18 +1,20 @@
 package node_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gossipmesh/identity"
 	"gossipmesh/node"
 	"gossipmesh/transport/memnet"
 	"gossipmesh/transport/tcp"
-	"gossipmesh/wire"
 )
 
 // TestSimultaneousDialKeepsOneLink has two nodes dial each other at the
@@ -26,7 +28,7 @@ func TestSimultaneousDialKeepsOneLink(t *testing.T) {
 		lowFirst := round%2 == 0
 		m := startMesh(t, [][]int{{1}, {0}}, func(i int, c *node.Config) {
 			if !lowFirst {
-				c.ID = wire.NodeID(100 - i)
+				c.Key = node.KeyForTest(2 - i) // the keys startMesh gives, swapped
 			}
 		})
 		// Settled means one open connection, and both ends hold a link that
@@ -61,29 +63,42 @@ func TestSimultaneousDialKeepsOneLink(t *testing.T) {
 	}
 }
 
-// impostor connects to addr and completes the handshake claiming id and
-// listen address claimAddr, then reads and discards whatever it gets. It
-// returns the connection and a channel closed once the node hangs up.
-func impostor(t *testing.T, addr string, id wire.NodeID, claimAddr string) (net.Conn, <-chan struct{}) {
+// impostor connects to addr and completes the handshake as the holder of
+// key, announcing listen address claimAddr, then reads and discards
+// whatever it gets. It returns the connection and a channel closed once
+// the node hangs up. A process that holds a live peer's key (a restarted
+// peer, or a stolen key) is the only one that can get this far with the
+// peer's id.
+func impostor(t *testing.T, addr string, key *identity.Key, claimAddr string) (net.Conn, <-chan struct{}) {
 	t.Helper()
 	conn, err := (tcp.Transport{}).Dial(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	hello, err := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: claimAddr})
+	conn.SetDeadline(time.Now().Add(settle))
+	hs, err := node.Handshake(conn, key, claimAddr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := conn.Write(hello); err != nil {
-		t.Fatal(err)
-	}
+	conn.SetDeadline(time.Time{})
 	gone := make(chan struct{})
 	go func() {
 		defer close(gone)
-		io.Copy(io.Discard, conn)
+		io.Copy(io.Discard, hs.Reader)
 	}()
 	return conn, gone
+}
+
+// keysByID returns test keys 1 to n sorted by their ids, for tests that
+// need ids in a given order (the link tie-break compares ids).
+func keysByID(n int) []*identity.Key {
+	keys := make([]*identity.Key, n)
+	for i := range keys {
+		keys[i] = node.KeyForTest(i + 1)
+	}
+	slices.SortFunc(keys, func(a, b *identity.Key) int { return cmp.Compare(a.ID(), b.ID()) })
+	return keys
 }
 
 // labelled returns the value of the series of counter vector name whose
@@ -132,15 +147,17 @@ func flows(t *testing.T, what string, a, b *node.Node) {
 // addresses, and messages flow both ways on every link throughout.
 func TestClaimedIDNeverTakesOverALiveLink(t *testing.T) {
 	t.Parallel()
-	const targetID = 50
-	// Dialed by the target: 10 (below it) and 90 (above); dialing it: 20
-	// and 80.
-	dialed := []*node.Node{startTCPNode(t, 10, nil, nil), startTCPNode(t, 90, nil, nil)}
-	target := startTCPNode(t, targetID, []string{dialed[0].Addr(), dialed[1].Addr()}, nil, func(c *node.Config) {
+	// Five keys in id order: the target holds the middle one. Dialed by
+	// the target: keys[0] (below it) and keys[4] (above); dialing it:
+	// keys[1] and keys[3].
+	keys := keysByID(5)
+	dialed := []*node.Node{startTCPNode(t, keys[0], nil, nil), startTCPNode(t, keys[4], nil, nil)}
+	target := startTCPNode(t, keys[2], []string{dialed[0].Addr(), dialed[1].Addr()}, nil, func(c *node.Config) {
 		c.Peers = 2
 	})
-	dialers := []*node.Node{startTCPNode(t, 20, []string{target.Addr()}, nil), startTCPNode(t, 80, []string{target.Addr()}, nil)}
+	dialers := []*node.Node{startTCPNode(t, keys[1], []string{target.Addr()}, nil), startTCPNode(t, keys[3], []string{target.Addr()}, nil)}
 	real := append(dialed, dialers...)
+	keyOf := map[*node.Node]*identity.Key{dialed[0]: keys[0], dialed[1]: keys[4], dialers[0]: keys[1], dialers[1]: keys[3]}
 	byID := make(map[string]*node.Node)
 	for _, r := range real {
 		byID[r.ID().String()] = r
@@ -169,7 +186,7 @@ func TestClaimedIDNeverTakesOverALiveLink(t *testing.T) {
 	} {
 		var gone []<-chan struct{}
 		for _, r := range real {
-			_, g := impostor(t, target.Addr(), r.ID(), claimed(r))
+			_, g := impostor(t, target.Addr(), keyOf[r], claimed(r))
 			gone = append(gone, g)
 		}
 		// While the claims are held (in standby, or not yet refused), the
@@ -204,9 +221,9 @@ func TestClaimedIDNeverTakesOverALiveLink(t *testing.T) {
 func TestRestartedPeerTakesOverOnceTheOldLinkIsGone(t *testing.T) {
 	t.Parallel()
 	nw := memnet.New()
-	start := func(h string, id wire.NodeID, candidates ...string) (*node.Node, context.CancelFunc) {
+	start := func(h string, key *identity.Key, candidates ...string) (*node.Node, context.CancelFunc) {
 		cfg := node.DefaultConfig()
-		cfg.ID = id
+		cfg.Key = key
 		cfg.Transport = nw.Host(h)
 		cfg.Listen = h + ":7000"
 		cfg.Candidates = candidates
@@ -223,9 +240,10 @@ func TestRestartedPeerTakesOverOnceTheOldLinkIsGone(t *testing.T) {
 		return n, cancel
 	}
 	for _, lowTarget := range []bool{true, false} {
-		targetID, peerID := wire.NodeID(1), wire.NodeID(2)
+		keys := keysByID(2)
+		targetID, peerID := keys[0], keys[1]
 		if !lowTarget {
-			targetID, peerID = 2, 1
+			targetID, peerID = keys[1], keys[0]
 		}
 		target, _ := start("t", targetID)
 		old, stopOld := start("old", peerID, "t:7000")
@@ -263,8 +281,8 @@ func TestPeerCapsRefuseTheExcess(t *testing.T) {
 	const attempts = 20
 	t.Run("total", func(t *testing.T) {
 		t.Parallel()
-		real := startTCPNode(t, 1000, nil, nil)
-		target := startTCPNode(t, 1, []string{real.Addr()}, nil, func(c *node.Config) {
+		real := startTCPNode(t, node.KeyForTest(1000), nil, nil)
+		target := startTCPNode(t, node.KeyForTest(1), []string{real.Addr()}, nil, func(c *node.Config) {
 			c.Peers = 1
 			c.MaxPeers = 8
 		})
@@ -283,8 +301,8 @@ func TestPeerCapsRefuseTheExcess(t *testing.T) {
 	})
 	t.Run("per IP", func(t *testing.T) {
 		t.Parallel()
-		real := startTCPNode(t, 1000, nil, nil)
-		target := startTCPNode(t, 1, []string{real.Addr()}, nil, func(c *node.Config) {
+		real := startTCPNode(t, node.KeyForTest(1000), nil, nil)
+		target := startTCPNode(t, node.KeyForTest(1), []string{real.Addr()}, nil, func(c *node.Config) {
 			c.Peers = 1
 			c.MaxInboundPerIP = 3
 		})
@@ -303,7 +321,7 @@ func TestPeerCapsRefuseTheExcess(t *testing.T) {
 }
 
 // claimMany opens count connections to target from source (any, if
-// empty), each with its own id from firstID on, one at a time, and
+// empty), each with its own test key from firstID on, one at a time, and
 // reports how many the node keeps: a kept one is listed in its peers, a
 // refused one is closed.
 func claimMany(t *testing.T, target *node.Node, source string, firstID, count int) int {
@@ -314,16 +332,18 @@ func claimMany(t *testing.T, target *node.Node, source string, firstID, count in
 	}
 	kept := 0
 	for k := range count {
-		id := wire.NodeID(firstID + k)
+		key := node.KeyForTest(firstID + k)
+		id := key.ID()
 		conn, err := d.Dial("tcp", target.Addr())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
-		hello, _ := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: "127.0.0.1:1"})
-		if _, err := conn.Write(hello); err != nil {
-			t.Fatal(err)
-		}
+		// A refused connection may be closed before the handshake ends
+		// (a cap) or after it (the node sent its proof, then refused).
+		conn.SetDeadline(time.Now().Add(settle))
+		_, _ = node.Handshake(conn, key, "127.0.0.1:1")
+		conn.SetDeadline(time.Time{})
 		gone := make(chan struct{})
 		go func() {
 			defer close(gone)

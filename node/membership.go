@@ -305,7 +305,7 @@ func (n *Node) dialMember(e membership.Entry) {
 		fail()
 		return
 	}
-	if _, err := n.serveConn(conn, true); err != nil {
+	if _, err := n.serveConn(conn, true, e.ID); err != nil {
 		fail()
 	}
 }

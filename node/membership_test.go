@@ -24,6 +24,7 @@ type memberMesh struct {
 	nodes   []*node.Node
 	cancels []context.CancelFunc
 	dead    []bool
+	index   map[wire.NodeID]int // node id to index
 }
 
 // memnetAddrs is the peer-exchange address rule for memnet: its host
@@ -36,10 +37,10 @@ func memnetAddrs(a string) bool {
 
 func startMemberMesh(t *testing.T, dials [][]int, tweak func(*membership.Config)) *memberMesh {
 	t.Helper()
-	m := &memberMesh{t: t, nw: memnet.New(), dead: make([]bool, len(dials))}
+	m := &memberMesh{t: t, nw: memnet.New(), dead: make([]bool, len(dials)), index: make(map[wire.NodeID]int)}
 	for i, ds := range dials {
 		cfg := node.DefaultConfig()
-		cfg.ID = wire.NodeID(i + 1)
+		cfg.Key = node.KeyForTest(i + 1)
 		cfg.Seed = uint64(i + 1)
 		cfg.Transport = m.nw.Host(host(i))
 		cfg.Listen = addr(i)
@@ -61,6 +62,7 @@ func startMemberMesh(t *testing.T, dials [][]int, tweak func(*membership.Config)
 		if err != nil {
 			t.Fatalf("node %d: %v", i, err)
 		}
+		m.index[n.ID()] = i
 		m.nodes = append(m.nodes, n)
 	}
 	for _, n := range m.nodes {
@@ -101,7 +103,7 @@ func (m *memberMesh) healthy(low, high int) (ok bool, why string) {
 		}
 		for _, p := range ps {
 			id, _ := wire.ParseNodeID(p.ID)
-			j := int(id) - 1
+			j := m.index[id]
 			if m.dead[j] {
 				return false, fmt.Sprintf("node %d still linked to dead node %d", i, j)
 			}

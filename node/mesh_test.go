@@ -80,8 +80,8 @@ func TestMeshDeliversEverywhere(t *testing.T) {
 			if err != nil {
 				t.Fatalf("node %d: receipt from %q: %v", i, rc.From, err)
 			}
-			from := int(fromID) - 1
-			if !contains(m.adj[i], from) {
+			from, known := m.index[fromID]
+			if !known || !contains(m.adj[i], from) {
 				t.Errorf("node %d: got message %s from node %d, which is not a neighbour", i, p.id, from)
 			} else if hops[i] != hops[from]+1 {
 				t.Errorf("node %d: hop %d, but the sender (node %d) holds it at hop %d", i, hops[i], from, hops[from])

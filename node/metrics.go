@@ -228,6 +228,10 @@ func reasonOf(err error) string {
 		return "duplicate_id"
 	case errors.Is(err, errBadHello):
 		return "bad_hello"
+	case errors.Is(err, errBadProof):
+		return "bad_proof"
+	case errors.Is(err, errPeerIDMismatch):
+		return "peer_id_mismatch"
 	case errors.Is(err, errProtocol):
 		return "protocol"
 	case errors.Is(err, wire.ErrNoCommonProtocol):

@@ -21,6 +21,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -45,11 +46,14 @@ type Node struct {
 	idStr string
 	ln    net.Listener
 	addr  string
-	hello []byte // our hello frame, sent first on every connection
 	key   *identity.Key
-	log   *slog.Logger
-	m     *metrics
-	pid   int
+	// keyPath is the file the key came from ("" for a key given in
+	// Config.Key or made for this run); keyCreated says New wrote it.
+	keyPath    string
+	keyCreated bool
+	log        *slog.Logger
+	m          *metrics
+	pid        int
 
 	// Owned by the loop goroutine. core is proto inside the adversary
 	// wrapper (adversary.go), honest unless told otherwise; the loop
@@ -159,17 +163,14 @@ func New(cfg Config) (*Node, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	key := cfg.Key
-	if key == nil {
-		var err error
-		if key, err = identity.Generate(nil); err != nil {
-			return nil, fmt.Errorf("node: %w", err)
-		}
+	key, keyPath, keyCreated, err := loadKey(cfg)
+	if err != nil {
+		return nil, err
 	}
-	id := cfg.ID
-	if id == 0 {
-		id = key.ID()
+	if cfg.ID != 0 && cfg.ID != key.ID() {
+		return nil, fmt.Errorf("node: id %v is not the id %v of the key in %s: a node's id derives from its key", cfg.ID, key.ID(), keyPath)
 	}
+	id := key.ID()
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = randomUint64()
@@ -183,8 +184,9 @@ func New(cfg Config) (*Node, error) {
 		}
 	}
 	addr := ln.Addr().String()
-	hello, err := wire.AppendHello(nil, wire.Hello{ID: id, ListenAddr: addr, Protocols: cfg.Protocols})
-	if err != nil {
+	// Every connection gets a hello of its own (its nonce is fresh); check
+	// once that this node's address and protocols make one.
+	if _, err := wire.AppendHello(nil, wire.Hello{ListenAddr: addr, Protocols: cfg.Protocols}); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
@@ -229,10 +231,11 @@ func New(cfg Config) (*Node, error) {
 		cfg:        cfg,
 		id:         id,
 		key:        key,
+		keyPath:    keyPath,
+		keyCreated: keyCreated,
 		idStr:      id.String(),
 		ln:         ln,
 		addr:       addr,
-		hello:      hello,
 		m:          newMetrics(id),
 		pid:        os.Getpid(),
 		proto:      proto,
@@ -269,6 +272,38 @@ func New(cfg Config) (*Node, error) {
 	}
 	return n, nil
 }
+
+// loadKey returns the node's key: Config.Key, else the one in DataDir
+// (made and saved there if there is none yet), else a fresh one for this
+// run. path is the key file, if any; created says this call wrote it.
+func loadKey(cfg Config) (key *identity.Key, path string, created bool, err error) {
+	switch {
+	case cfg.Key != nil:
+		return cfg.Key, "", false, nil
+	case cfg.DataDir != "":
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return nil, "", false, fmt.Errorf("node: data directory: %w", err)
+		}
+		path = filepath.Join(cfg.DataDir, KeyFileName)
+		if key, created, err = identity.LoadOrCreate(path); err != nil {
+			return nil, "", false, fmt.Errorf("node: %w", err)
+		}
+		return key, path, created, nil
+	}
+	if key, err = identity.Generate(nil); err != nil {
+		return nil, "", false, fmt.Errorf("node: %w", err)
+	}
+	return key, "", false, nil
+}
+
+// KeyPath is the file the node's key was loaded from or saved to (in
+// Config.DataDir), or "" for a key given in Config.Key or made for this
+// run only. KeyCreated reports whether New made and saved it.
+func (n *Node) KeyPath() string { return n.keyPath }
+
+// KeyCreated reports whether New generated the key and saved it at
+// KeyPath, rather than loading one that was there.
+func (n *Node) KeyCreated() bool { return n.keyCreated }
 
 // choosePeers picks k of the candidates at random, skipping this node's own
 // addresses and repeats.
@@ -399,18 +434,19 @@ func (n *Node) acceptLoop() {
 		n.wg.Add(1)
 		go func() {
 			defer n.wg.Done()
-			n.serveConn(conn, false)
+			n.serveConn(conn, false, 0)
 		}()
 	}
 }
 
 // serveConn handshakes conn, registers the link and reads from it until it
 // fails. It returns the link that is live for that peer once this one is
-// done (nil if none), so a dialer can wait on it rather than redial.
-func (n *Node) serveConn(conn net.Conn, outbound bool) (*peer, error) {
+// done (nil if none), so a dialer can wait on it rather than redial. want,
+// if not zero, is the node id the connection was dialed for.
+func (n *Node) serveConn(conn net.Conn, outbound bool, want wire.NodeID) (*peer, error) {
 	// Shutdown must not wait out the handshake timeout of a silent peer.
 	unhook := context.AfterFunc(n.runCtx, func() { conn.Close() })
-	p, err := n.handshake(conn, outbound)
+	p, err := n.handshake(conn, outbound, want)
 	unhook()
 	if !outbound {
 		<-n.handshakes // the slot acceptLoop took

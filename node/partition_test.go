@@ -37,7 +37,7 @@ func TestPartitionAndHeal(t *testing.T) {
 		for i, n := range m.nodes {
 			for _, p := range n.Peers() {
 				id, _ := wire.ParseNodeID(p.ID)
-				if (i < half) != (int(id)-1 < half) {
+				if (i < half) != (m.index[id] < half) {
 					return false
 				}
 			}

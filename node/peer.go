@@ -17,7 +17,7 @@ import (
 
 // Reasons a connection ends, beyond the wire decoder's own errors.
 var (
-	errHandshakeTimeout = errors.New("no hello within the handshake timeout")
+	errHandshakeTimeout = errors.New("handshake not complete within the handshake timeout")
 	errBadHello         = errors.New("bad hello")
 	errProtocol         = errors.New("protocol violation")
 	errStalled          = errors.New("peer stalled")
@@ -98,53 +98,55 @@ func (p *peer) info() api.Peer {
 	}
 }
 
-// handshake sends this node's hello and reads the peer's, within the
-// handshake timeout: a connection that never speaks, or speaks garbage,
-// fails here and costs at most one frame buffer for a bounded time.
-func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
+// handshake runs the authenticated handshake (runHandshake) within the
+// handshake timeout: a connection that never speaks, speaks garbage, or
+// names a key it cannot prove fails here and costs at most one frame
+// buffer for a bounded time. want, if not zero, is the id the node dialed
+// for: a peer that proves another is refused.
+func (n *Node) handshake(conn net.Conn, outbound bool, want wire.NodeID) (*peer, error) {
 	fc := &frameConn{Conn: conn}
 	deadline := time.Now().Add(n.cfg.HandshakeTimeout)
 	if err := conn.SetDeadline(deadline); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	if _, err := conn.Write(n.hello); err != nil {
-		return nil, fmt.Errorf("handshake: send hello: %w", err)
-	}
-	// Until the peer has said who it is, it gets a frame limit that fits
-	// a hello and no more. Both readers share one buffered reader
+	// Until the peer has proved who it is, it gets a frame limit that
+	// fits a hello and no more. Both readers share one buffered reader
 	// (bufio.NewReaderSize reuses a big enough one), so no byte read ahead
 	// is lost when the second takes over.
 	br := bufio.NewReaderSize(fc, readBufferSize)
-	f, err := wire.NewReader(br, wire.MaxHelloFrame).ReadFrame()
+	hr := wire.NewReader(br, wire.MaxHelloFrame)
+	read := func() (wire.Frame, error) {
+		f, err := hr.ReadFrame()
+		if err == nil {
+			fc.frameDone(len(f.Payload))
+		}
+		return f, err
+	}
+	check := func(id wire.NodeID, h wire.Hello) error {
+		switch {
+		case id == n.id:
+			return fmt.Errorf("%w (%s)", errSelf, h.ListenAddr)
+		case want != 0 && id != want:
+			return fmt.Errorf("%w: dialed %v, the peer's key is %v's (%s)", errPeerIDMismatch, want, id, h.ListenAddr)
+		}
+		if _, err := wire.CommonProtocols(n.cfg.Protocols, h.Protocols); err != nil {
+			return fmt.Errorf("peer %v (%s): %w", id, h.ListenAddr, err)
+		}
+		return nil
+	}
+	id, h, err := runHandshake(conn, read, n.key, wire.Hello{ListenAddr: n.addr, Protocols: n.cfg.Protocols}, nil, check)
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return nil, fmt.Errorf("handshake: %w (%v): %w", errHandshakeTimeout, n.cfg.HandshakeTimeout, err)
 		}
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
-	fc.frameDone(len(f.Payload))
-	if f.Type != wire.FrameHello {
-		return nil, fmt.Errorf("handshake: %w: first frame is a %v", errBadHello, f.Type)
-	}
-	h, err := wire.DecodeHello(f.Payload)
-	if err != nil {
-		return nil, fmt.Errorf("handshake: %w: %w", errBadHello, err)
-	}
-	if h.ID == 0 {
-		return nil, fmt.Errorf("handshake: %w: node id 0", errBadHello)
-	}
-	if h.ID == n.id {
-		return nil, fmt.Errorf("handshake: %w (%s)", errSelf, h.ListenAddr)
-	}
-	if _, err := wire.CommonProtocols(n.cfg.Protocols, h.Protocols); err != nil {
-		return nil, fmt.Errorf("handshake: peer %v (%s): %w", h.ID, h.ListenAddr, err)
-	}
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	fc.stall = n.cfg.StallTimeout
 	p := &peer{
-		id:          h.ID,
+		id:          id,
 		addr:        h.ListenAddr,
 		conn:        conn,
 		fc:          fc,
@@ -155,7 +157,7 @@ func (n *Node) handshake(conn net.Conn, outbound bool) (*peer, error) {
 		q:           newSendQueue(),
 		done:        make(chan struct{}),
 	}
-	p.dialer = h.ID
+	p.dialer = id
 	if outbound {
 		p.dialer = n.id
 	}

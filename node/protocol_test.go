@@ -20,8 +20,8 @@ func TestDisjointProtocolVersionsRefusedAtHandshake(t *testing.T) {
 	v1 := wire.ProtocolVersion{Protocol: wire.ProtoGossip, Version: 1}
 	v2 := wire.ProtocolVersion{Protocol: wire.ProtoGossip, Version: 2}
 	aLogs, bLogs := &logSink{}, &logSink{}
-	a := startTCPNode(t, 0xa1, nil, aLogs, speaks(v1))
-	b := startTCPNode(t, 0xb2, []string{a.Addr()}, bLogs, func(c *node.Config) { c.Peers = 1 }, speaks(v2))
+	a := startTCPNode(t, node.KeyForTest(1), nil, aLogs, speaks(v1))
+	b := startTCPNode(t, node.KeyForTest(2), []string{a.Addr()}, bLogs, func(c *node.Config) { c.Peers = 1 }, speaks(v2))
 
 	refused := func(n *node.Node, logs *logSink, want string) func() bool {
 		return func() bool {
@@ -33,16 +33,16 @@ func TestDisjointProtocolVersionsRefusedAtHandshake(t *testing.T) {
 		}
 	}
 	eventually(t, "the listener to refuse the dialer, saying why", refused(a, aLogs,
-		"peer 00000000000000b2 ("+b.Addr()+"): no common protocol version: this node speaks gossip/1, the peer speaks gossip/2"))
+		"peer "+b.ID().String()+" ("+b.Addr()+"): no common protocol version: this node speaks gossip/1, the peer speaks gossip/2"))
 	eventually(t, "the dialer to refuse the listener, saying why", refused(b, bLogs,
-		"peer 00000000000000a1 ("+a.Addr()+"): no common protocol version: this node speaks gossip/2, the peer speaks gossip/1"))
+		"peer "+a.ID().String()+" ("+a.Addr()+"): no common protocol version: this node speaks gossip/2, the peer speaks gossip/1"))
 	if len(a.Peers()) != 0 || len(b.Peers()) != 0 {
 		t.Fatalf("a link came up: %v, %v", a.Peers(), b.Peers())
 	}
 
 	// A node that speaks both links to both: the refusal was about
 	// versions, not the nodes.
-	c := startTCPNode(t, 0xc3, []string{a.Addr(), b.Addr()}, nil, func(c *node.Config) { c.Peers = 2 }, speaks(v2, v1))
+	c := startTCPNode(t, node.KeyForTest(3), []string{a.Addr(), b.Addr()}, nil, func(c *node.Config) { c.Peers = 2 }, speaks(v2, v1))
 	eventually(t, "the bilingual node to link to both", func() bool { return len(c.Peers()) == 2 })
 	flows(t, "across gossip/1", a, c)
 	flows(t, "across gossip/2", b, c)

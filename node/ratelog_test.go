@@ -26,7 +26,7 @@ func TestBadConnectionFloodLogsBoundedLines(t *testing.T) {
 	logs := &logSink{}
 	nw := memnet.New()
 	cfg := node.DefaultConfig()
-	cfg.ID = 1
+	cfg.Key = node.KeyForTest(1)
 	cfg.Transport = nw.Host("target")
 	cfg.Listen = "target:7000"
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))
@@ -38,7 +38,7 @@ func TestBadConnectionFloodLogsBoundedLines(t *testing.T) {
 	go target.Run(ctx)
 	t.Cleanup(func() { cancel(); <-target.Done() })
 	healthy := startMesh(t, [][]int{nil}, func(_ int, c *node.Config) {
-		c.ID = 2
+		c.Key = node.KeyForTest(2)
 		c.Transport = nw.Host("healthy")
 		c.Listen = "healthy:7000"
 		c.Candidates = []string{"target:7000"}

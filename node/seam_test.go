@@ -97,10 +97,11 @@ func TestRuntimeDrivesAnyProtocol(t *testing.T) {
 func TestEgressDropsSends(t *testing.T) {
 	var mu sync.Mutex
 	dropped := 0
+	node2 := node.KeyForTest(3).ID() // startMesh gives node i test key i+1
 	m := startMesh(t, [][]int{nil, {0}, {1}}, func(i int, c *node.Config) {
 		if i == 1 {
 			c.Egress = func(_ int64, _ wire.NodeID, s *gossip.Send) bool {
-				if s.To != 3 {
+				if s.To != node2 {
 					return true
 				}
 				mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 )
 
 // Frame layout, all integers big-endian:
@@ -20,9 +19,12 @@ import (
 // frame before it reads, let alone allocates, the rest.
 const (
 	// Version is the only frame version this build speaks. Version 2
-	// added the protocol list to the hello and the control frames; a
-	// version-1 peer is refused at its first frame with ErrUnknownVersion.
-	Version = 2
+	// added the protocol list to the hello and the control frames; version
+	// 3 made the hello carry a public key and a nonce instead of a claimed
+	// node id, and added the proof frame (see hello.go). A peer of an older
+	// version is refused at its first frame with ErrUnknownVersion, and
+	// refuses this node's first frame the same way.
+	Version = 3
 	// lengthSize is the size of the length prefix.
 	lengthSize = 4
 	// frameHeaderSize is the version and type bytes counted by the length.
@@ -38,13 +40,6 @@ const (
 	DefaultMaxFrame = DefaultMaxBody + FrameOverhead
 	// maxAddrLen bounds the listen address in a Hello.
 	maxAddrLen = 255
-	// MaxHelloFrame is the largest hello frame, length prefix included:
-	// node id, a 255-byte address and MaxHelloProtocols pairs. A node reads
-	// a peer's first frame with this limit, so a connection that has not
-	// said who it is costs at most this much.
-	MaxHelloFrame = lengthSize + frameHeaderSize + 8 + 1 + maxAddrLen + 1 + MaxHelloProtocols*protocolPairSize
-	// protocolPairSize is one (protocol, version) pair in a hello.
-	protocolPairSize = 4
 )
 
 // FrameType says what a frame's payload holds.
@@ -52,8 +47,10 @@ type FrameType uint8
 
 // Frame types.
 const (
-	// FrameHello opens every connection, in both directions: it names the
-	// sender and the address it listens on for gossip.
+	// FrameHello opens every connection, in both directions: it carries
+	// the sender's public key (its node id derives from it), a fresh
+	// nonce for the peer to sign, and the address it listens on for
+	// gossip.
 	FrameHello FrameType = 1
 	// FrameMessage carries one gossiped Message.
 	FrameMessage FrameType = 2
@@ -71,6 +68,10 @@ const (
 	// FramePull carries a digest of what the sender has, per origin, and
 	// asks for what it lacks (anti-entropy). A Control.
 	FramePull FrameType = 7
+	// FrameProof follows the hello in both directions: the sender's
+	// signature over the peer's nonce and both public keys, which proves
+	// that it holds the key its hello named. Only in the handshake.
+	FrameProof FrameType = 8
 )
 
 // String names the frame type as logs and errors print it.
@@ -90,6 +91,8 @@ func (t FrameType) String() string {
 		return "prune"
 	case FramePull:
 		return "pull"
+	case FrameProof:
+		return "proof"
 	case FramePing:
 		return "ping"
 	case FramePong:
@@ -101,12 +104,12 @@ func (t FrameType) String() string {
 }
 
 // IsControl reports whether frames of type t carry a Control (decoded by
-// DecodeControl) rather than a hello or a message.
+// DecodeControl) rather than a handshake frame or a message.
 func (t FrameType) IsControl() bool { return t >= FrameIHave && t <= FramePull }
 
 // known reports whether this build can decode frames of type t.
 func (t FrameType) known() bool {
-	return t == FrameHello || t == FrameMessage || t.IsControl() || t.IsMembership()
+	return t == FrameHello || t == FrameProof || t == FrameMessage || t.IsControl() || t.IsMembership()
 }
 
 // Decoding errors. Each kind of malformed input has its own, so that a node
@@ -204,83 +207,6 @@ func (fr *Reader) ReadFrame() (Frame, error) {
 		return Frame{}, fmt.Errorf("%w: %d", ErrUnknownType, buf[1])
 	}
 	return Frame{Type: t, Payload: buf[frameHeaderSize:]}, nil
-}
-
-// Hello is the handshake each side sends first.
-type Hello struct {
-	// ID is the sender's node id.
-	ID NodeID
-	// ListenAddr is where the sender accepts gossip connections
-	// ("127.0.0.1:7001"); the dialing side's ephemeral port says nothing.
-	ListenAddr string
-	// Protocols are the (protocol, version) pairs the sender speaks; the
-	// receiver refuses a peer with none in common (CommonProtocols). A
-	// hello carries 1 to MaxHelloProtocols distinct pairs, sorted by
-	// protocol, then version. AppendHello sends nil as this build's
-	// Protocols(); DecodeHello always returns at least one pair.
-	Protocols []ProtocolVersion
-}
-
-// AppendHello appends h as a complete frame to dst, its protocols sorted.
-func AppendHello(dst []byte, h Hello) ([]byte, error) {
-	if len(h.ListenAddr) > maxAddrLen {
-		return dst, fmt.Errorf("hello: listen address is %d bytes, limit %d", len(h.ListenAddr), maxAddrLen)
-	}
-	ps := h.Protocols
-	if ps == nil {
-		ps = Protocols()
-	}
-	if err := ValidateProtocols(ps); err != nil {
-		return dst, fmt.Errorf("hello: %w", err)
-	}
-	ps = slices.SortedFunc(slices.Values(ps), compareProtocols)
-	dst = appendFrameHeader(dst, FrameHello, 8+1+len(h.ListenAddr)+1+len(ps)*protocolPairSize)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(h.ID))
-	dst = append(dst, byte(len(h.ListenAddr)))
-	dst = append(dst, h.ListenAddr...)
-	dst = append(dst, byte(len(ps)))
-	for _, pv := range ps {
-		dst = binary.BigEndian.AppendUint16(dst, uint16(pv.Protocol))
-		dst = binary.BigEndian.AppendUint16(dst, pv.Version)
-	}
-	return dst, nil
-}
-
-// DecodeHello parses a hello payload. Its protocol list must hold 1 to
-// MaxHelloProtocols pairs in strictly ascending order (the one encoding
-// AppendHello produces), so a hello has exactly one form on the wire.
-func DecodeHello(p []byte) (Hello, error) {
-	if len(p) < 9 {
-		return Hello{}, fmt.Errorf("%w: hello of %d bytes", ErrMalformed, len(p))
-	}
-	n := int(p[8])
-	if len(p) < 9+n+1 {
-		return Hello{}, fmt.Errorf("%w: hello of %d bytes with a %d-byte address and no protocol list", ErrMalformed, len(p), n)
-	}
-	h := Hello{ID: NodeID(binary.BigEndian.Uint64(p)), ListenAddr: string(p[9 : 9+n])}
-	p = p[9+n:]
-	count := int(p[0])
-	p = p[1:]
-	switch {
-	case count == 0:
-		return Hello{}, fmt.Errorf("%w: hello lists no protocol", ErrMalformed)
-	case count > MaxHelloProtocols:
-		return Hello{}, fmt.Errorf("%w: hello lists %d protocols, limit %d", ErrMalformed, count, MaxHelloProtocols)
-	case len(p) != count*protocolPairSize:
-		return Hello{}, fmt.Errorf("%w: hello lists %d protocols in %d bytes, want %d", ErrMalformed, count, len(p), count*protocolPairSize)
-	}
-	h.Protocols = make([]ProtocolVersion, count)
-	for i := range h.Protocols {
-		pv := ProtocolVersion{
-			Protocol: ProtocolID(binary.BigEndian.Uint16(p[i*protocolPairSize:])),
-			Version:  binary.BigEndian.Uint16(p[i*protocolPairSize+2:]),
-		}
-		if i > 0 && compareProtocols(h.Protocols[i-1], pv) >= 0 {
-			return Hello{}, fmt.Errorf("%w: hello protocols out of order or repeated at %v", ErrMalformed, pv)
-		}
-		h.Protocols[i] = pv
-	}
-	return h, nil
 }
 
 // AppendMessage appends m as a complete frame to dst. The payload is id,

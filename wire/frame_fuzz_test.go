@@ -20,8 +20,9 @@ const fuzzMaxBody = 4096
 // re-encodes to exactly the bytes it came from.
 func FuzzReadFrame(f *testing.F) {
 	// More seeds live in testdata/fuzz/FuzzReadFrame.
-	hello, _ := wire.AppendHello(nil, wire.Hello{ID: 7, ListenAddr: "127.0.0.1:7001"})
+	hello, _ := wire.AppendHello(nil, wire.Hello{PublicKey: [32]byte{7}, Nonce: [32]byte{8}, ListenAddr: "127.0.0.1:7001"})
 	f.Add(hello)
+	f.Add(append(hello, wire.AppendProof(nil, wire.Proof{Signature: [64]byte{1, 2}})...))
 	f.Add(wire.AppendMessage(nil, testMessage("seed")))
 	f.Add(wire.AppendMessage(nil, signedTestMessage("signed seed")))
 	f.Add(append(hello, wire.AppendMessage(nil, testMessage(""))...))
@@ -62,6 +63,8 @@ func FuzzReadFrame(f *testing.F) {
 				if err != nil || !bytes.Equal(again, raw) {
 					t.Fatalf("hello %+v re-encodes to %x, %v; read from %x", h, again, err, raw)
 				}
+			case wire.FrameProof:
+				checkProof(t, fr.Payload, raw)
 			case wire.FrameMessage:
 				m, err := wire.DecodeMessage(fr.Payload, fuzzMaxBody)
 				if err != nil {
@@ -146,8 +149,8 @@ func checkControl(t *testing.T, typ wire.FrameType, payload, raw []byte) {
 func FuzzDecodeHello(f *testing.F) {
 	// More seeds live in testdata/fuzz/FuzzDecodeHello.
 	for _, h := range []wire.Hello{
-		{ID: 7, ListenAddr: "127.0.0.1:7001"},
-		{ID: 1, Protocols: []wire.ProtocolVersion{{Protocol: wire.ProtoGossip, Version: 2}}},
+		{PublicKey: [32]byte{7}, Nonce: [32]byte{1, 2, 3}, ListenAddr: "127.0.0.1:7001"},
+		{PublicKey: [32]byte{31: 1}, Protocols: []wire.ProtocolVersion{{Protocol: wire.ProtoGossip, Version: 2}}},
 	} {
 		b, err := wire.AppendHello(nil, h)
 		if err != nil {
@@ -174,6 +177,42 @@ func FuzzDecodeHello(f *testing.F) {
 			t.Fatalf("a %d-byte hello, over MaxHelloFrame", len(again))
 		}
 	})
+}
+
+// FuzzDecodeProof feeds an arbitrary payload to the proof decoder: no
+// panic, only codec errors, exactly ProofSize bytes accepted, and what
+// decodes re-encodes to the same bytes.
+func FuzzDecodeProof(f *testing.F) {
+	f.Add(make([]byte, wire.ProofSize))
+	f.Add(make([]byte, wire.ProofSize-1))
+	f.Add(make([]byte, wire.ProofSize+1))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		raw := append(binary.BigEndian.AppendUint32(nil, uint32(2+len(payload))), wire.Version, byte(wire.FrameProof))
+		checkProof(t, payload, append(raw, payload...))
+	})
+}
+
+// checkProof decodes a proof payload and checks that it re-encodes to raw,
+// the whole frame.
+func checkProof(t *testing.T, payload, raw []byte) {
+	t.Helper()
+	p, err := wire.DecodeProof(payload)
+	if err != nil {
+		if !isCodecError(err) {
+			t.Fatalf("DecodeProof: unexpected error %v", err)
+		}
+		if len(payload) == wire.ProofSize {
+			t.Fatalf("DecodeProof refused %d bytes: %v", len(payload), err)
+		}
+		return
+	}
+	if len(payload) != wire.ProofSize {
+		t.Fatalf("DecodeProof took %d bytes", len(payload))
+	}
+	if again := wire.AppendProof(nil, p); !bytes.Equal(again, raw) || len(again) != wire.ProofFrameSize {
+		t.Fatalf("proof re-encodes to %x; read from %x", again, raw)
+	}
 }
 
 // seedControls are one valid control frame of each kind.

@@ -20,7 +20,7 @@ func testMessage(body string) *wire.Message {
 }
 
 func TestRoundTrip(t *testing.T) {
-	hello := wire.Hello{ID: 0xfeedfacecafebeef, ListenAddr: "127.0.0.1:7001"}
+	hello := wire.Hello{PublicKey: [32]byte{1, 2, 3}, Nonce: [32]byte{31: 9}, ListenAddr: "127.0.0.1:7001"}
 	var stream []byte
 	stream, err := wire.AppendHello(stream, hello)
 	if err != nil {
@@ -37,7 +37,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatalf("first frame: %v, %v; want a hello", f.Type, err)
 	}
 	got, err := wire.DecodeHello(f.Payload)
-	if err != nil || got.ID != hello.ID || got.ListenAddr != hello.ListenAddr || !slices.Equal(got.Protocols, wire.Protocols()) {
+	if err != nil || got.PublicKey != hello.PublicKey || got.Nonce != hello.Nonce || got.ListenAddr != hello.ListenAddr || !slices.Equal(got.Protocols, wire.Protocols()) {
 		t.Fatalf("hello: got %+v, %v; want %+v speaking %v", got, err, hello, wire.Protocols())
 	}
 	for i, want := range msgs {
@@ -97,7 +97,7 @@ func TestReadFrameErrors(t *testing.T) {
 		{"version zero", rawFrame(3, 0, byte(wire.FrameMessage), 0), wire.ErrUnknownVersion},
 		{"unknown type", rawFrame(2, wire.Version, 99), wire.ErrUnknownType},
 		{"type zero", rawFrame(2, wire.Version, 0), wire.ErrUnknownType},
-		{"type after the control types", rawFrame(2, wire.Version, byte(wire.FramePull)+1), wire.ErrUnknownType},
+		{"type after the control types", rawFrame(2, wire.Version, byte(wire.FrameProof)+1), wire.ErrUnknownType},
 		{"over the limit by one", rawFrame(limit - 4 + 1), wire.ErrFrameTooLarge},
 		{"four GiB length prefix", rawFrame(0xFFFFFFFF), wire.ErrFrameTooLarge},
 		{"length shorter than the header", rawFrame(1, wire.Version), wire.ErrFrameTooShort},
@@ -186,7 +186,7 @@ func TestDecodeErrors(t *testing.T) {
 	if _, err := wire.DecodeMessage(longBody, 5); !errors.Is(err, wire.ErrFrameTooLarge) {
 		t.Errorf("body over maxBody: got %v, want ErrFrameTooLarge", err)
 	}
-	if _, err := wire.AppendHello(nil, wire.Hello{ID: 1, ListenAddr: strings.Repeat("a", 256)}); err == nil {
+	if _, err := wire.AppendHello(nil, wire.Hello{ListenAddr: strings.Repeat("a", 256)}); err == nil {
 		t.Error("a 256-byte listen address was accepted")
 	}
 }

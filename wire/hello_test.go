@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -45,7 +46,7 @@ func TestHelloCarriesProtocols(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			in := slices.Clone(tc.in)
-			b, err := wire.AppendHello(nil, wire.Hello{ID: 9, ListenAddr: "127.0.0.1:7001", Protocols: in})
+			b, err := wire.AppendHello(nil, wire.Hello{PublicKey: [32]byte{9}, ListenAddr: "127.0.0.1:7001", Protocols: in})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -56,7 +57,7 @@ func TestHelloCarriesProtocols(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if h.ID != 9 || h.ListenAddr != "127.0.0.1:7001" || !slices.Equal(h.Protocols, tc.want) {
+			if h.PublicKey != [32]byte{9} || h.ListenAddr != "127.0.0.1:7001" || !slices.Equal(h.Protocols, tc.want) {
 				t.Errorf("got %+v, want protocols %v", h, tc.want)
 			}
 		})
@@ -70,7 +71,7 @@ func TestMaxHelloFrame(t *testing.T) {
 	for i := range wire.MaxHelloProtocols {
 		ps = append(ps, pv(wire.ProtocolID(i+1), 7))
 	}
-	b, err := wire.AppendHello(nil, wire.Hello{ID: 1, ListenAddr: strings.Repeat("a", 255), Protocols: ps})
+	b, err := wire.AppendHello(nil, wire.Hello{ListenAddr: strings.Repeat("a", 255), Protocols: ps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +82,7 @@ func TestMaxHelloFrame(t *testing.T) {
 	if err != nil || !slices.Equal(h.Protocols, ps) {
 		t.Fatalf("largest hello: %v, %v", h.Protocols, err)
 	}
-	if _, err := wire.AppendHello(nil, wire.Hello{ID: 1, Protocols: append(ps, pv(999, 1))}); err == nil {
+	if _, err := wire.AppendHello(nil, wire.Hello{Protocols: append(ps, pv(999, 1))}); err == nil {
 		t.Errorf("a hello of %d protocols was encoded", len(ps)+1)
 	}
 }
@@ -92,16 +93,19 @@ func TestAppendHelloRefuses(t *testing.T) {
 		"a pair twice":   {pv(wire.ProtoGossip, 1), pv(wire.ProtoLazy, 1), pv(wire.ProtoGossip, 1)},
 	}
 	for name, ps := range cases {
-		if _, err := wire.AppendHello(nil, wire.Hello{ID: 1, Protocols: ps}); err == nil {
+		if _, err := wire.AppendHello(nil, wire.Hello{Protocols: ps}); err == nil {
 			t.Errorf("%s: encoded", name)
 		}
 	}
 }
 
-// helloPayload builds a hello payload by hand: id 1, address "a", then the
-// given count and pair bytes.
+// keyAndNonce is the fixed start of a hand-built hello payload.
+var keyAndNonce = make([]byte, wire.PublicKeySize+wire.NonceSize)
+
+// helloPayload builds a hello payload by hand: a zero key and nonce,
+// address "a", then the given count and pair bytes.
 func helloPayload(count byte, pairs ...uint16) []byte {
-	p := binary.BigEndian.AppendUint64(nil, 1)
+	p := append([]byte(nil), keyAndNonce...)
 	p = append(p, 1, 'a', count)
 	for _, v := range pairs {
 		p = binary.BigEndian.AppendUint16(p, v)
@@ -114,16 +118,18 @@ func TestDecodeHelloProtocolErrors(t *testing.T) {
 		name string
 		p    []byte
 	}{
-		{"no protocol list", helloPayload(0)[:10]},
+		{"no protocol list", helloPayload(0)[:wire.PublicKeySize+wire.NonceSize+2]},
+		{"key only", keyAndNonce[:wire.PublicKeySize]},
+		{"key and nonce, no address", keyAndNonce},
 		{"count zero", helloPayload(0)},
 		{"count over the limit", helloPayload(wire.MaxHelloProtocols+1, make([]uint16, 2*(wire.MaxHelloProtocols+1))...)},
 		{"count beyond the bytes", helloPayload(3, 1, 1, 2, 1)},
-		{"half a pair", helloPayload(1, 1, 1)[:14]},
+		{"half a pair", helloPayload(1, 1, 1)[:len(keyAndNonce)+5]},
 		{"trailing bytes", append(helloPayload(1, 1, 1), 0)},
 		{"out of order", helloPayload(2, 2, 1, 1, 1)},
 		{"versions out of order", helloPayload(2, 1, 2, 1, 1)},
 		{"repeated", helloPayload(2, 1, 1, 1, 1)},
-		{"address beyond the bytes", append(binary.BigEndian.AppendUint64(nil, 1), 200, 'a')},
+		{"address beyond the bytes", append(slices.Clone(keyAndNonce), 200, 'a')},
 	}
 	for _, tc := range cases {
 		if _, err := wire.DecodeHello(tc.p); !errors.Is(err, wire.ErrMalformed) {
@@ -135,15 +141,48 @@ func TestDecodeHelloProtocolErrors(t *testing.T) {
 	}
 }
 
-// TestVersionOneHelloIsRefused: a peer of the previous frame version is
-// told apart at its first frame, before its hello is parsed.
-func TestVersionOneHelloIsRefused(t *testing.T) {
+// TestOlderHellosAreRefused: a peer of an earlier frame version is told
+// apart at its first frame, before its hello is parsed, with an error that
+// names both versions.
+func TestOlderHellosAreRefused(t *testing.T) {
 	// The version-1 hello: id 7, no protocol list.
 	v1 := []byte{0, 0, 0, 0x19, 1, 1, 0, 0, 0, 0, 0, 0, 0, 7, 14}
 	v1 = append(v1, "127.0.0.1:7001"...)
-	_, err := readHello(t, v1)
-	if !errors.Is(err, wire.ErrUnknownVersion) || !strings.Contains(err.Error(), "1 (this node speaks 2)") {
-		t.Fatalf("version-1 hello: %v", err)
+	// The version-2 hello: id 7, the address, one protocol (gossip/1).
+	v2 := []byte{0, 0, 0, 0x1e, 2, 1, 0, 0, 0, 0, 0, 0, 0, 7, 14}
+	v2 = append(v2, "127.0.0.1:7001"...)
+	v2 = append(v2, 1, 0, 1, 0, 1)
+	for v, b := range map[int][]byte{1: v1, 2: v2} {
+		_, err := readHello(t, b)
+		if !errors.Is(err, wire.ErrUnknownVersion) || !strings.Contains(err.Error(), fmt.Sprintf("%d (this node speaks 3)", v)) {
+			t.Errorf("version-%d hello: %v", v, err)
+		}
+	}
+}
+
+// TestProofRoundTrip: a proof frame carries its 64-byte signature and
+// nothing else, and the decoder takes exactly that many bytes.
+func TestProofRoundTrip(t *testing.T) {
+	var p wire.Proof
+	for i := range p.Signature {
+		p.Signature[i] = byte(i)
+	}
+	b := wire.AppendProof(nil, p)
+	if len(b) != wire.ProofFrameSize || wire.ProofFrameSize > wire.MaxHelloFrame {
+		t.Fatalf("proof frame of %d bytes (ProofFrameSize %d, hello limit %d)", len(b), wire.ProofFrameSize, wire.MaxHelloFrame)
+	}
+	f, err := wire.NewReader(bytes.NewReader(b), wire.MaxHelloFrame).ReadFrame()
+	if err != nil || f.Type != wire.FrameProof {
+		t.Fatalf("read: %v, %v", f.Type, err)
+	}
+	got, err := wire.DecodeProof(f.Payload)
+	if err != nil || got != p {
+		t.Fatalf("decoded %x, %v", got.Signature, err)
+	}
+	for _, n := range []int{0, wire.ProofSize - 1, wire.ProofSize + 1} {
+		if _, err := wire.DecodeProof(make([]byte, n)); !errors.Is(err, wire.ErrMalformed) {
+			t.Errorf("a %d-byte proof: %v, want ErrMalformed", n, err)
+		}
 	}
 }
 

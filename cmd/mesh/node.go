@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -17,10 +18,10 @@ import (
 	"gossipmesh/adversary"
 	"gossipmesh/api"
 	"gossipmesh/gossip"
+	"gossipmesh/identity"
 	"gossipmesh/membership"
 	"gossipmesh/node"
 	"gossipmesh/transport/tcp"
-	"gossipmesh/wire"
 )
 
 // httpPortOffset is the lesson's convention: a node's HTTP port is its
@@ -40,7 +41,9 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	httpAddr := fs.String("http", "", "HTTP listen `address` (default: the gossip host, at the gossip port + 1000)")
 	listenFD := fs.Int("listen-fd", -1, "serve gossip on the inherited, already-listening socket at file descriptor `N` (3 is the first of exec.Cmd.ExtraFiles) instead of --listen")
 	httpFD := fs.Int("http-fd", -1, "serve HTTP on the inherited, already-listening socket at file descriptor `N` instead of --http")
-	idHex := fs.String("id", "", "node id, 16 hex digits (default random)")
+	idHex := fs.String("id", "", "no longer accepted: a node's id derives from its key (see --key)")
+	keyFile := fs.String("key", "", "the node's ed25519 key `file` (PKCS #8 PEM, as `mesh up` writes them); its id derives from the key (default: the key in --data-dir, made there on first start)")
+	dataDir := fs.String("data-dir", "", "`directory` where a node without --key keeps its key, as node.key (made 0700 if missing; default .mesh/node-HOST-PORT beside the working directory, from the gossip address bound)")
 	candidates := fs.String("candidates", "", "comma-separated gossip `addresses` this node may dial")
 	peers := fs.Int("peers", def.Peers, "how many candidates to dial, chosen at random")
 	seed := fs.Uint64("seed", 0, "seed for the peer choice and the router's randomness (default random)")
@@ -90,6 +93,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	}
 
 	cfg := def
+	var err error
 	cfg.Listen = *listen
 	cfg.Peers = *peers
 	cfg.Receipts = *receipts
@@ -102,7 +106,6 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Gossip.Fanout = *fanout
 	cfg.Gossip.AntiEntropy = antiEntropy
 	cfg.Gossip.MaxBody = *maxBody
-	var err error
 	if cfg.Gossip.Signing, err = gossip.ParseSigning(*signing); err != nil {
 		return usageErr("--signing: %v", err)
 	}
@@ -113,11 +116,12 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 		cfg.Seed = *seed
 	}
 	if *idHex != "" {
-		id, err := wire.ParseNodeID(*idHex)
-		if err != nil || id == 0 {
-			return usageErr("--id: want 16 hex digits, not all zero; got %q", *idHex)
+		return usageErr("--id is gone: a node's id derives from its public key, so that a peer cannot claim an id it does not hold; give the key with --key FILE, or let the node keep one in --data-dir")
+	}
+	if *keyFile != "" {
+		if cfg.Key, err = identity.Load(*keyFile); err != nil {
+			return usageErr("--key: %v", err)
 		}
-		cfg.ID = id
 	}
 	if *member {
 		md.ActiveLow, md.ActiveHigh, md.PassiveSize = *activeLow, *activeHigh, *passiveSize
@@ -192,6 +196,12 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 	cfg.HTTPAddr = httpLn.Addr().String()
+	if cfg.Key == nil {
+		cfg.DataDir = *dataDir
+		if cfg.DataDir == "" {
+			cfg.DataDir = defaultDataDir(cfg.Listener.Addr().String())
+		}
+	}
 	n, err := node.New(cfg)
 	if err != nil {
 		httpLn.Close()
@@ -199,6 +209,14 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 		return err
 	}
 	node.SetProcessMemoryLimit(cfg.MemoryBudget) // one node per process: the limit is process-wide
+	keyPath, how := *keyFile, "loaded"
+	if keyPath == "" {
+		keyPath = n.KeyPath()
+		if n.KeyCreated() {
+			how = "created"
+		}
+	}
+	logger.Info("identity", "node", n.ID().String(), "key", keyPath, "key_file", how)
 	return serveNode(ctx, n, httpLn, logger)
 }
 
@@ -262,6 +280,20 @@ func serveNodeWith(ctx context.Context, n *node.Node, httpLn net.Listener, log *
 		err = nerr
 	}
 	return err
+}
+
+// defaultDataDir is where a node bound at gossipAddr keeps its key when
+// given neither --key nor --data-dir: .mesh/node-HOST-PORT under the
+// working directory, beside `mesh up`'s .mesh/cluster.json. A node on a
+// fixed port finds its key again at its next start; one on port 0 gets a
+// new directory, and a new identity, each time.
+func defaultDataDir(gossipAddr string) string {
+	host, port, err := net.SplitHostPort(gossipAddr)
+	if err != nil {
+		host, port = gossipAddr, ""
+	}
+	name := strings.NewReplacer(":", "_", "/", "_", "%", "_").Replace("node-" + host + "-" + port)
+	return filepath.Join(".mesh", name)
 }
 
 // defaultHTTPAddr is the gossip host at the gossip port + 1000.

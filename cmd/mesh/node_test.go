@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,6 +18,7 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/identity"
 )
 
 func TestNodeRejectsBadUsage(t *testing.T) {
@@ -23,8 +27,8 @@ func TestNodeRejectsBadUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"node", "--strategy", "gossipsub"}, "strategy"},
-		{[]string{"node", "--id", "xyz"}, "--id"},
-		{[]string{"node", "--id", "0000000000000000"}, "--id"},
+		{[]string{"node", "--id", "00000000000000aa"}, "--id is gone"},
+		{[]string{"node", "--key", "/nonexistent/node.key"}, "--key"},
 		{[]string{"node", "--peers", "-1"}, "peers"},
 		{[]string{"node", "--fanout", "0"}, "fanout"},
 		{[]string{"node", "--max-body", "-1"}, "max body"},
@@ -109,11 +113,22 @@ func TestNodeServesAndStops(t *testing.T) {
 	var errA, errB error
 	var wg sync.WaitGroup
 	logsA, logsB := &syncBuffer{}, &syncBuffer{}
+	// A gets its key from a file; B keeps one in its data directory.
+	keyA, err := identity.FromSeed(bytes.Repeat([]byte{0xaa}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "a.key")
+	if err := keyA.Save(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	idA := keyA.ID().String()
+	dataB := filepath.Join(t.TempDir(), "b")
 	wg.Go(func() {
-		errA = runNode(ctx, []string{"--listen-fd", strconv.Itoa(gossipFD), "--http-fd", strconv.Itoa(httpFD), "--id", "00000000000000aa", "--log-format", "json"}, io.Discard, logsA)
+		errA = runNode(ctx, []string{"--listen-fd", strconv.Itoa(gossipFD), "--http-fd", strconv.Itoa(httpFD), "--key", keyFile, "--log-format", "json"}, io.Discard, logsA)
 	})
 	wg.Go(func() {
-		errB = runNode(ctx, []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--candidates", gossipAddr, "--id", "00000000000000bb"}, io.Discard, logsB)
+		errB = runNode(ctx, []string{"--listen", "127.0.0.1:0", "--http", "127.0.0.1:0", "--candidates", gossipAddr, "--data-dir", dataB}, io.Discard, logsB)
 	})
 
 	a := api.NewClient("http://"+httpAddr, http.DefaultClient)
@@ -121,7 +136,7 @@ func TestNodeServesAndStops(t *testing.T) {
 	for {
 		h, err := a.Health(ctx)
 		if err == nil && h.Peers == 1 {
-			if h.ID != "00000000000000aa" || h.GossipAddr != gossipAddr || h.HTTPAddr != httpAddr {
+			if h.ID != idA || h.GossipAddr != gossipAddr || h.HTTPAddr != httpAddr {
 				t.Errorf("health %+v", h)
 			}
 			break
@@ -147,7 +162,7 @@ func TestNodeServesAndStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	rc, err := b.Receipt(ctx, pub.ID, 10*time.Second)
-	if err != nil || rc.Hop != 1 || rc.From != "00000000000000aa" {
+	if err != nil || rc.Hop != 1 || rc.From != idA {
 		t.Fatalf("receipt at B: %+v, %v", rc, err)
 	}
 	resp, err := http.Get("http://" + httpAddr + "/metrics")
@@ -170,5 +185,31 @@ func TestNodeServesAndStops(t *testing.T) {
 	}
 	if !strings.Contains(logsA.String(), `"msg":"node stopped"`) {
 		t.Errorf("A did not log its shutdown:\n%s", logsA)
+	}
+	// Each says at start which id it is and where its key lives; B made
+	// its key in its data directory, and a restart there loads it.
+	if want := fmt.Sprintf(`"msg":"identity","node":"%s","key":"%s","key_file":"loaded"`, idA, keyFile); !strings.Contains(logsA.String(), want) {
+		t.Errorf("A's log lacks %s:\n%s", want, logsA)
+	}
+	keyB, err := identity.Load(filepath.Join(dataB, "node.key"))
+	if err != nil {
+		t.Fatalf("B's key in its data directory: %v", err)
+	}
+	if want := fmt.Sprintf("msg=identity node=%s key=%s key_file=created", keyB.ID(), filepath.Join(dataB, "node.key")); !strings.Contains(logsB.String(), want) {
+		t.Errorf("B's log lacks %q:\n%s", want, logsB)
+	}
+	if st, err := os.Stat(dataB); err != nil || st.Mode().Perm() != 0o700 {
+		t.Errorf("B's data directory: %v, %v; want mode 0700", st, err)
+	}
+}
+
+func TestDefaultDataDir(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1:7001": filepath.Join(".mesh", "node-127.0.0.1-7001"),
+		"[::1]:7002":     filepath.Join(".mesh", "node-__1-7002"),
+	} {
+		if got := defaultDataDir(addr); got != want {
+			t.Errorf("defaultDataDir(%q) = %q, want %q", addr, got, want)
+		}
 	}
 }
