@@ -126,6 +126,12 @@ type Config struct {
 	// lazy links graft while the eager copy is still on its way and the
 	// tree never settle.
 	GraftTimeout, GraftRetry time.Duration
+	// Membership, when set, runs package membership on every node
+	// (membership.go): the topology is what the nodes boot with, and
+	// their memberships add and remove links from then on; its Churn
+	// replaces nodes during the run. Default nil: off, and the overlay is
+	// the topology, fixed.
+	Membership *MembershipConfig
 	// Workers is how many goroutines run the broadcasts when they are
 	// independent trials (the default Gap, one broadcast at a time, no
 	// crash after time 0, a router without per-node state: flood or fanout; see
@@ -236,6 +242,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Workers < 0 || c.Workers > MaxWorkers {
 		return fmt.Errorf("sim: workers must be in 0..%d (0: GOMAXPROCS), got %d", MaxWorkers, c.Workers)
+	}
+	if c.Membership != nil {
+		if err := c.Membership.validate(c, n); err != nil {
+			return fmt.Errorf("sim: %w", err)
+		}
 	}
 	if c.BodySize < 0 || c.BodySize > c.Gossip.MaxBody {
 		return fmt.Errorf("sim: body size must be in 0..%d, got %d", c.Gossip.MaxBody, c.BodySize)

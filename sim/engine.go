@@ -54,6 +54,8 @@ type Sim struct {
 	// fl is the fault layer (faults.go): the plan in force and the
 	// partition's sides; nil when the run injects no fault.
 	fl *faults
+	// mem is the membership layer (membership.go); nil when it is off.
+	mem *members
 	// adv is the run's adversaries (adversaries.go); nil without any.
 	adv *advState
 
@@ -232,6 +234,12 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 			return nil, err
 		}
 	}
+	var initial int
+	if cfg.Membership != nil {
+		// Room for the churn's fresh nodes, which wait until they join.
+		initial = g.N()
+		g = withJoiners(g, cfg.Membership.Churn.Joiners(initial))
+	}
 	n := g.N()
 	cfg.Nodes = n
 	cfg.Gossip.PlumtreeGraftTimeout, cfg.Gossip.PlumtreeGraftRetry = cfg.PlumtreeTimers()
@@ -251,8 +259,15 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 		n:      n,
 		stopAt: cfg.Broadcasts,
 	}
-	if cfg.Crash.Fraction > 0 {
+	if cfg.Crash.Fraction > 0 || cfg.Membership != nil {
 		s.crashed = make([]bool, n)
+	}
+	if cfg.Membership != nil {
+		s.mem = newMembers(&s.cfg, g, initial)
+		for i := initial; i < n; i++ {
+			s.crashed[i] = true // down until it joins
+		}
+		s.crashDone = cfg.Membership.Churn.On() // the churn crashes nodes, not Crash
 	}
 	if l := cfg.Latency; l.Kind == LatencyUniform && l.Max > l.Min && cfg.Regions == nil {
 		s.uniformMin, s.uniformSpan = int64(l.Min), int64(l.Max-l.Min)+1
@@ -302,13 +317,17 @@ func (s *Sim) initNodes(build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 	for i := range n {
 		s.pcgs[i] = *rand.NewPCG(cfg.Seed, uint64(i))
 		s.rands[i] = *rand.New(&s.pcgs[i])
+		peers := g.Peers(i)
+		if s.mem != nil {
+			peers = s.mem.peers(g, i) // the membership changes them
+		}
 		if build != nil {
-			s.procs[i] = build(i, g.Peers(i), &s.rands[i])
+			s.procs[i] = build(i, peers, &s.rands[i])
 			continue
 		}
 		c := &s.cores[i]
 		c.Init(s.shared, wire.NodeID(i)+1, &s.rands[i])
-		c.SetPeers(g.Peers(i))
+		c.SetPeers(peers)
 	}
 	s.lazy = true // gossip cores are Wakers
 	if build != nil {
@@ -418,7 +437,14 @@ func (s *Sim) Run(ctx context.Context) (*Report, error) {
 	s.results = make([]Broadcast, s.cfg.Broadcasts)
 	s.finished = make([]bool, s.cfg.Broadcasts)
 	s.pushPublish(0, 0)
+	if s.mem != nil {
+		s.memStart()
+	}
 	partial := s.loop(ctx)
+	if s.mem != nil && !partial {
+		s.mem.final = true
+		s.settle()
+	}
 	if !partial && s.cfg.Crash.Fraction > 0 && !s.crashDone {
 		return nil, fmt.Errorf("sim: crash at %v: %w, which came at %v of virtual time; crash earlier, or publish more broadcasts",
 			s.cfg.Crash.At, ErrCrashNeverHappened, time.Duration(s.now))
@@ -433,6 +459,7 @@ func (s *Sim) Run(ctx context.Context) (*Report, error) {
 	r.Partial = partial
 	r.Events = s.doneEvents
 	r.ControlUnattributed = s.ctlOther
+	r.Membership = s.membershipReport()
 	if s.adv != nil {
 		r.Adversaries = s.advReport()
 	}
@@ -451,12 +478,15 @@ func (s *Sim) pushPublish(b int, at int64) {
 // queued then are never run.
 func (s *Sim) loop(ctx context.Context) (stopped bool) {
 	nf := float64(s.n)
-	for s.frames > 0 || s.pendingPub || s.ticking > 0 {
+	for s.frames > 0 || s.pendingPub || s.ticking > 0 || s.mem != nil && s.now < s.mem.until {
 		if s.pops&(checkEvery-1) == 0 {
 			if ctx.Err() != nil {
 				return true
 			}
-			if s.onProgress != nil {
+			if s.onProgress != nil && s.mem != nil && s.mem.until > 0 {
+				// Broadcasts settle at the end: the run's time tells.
+				s.onProgress(min(float64(s.now)/float64(s.mem.until), 1))
+			} else if s.onProgress != nil {
 				done := float64(s.nFinished)
 				if k := len(s.open); k > 0 {
 					done += float64(s.open[k-1].reached) / nf
@@ -503,6 +533,10 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 			s.events++
 			s.stepCtl(&e)
 		case refTick:
+			if e.ref&refIndex != 0 {
+				s.memEvent(&e)
+				break
+			}
 			i := e.to
 			if s.armed[i] != e.at {
 				continue // superseded by an earlier tick
@@ -551,6 +585,9 @@ func (s *Sim) stepMsg(e *event) {
 	} else if s.fl != nil && s.fl.cutOnArrival(e.from, e.to) {
 		f.cut++
 	} else {
+		if s.mem != nil {
+			s.memHeard(e.to, e.from, e.at)
+		}
 		s.cause = f
 		if s.lazy {
 			w := s.waker(e.to)
@@ -598,6 +635,9 @@ func (s *Sim) stepCtl(e *event) {
 	s.frames--
 	s.ctlsIn--
 	if (s.crashed == nil || !s.crashed[e.to]) && (s.fl == nil || !s.fl.cutOnArrival(e.from, e.to)) {
+		if s.mem != nil {
+			s.memHeard(e.to, e.from, e.at)
+		}
 		p := s.node(e.to)
 		s.lazyTick(p, e.at)
 		p.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Ctl: c}, &s.out)
@@ -741,6 +781,12 @@ func (s *Sim) flightOf(id wire.MsgID) *flight {
 // copy of any of them).
 func (s *Sim) settle() {
 	if s.ctlsIn > 0 || s.ticking > 0 {
+		return
+	}
+	if s.mem != nil && !s.mem.final {
+		// A link that comes up later may yet carry a copy of any message
+		// (anti-entropy repairs a node that joins): broadcasts settle
+		// when the run ends.
 		return
 	}
 	k := 0
@@ -1043,6 +1089,12 @@ func (s *Sim) maybeCrash(now int64) {
 			if s.onCrash != nil {
 				s.onCrash(i, int64(s.cfg.Crash.At))
 			}
+		}
+	}
+	if s.mem != nil {
+		s.now = max(s.now, now) // the links close at the crash
+		for _, i := range s.crashedList {
+			s.memCrash(i)
 		}
 	}
 }

@@ -25,7 +25,7 @@ const (
 
 // Experiments lists the named experiments.
 func Experiments() []string {
-	return []string{ExperimentLesson, ExperimentSlot, ExperimentPlumtree}
+	return []string{ExperimentLesson, ExperimentSlot, ExperimentPlumtree, ExperimentChurn}
 }
 
 // ExperimentConfig sizes a named experiment. Zero fields take the
@@ -44,6 +44,18 @@ type ExperimentConfig struct {
 	Broadcasts int
 	// Seed is the first topology's seed. Default 1.
 	Seed uint64
+	// ChurnRate and ChurnDuration are the churn experiment's: the
+	// fraction of the nodes replaced per second, and for how long.
+	// Default DefaultChurnRate (1%) and DefaultChurnDuration (60 s).
+	ChurnRate     float64
+	ChurnDuration time.Duration
+	// Workers is how many goroutines run the churn experiment's runs (one
+	// per strategy and overlay); it changes only the wall time. Default
+	// 0: GOMAXPROCS.
+	Workers int
+	// ActiveLow and ActiveHigh are the churn experiment's degree bounds.
+	// Default the membership package's (3 and 8).
+	ActiveLow, ActiveHigh int
 	// Progress, if set, gets the fraction done.
 	Progress func(float64)
 }
@@ -84,6 +96,8 @@ type Experiment struct {
 	// Plumtree is the plumtree experiment's result (its rows do not fit
 	// ExperimentRow); nil for the others.
 	Plumtree *PlumtreeExperiment
+	// Churn is the churn experiment's result; nil for the others.
+	Churn *ChurnExperiment
 	// Partial marks an experiment stopped early.
 	Partial bool
 }
@@ -100,8 +114,11 @@ type setup struct {
 // finished a broadcast).
 func RunExperiment(ctx context.Context, name string, ec ExperimentConfig) (*Experiment, error) {
 	ec = ec.withDefaults()
-	if name == ExperimentPlumtree {
+	switch name {
+	case ExperimentPlumtree:
 		return runPlumtreeExperiment(ctx, ec)
+	case ExperimentChurn:
+		return runChurnExperiment(ctx, ec)
 	}
 	out := &Experiment{Name: name, Config: ec}
 	var tables [][]setup
@@ -244,6 +261,9 @@ func (e *Experiment) WriteJSON(w io.Writer) error {
 	if e.Plumtree != nil {
 		return e.Plumtree.writeJSON(w)
 	}
+	if e.Churn != nil {
+		return e.Churn.writeJSON(w)
+	}
 	for _, t := range e.Tables {
 		for _, row := range t {
 			data, err := json.Marshal(row)
@@ -276,6 +296,10 @@ func (e *Experiment) WriteMarkdown(w io.Writer) error {
 	case ExperimentPlumtree:
 		if e.Plumtree != nil {
 			e.Plumtree.writeMarkdown(ew)
+		}
+	case ExperimentChurn:
+		if e.Churn != nil {
+			e.Churn.writeMarkdown(ew)
 		}
 	case ExperimentLesson:
 		if len(e.Tables) > 0 && len(e.Tables[0]) > 0 {

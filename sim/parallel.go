@@ -63,7 +63,7 @@ const trialWindow = 4
 // and trials draw them from their own network sources.
 func (s *Sim) independent() bool {
 	cfg := &s.cfg
-	if s.cores == nil || s.egress != nil || cfg.Interval != 0 || cfg.Crash.Fraction > 0 && cfg.Crash.At > 0 || cfg.Gap < cfg.Gossip.SeenTTL || s.fl.timeDependent() {
+	if s.cores == nil || s.egress != nil || s.mem != nil || cfg.Interval != 0 || cfg.Crash.Fraction > 0 && cfg.Crash.At > 0 || cfg.Gap < cfg.Gossip.SeenTTL || s.fl.timeDependent() {
 		return false
 	}
 	return stateless(s.shared, s.graph.Peers(0))

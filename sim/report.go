@@ -188,6 +188,10 @@ type Report struct {
 	// during the partition that every live node held in the end; absent
 	// without a partition.
 	PartitionRepaired *float64 `json:"partition_repaired,omitempty"`
+	// Membership is what the nodes' memberships did and the live nodes'
+	// degrees at the end of the run (with Graphs > 1, the first
+	// topology's); absent with membership off.
+	Membership *MembershipReport `json:"membership,omitempty"`
 	// Graphs is how many independent topologies the broadcasts ran on.
 	Graphs int `json:"graphs"`
 	// Events counts message arrivals the engine processed.
@@ -466,6 +470,10 @@ func (r *Report) WriteText(w io.Writer) error {
 		bw.printf(" (%d of them after their broadcasts settled)", r.ControlUnattributed)
 	}
 	bw.printf("\n")
+	if m := r.Membership; m != nil {
+		bw.printf("membership: degree at the end %d / %.2f / %d (min / mean / max over %d live nodes); %d dials (%d failed), %d links up, %d suspects, %d evictions, %d surplus drops, %d links closed by crashes, %d pings, %d peer exchanges\n",
+			m.End.Min, m.End.Mean, m.End.Max, m.End.Live, m.Dials, m.DialsFailed, m.Links, m.Suspects, m.Evictions, m.Drops, m.LinksClosedByCrashes, m.Pings, m.Exchanges)
+	}
 	if r.Adversaries != nil {
 		r.Adversaries.writeText(bw)
 	}

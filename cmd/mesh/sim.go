@@ -51,12 +51,19 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "print one JSON object per run (per row for --experiment)")
 	asCSV := fs.Bool("csv", false, "print CSV, one row per broadcast")
 	sweep := fs.String("sweep", "", "run once per value: fanout=1..12, degree=4..16/2, nodes=1000,10000,100000, loss=0..0.5/0.1")
-	svg := fs.String("svg", "", "where --sweep or --experiment plumtree writes its SVG chart\n(default sim-sweep-PARAM.svg or sim-experiment-plumtree.svg; \"-\" for none)")
+	svg := fs.String("svg", "", "where --sweep or --experiment plumtree or churn writes its SVG chart\n(default sim-sweep-PARAM.svg or sim-experiment-NAME.svg; \"-\" for none)")
 	trace := fs.String("trace", "", fmt.Sprintf("write the run as a dashboard trace to `FILE` for mesh replay (at most %d nodes, one graph)", web.MaxTraceNodes))
 	chart := fs.String("chart", "", "write the run's coverage curve and hop histogram to `PREFIX`-coverage.svg and PREFIX-hops.svg")
 	graftTimeout := fs.Duration("graft-timeout", 0, fmt.Sprintf("plumtree: wait this long after an IHAVE before GRAFT (default 0: %d × the longest link delay)", sim.GraftTimeoutDelays))
 	graftRetry := fs.Duration("graft-retry", 0, fmt.Sprintf("plumtree: wait this long before grafting the next announcer (default 0: %d × the longest link delay)", sim.GraftRetryDelays))
 	optThreshold := fs.Int("optimize-threshold", def.Gossip.PlumtreeOptimizeThreshold, "plumtree: move to a lazy path shorter than the eager one by this many hops (the paper's tree optimization; 0 = off)")
+	md := sim.DefaultMembershipConfig()
+	member := fs.Bool("membership", false, "run the membership on every node (as mesh node --membership): the topology is what nodes boot with;\ndials, drops and evictions change the links from then on, and a --crash closes the crashed nodes' links")
+	activeLow := fs.Int("active-low", md.Config.ActiveLow, "with --membership or --experiment churn: dial from the passive view below this many links")
+	activeHigh := fs.Int("active-high", md.Config.ActiveHigh, "with --membership or --experiment churn: drop links above this many")
+	silentCrash := fs.Bool("silent-crash", false, "with --membership: a crashed node leaves its links open, so only its peers' failure detectors notice")
+	churnRate := fs.Float64("churn-rate", sim.DefaultChurnRate, "--experiment churn: fraction of the nodes replaced (crashed, and as many fresh ones joined) every second")
+	churnDuration := fs.Duration("churn-duration", sim.DefaultChurnDuration, "--experiment churn: how long the churn and the broadcasts go on")
 	experiment := fs.String("experiment", "", fmt.Sprintf("run a named experiment and print Markdown tables: one of %v", sim.Experiments()))
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -84,6 +91,15 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if (*trace != "" || *chart != "") && (*sweep != "" || *experiment != "") {
 		return bad("--trace and --chart describe a single run, not --sweep or --experiment")
 	}
+	if (set["churn-rate"] || set["churn-duration"]) && *experiment != sim.ExperimentChurn {
+		return bad("--churn-rate and --churn-duration are --experiment churn's")
+	}
+	if (set["silent-crash"] || set["active-low"] || set["active-high"]) && !*member && *experiment != sim.ExperimentChurn {
+		return bad("--silent-crash, --active-low and --active-high need --membership")
+	}
+	if *trace != "" && *member {
+		return bad("--trace records a fixed set of links; with --membership they change during the run")
+	}
 	if *trace != "" && *graphs != 1 {
 		return bad("--trace records one topology: drop --graphs %d", *graphs)
 	}
@@ -105,6 +121,16 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if set["broadcasts"] {
 			ec.Broadcasts = *broadcasts
 		}
+		if *experiment == sim.ExperimentChurn {
+			ec.ChurnRate, ec.ChurnDuration, ec.Workers = *churnRate, *churnDuration, *workers
+			ec.ActiveLow, ec.ActiveHigh = *activeLow, *activeHigh
+			if *churnRate <= 0 || *churnRate > sim.MaxChurnRate {
+				return bad("--churn-rate %v: want a fraction in (0, %v]", *churnRate, sim.MaxChurnRate)
+			}
+			if *churnDuration < time.Second {
+				return bad("--churn-duration %v: want at least one step of 1s", *churnDuration)
+			}
+		}
 		if !slicesContains(sim.Experiments(), *experiment) {
 			return bad("--experiment: unknown experiment %q (want one of %v)", *experiment, sim.Experiments())
 		}
@@ -118,13 +144,20 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		} else {
 			err = e.WriteMarkdown(stdout)
 		}
-		if err == nil && e.Plumtree != nil {
+		var ch *sim.Chart
+		switch {
+		case e.Plumtree != nil:
+			ch = e.Plumtree.Chart()
+		case e.Churn != nil:
+			ch = e.Churn.Chart()
+		}
+		if err == nil && ch != nil {
 			path := *svg
 			if path == "" {
-				path = "sim-experiment-plumtree.svg"
+				path = "sim-experiment-" + *experiment + ".svg"
 			}
 			if path != "-" {
-				if err = writeChart(path, e.Plumtree.Chart()); err == nil {
+				if err = writeChart(path, ch); err == nil {
 					fmt.Fprintf(stderr, "mesh sim: wrote %s\n", path)
 				}
 			}
@@ -169,6 +202,11 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if cfg.Gossip.Validators, err = gossip.ParseValidators(*validate); err != nil {
 		return bad("--validate: %v", err)
+	}
+	if *member {
+		cfg.Membership = sim.DefaultMembershipConfig()
+		cfg.Membership.Config.ActiveLow, cfg.Membership.Config.ActiveHigh = *activeLow, *activeHigh
+		cfg.Membership.SilentCrash = *silentCrash
 	}
 	if cfg.Latency, err = sim.ParseLatency(*latency); err != nil {
 		return bad("--latency: %v", err)

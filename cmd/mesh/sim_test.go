@@ -84,6 +84,13 @@ func TestSimBadFlags(t *testing.T) {
 		{"--nodes", "2000", "--broadcasts", "500", "--trace", "t.json"},
 		{"--trace", "t.json", "--graphs", "2"},
 		{"--sweep", "fanout=2..3", "--chart", "c"},
+		{"--churn-rate", "0.02"},
+		{"--experiment", "churn", "--churn-rate", "0.9"},
+		{"--experiment", "churn", "--churn-duration", "10ms"},
+		{"--silent-crash"},
+		{"--membership", "--topology", "kout"},
+		{"--membership", "--active-low", "5", "--active-high", "4"},
+		{"--membership", "--trace", "t.json", "--nodes", "50"},
 	} {
 		var out, errs bytes.Buffer
 		if code := run(append([]string{"sim"}, args...), &out, &errs); code != 2 {
@@ -408,5 +415,41 @@ func TestSimControlMessages(t *testing.T) {
 				t.Errorf("%s broadcast %d: control_messages %v", strategy, i, b.Control)
 			}
 		}
+	}
+}
+
+// TestSimChurnExperiment: `mesh sim --experiment churn` prints its tables,
+// writes its degree chart, and prints one JSON row per strategy; the same
+// flags give the same bytes.
+func TestSimChurnExperiment(t *testing.T) {
+	svg := filepath.Join(t.TempDir(), "churn.svg")
+	args := []string{"sim", "--experiment", "churn", "--nodes", "200", "--churn-rate", "0.02", "--churn-duration", "3s"}
+	var out, errs bytes.Buffer
+	if code := run(append(args, "--svg", svg), &out, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	if !strings.Contains(out.String(), "| flood | 30 |") || !strings.Contains(out.String(), "| plumtree | 30 |") || !strings.Contains(out.String(), "| t (s) | live |") {
+		t.Errorf("no churn tables:\n%s", out.String())
+	}
+	data, err := os.ReadFile(svg)
+	if err != nil || !bytes.HasPrefix(data, []byte("<svg")) || !bytes.Contains(data, []byte("plumtree, mean")) {
+		t.Fatalf("chart: %v\n%.200s", err, data)
+	}
+	var js [2]bytes.Buffer
+	for k := range js {
+		if code := run(append(args, "--svg", "-", "--json"), &js[k], &errs); code != 0 {
+			t.Fatalf("exit %d: %s", code, errs.String())
+		}
+	}
+	if !bytes.Equal(js[0].Bytes(), js[1].Bytes()) {
+		t.Error("two runs of the same flags differ")
+	}
+	lines := strings.Split(strings.TrimSpace(js[0].String()), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d JSON rows, want 2", len(lines))
+	}
+	var row sim.ChurnRun
+	if err := json.Unmarshal([]byte(lines[0]), &row); err != nil || row.Strategy != "flood" || row.Membership.Crashed != 12 || row.Membership.Joined != 12 || len(row.Degrees) != 5 {
+		t.Errorf("first row %+v (%v)", row, err)
 	}
 }
