@@ -36,6 +36,14 @@ func advConfig(t *testing.T, degree int, spec string) Config {
 	return cfg
 }
 
+// strict turns the defences on: strict signing (the simulator's cost
+// model), which checks ids too.
+func strict(cfg Config) Config {
+	cfg.Gossip.Signing = gossip.SigningStrict
+	cfg.Gossip.VerifyIDs = true
+	return cfg
+}
+
 func advRun(t *testing.T, cfg Config, setup func(*Sim)) (*Report, *AdversaryReport) {
 	t.Helper()
 	s, err := New(cfg)
@@ -168,8 +176,12 @@ func TestSimTamper(t *testing.T) {
 		t.Errorf("off: no tampered body accepted: %+v", off)
 	}
 	cfg := advConfig(t, 8, "0.2:tamper")
-	cfg.Gossip.VerifyIDs = true
+	cfg.Gossip.VerifyIDs = true // ids checked, unsigned
 	_, on := advRun(t, cfg, nil)
+	_, signed := advRun(t, strict(cfg), nil)
+	if signed.TamperedAccepted != 0 || signed.AdversaryAccepted != 0 || signed.Rejected == 0 || signed.HonestAllReached != 1 {
+		t.Errorf("on (strict signing): %+v", signed)
+	}
 	if on.TamperedAccepted != 0 || on.HonestAllReached != 1 || on.Rejected == 0 {
 		t.Errorf("on: %+v", on)
 	}
@@ -184,16 +196,27 @@ func TestSimForge(t *testing.T) {
 	if off.HonestAllReached != 1 {
 		t.Errorf("forgers stopped honest messages: %+v", off)
 	}
+	_, on := advRun(t, strict(advConfig(t, 8, "0.05:forge=50")), nil)
+	if on.ForgedAccepted != 0 || on.Did.Forged == 0 || on.Rejected == 0 || on.HonestAllReached != 1 {
+		t.Errorf("on (strict signing): %+v", on)
+	}
 }
 
 func TestSimReplay(t *testing.T) {
 	t.Parallel()
+	// Three seconds of broadcasts against a one-second window: replays of
+	// messages past it come in the last two.
 	cfg := advConfig(t, 8, "0.05:replay=100")
-	cfg.Gossip.SeenTTL = 100 * time.Millisecond
+	cfg.Broadcasts = 300
+	cfg.Gossip.SeenTTL = time.Second
 	cfg.Gossip.MaxFuture = 0
 	_, off := advRun(t, cfg, nil)
 	if off.ReplayedAccepted == 0 || off.Did.Replayed == 0 {
 		t.Errorf("off: no replay accepted: %+v", off)
+	}
+	_, on := advRun(t, strict(cfg), nil)
+	if on.ReplayedAccepted != 0 || on.Did.Replayed == 0 || on.HonestAllReached != 1 {
+		t.Errorf("on (strict signing): %+v", on)
 	}
 }
 
@@ -216,8 +239,12 @@ func TestSimSpamInvalid(t *testing.T) {
 		t.Errorf("off: no invalid message accepted: %+v", off)
 	}
 	cfg := advConfig(t, 8, "0.01:spam-invalid=200")
-	cfg.Gossip.VerifyIDs = true
+	cfg.Gossip.VerifyIDs = true // ids checked, unsigned
 	_, on := advRun(t, cfg, nil)
+	_, signed := advRun(t, strict(cfg), nil)
+	if signed.TamperedAccepted != 0 || signed.AdversaryAccepted != 0 || signed.Rejected == 0 || signed.HonestAllReached != 1 {
+		t.Errorf("on (strict signing): %+v", signed)
+	}
 	if on.AdversaryAccepted != 0 || on.Rejected == 0 || on.HonestAllReached != 1 {
 		t.Errorf("on: %+v", on)
 	}
@@ -308,6 +335,9 @@ func guardedRun(t *testing.T, cfg Config) (*Report, map[int]*score.Guard, *Graph
 		t.Fatal(err)
 	}
 	cfg.Graph = g
+	if cfg.Gossip.Signing == gossip.SigningStrict && cfg.Gossip.Auth == nil {
+		cfg.Gossip.Auth = gossip.NewModelAuth(cfg.Seed)
+	}
 	assign := cfg.Adversaries.Assign(g, cfg.Seed)
 	sh, err := gossip.Share(cfg.Gossip)
 	if err != nil {
@@ -385,6 +415,31 @@ func TestSimLiarGuarded(t *testing.T) {
 		// promise to hold against it: most must.
 		if kept := shutOut(guards, assign, g, i, end); 2*len(kept) > len(g.Peers(i)) {
 			t.Errorf("liar %d: honest peers %v of %v neither banned it nor score it below 0", i, kept, g.Peers(i))
+		}
+	}
+}
+
+// TestSimSignedLiarsGuarded: with strict signing and the scoring guard,
+// forgers, invalid spammers and tamperers get nothing accepted, every
+// honest broadcast reaches every honest node, and most of each liar's
+// honest peers ban it or score it below 0.
+func TestSimSignedLiarsGuarded(t *testing.T) {
+	t.Parallel()
+	cfg := strict(advConfig(t, 8, "0.05:forge=50,0.05:spam-invalid=200,0.1:tamper"))
+	cfg.Broadcasts = 200
+	r, guards, g, assign := guardedRun(t, cfg)
+	a := r.Adversaries
+	t.Logf("%d broadcasts, %d arrivals: %+v", len(r.PerBroadcast), r.Events, *a)
+	if a.HonestAllReached != 1 || a.ForgedAccepted != 0 || a.AdversaryAccepted != 0 || a.TamperedAccepted != 0 {
+		t.Errorf("guarded, signed: %+v", a)
+	}
+	end := int64(cfg.Broadcasts) * int64(cfg.Interval)
+	for i := range g.N() {
+		if assign[i] == nil {
+			continue
+		}
+		if kept := shutOut(guards, assign, g, i, end); 2*len(kept) > len(g.Peers(i)) {
+			t.Errorf("%s node %d: honest peers %v of %v neither banned it nor score it below 0", assign[i], i, kept, g.Peers(i))
 		}
 	}
 }
