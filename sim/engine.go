@@ -143,6 +143,12 @@ type Sim struct {
 	testTrialStart func(worker, k int)
 	// workersUsed is how many goroutines ran trials (tests).
 	workersUsed int
+
+	// opened is set in an open run (open.go), where nodes may send
+	// messages the simulator did not publish; until, when positive, is
+	// the virtual time the run stops at (StopAt).
+	opened *openRun
+	until  int64
 }
 
 // flight is one broadcast in the air: its figures, the nodes it reached
@@ -163,7 +169,10 @@ type msgSlot struct {
 }
 
 type ctlSlot struct {
-	c    *wire.Control
+	c *wire.Control
+	// m is set instead of c for a message that travels on its own in an
+	// open run (open.go).
+	m    *wire.Message
 	refs int32
 }
 
@@ -473,6 +482,9 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 			g := s.graph
 			prefetch(unsafe.Pointer(&g.Adj[min(g.Off[j], len(g.Adj)-1)]))
 		}
+		if s.until > 0 && e.at > s.until {
+			return false
+		}
 		if !s.crashDone {
 			s.maybeCrash(e.at)
 		}
@@ -572,10 +584,14 @@ func (s *Sim) stepCtl(e *event) {
 	}
 	idx := e.ref & refIndex
 	cs := &s.ctls[idx]
-	c := cs.c
+	c, m := cs.c, cs.m
 	if cs.refs--; cs.refs == 0 {
 		*cs = ctlSlot{}
 		s.freeCtls = append(s.freeCtls, idx)
+	}
+	if m != nil {
+		s.stepForeign(e, m)
+		return
 	}
 	s.frames--
 	s.ctlsIn--
@@ -688,6 +704,9 @@ func (s *Sim) publish(b int) error {
 	}
 	f.id = m.ID
 	s.flights[m.ID] = f
+	if s.opened != nil {
+		s.opened.canon[m.ID] = m
+	}
 	s.open = append(s.open, f)
 	s.last = f
 	s.handle(p)
@@ -807,6 +826,14 @@ func (s *Sim) ctlRef(c *wire.Control) uint32 {
 func (s *Sim) handle(i int) {
 	for k := range s.out.Events {
 		ev := &s.out.Events[k]
+		if o := s.opened; o != nil {
+			if o.onEvent != nil {
+				o.onEvent(i, s.base+s.now, ev)
+			}
+			if ev.Msg != nil && ev.Kind == gossip.EventDelivered && !o.faithful(ev.Msg) {
+				continue // a forgery or a tampered copy: no receipt of a broadcast
+			}
+		}
 		switch ev.Kind {
 		case gossip.EventDelivered, gossip.EventPublished:
 			if f := s.flightOf(ev.Msg.ID); f != nil {
@@ -844,6 +871,9 @@ func (s *Sim) route(from uint32) {
 		lastCtl *wire.Control
 		ctlIdx  uint32
 	)
+	if s.opened != nil {
+		s.opened.last = nil // a verdict holds for one step's sends
+	}
 	for k := range s.out.Sends {
 		snd := &s.out.Sends[k]
 		if s.egress != nil && !s.egress(s.now, wire.NodeID(from)+1, snd) {
@@ -869,6 +899,10 @@ func (s *Sim) route(from uint32) {
 			s.ctlsIn++
 			ref = refCtl | ctlIdx
 		} else {
+			if s.opened != nil && s.foreign(snd.Msg) {
+				s.routeForeign(from, snd)
+				continue
+			}
 			if snd.Msg != lastMsg {
 				lastMsg = snd.Msg
 				msgRef, f = s.msgRef(snd.Msg)
