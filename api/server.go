@@ -56,7 +56,8 @@ func (l HandlerLimits) Validate() error {
 //	POST /messages        {"body": "..."} → 201 {"id": "..."}
 //	GET  /messages        recent receipts, newest first; ?limit=N
 //	GET  /messages/{id}   this node's receipt, or 404; ?wait=1s blocks until it arrives
-//	GET  /peers           the node's links
+//	GET  /peers           the node's links, each with its score
+//	GET  /peers/banned    the peers the score banned, until when and why (if b is a BanBackend)
 //	GET  /healthz         the node's id, addresses and peer count
 //	POST /load            publish a timed series of messages (benchmarks)
 //	GET  /metrics         Prometheus exposition
@@ -92,6 +93,9 @@ func NewHandlerWith(b Backend, metrics http.Handler, lim HandlerLimits) http.Han
 	}
 	if mb, ok := b.(MembershipBackend); ok {
 		registerMembership(mux, mb)
+	}
+	if bb, ok := b.(BanBackend); ok {
+		registerBans(mux, bb)
 	}
 	return Guard(JSONErrors(mux), GuardOptions{})
 }

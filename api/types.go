@@ -104,6 +104,8 @@ type Peer struct {
 	ConnectedAt time.Time `json:"connected_at"`
 	// Dropped counts frames dropped because the peer's send queue was full.
 	Dropped uint64 `json:"dropped"`
+	// Score is the peer's score (package score); 0 when scoring is off.
+	Score float64 `json:"score"`
 }
 
 // Health is the answer to GET /healthz.

@@ -138,6 +138,11 @@ type Event struct {
 type Output struct {
 	Sends  []Send
 	Events []Event
+	// Disconnects asks the driver to close links and refuse the peers
+	// until a time: a defence (score.Guard) bans a peer whose score fell
+	// below its disconnect threshold. The protocol has already forgotten
+	// the peer; the driver's PeerDown that follows is a no-op for it.
+	Disconnects []Disconnect
 	// route is scratch space for the router.
 	route []wire.NodeID
 }
@@ -164,11 +169,21 @@ func (o *Output) SendIDs(to wire.NodeID, proto wire.Control, ids []wire.MsgID) (
 	return frames
 }
 
+// Disconnect asks the driver to close the link to Peer and to refuse it
+// (its connections, and dials to it) until Until, in nanoseconds on the
+// driver's clock. Reason is a short word for logs, metrics and the API
+// ("invalid_messages", "behaviour", ...).
+type Disconnect struct {
+	Peer   wire.NodeID
+	Until  int64
+	Reason string
+}
+
 // Reset empties o, keeping its storage.
 func (o *Output) Reset() {
 	clear(o.Sends)
 	clear(o.Events)
-	o.Sends, o.Events = o.Sends[:0], o.Events[:0]
+	o.Sends, o.Events, o.Disconnects = o.Sends[:0], o.Events[:0], o.Disconnects[:0]
 }
 
 // Errors a Core reports, on Publish or as the Err of an EventRejected or

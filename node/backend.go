@@ -95,10 +95,13 @@ func (n *Node) Recent(limit int) []api.Receipt { return n.receipts.recent(limit)
 
 // Peers implements api.Backend: the live links, in node id order.
 func (n *Node) Peers() []api.Peer {
+	scores := n.scores()
 	n.linksMu.RLock()
 	out := make([]api.Peer, 0, len(n.links))
 	for _, p := range n.links {
-		out = append(out, p.info())
+		info := p.info()
+		info.Score = scores[p.id]
+		out = append(out, info)
 	}
 	n.linksMu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

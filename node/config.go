@@ -12,6 +12,7 @@ import (
 	"gossipmesh/gossip"
 	"gossipmesh/identity"
 	"gossipmesh/membership"
+	"gossipmesh/score"
 	"gossipmesh/transport"
 	"gossipmesh/transport/tcp"
 	"gossipmesh/wire"
@@ -198,6 +199,26 @@ type Config struct {
 	// (its in-degree, about 3 on average and rarely above 12); `mesh up`
 	// raises it, and MaxPeers, for denser meshes.
 	MaxInboundPerIP int
+	// Scoring, when set, scores every peer and shuts out the ones that
+	// misbehave (package score): its Guard wraps the protocol, so the
+	// score sees exactly what the core does. Below the thresholds a peer
+	// loses its eager link, then gossip, then every frame (graylisted),
+	// then its link: it is banned for Scoring.BanDuration, refused at the
+	// handshake and not dialed (GET /peers/banned). Default
+	// score.DefaultParams(); nil turns scoring off (mesh node
+	// --scoring=false), for experiments that show what it prevents.
+	Scoring *score.Params
+	// PeerFrameRate and PeerByteRate bound what one link may send this
+	// node, in frames and bytes a second, with a second's worth of burst:
+	// a frame over either is dropped before the protocol sees it,
+	// counted (rejected_total{reason="rate_limited"}) and, with scoring
+	// on, counted against the peer (score.Params.RateLimitedPerPenalty),
+	// so that a sustained flooder is banned. Defaults 100,000 frames/s and
+	// 256 MiB/s: three times the busiest link measured in a 10-node
+	// benchmark (README, "Peer scoring"). 0 turns a limit off.
+	PeerFrameRate int
+	PeerByteRate  int64
+
 	// LogRate bounds how many lines per second the node logs for each
 	// distinct message (and level); the rest are counted and reported in
 	// one "suppressed similar log lines" line when the second is over, so a
@@ -231,8 +252,18 @@ func DefaultConfig() Config {
 		MaxPeers:         128,
 		MaxInboundPerIP:  64,
 		LogRate:          10,
+		Scoring:          defaultScoring(),
+		PeerFrameRate:    100_000,
+		PeerByteRate:     256 << 20,
 		Logger:           slog.New(slog.DiscardHandler),
 	}
+}
+
+// defaultScoring is the default Config.Scoring: a fresh copy per Config,
+// so that changing one node's parameters changes no other's.
+func defaultScoring() *score.Params {
+	p := score.DefaultParams()
+	return &p
 }
 
 // DefaultMemoryBudget is the default Config.MemoryBudget: 256 MiB.
@@ -288,7 +319,16 @@ func (c Config) Validate() error {
 		return fmt.Errorf("node: max body %d is too large for a frame", c.Gossip.MaxBody)
 	case c.Faults.ValidateFor(c.ID) != nil:
 		return fmt.Errorf("node: %w", c.Faults.ValidateFor(c.ID))
-	case c.Protocols != nil:
+	case c.PeerFrameRate < 0 || c.PeerByteRate < 0:
+		return fmt.Errorf("node: peer rate limits must not be negative (0 turns one off), got %d frames/s and %d bytes/s", c.PeerFrameRate, c.PeerByteRate)
+	case c.PeerByteRate > 0 && c.PeerByteRate < int64(c.MaxFrame()):
+		return fmt.Errorf("node: peer byte rate %d/s is below one maximal frame (%d bytes): no large message could ever pass", c.PeerByteRate, c.MaxFrame())
+	case c.Scoring != nil:
+		if err := c.Scoring.Validate(); err != nil {
+			return fmt.Errorf("node: %w", err)
+		}
+	}
+	if c.Protocols != nil {
 		if err := wire.ValidateProtocols(c.Protocols); err != nil {
 			return fmt.Errorf("node: %w", err)
 		}

@@ -61,6 +61,9 @@ func (n *Node) keepLink(addr string) (lived, again bool) {
 		again = n.follow(live)
 		return time.Since(began) > n.cfg.BackoffMax, again
 	}
+	if n.dialBanned(addr) {
+		return false, true // banned by the score: wait out the backoff
+	}
 	ctx, cancel := context.WithTimeout(n.runCtx, n.cfg.DialTimeout)
 	conn, err := n.cfg.Transport.Dial(ctx, addr)
 	cancel()

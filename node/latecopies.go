@@ -43,7 +43,7 @@ func (n *Node) relayedFirstCopy() bool {
 		if e, ok := n.nearest[m.Origin]; ok && m.Hop <= e.hop {
 			continue // no shorter path known from this origin
 		}
-		if sq, ok := n.core.(seenQuerier); ok && !sq.Seen(now, m.ID) {
+		if sq, ok := n.innerProtocol().(seenQuerier); ok && !sq.Seen(now, m.ID) {
 			return true
 		}
 	}

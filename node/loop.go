@@ -56,6 +56,8 @@ func (n *Node) loop(ctx context.Context) {
 			n.memberTick()
 		case reply := <-n.m.statsReq:
 			reply <- n.protoStats()
+		case reply := <-n.scoreReq:
+			reply <- n.scoreSnapshot()
 		case <-tick.C:
 			armed = 0
 			n.core.Tick(time.Now().UnixNano(), &n.out)
@@ -100,7 +102,7 @@ func (n *Node) receiveBatch(first inbound) {
 	for i := range n.batch {
 		in := &n.batch[i]
 		now := time.Now().UnixNano()
-		if n.staleInbound(in, now) || n.faultReceive(in.from.id) {
+		if n.staleInbound(in, now) || n.faultReceive(in.from.id) || n.rateLimited(in, now) {
 			continue
 		}
 		if in.mem != nil {
@@ -327,6 +329,9 @@ func (n *Node) flushSends() {
 		}
 	}
 	n.tally.apply(n.receipts)
+	if len(n.out.Disconnects) > 0 {
+		n.applyDisconnects(n.out.Disconnects)
+	}
 	n.out.Reset()
 }
 
@@ -351,6 +356,9 @@ func (n *Node) flushSends() {
 // per-IP cap; the node's own dials are always allowed (see Config.MaxPeers).
 func (n *Node) addLink(p *peer) *peer {
 	old := n.links[p.id]
+	if n.refuseBanned(p) {
+		return old
+	}
 	if old != nil && old.closed() {
 		// Its teardown is on its way: p takes its place.
 		n.setLink(old.id, nil)
@@ -397,7 +405,11 @@ func (n *Node) addLink(p *peer) *peer {
 	}
 	n.setLink(p.id, p)
 	n.countInbound(p, +1)
-	n.core.PeerUp(time.Now().UnixNano(), p.id, &n.out)
+	now := time.Now().UnixNano()
+	n.core.PeerUp(now, p.id, &n.out)
+	if n.guard != nil {
+		n.guard.SetAddr(now, p.id, colocationHost(p), &n.out)
+	}
 	n.flushSends()
 	n.m.peers.Set(float64(len(n.links)))
 	n.log.Info("peer up", "peer_id", p.id.String(), "addr", p.addr, "outbound", p.outbound)
@@ -415,6 +427,7 @@ func (n *Node) refuseLink(p, live *peer, err error) *peer {
 // removeLink forgets p, a link that went down, wherever it is: in standby,
 // or live, in which case a standby to the same node takes its place.
 func (n *Node) removeLink(p *peer) {
+	n.forgetLimit(p)
 	if n.standby[p.id] == p {
 		n.linksMu.Lock()
 		delete(n.standby, p.id)

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"gossipmesh/gossip"
+	"gossipmesh/score"
 	"gossipmesh/wire"
 )
 
@@ -35,6 +37,9 @@ type metrics struct {
 	dupLinks      *prometheus.CounterVec
 	standby       prometheus.Gauge
 	logSuppressed prometheus.Counter
+	// Scoring (bans.go, ratelimit.go).
+	bans        *prometheus.CounterVec
+	rateLimited prometheus.Counter
 
 	// Budgets: what each queue sheds, and how often the node pushed back.
 	droppedFullSend   prometheus.Counter
@@ -70,13 +75,23 @@ type protoStats struct {
 	plum     gossip.PlumtreeStats
 	hasPlum  bool
 	ae       gossip.AntiEntropyStats
+	guard    score.Stats
+	hasGuard bool
+	scores   []float64 // the linked peers' scores
 }
 
 // protoStats reads the counters of the node's protocol. Only the loop may
 // call it.
 func (n *Node) protoStats() protoStats {
 	var st protoStats
-	if c, ok := n.core.(*gossip.Core); ok {
+	core := n.innerProtocol()
+	if n.guard != nil {
+		st.guard, st.hasGuard = n.guard.Stats(), true
+		for _, ps := range n.guard.Scores(time.Now().UnixNano()) {
+			st.scores = append(st.scores, ps.Score)
+		}
+	}
+	if c, ok := core.(*gossip.Core); ok {
 		st.store, st.hasStore = c.StoreStats()
 		st.plum, st.hasPlum = gossip.PlumtreeStatsOf(c)
 		st.ae, _ = gossip.AntiEntropyStatsOf(c)
@@ -103,7 +118,7 @@ func newMetrics(id wire.NodeID) *metrics {
 		dropped:    counter("messages_dropped_total", "Message frames not sent to a peer: its send queue was over a byte or frame limit, or the frame waited longer than the max queue delay."),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "rejected_total",
-			Help: "Frames, messages and connections refused, by reason; a refused frame also drops its connection.",
+			Help: "Frames, messages and connections refused, by reason; a refused frame also drops its connection, except rate_limited (a frame over its link's rate limits, dropped and counted against the peer's score) and banned (a link of a banned peer).",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "refused_total",
@@ -133,7 +148,12 @@ func newMetrics(id wire.NodeID) *metrics {
 			Namespace: ns, Name: "standby_links", Help: "Duplicate links held in standby, neither read nor written.",
 		}),
 		logSuppressed: counter("log_lines_suppressed_total", "Log lines left out by the per-message rate limit."),
+		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Name: "bans_total",
+			Help: "Peers banned for a score below the disconnect threshold, by the term that took the most off it: invalid_messages, behaviour, delivery_deficit, colocation or score.",
+		}, []string{"reason"}),
 	}
+	m.rateLimited = m.rejected.WithLabelValues("rate_limited")
 	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Namespace: ns, Name: "dropped_total",
 		Help: "Message frames dropped by a queue: queue=send (one per peer copy) or inbox; reason=full (over its byte or frame limit) or stale (waited longer than the max queue delay).",
@@ -151,7 +171,7 @@ func newMetrics(id wire.NodeID) *metrics {
 	})
 	info.Set(1)
 	m.reg.MustRegister(m.published, m.delivered, m.duplicates, m.dropped, m.rejected, m.refused,
-		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, m.dupLinks, m.standby, m.logSuppressed, info,
+		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, m.dupLinks, m.standby, m.logSuppressed, m.bans, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -295,6 +315,8 @@ type protoCollector struct {
 	aePulls, aeRepairs        *prometheus.Desc
 	aePartial, aeTruncated    *prometheus.Desc
 	aeUnrepairable            *prometheus.Desc
+	peerScore, scoreDropped   *prometheus.Desc
+	brokenPromises, demotions *prometheus.Desc
 }
 
 func newProtoCollector(n *Node) *protoCollector {
@@ -316,13 +338,17 @@ func newProtoCollector(n *Node) *protoCollector {
 		aePartial:      d("antientropy_partial_digests_total", "Digests sent partial: the store held more origins or ranges than one frame takes."),
 		aeTruncated:    d("antientropy_truncated_total", "Answers cut short at their message or byte bound; the rest waits for a later exchange."),
 		aeUnrepairable: d("antientropy_unrepairable_total", "Stored messages a peer lacked that were past the acceptance window: no longer repairable."),
+		peerScore:      d("peer_score", "The linked peers' scores, summarized: stat=min, median, max; count is how many peers are scored.", "stat"),
+		scoreDropped:   d("score_dropped_frames_total", "Frames the scoring dropped, by reason: graylisted (from a peer below the graylist threshold), gossip (IHAVE, IWANT or PULL to or from a peer below the gossip threshold), banned (to or from a banned peer, already on their way).", "reason"),
+		brokenPromises: d("score_broken_promises_total", "IWANT or GRAFT requests whose message no peer delivered within the promise timeout: each counts against the peer asked."),
+		demotions:      d("score_demotions_total", "Peers moved out of the eager set (sent a PRUNE) for a score below 0."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *protoCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.storeMessages, c.storeBytes, c.storeStored, c.storeEvicted, c.storeServed, c.storeMisses, c.plumLinks, c.plumMissing,
-		c.aePulls, c.aeRepairs, c.aePartial, c.aeTruncated, c.aeUnrepairable} {
+		c.aePulls, c.aeRepairs, c.aePartial, c.aeTruncated, c.aeUnrepairable, c.peerScore, c.scoreDropped, c.brokenPromises, c.demotions} {
 		ch <- d
 	}
 }
@@ -369,6 +395,20 @@ func (c *protoCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.aePartial, st.ae.PartialDigests)
 		counter(c.aeTruncated, st.ae.Truncated)
 		counter(c.aeUnrepairable, st.ae.Unrepairable)
+	}
+	if st.hasGuard {
+		if k := len(st.scores); k > 0 {
+			slices.Sort(st.scores)
+			gauge(c.peerScore, st.scores[0], "min")
+			gauge(c.peerScore, st.scores[k/2], "median")
+			gauge(c.peerScore, st.scores[k-1], "max")
+		}
+		gauge(c.peerScore, float64(len(st.scores)), "count")
+		counter(c.scoreDropped, st.guard.Graylisted, "graylisted")
+		counter(c.scoreDropped, st.guard.GossipDropped, "gossip")
+		counter(c.scoreDropped, st.guard.BannedDropped, "banned")
+		counter(c.brokenPromises, st.guard.BrokenPromises)
+		counter(c.demotions, st.guard.Demotions)
 	}
 	if st.hasPlum {
 		gauge(c.plumLinks, float64(st.plum.Eager), "eager")

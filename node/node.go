@@ -29,6 +29,7 @@ import (
 	"gossipmesh/gossip"
 	"gossipmesh/identity"
 	"gossipmesh/membership"
+	"gossipmesh/score"
 	"gossipmesh/wire"
 )
 
@@ -52,6 +53,8 @@ type Node struct {
 
 	// Owned by the loop goroutine.
 	core    gossip.Protocol
+	guard   *score.Guard // core, when scoring is on (bans.go); else nil
+	limits  map[*peer]*linkLimit
 	out     gossip.Output
 	batch   []inbound
 	logs    []pendingLog          // receipt lines of the current batch
@@ -79,7 +82,9 @@ type Node struct {
 	receipts *receiptStore
 	mem      *memState // byte budgets: inbox, send queues, publish backpressure
 	faults   *faults   // the fault plan and the frames it holds (faults.go)
-	ms       *members  // the membership (membership.go); nil when off
+	bans     *banList  // peers the score banned (bans.go)
+	scoreReq chan chan scoreView
+	ms       *members // the membership (membership.go); nil when off
 	subs     subscribers
 	dials    []string // candidates chosen to dial, fixed at New
 
@@ -192,6 +197,14 @@ func New(cfg Config) (*Node, error) {
 		ln.Close()
 		return nil, fmt.Errorf("node: %w", err)
 	}
+	var guard *score.Guard
+	if cfg.Scoring != nil {
+		if guard, err = newGuard(core, cfg.Scoring); err != nil {
+			ln.Close()
+			return nil, fmt.Errorf("node: %w", err)
+		}
+		core = guard
+	}
 	n := &Node{
 		cfg:        cfg,
 		id:         id,
@@ -203,6 +216,10 @@ func New(cfg Config) (*Node, error) {
 		m:          newMetrics(id),
 		pid:        os.Getpid(),
 		core:       core,
+		guard:      guard,
+		limits:     make(map[*peer]*linkLimit),
+		bans:       newBanList(),
+		scoreReq:   make(chan chan scoreView),
 		links:      make(map[wire.NodeID]*peer),
 		receipts:   newReceiptStore(cfg.Receipts, cfg.budgets().receipts),
 		mem:        newMemState(cfg),

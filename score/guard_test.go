@@ -1,0 +1,404 @@
+package score
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"gossipmesh/gossip"
+	"gossipmesh/wire"
+)
+
+// testNet drives guarded gossip cores in virtual time, as a driver does:
+// every send goes through a lossy FIFO with a fixed latency, every
+// Disconnect cuts the link at both ends (PeerDown on each). Nodes in raw
+// are not protocols: the test writes their frames itself (attackers), and
+// what is sent to them is counted.
+type testNet struct {
+	t      *testing.T
+	now    int64
+	rng    *rand.Rand
+	loss   float64
+	nodes  map[wire.NodeID]*Guard
+	order  []wire.NodeID
+	raw    map[wire.NodeID]bool
+	links  map[[2]wire.NodeID]bool
+	queue  []flight
+	out    gossip.Output
+	got    map[wire.NodeID]map[wire.MsgID]bool
+	toRaw  map[wire.NodeID][]flight // frames that reached each raw node
+	cuts   []gossip.Disconnect
+	cutBy  map[wire.NodeID][]wire.NodeID // who disconnected whom
+	burst  func(*testNet)                // called every virtual second
+	ticks  int64
+	lat    int64
+	frames int
+}
+
+type flight struct {
+	from, to wire.NodeID
+	at       int64
+	f        gossip.Frame
+}
+
+func newTestNet(t *testing.T, seed uint64, loss float64) *testNet {
+	return &testNet{
+		t: t, rng: rand.New(rand.NewPCG(seed, seed+1)), loss: loss,
+		nodes: map[wire.NodeID]*Guard{}, raw: map[wire.NodeID]bool{},
+		links: map[[2]wire.NodeID]bool{}, got: map[wire.NodeID]map[wire.MsgID]bool{},
+		toRaw: map[wire.NodeID][]flight{}, cutBy: map[wire.NodeID][]wire.NodeID{},
+		now: 1, lat: int64(time.Millisecond),
+	}
+}
+
+func (n *testNet) add(id wire.NodeID, cfg gossip.Config, p Params) *Guard {
+	core, err := gossip.New(cfg, id, rand.New(rand.NewPCG(uint64(id), 7)))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	g, err := NewGuard(core, p)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	n.nodes[id] = g
+	n.order = append(n.order, id)
+	n.got[id] = map[wire.MsgID]bool{}
+	return g
+}
+
+func key(a, b wire.NodeID) [2]wire.NodeID {
+	if a > b {
+		a, b = b, a
+	}
+	return [2]wire.NodeID{a, b}
+}
+
+func (n *testNet) link(a, b wire.NodeID) {
+	if a == b || n.links[key(a, b)] {
+		return
+	}
+	n.links[key(a, b)] = true
+	for _, x := range [][2]wire.NodeID{{a, b}, {b, a}} {
+		if g := n.nodes[x[0]]; g != nil {
+			g.PeerUp(n.now, x[1], &n.out)
+			n.handle(x[0])
+		}
+	}
+}
+
+// handle acts on node id's output.
+func (n *testNet) handle(id wire.NodeID) {
+	for _, e := range n.out.Events {
+		if e.Kind == gossip.EventDelivered || e.Kind == gossip.EventPublished {
+			n.got[id][e.Msg.ID] = true
+		}
+	}
+	for _, s := range n.out.Sends {
+		if !n.links[key(id, s.To)] {
+			continue
+		}
+		n.frames++
+		if n.loss > 0 && n.rng.Float64() < n.loss {
+			continue
+		}
+		n.queue = append(n.queue, flight{from: id, to: s.To, at: n.now + n.lat, f: s.Frame})
+	}
+	cuts := append([]gossip.Disconnect(nil), n.out.Disconnects...)
+	n.out.Reset()
+	for _, d := range cuts {
+		n.cuts = append(n.cuts, d)
+		n.cutBy[id] = append(n.cutBy[id], d.Peer)
+		n.cut(id, d.Peer)
+	}
+}
+
+func (n *testNet) cut(a, b wire.NodeID) {
+	if !n.links[key(a, b)] {
+		return
+	}
+	delete(n.links, key(a, b))
+	for _, x := range [][2]wire.NodeID{{a, b}, {b, a}} {
+		if g := n.nodes[x[0]]; g != nil {
+			g.PeerDown(n.now, x[1], &n.out)
+			n.handle(x[0])
+		}
+	}
+}
+
+// send puts a frame from a raw node on the wire.
+func (n *testNet) send(from, to wire.NodeID, f gossip.Frame) {
+	if n.links[key(from, to)] {
+		n.queue = append(n.queue, flight{from: from, to: to, at: n.now + n.lat, f: f})
+	}
+}
+
+func (n *testNet) publish(id wire.NodeID, body string) {
+	if _, err := n.nodes[id].Publish(n.now, []byte(body), &n.out); err != nil {
+		n.t.Fatal(err)
+	}
+	n.handle(id)
+}
+
+// run advances virtual time by d in 1 ms steps.
+func (n *testNet) run(d time.Duration) {
+	end := n.now + int64(d)
+	for n.now < end {
+		n.now += int64(time.Millisecond)
+		for len(n.queue) > 0 && n.queue[0].at <= n.now {
+			fl := n.queue[0]
+			n.queue = n.queue[1:]
+			if !n.links[key(fl.from, fl.to)] {
+				continue
+			}
+			if n.raw[fl.to] {
+				n.toRaw[fl.to] = append(n.toRaw[fl.to], fl)
+				continue
+			}
+			if g := n.nodes[fl.to]; g != nil {
+				g.Step(n.now, fl.from, fl.f, &n.out)
+				n.handle(fl.to)
+			}
+		}
+		for _, id := range n.order {
+			g := n.nodes[id]
+			if t := g.NextTick(); t != 0 && t <= n.now {
+				g.Tick(n.now, &n.out)
+				n.handle(id)
+			}
+		}
+		if n.burst != nil && (n.now/int64(time.Millisecond))%1000 == 0 {
+			n.burst(n)
+		}
+	}
+}
+
+// ring links ids in a ring with chords: every node has 4 links or more.
+func (n *testNet) ring(ids []wire.NodeID) {
+	for i := range ids {
+		n.link(ids[i], ids[(i+1)%len(ids)])
+		n.link(ids[i], ids[(i+5)%len(ids)])
+	}
+}
+
+func ids(from, to wire.NodeID) []wire.NodeID {
+	var s []wire.NodeID
+	for id := from; id <= to; id++ {
+		s = append(s, id)
+	}
+	return s
+}
+
+// badHop is what the core rejects with PeerFault today: hop 0 is the
+// publisher's own, which no peer may send.
+func badHop(origin wire.NodeID, seq uint64, now int64) *wire.Message {
+	body := []byte(fmt.Sprintf("junk %d", seq))
+	return &wire.Message{ID: wire.ComputeMsgID(origin, seq, body), Origin: origin, Seq: seq, PublishedAt: now, Hop: 0, Body: body}
+}
+
+func TestInvalidSpammerIsBannedAndGetsNothing(t *testing.T) {
+	for _, st := range []gossip.Strategy{gossip.Flood, gossip.Plumtree, gossip.Lazy} {
+		t.Run(string(st), func(t *testing.T) {
+			n := newTestNet(t, 1, 0)
+			cfg := gossip.DefaultConfig()
+			cfg.Strategy = st
+			honest := ids(1, 8)
+			for _, id := range honest {
+				n.add(id, cfg, DefaultParams())
+			}
+			n.ring(honest)
+			const spammer = 99
+			n.raw[spammer] = true
+			for _, id := range honest[:3] {
+				n.link(spammer, id)
+			}
+			n.run(100 * time.Millisecond)
+			// 60 invalid messages to each victim, one a millisecond.
+			for i := range 60 {
+				for _, id := range honest[:3] {
+					n.send(spammer, id, gossip.Frame{Msg: badHop(spammer, uint64(i+1), n.now)})
+				}
+				n.run(time.Millisecond)
+			}
+			n.run(10 * time.Millisecond)
+			for _, id := range honest[:3] {
+				bans := n.nodes[id].Bans(n.now)
+				if len(bans) != 1 || bans[0].Peer != spammer || bans[0].Reason != "invalid_messages" {
+					t.Fatalf("node %v bans %+v, want the spammer for invalid_messages", id, bans)
+				}
+				if n.links[key(id, spammer)] {
+					t.Fatalf("node %v still linked to the spammer", id)
+				}
+				if st := n.nodes[id].Stats(); st.Bans["invalid_messages"] != 1 {
+					t.Fatalf("node %v stats %+v", id, st)
+				}
+			}
+			// From here on the spammer gets nothing, whatever the mesh does,
+			// even when it comes back (it is refused at PeerUp).
+			before := len(n.toRaw[spammer])
+			n.link(spammer, honest[0])
+			if n.links[key(spammer, honest[0])] {
+				t.Fatalf("banned spammer's new link was not refused")
+			}
+			n.links[key(spammer, honest[1])] = true // a driver that ignored the Disconnect
+			for i := range 30 {
+				n.publish(honest[i%len(honest)], fmt.Sprintf("after the ban %d", i))
+				n.send(spammer, honest[1], gossip.Frame{Ctl: &wire.Control{Kind: wire.FramePull}})
+				n.run(50 * time.Millisecond)
+			}
+			n.run(3 * time.Second)
+			if got := n.toRaw[spammer][before:]; len(got) != 0 {
+				t.Fatalf("banned spammer got %d frames after its ban, first %+v", len(got), got[0].f)
+			}
+			if st := n.nodes[honest[1]].Stats(); st.BannedDropped == 0 {
+				t.Errorf("frames from the banned spammer were not dropped: %+v", st)
+			}
+			for _, id := range honest {
+				if len(n.got[id]) != 30 {
+					t.Errorf("node %v has %d of 30 honest messages", id, len(n.got[id]))
+				}
+			}
+		})
+	}
+}
+
+func TestPromiseBreakerLosesGossip(t *testing.T) {
+	n := newTestNet(t, 2, 0)
+	cfg := gossip.DefaultConfig()
+	cfg.Strategy = gossip.Lazy
+	honest := ids(1, 6)
+	for _, id := range honest {
+		n.add(id, cfg, DefaultParams())
+	}
+	n.ring(honest)
+	const liar = 77
+	n.raw[liar] = true
+	n.link(liar, 1)
+	n.run(100 * time.Millisecond)
+	// The liar announces a message it never serves, one every 100 ms.
+	for i := range 60 {
+		id := wire.ComputeMsgID(liar, uint64(i+1), []byte("never"))
+		n.send(liar, 1, gossip.Frame{Ctl: &wire.Control{Kind: wire.FrameIHave, IDs: []wire.MsgID{id}}})
+		n.run(100 * time.Millisecond)
+	}
+	n.run(4 * time.Second)
+	g := n.nodes[1]
+	st := g.Stats()
+	s := g.Score(liar, n.now)
+	if st.BrokenPromises < 20 || s >= DefaultThresholds().Gossip {
+		t.Fatalf("broken promises %d, liar's score %v: want at least 20 and below the gossip threshold %v", st.BrokenPromises, s, DefaultThresholds().Gossip)
+	}
+	if st.GossipDropped == 0 {
+		t.Fatalf("the liar's IHAVEs were not dropped once it fell below the gossip threshold: %+v", st)
+	}
+	// No IWANT goes to it any more.
+	before := len(n.toRaw[liar])
+	id := wire.ComputeMsgID(liar, 1000, []byte("never"))
+	n.send(liar, 1, gossip.Frame{Ctl: &wire.Control{Kind: wire.FrameIHave, IDs: []wire.MsgID{id}}})
+	n.run(time.Second)
+	for _, f := range n.toRaw[liar][before:] {
+		if f.f.Ctl != nil && (f.f.Ctl.Kind == wire.FrameIWant || f.f.Ctl.Kind == wire.FrameIHave) {
+			t.Fatalf("gossip %v sent to a peer below the gossip threshold", f.f.Ctl.Kind)
+		}
+	}
+	// The honest peers of node 1 lost nothing.
+	for _, p := range []wire.NodeID{2, 6} {
+		if s := g.Score(p, n.now); s < 0 {
+			t.Errorf("honest peer %v scores %v", p, s)
+		}
+	}
+}
+
+func TestSilentEagerPeerIsDemoted(t *testing.T) {
+	n := newTestNet(t, 3, 0)
+	cfg := gossip.DefaultConfig()
+	cfg.Strategy = gossip.Plumtree
+	honest := ids(1, 6)
+	for _, id := range honest {
+		n.add(id, cfg, DefaultParams())
+	}
+	n.ring(honest)
+	const hole = 55
+	n.raw[hole] = true
+	n.link(hole, 1)
+	k := 0
+	n.burst = func(n *testNet) {
+		for range 20 {
+			k++
+			n.publish(honest[k%len(honest)], fmt.Sprintf("m%d", k))
+		}
+	}
+	n.run(45 * time.Second)
+	g := n.nodes[1]
+	if st := g.Stats(); st.Demotions == 0 {
+		t.Fatalf("the black hole was never demoted: %+v, score %v", st, g.Score(hole, n.now))
+	}
+	// Demoted, it got a PRUNE and now gets announcements, not payload.
+	var prune bool
+	for _, f := range n.toRaw[hole] {
+		prune = prune || (f.f.Ctl != nil && f.f.Ctl.Kind == wire.FramePrune)
+	}
+	if !prune {
+		t.Fatalf("no PRUNE sent to the demoted peer")
+	}
+	before := len(n.toRaw[hole])
+	n.run(5 * time.Second)
+	for _, f := range n.toRaw[hole][before:] {
+		if f.f.Msg != nil {
+			t.Fatalf("payload pushed to a peer demoted from the eager set")
+		}
+	}
+	if s := g.Score(hole, n.now); s < DefaultThresholds().Gossip {
+		t.Fatalf("a silent peer scores %v: below the gossip threshold on P3 alone", s)
+	}
+}
+
+// TestHonestLossyMeshBansNoOne is the honest worst case the default
+// thresholds are set against: 24 nodes, 20% of every frame lost, bursts of
+// 200 messages a second from random publishers, for 90 virtual seconds,
+// with every router. Nobody may be disconnected, graylisted or lose
+// gossip; the lowest score seen is logged (README, "Peer scoring").
+func TestHonestLossyMeshBansNoOne(t *testing.T) {
+	for _, st := range []gossip.Strategy{gossip.Flood, gossip.Plumtree, gossip.Lazy} {
+		t.Run(string(st), func(t *testing.T) {
+			t.Parallel()
+			n := newTestNet(t, 4, 0.2)
+			cfg := gossip.DefaultConfig()
+			cfg.Strategy = st
+			all := ids(1, 24)
+			for _, id := range all {
+				n.add(id, cfg, DefaultParams())
+			}
+			n.ring(all)
+			k := 0
+			lowest, worst := 0.0, Terms{}
+			n.burst = func(n *testNet) {
+				for range 200 {
+					k++
+					n.publish(all[n.rng.IntN(len(all))], fmt.Sprintf("m%d", k))
+				}
+				for _, id := range all {
+					for _, ps := range n.nodes[id].Scores(n.now) {
+						if ps.Score < lowest {
+							lowest, worst = ps.Score, n.nodes[id].Book().Terms(ps.Peer, n.now)
+						}
+					}
+				}
+			}
+			n.run(90 * time.Second)
+			if len(n.cuts) != 0 {
+				t.Fatalf("honest peers disconnected: %+v", n.cuts)
+			}
+			for _, id := range all {
+				st := n.nodes[id].Stats()
+				if st.Graylisted != 0 || st.GossipDropped != 0 {
+					t.Errorf("node %v: %+v", id, st)
+				}
+			}
+			t.Logf("%s: lowest score %.2f (%+v) over %d messages, %d frames", st, lowest, worst, k, n.frames)
+			if lowest < DefaultThresholds().Gossip/4 {
+				t.Errorf("lowest honest score %.2f: within 4x of the gossip threshold %v", lowest, DefaultThresholds().Gossip)
+			}
+		})
+	}
+}
