@@ -101,3 +101,23 @@ func (s *Sim) stepForeign(e *event, m *wire.Message) {
 		s.handle(int(e.to))
 	}
 }
+
+// LinksUp brings every link of the overlay up at virtual time 0, as a
+// cold boot does: each node hears PeerUp for each of its peers, in an
+// order drawn from the network's source (the order in which links come
+// up decides, for instance, a lazy-push node's first eager peers), and
+// what it sends goes out at time 0. It is for nodes built without their
+// peers (NewWith), whose decorators (a scoring guard) learn of links only
+// through PeerUp. Call it once, before Run.
+func (s *Sim) LinksUp() {
+	var order []wire.NodeID
+	for i := range s.n {
+		order = append(order[:0], s.graph.Peers(i)...)
+		s.net.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
+		p := s.node(uint32(i))
+		for _, q := range order {
+			p.PeerUp(0, q, &s.out)
+		}
+		s.handle(i)
+	}
+}

@@ -1,0 +1,289 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"gossipmesh/gossip"
+	"gossipmesh/score"
+	"gossipmesh/wire"
+)
+
+// Scenario is one run with honest nodes and sybils on a SybilSpec overlay:
+// honest nodes run the gossip core (inside a scoring guard when Defences
+// is set), sybils run what Attack makes of a core. Honest nodes
+// 0..Publishers−1 publish in turn, Rate messages a second between them,
+// for Duration of virtual time; the run goes on for Drain after that, and
+// what has not arrived by then has not arrived. Start from a scenario of
+// the byzantine or testbed experiment and change what you need.
+type Scenario struct {
+	// Name labels the scenario in tables.
+	Name string
+	// Overlay is the topology: honest nodes, sybils and their links.
+	Overlay SybilSpec
+	// Gossip configures every core, honest and sybil alike (a sybil's
+	// core is what it wraps: it behaves like an honest node until its
+	// attack says otherwise).
+	Gossip gossip.Config
+	// Latency is every link's delay.
+	Latency Latency
+	// Seed seeds the overlay, the network and every node.
+	Seed uint64
+	// Publishers, Rate and Duration are the publishing schedule: honest
+	// nodes 0..Publishers−1 publish in turn, one message every 1/Rate
+	// seconds, for Duration (so Rate × Duration messages).
+	Publishers int
+	Rate       float64
+	Duration   time.Duration
+	// Drain is how long the run goes on after the last publish.
+	Drain time.Duration
+	// Defences wraps every honest core in a score.Guard with Score (the
+	// signing policy is Gossip's).
+	Defences bool
+	Score    score.Params
+	// Attack, when set, makes sybil node i's protocol out of its core (an
+	// adversary.Node around it). Nil: sybils are plain cores, honest in
+	// all but name, which is the baseline.
+	Attack func(i int, core gossip.Protocol, rng *rand.Rand) gossip.Protocol
+}
+
+// Messages is how many messages the schedule publishes.
+func (sc *Scenario) Messages() int { return int(math.Round(sc.Rate * sc.Duration.Seconds())) }
+
+// Validate reports a scenario that cannot run.
+func (sc *Scenario) Validate() error {
+	if err := sc.Overlay.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case sc.Publishers < 1 || sc.Publishers > sc.Overlay.Honest:
+		return fmt.Errorf("sim: scenario %s: publishers must be in 1..%d honest nodes, got %d", sc.Name, sc.Overlay.Honest, sc.Publishers)
+	case !(sc.Rate > 0) || sc.Rate > 1e6:
+		return fmt.Errorf("sim: scenario %s: rate must be in (0, 1e6] messages/s, got %v", sc.Name, sc.Rate)
+	case sc.Messages() < 1:
+		return fmt.Errorf("sim: scenario %s: %v at %v/s publishes nothing", sc.Name, sc.Duration, sc.Rate)
+	case sc.Drain < 0:
+		return fmt.Errorf("sim: scenario %s: drain must not be negative, got %v", sc.Name, sc.Drain)
+	}
+	if sc.Defences {
+		if err := sc.Score.Validate(); err != nil {
+			return fmt.Errorf("sim: scenario %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// ScenarioResult is what a scenario measured at the honest nodes.
+type ScenarioResult struct {
+	Scenario string `json:"scenario"`
+	Defences bool   `json:"defences"`
+	Honest   int    `json:"honest"`
+	Sybils   int    `json:"sybils"`
+	Seed     uint64 `json:"seed"`
+	// Messages is how many honest messages were published.
+	Messages int `json:"messages"`
+	// HonestDelivery is the fraction of them that reached every honest
+	// node (with the body its publisher sent) by the end of the run.
+	HonestDelivery float64 `json:"honest_delivery"`
+	// Reach is the fraction of (message, honest node other than its
+	// publisher) pairs delivered.
+	Reach float64 `json:"reach"`
+	// P50MS, P99MS and MaxMS are latencies from publish to first receipt
+	// over every honest delivery (publishers' own left out), in
+	// milliseconds, to the millisecond.
+	P50MS float64 `json:"p50_ms"`
+	P99MS float64 `json:"p99_ms"`
+	MaxMS float64 `json:"max_ms"`
+	// Harm done at honest nodes: deliveries of a copy of an honest
+	// message with another body, origin, sequence or publish time
+	// (tampered), of a message claiming an honest origin that it never
+	// published (forged), and second deliveries of one message
+	// (replayed). Sybil messages delivered (their own publishes, spam
+	// included) are counted apart: they are valid, and not harm.
+	TamperedAccepted int64 `json:"tampered_accepted"`
+	ForgedAccepted   int64 `json:"forged_accepted"`
+	ReplayedAccepted int64 `json:"replayed_accepted"`
+	SybilDelivered   int64 `json:"sybil_delivered"`
+	// Rejected counts messages honest nodes rejected (EventRejected).
+	Rejected int64 `json:"rejected"`
+	// SybilsBanned is how many sybils at least one honest node banned;
+	// HonestBanned how many honest nodes another honest node banned
+	// (false positives). Both 0 without defences.
+	SybilsBanned int `json:"sybils_banned"`
+	HonestBanned int `json:"honest_banned"`
+	// Partial marks a run stopped early.
+	Partial bool `json:"partial,omitempty"`
+}
+
+// latencyBuckets is the latency histogram's range: 1 ms buckets up to
+// five minutes, the longest a run drains, and one for anything later.
+const latencyBuckets = 300_000
+
+// honestObserver classifies every event at honest nodes.
+type honestObserver struct {
+	honest int
+	// Honest messages in publish order: their canonical copy and time.
+	ids   map[wire.MsgID]int
+	canon []*wire.Message
+	pubAt []int64
+	pub   []int    // publisher of each
+	got   []bitset // the honest nodes each reached
+	reach []int32  // how many, publisher included
+	hist  []int64  // latency histogram, 1 ms buckets
+	res   *ScenarioResult
+}
+
+func (o *honestObserver) event(node int, at int64, ev *gossip.Event) {
+	if node >= o.honest || ev.Msg == nil {
+		return
+	}
+	m := ev.Msg
+	switch ev.Kind {
+	case gossip.EventPublished:
+		o.ids[m.ID] = len(o.canon)
+		o.canon = append(o.canon, m)
+		o.pubAt = append(o.pubAt, at)
+		o.pub = append(o.pub, node)
+		b := newBitset(o.honest)
+		b.set(uint32(node))
+		o.got = append(o.got, b)
+		o.reach = append(o.reach, 1)
+	case gossip.EventDelivered:
+		b, ok := o.ids[m.ID]
+		switch {
+		case !ok && int(m.Origin) >= 1 && int(m.Origin) <= o.honest:
+			o.res.ForgedAccepted++
+		case !ok:
+			o.res.SybilDelivered++
+		case !sameMessage(o.canon[b], m):
+			o.res.TamperedAccepted++
+		case o.got[b].has(uint32(node)):
+			o.res.ReplayedAccepted++
+		default:
+			o.got[b].set(uint32(node))
+			o.reach[b]++
+			o.hist[min((at-o.pubAt[b])/int64(time.Millisecond), latencyBuckets)]++
+		}
+	case gossip.EventRejected:
+		o.res.Rejected++
+	}
+}
+
+// sameMessage reports whether b is a faithful copy of a: everything the
+// origin signs is the same.
+func sameMessage(a, b *wire.Message) bool {
+	return a == b || a.ID == b.ID && a.Origin == b.Origin && a.Seq == b.Seq && a.PublishedAt == b.PublishedAt && bytes.Equal(a.Body, b.Body)
+}
+
+// quantileMS is the q quantile of the histogram, in ms, NaN when empty.
+func quantileMS(hist []int64, q float64) float64 {
+	var total int64
+	for _, c := range hist {
+		total += c
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	need := int64(math.Ceil(q * float64(total)))
+	var run int64
+	for i, c := range hist {
+		if run += c; run >= max(need, 1) {
+			return float64(i)
+		}
+	}
+	return float64(len(hist) - 1)
+}
+
+// RunScenario runs sc and measures it. When ctx is cancelled it returns
+// what it measured so far, marked partial.
+func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
+	if err := sc.Validate(); err != nil {
+		return nil, err
+	}
+	g, err := SybilGraph(sc.Overlay, rand.New(rand.NewPCG(sc.Seed, topoStream)))
+	if err != nil {
+		return nil, err
+	}
+	sh, err := gossip.Share(sc.Gossip)
+	if err != nil {
+		return nil, fmt.Errorf("sim: scenario %s: %w", sc.Name, err)
+	}
+	h := sc.Overlay.Honest
+	cfg := DefaultConfig()
+	cfg.Graph = g
+	cfg.Gossip = sc.Gossip
+	cfg.Latency = sc.Latency
+	cfg.Seed = sc.Seed
+	cfg.Broadcasts = sc.Messages()
+	cfg.Interval = max(time.Duration(float64(time.Second)/sc.Rate), 1)
+	guards := make([]*score.Guard, h)
+	var buildErr error
+	s, err := NewWith(cfg, func(i int, _ []wire.NodeID, rng *rand.Rand) gossip.Protocol {
+		c := gossip.NewShared(sh, wire.NodeID(i)+1, rng)
+		switch {
+		case i < h && sc.Defences:
+			gd, err := score.NewGuard(c, sc.Score)
+			if err != nil {
+				buildErr = err
+				return c
+			}
+			guards[i] = gd
+			return gd
+		case i >= h && sc.Attack != nil:
+			return sc.Attack(i, c, rng)
+		}
+		return c
+	})
+	if err == nil {
+		err = buildErr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sim: scenario %s: %w", sc.Name, err)
+	}
+	res := &ScenarioResult{Scenario: sc.Name, Defences: sc.Defences, Honest: h, Sybils: sc.Overlay.Sybils, Seed: sc.Seed}
+	obs := &honestObserver{honest: h, ids: map[wire.MsgID]int{}, hist: make([]int64, latencyBuckets+1), res: res}
+	s.SetPublishers(func(b int) int { return b % sc.Publishers })
+	s.Open(obs.event)
+	end := int64(cfg.Interval)*int64(cfg.Broadcasts-1) + int64(sc.Drain)
+	s.StopAt(end)
+	s.LinksUp()
+	r, err := s.Run(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("sim: scenario %s: %w", sc.Name, err)
+	}
+	res.Partial = r.Partial
+	res.Messages = len(obs.canon)
+	var all, pairs int64
+	for _, n := range obs.reach {
+		if int(n) == h {
+			all++
+		}
+		pairs += int64(n) - 1
+	}
+	if res.Messages > 0 {
+		res.HonestDelivery = float64(all) / float64(res.Messages)
+		res.Reach = float64(pairs) / (float64(res.Messages) * float64(h-1))
+	}
+	res.P50MS, res.P99MS, res.MaxMS = quantileMS(obs.hist, 0.5), quantileMS(obs.hist, 0.99), quantileMS(obs.hist, 1)
+	bannedBy := map[wire.NodeID]bool{}
+	for _, gd := range guards {
+		if gd == nil {
+			continue
+		}
+		for _, b := range gd.Bans(end) {
+			bannedBy[b.Peer] = true
+		}
+	}
+	for p := range bannedBy {
+		if int(p) <= h {
+			res.HonestBanned++
+		} else {
+			res.SybilsBanned++
+		}
+	}
+	return res, nil
+}
