@@ -8,51 +8,84 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"gossipmesh/adversary"
 	"gossipmesh/gossip"
 	"gossipmesh/score"
 	"gossipmesh/wire"
 )
 
-// Scenario is one run with honest nodes and sybils on a SybilSpec overlay:
-// honest nodes run the gossip core (inside a scoring guard when Defences
-// is set), sybils run what Attack makes of a core. Honest nodes
-// 0..Publishers−1 publish in turn, Rate messages a second between them,
-// for Duration of virtual time; the run goes on for Drain after that, and
-// what has not arrived by then has not arrived. Start from a scenario of
-// the byzantine or testbed experiment and change what you need.
+// Scenario is one run with honest nodes and sybils: honest nodes run the
+// gossip core (inside a scoring guard, with strict signing, when Defences
+// is set), sybils run an adversary.Node around a core. Honest nodes
+// 0..Publishers−1 publish in turn: CalmRate messages a second for Calm,
+// then Rate a second for Duration; the run goes on for Drain after the
+// last publish, and what has not arrived by then has not arrived. Only
+// the messages published after Calm are measured. Start from a scenario
+// of the byzantine or testbed experiment and change what you need.
 type Scenario struct {
 	// Name labels the scenario in tables.
 	Name string
 	// Overlay is the topology: honest nodes, sybils and their links.
 	Overlay SybilSpec
+	// Mixed, when set, replaces Overlay's links by one random undirected
+	// graph of mean degree Overlay.Degree over every node, honest or not,
+	// so that the adversaries sit at random places with ordinary degrees
+	// (Overlay.SybilLinks and Targets are then unused).
+	Mixed bool
 	// Gossip configures every core, honest and sybil alike (a sybil's
 	// core is what it wraps: it behaves like an honest node until its
-	// attack says otherwise).
+	// modes say otherwise). Its signing policy and Auth are set from
+	// Defences.
 	Gossip gossip.Config
 	// Latency is every link's delay.
 	Latency Latency
 	// Seed seeds the overlay, the network and every node.
 	Seed uint64
-	// Publishers, Rate and Duration are the publishing schedule: honest
+	// Publishers, Rate and Duration are the measured publishing: honest
 	// nodes 0..Publishers−1 publish in turn, one message every 1/Rate
 	// seconds, for Duration (so Rate × Duration messages).
 	Publishers int
 	Rate       float64
 	Duration   time.Duration
+	// Calm, when positive, comes first: CalmRate messages a second for
+	// Calm, during which the sybils behave (their modes are off), then
+	// they all attack at once (covert flash). Calm messages are not
+	// measured.
+	Calm     time.Duration
+	CalmRate float64
 	// Drain is how long the run goes on after the last publish.
 	Drain time.Duration
-	// Defences wraps every honest core in a score.Guard with Score (the
-	// signing policy is Gossip's).
+	// Modes is what every sybil does (after Calm). Empty: sybils are
+	// plain cores, honest in all but name, which is the baseline.
+	Modes adversary.Modes
+	// Defences turns on strict signing (the simulator's signature model,
+	// gossip.ModelAuth) and wraps every honest core in a score.Guard with
+	// Score. Off: signing none and no guard.
 	Defences bool
 	Score    score.Params
-	// Attack, when set, makes sybil node i's protocol out of its core (an
-	// adversary.Node around it). Nil: sybils are plain cores, honest in
-	// all but name, which is the baseline.
-	Attack func(i int, core gossip.Protocol, rng *rand.Rand) gossip.Protocol
 }
 
-// Messages is how many messages the schedule publishes.
+// Messages is how many messages the measured schedule publishes.
 func (sc *Scenario) Messages() int { return int(math.Round(sc.Rate * sc.Duration.Seconds())) }
+
+// calmMessages is how many the calm phase publishes.
+func (sc *Scenario) calmMessages() int {
+	if sc.Calm <= 0 {
+		return 0
+	}
+	return int(math.Round(sc.CalmRate * sc.Calm.Seconds()))
+}
+
+// publishTime is the virtual time of message b (calm ones first).
+func (sc *Scenario) publishTime(b int) int64 {
+	if k := sc.calmMessages(); b < k {
+		return int64(float64(b) / sc.CalmRate * 1e9)
+	} else if k > 0 {
+		b -= k
+		return int64(sc.Calm) + int64(float64(b)/sc.Rate*1e9)
+	}
+	return int64(float64(b) / sc.Rate * 1e9)
+}
 
 // Validate reports a scenario that cannot run.
 func (sc *Scenario) Validate() error {
@@ -66,8 +99,15 @@ func (sc *Scenario) Validate() error {
 		return fmt.Errorf("sim: scenario %s: rate must be in (0, 1e6] messages/s, got %v", sc.Name, sc.Rate)
 	case sc.Messages() < 1:
 		return fmt.Errorf("sim: scenario %s: %v at %v/s publishes nothing", sc.Name, sc.Duration, sc.Rate)
+	case sc.Calm < 0 || sc.Calm > 0 && !(sc.CalmRate > 0 && sc.CalmRate <= 1e6):
+		return fmt.Errorf("sim: scenario %s: a calm phase needs a duration ≥ 0 and a rate in (0, 1e6], got %v at %v/s", sc.Name, sc.Calm, sc.CalmRate)
 	case sc.Drain < 0:
 		return fmt.Errorf("sim: scenario %s: drain must not be negative, got %v", sc.Name, sc.Drain)
+	case sc.Mixed && sc.Overlay.Degree >= sc.Overlay.Honest+sc.Overlay.Sybils:
+		return fmt.Errorf("sim: scenario %s: degree %d needs more nodes", sc.Name, sc.Overlay.Degree)
+	}
+	if err := sc.Modes.Validate(); err != nil {
+		return fmt.Errorf("sim: scenario %s: %w", sc.Name, err)
 	}
 	if sc.Defences {
 		if err := sc.Score.Validate(); err != nil {
@@ -75,6 +115,47 @@ func (sc *Scenario) Validate() error {
 		}
 	}
 	return nil
+}
+
+// flash is a sybil that behaves until at, then switches its adversary on
+// with modes: the covert flash attack. It asks for a tick at the switch,
+// so that a rate mode (spam) starts on time even on an idle node.
+type flash struct {
+	*adversary.Node
+	at    int64
+	modes adversary.Modes
+}
+
+func (f *flash) arm(now int64) {
+	if f.modes != nil && now >= f.at {
+		f.Node.SetModes(f.modes)
+		f.modes = nil
+	}
+}
+
+func (f *flash) Step(now int64, from wire.NodeID, fr gossip.Frame, out *gossip.Output) {
+	f.arm(now)
+	f.Node.Step(now, from, fr, out)
+}
+
+func (f *flash) Tick(now int64, out *gossip.Output) {
+	f.arm(now)
+	f.Node.Tick(now, out)
+}
+
+func (f *flash) Publish(now int64, body []byte, out *gossip.Output) (*wire.Message, error) {
+	f.arm(now)
+	return f.Node.Publish(now, body, out)
+}
+
+func (f *flash) NextTick() int64 { return f.next(f.Node.NextTick()) }
+func (f *flash) NextWake() int64 { return f.next(f.Node.NextWake()) }
+
+func (f *flash) next(t int64) int64 {
+	if f.modes != nil && (t == 0 || f.at < t) {
+		return f.at
+	}
+	return t
 }
 
 // ScenarioResult is what a scenario measured at the honest nodes.
@@ -108,6 +189,10 @@ type ScenarioResult struct {
 	ForgedAccepted   int64 `json:"forged_accepted"`
 	ReplayedAccepted int64 `json:"replayed_accepted"`
 	SybilDelivered   int64 `json:"sybil_delivered"`
+	// Injected is how many messages the sybils made up or altered
+	// (adversary.Stats: tampered, forged, replayed and spammed), the
+	// count the accepted ones are out of.
+	Injected int64 `json:"injected"`
 	// Rejected counts messages honest nodes rejected (EventRejected).
 	Rejected int64 `json:"rejected"`
 	// SybilsBanned is how many sybils at least one honest node banned;
@@ -134,6 +219,7 @@ type honestObserver struct {
 	got   []bitset // the honest nodes each reached
 	reach []int32  // how many, publisher included
 	hist  []int64  // latency histogram, 1 ms buckets
+	skip  int      // the first skip messages (calm) are not measured
 	res   *ScenarioResult
 }
 
@@ -166,7 +252,9 @@ func (o *honestObserver) event(node int, at int64, ev *gossip.Event) {
 		default:
 			o.got[b].set(uint32(node))
 			o.reach[b]++
-			o.hist[min((at-o.pubAt[b])/int64(time.Millisecond), latencyBuckets)]++
+			if b >= o.skip {
+				o.hist[min((at-o.pubAt[b])/int64(time.Millisecond), latencyBuckets)]++
+			}
 		}
 	case gossip.EventRejected:
 		o.res.Rejected++
@@ -204,23 +292,36 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
-	g, err := SybilGraph(sc.Overlay, rand.New(rand.NewPCG(sc.Seed, topoStream)))
-	if err != nil {
-		return nil, err
+	topo := rand.New(rand.NewPCG(sc.Seed, topoStream))
+	var g *Graph
+	if sc.Mixed {
+		g = Undirected(sc.Overlay.Honest+sc.Overlay.Sybils, sc.Overlay.Degree, topo)
+	} else {
+		var err error
+		if g, err = SybilGraph(sc.Overlay, topo); err != nil {
+			return nil, err
+		}
 	}
-	sh, err := gossip.Share(sc.Gossip)
+	gc := sc.Gossip
+	gc.Signing, gc.Auth = gossip.SigningNone, nil
+	if sc.Defences {
+		gc.Signing, gc.Auth = gossip.SigningStrict, gossip.NewModelAuth(sc.Seed)
+	}
+	sh, err := gossip.Share(gc)
 	if err != nil {
 		return nil, fmt.Errorf("sim: scenario %s: %w", sc.Name, err)
 	}
 	h := sc.Overlay.Honest
 	cfg := DefaultConfig()
 	cfg.Graph = g
-	cfg.Gossip = sc.Gossip
+	cfg.Gossip = gc
 	cfg.Latency = sc.Latency
 	cfg.Seed = sc.Seed
-	cfg.Broadcasts = sc.Messages()
+	calm := sc.calmMessages()
+	cfg.Broadcasts = calm + sc.Messages()
 	cfg.Interval = max(time.Duration(float64(time.Second)/sc.Rate), 1)
 	guards := make([]*score.Guard, h)
+	advs := make([]*adversary.Node, 0, sc.Overlay.Sybils)
 	var buildErr error
 	s, err := NewWith(cfg, func(i int, _ []wire.NodeID, rng *rand.Rand) gossip.Protocol {
 		c := gossip.NewShared(sh, wire.NodeID(i)+1, rng)
@@ -233,8 +334,15 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 			}
 			guards[i] = gd
 			return gd
-		case i >= h && sc.Attack != nil:
-			return sc.Attack(i, c, rng)
+		case i >= h && len(sc.Modes) > 0:
+			if calm > 0 {
+				a := adversary.Wrap(c, nil, rng)
+				advs = append(advs, a)
+				return &flash{Node: a, at: int64(sc.Calm), modes: sc.Modes}
+			}
+			a := adversary.Wrap(c, sc.Modes, rng)
+			advs = append(advs, a)
+			return a
 		}
 		return c
 	})
@@ -247,8 +355,10 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 	res := &ScenarioResult{Scenario: sc.Name, Defences: sc.Defences, Honest: h, Sybils: sc.Overlay.Sybils, Seed: sc.Seed}
 	obs := &honestObserver{honest: h, ids: map[wire.MsgID]int{}, hist: make([]int64, latencyBuckets+1), res: res}
 	s.SetPublishers(func(b int) int { return b % sc.Publishers })
+	s.SetPublishTimes(sc.publishTime)
+	obs.skip = calm
 	s.Open(obs.event)
-	end := int64(cfg.Interval)*int64(cfg.Broadcasts-1) + int64(sc.Drain)
+	end := sc.publishTime(cfg.Broadcasts-1) + int64(sc.Drain)
 	s.StopAt(end)
 	s.LinksUp()
 	r, err := s.Run(ctx)
@@ -256,9 +366,9 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 		return nil, fmt.Errorf("sim: scenario %s: %w", sc.Name, err)
 	}
 	res.Partial = r.Partial
-	res.Messages = len(obs.canon)
+	res.Messages = max(0, len(obs.canon)-calm)
 	var all, pairs int64
-	for _, n := range obs.reach {
+	for _, n := range obs.reach[min(calm, len(obs.reach)):] {
 		if int(n) == h {
 			all++
 		}
@@ -269,6 +379,10 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 		res.Reach = float64(pairs) / (float64(res.Messages) * float64(h-1))
 	}
 	res.P50MS, res.P99MS, res.MaxMS = quantileMS(obs.hist, 0.5), quantileMS(obs.hist, 0.99), quantileMS(obs.hist, 1)
+	for _, a := range advs {
+		st := a.Stats()
+		res.Injected += int64(st.Tampered + st.Forged + st.Replayed + st.Spammed)
+	}
 	bannedBy := map[wire.NodeID]bool{}
 	for _, gd := range guards {
 		if gd == nil {

@@ -149,6 +149,8 @@ type Sim struct {
 	// the virtual time the run stops at (StopAt).
 	opened *openRun
 	until  int64
+	// publishAt replaces b × Interval as broadcast b's time (open.go).
+	publishAt func(b int) int64
 }
 
 // flight is one broadcast in the air: its figures, the nodes it reached
@@ -696,7 +698,7 @@ func (s *Sim) publish(b int) error {
 	copy(body, idx[:])
 	s.published++
 	if s.cfg.Interval > 0 && s.published < s.cfg.Broadcasts {
-		s.pushPublish(s.published, int64(s.published)*int64(s.cfg.Interval))
+		s.pushPublish(s.published, s.publishTime(s.published))
 	}
 	m, err := s.node(uint32(p)).Publish(s.now, body, &s.out)
 	if err != nil {

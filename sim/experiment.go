@@ -25,7 +25,7 @@ const (
 
 // Experiments lists the named experiments.
 func Experiments() []string {
-	return []string{ExperimentLesson, ExperimentSlot, ExperimentPlumtree}
+	return []string{ExperimentLesson, ExperimentSlot, ExperimentPlumtree, ExperimentByzantine, ExperimentTestbed}
 }
 
 // ExperimentConfig sizes a named experiment. Zero fields take the
@@ -46,6 +46,12 @@ type ExperimentConfig struct {
 	Seed uint64
 	// Progress, if set, gets the fraction done.
 	Progress func(float64)
+	// Workers is how many scenarios the byzantine and testbed experiments
+	// run at once; it never changes their output. Default 0: GOMAXPROCS.
+	Workers int
+	// Testbed scales the testbed experiment (zero fields: the paper's
+	// size); Nodes, when set, is its honest nodes.
+	Testbed TestbedSize
 }
 
 func (e ExperimentConfig) withDefaults() ExperimentConfig {
@@ -84,6 +90,9 @@ type Experiment struct {
 	// Plumtree is the plumtree experiment's result (its rows do not fit
 	// ExperimentRow); nil for the others.
 	Plumtree *PlumtreeExperiment
+	// Byzantine is the byzantine or testbed experiment's result; nil for
+	// the others.
+	Byzantine *ByzantineExperiment
 	// Partial marks an experiment stopped early.
 	Partial bool
 }
@@ -99,6 +108,20 @@ type setup struct {
 // the rows done so far, the last one partial (or left out if it had not
 // finished a broadcast).
 func RunExperiment(ctx context.Context, name string, ec ExperimentConfig) (*Experiment, error) {
+	switch name {
+	case ExperimentByzantine:
+		sizes := ByzantineSizes
+		if ec.Nodes > 0 {
+			sizes = []int{ec.Nodes}
+		}
+		return runByzantineExperiment(ctx, ec.withDefaults(), sizes)
+	case ExperimentTestbed:
+		size := ec.Testbed
+		if ec.Nodes > 0 {
+			size.Honest = ec.Nodes
+		}
+		return runTestbedExperiment(ctx, ec.withDefaults(), size)
+	}
 	ec = ec.withDefaults()
 	if name == ExperimentPlumtree {
 		return runPlumtreeExperiment(ctx, ec)
@@ -244,6 +267,9 @@ func (e *Experiment) WriteJSON(w io.Writer) error {
 	if e.Plumtree != nil {
 		return e.Plumtree.writeJSON(w)
 	}
+	if e.Byzantine != nil {
+		return e.Byzantine.writeJSON(w)
+	}
 	for _, t := range e.Tables {
 		for _, row := range t {
 			data, err := json.Marshal(row)
@@ -273,6 +299,10 @@ func (e *Experiment) WriteMarkdown(w io.Writer) error {
 		ew.printf("**PARTIAL: stopped early; the last row is incomplete.**\n\n")
 	}
 	switch e.Name {
+	case ExperimentByzantine, ExperimentTestbed:
+		if e.Byzantine != nil {
+			e.Byzantine.writeMarkdown(ew)
+		}
 	case ExperimentPlumtree:
 		if e.Plumtree != nil {
 			e.Plumtree.writeMarkdown(ew)

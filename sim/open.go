@@ -31,6 +31,20 @@ type openRun struct {
 	onEvent     func(node int, at int64, ev *gossip.Event)
 }
 
+// SetPublishTimes makes f give the virtual time of each broadcast after
+// the first (which is at 0) instead of b × Config.Interval, for a run
+// whose publishing rate changes (a calm phase, then an attack). Times
+// must not go down. It applies when Interval is set. Default nil.
+func (s *Sim) SetPublishTimes(f func(b int) int64) { s.publishAt = f }
+
+// publishTime is when broadcast b is published, when Interval is set.
+func (s *Sim) publishTime(b int) int64 {
+	if s.publishAt != nil {
+		return max(s.publishAt(b), s.now)
+	}
+	return int64(b) * int64(s.cfg.Interval)
+}
+
 // Open makes s an open run (see openRun): messages that are not faithful
 // copies of what the simulator published travel too, and every event any
 // node reports goes to f (node index, virtual time, event), in
