@@ -145,7 +145,7 @@ func byzantineScenario(n int, kind string, pct int, seed uint64, defences bool) 
 		sc.Mixed = false
 		sc.Overlay.SybilLinks = ByzantineDegree / 2
 		sc.Overlay.Targets = []int{t}
-		sc.Overlay.TargetsOutbound = true
+		eclipseSlots(&sc.Overlay, defences)
 	default:
 		mode = kind
 	}
@@ -155,6 +155,19 @@ func byzantineScenario(n int, kind string, pct int, seed uint64, defences bool) 
 	}
 	sc.Modes = ms
 	return sc, nil
+}
+
+// eclipseSlots sets what an eclipse's targets keep of their honest links.
+// A node's links are slots that whoever connects first takes; sybils that
+// surround a target connect first. With the defences on, a node keeps a
+// quota of outbound links it dialled itself (the runtime's defence
+// against eclipse through inbound connections): the target keeps its
+// own Degree/2 honest picks. With them off nothing reserves a slot, and
+// the sybils hold them all: the target keeps no honest link. The
+// simulator's overlay is static, so this is how the quota enters it.
+func eclipseSlots(sp *SybilSpec, defences bool) {
+	sp.TargetsOutbound = defences
+	sp.TargetsCut = !defences
 }
 
 // The testbed's setup: gossipsub v1.1's evaluation.
@@ -236,7 +249,7 @@ func testbedScenario(name string, size TestbedSize, seed uint64, defences bool) 
 		t := h - 1
 		sc.Overlay.SybilLinks = 0
 		sc.Overlay.Targets = []int{t}
-		sc.Overlay.TargetsOutbound = true
+		eclipseSlots(&sc.Overlay, defences)
 		mode = "eclipse=" + idOf(t).String()
 	case "eclipse-publishers":
 		// Sybils surround the publishers, blackholing what they get.
@@ -246,7 +259,7 @@ func testbedScenario(name string, size TestbedSize, seed uint64, defences bool) 
 			sc.Overlay.Targets[i] = i
 		}
 		sc.Overlay.TargetLinks = TestbedTargetLinks
-		sc.Overlay.TargetsOutbound = true
+		eclipseSlots(&sc.Overlay, defences)
 		mode = "blackhole"
 	case "censorship":
 		// Sybils everywhere drop every message of one publisher.
@@ -370,7 +383,7 @@ func runByzantineExperiment(ctx context.Context, ec ExperimentConfig, sizes []in
 		return nil, err
 	}
 	be := &ByzantineExperiment{Name: ExperimentByzantine, Rows: rows,
-		Setup: fmt.Sprintf("Overlay: one random undirected graph of mean degree %d, the adversaries at random places (eclipse: every adversary links to one target, which keeps only its %d outbound honest links, and to %d random honest nodes). Router: lazy push, D = 6, D_lazy = 6, heartbeat %v, no anti-entropy. Links %s. %d honest publishers, %d messages/s in all, for %v; the run drains %v more. Adversaries' rates are totals over all of them: forge %d/s, spam %d/s, spam-invalid %d/s; censor drops the first publisher's messages. Defences on: strict signing (the simulator's signature model) and peer scoring at score.DefaultParams; off: signing none, no scoring. Seed %d.",
+		Setup: fmt.Sprintf("Overlay: one random undirected graph of mean degree %d, the adversaries at random places (eclipse: every adversary links to one target and to %d random honest nodes; the target keeps its own %d outbound honest links with the defences on, the outbound quota, and none with them off). Router: lazy push, D = 6, D_lazy = 6, heartbeat %v, no anti-entropy. Links %s. %d honest publishers, %d messages/s in all, for %v; the run drains %v more. Adversaries' rates are totals over all of them: forge %d/s, spam %d/s, spam-invalid %d/s; censor drops the first publisher's messages. Defences on: strict signing (the simulator's signature model) and peer scoring at score.DefaultParams; off: signing none, no scoring. Seed %d.",
 			ByzantineDegree, ByzantineDegree/2, ByzantineDegree/2, ByzantineGossip().LazyHeartbeat, DefaultConfig().Latency, ByzantinePublishers, ByzantineRate, ByzantineDuration, ByzantineDrain,
 			ByzantineForgeRate, ByzantineSpamRate, ByzantineInvalidRate, ec.Seed)}
 	return &Experiment{Name: ExperimentByzantine, Config: ec, Byzantine: be, Partial: partial}, nil
@@ -397,7 +410,7 @@ func runTestbedExperiment(ctx context.Context, ec ExperimentConfig, size Testbed
 		calm = size.Calm
 	}
 	be := &ByzantineExperiment{Name: ExperimentTestbed, Rows: rows,
-		Setup: fmt.Sprintf("%d honest nodes (%d publishers, the rest lurkers) and %d sybils. Honest nodes form a random graph of mean degree %d among themselves; each sybil links to %d random honest nodes (eclipse of one target: every sybil links to the target alone; of the publishers: each sybil to %d publishers; targets keep only their own %d outbound honest links). Router: lazy push, D = 6, D_lazy = 6, heartbeat %v, no anti-entropy. Links %s. %d messages/s from the publishers in turn for %v, measured; the run drains %v more. Covert flash: the sybils behave for %v while the publishers send %d messages/s, then all turn liar at once. Defences on: strict signing (the simulator's signature model) and peer scoring at score.DefaultParams; off: signing none, no scoring. Seed %d.",
+		Setup: fmt.Sprintf("%d honest nodes (%d publishers, the rest lurkers) and %d sybils. Honest nodes form a random graph of mean degree %d among themselves; each sybil links to %d random honest nodes (eclipse of one target: every sybil links to the target alone; of the publishers: each sybil to %d publishers; with the defences on, targets keep their own %d outbound honest links, the outbound quota, and none with them off). Router: lazy push, D = 6, D_lazy = 6, heartbeat %v, no anti-entropy. Links %s. %d messages/s from the publishers in turn for %v, measured; the run drains %v more. Covert flash: the sybils behave for %v while the publishers send %d messages/s, then all turn liar at once. Defences on: strict signing (the simulator's signature model) and peer scoring at score.DefaultParams; off: signing none, no scoring. Seed %d.",
 			sc.Overlay.Honest, sc.Publishers, sc.Overlay.Sybils, TestbedDegree, TestbedSybilLinks, TestbedTargetLinks, TestbedDegree/2,
 			ByzantineGossip().LazyHeartbeat, DefaultConfig().Latency, TestbedRate, sc.Duration, TestbedDrain, calm, TestbedCalmRate, ec.Seed)}
 	return &Experiment{Name: ExperimentTestbed, Config: ec, Byzantine: be, Partial: partial}, nil

@@ -383,6 +383,10 @@ type SybilSpec struct {
 	// have picked it pick another node, so the sybils hold every inbound
 	// slot a target has.
 	TargetsOutbound bool
+	// TargetsCut leaves the targets no honest link at all: the sybils hold
+	// every slot, inbound and outbound, as they do when a node keeps no
+	// outbound quota. It implies TargetsOutbound for the other nodes.
+	TargetsCut bool
 }
 
 // Validate reports a spec that cannot be built.
@@ -396,7 +400,7 @@ func (sp *SybilSpec) Validate() error {
 		return errors.New("sim: sybil overlay: sybils with no link to any honest node")
 	case uint64(sp.Honest)+uint64(sp.Sybils) > MaxNodes:
 		return fmt.Errorf("sim: sybil overlay of %d nodes is over %d", sp.Honest+sp.Sybils, MaxNodes)
-	case sp.TargetsOutbound && len(sp.Targets)*2 > sp.Honest:
+	case (sp.TargetsOutbound || sp.TargetsCut) && len(sp.Targets)*2 > sp.Honest:
 		return fmt.Errorf("sim: sybil overlay: %d outbound-only targets leave too few honest nodes (%d) to link to", len(sp.Targets), sp.Honest)
 	}
 	for _, t := range sp.Targets {
@@ -421,9 +425,13 @@ func SybilGraph(sp SybilSpec, rng *rand.Rand) (*Graph, error) {
 	if sp.TargetLinks > 0 && sp.TargetLinks < per {
 		per = sp.TargetLinks
 	}
+	outbound := sp.TargetsOutbound || sp.TargetsCut
 	off := make([]int, n+1)
 	for i := range n {
 		k := sp.Degree / 2
+		if i < h && target[i] && sp.TargetsCut {
+			k = 0
+		}
 		if i >= h {
 			k = sp.SybilLinks + per
 		}
@@ -434,7 +442,7 @@ func SybilGraph(sp SybilSpec, rng *rand.Rand) (*Graph, error) {
 		pick := out[off[i]:off[i+1]]
 		for {
 			pickDistinct(pick, i, h, rng)
-			if !sp.TargetsOutbound || target[i] || !slices.ContainsFunc(pick, func(t uint32) bool { return target[t] }) {
+			if !outbound || target[i] || !slices.ContainsFunc(pick, func(t uint32) bool { return target[t] }) {
 				break
 			}
 		}
