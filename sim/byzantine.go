@@ -89,7 +89,16 @@ func (sc *Scenario) publishTime(b int) int64 {
 
 // Validate reports a scenario that cannot run.
 func (sc *Scenario) Validate() error {
-	if err := sc.Overlay.Validate(); err != nil {
+	if sc.Mixed {
+		// One random graph: only the counts and the degree matter.
+		o := SybilSpec{Honest: sc.Overlay.Honest, Degree: sc.Overlay.Degree}
+		if err := o.Validate(); err != nil {
+			return err
+		}
+		if sc.Overlay.Sybils < 0 || uint64(sc.Overlay.Honest)+uint64(sc.Overlay.Sybils) > MaxNodes {
+			return fmt.Errorf("sim: scenario %s: %d sybils", sc.Name, sc.Overlay.Sybils)
+		}
+	} else if err := sc.Overlay.Validate(); err != nil {
 		return err
 	}
 	switch {

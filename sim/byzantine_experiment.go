@@ -455,8 +455,8 @@ func containsInt(s []int, v int) bool {
 	return false
 }
 
-// harm is the accepted tampered, forged and replayed copies of a row.
-func (r *ByzantineRow) harm() int64 {
+// harm is the tampered, forged and replayed copies honest nodes accepted.
+func (r *ScenarioResult) harm() int64 {
 	return r.TamperedAccepted + r.ForgedAccepted + r.ReplayedAccepted
 }
 
