@@ -353,4 +353,3 @@ func (m *testMesh) publishAll(from []wire.NodeID, count int, start int64, span t
 		m.publish(start+int64(span)*int64(i)/int64(count), id, body(i))
 	}
 }
-

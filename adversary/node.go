@@ -69,8 +69,10 @@ type Node struct {
 	// is asked through the inner's Peers method.
 	peers []wire.NodeID
 
-	// rate modes' schedules, one per rated kind.
+	// rate modes' schedules, one per rated kind; stop, when set, ends
+	// them (SetStop).
 	rates [kindEnd]rateState
+	stop  int64
 
 	// origins remembers who to impersonate, with the highest sequence
 	// seen from each.
@@ -161,6 +163,12 @@ func (n *Node) SetModes(ms Modes) {
 	n.rates = [kindEnd]rateState{}
 	n.lastSrc, n.lastTampered = nil, nil
 }
+
+// SetStop makes the rate modes (spam, spam-invalid, forge, replay) emit
+// nothing at or after virtual time t, 0 for never (the default). A driver
+// that runs until no work is left (the simulator) uses it to end a liar
+// that would otherwise keep it busy for ever.
+func (n *Node) SetStop(t int64) { n.stop = t }
 
 // Modes returns the modes in force (do not modify).
 func (n *Node) Modes() Modes { return n.modes }
@@ -291,7 +299,9 @@ func (n *Node) ownNext() int64 {
 	}
 	for k, r := range n.cfg.rate {
 		if st := &n.rates[k]; r > 0 && st.started {
-			t = earliest(t, st.at(st.done+1, r))
+			if at := st.at(st.done+1, r); n.stop == 0 || at < n.stop {
+				t = earliest(t, at)
+			}
 		}
 	}
 	return t
@@ -311,7 +321,7 @@ func (n *Node) emit(now int64, kind Kind, r float64, out *gossip.Output) {
 	}
 	limit := uint64(math.Ceil(r))
 	var sent uint64
-	for st.at(st.done+1, r) <= now {
+	for at := st.at(st.done+1, r); at <= now && (n.stop == 0 || at < n.stop); at = st.at(st.done+1, r) {
 		if sent == limit {
 			// Skip the backlog: the next emission is the first after now.
 			st.done = uint64(float64(now-st.start) * r / 1e9)

@@ -86,6 +86,12 @@ type Config struct {
 	// receive, send nor tick, and frames sent to them wait and are
 	// handled when they resume. Default: none (Fraction 0).
 	Pause Pause
+	// Adversaries makes fractions of the nodes, drawn from Seed, run
+	// adversary modes around their protocol (adversaries.go); the report
+	// then gives honest reach. Rate modes (spam, spam-invalid, forge,
+	// replay) need Interval and act from 0 to Broadcasts × Interval.
+	// Default none.
+	Adversaries Adversaries
 	// Broadcasts is how many messages are published, one after another,
 	// each from a random live node. Default 1.
 	Broadcasts int
@@ -205,6 +211,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Broadcasts < 1 {
 		return fmt.Errorf("sim: broadcasts must be at least 1, got %d", c.Broadcasts)
+	}
+	if len(c.Adversaries) > 0 {
+		if err := c.Adversaries.validateFor(c, n); err != nil {
+			return fmt.Errorf("sim: %w", err)
+		}
 	}
 	if c.Gap < 0 {
 		return fmt.Errorf("sim: gap must not be negative, got %v", c.Gap)

@@ -54,6 +54,8 @@ type Sim struct {
 	// fl is the fault layer (faults.go): the plan in force and the
 	// partition's sides; nil when the run injects no fault.
 	fl *faults
+	// adv is the run's adversaries (adversaries.go); nil without any.
+	adv *advState
 
 	now    int64
 	seq    uint32
@@ -157,12 +159,13 @@ type Sim struct {
 // and its slots by hop.
 type flight struct {
 	bstate
-	got      bitset   // the nodes it reached
-	hops     []uint32 // slot+1 of the copy at each hop, 0 for none yet
-	inFlight int64    // copies of it in flight
-	controls int64    // control frames counted toward it (control.go)
-	lastAt   int64    // time of its last first receipt
-	atHeal   []int    // nodes per side that held it at the partition's heal
+	got      bitset        // the nodes it reached
+	hops     []uint32      // slot+1 of the copy at each hop, 0 for none yet
+	inFlight int64         // copies of it in flight
+	controls int64         // control frames counted toward it (control.go)
+	lastAt   int64         // time of its last first receipt
+	atHeal   []int         // nodes per side that held it at the partition's heal
+	orig     *wire.Message // the message as published, for adversaries.go
 }
 
 type msgSlot struct {
@@ -277,6 +280,9 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 			}
 		}
 		s.horizon += int64(slices.Max(s.regionDelay))
+	}
+	if len(cfg.Adversaries) > 0 {
+		build = s.withAdversaries(build)
 	}
 	s.initNodes(build)
 	return s, nil
@@ -433,6 +439,9 @@ func (s *Sim) Run(ctx context.Context) (*Report, error) {
 	r.Partial = partial
 	r.Events = s.doneEvents
 	r.ControlUnattributed = s.ctlOther
+	if s.adv != nil {
+		r.Adversaries = s.advReport()
+	}
 	return r, nil
 }
 
@@ -545,6 +554,7 @@ func (s *Sim) stepMsg(e *event) {
 	f := sl.f
 	s.frames--
 	f.inFlight--
+	stray := s.adv != nil && f == s.adv.stray
 	if s.crashed != nil && s.crashed[e.to] {
 		f.toCrashed++
 	} else if s.fl != nil && s.fl.cutOnArrival(e.from, e.to) {
@@ -563,7 +573,7 @@ func (s *Sim) stepMsg(e *event) {
 		// Fifteen receipts in sixteen are duplicates: count them here.
 		if len(s.out.Sends) == 0 && len(s.out.Events) == 1 && s.out.Events[0].Kind == gossip.EventDuplicate {
 			f.duplicates++
-			if s.onDuplicate != nil {
+			if s.onDuplicate != nil && !stray {
 				s.onDuplicate(Delivery{Broadcast: f.index, Node: int(e.to), From: int(e.from), Hop: int(sl.m.Hop), At: s.base + e.at})
 			}
 			s.out.Events = s.out.Events[:0]
@@ -572,6 +582,9 @@ func (s *Sim) stepMsg(e *event) {
 			s.handle(int(e.to))
 		}
 		s.cause = nil
+	}
+	if stray {
+		s.arrivedStray(e.ref & refIndex)
 	}
 	if f.inFlight == 0 {
 		s.settle()
@@ -704,10 +717,13 @@ func (s *Sim) publish(b int) error {
 	if err != nil {
 		return fmt.Errorf("sim: publish: %w", err)
 	}
-	f.id = m.ID
+	f.id, f.orig = m.ID, m
 	s.flights[m.ID] = f
 	if s.opened != nil {
 		s.opened.canon[m.ID] = m
+	}
+	if s.adv != nil {
+		s.advPublished(f)
 	}
 	s.open = append(s.open, f)
 	s.last = f
@@ -780,6 +796,9 @@ func (s *Sim) settle() {
 // msgRef returns the slot of m's (broadcast, hop) and its broadcast.
 func (s *Sim) msgRef(m *wire.Message) (uint32, *flight) {
 	f := s.flightOf(m.ID)
+	if s.adv != nil && (f == nil || !sameContent(m, f.orig)) {
+		return s.strayRef(m)
+	}
 	if f == nil {
 		panic(fmt.Sprintf("sim: a node sent message %v, which the simulator did not publish or which had settled", m.ID))
 	}
@@ -838,7 +857,11 @@ func (s *Sim) handle(i int) {
 		}
 		switch ev.Kind {
 		case gossip.EventDelivered, gossip.EventPublished:
-			if f := s.flightOf(ev.Msg.ID); f != nil {
+			f := s.flightOf(ev.Msg.ID)
+			if s.adv != nil && s.advEvent(i, ev, f) {
+				continue
+			}
+			if f != nil {
 				s.delivered(f, i, ev)
 			}
 		case gossip.EventDuplicate:
@@ -849,6 +872,9 @@ func (s *Sim) handle(i int) {
 				}
 			}
 		case gossip.EventRejected:
+			if s.adv != nil {
+				s.advEvent(i, ev, nil)
+			}
 			if f := s.flightOf(ev.Msg.ID); f != nil {
 				f.rejected++
 			}
@@ -922,6 +948,9 @@ func (s *Sim) route(from uint32) {
 				}
 			}
 			f.inFlight++
+			if s.adv != nil && f == s.adv.stray {
+				s.sentStray(msgRef)
+			}
 			ref = refMsg | msgRef
 		}
 		s.seq++
@@ -1030,6 +1059,9 @@ func (s *Sim) maybeCrash(now int64) {
 
 // finish turns a settled broadcast's state into its Broadcast figures.
 func (s *Sim) finish(f *flight) Broadcast {
+	if s.adv != nil {
+		s.advFinish(f)
+	}
 	c := &f.bstate
 	n := s.n
 	// A node that had the message and then crashed counts as reached over

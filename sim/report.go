@@ -192,6 +192,9 @@ type Report struct {
 	Graphs int `json:"graphs"`
 	// Events counts message arrivals the engine processed.
 	Events int64 `json:"events"`
+	// Adversaries is what the liars (Config.Adversaries) did and what
+	// reached the honest nodes; absent without any.
+	Adversaries *AdversaryReport `json:"adversaries,omitempty"`
 	// Partial marks a run stopped before all its broadcasts finished.
 	Partial      bool        `json:"partial,omitempty"`
 	PerBroadcast []Broadcast `json:"per_broadcast"`
@@ -463,6 +466,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		bw.printf(" (%d of them after their broadcasts settled)", r.ControlUnattributed)
 	}
 	bw.printf("\n")
+	if r.Adversaries != nil {
+		r.Adversaries.writeText(bw)
+	}
 	if r.PartitionRepaired != nil {
 		parted := 0
 		for i := range bs {

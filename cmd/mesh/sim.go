@@ -37,6 +37,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	partition := fs.String("partition", "", "cut every link between the SETS during virtual [FROM, TO): SETS@FROM-TO, SETS being halves\nor node sets joined by /, e.g. halves@1s-11s or 0-4999/5000-9999@1s-11s")
 	delay := fs.String("delay", "", "add D (plus or minus JITTER, uniform) to every link's --latency draw: D or D,JITTER, e.g. 20ms,10ms")
 	pause := fs.String("pause", "", "pause a FRACTION of nodes (seeded) during virtual [FROM, TO): FRACTION@FROM-TO, e.g. 0.1@2s-7s;\nframes sent to them wait and are handled when they resume")
+	adversaries := fs.String("adversaries", "", "make FRACTION of the nodes (seeded) run adversary MODEs around their core: FRACTION:MODE[,MODE…][,FRACTION:MODE…],\ne.g. 0.1:blackhole,0.01:spam=100 (modes as for mesh node --adversary; rate modes need --interval);\nthe report adds honest reach and what the honest nodes accepted")
 	broadcasts := fs.Int("broadcasts", def.Broadcasts, "messages to publish, one after another, each from a random live node")
 	gap := fs.Duration("gap", def.Gap, "virtual time between a broadcast settling and the next publish\n(default: the seen-cache TTL, so broadcasts are independent; 0 = back to back)")
 	interval := fs.Duration("interval", 0, "publish a broadcast every INTERVAL of virtual time, whether or not the earlier ones\nhave settled, so that many are in flight at once (replaces --gap; default 0: one at a time)")
@@ -155,9 +156,15 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg.Interval = *interval
 	cfg.Seed = *seed
 	cfg.Workers = *workers
-	cfg.Loss = *loss
-	cfg.GraftTimeout, cfg.GraftRetry = *graftTimeout, *graftRetry
 	var err error
+	cfg.Loss = *loss
+	if cfg.Adversaries, err = sim.ParseAdversaries(*adversaries); err != nil {
+		return bad("--adversaries: %v", err)
+	}
+	if len(cfg.Adversaries) > 0 && (*graphs != 1 || *sweep != "") {
+		return bad("--adversaries runs on one graph: drop --graphs and --sweep")
+	}
+	cfg.GraftTimeout, cfg.GraftRetry = *graftTimeout, *graftRetry
 	if cfg.Gossip.Strategy, err = gossip.ParseStrategy(*strategy); err != nil {
 		return bad("--strategy: %v", err)
 	}
