@@ -248,7 +248,11 @@ func (c *Cluster) nodeArgs(i int) []string {
 		"--strategy", string(c.cfg.Strategy),
 		"--fanout", strconv.Itoa(c.cfg.Fanout),
 		"--anti-entropy", gossip.FormatAntiEntropy(c.cfg.AntiEntropy),
+		"--signing", string(c.cfg.Signing),
 		"--log-format", c.cfg.LogFormat,
+	}
+	if len(c.cfg.Validators) > 0 {
+		args = append(args, "--validate", strings.Join(c.cfg.Validators, ","))
 	}
 	if chosen := c.topo.Chosen[i]; len(chosen) > 0 {
 		addrs := make([]string, len(chosen))

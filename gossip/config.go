@@ -274,6 +274,19 @@ const maxFuture = 24 * time.Hour
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
+	if err := c.ValidateSettings(); err != nil {
+		return err
+	}
+	if c.Signing == SigningStrict && c.Auth == nil {
+		return errors.New("gossip: strict signing needs an Auth to sign and verify with (the driver sets it: a node's key, or the simulator's model)")
+	}
+	return nil
+}
+
+// ValidateSettings is Validate but for Auth, which a driver sets per node
+// after it checks its own config (the node runtime from its key, the
+// simulator to its model).
+func (c Config) ValidateSettings() error {
 	switch c.Strategy {
 	case Flood, Fanout, Plumtree, Lazy:
 	default:
@@ -298,11 +311,7 @@ func (c Config) Validate() error {
 		return fmt.Errorf("gossip: max body must not be negative, got %d", c.MaxBody)
 	}
 	switch c.Signing {
-	case SigningStrict:
-		if c.Auth == nil {
-			return errors.New("gossip: strict signing needs an Auth to sign and verify with (the driver sets it: a node's key, or the simulator's model)")
-		}
-	case SigningNone:
+	case SigningStrict, SigningNone:
 	default:
 		return fmt.Errorf("gossip: unknown signing policy %q (want one of %v)", c.Signing, SigningPolicies())
 	}

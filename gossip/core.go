@@ -46,14 +46,17 @@ const (
 	EventDuplicate
 	// EventRejected: a message that breaks the protocol arrived from From;
 	// Err says how. The message is dropped and not marked seen. Only when
-	// PeerFault is set did From itself break the rule; otherwise From may
-	// be an honest forwarder of what someone else forged.
+	// PeerFault is set did From itself break the rule (or relay what it
+	// should have checked: a bad signature, a wrong id under strict
+	// signing, a validator's reject); otherwise From may be an honest
+	// forwarder of what someone else forged.
 	EventRejected
 	// EventRefused: a well-formed copy that the core cannot accept without
 	// risking a second delivery: it is older than the acceptance window
 	// (ErrExpired), claims a publish time too far ahead (ErrFuture), or is
-	// no newer than what the seen-cache has forgotten (ErrUnderLoad). Err
-	// says which. Dropped, counted, never the sender's fault.
+	// no newer than what the seen-cache has forgotten (ErrUnderLoad); or
+	// one a validator ignored (ErrIgnored). Err says which. Dropped,
+	// counted, never the sender's fault.
 	EventRefused
 	// EventDown and EventUp are a node's own fate, which drivers report
 	// (a simulated crash, a dashboard replay); the core never emits them.
@@ -124,10 +127,12 @@ type Event struct {
 	// Err is why the message was rejected or refused (EventRejected and
 	// EventRefused only).
 	Err error
-	// PeerFault says, for EventRejected, that From itself broke the rule
-	// (it set the hop count, which every node rewrites), so the driver may
-	// punish the link. Everything else a forwarder relays unchanged from
-	// the origin, and before signatures it cannot be held to it.
+	// PeerFault says, for EventRejected, that From is to blame, so the
+	// driver (the peer score) may punish the link: From set the hop count,
+	// which every node rewrites, or it forwarded what every honest node
+	// checks first (the signature, the id under strict signing, the
+	// application validators). What a forwarder cannot check (a forged
+	// origin under SigningNone) it is not held to.
 	PeerFault bool
 }
 

@@ -349,10 +349,10 @@ func TestModelAuth(t *testing.T) {
 	}
 }
 
-// BenchmarkReceive is the cost of delivering one first copy (a 100-byte
+// BenchmarkReceiveSigning is the cost of delivering one first copy (a 100-byte
 // body) under each signing policy: strict verifies an ed25519 signature,
 // none does not.
-func BenchmarkReceive(b *testing.B) {
+func BenchmarkReceiveSigning(b *testing.B) {
 	alice := newSigner(b, 1)
 	for _, pol := range []gossip.Signing{gossip.SigningStrict, gossip.SigningNone} {
 		b.Run(string(pol), func(b *testing.B) {

@@ -450,7 +450,7 @@ func TestPublishPassesOverAStuckPeer(t *testing.T) {
 	target := startTCPNode(t, 1, nil, nil, func(c *node.Config) {
 		c.StallTimeout = settle // only the pass-over can free the publishes
 		c.MaxQueueDelay = 200 * time.Millisecond
-		c.PeerSendQueueBytes = 2<<20 + 256
+		c.PeerSendQueueBytes = 2*wire.DefaultMaxFrame + 256 // two max-size frames, signed
 	})
 	healthy := startTCPNode(t, 2, []string{target.Addr()}, nil)
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })

@@ -274,7 +274,7 @@ func (c Config) MaxFrame() int { return c.Gossip.MaxBody + wire.FrameOverhead }
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
-	if err := c.Gossip.Validate(); err != nil {
+	if err := c.Gossip.ValidateSettings(); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 	if c.Membership != nil {

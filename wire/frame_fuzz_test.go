@@ -23,6 +23,7 @@ func FuzzReadFrame(f *testing.F) {
 	hello, _ := wire.AppendHello(nil, wire.Hello{ID: 7, ListenAddr: "127.0.0.1:7001"})
 	f.Add(hello)
 	f.Add(wire.AppendMessage(nil, testMessage("seed")))
+	f.Add(wire.AppendMessage(nil, signedTestMessage("signed seed")))
 	f.Add(append(hello, wire.AppendMessage(nil, testMessage(""))...))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 2})
 	for _, c := range seedControls() {
