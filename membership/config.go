@@ -61,6 +61,12 @@ type Config struct {
 	// than the newest (a full node still takes a newcomer that needs it);
 	// a dropped peer goes to the passive view. Default 8.
 	ActiveHigh int
+	// MinOutbound is how many of its own (outbound) links the node never
+	// drops for surplus: above the high bound, an inbound link cannot take
+	// the place of one of the last MinOutbound links this node dialed, so
+	// that peers that only dial in (sybils around a target) cannot eclipse
+	// it. Default 2; at most ActiveLow.
+	MinOutbound int
 	// PassiveSize bounds the passive view, the (id, address) pairs known
 	// but not linked. A full view replaces a random entry. Default 30, the
 	// paper's.
@@ -101,6 +107,7 @@ func DefaultConfig() Config {
 		AwarenessMax:     8,
 		ActiveLow:        3,
 		ActiveHigh:       8,
+		MinOutbound:      2,
 		PassiveSize:      30,
 		DialTimeout:      5 * time.Second,
 		ExchangeInterval: 5 * time.Second,
@@ -123,6 +130,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("membership: active low bound %d: must be at least 1", c.ActiveLow)
 	case c.ActiveHigh < c.ActiveLow:
 		return fmt.Errorf("membership: active high bound %d: below the low bound %d", c.ActiveHigh, c.ActiveLow)
+	case c.MinOutbound < 0 || c.MinOutbound > c.ActiveLow:
+		return fmt.Errorf("membership: min outbound %d: must be between 0 and the low bound %d", c.MinOutbound, c.ActiveLow)
 	case c.PassiveSize < 0:
 		return fmt.Errorf("membership: passive size %d: must not be negative", c.PassiveSize)
 	case c.DialTimeout <= 0:

@@ -482,8 +482,16 @@ func (m *Membership) enforce(now int64, out *Output) {
 func (m *Membership) surplus(now int64) *link {
 	var newest, spare *link
 	var pool []*link
+	// The last MinOutbound links this node dialed are not for dropping.
+	outbound := 0
 	for _, l := range m.active {
-		if l.evicting || l.dropping {
+		if !l.evicting && !l.dropping && !l.inbound {
+			outbound++
+		}
+	}
+	keepOutbound := outbound <= m.cfg.MinOutbound
+	for _, l := range m.active {
+		if l.evicting || l.dropping || (keepOutbound && !l.inbound) {
 			continue
 		}
 		if l.need == 0 && now-l.up < int64(m.cfg.ProbeInterval) {

@@ -341,3 +341,42 @@ func TestBootedDialsCount(t *testing.T) {
 		t.Errorf("dials %v after a booted dial timed out, want one from the passive view", got.Dial)
 	}
 }
+
+// TestInboundNeverDropsTheLastOutbound: a node full of peers that dialed
+// it keeps its last MinOutbound own links, however many more dial in:
+// inbound links alone cannot eclipse it.
+func TestInboundNeverDropsTheLastOutbound(t *testing.T) {
+	cfg := DefaultConfig()
+	m := newTest(t, cfg)
+	var out Output
+	m.Up(ms, loop(0), false, &out)
+	m.Up(ms, loop(1), false, &out)
+	now := 2 * ms
+	for i := 2; i < 60; i++ {
+		now += 100 * ms
+		m.Up(now, loop(i), true, &out)
+		m.ExchangeFrom(now, loop(i).ID, true, nil, &out) // every sybil says it needs its link
+		for _, id := range out.Drop {
+			m.Down(now, id, &out)
+		}
+		out.Reset()
+		now += 2 * cfg.ProbeInterval.Nanoseconds()
+		m.Tick(now, &out)
+		for _, id := range out.Drop {
+			if id == loop(0).ID || id == loop(1).ID {
+				t.Fatalf("after %d inbound links: dropped own link %v", i-1, id)
+			}
+			m.Down(now, id, &out)
+		}
+		out.Reset()
+	}
+	own := 0
+	for _, p := range m.Active() {
+		if !p.Inbound {
+			own++
+		}
+	}
+	if own != 2 || len(m.Active()) > cfg.ActiveHigh {
+		t.Fatalf("active view %d links, %d own: want at most %d and both own links", len(m.Active()), own, cfg.ActiveHigh)
+	}
+}

@@ -41,23 +41,30 @@ func newBanList() *banList {
 	return &banList{byID: make(map[wire.NodeID]ban), byAddr: make(map[string]int64)}
 }
 
-// add bans id (listening on addr, "" if unknown) until until.
-func (b *banList) add(id wire.NodeID, addr string, until int64, reason string) {
+// add bans id (listening on addr, "" if unknown) until until, and reports
+// whether the ban is new (not the guard refusing a peer it banned before).
+func (b *banList) add(id wire.NodeID, addr string, until int64, reason string) (fresh bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	old, had := b.byID[id]
+	fresh = !had || old.until != until
+	if had && addr == "" {
+		addr = old.addr
+	}
 	if len(b.byID) >= maxBanAddrs {
 		b.expireLocked(time.Now().UnixNano())
 	}
 	if len(b.byID) >= maxBanAddrs {
-		return // the guard still refuses it at PeerUp
+		return fresh // the guard still refuses it at PeerUp
 	}
-	if old, ok := b.byID[id]; ok && old.addr != "" && old.addr != addr {
+	if had && old.addr != "" && old.addr != addr {
 		delete(b.byAddr, old.addr)
 	}
 	b.byID[id] = ban{until: until, reason: reason, addr: addr}
 	if addr != "" {
 		b.byAddr[addr] = until
 	}
+	return fresh
 }
 
 func (b *banList) expireLocked(now int64) {
@@ -142,8 +149,9 @@ func (n *Node) applyDisconnects(ds []gossip.Disconnect) {
 		} else if s := n.standby[d.Peer]; s != nil {
 			addr = s.addr
 		}
-		n.bans.add(d.Peer, addr, d.Until, d.Reason)
-		n.m.bans.WithLabelValues(d.Reason).Inc()
+		if n.bans.add(d.Peer, addr, d.Until, d.Reason) {
+			n.m.bans.WithLabelValues(d.Reason).Inc()
+		}
 		err := fmt.Errorf("%w until %s (%s)", errBanned, time.Unix(0, d.Until).UTC().Format(time.RFC3339), d.Reason)
 		if p != nil {
 			n.log.Warn("banning peer", "peer_id", d.Peer.String(), "addr", addr, "reason", d.Reason, "until", time.Unix(0, d.Until).UTC())

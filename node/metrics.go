@@ -213,6 +213,8 @@ func reasonOf(err error) string {
 	switch {
 	case errors.Is(err, errHandshakeTimeout):
 		return "handshake_timeout"
+	case errors.Is(err, errBanned):
+		return "banned"
 	case errors.Is(err, errEvicted):
 		return "evicted"
 	case errors.Is(err, errSurplus):
@@ -353,7 +355,7 @@ func newProtoCollector(n *Node) *protoCollector {
 		peerScore:      d("peer_score", "The linked peers' scores, summarized: stat=min, median, max; count is how many peers are scored.", "stat"),
 		scoreDropped:   d("score_dropped_frames_total", "Frames the scoring dropped, by reason: graylisted (from a peer below the graylist threshold), gossip (IHAVE, IWANT or PULL to or from a peer below the gossip threshold), banned (to or from a banned peer, already on their way).", "reason"),
 		brokenPromises: d("score_broken_promises_total", "IWANT or GRAFT requests whose message no peer delivered within the promise timeout: each counts against the peer asked."),
-		demotions:      d("score_demotions_total", "Peers moved out of the eager set (sent a PRUNE) for a score below 0."),
+		demotions:      d("score_demotions_total", "Peers moved out of the eager set (sent a PRUNE) for a score below 0 (kind=demoted), and grafted again once it was back at 0 or above (kind=restored).", "kind"),
 	}
 }
 
@@ -420,7 +422,8 @@ func (c *protoCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.scoreDropped, st.guard.GossipDropped, "gossip")
 		counter(c.scoreDropped, st.guard.BannedDropped, "banned")
 		counter(c.brokenPromises, st.guard.BrokenPromises)
-		counter(c.demotions, st.guard.Demotions)
+		counter(c.demotions, st.guard.Demotions, "demoted")
+		counter(c.demotions, st.guard.Restorations, "restored")
 	}
 	if st.hasPlum {
 		gauge(c.plumLinks, float64(st.plum.Eager), "eager")

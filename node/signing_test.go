@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 
 	"gossipmesh/gossip"
 	"gossipmesh/identity"
@@ -67,28 +66,6 @@ func seededKey(t *testing.T, i int) *identity.Key {
 		t.Fatal(err)
 	}
 	return k
-}
-
-// counterValue reads one series of a node's registry, 0 if absent.
-func counterValue(t *testing.T, reg *prometheus.Registry, name, reason string) float64 {
-	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != name {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "reason" && l.GetValue() == reason {
-					return m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
-	return 0
 }
 
 // TestForgeriesThroughFrames: a liar linked to two of four honest nodes

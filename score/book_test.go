@@ -214,13 +214,24 @@ func TestThresholdDefaultsAreOrdered(t *testing.T) {
 	th := DefaultThresholds()
 	p := DefaultParams()
 	maxCredit := p.TimeWeight*p.TimeCap + p.FirstDeliveryWeight*p.FirstDeliveryCap
-	// Seven invalid messages ban even a peer with every credit, six do not
-	// ban a peer with none: the bounds the documentation gives.
-	if s := p.InvalidWeight*49 + maxCredit; s >= th.Disconnect {
-		t.Errorf("seven invalid messages from the best peer score %v, not below %v", s, th.Disconnect)
+	// The fifth invalid message graylists even a peer with every credit,
+	// four do not graylist one with none: the bounds the documentation
+	// gives.
+	if s := p.InvalidWeight*25 + maxCredit; s >= th.Graylist {
+		t.Errorf("five invalid messages from the best peer score %v, not below %v", s, th.Graylist)
 	}
-	if s := p.InvalidWeight * 36; s < th.Disconnect {
-		t.Errorf("six invalid messages score %v, already below %v", s, th.Disconnect)
+	if s := p.InvalidWeight * 16; s < th.Graylist {
+		t.Errorf("four invalid messages score %v, already below %v", s, th.Graylist)
+	}
+	// Graylisted by five, a peer is banned by its 23rd frame after them.
+	over := func(frames float64) float64 {
+		return p.BehaviourWeight * (frames - p.BehaviourThreshold) * (frames - p.BehaviourThreshold)
+	}
+	if s := p.InvalidWeight*25 + over(23); s >= th.Disconnect {
+		t.Errorf("five invalid messages and 23 graylisted frames score %v, not below %v", s, th.Disconnect)
+	}
+	if s := p.InvalidWeight*25 + over(22); s < th.Disconnect {
+		t.Errorf("five invalid messages and 22 graylisted frames score %v, already below %v", s, th.Disconnect)
 	}
 	// P3 alone never takes gossip away.
 	if p.DeficitWeight <= th.Gossip {

@@ -45,8 +45,9 @@ type Stats struct {
 	// BrokenPromises counts promises that were not kept.
 	BrokenPromises uint64
 	// Demotions counts peers moved out of the eager set for a score
-	// below 0.
-	Demotions uint64
+	// below 0, Restorations those grafted again once it was back at 0 or
+	// above.
+	Demotions, Restorations uint64
 	// Refused counts links of banned peers refused at PeerUp.
 	Refused uint64
 	// Bans counts bans by reason (Terms.Worst).
@@ -82,7 +83,8 @@ type promiseGroup struct {
 //
 // It acts on the score: a peer below 0 is sent a PRUNE and made lazy in
 // the inner protocol (and kept lazy: its GRAFTs are served, then undone),
-// so eager slots go to peers that score well; below the gossip threshold
+// so eager slots go to peers that score well, and grafted again at both
+// ends once its score is back at 0 or above; below the gossip threshold
 // no IHAVE, IWANT or PULL goes to it or comes from it; below the graylist
 // threshold every frame from it is dropped; below the disconnect
 // threshold it is banned for Params.BanDuration: the inner protocol gets
@@ -109,6 +111,14 @@ type Guard struct {
 	// step that lowered it is done.
 	pending  []wire.NodeID
 	nextEval int64 // when every linked peer's score is next recomputed; 0: none linked
+	// lowered counts the linked peers whose level is not levelOK, and
+	// lastPush is when payload last went to any peer: the periodic
+	// recomputation is wanted only while one of them may change a level
+	// (a lowered peer recovering as its penalties decay, an eager peer's
+	// deficit growing), so that an idle node asks for no tick and a
+	// simulation settles.
+	lowered  int
+	lastPush int64
 
 	stats Stats
 }
@@ -187,9 +197,18 @@ func (g *Guard) Step(now int64, from wire.NodeID, f gossip.Frame, out *gossip.Ou
 	s0, e0 := len(out.Sends), len(out.Events)
 	g.inner.Step(now, from, f, out)
 	if regraft {
-		// Serve what the GRAFT asks for, but keep the peer lazy: the
-		// eager slot stays with peers that score well.
-		g.inner.Step(now, from, gossip.Frame{Ctl: &wire.Control{Kind: wire.FramePrune}}, out)
+		// Serve what the GRAFT asks for, but keep the peer lazy and
+		// refuse the link with a PRUNE, as a router with a full eager set
+		// does: the eager slot stays with peers that score well.
+		prune := &wire.Control{Kind: wire.FramePrune}
+		refused := false
+		for _, snd := range out.Sends[s0:] {
+			refused = refused || (snd.To == from && snd.Ctl != nil && snd.Ctl.Kind == wire.FramePrune)
+		}
+		g.inner.Step(now, from, gossip.Frame{Ctl: prune}, out)
+		if !refused {
+			out.SendControl(from, prune)
+		}
 	}
 	g.observe(now, s0, e0, out)
 	g.settle(now, out)
@@ -203,6 +222,8 @@ func (g *Guard) Tick(now int64, out *gossip.Output) {
 	g.observe(now, s0, e0, out)
 	g.expirePromises(now)
 	if g.nextEval != 0 && now >= g.nextEval {
+		// The next check is an interval after this one, or after the
+		// last one due if the node was not ticked for a while.
 		g.nextEval = now + int64(g.p.Interval)
 		for p := range g.linked {
 			g.pending = append(g.pending, p)
@@ -226,7 +247,9 @@ func (g *Guard) NextWake() int64 {
 }
 
 func (g *Guard) next(t int64) int64 {
-	t = earliest(t, g.nextEval)
+	if g.lowered > 0 || (g.p.DeficitWeight != 0 && g.lastPush != 0 && g.nextEval-g.lastPush <= int64(g.p.DeficitWindow+g.p.Interval)) {
+		t = earliest(t, g.nextEval)
+	}
 	if len(g.promises) > 0 {
 		t = earliest(t, g.promises[0].deadline)
 	}
@@ -278,6 +301,9 @@ func (g *Guard) PeerDown(now int64, p wire.NodeID, out *gossip.Output) {
 }
 
 func (g *Guard) unlink(now int64, p wire.NodeID, out *gossip.Output) {
+	if g.linked[p] != levelOK {
+		g.lowered--
+	}
 	delete(g.linked, p)
 	g.book.Disconnected(p, now)
 	if len(g.linked) == 0 {
@@ -352,6 +378,7 @@ func (g *Guard) observe(now int64, s0, e0 int, out *gossip.Output) {
 			}
 		} else if s.Msg != nil {
 			g.book.Pushed(s.To, now)
+			g.lastPush = now
 		}
 		out.Sends[kept] = s
 		kept++
@@ -429,8 +456,17 @@ func (g *Guard) settle(now int64, out *gossip.Output) {
 			lv = levelMeshless
 		}
 		g.linked[p] = lv
-		if old == levelOK && lv != levelOK {
+		switch {
+		case old == levelOK && lv != levelOK:
+			g.lowered++
+		case old != levelOK && lv == levelOK:
+			g.lowered--
+		}
+		switch {
+		case old == levelOK && lv != levelOK:
 			g.demote(now, p, out)
+		case old != levelOK && lv == levelOK:
+			g.restore(now, p, out)
 		}
 	}
 }
@@ -443,6 +479,19 @@ func (g *Guard) demote(now int64, p wire.NodeID, out *gossip.Output) {
 	s0, e0 := len(out.Sends), len(out.Events)
 	g.inner.Step(now, p, gossip.Frame{Ctl: prune}, out)
 	out.SendControl(p, prune)
+	g.observe(now, s0, e0, out)
+}
+
+// restore undoes demote for a peer whose score is back at 0 or above: it
+// is grafted again, at both ends, and the routers' own rules (a full eager
+// set, Plumtree's pruning of duplicates) decide from there. Without it
+// both ends would keep each other lazy for good.
+func (g *Guard) restore(now int64, p wire.NodeID, out *gossip.Output) {
+	g.stats.Restorations++
+	graft := &wire.Control{Kind: wire.FrameGraft}
+	s0, e0 := len(out.Sends), len(out.Events)
+	g.inner.Step(now, p, gossip.Frame{Ctl: graft}, out)
+	out.SendControl(p, graft)
 	g.observe(now, s0, e0, out)
 }
 

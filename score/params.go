@@ -42,13 +42,16 @@ type Thresholds struct {
 	// −40: four times what the worst honest peer measured in the lossy
 	// test mesh reached (README, "Peer scoring").
 	Gossip float64
-	// Graylist: below it every frame from the peer is dropped unread.
-	// Default −160: four invalid messages (4² × −10) from a peer with no
-	// credit.
+	// Graylist: below it every frame from the peer is dropped unread
+	// (and costs it Params.GraylistedPenalty). Default −160: the fifth
+	// invalid message (5² × −10 = −250) graylists any peer, even one
+	// with the most credit P1 and P2 give (+30); four never do (−160,
+	// not below).
 	Graylist float64
 	// Disconnect: below it the peer is disconnected and banned. Default
-	// −400: seven invalid messages (7² × −10 = −490) even from a peer
-	// with the most credit P1 and P2 can give (+30).
+	// −400: a peer graylisted by five invalid messages is banned by the
+	// 23rd frame it sends after them (P7: (23 − 10)² = 169 more), while
+	// one that falls silent recovers.
 	Disconnect float64
 }
 
@@ -144,8 +147,8 @@ type Params struct {
 	// from a graylisted peer adds: a peer that keeps talking once
 	// graylisted goes on to the disconnect threshold and its ban, one
 	// that falls silent recovers as its score decays. Default 1: a peer
-	// graylisted with no other penalty is banned after some 30 more
-	// frames at the default thresholds.
+	// graylisted by five invalid messages is banned by its 23rd frame
+	// after them, at the default thresholds.
 	GraylistedPenalty float64
 
 	// DecayToZero is where a decaying counter counts as zero. Default

@@ -576,7 +576,7 @@ func (s *Sim) stepMsg(e *event) {
 			s.procs[e.to].Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Msg: sl.m}, &s.out)
 		}
 		// Fifteen receipts in sixteen are duplicates: count them here.
-		if len(s.out.Sends) == 0 && len(s.out.Events) == 1 && s.out.Events[0].Kind == gossip.EventDuplicate {
+		if len(s.out.Sends) == 0 && len(s.out.Events) == 1 && s.out.Events[0].Kind == gossip.EventDuplicate && len(s.out.Disconnects) == 0 {
 			f.duplicates++
 			if s.onDuplicate != nil && !stray {
 				s.onDuplicate(Delivery{Broadcast: f.index, Node: int(e.to), From: int(e.from), Hop: int(sl.m.Hop), At: s.base + e.at})
@@ -889,9 +889,30 @@ func (s *Sim) handle(i int) {
 		s.route(uint32(i))
 	}
 	s.arm(uint32(i))
+	cuts := s.out.Disconnects
 	// What Output.Reset does, minus clearing the pointers: the next step
 	// overwrites them, and the clearing cost more than anything else here.
-	s.out.Sends, s.out.Events = s.out.Sends[:0], s.out.Events[:0]
+	s.out.Sends, s.out.Events, s.out.Disconnects = s.out.Sends[:0], s.out.Events[:0], nil
+	if len(cuts) > 0 {
+		s.disconnect(uint32(i), cuts)
+	}
+}
+
+// disconnect acts on node i's Disconnects (a defence banned peers): the
+// link goes down at both ends, as a runtime closes the connection, and
+// what each end sends on PeerDown goes out. The simulator never links two
+// nodes again, so the ban needs no more.
+func (s *Sim) disconnect(i uint32, cuts []gossip.Disconnect) {
+	for _, d := range cuts {
+		j := uint32(d.Peer - 1)
+		if int(j) >= s.n || j == i {
+			continue
+		}
+		s.node(j).PeerDown(s.now, wire.NodeID(i)+1, &s.out)
+		s.handle(int(j))
+		s.node(i).PeerDown(s.now, d.Peer, &s.out)
+		s.handle(int(i))
+	}
 }
 
 // route turns node from's sends into arrival events.

@@ -39,6 +39,7 @@ type launchFlags struct {
 	calmSysmon           bool
 	membership           bool
 	netns                bool
+	scoring              bool
 	logFormat, logLevel  string
 	startTimeout         time.Duration
 	// fs is the FlagSet the flags were registered on: config asks it
@@ -66,6 +67,7 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string
 	fs.BoolVar(&l.netns, "netns", d.Netns, "run each node in a Linux network namespace of its own, on its own address in 198.18.0.0/15, joined by veth pairs and bridges in two halves (needs root and iproute2; see the README)")
 	fs.BoolVar(&l.calmSysmon, "calm-sysmon", d.CalmSysmon, "keep the Go runtime's monitor thread in each node at its 10ms idle pace instead of polling every 20µs after each wakeup (GODEBUG=schedtrace; see the README)")
 	fs.BoolVar(&l.membership, "membership", false, "run every node with --membership: failure detection, active/passive views, peer exchange, replacing lost peers")
+	fs.BoolVar(&l.scoring, "scoring", true, "score every node's peers and ban the ones that misbehave (see mesh node --scoring); --scoring=false turns it off on every node")
 	fs.StringVar(&l.logFormat, "log-format", d.LogFormat, "node log format: text or json")
 	levelUsage := "node log level: debug, info, warn or error"
 	if logLevel == "" {
@@ -102,6 +104,9 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 	cfg.LogFormat, cfg.LogLevel = l.logFormat, l.logLevel
 	cfg.StartTimeout = l.startTimeout
 	cfg.Membership = l.membership
+	if !l.scoring {
+		cfg.ExtraArgs = append(cfg.ExtraArgs, "--scoring=false")
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(stderr, strings.TrimPrefix(err.Error(), "cluster: "))
 	}

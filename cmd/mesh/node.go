@@ -53,6 +53,9 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
 	maxPeers := fs.Int("max-peers", def.MaxPeers, "most links, live and standby; inbound ones get what --peers leaves")
 	maxPerIP := fs.Int("max-inbound-per-ip", def.MaxInboundPerIP, "most inbound links from one source IP")
+	scoring := fs.Bool("scoring", true, "score every peer (time connected, first deliveries, delivery deficit, invalid messages, IP colocation, broken promises) and, below the thresholds, take its eager link, its gossip, its frames and then its link away: banned for 10 minutes (GET /peers/banned); --scoring=false turns it off")
+	frameRate := fs.Int("peer-frame-rate", def.PeerFrameRate, "most frames a second one link may send this node (a second's worth of burst); the excess is dropped, counted and held against the peer's score; 0 no limit")
+	byteRate := fs.Int64("peer-byte-rate", def.PeerByteRate, "most `bytes` a second one link may send this node, as --peer-frame-rate; 0 no limit")
 	memoryBudget := fs.Int64("memory-budget", def.MemoryBudget, "the node's memory budget in `bytes`: inbox, send queues and receipt bodies get shares of it, and the Go runtime's soft memory limit is set to 7/8 of it unless GOMEMLIMIT is set")
 	md := membership.DefaultConfig()
 	member := fs.Bool("membership", false, "run the membership: heartbeats and suspicion on idle links, active/passive views with degree bounds, peer exchange, replacing lost peers from the passive view")
@@ -90,6 +93,10 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Receipts = *receipts
 	cfg.MaxPeers, cfg.MaxInboundPerIP = *maxPeers, *maxPerIP
 	cfg.MemoryBudget = *memoryBudget
+	cfg.PeerFrameRate, cfg.PeerByteRate = *frameRate, *byteRate
+	if !*scoring {
+		cfg.Scoring = nil
+	}
 	cfg.Gossip.Fanout = *fanout
 	cfg.Gossip.AntiEntropy = antiEntropy
 	cfg.Gossip.MaxBody = *maxBody
