@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-
 	"gossipmesh/gossip"
 	"gossipmesh/identity"
 	"gossipmesh/node"
