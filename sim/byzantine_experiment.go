@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -376,10 +377,19 @@ func fractionsAt(n int) []int {
 }
 
 func runByzantineExperiment(ctx context.Context, ec ExperimentConfig, sizes []int) (*Experiment, error) {
+	all := ByzantineKinds
+	if len(ec.Kinds) > 0 {
+		for _, k := range ec.Kinds {
+			if !slices.Contains(ByzantineKinds, k) {
+				return nil, fmt.Errorf("sim: byzantine: unknown kind %q (want some of %v)", k, ByzantineKinds)
+			}
+		}
+		all = ec.Kinds
+	}
 	var cells []byzantineCell
 	for _, n := range sizes {
 		for _, pct := range fractionsAt(n) {
-			kinds := ByzantineKinds
+			kinds := all
 			if pct == 0 {
 				kinds = []string{"none"}
 			}

@@ -52,6 +52,10 @@ type ExperimentConfig struct {
 	// Testbed scales the testbed experiment (zero fields: the paper's
 	// size); Nodes, when set, is its honest nodes.
 	Testbed TestbedSize
+	// Kinds, when set, limits the byzantine experiment to these kinds of
+	// adversary (of ByzantineKinds), beside the row without any. Default
+	// all.
+	Kinds []string
 }
 
 func (e ExperimentConfig) withDefaults() ExperimentConfig {

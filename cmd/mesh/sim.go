@@ -59,6 +59,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	optThreshold := fs.Int("optimize-threshold", def.Gossip.PlumtreeOptimizeThreshold, "plumtree: move to a lazy path shorter than the eager one by this many hops (the paper's tree optimization; 0 = off)")
 	experiment := fs.String("experiment", "", fmt.Sprintf("run a named experiment and print Markdown tables: one of %v", sim.Experiments()))
 	sybils := fs.Int("sybils", sim.TestbedSybils, "--experiment testbed: sybils beside the honest nodes (--nodes sets those, default 1000)")
+	kinds := fs.String("kinds", "", fmt.Sprintf("--experiment byzantine: only these kinds of adversary, comma-separated (default all: %s)", strings.Join(sim.ByzantineKinds, ",")))
 	publishFor := fs.Duration("publish-for", sim.TestbedDuration, "--experiment testbed: virtual time of measured publishing at 120 messages/s")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -101,6 +102,12 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			Testbed: sim.TestbedSize{Sybils: *sybils, Duration: *publishFor}}
 		if (set["sybils"] || set["publish-for"]) && *experiment != sim.ExperimentTestbed {
 			return bad("--sybils and --publish-for are for --experiment testbed")
+		}
+		if set["kinds"] {
+			if *experiment != sim.ExperimentByzantine {
+				return bad("--kinds is for --experiment byzantine")
+			}
+			ec.Kinds = strings.Split(*kinds, ",")
 		}
 		if set["nodes"] {
 			ec.Nodes = *nodes
