@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"time"
 
 	"gossipmesh/adversary"
@@ -185,9 +186,9 @@ type ScenarioResult struct {
 	// P50MS, P99MS and MaxMS are latencies from publish to first receipt
 	// over every honest delivery (publishers' own left out), in
 	// milliseconds, to the millisecond.
-	P50MS float64 `json:"p50_ms"`
-	P99MS float64 `json:"p99_ms"`
-	MaxMS float64 `json:"max_ms"`
+	P50MS Millis `json:"p50_ms"`
+	P99MS Millis `json:"p99_ms"`
+	MaxMS Millis `json:"max_ms"`
 	// Harm done at honest nodes: deliveries of a copy of an honest
 	// message with another body, origin, sequence or publish time
 	// (tampered), of a message claiming an honest origin that it never
@@ -211,6 +212,29 @@ type ScenarioResult struct {
 	HonestBanned int `json:"honest_banned"`
 	// Partial marks a run stopped early.
 	Partial bool `json:"partial,omitempty"`
+}
+
+// Millis is a latency in milliseconds, NaN when there was nothing to
+// measure (no honest delivery), which JSON writes as null.
+type Millis float64
+
+// MarshalJSON writes m, or null for NaN.
+func (m Millis) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(m)) || math.IsInf(float64(m), 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, float64(m), 'f', -1, 64), nil
+}
+
+// UnmarshalJSON reads a number, or null as NaN.
+func (m *Millis) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*m = Millis(math.NaN())
+		return nil
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	*m = Millis(v)
+	return err
 }
 
 // latencyBuckets is the latency histogram's range: 1 ms buckets up to
@@ -387,7 +411,7 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 		res.HonestDelivery = float64(all) / float64(res.Messages)
 		res.Reach = float64(pairs) / (float64(res.Messages) * float64(h-1))
 	}
-	res.P50MS, res.P99MS, res.MaxMS = quantileMS(obs.hist, 0.5), quantileMS(obs.hist, 0.99), quantileMS(obs.hist, 1)
+	res.P50MS, res.P99MS, res.MaxMS = Millis(quantileMS(obs.hist, 0.5)), Millis(quantileMS(obs.hist, 0.99)), Millis(quantileMS(obs.hist, 1))
 	for _, a := range advs {
 		st := a.Stats()
 		res.Injected += int64(st.Tampered + st.Forged + st.Replayed + st.Spammed)

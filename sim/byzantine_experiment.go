@@ -205,8 +205,8 @@ const (
 var TestbedScenarios = []string{"baseline", "eclipse-target", "eclipse-publishers", "censorship", "cold-boot", "covert-flash"}
 
 // TestbedSize scales the testbed: Honest nodes (a tenth of them
-// publishers), Sybils, and the measured publishing Duration. The zero
-// value is the paper's size.
+// publishers), Sybils (default 4 per honest node, the paper's ratio), and
+// the measured publishing Duration. The zero value is the paper's size.
 type TestbedSize struct {
 	Honest, Sybils int
 	Duration       time.Duration
@@ -221,7 +221,7 @@ func testbedScenario(name string, size TestbedSize, seed uint64, defences bool) 
 		h = TestbedPublishers + TestbedLurkers
 	}
 	if s == 0 {
-		s = TestbedSybils
+		s = TestbedSybils * h / (TestbedPublishers + TestbedLurkers) // the paper's 4 per honest node
 	}
 	d := size.Duration
 	if d == 0 {
@@ -503,7 +503,7 @@ func (b *ByzantineExperiment) writeMarkdown(ew *errWriter) {
 		if r.Partial {
 			p = " (partial)"
 		}
-		return fmt.Sprintf("%s%s | %s | %s | %d / %d", pct(r.HonestDelivery), p, f(r.P50MS, 0), f(r.P99MS, 0), r.harm(), r.Injected)
+		return fmt.Sprintf("%s%s | %s | %s | %d / %d", pct(r.HonestDelivery), p, f(float64(r.P50MS), 0), f(float64(r.P99MS), 0), r.harm(), r.Injected)
 	}
 	bans := func(r *ByzantineRow) string {
 		if r == nil {
@@ -615,8 +615,8 @@ func (b *ByzantineExperiment) Charts() []NamedChart {
 						continue
 					}
 					ds.X, ds.Y = append(ds.X, fp), append(ds.Y, 100*r.HonestDelivery)
-					if !math.IsNaN(r.P99MS) {
-						ls.X, ls.Y = append(ls.X, fp), append(ls.Y, r.P99MS)
+					if !math.IsNaN(float64(r.P99MS)) {
+						ls.X, ls.Y = append(ls.X, fp), append(ls.Y, float64(r.P99MS))
 					}
 				}
 				if len(ds.X) > 0 {
@@ -660,8 +660,8 @@ func (b *ByzantineExperiment) testbedCharts() []NamedChart {
 				if r.Kind == n && r.Defences == def {
 					x := float64(3*i) + dx
 					ds.X, ds.Y = append(ds.X, x), append(ds.Y, 100*r.HonestDelivery)
-					if !math.IsNaN(r.P99MS) {
-						ls.X, ls.Y = append(ls.X, x), append(ls.Y, r.P99MS)
+					if !math.IsNaN(float64(r.P99MS)) {
+						ls.X, ls.Y = append(ls.X, x), append(ls.Y, float64(r.P99MS))
 					}
 				}
 			}

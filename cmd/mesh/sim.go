@@ -58,7 +58,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	graftRetry := fs.Duration("graft-retry", 0, fmt.Sprintf("plumtree: wait this long before grafting the next announcer (default 0: %d × the longest link delay)", sim.GraftRetryDelays))
 	optThreshold := fs.Int("optimize-threshold", def.Gossip.PlumtreeOptimizeThreshold, "plumtree: move to a lazy path shorter than the eager one by this many hops (the paper's tree optimization; 0 = off)")
 	experiment := fs.String("experiment", "", fmt.Sprintf("run a named experiment and print Markdown tables: one of %v", sim.Experiments()))
-	sybils := fs.Int("sybils", sim.TestbedSybils, "--experiment testbed: sybils beside the honest nodes (--nodes sets those, default 1000)")
+	sybils := fs.Int("sybils", sim.TestbedSybils, "--experiment testbed: sybils beside the honest nodes (--nodes sets those, default 1000;\nsybils default to 4 per honest node)")
 	kinds := fs.String("kinds", "", fmt.Sprintf("--experiment byzantine: only these kinds of adversary, comma-separated (default all: %s)", strings.Join(sim.ByzantineKinds, ",")))
 	publishFor := fs.Duration("publish-for", sim.TestbedDuration, "--experiment testbed: virtual time of measured publishing at 120 messages/s")
 	if err := parseFlags(fs, args); err != nil {
@@ -99,7 +99,10 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			return bad("--experiment prints Markdown or --json, not CSV")
 		}
 		ec := sim.ExperimentConfig{Seed: *seed, Progress: progress.update, Workers: *workers,
-			Testbed: sim.TestbedSize{Sybils: *sybils, Duration: *publishFor}}
+			Testbed: sim.TestbedSize{Duration: *publishFor}}
+		if set["sybils"] {
+			ec.Testbed.Sybils = *sybils
+		}
 		if (set["sybils"] || set["publish-for"]) && *experiment != sim.ExperimentTestbed {
 			return bad("--sybils and --publish-for are for --experiment testbed")
 		}
