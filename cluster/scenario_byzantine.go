@@ -140,7 +140,11 @@ func (s *scenario) spam(ctx context.Context) error {
 			}
 		})
 	}
-	sleepCtx(ctx, s.cfg.Duration)
+	// Read what the honest nodes hold while the spam runs: a spammer of
+	// valid messages fills a node's receipts (65,536 by default) in a few
+	// seconds, so a message looked up only at the end could have been
+	// received and evicted since.
+	h := s.trackHeld(ctx, honest, st, time.Now().Add(s.cfg.Duration))
 	pubs, failed := st.end()
 	wg.Wait()
 	close(stopRSS)
@@ -164,7 +168,13 @@ func (s *scenario) spam(ctx context.Context) error {
 	s.res.figure("mode asked → last honest neighbour's ban", "5 s", last, len(never) == 0)
 
 	s.logf("%d published, %d failed; waiting for every honest node to hold them", len(pubs), len(failed))
-	h, lack, ex := s.awaitHeld(ctx, honest, pubs)
+	var lack int
+	var ex string
+	s.poll(ctx, 200*time.Millisecond, func() bool {
+		h = s.collectHeld(ctx, honest, pubs, 200, h)
+		lack, ex = h.missing(honest, pubs)
+		return lack == 0
+	})
 	s.res.check(lack == 0 && len(failed) == 0 && len(pubs) > 0, "every honest node holds every honest message",
 		"%d messages × %d honest nodes, %d pairs missing %s; %d publishes failed %s",
 		len(pubs), len(honest), lack, ex, len(failed), firstOf(failed))
@@ -181,6 +191,21 @@ func (s *scenario) spam(ctx context.Context) error {
 	s.res.check(len(over) == 0 && len(peak) == len(honest), "every honest node stays within its memory budget",
 		"peak VmRSS %s of %d honest nodes sampled, budget %s; over: %s", mib(top), len(peak), mib(scenarioRSSBudget), orNone(over))
 	return nil
+}
+
+// trackHeld reads, every 500 ms until until, which of the messages st
+// has published so far each node of nodes holds, and returns what it
+// found.
+func (s *scenario) trackHeld(ctx context.Context, nodes []int, st *streamer, until time.Time) holdings {
+	var h holdings
+	for time.Now().Before(until) && ctx.Err() == nil {
+		st.mu.Lock()
+		pubs := slices.Clone(st.pubs)
+		st.mu.Unlock()
+		h = s.collectHeld(ctx, nodes, pubs, 200, h)
+		sleepCtx(ctx, min(500*time.Millisecond, time.Until(until)))
+	}
+	return h
 }
 
 func orNone(s []string) string {
