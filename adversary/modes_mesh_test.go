@@ -11,19 +11,23 @@ import (
 
 // Each test here runs one mode in a small in-memory mesh of gossip cores
 // and shows its harm with the defences off (a core that checks nothing it
-// need not: no id verification) and, where a defence exists, no harm with
-// it on.
+// need not: no signatures, no id verification) and, where a defence
+// exists, no harm with it on.
 
 // offConfig is a core with every defence off.
 func offConfig() gossip.Config {
 	cfg := gossip.DefaultConfig()
 	cfg.VerifyIDs = false
+	cfg.Signing = gossip.SigningNone
 	return cfg
 }
 
-// onConfig is a core with the defences on.
+// onConfig is a core with the defences on: strict signing, with the
+// simulator's cost model of signatures (gossip.ModelAuth) as its Auth.
 func onConfig() gossip.Config {
-	return gossip.DefaultConfig()
+	cfg := gossip.DefaultConfig()
+	cfg.Auth = gossip.NewModelAuth(1)
+	return cfg
 }
 
 // every returns the ids 1..n that are multiples of k.

@@ -12,7 +12,9 @@ import (
 
 func newCore(t *testing.T, id wire.NodeID) *gossip.Core {
 	t.Helper()
-	c, err := gossip.New(gossip.DefaultConfig(), id, rand.New(rand.NewPCG(1, uint64(id))))
+	cfg := gossip.DefaultConfig()
+	cfg.Signing = gossip.SigningNone // the tests hand-build unsigned messages
+	c, err := gossip.New(cfg, id, rand.New(rand.NewPCG(1, uint64(id))))
 	if err != nil {
 		t.Fatal(err)
 	}

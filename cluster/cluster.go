@@ -291,7 +291,11 @@ func (c *Cluster) nodeArgs(i int) []string {
 		"--strategy", string(c.cfg.Strategy),
 		"--fanout", strconv.Itoa(c.cfg.Fanout),
 		"--anti-entropy", gossip.FormatAntiEntropy(c.cfg.AntiEntropy),
+		"--signing", string(c.cfg.Signing),
 		"--log-format", c.cfg.LogFormat,
+	}
+	if len(c.cfg.Validators) > 0 {
+		args = append(args, "--validate", strings.Join(c.cfg.Validators, ","))
 	}
 	chosen := c.topo.Chosen[i]
 	if t, ok := c.eclipseTarget(i); ok && !slices.Contains(chosen, t) {

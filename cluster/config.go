@@ -43,6 +43,12 @@ type Config struct {
 	// gossip.DefaultAntiEntropy for the routers that repair), negative
 	// off, positive the period. Default 0.
 	AntiEntropy time.Duration
+	// Signing is every node's --signing policy. Default
+	// gossip.SigningStrict.
+	Signing gossip.Signing
+	// Validators are every node's --validate list (gossip.ParseValidator
+	// specs). Default none.
+	Validators []string
 	// Membership runs every node with --membership, and raises a node's
 	// --active-high to its degree in the topology where that is above the
 	// default, so that the membership never drops a link the topology
@@ -141,6 +147,7 @@ func DefaultConfig() Config {
 		Peers:          3,
 		Seed:           1,
 		Strategy:       gossip.Flood,
+		Signing:        gossip.SigningStrict,
 		Fanout:         8,
 		LogFormat:      "text",
 		LogMaxBytes:    DefaultLogMaxBytes,
@@ -206,7 +213,8 @@ func (c Config) Validate() error {
 	}
 	g := gossip.DefaultConfig()
 	g.Strategy, g.AntiEntropy = c.Strategy, c.AntiEntropy
-	if err := g.Validate(); err != nil {
+	g.Signing, g.Validators = c.Signing, c.Validators
+	if err := g.ValidateSettings(); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
 	switch c.LogLevel {

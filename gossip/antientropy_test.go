@@ -140,7 +140,7 @@ func TestAntiEntropyRepairsANodeThatWasDown(t *testing.T) {
 				continue
 			}
 			t.Run(fmt.Sprintf("%s/ae=%v", strategy, ae), func(t *testing.T) {
-				cfg := DefaultConfig()
+				cfg := unsignedConfig()
 				cfg.Strategy, cfg.Fanout, cfg.AntiEntropy = strategy, 3, ae
 				net := newTimedNet(t, cfg, adj, 1)
 				net.down[victim] = true
@@ -184,7 +184,7 @@ func TestAntiEntropyRepairsANodeThatWasDown(t *testing.T) {
 // origins, and over a few periods for every origin, so that a peer that
 // lacks a whole origin (which it cannot list) still gets it.
 func TestAntiEntropyPartialDigestConverges(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.AntiEntropy = time.Second
 	cfg.AntiEntropyMaxMessages = 4000
 	origins := wire.MaxDigestOrigins + 500
@@ -241,7 +241,7 @@ func TestAntiEntropyPartialDigestConverges(t *testing.T) {
 // A digest compresses: a node holding seqs 1..1000 of one origin sends one
 // range; gaps split it.
 func TestAntiEntropyDigestRanges(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.AntiEntropy = time.Second
 	c, err := New(cfg, 1, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
@@ -276,7 +276,7 @@ func TestAntiEntropyPeriod(t *testing.T) {
 		{Flood, 0, 0}, {Fanout, 0, 0}, {Plumtree, 0, DefaultAntiEntropy},
 		{Flood, 2 * time.Second, 2 * time.Second}, {Plumtree, -1, 0}, {Flood, -time.Second, 0},
 	} {
-		cfg := DefaultConfig()
+		cfg := unsignedConfig()
 		cfg.Strategy, cfg.AntiEntropy = tc.s, tc.ae
 		if got := cfg.AntiEntropyPeriod(); got != tc.want {
 			t.Errorf("%s with AntiEntropy %v: period %v, want %v", tc.s, tc.ae, got, tc.want)
@@ -288,14 +288,14 @@ func TestAntiEntropyPeriod(t *testing.T) {
 		func(c *Config) { c.AntiEntropyMaxMessages = 0 },
 		func(c *Config) { c.AntiEntropyMaxBytes = 0 },
 	} {
-		cfg := DefaultConfig()
+		cfg := unsignedConfig()
 		bad(&cfg)
 		if cfg.Validate() == nil {
 			t.Errorf("Validate accepted %+v", cfg)
 		}
 	}
 	// Flood without anti-entropy keeps no store and never ticks for it.
-	c, _ := New(DefaultConfig(), 1, rand.New(rand.NewPCG(1, 1)))
+	c, _ := New(unsignedConfig(), 1, rand.New(rand.NewPCG(1, 1)))
 	if _, ok := AntiEntropyStatsOf(c); ok || c.NextWake() != 0 {
 		t.Errorf("flood without anti-entropy keeps a store or wants a wake (%d)", c.NextWake())
 	}
@@ -323,7 +323,7 @@ func TestParseAntiEntropy(t *testing.T) {
 // prunes the eager link a duplicate comes over (this cut its tree at
 // every rate above a few thousand messages a second on 10 real nodes).
 func TestAntiEntropyCrowdedStoreGetsNoDuplicates(t *testing.T) {
-	small := DefaultConfig()
+	small := unsignedConfig()
 	small.AntiEntropy, small.StoreCapacity = time.Second, 4
 	big := small
 	big.StoreCapacity = 100

@@ -78,7 +78,28 @@ type Config struct {
 	// VerifyIDs recomputes the id of every message on first receipt and
 	// rejects one whose id does not match its origin, seq and body. It costs
 	// one SHA-256 per delivered message (not per duplicate). Default true.
+	// Under SigningStrict the id is always checked, whatever this says: a
+	// valid signature over a wrong id would deliver the same content
+	// twice, under two ids.
 	VerifyIDs bool
+	// Signing is the message-signing policy (validate.go): SigningStrict
+	// signs every publish and rejects unsigned or badly signed messages;
+	// SigningNone publishes unsigned and rejects signed ones. Default
+	// SigningStrict, as gossipsub's StrictSign. Every node of a mesh must
+	// run the same policy.
+	Signing Signing
+	// Auth signs and verifies under SigningStrict (required there, unused
+	// under SigningNone). It is per node: the driver sets it (the node
+	// runtime from its key, the simulator to a cost model). Default nil.
+	Auth Auth
+	// Validators name the built-in application validators every message
+	// must pass before delivery, in order (ParseValidator: "utf8", "json",
+	// "nonempty", "max-body=N"). Every node of a mesh should run the same
+	// ones, since a Reject blames the sender. Default none.
+	Validators []string
+	// CustomValidators run after Validators, for drivers and tests that
+	// bring their own. Default none.
+	CustomValidators []Validator
 	// PlumtreeGraftTimeout is how long a Plumtree node waits, after the
 	// first IHAVE for a message it lacks, before it sends GRAFT to the
 	// announcer. It must exceed the usual lag of the eager path behind the
@@ -220,6 +241,7 @@ func DefaultConfig() Config {
 		MaxHops:      64,
 		MaxBody:      wire.DefaultMaxBody,
 		VerifyIDs:    true,
+		Signing:      SigningStrict,
 
 		PlumtreeGraftTimeout:  time.Second,
 		PlumtreeGraftRetry:    20 * time.Millisecond,
@@ -252,6 +274,19 @@ const maxFuture = 24 * time.Hour
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
+	if err := c.ValidateSettings(); err != nil {
+		return err
+	}
+	if c.Signing == SigningStrict && c.Auth == nil {
+		return errors.New("gossip: strict signing needs an Auth to sign and verify with (the driver sets it: a node's key, or the simulator's model)")
+	}
+	return nil
+}
+
+// ValidateSettings is Validate but for Auth, which a driver sets per node
+// after it checks its own config (the node runtime from its key, the
+// simulator to its model).
+func (c Config) ValidateSettings() error {
 	switch c.Strategy {
 	case Flood, Fanout, Plumtree, Lazy:
 	default:
@@ -274,6 +309,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBody < 0 {
 		return fmt.Errorf("gossip: max body must not be negative, got %d", c.MaxBody)
+	}
+	switch c.Signing {
+	case SigningStrict, SigningNone:
+	default:
+		return fmt.Errorf("gossip: unknown signing policy %q (want one of %v)", c.Signing, SigningPolicies())
+	}
+	if err := checkValidatorNames(c.Validators); err != nil {
+		return err
 	}
 	for _, d := range []struct {
 		name string

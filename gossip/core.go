@@ -46,14 +46,17 @@ const (
 	EventDuplicate
 	// EventRejected: a message that breaks the protocol arrived from From;
 	// Err says how. The message is dropped and not marked seen. Only when
-	// PeerFault is set did From itself break the rule; otherwise From may
-	// be an honest forwarder of what someone else forged.
+	// PeerFault is set did From itself break the rule (or relay what it
+	// should have checked: a bad signature, a wrong id under strict
+	// signing, a validator's reject); otherwise From may be an honest
+	// forwarder of what someone else forged.
 	EventRejected
 	// EventRefused: a well-formed copy that the core cannot accept without
 	// risking a second delivery: it is older than the acceptance window
 	// (ErrExpired), claims a publish time too far ahead (ErrFuture), or is
-	// no newer than what the seen-cache has forgotten (ErrUnderLoad). Err
-	// says which. Dropped, counted, never the sender's fault.
+	// no newer than what the seen-cache has forgotten (ErrUnderLoad); or
+	// one a validator ignored (ErrIgnored). Err says which. Dropped,
+	// counted, never the sender's fault.
 	EventRefused
 	// EventDown and EventUp are a node's own fate, which drivers report
 	// (a simulated crash, a dashboard replay); the core never emits them.
@@ -124,10 +127,12 @@ type Event struct {
 	// Err is why the message was rejected or refused (EventRejected and
 	// EventRefused only).
 	Err error
-	// PeerFault says, for EventRejected, that From itself broke the rule
-	// (it set the hop count, which every node rewrites), so the driver may
-	// punish the link. Everything else a forwarder relays unchanged from
-	// the origin, and before signatures it cannot be held to it.
+	// PeerFault says, for EventRejected, that From is to blame, so the
+	// driver (the peer score) may punish the link: From set the hop count,
+	// which every node rewrites, or it forwarded what every honest node
+	// checks first (the signature, the id under strict signing, the
+	// application validators). What a forwarder cannot check (a forged
+	// origin under SigningNone) it is not held to.
 	PeerFault bool
 }
 
@@ -234,6 +239,10 @@ type Shared struct {
 	// ae is the anti-entropy period in nanoseconds (antientropy.go), 0
 	// when it is off.
 	ae int64
+	// strict is cfg.Signing == SigningStrict.
+	strict bool
+	// validators are the application validators, in order (validate.go).
+	validators []namedValidator
 }
 
 // Share validates cfg and returns it ready for NewShared.
@@ -245,13 +254,18 @@ func Share(cfg Config) (*Shared, error) {
 	if err != nil {
 		return nil, err
 	}
-	return newShared(cfg, r), nil
+	return newShared(cfg, r)
 }
 
-func newShared(cfg Config, r Router) *Shared {
+func newShared(cfg Config, r Router) (*Shared, error) {
+	vs, err := buildValidators(cfg)
+	if err != nil {
+		return nil, err
+	}
 	_, stores := r.(repairer)
 	ae := int64(cfg.AntiEntropyPeriod())
-	return &Shared{cfg: cfg, router: r, timed: !untimed(r), stores: stores || ae > 0, ae: ae}
+	return &Shared{cfg: cfg, router: r, timed: !untimed(r), stores: stores || ae > 0, ae: ae,
+		strict: cfg.Signing == SigningStrict, validators: vs}, nil
 }
 
 // shareWith is Share with a router that is not in the registry (tests).
@@ -259,7 +273,7 @@ func shareWith(cfg Config, r Router) (*Shared, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return newShared(cfg, r), nil
+	return newShared(cfg, r)
 }
 
 // Config returns the configuration the cores share.
@@ -355,23 +369,30 @@ func (c *Core) hasPeer(p wire.NodeID) bool {
 }
 
 // Publish starts a new message with body at time now (nanoseconds on the
-// driver's clock), marks it seen, reports EventPublished and routes it to
-// peers at hop 1. It returns the message as the publisher holds it (hop 0).
+// driver's clock), signs it under SigningStrict, marks it seen, reports
+// EventPublished and routes it to peers at hop 1. It returns the message
+// as the publisher holds it (hop 0). The application validators do not
+// run on its own publishes: the application is their author.
 func (c *Core) Publish(now int64, body []byte, out *Output) (*wire.Message, error) {
 	if len(body) > c.sh.cfg.MaxBody {
 		return nil, fmt.Errorf("publish: %w: %d bytes, limit %d", ErrBodyTooLarge, len(body), c.sh.cfg.MaxBody)
 	}
-	if c.seq == 0 {
-		c.seq = c.sh.cfg.SeqBase
+	seq := c.seq
+	if seq == 0 {
+		seq = c.sh.cfg.SeqBase
 	}
-	c.seq++
+	seq++
 	m := &wire.Message{
-		ID:          wire.ComputeMsgID(c.id, c.seq, body),
+		ID:          wire.ComputeMsgID(c.id, seq, body),
 		Origin:      c.id,
-		Seq:         c.seq,
+		Seq:         seq,
 		PublishedAt: now,
 		Body:        body,
 	}
+	if err := c.sign(m); err != nil {
+		return nil, err
+	}
+	c.seq = seq
 	c.seen.add(m.ID, now+int64(c.sh.cfg.SeenTTL), c.sh.cfg.SeenCapacity)
 	c.keep(now, m)
 	out.Events = append(out.Events, Event{Kind: EventPublished, Msg: m})
@@ -392,10 +413,14 @@ func (c *Core) Step(now int64, from wire.NodeID, f Frame, out *Output) {
 	}
 }
 
-// Receive handles a message that peer from sent at time now. The first copy
-// is delivered and forwarded; later copies are counted as duplicates; a
-// message that breaks the protocol is rejected and not marked seen, so an
-// honest copy that arrives later still gets through.
+// Receive handles a message that peer from sent at time now, through the
+// validation pipeline, cheapest check first: the hop count and size
+// (check), dedup (a copy of an id already seen is a duplicate, and costs
+// no crypto), the acceptance window (admit), then the id, the signature
+// and the application validators (validate.go). The first copy that
+// passes them all is marked seen, delivered and forwarded; a copy that
+// fails is rejected or refused and not marked seen, so an honest copy that
+// arrives later still gets through.
 //
 // No message is delivered twice. A copy is accepted only inside its
 // acceptance window, now < PublishedAt + SeenTTL, and its id is kept at
@@ -408,6 +433,9 @@ func (c *Core) Step(now int64, from wire.NodeID, f Frame, out *Output) {
 // forgotten, so if it had been delivered the cache still holds its id.
 // The price is that, under load, a first copy older than the newest
 // forgotten id is refused too: the cache refuses rather than forgets.
+// Under SigningStrict PublishedAt is signed, so the window is also the
+// replay defence: a peer cannot make an old message look new, and one
+// replayed after its id was forgotten is refused, by age or by the floor.
 func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output) {
 	if fault, err := c.check(m); err != nil {
 		out.Events = append(out.Events, Event{Kind: EventRejected, Msg: m, From: from, Err: err, PeerFault: fault})
@@ -423,8 +451,8 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 		out.Events = append(out.Events, Event{Kind: EventRefused, Msg: m, From: from, Err: err})
 		return
 	}
-	if c.sh.cfg.VerifyIDs && wire.ComputeMsgID(m.Origin, m.Seq, m.Body) != m.ID {
-		out.Events = append(out.Events, Event{Kind: EventRejected, Msg: m, From: from, Err: ErrIDMismatch})
+	if kind, fault, err := c.validate(m); err != nil {
+		out.Events = append(out.Events, Event{Kind: kind, Msg: m, From: from, Err: err, PeerFault: fault})
 		return
 	}
 	c.seen.add(m.ID, expires, c.sh.cfg.SeenCapacity)

@@ -33,7 +33,7 @@ func sendTargets(out *Output) []wire.NodeID {
 }
 
 func TestPublishFloodsAtHopOne(t *testing.T) {
-	c := newCore(t, DefaultConfig(), 1, 2, 3, 4)
+	c := newCore(t, unsignedConfig(), 1, 2, 3, 4)
 	var out Output
 	m, err := c.Publish(100, []byte("hi"), &out)
 	if err != nil {
@@ -56,13 +56,13 @@ func TestPublishFloodsAtHopOne(t *testing.T) {
 }
 
 func TestReceiveDeliversOnceAndForwardsToOthers(t *testing.T) {
-	pub := newCore(t, DefaultConfig(), 9)
+	pub := newCore(t, unsignedConfig(), 9)
 	var out Output
 	m, _ := pub.Publish(0, []byte("x"), &out)
 	copy1 := *m
 	copy1.Hop = 1
 
-	c := newCore(t, DefaultConfig(), 1, 2, 3, 9)
+	c := newCore(t, unsignedConfig(), 1, 2, 3, 9)
 	out.Reset()
 	c.Receive(10, 9, &copy1, &out)
 	if len(out.Events) != 1 || out.Events[0].Kind != EventDelivered || out.Events[0].From != 9 {
@@ -87,12 +87,12 @@ func out2(m wire.Message, hop uint16) *wire.Message {
 }
 
 func TestRejectsAndStillAcceptsHonestCopy(t *testing.T) {
-	pub := newCore(t, DefaultConfig(), 9)
+	pub := newCore(t, unsignedConfig(), 9)
 	var out Output
 	m, _ := pub.Publish(0, []byte("honest"), &out)
 	honest := out2(*m, 1)
 
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.MaxBody = 10
 	tampered := out2(*m, 1)
 	tampered.Body = []byte("forged")
@@ -128,7 +128,7 @@ func TestRejectsAndStillAcceptsHonestCopy(t *testing.T) {
 }
 
 func TestFanoutPicksDistinctRandomPeersButNeverTheSender(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.Strategy = Fanout
 	cfg.Fanout = 3
 	var peers []wire.NodeID
@@ -163,7 +163,7 @@ func TestFanoutPicksDistinctRandomPeersButNeverTheSender(t *testing.T) {
 }
 
 func TestFanoutCappedByDegree(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.Strategy = Fanout
 	c := newCore(t, cfg, 1, 2, 3)
 	var out Output
@@ -174,7 +174,7 @@ func TestFanoutCappedByDegree(t *testing.T) {
 }
 
 func TestSeenCacheBoundedInEntriesAndAge(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.SeenCapacity = 40
 	cfg.SeenTTL = time.Second
 	c := newCore(t, cfg, 1)
@@ -205,7 +205,7 @@ func TestSeenCacheBoundedInEntriesAndAge(t *testing.T) {
 }
 
 func TestPeersAddRemove(t *testing.T) {
-	c := newCore(t, DefaultConfig(), 1, 2, 2, 1, 3)
+	c := newCore(t, unsignedConfig(), 1, 2, 2, 1, 3)
 	if got := c.Peers(); !slices.Equal(got, []wire.NodeID{2, 3}) {
 		t.Errorf("peers %v, want [2 3]: no duplicates, not self", got)
 	}
@@ -228,11 +228,11 @@ func TestConfigValidate(t *testing.T) {
 		{"hops", func(c *Config) { c.MaxHops = 0 }},
 		{"body", func(c *Config) { c.MaxBody = -1 }},
 	}
-	if err := DefaultConfig().Validate(); err != nil {
+	if err := unsignedConfig().Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 	for _, tt := range tests {
-		cfg := DefaultConfig()
+		cfg := unsignedConfig()
 		tt.change(&cfg)
 		if _, err := New(cfg, 1, rand.New(rand.NewPCG(1, 1))); err == nil {
 			t.Errorf("%s: New accepted an invalid config", tt.name)
@@ -253,4 +253,13 @@ func TestCoreFitsTwoCacheLines(t *testing.T) {
 	if size := unsafe.Sizeof(Core{}); size > 128 {
 		t.Errorf("gossip.Core is %d bytes, want at most 128", size)
 	}
+}
+
+// unsignedConfig is DefaultConfig under SigningNone, for the tests that
+// build messages by hand and are about something other than signatures
+// (validate_test.go tests those).
+func unsignedConfig() Config {
+	cfg := DefaultConfig()
+	cfg.Signing = SigningNone
+	return cfg
 }

@@ -22,7 +22,7 @@ func TestNeverDeliversTwiceUnderRandomOrders(t *testing.T) {
 	for _, capacity := range []int{1, 2, 5, 17, 64, 10_000} {
 		for seed := range uint64(20) {
 			rng := rand.New(rand.NewPCG(seed, uint64(capacity)))
-			cfg := DefaultConfig()
+			cfg := unsignedConfig()
 			cfg.SeenCapacity = capacity
 			cfg.SeenTTL = ttl
 			cfg.MaxFuture = 50
@@ -108,7 +108,7 @@ func TestNeverDeliversTwiceUnderRandomOrders(t *testing.T) {
 // a burst of 10 ids, then a late copy of the first. It used to be
 // delivered (and flooded) again.
 func TestLateCopyAfterBurstIsRefused(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.SeenCapacity = 4
 	c := newCore(t, cfg, 1, 2, 3)
 	var out Output
@@ -131,7 +131,7 @@ func TestLateCopyAfterBurstIsRefused(t *testing.T) {
 // TestOwnMessageAfterForgettingIsNotDeliveredToSelf: a node's own message
 // whose id it forgot, coming back, used to be delivered to its publisher.
 func TestOwnMessageAfterForgettingIsNotDeliveredToSelf(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.SeenCapacity = 2
 	c := newCore(t, cfg, 1, 2)
 	var out Output
@@ -149,7 +149,7 @@ func TestOwnMessageAfterForgettingIsNotDeliveredToSelf(t *testing.T) {
 // id and body as it got them, so only a hop count out of range (which the
 // sender sets) is blamed on the link.
 func TestOnlyTheHopCountIsThePeersFault(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.MaxBody = 10
 	good := &wire.Message{Origin: 9, Seq: 1, Hop: 1, Body: []byte("x")}
 	good.ID = wire.ComputeMsgID(9, 1, good.Body)
@@ -185,10 +185,10 @@ func TestOnlyTheHopCountIsThePeersFault(t *testing.T) {
 // boot published are not taken for its own.
 func TestSeqBaseNumbersPublishes(t *testing.T) {
 	var out Output
-	old := newCore(t, DefaultConfig(), 1, 2)
+	old := newCore(t, unsignedConfig(), 1, 2)
 	before, _ := old.Publish(0, []byte("same body"), &out)
 
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.SeqBase = uint64(time.Hour)
 	c := newCore(t, cfg, 1, 2)
 	m, _ := c.Publish(int64(time.Hour), []byte("same body"), &out)
@@ -214,7 +214,7 @@ func TestConfigValidatesWindow(t *testing.T) {
 		"huge ttl":        func(c *Config) { c.SeenTTL = 25 * time.Hour },
 		"huge capacity":   func(c *Config) { c.SeenCapacity = 1<<30 + 1 },
 	} {
-		cfg := DefaultConfig()
+		cfg := unsignedConfig()
 		change(&cfg)
 		if err := cfg.Validate(); err == nil {
 			t.Errorf("%s: Validate accepted it", name)
@@ -223,7 +223,7 @@ func TestConfigValidatesWindow(t *testing.T) {
 }
 
 func TestSeenAnswersWhetherACopyIsADuplicate(t *testing.T) {
-	c := newCore(t, DefaultConfig(), 1, 2)
+	c := newCore(t, unsignedConfig(), 1, 2)
 	m := &wire.Message{Origin: 9, Seq: 1, Hop: 1, Body: []byte("x")}
 	m.ID = wire.ComputeMsgID(9, 1, m.Body)
 	if c.Seen(0, m.ID) {

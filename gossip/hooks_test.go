@@ -77,7 +77,7 @@ func (hookRouter) OnPeerDown(n *Node, _ int64, p wire.NodeID, _ *Output) {
 // per-node state stays per node, and that control frames a router sends
 // reach the other router, both on the message path and from a tick.
 func TestRouterHooks(t *testing.T) {
-	sh, err := shareWith(DefaultConfig(), hookRouter{})
+	sh, err := shareWith(unsignedConfig(), hookRouter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,13 +164,13 @@ func TestRouterHooks(t *testing.T) {
 // registry refuses what it does not know.
 func TestRegistry(t *testing.T) {
 	for _, s := range Strategies() {
-		cfg := DefaultConfig()
+		cfg := unsignedConfig()
 		cfg.Strategy = s
 		if _, err := newRouter(cfg); err != nil {
 			t.Errorf("%s: %v", s, err)
 		}
 	}
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.Strategy = "nope"
 	if _, err := newRouter(cfg); err == nil {
 		t.Error("newRouter accepted an unknown strategy")

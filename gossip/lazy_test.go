@@ -11,7 +11,7 @@ import (
 )
 
 func lazyConfig() Config {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.Strategy = Lazy
 	// Lazy push alone: anti-entropy, on by default for lazy, would keep
 	// the nodes awake and repair what these tests expect IWANT to repair
@@ -55,7 +55,7 @@ func TestLazyConfigValidate(t *testing.T) {
 
 // TestLazyStatsOnlyForLazy: the accessors answer for lazy cores only.
 func TestLazyStatsOnlyForLazy(t *testing.T) {
-	c := newCore(t, DefaultConfig(), 1, 2)
+	c := newCore(t, unsignedConfig(), 1, 2)
 	if _, ok := LazyStatsOf(c); ok {
 		t.Error("LazyStatsOf answered for a flood core")
 	}

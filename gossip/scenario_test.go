@@ -70,7 +70,7 @@ func runScenario(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	s := &scenario{t: t, cfg: DefaultConfig(), nodes: map[wire.NodeID]*Core{}}
+	s := &scenario{t: t, cfg: unsignedConfig(), nodes: map[wire.NodeID]*Core{}}
 	var rewritten strings.Builder
 	sc := bufio.NewScanner(f)
 	line := 0
@@ -122,7 +122,7 @@ func (s *scenario) step(directive string) []string {
 	var out Output
 	switch fields[0] {
 	case "config":
-		s.cfg = DefaultConfig()
+		s.cfg = unsignedConfig()
 		for k, v := range args {
 			switch k {
 			case "strategy":

@@ -62,7 +62,7 @@ func TestStoreBounds(t *testing.T) {
 // keep its own copy, or a GRAFT is answered with whatever the batch holds
 // next (a message the receiver rejects: the repair is lost).
 func TestStoreCopiesTheMessage(t *testing.T) {
-	cfg := DefaultConfig()
+	cfg := unsignedConfig()
 	cfg.Strategy = Plumtree
 	var out Output
 	c := newCore(t, cfg, 2, 1, 3)

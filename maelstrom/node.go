@@ -75,6 +75,7 @@ func (c NodeConfig) Validate() error {
 	}
 	g := gossip.DefaultConfig()
 	g.Strategy, g.Fanout, g.AntiEntropy = c.Strategy, max(c.Fanout, 1), c.AntiEntropy
+	g.Signing = gossip.SigningNone // as newAdapter runs it
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("maelstrom: %w", err)
 	}

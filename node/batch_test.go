@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"gossipmesh/identity"
 	"gossipmesh/transport/memnet"
 	"gossipmesh/wire"
 )
@@ -29,13 +30,15 @@ func TestBatchTakesLowestHopFirst(t *testing.T) {
 	}
 	defer stopUnrun(n)
 
-	msg := wire.Message{Origin: 9, Seq: 1, PublishedAt: time.Now().UnixNano(), Body: []byte("to every neighbour")}
+	msg := wire.Message{Origin: KeyForTest(9).ID(), Seq: 1, PublishedAt: time.Now().UnixNano(), Body: []byte("to every neighbour")}
 	msg.ID = wire.ComputeMsgID(msg.Origin, msg.Seq, msg.Body)
+	signForTest(t, 9, &msg)
 	relayed, direct := msg, msg
 	relayed.Hop, direct.Hop = 2, 1
 	other := msg // another message, relayed, behind both
 	other.Seq, other.Hop = 2, 3
 	other.ID = wire.ComputeMsgID(other.Origin, other.Seq, other.Body)
+	signForTest(t, 9, &other)
 
 	n.inbox <- inbound{from: &peer{id: 9}, msg: direct, at: time.Now().UnixNano()}
 	n.inbox <- inbound{from: &peer{id: 4}, msg: other, at: time.Now().UnixNano()}
@@ -74,8 +77,9 @@ func TestBatchLetsLateCopiesIn(t *testing.T) {
 	}
 	defer stopUnrun(n)
 
-	msg := wire.Message{Origin: 9, Seq: 1, PublishedAt: time.Now().UnixNano(), Body: []byte("late direct copy")}
+	msg := wire.Message{Origin: KeyForTest(9).ID(), Seq: 1, PublishedAt: time.Now().UnixNano(), Body: []byte("late direct copy")}
 	msg.ID = wire.ComputeMsgID(msg.Origin, msg.Seq, msg.Body)
+	signForTest(t, 9, &msg)
 	relayed, direct := msg, msg
 	relayed.Hop, direct.Hop = 2, 1
 
@@ -172,4 +176,14 @@ func TestNearestFollowsTheShortestPathSeen(t *testing.T) {
 	if len(n.nearest) > maxNearest {
 		t.Fatalf("%d origins remembered, want at most %d", len(n.nearest), maxNearest)
 	}
+}
+
+// signForTest signs m as its origin, test key k's node.
+func signForTest(t *testing.T, k int, m *wire.Message) {
+	t.Helper()
+	a, err := identity.SignMessage(KeyForTest(k), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Auth = a
 }

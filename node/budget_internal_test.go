@@ -107,8 +107,9 @@ func TestStaleInboxEntriesDropped(t *testing.T) {
 	defer n.ln.Close()
 	from := &peer{id: 2, done: make(chan struct{})}
 	msg := func(seq uint64) wire.Message {
-		m := wire.Message{Origin: 2, Seq: seq, Hop: 1, PublishedAt: time.Now().UnixNano(), Body: []byte("x")}
+		m := wire.Message{Origin: KeyForTest(2).ID(), Seq: seq, Hop: 1, PublishedAt: time.Now().UnixNano(), Body: []byte("x")}
 		m.ID = wire.ComputeMsgID(m.Origin, m.Seq, m.Body)
+		signForTest(t, 2, &m)
 		return m
 	}
 	now := time.Now().UnixNano()

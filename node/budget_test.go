@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/identity"
 	"gossipmesh/node"
 	"gossipmesh/transport/tcp"
 	"gossipmesh/wire"
@@ -22,6 +23,7 @@ import (
 type rawPeer struct {
 	t    *testing.T
 	id   wire.NodeID
+	key  *identity.Key
 	conn net.Conn
 	seq  uint64
 }
@@ -50,14 +52,20 @@ func dialRaw(t *testing.T, target *node.Node, k int, readBuffer int) *rawPeer {
 		}
 		return false
 	})
-	return &rawPeer{t: t, id: id, conn: conn}
+	return &rawPeer{t: t, id: id, key: node.KeyForTest(k), conn: conn}
 }
 
-// nextMessage returns the frame of this peer's next own message, at hop 1.
+// nextMessage returns the frame of this peer's next own message, at hop 1,
+// signed with its key.
 func (r *rawPeer) nextMessage(body []byte) (wire.MsgID, []byte) {
 	r.seq++
 	m := &wire.Message{Origin: r.id, Seq: r.seq, Hop: 1, PublishedAt: time.Now().UnixNano(), Body: body}
 	m.ID = wire.ComputeMsgID(m.Origin, m.Seq, m.Body)
+	a, err := identity.SignMessage(r.key, m)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	m.Auth = a
 	return m.ID, wire.AppendMessage(nil, m)
 }
 
@@ -449,7 +457,7 @@ func TestPublishPassesOverAStuckPeer(t *testing.T) {
 	target := startTCPNode(t, node.KeyForTest(1), nil, nil, func(c *node.Config) {
 		c.StallTimeout = settle // only the pass-over can free the publishes
 		c.MaxQueueDelay = 200 * time.Millisecond
-		c.PeerSendQueueBytes = 2<<20 + 256
+		c.PeerSendQueueBytes = 2*wire.DefaultMaxFrame + 256 // two max-size frames, signed
 	})
 	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
 	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })

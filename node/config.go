@@ -307,7 +307,7 @@ const KeyFileName = "node.key"
 
 // Validate reports the first setting that cannot work.
 func (c Config) Validate() error {
-	if err := c.Gossip.Validate(); err != nil {
+	if err := c.Gossip.ValidateSettings(); err != nil {
 		return fmt.Errorf("node: %w", err)
 	}
 	if c.Membership != nil {

@@ -78,6 +78,7 @@ func startMesh(t *testing.T, dials [][]int, tweak func(i int, c *node.Config)) *
 	for i, ds := range dials {
 		cfg := node.DefaultConfig()
 		cfg.Key = node.KeyForTest(i + 1)
+		cfg.Gossip.Auth = modelAuth()
 		cfg.Seed = uint64(i + 1)
 		cfg.Transport = m.nw.Host(host(i))
 		cfg.Listen = addr(i)

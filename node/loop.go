@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -252,8 +253,16 @@ func (n *Node) handleEvents(events []gossip.Event, now int64) {
 				n.m.refused.WithLabelValues(reasonOf(e.Err)).Inc()
 				continue
 			}
-			// The sender itself broke the protocol: drop the link, as for
-			// any other garbage. The reader logs why and counts it.
+			if !errors.Is(e.Err, gossip.ErrBadHop) {
+				// Content the sender should have checked before it
+				// forwarded (a bad signature, a wrong id, a validator's
+				// reject): counted against it by reason, the link kept;
+				// what it costs the sender is the peer score's to say.
+				n.m.rejected.WithLabelValues(reasonOf(e.Err)).Inc()
+				continue
+			}
+			// The sender itself broke the framing rules: drop the link, as
+			// for any other garbage. The reader logs why and counts it.
 			if p := n.links[e.From]; p != nil {
 				p.close(e.Err)
 			}

@@ -41,6 +41,7 @@ func startMemberMesh(t *testing.T, dials [][]int, tweak func(*membership.Config)
 	for i, ds := range dials {
 		cfg := node.DefaultConfig()
 		cfg.Key = node.KeyForTest(i + 1)
+		cfg.Gossip.Auth = modelAuth()
 		cfg.Seed = uint64(i + 1)
 		cfg.Transport = m.nw.Host(host(i))
 		cfg.Listen = addr(i)

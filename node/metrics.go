@@ -117,11 +117,11 @@ func newMetrics(id wire.NodeID) *metrics {
 		dropped:    counter("messages_dropped_total", "Message frames not sent to a peer: its send queue was over a byte or frame limit, or the frame waited longer than the max queue delay."),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "rejected_total",
-			Help: "Frames, messages and connections refused, by reason; a refused frame also drops its connection, except rate_limited (a frame over its link's rate limits, dropped and counted against the peer's score) and banned (a link of a banned peer).",
+			Help: "Frames, messages and connections refused, by reason. A refused frame also drops its connection, except rate_limited (a frame over its link's rate limits, dropped and counted against the peer's score), banned (a link of a banned peer), and a message whose content the sender should have checked (invalid_signature, unsigned, signed, id_mismatch, validator_reject): dropped and counted, the link kept, for the peer score to judge.",
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "refused_total",
-			Help: "Messages dropped with the link kept, by reason: copies outside their acceptance window (expired, future), older than what the seen-cache still covers (under_load), or content a forwarder cannot be blamed for.",
+			Help: "Messages dropped with the link kept and the sender not blamed, by reason: copies outside their acceptance window (replay: older than the window by the signed publish time; future), older than what the seen-cache still covers (under_load), ignored by a validator (validator_ignore), or content a forwarder cannot be blamed for.",
 		}, []string{"reason"}),
 		bytesIn:  counter("received_bytes_total", "Gossip frame bytes read from peers."),
 		bytesOut: counter("sent_bytes_total", "Gossip frame bytes written to peers."),
@@ -256,8 +256,20 @@ func reasonOf(err error) string {
 		return "forged_origin"
 	case errors.Is(err, gossip.ErrBodyTooLarge):
 		return "body_too_large"
+	case errors.Is(err, gossip.ErrBadSignature):
+		return "invalid_signature"
+	case errors.Is(err, gossip.ErrUnsigned):
+		return "unsigned"
+	case errors.Is(err, gossip.ErrSigned):
+		return "signed"
+	case errors.Is(err, gossip.ErrRejected):
+		return "validator_reject"
+	case errors.Is(err, gossip.ErrIgnored):
+		return "validator_ignore"
 	case errors.Is(err, gossip.ErrExpired):
-		return "expired"
+		// Past its acceptance window by its signed publish time: a
+		// replay, or a copy held back that long.
+		return "replay"
 	case errors.Is(err, gossip.ErrFuture):
 		return "future"
 	case errors.Is(err, gossip.ErrUnderLoad):

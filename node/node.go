@@ -198,6 +198,15 @@ func New(cfg Config) (*Node, error) {
 	if gcfg.SeqBase == 0 {
 		gcfg.SeqBase = uint64(time.Now().UnixNano())
 	}
+	// The core signs this node's publishes with its key, and checks what
+	// it receives against the keys the messages carry.
+	if gcfg.Signing == gossip.SigningStrict && gcfg.Auth == nil {
+		if id != key.ID() {
+			ln.Close()
+			return nil, fmt.Errorf("node: id %v is not its key's id %v, and strict signing needs the id the key proves", id, key.ID())
+		}
+		gcfg.Auth = identity.NewMessageAuth(key)
+	}
 	newProto := cfg.NewProtocol
 	if newProto == nil {
 		newProto = newGossipCore

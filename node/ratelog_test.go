@@ -27,6 +27,7 @@ func TestBadConnectionFloodLogsBoundedLines(t *testing.T) {
 	nw := memnet.New()
 	cfg := node.DefaultConfig()
 	cfg.Key = node.KeyForTest(1)
+	cfg.Gossip.Auth = modelAuth() // as startMesh's nodes sign
 	cfg.Transport = nw.Host("target")
 	cfg.Listen = "target:7000"
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, nil))

@@ -199,7 +199,7 @@ func TestInvalidSpammerIsBannedAndGetsNothing(t *testing.T) {
 	for _, st := range []gossip.Strategy{gossip.Flood, gossip.Plumtree, gossip.Lazy} {
 		t.Run(string(st), func(t *testing.T) {
 			n := newTestNet(t, 1, 0)
-			cfg := gossip.DefaultConfig()
+			cfg := signedTestConfig()
 			cfg.Strategy = st
 			honest := ids(1, 8)
 			for _, id := range honest {
@@ -263,7 +263,7 @@ func TestInvalidSpammerIsBannedAndGetsNothing(t *testing.T) {
 
 func TestPromiseBreakerLosesGossip(t *testing.T) {
 	n := newTestNet(t, 2, 0)
-	cfg := gossip.DefaultConfig()
+	cfg := signedTestConfig()
 	cfg.Strategy = gossip.Lazy
 	honest := ids(1, 6)
 	for _, id := range honest {
@@ -310,7 +310,7 @@ func TestPromiseBreakerLosesGossip(t *testing.T) {
 
 func TestSilentEagerPeerIsDemoted(t *testing.T) {
 	n := newTestNet(t, 3, 0)
-	cfg := gossip.DefaultConfig()
+	cfg := signedTestConfig()
 	cfg.Strategy = gossip.Plumtree
 	honest := ids(1, 6)
 	for _, id := range honest {
@@ -363,7 +363,7 @@ func TestHonestLossyMeshBansNoOne(t *testing.T) {
 		t.Run(string(st), func(t *testing.T) {
 			t.Parallel()
 			n := newTestNet(t, 4, 0.2)
-			cfg := gossip.DefaultConfig()
+			cfg := signedTestConfig()
 			cfg.Strategy = st
 			all := ids(1, 24)
 			for _, id := range all {
@@ -423,7 +423,7 @@ func TestHonestLossyMeshBansNoOne(t *testing.T) {
 // it gets no eager payload while its score stays below 0; once the score
 // is back, it is grafted and pushed to again.
 func TestDemotedPeerIsServedButKeptLazy(t *testing.T) {
-	cfg := gossip.DefaultConfig()
+	cfg := signedTestConfig()
 	cfg.Strategy = gossip.Plumtree
 	core, err := gossip.New(cfg, 1, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
@@ -511,7 +511,7 @@ func TestDemotedPeerIsServedButKeptLazy(t *testing.T) {
 // until its ban ends, then let back in with what is left of its score, so
 // that it gets no gossip rather than being trusted afresh.
 func TestBanEndsButTheScoreIsRetained(t *testing.T) {
-	core, err := gossip.New(gossip.DefaultConfig(), 1, rand.New(rand.NewPCG(1, 1)))
+	core, err := gossip.New(signedTestConfig(), 1, rand.New(rand.NewPCG(1, 1)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,8 +14,8 @@ import (
 )
 
 // advConfig is a run of 300 nodes publishing 30 broadcasts 10 ms apart,
-// with every core defence off (no id verification), unless a test turns
-// it on, and the given adversaries.
+// with every core defence off (no signatures, no id verification), unless
+// a test turns it on, and the given adversaries.
 func advConfig(t *testing.T, degree int, spec string) Config {
 	t.Helper()
 	cfg := DefaultConfig()
@@ -24,6 +24,7 @@ func advConfig(t *testing.T, degree int, spec string) Config {
 	cfg.Broadcasts = 30
 	cfg.Interval = 10 * time.Millisecond
 	cfg.Gossip.VerifyIDs = false
+	cfg.Gossip.Signing = gossip.SigningNone
 	var err error
 	if cfg.Adversaries, err = ParseAdversaries(spec); err != nil {
 		t.Fatal(err)

@@ -189,7 +189,7 @@ func (c *Config) Validate() error {
 	if n < 2 || n > MaxNodes {
 		return fmt.Errorf("sim: nodes must be in 2..%d, got %d", MaxNodes, n)
 	}
-	if err := c.Gossip.Validate(); err != nil {
+	if err := c.Gossip.ValidateSettings(); err != nil {
 		return fmt.Errorf("sim: %w", err)
 	}
 	if err := c.Latency.Validate(); err != nil {

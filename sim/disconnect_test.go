@@ -43,6 +43,7 @@ func TestDisconnectsCutLinks(t *testing.T) {
 	cfg.Nodes = 40
 	cfg.Broadcasts = 20
 	cfg.Latency = Latency{Kind: LatencyConstant, Min: 5 * time.Millisecond}
+	cfg.Gossip.Auth = gossip.NewModelAuth(cfg.Seed)
 	sh, err := gossip.Share(cfg.Gossip)
 	if err != nil {
 		t.Fatal(err)

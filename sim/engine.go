@@ -243,6 +243,11 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 	n := g.N()
 	cfg.Nodes = n
 	cfg.Gossip.PlumtreeGraftTimeout, cfg.Gossip.PlumtreeGraftRetry = cfg.PlumtreeTimers()
+	if cfg.Gossip.Signing == gossip.SigningStrict && cfg.Gossip.Auth == nil {
+		// Strict signing by the cost model unless the caller brought real
+		// keys (identity.NewDerivedAuth): README, Signed messages.
+		cfg.Gossip.Auth = gossip.NewModelAuth(cfg.Seed)
+	}
 	shared, err := gossip.Share(cfg.Gossip)
 	if err != nil {
 		return nil, fmt.Errorf("sim: %w", err)

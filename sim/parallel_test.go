@@ -306,6 +306,7 @@ func TestStatelessProbe(t *testing.T) {
 	for strategy, want := range map[gossip.Strategy]bool{gossip.Flood: true, gossip.Fanout: true, gossip.Plumtree: false} {
 		cfg := gossip.DefaultConfig()
 		cfg.Strategy = strategy
+		cfg.Auth = gossip.NewModelAuth(1)
 		sh, err := gossip.Share(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -179,6 +179,7 @@ func ticksThatSend(t *testing.T, lazy bool) {
 	cfg := small(TopologyUndirected, 8)
 	cfg.Broadcasts = 1
 	cfg.Latency = Latency{Kind: LatencyConstant, Min: 10 * time.Millisecond}
+	cfg.Gossip.Auth = gossip.NewModelAuth(cfg.Seed)
 	sh, err := gossip.Share(cfg.Gossip)
 	if err != nil {
 		t.Fatal(err)

@@ -30,9 +30,10 @@ const (
 	// frameHeaderSize is the version and type bytes counted by the length.
 	frameHeaderSize = 2
 	// FrameOverhead is the room a frame needs beyond a message body: the
-	// length prefix, version, type and message header. A frame limit of
-	// MaxBody+FrameOverhead carries every body of up to MaxBody bytes.
-	FrameOverhead = lengthSize + frameHeaderSize + messageHeaderSize
+	// length prefix, version, type, message header and a signature block.
+	// A frame limit of MaxBody+FrameOverhead carries every body of up to
+	// MaxBody bytes, signed or not.
+	FrameOverhead = lengthSize + frameHeaderSize + messageHeaderSize + AuthSize
 	// DefaultMaxBody is the largest message body nodes accept by default.
 	DefaultMaxBody = 1 << 20
 	// DefaultMaxFrame is the frame limit that goes with DefaultMaxBody.
@@ -208,7 +209,10 @@ func (fr *Reader) ReadFrame() (Frame, error) {
 	return Frame{Type: t, Payload: buf[frameHeaderSize:]}, nil
 }
 
-// AppendMessage appends m as a complete frame to dst.
+// AppendMessage appends m as a complete frame to dst. The payload is id,
+// origin, seq, hop, published-at, a flags byte, the public key and
+// signature when the message is signed (flag bit 0), the body length and
+// the body (docs/protocol.md).
 func AppendMessage(dst []byte, m *Message) []byte {
 	dst = appendFrameHeader(dst, FrameMessage, m.EncodedSize())
 	dst = append(dst, m.ID[:]...)
@@ -216,12 +220,20 @@ func AppendMessage(dst []byte, m *Message) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, m.Seq)
 	dst = binary.BigEndian.AppendUint16(dst, m.Hop)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(m.PublishedAt))
+	if a := m.Auth; a != nil {
+		dst = append(dst, flagSigned)
+		dst = append(dst, a.Key[:]...)
+		dst = append(dst, a.Sig[:]...)
+	} else {
+		dst = append(dst, 0)
+	}
 	dst = binary.BigEndian.AppendUint32(dst, uint32(len(m.Body)))
 	return append(dst, m.Body...)
 }
 
-// DecodeMessage parses a message payload. The body is copied out of p, so
-// the Message outlives the Reader's buffer; maxBody bounds it.
+// DecodeMessage parses a message payload. The body and the auth block are
+// copied out of p, so the Message outlives the Reader's buffer; maxBody
+// bounds the body. An unknown flag bit is ErrMalformed.
 func DecodeMessage(p []byte, maxBody int) (Message, error) {
 	if len(p) < messageHeaderSize {
 		return Message{}, fmt.Errorf("%w: message of %d bytes, header needs %d", ErrMalformed, len(p), messageHeaderSize)
@@ -233,8 +245,23 @@ func DecodeMessage(p []byte, maxBody int) (Message, error) {
 	m.Seq = binary.BigEndian.Uint64(p[8:])
 	m.Hop = binary.BigEndian.Uint16(p[16:])
 	m.PublishedAt = int64(binary.BigEndian.Uint64(p[18:]))
-	n := binary.BigEndian.Uint32(p[26:])
-	p = p[30:]
+	flags := p[26]
+	p = p[27:]
+	if flags&^knownFlags != 0 {
+		return Message{}, fmt.Errorf("%w: message flags %#02x, this node knows %#02x", ErrMalformed, flags, knownFlags)
+	}
+	if flags&flagSigned != 0 {
+		if len(p) < AuthSize+4 {
+			return Message{}, fmt.Errorf("%w: signed message with %d bytes after its flags, needs %d", ErrMalformed, len(p), AuthSize+4)
+		}
+		a := new(Auth)
+		copy(a.Key[:], p)
+		copy(a.Sig[:], p[AuthKeySize:])
+		m.Auth = a
+		p = p[AuthSize:]
+	}
+	n := binary.BigEndian.Uint32(p)
+	p = p[4:]
 	if uint64(n) != uint64(len(p)) {
 		return Message{}, fmt.Errorf("%w: body length %d, %d bytes left", ErrMalformed, n, len(p))
 	}

@@ -24,6 +24,7 @@ func FuzzReadFrame(f *testing.F) {
 	f.Add(hello)
 	f.Add(append(hello, wire.AppendProof(nil, wire.Proof{Signature: [64]byte{1, 2}})...))
 	f.Add(wire.AppendMessage(nil, testMessage("seed")))
+	f.Add(wire.AppendMessage(nil, signedTestMessage("signed seed")))
 	f.Add(append(hello, wire.AppendMessage(nil, testMessage(""))...))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 2})
 	for _, c := range seedControls() {

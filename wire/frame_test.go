@@ -119,9 +119,10 @@ func TestReadFrameErrors(t *testing.T) {
 }
 
 // TestExactLimit: a frame of exactly the limit is fine; the default limit
-// carries the default maximum body.
+// carries the default maximum body, signed.
 func TestExactLimit(t *testing.T) {
 	m := testMessage(strings.Repeat("b", wire.DefaultMaxBody))
+	m.Auth = &wire.Auth{}
 	stream := wire.AppendMessage(nil, m)
 	if len(stream) != wire.DefaultMaxFrame {
 		t.Fatalf("a max-body message is a %d-byte frame, want DefaultMaxFrame = %d", len(stream), wire.DefaultMaxFrame)

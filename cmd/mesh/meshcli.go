@@ -33,6 +33,7 @@ type launchFlags struct {
 	nodes, peers, fanout int
 	strategy             string
 	antiEntropy          time.Duration
+	signing, validate    string
 	seed                 uint64
 	gomaxprocs           int
 	calmSysmon           bool
@@ -59,6 +60,8 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string
 	fs.IntVar(&l.fanout, "fanout", d.Fanout, "k for --strategy fanout: random peers per message, capped by the node's degree")
 	fs.StringVar(&l.strategy, "strategy", string(d.Strategy), fmt.Sprintf("gossip router: one of %v", gossip.Strategies()))
 	fs.Var(antiEntropyValue{&l.antiEntropy}, "anti-entropy", gossip.AntiEntropyUsage)
+	fs.StringVar(&l.signing, "signing", string(d.Signing), signingUsage)
+	fs.StringVar(&l.validate, "validate", "", validateUsage())
 	fs.Uint64Var(&l.seed, "seed", 0, "seed for the topology, node ids and publishers; the same seed gives the same mesh (0: random, printed)")
 	fs.IntVar(&l.gomaxprocs, "gomaxprocs", gomaxprocs, "GOMAXPROCS of each node process (0: Go's default, one per core)")
 	fs.BoolVar(&l.netns, "netns", d.Netns, "run each node in a Linux network namespace of its own, on its own address in 198.18.0.0/15, joined by veth pairs and bridges in two halves (needs root and iproute2; see the README)")
@@ -86,6 +89,12 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 	}
 	cfg.Strategy = gossip.Strategy(l.strategy)
 	cfg.AntiEntropy = l.antiEntropy
+	cfg.Signing = gossip.Signing(l.signing)
+	vs, err := gossip.ParseValidators(l.validate)
+	if err != nil {
+		return cfg, usageError(stderr, "--validate: "+err.Error())
+	}
+	cfg.Validators = vs
 	cfg.Seed = l.seed
 	if cfg.Seed == 0 {
 		cfg.Seed = randomSeed()
@@ -102,6 +111,14 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 		return cfg, usageError(stderr, strings.TrimPrefix(err.Error(), "cluster: "))
 	}
 	return cfg, nil
+}
+
+// signingUsage is the help of every --signing flag.
+const signingUsage = "message signing: strict (sign every publish with the node's key, reject unsigned or badly signed messages) or none (publish unsigned, reject signed messages); every node of a mesh must agree"
+
+// validateUsage is the help of every --validate flag.
+func validateUsage() string {
+	return "application validators every message must pass before delivery, comma-separated `NAME[,NAME]` (reject blames the sender, ignore does not): " + strings.Join(gossip.ValidatorNames(), "; ")
 }
 
 // antiEntropyValue is an --anti-entropy flag, in gossip.ParseAntiEntropy's

@@ -51,6 +51,8 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	antiEntropy := def.Gossip.AntiEntropy
 	fs.Var(antiEntropyValue{&antiEntropy}, "anti-entropy", gossip.AntiEntropyUsage)
 	fanout := fs.Int("fanout", def.Gossip.Fanout, "peers per message for --strategy fanout")
+	signing := fs.String("signing", string(def.Gossip.Signing), signingUsage)
+	validate := fs.String("validate", "", validateUsage())
 	maxBody := fs.Int("max-body", def.Gossip.MaxBody, "largest message body in `bytes`; the frame limit is this plus the header")
 	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
 	maxPeers := fs.Int("max-peers", def.MaxPeers, "most links, live and standby; inbound ones get what --peers leaves")
@@ -104,6 +106,12 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Gossip.Fanout = *fanout
 	cfg.Gossip.AntiEntropy = antiEntropy
 	cfg.Gossip.MaxBody = *maxBody
+	if cfg.Gossip.Signing, err = gossip.ParseSigning(*signing); err != nil {
+		return usageErr("--signing: %v", err)
+	}
+	if cfg.Gossip.Validators, err = gossip.ParseValidators(*validate); err != nil {
+		return usageErr("--validate: %v", err)
+	}
 	if *seed != 0 {
 		cfg.Seed = *seed
 	}
