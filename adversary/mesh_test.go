@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gossipmesh/gossip"
+	"gossipmesh/score"
 	"gossipmesh/wire"
 )
 
@@ -42,6 +43,35 @@ type testMesh struct {
 	framesTo map[wire.NodeID]int
 	// origin is the claimed origin of every delivered id.
 	origin map[wire.MsgID]wire.NodeID
+	// frameRate, when positive, is a per-link limit on the frames a node
+	// takes from one peer a second (a second's worth of burst), as the
+	// node runtime's PeerFrameRate: a frame over it is dropped and, at a
+	// guarded node, counted against the peer (Guard.Penalize).
+	frameRate float64
+	buckets   map[[2]wire.NodeID]*bucket
+	// bans records every Disconnect a node asked for: banned[a][b] says
+	// that a cut b off.
+	banned map[wire.NodeID]map[wire.NodeID]bool
+}
+
+// bucket is a token bucket, as the node runtime's.
+type bucket struct {
+	tokens float64
+	last   int64
+}
+
+func (b *bucket) take(now int64, rate float64) bool {
+	if b.last == 0 {
+		b.tokens, b.last = rate, now
+	} else if now > b.last {
+		b.tokens = min(rate, b.tokens+rate*float64(now-b.last)/1e9)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 type ev struct {
@@ -84,7 +114,8 @@ func newMesh(t *testing.T, n int, links [][2]int, seed uint64, build builder, ev
 		pubs: map[wire.MsgID]*wire.Message{},
 		got:  map[wire.NodeID]map[wire.MsgID]int{}, at: map[wire.NodeID]map[wire.MsgID]int64{},
 		body: map[wire.NodeID]map[wire.MsgID][]byte{}, framesTo: map[wire.NodeID]int{},
-		origin: map[wire.MsgID]wire.NodeID{},
+		origin: map[wire.MsgID]wire.NodeID{}, buckets: map[[2]wire.NodeID]*bucket{},
+		banned: map[wire.NodeID]map[wire.NodeID]bool{},
 	}
 	if m.evil == nil {
 		m.evil = map[wire.NodeID]bool{}
@@ -126,6 +157,34 @@ func coreBuilder(t *testing.T, cfg gossip.Config, modes map[wire.NodeID]Modes) b
 		}
 		return c
 	}
+}
+
+// guardBuilder is coreBuilder with every honest core behind a scoring
+// guard of the default parameters.
+func guardBuilder(t *testing.T, cfg gossip.Config, modes map[wire.NodeID]Modes) builder {
+	inner := coreBuilder(t, cfg, modes)
+	return func(id wire.NodeID, rng *rand.Rand) gossip.Protocol {
+		p := inner(id, rng)
+		if _, evil := modes[id]; evil {
+			return p
+		}
+		g, err := score.NewGuard(p, score.DefaultParams())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+}
+
+// shutOut reports the honest nodes linked to liar at the start that did
+// not cut it off.
+func (m *testMesh) shutOut(liar wire.NodeID, peers []wire.NodeID) (kept []wire.NodeID) {
+	for _, p := range peers {
+		if !m.evil[p] && !m.banned[p][liar] {
+			kept = append(kept, p)
+		}
+	}
+	return kept
 }
 
 // publish schedules a publish of body at node id at time at.
@@ -173,8 +232,21 @@ func (m *testMesh) run(until int64) {
 				if !m.evil[e.to] {
 					m.pubs[msg.ID] = msg
 				}
-			} else {
+			} else if slices.Contains(m.links[e.to], e.from) {
 				m.framesTo[e.to]++
+				if m.frameRate > 0 && !m.evil[e.to] {
+					k := [2]wire.NodeID{e.to, e.from}
+					if m.buckets[k] == nil {
+						m.buckets[k] = &bucket{}
+					}
+					if !m.buckets[k].take(m.now, m.frameRate) {
+						if g, ok := p.(*score.Guard); ok {
+							g.Penalize(m.now, e.from, 1, &m.out)
+						}
+						m.handle(e.to)
+						continue
+					}
+				}
 				p.Step(m.now, e.from, e.f, &m.out)
 			}
 			m.handle(e.to)
@@ -212,7 +284,30 @@ func (m *testMesh) handle(id wire.NodeID) {
 		}
 		m.push(ev{at: m.now + int64(time.Millisecond)*(1+m.rng.Int64N(10)), to: s.To, from: id, f: s.Frame})
 	}
+	cuts := slices.Clone(m.out.Disconnects)
 	m.out.Reset()
+	for _, d := range cuts {
+		m.cut(id, d.Peer)
+	}
+}
+
+// cut acts on a Disconnect: a asks to close its link to b, which goes
+// down at both ends (frames on their way are dropped on arrival), and
+// both hear PeerDown.
+func (m *testMesh) cut(a, b wire.NodeID) {
+	if m.banned[a] == nil {
+		m.banned[a] = map[wire.NodeID]bool{}
+	}
+	m.banned[a][b] = true
+	if !slices.Contains(m.links[a], b) {
+		return
+	}
+	m.links[a] = slices.DeleteFunc(m.links[a], func(x wire.NodeID) bool { return x == b })
+	m.links[b] = slices.DeleteFunc(m.links[b], func(x wire.NodeID) bool { return x == a })
+	m.nodes[b].PeerDown(m.now, a, &m.out)
+	m.handle(b)
+	m.nodes[a].PeerDown(m.now, b, &m.out)
+	m.handle(a)
 }
 
 // honest returns the honest nodes.

@@ -36,7 +36,8 @@ const (
 	Tamper
 	// Forge publishes, at Rate a second, messages that claim another
 	// node's identity (an origin it has seen, else a peer), with a valid
-	// id over the forged fields.
+	// id over the forged fields and, in a mesh that signs, its own key
+	// and a signature that verifies for nobody.
 	Forge
 	// Replay keeps the messages it saw and re-sends them at Rate a second
 	// to every peer, oldest first around a ring: in turn verbatim and with
@@ -46,7 +47,8 @@ const (
 	// Spam publishes valid messages of its own at Rate a second.
 	Spam
 	// SpamInvalid sends, at Rate a second, messages under its own origin
-	// that no honest node may accept: a wrong id, or a bad signature.
+	// that no honest node may accept: a wrong id, or (in a mesh that
+	// signs) a bad signature.
 	SpamInvalid
 	// Delay holds every send for Delay before it leaves.
 	Delay

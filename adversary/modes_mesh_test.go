@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"gossipmesh/gossip"
+	"gossipmesh/score"
 	"gossipmesh/wire"
 )
 
@@ -135,6 +136,28 @@ func TestForgeMesh(t *testing.T) {
 			t.Errorf("forger stats %+v", s)
 		}
 	})
+	t.Run("on: strict signing accepts no forgery, and the guard bans the forgers", func(t *testing.T) {
+		modes, evil := liars(every(30, 10), "forge=20")
+		m := newMesh(t, 30, randomMesh(30, 3, 4), 4, guardBuilder(t, onConfig(), modes), evil)
+		peers := map[wire.NodeID][]wire.NodeID{}
+		for id := range evil {
+			peers[id] = slices.Clone(m.links[id])
+		}
+		m.publishAll(m.honest(), 20, 0, 200*time.Millisecond)
+		m.run(int64(2 * time.Second))
+		r := m.report()
+		if r.forged != 0 || r.foreign != 0 || r.reach != 1 {
+			t.Errorf("with the defences on: %v", r)
+		}
+		for id, ps := range peers {
+			if statsOf(m, id).Forged == 0 {
+				t.Errorf("forger %v forged nothing", id)
+			}
+			if kept := m.shutOut(id, ps); len(kept) > 0 {
+				t.Errorf("honest peers %v of %v did not ban forger %v", kept, ps, id)
+			}
+		}
+	})
 }
 
 func TestReplayMesh(t *testing.T) {
@@ -155,6 +178,21 @@ func TestReplayMesh(t *testing.T) {
 		}
 		if s := statsOf(m, 10); s.Replayed == 0 {
 			t.Errorf("replayer stats %+v", s)
+		}
+	})
+	t.Run("on: with signed publish times no replay is delivered again", func(t *testing.T) {
+		cfg := onConfig()
+		cfg.SeenTTL = time.Second
+		modes, evil := liars(every(30, 10), "replay=20")
+		m := newMesh(t, 30, randomMesh(30, 3, 5), 5, coreBuilder(t, cfg, modes), evil)
+		m.publishAll(m.honest(), 10, 0, 100*time.Millisecond)
+		m.run(int64(4 * time.Second))
+		r := m.report()
+		if r.again != 0 || r.reach != 1 {
+			t.Errorf("with the defences on: %v", r)
+		}
+		if m.rejected == 0 || statsOf(m, 10).Replayed == 0 {
+			t.Errorf("no rewritten replay was rejected (%d rejected, stats %+v)", m.rejected, statsOf(m, 10))
 		}
 	})
 }
@@ -332,5 +370,127 @@ func TestLiarMesh(t *testing.T) {
 	}
 	if s := statsOf(m, 4); s.Lies == 0 {
 		t.Errorf("liar stats %+v", s)
+	}
+}
+
+// The scoring defences: honest cores behind a guard (package score),
+// whose Disconnects the mesh acts on.
+
+func TestSpamInvalidGuarded(t *testing.T) {
+	t.Parallel()
+	modes, evil := liars([]wire.NodeID{7}, "spam-invalid=100")
+	links := randomMesh(30, 3, 7)
+	m := newMesh(t, 30, links, 7, guardBuilder(t, onConfig(), modes), evil)
+	peers := slices.Clone(m.links[7])
+	m.publishAll(m.honest(), 10, 0, 100*time.Millisecond)
+	m.run(int64(2 * time.Second))
+	r := m.report()
+	if r.foreign != 0 || r.reach != 1 {
+		t.Errorf("guarded mesh with an invalid spammer: %v", r)
+	}
+	if kept := m.shutOut(7, peers); len(kept) > 0 {
+		t.Errorf("honest peers %v of %v did not ban the invalid spammer", kept, peers)
+	}
+}
+
+func TestTamperGuarded(t *testing.T) {
+	t.Parallel()
+	modes, evil := liars(every(30, 5), "tamper")
+	m := newMesh(t, 30, randomMesh(30, 3, 3), 3, guardBuilder(t, onConfig(), modes), evil)
+	peers := map[wire.NodeID][]wire.NodeID{}
+	for id := range evil {
+		peers[id] = slices.Clone(m.links[id])
+	}
+	// A tampered copy behind the honest one is a duplicate, dropped before
+	// any check: only those that arrive first count against the
+	// tamperer, so it takes a few hundred messages.
+	m.publishAll(m.honest(), 400, 0, 10*time.Second)
+	m.run(int64(11 * time.Second))
+	if r := m.report(); r.tampered != 0 || r.reach != 1 {
+		t.Errorf("guarded mesh with tamperers: %v", r)
+	}
+	for id, ps := range peers {
+		kept := m.shutOut(id, ps)
+		for _, k := range kept {
+			if sc := m.nodes[k].(*score.Guard).Score(id, m.now); sc >= 0 {
+				t.Errorf("honest peer %v neither banned tamperer %v nor scores it below 0 (%v)", k, id, sc)
+			}
+		}
+		if 2*len(kept) > len(ps) {
+			t.Errorf("honest peers %v of %v did not ban tamperer %v", kept, ps, id)
+		}
+	}
+}
+
+func TestSpamGuarded(t *testing.T) {
+	t.Parallel()
+	run := func(t *testing.T, guarded bool, until time.Duration) (*testMesh, []wire.NodeID, report) {
+		modes, evil := liars([]wire.NodeID{7}, "spam=20000")
+		b := coreBuilder(t, onConfig(), modes)
+		if guarded {
+			// Rate limits drop honest frames too while the spammer is
+			// still linked: anti-entropy repairs them.
+			cfg := onConfig()
+			cfg.AntiEntropy = 500 * time.Millisecond
+			b = guardBuilder(t, cfg, modes)
+		}
+		m := newMesh(t, 30, randomMesh(30, 3, 6), 6, b, evil)
+		if guarded {
+			m.frameRate = 2000 // a tenth of the spam rate
+		}
+		peers := slices.Clone(m.links[7])
+		m.publishAll(m.honest(), 20, 0, until/2)
+		m.run(int64(until))
+		return m, peers, m.report()
+	}
+	t.Run("off: the spam floods every honest node", func(t *testing.T) {
+		m, _, r := run(t, false, 300*time.Millisecond)
+		if per := r.foreign / len(m.honest()); per < 3000 {
+			t.Errorf("honest nodes delivered %d spam messages each: %v", per, r)
+		}
+	})
+	t.Run("on: rate limits get the spammer banned, honest delivery stays whole", func(t *testing.T) {
+		m, peers, r := run(t, true, 4*time.Second)
+		for _, h := range m.honest() {
+			for b := range m.banned[h] {
+				if !m.evil[b] {
+					t.Errorf("honest node %v banned honest node %v", h, b)
+				}
+			}
+		}
+		if kept := m.shutOut(7, peers); len(kept) > 0 {
+			t.Errorf("honest peers %v of %v did not ban a spammer at 4 times their frame limit", kept, peers)
+		}
+		if r.reach != 1 {
+			t.Errorf("honest delivery with a banned spammer: %v", r)
+		}
+	})
+}
+
+func TestLiarGuarded(t *testing.T) {
+	t.Parallel()
+	cfg := onConfig()
+	cfg.Strategy = gossip.Lazy
+	cfg.LazyD = 1
+	cfg.AntiEntropy = -1
+	modes, evil := liars([]wire.NodeID{4, 8}, "liar")
+	m := newMesh(t, 40, randomMesh(40, 4, 13), 13, guardBuilder(t, cfg, modes), evil)
+	peers := map[wire.NodeID][]wire.NodeID{4: slices.Clone(m.links[4]), 8: slices.Clone(m.links[8])}
+	m.publishAll(m.honest(), 400, 0, 20*time.Second)
+	m.run(int64(25 * time.Second))
+	for liar, ps := range peers {
+		// Every honest peer bans it, or at least scores it below 0, which
+		// takes its eager link away.
+		for _, k := range m.shutOut(liar, ps) {
+			if sc := m.nodes[k].(*score.Guard).Score(liar, m.now); sc >= 0 {
+				t.Errorf("honest peer %v neither banned liar %v nor scores it below 0 (%v)", k, liar, sc)
+			}
+		}
+		if kept := m.shutOut(liar, ps); 2*len(kept) > len(ps) {
+			t.Errorf("honest peers %v of %v did not ban liar %v for its broken promises", kept, ps, liar)
+		}
+	}
+	if r := m.report(); r.reach != 1 {
+		t.Errorf("guarded lazy mesh with liars: %v", r)
 	}
 }

@@ -88,6 +88,14 @@ type Node struct {
 	held []heldSend
 	// seq numbers spam-invalid's messages.
 	seq uint64
+	// signed says that the messages the node last saw or published carry
+	// an auth block, so that what it makes up carries one too, as a real
+	// liar's would (a mesh that does not sign refuses signed messages,
+	// one that signs refuses unsigned ones); ownKey is its own public key
+	// once it has published, which a forgery carries under another
+	// origin.
+	signed bool
+	ownKey *[wire.AuthKeySize]byte
 	// lastSrc and lastTampered cache the tampered copy of the message last
 	// forwarded, since the core shares one copy across a forward's sends.
 	lastSrc, lastTampered *wire.Message
@@ -189,7 +197,34 @@ func (n *Node) Publish(now int64, body []byte, out *gossip.Output) (*wire.Messag
 	k := len(out.Sends)
 	m, err := n.inner.Publish(now, body, out)
 	n.filter(now, out, k, true)
+	if m != nil {
+		n.noteOwn(m)
+	}
 	return m, err
+}
+
+// noteOwn learns from the node's own publish whether the mesh signs, and
+// its key.
+func (n *Node) noteOwn(m *wire.Message) {
+	n.signed = m.Auth != nil
+	if m.Auth != nil {
+		key := m.Auth.Key
+		n.ownKey = &key
+	}
+}
+
+// fakeAuth is the auth block of a made-up message: the node's own key if
+// it knows it (else random bytes) and a signature of random bytes, which
+// verifies for nobody.
+func (n *Node) fakeAuth() *wire.Auth {
+	a := &wire.Auth{}
+	if n.ownKey != nil {
+		a.Key = *n.ownKey
+	} else {
+		n.fill(a.Key[:])
+	}
+	n.fill(a.Sig[:])
+	return a
 }
 
 // Step implements gossip.Protocol.
@@ -427,6 +462,7 @@ func (n *Node) release(now int64, out *gossip.Output) {
 // observe remembers what m tells a liar: an origin to impersonate, a
 // message to replay, an id to censor.
 func (n *Node) observe(m *wire.Message) {
+	n.signed = m.Auth != nil
 	if n.cfg.rate[Forge] > 0 && m.Origin != n.ID() {
 		if n.origins == nil {
 			n.origins = make(map[wire.NodeID]uint64)
@@ -526,20 +562,31 @@ func (n *Node) spam(now int64, out *gossip.Output) {
 	body := make([]byte, bodySize)
 	n.fill(body)
 	k := len(out.Sends)
-	if _, err := n.inner.Publish(now, body, out); err != nil {
+	m, err := n.inner.Publish(now, body, out)
+	if err != nil {
 		return
 	}
+	n.noteOwn(m)
 	n.filter(now, out, k, true)
 	n.stats.Spammed++
 }
 
 // spamInvalid sends every peer a message under the node's own origin that
-// carries a wrong id: it passes only a receiver that checks nothing.
+// no honest node may accept: in a mesh that signs, in turn one with a
+// wrong id and one with a right id and a bad signature; in one that does
+// not, a wrong id, which passes only a receiver that checks nothing.
 func (n *Node) spamInvalid(now int64, out *gossip.Output) {
 	n.seq++
 	m := &wire.Message{Origin: n.ID(), Seq: 1<<63 | n.seq, Hop: 1, PublishedAt: now, Body: make([]byte, bodySize)}
 	n.fill(m.Body)
-	n.fill(m.ID[:])
+	if n.signed && n.seq%2 == 0 {
+		m.ID = wire.ComputeMsgID(m.Origin, m.Seq, m.Body)
+	} else {
+		n.fill(m.ID[:])
+	}
+	if n.signed {
+		m.Auth = n.fakeAuth()
+	}
 	n.broadcast(now, m, out)
 	n.stats.Spammed++
 }
@@ -563,6 +610,9 @@ func (n *Node) forge(now int64, out *gossip.Output) {
 	m := &wire.Message{Origin: victim, Seq: seq, Hop: 1, PublishedAt: now, Body: make([]byte, bodySize)}
 	n.fill(m.Body)
 	m.ID = wire.ComputeMsgID(m.Origin, m.Seq, m.Body)
+	if n.signed {
+		m.Auth = n.fakeAuth() // its own key, under another origin
+	}
 	n.broadcast(now, m, out)
 	n.stats.Forged++
 }

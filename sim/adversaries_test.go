@@ -5,12 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"gossipmesh/adversary"
 	"gossipmesh/gossip"
+	"gossipmesh/score"
+	"gossipmesh/wire"
 )
 
 // advConfig is a run of 300 nodes publishing 30 broadcasts 10 ms apart,
@@ -29,6 +33,14 @@ func advConfig(t *testing.T, degree int, spec string) Config {
 	if cfg.Adversaries, err = ParseAdversaries(spec); err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+// strict turns the defences on: strict signing (the simulator's cost
+// model), which checks ids too.
+func strict(cfg Config) Config {
+	cfg.Gossip.Signing = gossip.SigningStrict
+	cfg.Gossip.VerifyIDs = true
 	return cfg
 }
 
@@ -164,8 +176,12 @@ func TestSimTamper(t *testing.T) {
 		t.Errorf("off: no tampered body accepted: %+v", off)
 	}
 	cfg := advConfig(t, 8, "0.2:tamper")
-	cfg.Gossip.VerifyIDs = true
+	cfg.Gossip.VerifyIDs = true // ids checked, unsigned
 	_, on := advRun(t, cfg, nil)
+	_, signed := advRun(t, strict(cfg), nil)
+	if signed.TamperedAccepted != 0 || signed.AdversaryAccepted != 0 || signed.Rejected == 0 || signed.HonestAllReached != 1 {
+		t.Errorf("on (strict signing): %+v", signed)
+	}
 	if on.TamperedAccepted != 0 || on.HonestAllReached != 1 || on.Rejected == 0 {
 		t.Errorf("on: %+v", on)
 	}
@@ -180,16 +196,27 @@ func TestSimForge(t *testing.T) {
 	if off.HonestAllReached != 1 {
 		t.Errorf("forgers stopped honest messages: %+v", off)
 	}
+	_, on := advRun(t, strict(advConfig(t, 8, "0.05:forge=50")), nil)
+	if on.ForgedAccepted != 0 || on.Did.Forged == 0 || on.Rejected == 0 || on.HonestAllReached != 1 {
+		t.Errorf("on (strict signing): %+v", on)
+	}
 }
 
 func TestSimReplay(t *testing.T) {
 	t.Parallel()
+	// Three seconds of broadcasts against a one-second window: replays of
+	// messages past it come in the last two.
 	cfg := advConfig(t, 8, "0.05:replay=100")
-	cfg.Gossip.SeenTTL = 100 * time.Millisecond
+	cfg.Broadcasts = 300
+	cfg.Gossip.SeenTTL = time.Second
 	cfg.Gossip.MaxFuture = 0
 	_, off := advRun(t, cfg, nil)
 	if off.ReplayedAccepted == 0 || off.Did.Replayed == 0 {
 		t.Errorf("off: no replay accepted: %+v", off)
+	}
+	_, on := advRun(t, strict(cfg), nil)
+	if on.ReplayedAccepted != 0 || on.Did.Replayed == 0 || on.HonestAllReached != 1 {
+		t.Errorf("on (strict signing): %+v", on)
 	}
 }
 
@@ -212,8 +239,12 @@ func TestSimSpamInvalid(t *testing.T) {
 		t.Errorf("off: no invalid message accepted: %+v", off)
 	}
 	cfg := advConfig(t, 8, "0.01:spam-invalid=200")
-	cfg.Gossip.VerifyIDs = true
+	cfg.Gossip.VerifyIDs = true // ids checked, unsigned
 	_, on := advRun(t, cfg, nil)
+	_, signed := advRun(t, strict(cfg), nil)
+	if signed.TamperedAccepted != 0 || signed.AdversaryAccepted != 0 || signed.Rejected == 0 || signed.HonestAllReached != 1 {
+		t.Errorf("on (strict signing): %+v", signed)
+	}
 	if on.AdversaryAccepted != 0 || on.Rejected == 0 || on.HonestAllReached != 1 {
 		t.Errorf("on: %+v", on)
 	}
@@ -291,5 +322,124 @@ func TestSimLiar(t *testing.T) {
 	t.Logf("honest p99 %v ms with liars, %v ms without", lying, base)
 	if r.Adversaries.Did.Lies == 0 || !(lying > base+float64(gossip.DefaultConfig().LazyIWantTimeout/time.Millisecond)) {
 		t.Errorf("liars did not delay repair by a broken promise: honest p99 %v ms with them, %v ms without", lying, base)
+	}
+}
+
+// guardedRun runs cfg with every honest node behind a scoring guard of
+// the default parameters (bans outlasting the run) and the adversaries
+// around bare cores, and returns the guards by node index.
+func guardedRun(t *testing.T, cfg Config) (*Report, map[int]*score.Guard, *Graph, []adversary.Modes) {
+	t.Helper()
+	g, err := BuildGraph(&cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Graph = g
+	if cfg.Gossip.Signing == gossip.SigningStrict && cfg.Gossip.Auth == nil {
+		cfg.Gossip.Auth = gossip.NewModelAuth(cfg.Seed)
+	}
+	assign := cfg.Adversaries.Assign(g, cfg.Seed)
+	sh, err := gossip.Share(cfg.Gossip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := score.DefaultParams()
+	params.BanDuration, params.RetainScore = 24*time.Hour, 24*time.Hour
+	guards := map[int]*score.Guard{}
+	s, err := NewWith(cfg, func(i int, peers []wire.NodeID, rng *rand.Rand) gossip.Protocol {
+		c := gossip.NewShared(sh, wire.NodeID(i)+1, rng)
+		if assign[i] != nil {
+			c.SetPeers(peers)
+			return c
+		}
+		gd, err := score.NewGuard(c, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range peers {
+			gd.PeerUp(0, q, &gossip.Output{})
+		}
+		guards[i] = gd
+		return gd
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r, guards, g, assign
+}
+
+// shutOut returns the honest peers of adversary a that neither banned it
+// nor score it below 0 at the end (every one, without guards).
+func shutOut(guards map[int]*score.Guard, assign []adversary.Modes, g *Graph, a int, now int64) (kept []int) {
+	for _, p := range g.Peers(a) {
+		if assign[p-1] != nil {
+			continue
+		}
+		gd := guards[int(p-1)]
+		if gd == nil {
+			kept = append(kept, int(p-1))
+			continue
+		}
+		banned := false
+		for _, b := range gd.Bans(now) {
+			banned = banned || b.Peer == wire.NodeID(a)+1
+		}
+		if !banned && gd.Score(wire.NodeID(a)+1, now) >= 0 {
+			kept = append(kept, int(p-1))
+		}
+	}
+	return kept
+}
+
+func TestSimLiarGuarded(t *testing.T) {
+	t.Parallel()
+	cfg := advConfig(t, 8, "0.05:liar")
+	cfg.Gossip.VerifyIDs = true
+	cfg.Gossip.Strategy = gossip.Lazy
+	cfg.Broadcasts = 200
+	cfg.Interval = 50 * time.Millisecond
+	r, guards, g, assign := guardedRun(t, cfg)
+	if a := r.Adversaries; a.HonestAllReached != 1 {
+		t.Errorf("guarded lazy push with liars: %+v", a)
+	}
+	end := int64(cfg.Broadcasts) * int64(cfg.Interval)
+	for i := range g.N() {
+		if assign[i] == nil {
+			continue
+		}
+		// A peer that never asked the liar for anything has no broken
+		// promise to hold against it: most must.
+		if kept := shutOut(guards, assign, g, i, end); 2*len(kept) > len(g.Peers(i)) {
+			t.Errorf("liar %d: honest peers %v of %v neither banned it nor score it below 0", i, kept, g.Peers(i))
+		}
+	}
+}
+
+// TestSimSignedLiarsGuarded: with strict signing and the scoring guard,
+// forgers, invalid spammers and tamperers get nothing accepted, every
+// honest broadcast reaches every honest node, and most of each liar's
+// honest peers ban it or score it below 0.
+func TestSimSignedLiarsGuarded(t *testing.T) {
+	t.Parallel()
+	cfg := strict(advConfig(t, 8, "0.05:forge=50,0.05:spam-invalid=200,0.1:tamper"))
+	cfg.Broadcasts = 200
+	r, guards, g, assign := guardedRun(t, cfg)
+	a := r.Adversaries
+	t.Logf("%d broadcasts, %d arrivals: %+v", len(r.PerBroadcast), r.Events, *a)
+	if a.HonestAllReached != 1 || a.ForgedAccepted != 0 || a.AdversaryAccepted != 0 || a.TamperedAccepted != 0 {
+		t.Errorf("guarded, signed: %+v", a)
+	}
+	end := int64(cfg.Broadcasts) * int64(cfg.Interval)
+	for i := range g.N() {
+		if assign[i] == nil {
+			continue
+		}
+		if kept := shutOut(guards, assign, g, i, end); 2*len(kept) > len(g.Peers(i)) {
+			t.Errorf("%s node %d: honest peers %v of %v neither banned it nor score it below 0", assign[i], i, kept, g.Peers(i))
+		}
 	}
 }

@@ -147,6 +147,14 @@ type Sim struct {
 	testTrialStart func(worker, k int)
 	// workersUsed is how many goroutines ran trials (tests).
 	workersUsed int
+
+	// opened is set in an open run (open.go), where nodes may send
+	// messages the simulator did not publish; until, when positive, is
+	// the virtual time the run stops at (StopAt).
+	opened *openRun
+	until  int64
+	// publishAt replaces b × Interval as broadcast b's time (open.go).
+	publishAt func(b int) int64
 }
 
 // flight is one broadcast in the air: its figures, the nodes it reached
@@ -168,7 +176,10 @@ type msgSlot struct {
 }
 
 type ctlSlot struct {
-	c    *wire.Control
+	c *wire.Control
+	// m is set instead of c for a message that travels on its own in an
+	// open run (open.go).
+	m    *wire.Message
 	refs int32
 }
 
@@ -517,6 +528,9 @@ func (s *Sim) loop(ctx context.Context) (stopped bool) {
 			g := s.graph
 			prefetch(unsafe.Pointer(&g.Adj[min(g.Off[j], len(g.Adj)-1)]))
 		}
+		if s.until > 0 && e.at > s.until {
+			return false
+		}
 		if !s.crashDone {
 			s.maybeCrash(e.at)
 		}
@@ -627,10 +641,14 @@ func (s *Sim) stepCtl(e *event) {
 	}
 	idx := e.ref & refIndex
 	cs := &s.ctls[idx]
-	c := cs.c
+	c, m := cs.c, cs.m
 	if cs.refs--; cs.refs == 0 {
 		*cs = ctlSlot{}
 		s.freeCtls = append(s.freeCtls, idx)
+	}
+	if m != nil {
+		s.stepForeign(e, m)
+		return
 	}
 	s.frames--
 	s.ctlsIn--
@@ -738,7 +756,7 @@ func (s *Sim) publish(b int) error {
 	copy(body, idx[:])
 	s.published++
 	if s.cfg.Interval > 0 && s.published < s.cfg.Broadcasts {
-		s.pushPublish(s.published, int64(s.published)*int64(s.cfg.Interval))
+		s.pushPublish(s.published, s.publishTime(s.published))
 	}
 	m, err := s.node(uint32(p)).Publish(s.now, body, &s.out)
 	if err != nil {
@@ -746,6 +764,9 @@ func (s *Sim) publish(b int) error {
 	}
 	f.id, f.orig = m.ID, m
 	s.flights[m.ID] = f
+	if s.opened != nil {
+		s.opened.canon[m.ID] = m
+	}
 	if s.adv != nil {
 		s.advPublished(f)
 	}
@@ -877,6 +898,14 @@ func (s *Sim) ctlRef(c *wire.Control) uint32 {
 func (s *Sim) handle(i int) {
 	for k := range s.out.Events {
 		ev := &s.out.Events[k]
+		if o := s.opened; o != nil {
+			if o.onEvent != nil {
+				o.onEvent(i, s.base+s.now, ev)
+			}
+			if ev.Msg != nil && ev.Kind == gossip.EventDelivered && !o.faithful(ev.Msg) {
+				continue // a forgery or a tampered copy: no receipt of a broadcast
+			}
+		}
 		switch ev.Kind {
 		case gossip.EventDelivered, gossip.EventPublished:
 			f := s.flightOf(ev.Msg.ID)
@@ -942,6 +971,9 @@ func (s *Sim) route(from uint32) {
 		lastCtl *wire.Control
 		ctlIdx  uint32
 	)
+	if s.opened != nil {
+		s.opened.last = nil // a verdict holds for one step's sends
+	}
 	for k := range s.out.Sends {
 		snd := &s.out.Sends[k]
 		if s.egress != nil && !s.egress(s.now, wire.NodeID(from)+1, snd) {
@@ -967,6 +999,10 @@ func (s *Sim) route(from uint32) {
 			s.ctlsIn++
 			ref = refCtl | ctlIdx
 		} else {
+			if s.opened != nil && s.foreign(snd.Msg) {
+				s.routeForeign(from, snd)
+				continue
+			}
 			if snd.Msg != lastMsg {
 				lastMsg = snd.Msg
 				msgRef, f = s.msgRef(snd.Msg)

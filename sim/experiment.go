@@ -25,7 +25,7 @@ const (
 
 // Experiments lists the named experiments.
 func Experiments() []string {
-	return []string{ExperimentLesson, ExperimentSlot, ExperimentPlumtree, ExperimentChurn}
+	return []string{ExperimentLesson, ExperimentSlot, ExperimentPlumtree, ExperimentChurn, ExperimentByzantine, ExperimentTestbed}
 }
 
 // ExperimentConfig sizes a named experiment. Zero fields take the
@@ -50,14 +50,22 @@ type ExperimentConfig struct {
 	ChurnRate     float64
 	ChurnDuration time.Duration
 	// Workers is how many goroutines run the churn experiment's runs (one
-	// per strategy and overlay); it changes only the wall time. Default
-	// 0: GOMAXPROCS.
+	// per strategy and overlay) and how many scenarios the byzantine and
+	// testbed experiments run at once; it changes only the wall time.
+	// Default 0: GOMAXPROCS.
 	Workers int
 	// ActiveLow and ActiveHigh are the churn experiment's degree bounds.
 	// Default the membership package's (3 and 8).
 	ActiveLow, ActiveHigh int
 	// Progress, if set, gets the fraction done.
 	Progress func(float64)
+	// Testbed scales the testbed experiment (zero fields: the paper's
+	// size); Nodes, when set, is its honest nodes.
+	Testbed TestbedSize
+	// Kinds, when set, limits the byzantine experiment to these kinds of
+	// adversary (of ByzantineKinds), beside the row without any. Default
+	// all.
+	Kinds []string
 }
 
 func (e ExperimentConfig) withDefaults() ExperimentConfig {
@@ -98,6 +106,9 @@ type Experiment struct {
 	Plumtree *PlumtreeExperiment
 	// Churn is the churn experiment's result; nil for the others.
 	Churn *ChurnExperiment
+	// Byzantine is the byzantine or testbed experiment's result; nil for
+	// the others.
+	Byzantine *ByzantineExperiment
 	// Partial marks an experiment stopped early.
 	Partial bool
 }
@@ -113,6 +124,20 @@ type setup struct {
 // the rows done so far, the last one partial (or left out if it had not
 // finished a broadcast).
 func RunExperiment(ctx context.Context, name string, ec ExperimentConfig) (*Experiment, error) {
+	switch name {
+	case ExperimentByzantine:
+		sizes := ByzantineSizes
+		if ec.Nodes > 0 {
+			sizes = []int{ec.Nodes}
+		}
+		return runByzantineExperiment(ctx, ec.withDefaults(), sizes)
+	case ExperimentTestbed:
+		size := ec.Testbed
+		if ec.Nodes > 0 {
+			size.Honest = ec.Nodes
+		}
+		return runTestbedExperiment(ctx, ec.withDefaults(), size)
+	}
 	ec = ec.withDefaults()
 	switch name {
 	case ExperimentPlumtree:
@@ -264,6 +289,9 @@ func (e *Experiment) WriteJSON(w io.Writer) error {
 	if e.Churn != nil {
 		return e.Churn.writeJSON(w)
 	}
+	if e.Byzantine != nil {
+		return e.Byzantine.writeJSON(w)
+	}
 	for _, t := range e.Tables {
 		for _, row := range t {
 			data, err := json.Marshal(row)
@@ -293,6 +321,10 @@ func (e *Experiment) WriteMarkdown(w io.Writer) error {
 		ew.printf("**PARTIAL: stopped early; the last row is incomplete.**\n\n")
 	}
 	switch e.Name {
+	case ExperimentByzantine, ExperimentTestbed:
+		if e.Byzantine != nil {
+			e.Byzantine.writeMarkdown(ew)
+		}
 	case ExperimentPlumtree:
 		if e.Plumtree != nil {
 			e.Plumtree.writeMarkdown(ew)

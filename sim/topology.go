@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -353,6 +355,116 @@ func LoadGraph(r io.Reader) (*Graph, error) {
 	for _, e := range edges {
 		out[fill[e[0]]] = uint32(e[1])
 		fill[e[0]]++
+	}
+	return fromArcs(n, off, out), nil
+}
+
+// SybilSpec describes an overlay of honest nodes and sybils, the shape of
+// the gossipsub v1.1 testbed: honest nodes are indexes 0..Honest−1, sybils
+// Honest..Honest+Sybils−1.
+type SybilSpec struct {
+	// Honest nodes form a random undirected graph of mean degree about
+	// Degree among themselves, as Undirected builds: each picks Degree/2
+	// honest peers (its outbound links).
+	Honest, Degree int
+	// Sybils each link to SybilLinks random honest nodes, so that a sybil
+	// has a high degree and each honest node about Sybils × SybilLinks /
+	// Honest sybil links besides its honest ones. Sybils have no links
+	// among themselves: a sybil learns nothing from another that it does
+	// not know already.
+	Sybils, SybilLinks int
+	// Targets are honest nodes every sybil links to as well (eclipse),
+	// or TargetLinks of them at random per sybil when TargetLinks is
+	// positive and below len(Targets).
+	Targets     []int
+	TargetLinks int
+	// TargetsOutbound leaves each target only the honest links it picked
+	// itself (its outbound quota, Degree/2): the honest nodes that would
+	// have picked it pick another node, so the sybils hold every inbound
+	// slot a target has.
+	TargetsOutbound bool
+	// TargetsCut leaves the targets no honest link at all: the sybils hold
+	// every slot, inbound and outbound, as they do when a node keeps no
+	// outbound quota. It implies TargetsOutbound for the other nodes.
+	TargetsCut bool
+}
+
+// Validate reports a spec that cannot be built.
+func (sp *SybilSpec) Validate() error {
+	switch {
+	case sp.Honest < 2 || sp.Degree < 2 || sp.Degree/2 >= sp.Honest:
+		return fmt.Errorf("sim: sybil overlay needs at least 2 honest nodes and a degree in 2..%d, got %d and %d", 2*(sp.Honest-1), sp.Honest, sp.Degree)
+	case sp.Sybils < 0 || sp.SybilLinks < 0 || sp.SybilLinks > sp.Honest:
+		return fmt.Errorf("sim: sybil overlay: %d sybils of %d links each over %d honest nodes", sp.Sybils, sp.SybilLinks, sp.Honest)
+	case sp.Sybils > 0 && sp.SybilLinks == 0 && len(sp.Targets) == 0:
+		return errors.New("sim: sybil overlay: sybils with no link to any honest node")
+	case uint64(sp.Honest)+uint64(sp.Sybils) > MaxNodes:
+		return fmt.Errorf("sim: sybil overlay of %d nodes is over %d", sp.Honest+sp.Sybils, MaxNodes)
+	case (sp.TargetsOutbound || sp.TargetsCut) && len(sp.Targets)*2 > sp.Honest:
+		return fmt.Errorf("sim: sybil overlay: %d outbound-only targets leave too few honest nodes (%d) to link to", len(sp.Targets), sp.Honest)
+	}
+	for _, t := range sp.Targets {
+		if t < 0 || t >= sp.Honest {
+			return fmt.Errorf("sim: sybil overlay: target %d is not an honest node (0..%d)", t, sp.Honest-1)
+		}
+	}
+	return nil
+}
+
+// SybilGraph builds the overlay sp describes from rng.
+func SybilGraph(sp SybilSpec, rng *rand.Rand) (*Graph, error) {
+	if err := sp.Validate(); err != nil {
+		return nil, err
+	}
+	h, n := sp.Honest, sp.Honest+sp.Sybils
+	target := make([]bool, h)
+	for _, t := range sp.Targets {
+		target[t] = true
+	}
+	per := len(sp.Targets)
+	if sp.TargetLinks > 0 && sp.TargetLinks < per {
+		per = sp.TargetLinks
+	}
+	outbound := sp.TargetsOutbound || sp.TargetsCut
+	off := make([]int, n+1)
+	for i := range n {
+		k := sp.Degree / 2
+		if i < h && target[i] && sp.TargetsCut {
+			k = 0
+		}
+		if i >= h {
+			k = sp.SybilLinks + per
+		}
+		off[i+1] = off[i] + k
+	}
+	out := make([]uint32, off[n])
+	for i := range h {
+		pick := out[off[i]:off[i+1]]
+		for {
+			pickDistinct(pick, i, h, rng)
+			if !outbound || target[i] || !slices.ContainsFunc(pick, func(t uint32) bool { return target[t] }) {
+				break
+			}
+		}
+	}
+	tpick := make([]uint32, per)
+	for i := h; i < n; i++ {
+		pick := out[off[i] : off[i]+sp.SybilLinks]
+		pickDistinct(pick, h, h+1, rng) // h+1 nodes with h left out: 0..h-1
+		// A sybil's extra links go to targets it did not pick already.
+		k := 0
+		if per == len(sp.Targets) {
+			for _, t := range sp.Targets {
+				tpick[k] = uint32(t)
+				k++
+			}
+		} else {
+			pickDistinct(tpick, len(sp.Targets), len(sp.Targets)+1, rng)
+			for j, x := range tpick {
+				tpick[j] = uint32(sp.Targets[x])
+			}
+		}
+		copy(out[off[i]+sp.SybilLinks:off[i+1]], tpick)
 	}
 	return fromArcs(n, off, out), nil
 }

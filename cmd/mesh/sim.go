@@ -51,7 +51,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "print one JSON object per run (per row for --experiment)")
 	asCSV := fs.Bool("csv", false, "print CSV, one row per broadcast")
 	sweep := fs.String("sweep", "", "run once per value: fanout=1..12, degree=4..16/2, nodes=1000,10000,100000, loss=0..0.5/0.1")
-	svg := fs.String("svg", "", "where --sweep or --experiment plumtree or churn writes its SVG chart\n(default sim-sweep-PARAM.svg or sim-experiment-NAME.svg; \"-\" for none)")
+	svg := fs.String("svg", "", "where --sweep or --experiment plumtree or churn writes its SVG chart\n(default sim-sweep-PARAM.svg or sim-experiment-NAME.svg; \"-\" for none);\nfor --experiment byzantine or testbed, the charts' PREFIX (default sim-experiment-NAME)")
 	trace := fs.String("trace", "", fmt.Sprintf("write the run as a dashboard trace to `FILE` for mesh replay (at most %d nodes, one graph)", web.MaxTraceNodes))
 	chart := fs.String("chart", "", "write the run's coverage curve and hop histogram to `PREFIX`-coverage.svg and PREFIX-hops.svg")
 	graftTimeout := fs.Duration("graft-timeout", 0, fmt.Sprintf("plumtree: wait this long after an IHAVE before GRAFT (default 0: %d × the longest link delay)", sim.GraftTimeoutDelays))
@@ -65,6 +65,9 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	churnRate := fs.Float64("churn-rate", sim.DefaultChurnRate, "--experiment churn: fraction of the nodes replaced (crashed, and as many fresh ones joined) every second")
 	churnDuration := fs.Duration("churn-duration", sim.DefaultChurnDuration, "--experiment churn: how long the churn and the broadcasts go on")
 	experiment := fs.String("experiment", "", fmt.Sprintf("run a named experiment and print Markdown tables: one of %v", sim.Experiments()))
+	sybils := fs.Int("sybils", sim.TestbedSybils, "--experiment testbed: sybils beside the honest nodes (--nodes sets those, default 1000;\nsybils default to 4 per honest node)")
+	kinds := fs.String("kinds", "", fmt.Sprintf("--experiment byzantine: only these kinds of adversary, comma-separated (default all: %s)", strings.Join(sim.ByzantineKinds, ",")))
+	publishFor := fs.Duration("publish-for", sim.TestbedDuration, "--experiment testbed: virtual time of measured publishing at 120 messages/s")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -111,7 +114,20 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		if *asCSV {
 			return bad("--experiment prints Markdown or --json, not CSV")
 		}
-		ec := sim.ExperimentConfig{Seed: *seed, Progress: progress.update}
+		ec := sim.ExperimentConfig{Seed: *seed, Progress: progress.update, Workers: *workers,
+			Testbed: sim.TestbedSize{Duration: *publishFor}}
+		if set["sybils"] {
+			ec.Testbed.Sybils = *sybils
+		}
+		if (set["sybils"] || set["publish-for"]) && *experiment != sim.ExperimentTestbed {
+			return bad("--sybils and --publish-for are for --experiment testbed")
+		}
+		if set["kinds"] {
+			if *experiment != sim.ExperimentByzantine {
+				return bad("--kinds is for --experiment byzantine")
+			}
+			ec.Kinds = strings.Split(*kinds, ",")
+		}
 		if set["nodes"] {
 			ec.Nodes = *nodes
 		}
@@ -143,6 +159,18 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			err = e.WriteJSON(stdout)
 		} else {
 			err = e.WriteMarkdown(stdout)
+		}
+		if err == nil && e.Byzantine != nil && *svg != "-" {
+			prefix := strings.TrimSuffix(*svg, ".svg")
+			if prefix == "" {
+				prefix = "sim-experiment-" + e.Name
+			}
+			for _, nc := range e.Byzantine.Charts() {
+				if err = writeChart(prefix+nc.Suffix, nc.Chart); err != nil {
+					break
+				}
+				fmt.Fprintf(stderr, "mesh sim: wrote %s\n", prefix+nc.Suffix)
+			}
 		}
 		var ch *sim.Chart
 		switch {

@@ -1,0 +1,201 @@
+package sim
+
+import (
+	"context"
+	"math/rand/v2"
+	"reflect"
+	"slices"
+	"testing"
+	"time"
+)
+
+// smallTestbed is the testbed at test size: 200 honest nodes (20
+// publishers), 100 sybils, 2 s of publishing at 120 messages/s, and a
+// 10 s calm phase for the covert flash.
+var smallTestbed = TestbedSize{Honest: 200, Sybils: 100, Duration: 2 * time.Second, Calm: 10 * time.Second}
+
+func runTestbedScenario(t *testing.T, name string, defences bool) *ScenarioResult {
+	t.Helper()
+	sc, err := testbedScenario(name, smallTestbed, 1, defences)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := RunScenario(context.Background(), sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Partial || r.Messages != 240 {
+		t.Fatalf("%s: partial %v, %d messages measured, want 240", name, r.Partial, r.Messages)
+	}
+	return r
+}
+
+// With the defences on, every testbed scenario delivers every honest
+// message to every honest node, and no honest node accepts a forged,
+// tampered or replayed copy.
+func TestTestbedDefencesOnDeliverEverything(t *testing.T) {
+	t.Parallel()
+	for _, name := range TestbedScenarios {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := runTestbedScenario(t, name, true)
+			if r.HonestDelivery != 1 || r.Reach != 1 {
+				t.Errorf("%s with defences: honest delivery %v, reach %v; want 1 and 1", name, r.HonestDelivery, r.Reach)
+			}
+			if r.harm() != 0 || r.HonestBanned != 0 {
+				t.Errorf("%s with defences: %d forged/tampered/replayed copies accepted, %d honest nodes banned; want 0", name, r.harm(), r.HonestBanned)
+			}
+			if name == "cold-boot" || name == "covert-flash" {
+				// The liars break every promise: each is banned.
+				if r.SybilsBanned != r.Sybils {
+					t.Errorf("%s with defences: %d of %d liars banned", name, r.SybilsBanned, r.Sybils)
+				}
+			}
+		})
+	}
+}
+
+// With the defences off, an eclipse holds every slot of its targets and
+// cuts them off: honest delivery falls.
+func TestTestbedDefencesOffShowHarm(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"eclipse-target", "eclipse-publishers"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			r := runTestbedScenario(t, name, false)
+			if r.HonestDelivery == 1 {
+				t.Errorf("%s without defences: every honest message reached every honest node; the eclipse did nothing", name)
+			}
+		})
+	}
+}
+
+// A forger's messages under honest origins are accepted without
+// signatures and never with them.
+func TestByzantineForgeHarmOffNoneOn(t *testing.T) {
+	t.Parallel()
+	for _, def := range []bool{false, true} {
+		sc, err := byzantineScenario(300, "forge", 10, 1, def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Duration = time.Second
+		r, err := RunScenario(context.Background(), sc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Injected == 0 {
+			t.Fatalf("defences %v: the forgers made nothing up", def)
+		}
+		switch {
+		case !def && r.ForgedAccepted == 0:
+			t.Errorf("without defences: none of %d forged messages accepted", r.Injected)
+		case def && (r.ForgedAccepted != 0 || r.HonestDelivery != 1):
+			t.Errorf("with defences: %d forged copies accepted, honest delivery %v; want 0 and 1", r.ForgedAccepted, r.HonestDelivery)
+		}
+	}
+}
+
+// The same scenario and seed give the same result, and the experiment's
+// rows do not depend on how many workers ran them.
+func TestByzantineDeterministic(t *testing.T) {
+	t.Parallel()
+	var cells []byzantineCell
+	for _, kind := range []string{"blackhole", "tamper", "liar"} {
+		sc, err := byzantineScenario(200, kind, 20, 3, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc.Duration = time.Second
+		cells = append(cells, byzantineCell{sc: sc, kind: kind})
+	}
+	one, p1, err := runCells(context.Background(), ExperimentByzantine, cells, 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, p2, err := runCells(context.Background(), ExperimentByzantine, cells, 3, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1 || p2 || len(one) != 3 {
+		t.Fatalf("partial %v %v, %d rows", p1, p2, len(one))
+	}
+	if !reflect.DeepEqual(one, two) {
+		t.Errorf("rows differ with 1 and 3 workers:\n%+v\n%+v", one, two)
+	}
+	cells[0].sc.Seed = 4
+	other, _, err := runCells(context.Background(), ExperimentByzantine, cells[:1], 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reflect.DeepEqual(other[0].ScenarioResult, one[0].ScenarioResult) {
+		t.Errorf("seeds 3 and 4 gave the same result: %+v", other[0].ScenarioResult)
+	}
+}
+
+// SybilGraph gives sybils the links asked for and no link among
+// themselves, and leaves eclipse targets the honest links their slots
+// allow.
+func TestSybilGraph(t *testing.T) {
+	t.Parallel()
+	const h, s = 300, 50
+	honestPeers := func(g *Graph, i int) (honest, sybil int) {
+		for _, p := range g.Peers(i) {
+			if int(p)-1 < h {
+				honest++
+			} else {
+				sybil++
+			}
+		}
+		return honest, sybil
+	}
+	for _, tc := range []struct {
+		name           string
+		outbound, cut  bool
+		wantTargetHon  func(int) bool
+		targetLinksPer int
+	}{
+		{"no quota", false, false, func(n int) bool { return n >= 8 }, 0},
+		{"outbound quota", true, false, func(n int) bool { return n == 8 }, 0},
+		{"cut", false, true, func(n int) bool { return n == 0 }, 0},
+		{"two of three targets each", true, false, func(n int) bool { return n == 8 }, 2},
+	} {
+		targets := []int{0, 1, 2}
+		g, err := SybilGraph(SybilSpec{Honest: h, Degree: 16, Sybils: s, SybilLinks: 10, Targets: targets,
+			TargetLinks: tc.targetLinksPer, TargetsOutbound: tc.outbound, TargetsCut: tc.cut}, rand.New(rand.NewPCG(7, 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g.N() != h+s {
+			t.Fatalf("%s: %d nodes, want %d", tc.name, g.N(), h+s)
+		}
+		per := len(targets)
+		if tc.targetLinksPer > 0 {
+			per = tc.targetLinksPer
+		}
+		for i := h; i < h+s; i++ {
+			hon, syb := honestPeers(g, i)
+			if syb != 0 || hon < 10 || hon > 10+per {
+				t.Errorf("%s: sybil %d has %d honest and %d sybil peers, want 10..%d and 0", tc.name, i, hon, syb, 10+per)
+			}
+			got := 0
+			for _, p := range g.Peers(i) {
+				if slices.Contains(targets, int(p)-1) {
+					got++
+				}
+			}
+			if got < per {
+				t.Errorf("%s: sybil %d links to %d targets, want at least %d", tc.name, i, got, per)
+			}
+		}
+		for _, tg := range targets {
+			hon, _ := honestPeers(g, tg)
+			if !tc.wantTargetHon(hon) {
+				t.Errorf("%s: target %d has %d honest peers", tc.name, tg, hon)
+			}
+		}
+	}
+	if _, err := SybilGraph(SybilSpec{Honest: 10, Degree: 4, Sybils: 5}, rand.New(rand.NewPCG(1, 1))); err == nil {
+		t.Error("sybils with no link to any honest node: no error")
+	}
+}
