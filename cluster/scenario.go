@@ -26,7 +26,7 @@ import (
 
 // scenarioNames lists the scenarios that RunScenario knows, in the order
 // of the fault table.
-var scenarioNames = []string{"kill", "loss", "split", "pause", "restart", "crash", "hung"}
+var scenarioNames = []string{"kill", "loss", "split", "pause", "restart", "crash", "hung", "byzantine", "spam"}
 
 // ScenarioNames returns the names RunScenario accepts, in the order of the
 // fault table.
@@ -60,6 +60,10 @@ type ScenarioConfig struct {
 	// fails and the scenario goes on. It is a safety net, not a target.
 	// Default 2 minutes.
 	Limit time.Duration
+	// Mode is the adversary mode byzantine gives its adversaries
+	// (blackhole) and spam its spammer (spam-invalid=20000), in the
+	// syntax of `mesh node --adversary`.
+	Mode string
 	// Log, if set, receives one line per step as the scenario runs.
 	Log io.Writer
 }
@@ -78,6 +82,10 @@ func DefaultScenarioConfig(name string) ScenarioConfig {
 		c.Fraction, c.Duration = 0.1, 5*time.Second
 	case "hung":
 		c.Duration = 15 * time.Second
+	case "byzantine":
+		c.Fraction, c.Duration, c.Mode = 0.33, 10*time.Second, "blackhole"
+	case "spam":
+		c.Rate, c.Duration, c.Mode = 50, 10*time.Second, "spam-invalid=20000"
 	}
 	return c
 }
@@ -106,6 +114,9 @@ func (c ScenarioConfig) withDefaults() ScenarioConfig {
 	if c.Limit == 0 {
 		c.Limit = d.Limit
 	}
+	if c.Mode == "" {
+		c.Mode = d.Mode
+	}
 	return c
 }
 
@@ -126,6 +137,13 @@ func (c ScenarioConfig) Validate() error {
 		return fmt.Errorf("scenario %s: loss %v: want 0 (the default) to below 1", c.Name, c.Loss)
 	case c.Limit < 0:
 		return fmt.Errorf("scenario %s: limit %v: want 0 (the default) or more", c.Name, c.Limit)
+	case c.Mode != "" && c.Name != "byzantine" && c.Name != "spam":
+		return fmt.Errorf("scenario %s: mode %q: only byzantine and spam take a mode", c.Name, c.Mode)
+	}
+	if c.Mode != "" {
+		if _, err := ResolveMode(c.Mode, nil); err != nil && !strings.Contains(c.Mode, "@") {
+			return fmt.Errorf("scenario %s: mode: %w", c.Name, err)
+		}
 	}
 	return nil
 }
@@ -262,6 +280,7 @@ func (ch *Chaos) RunScenario(ctx context.Context, cfg ScenarioConfig) (res Scena
 	run := map[string]func(context.Context) error{
 		"kill": s.kill, "loss": s.loss, "split": s.split, "pause": s.pause,
 		"restart": s.restart, "crash": s.crash, "hung": s.hung,
+		"byzantine": s.byzantine, "spam": s.spam,
 	}[cfg.Name]
 	if err := run(ctx); err != nil {
 		return s.res, fmt.Errorf("scenario %s: %w", cfg.Name, err)

@@ -13,7 +13,7 @@ import (
 func TestScenarioConfigValidate(t *testing.T) {
 	t.Parallel()
 	names := cluster.ScenarioNames()
-	if !slices.Equal(names, []string{"kill", "loss", "split", "pause", "restart", "crash", "hung"}) {
+	if !slices.Equal(names, []string{"kill", "loss", "split", "pause", "restart", "crash", "hung", "byzantine", "spam"}) {
 		t.Errorf("scenarios %v", names)
 	}
 	for _, n := range names {
@@ -33,6 +33,8 @@ func TestScenarioConfigValidate(t *testing.T) {
 		{cluster.ScenarioConfig{Name: "loss", Messages: -3}, "messages -3"},
 		{cluster.ScenarioConfig{Name: "split", Duration: -1}, "duration -1ns"},
 		{cluster.ScenarioConfig{Name: "split", Limit: -1}, "limit -1ns"},
+		{cluster.ScenarioConfig{Name: "kill", Mode: "blackhole"}, "only byzantine and spam take a mode"},
+		{cluster.ScenarioConfig{Name: "spam", Mode: "nonsense"}, "scenario spam: mode"},
 	} {
 		if err := tc.cfg.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: got %v, want an error with %q", tc.cfg, err, tc.want)

@@ -36,8 +36,9 @@ verbs (SET is "all", an index, a range such as 0-4, or a list such as 5,7,9):
                            turn every adversary honest
   status                   show each node's state, fault plan and adversary mode
   scenario NAME            run one row of the fault table on the mesh and print what
-                           it found: kill, loss, split, pause, restart, crash or hung
-                           (see the README's figures); it ends with clear
+                           it found: kill, loss, split, pause, restart, crash or hung,
+                           or a Byzantine row: byzantine or spam (see the README's
+                           figures); it ends with clear
 
 Every verb returns once the change is in force on every node concerned.`
 
@@ -285,12 +286,13 @@ type scenarioFlags struct {
 	rate, frac, loss float64
 	duration, limit  time.Duration
 	messages         int
+	mode             string
 	runs             int
 	verbose          bool
 }
 
 // scenarioFlagNames are the flags that only scenario takes.
-var scenarioFlagNames = []string{"seed", "rate", "fraction", "loss", "duration", "limit", "messages", "runs", "v"}
+var scenarioFlagNames = []string{"seed", "rate", "fraction", "loss", "duration", "limit", "messages", "mode", "runs", "v"}
 
 func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.seed, "seed", 0, "scenario: seed for the nodes it faults and the publishers (default 1)")
@@ -300,6 +302,7 @@ func (f *scenarioFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.duration, "duration", 0, "scenario: how long the fault lasts (default: the row's, split and restart 10s, pause 5s, hung at most 15s; kill: survivors stream 5s)")
 	fs.DurationVar(&f.limit, "limit", 0, "scenario: longest wait for any outcome before its check fails (default 2m)")
 	fs.IntVar(&f.messages, "messages", 0, "scenario loss: messages published (default 100)")
+	fs.StringVar(&f.mode, "mode", "", "scenario byzantine and spam: the adversary mode, as for mesh node --adversary (default: byzantine blackhole, spam spam-invalid=20000)")
 	fs.IntVar(&f.runs, "runs", 1, "scenario: run it this many times, seeds --seed and up, and print each figure's median")
 	fs.BoolVar(&f.verbose, "v", false, "scenario: log each step on stderr")
 }
@@ -320,7 +323,7 @@ func (f *scenarioFlags) setOutside(fs *flag.FlagSet, verb string) (string, bool)
 func (f *scenarioFlags) config(name string) cluster.ScenarioConfig {
 	return cluster.ScenarioConfig{
 		Name: name, Seed: f.seed, Rate: f.rate, Fraction: f.frac, Loss: f.loss,
-		Duration: f.duration, Limit: f.limit, Messages: f.messages,
+		Duration: f.duration, Limit: f.limit, Messages: f.messages, Mode: f.mode,
 	}
 }
 
@@ -339,7 +342,7 @@ var chaosArgs = map[string]string{
 	"pause": "want one node set, such as 3 or 5,7,9", "resume": "want one node set, such as 3 or all",
 	"adversary": "want a node set and a mode, such as 0-2 blackhole or all honest",
 	"clear":     "takes no arguments", "status": "takes no arguments",
-	"scenario": "want one scenario: kill, loss, split, pause, restart, crash or hung",
+	"scenario": "want one scenario: kill, loss, split, pause, restart, crash, hung, byzantine or spam",
 }
 
 func parseChaosDuration(what, s string, stderr io.Writer) (time.Duration, error) {
