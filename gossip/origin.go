@@ -246,11 +246,11 @@ func (c *Core) originsOf() *originTable {
 }
 
 // overBudget reports whether m's origin has no token left at now (the
-// check before the signature). A node's own messages coming back are
-// never counted: it published them.
+// check before the signature). A node's own messages never get here: a
+// copy of one is a duplicate, or refused before (check, admit).
 func (c *Core) overBudget(now int64, m *wire.Message) bool {
 	t := c.originsOf()
-	if t == nil || m.Origin == c.id {
+	if t == nil {
 		return false
 	}
 	cfg := &c.sh.cfg
@@ -272,7 +272,7 @@ func (c *Core) refuseOverBudget(from wire.NodeID, m *wire.Message, out *Output) 
 // validation and is about to be delivered.
 func (c *Core) chargeOrigin(now int64, m *wire.Message) {
 	t := c.originsOf()
-	if t == nil || m.Origin == c.id {
+	if t == nil {
 		return
 	}
 	cfg := &c.sh.cfg

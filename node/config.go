@@ -73,6 +73,8 @@ type Config struct {
 	// Gossip configures the protocol core: strategy, fanout, seen-cache,
 	// and MaxBody, the largest message body (default 1 MiB). The frame
 	// limit on every connection is Gossip.MaxBody + wire.FrameOverhead.
+	// Its OriginRate, off in the core's defaults, is DefaultOriginRate
+	// here: the node also holds its own publishes to it (origin.go).
 	Gossip gossip.Config
 
 	// Receipts bounds the receipt store in entries; the oldest receipt is
@@ -258,7 +260,7 @@ func DefaultConfig() Config {
 		Listen:           "127.0.0.1:7001",
 		Transport:        tcp.Transport{},
 		Peers:            3,
-		Gossip:           gossip.DefaultConfig(),
+		Gossip:           defaultGossip(),
 		Receipts:         65_536,
 		SendQueue:        8_192,
 		InboxSize:        4_096,
@@ -278,6 +280,14 @@ func DefaultConfig() Config {
 		PeerByteRate:     256 << 20,
 		Logger:           slog.New(slog.DiscardHandler),
 	}
+}
+
+// defaultGossip is the default Config.Gossip: the core's defaults, with
+// the per-origin rate budget on at DefaultOriginRate (origin.go).
+func defaultGossip() gossip.Config {
+	g := gossip.DefaultConfig()
+	g.OriginRate = DefaultOriginRate
+	return g
 }
 
 // defaultScoring is the default Config.Scoring: a fresh copy per Config,

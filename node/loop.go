@@ -179,6 +179,10 @@ func (n *Node) continuePublish() {
 			n.mem.pubPaused.Store(false)
 			n.mem.pauseTimer.Stop()
 		}
+		if err := n.takeOwn(now); err != nil {
+			r.err = err
+			break
+		}
 		body := r.bodies[n.mem.pendingNext]
 		n.mem.pendingNext++
 		n.receipts.mu.Lock()

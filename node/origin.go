@@ -1,0 +1,77 @@
+package node
+
+import (
+	"fmt"
+	"time"
+
+	"gossipmesh/api"
+	"gossipmesh/gossip"
+)
+
+// DefaultOriginRate is Config.Gossip.OriginRate's default in the node
+// runtime: 5,000 new messages a second per origin, after a burst of two
+// seconds' worth (gossip.DefaultOriginBurstSeconds), under strict signing.
+// It is far above what one honest origin publishes here: the signed
+// throughput search of `mesh bench --nodes 10` sustains about 2,900
+// messages a second from its one publisher (26,000 deliveries/s), and its
+// 2 s steps pass the budget up to 7,500 a second; every test and scenario
+// publishes less from one node. A spammer at 20,000 a second spends its
+// burst in a third of a second and is banned by its neighbours a few
+// tens of milliseconds later (score.Params.OverBudgetPerPenalty). A node
+// that publishes more, by design (a benchmark of one publisher at higher
+// rates), raises it with --origin-rate on every node, since each enforces
+// it on the others.
+const DefaultOriginRate = 5000
+
+// ownBudget holds back this node's own publishes to the budget its peers
+// hold its origin to, so that it never emits what they would ignore: the
+// same rate, and half their burst, which leaves its copies half a burst
+// (a second at the default) of queueing jitter before a peer could count
+// them over. The loop owns it.
+type ownBudget struct {
+	on          bool
+	rate, burst float64
+	b           gossip.TokenBucket
+	started     bool
+}
+
+func newOwnBudget(cfg gossip.Config) ownBudget {
+	if cfg.OriginRate <= 0 || cfg.Signing != gossip.SigningStrict {
+		return ownBudget{}
+	}
+	return ownBudget{on: true, rate: cfg.OriginRate, burst: max(cfg.OriginBurstSize()/2, 1)}
+}
+
+// rateLimitedError is a publish refused for the node's own budget: it
+// says when the next token comes, so that /load can wait for it.
+type rateLimitedError struct {
+	rate, burst float64
+	wait        time.Duration
+}
+
+func (e *rateLimitedError) Error() string {
+	return fmt.Sprintf("publish refused: this node's messages are over their rate budget of %g a second (burst %g), which its peers enforce; try again in %v, or raise --origin-rate on every node",
+		e.rate, e.burst, e.wait.Round(time.Microsecond))
+}
+
+// Unwrap makes the error an api.ErrRateLimited, which the API answers
+// with 429.
+func (e *rateLimitedError) Unwrap() error { return api.ErrRateLimited }
+
+// takeOwn spends a token of the node's own budget at now for a publish,
+// or says why not. Only the loop calls it.
+func (n *Node) takeOwn(now int64) error {
+	o := &n.own
+	if !o.on {
+		return nil
+	}
+	if !o.started {
+		o.b.Fill(now, o.burst)
+		o.started = true
+	}
+	if o.b.Take(now, o.rate, o.burst) {
+		return nil
+	}
+	n.m.publishRefused.Inc()
+	return &rateLimitedError{rate: o.rate, burst: o.burst, wait: o.b.Wait(now, o.rate, o.burst)}
+}
