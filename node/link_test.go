@@ -8,11 +8,14 @@ import (
 	"net"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"gossipmesh/identity"
 	"gossipmesh/node"
+	"gossipmesh/transport"
 	"gossipmesh/transport/memnet"
 	"gossipmesh/transport/tcp"
 )
@@ -31,21 +34,28 @@ func TestSimultaneousDialKeepsOneLink(t *testing.T) {
 				c.Key = node.KeyForTest(2 - i) // the keys startMesh gives, swapped
 			}
 		})
-		// Settled means one open connection, and both ends hold a link that
-		// one of them dialed. (One end may briefly still hold a link the
-		// other has already closed.)
-		eventually(t, "one link, agreed by both ends", func() bool {
-			a, b := m.nodes[0].Peers(), m.nodes[1].Peers()
-			return len(a) == 1 && len(b) == 1 && a[0].Outbound != b[0].Outbound && m.nw.Conns(host(0), host(1)) == 1
+		// Settled means one open connection, and both ends hold the link the
+		// lower id dialed. On the way there the pair may agree for a while on
+		// the higher id's dial: when the lower id's first dial found no
+		// listener yet, it holds the higher's link until its backoff ends
+		// and its own dial replaces it. (One end may also briefly still
+		// hold a link the other has already closed.)
+		eventually(t, "one link, the lower id's dial, agreed by both ends", func() bool {
+			if m.nw.Conns(host(0), host(1)) != 1 {
+				return false
+			}
+			for i, n := range m.nodes {
+				ps := n.Peers()
+				if len(ps) != 1 || ps[0].Outbound != (n.ID() < m.nodes[1-i].ID()) {
+					return false
+				}
+			}
+			return true
 		})
 		for i, n := range m.nodes {
 			other := m.nodes[1-i]
-			p := n.Peers()[0]
-			if p.ID != other.ID().String() {
+			if p := n.Peers()[0]; p.ID != other.ID().String() {
 				t.Fatalf("round %d: node %d linked to %s, want %s", round, i, p.ID, other.ID())
-			}
-			if want := n.ID() < other.ID(); p.Outbound != want {
-				t.Errorf("round %d: node %d (id %s) kept a link with outbound=%v; the kept link must be the one the lower id dialed", round, i, n.ID(), p.Outbound)
 			}
 		}
 		for i, n := range m.nodes {
@@ -395,4 +405,132 @@ func TestConfigValidateLinkCaps(t *testing.T) {
 			t.Errorf("%s: Validate() = %v, want an error mentioning %q", tc.name, err, tc.want)
 		}
 	}
+}
+
+// TestReplacedLinkHandsOverQueuedFrames has the lower id's dial replace
+// the higher id's link while frames wait in the old link's send queue
+// (the old connection's writes are held back): they must arrive over the
+// replacement rather than vanish with the old link. The writer of the old
+// link holds the first message when the link goes, and that one may be
+// lost; the five queued behind it may not.
+func TestReplacedLinkHandsOverQueuedFrames(t *testing.T) {
+	t.Parallel()
+	keys := keysByID(2)
+	var gate *gatedTransport
+	m := startMesh(t, [][]int{{1}, {0}}, func(i int, c *node.Config) {
+		c.Key = keys[i] // node 0 has the lower id: its dial wins
+		if i == 0 {
+			gate = newGatedTransport(c.Transport)
+			c.Transport = gate
+		}
+	})
+	low, high := m.nodes[0], m.nodes[1]
+	// Until the gate opens, the only link is the one the higher id dialed.
+	eventually(t, "the higher id's link", func() bool {
+		a, b := low.Peers(), high.Peers()
+		return len(a) == 1 && !a[0].Outbound && len(b) == 1 && b[0].Outbound
+	})
+	gate.stallWrites()
+	first, err := low.Publish(context.Background(), []byte("held by the old link's writer"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-gate.blocked:
+	case <-time.After(settle):
+		t.Fatal("the old link's writer never wrote")
+	}
+	var queued []string
+	for i := range 5 {
+		rc, err := low.Publish(context.Background(), fmt.Appendf(nil, "queued %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		queued = append(queued, rc.ID)
+	}
+	gate.openDials()
+	eventually(t, "the lower id's dial to replace the link", func() bool {
+		a := low.Peers()
+		return len(a) == 1 && a[0].Outbound
+	})
+	for i, id := range queued {
+		if _, ok := high.Receipt(context.Background(), id, settle); !ok {
+			t.Fatalf("queued message %d never arrived over the replacement link", i)
+		}
+	}
+	if got := counter(t, low, "gossipmesh_frames_handed_over_total"); got < float64(len(queued)) {
+		t.Errorf("frames_handed_over_total = %v, want at least %d", got, len(queued))
+	}
+	_, ok := high.Receipt(context.Background(), first.ID, 0)
+	t.Logf("the message the old writer held arrived: %v", ok)
+}
+
+// gatedTransport wraps a node's transport: its dials wait until
+// openDials, and once stallWrites is called, writes on the connections it
+// accepted block until the connection is closed (signalling blocked the
+// first time).
+type gatedTransport struct {
+	inner   transport.Transport
+	dials   chan struct{}
+	stall   atomic.Bool
+	blocked chan struct{}
+	once    sync.Once
+}
+
+func newGatedTransport(inner transport.Transport) *gatedTransport {
+	return &gatedTransport{inner: inner, dials: make(chan struct{}), blocked: make(chan struct{})}
+}
+
+func (g *gatedTransport) openDials()   { close(g.dials) }
+func (g *gatedTransport) stallWrites() { g.stall.Store(true) }
+
+func (g *gatedTransport) Dial(ctx context.Context, addr string) (net.Conn, error) {
+	select {
+	case <-g.dials:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.inner.Dial(ctx, addr)
+}
+
+func (g *gatedTransport) Listen(addr string) (net.Listener, error) {
+	ln, err := g.inner.Listen(addr)
+	if err != nil {
+		return nil, err
+	}
+	return gatedListener{Listener: ln, g: g}, nil
+}
+
+type gatedListener struct {
+	net.Listener
+	g *gatedTransport
+}
+
+func (l gatedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &stallConn{Conn: c, g: l.g, closed: make(chan struct{})}, nil
+}
+
+type stallConn struct {
+	net.Conn
+	g         *gatedTransport
+	closed    chan struct{}
+	closeOnce sync.Once
+}
+
+func (c *stallConn) Write(b []byte) (int, error) {
+	if c.g.stall.Load() {
+		c.g.once.Do(func() { close(c.g.blocked) })
+		<-c.closed
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(b)
+}
+
+func (c *stallConn) Close() error {
+	c.closeOnce.Do(func() { close(c.closed) })
+	return c.Conn.Close()
 }

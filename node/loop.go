@@ -388,6 +388,7 @@ func (n *Node) addLink(p *peer) *peer {
 			// Our dial wins the tie-break; the peer closes its own dial
 			// when it sees ours.
 			old.next.Store(p)
+			n.handOver(old, p)
 			old.close(errReplaced)
 			n.countInbound(old, -1)
 			n.m.dupLinks.WithLabelValues("replaced").Inc()
@@ -432,6 +433,33 @@ func (n *Node) addLink(p *peer) *peer {
 	return p
 }
 
+// handOver moves the frames still queued to old, a link that is going
+// down, to next, the link to the same node that takes its place: the
+// lower id's dial replacing the higher's, or a standby promoted when the
+// live link went down. Without it, whatever the node had just queued to
+// the old link (a publish a moment before a simultaneous dial settled)
+// would be lost without a trace, and flood never repairs. Each frame keeps
+// the time it was first queued, so the stale check still counts from
+// then. A frame the old link's writer has already taken is not moved: it
+// reaches the peer only if the old connection delivers it before it
+// closes. Called by the loop.
+func (n *Node) handOver(old, next *peer) {
+	rest := old.q.close()
+	for _, qf := range rest {
+		// next's copy is added before old's is released, so the frame's
+		// bytes never leave the node's count in between.
+		switch n.enqueue(next, qf.f, qf.at) {
+		case enqueued:
+			n.m.handedOver.Inc()
+		case queueFull:
+			next.dropped.Add(1)
+			n.m.dropped.Inc()
+			n.m.droppedFullSend.Inc()
+		}
+		n.releaseFrame(old, qf)
+	}
+}
+
 // refuseLink closes p for err, counts and logs it, and returns live.
 func (n *Node) refuseLink(p, live *peer, err error) *peer {
 	p.close(err)
@@ -467,6 +495,7 @@ func (n *Node) removeLink(p *peer) {
 		if s.closed() {
 			n.countInbound(s, -1)
 		} else {
+			n.handOver(p, s)
 			n.setLink(s.id, s)
 			n.core.PeerUp(time.Now().UnixNano(), s.id, &n.out)
 			close(s.promote)

@@ -36,6 +36,7 @@ type metrics struct {
 	eventsDropped prometheus.Counter
 	dupLinks      *prometheus.CounterVec
 	standby       prometheus.Gauge
+	handedOver    prometheus.Counter
 	logSuppressed prometheus.Counter
 	// Scoring (bans.go, ratelimit.go).
 	bans        *prometheus.CounterVec
@@ -147,6 +148,7 @@ func newMetrics(id wire.NodeID) *metrics {
 		standby: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: ns, Name: "standby_links", Help: "Duplicate links held in standby, neither read nor written.",
 		}),
+		handedOver:    counter("frames_handed_over_total", "Frames still queued to a link that went down and moved to the link to the same node that took its place (a simultaneous dial settling, a standby promoted) rather than lost."),
 		logSuppressed: counter("log_lines_suppressed_total", "Log lines left out by the per-message rate limit."),
 		bans: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "bans_total",
@@ -172,7 +174,7 @@ func newMetrics(id wire.NodeID) *metrics {
 	})
 	info.Set(1)
 	m.reg.MustRegister(m.published, m.delivered, m.duplicates, m.dropped, m.rejected, m.refused,
-		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, m.dupLinks, m.standby, m.logSuppressed, m.bans, info,
+		m.bytesIn, m.bytesOut, m.peers, m.hops, m.latency, m.eventsDropped, m.dupLinks, m.standby, m.handedOver, m.logSuppressed, m.bans, info,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
