@@ -106,7 +106,7 @@ func (n *Node) receiveBatch(first inbound) {
 	for i := range n.batch {
 		in := &n.batch[i]
 		now := time.Now().UnixNano()
-		if n.staleInbound(in, now) || n.faultReceive(in.from.id) || n.rateLimited(in, now) {
+		if n.directOverBudget(in) || n.staleInbound(in, now) || n.faultReceive(in.from.id) || n.rateLimited(in, now) {
 			continue
 		}
 		if in.mem != nil {

@@ -21,7 +21,7 @@ import (
 // that publishes more, by design (a benchmark of one publisher at higher
 // rates), raises it with --origin-rate on every node, since each enforces
 // it on the others.
-const DefaultOriginRate = 5000
+const DefaultOriginRate = 1000
 
 // ownBudget holds back this node's own publishes to the budget its peers
 // hold its origin to, so that it never emits what they would ignore: the
@@ -33,13 +33,53 @@ type ownBudget struct {
 	rate, burst float64
 	b           gossip.TokenBucket
 	started     bool
+	// peerBurst is the burst the peers allow (Gossip.OriginBurstSize),
+	// which the arrival check of each link's own messages uses.
+	peerBurst float64
+	// direct holds, per link, the bucket of the messages the peer
+	// published itself, counted at their arrival (directOverBudget).
+	direct map[*peer]*gossip.TokenBucket
 }
 
 func newOwnBudget(cfg gossip.Config) ownBudget {
 	if cfg.OriginRate <= 0 || cfg.Signing != gossip.SigningStrict {
 		return ownBudget{}
 	}
-	return ownBudget{on: true, rate: cfg.OriginRate, burst: max(cfg.OriginBurstSize()/2, 1)}
+	return ownBudget{on: true, rate: cfg.OriginRate, burst: max(cfg.OriginBurstSize()/2, 1),
+		peerBurst: cfg.OriginBurstSize(), direct: make(map[*peer]*gossip.TokenBucket)}
+}
+
+// directOverBudget checks a message frame that its own origin sent, at
+// the time it arrived, against the origin's budget, before anything
+// else the loop does with it: one over budget is dropped and counts
+// against the peer's score as the core's refusals do (score's
+// OverBudgetPerPenalty). The core's budget alone does not suffice here:
+// it counts what the loop hands it, and a node too busy to verify as fast
+// as a spammer sends drops the excess from its inbox as stale, unseen, so
+// the core would never find the spammer over its budget. Only the link's
+// own messages are counted, never what it relays. Only the loop calls it.
+func (n *Node) directOverBudget(in *inbound) bool {
+	o := &n.own
+	if !o.on || in.ctl != nil || in.mem != nil || in.msg.Origin != in.from.id {
+		return false
+	}
+	b := o.direct[in.from]
+	if b == nil {
+		if n.links[in.from.id] != in.from && n.standby[in.from.id] != in.from {
+			return false // gone already: nothing to keep a bucket for
+		}
+		b = &gossip.TokenBucket{}
+		b.Fill(in.at, o.peerBurst)
+		o.direct[in.from] = b
+	}
+	if b.Take(in.at, o.rate, o.peerBurst) {
+		return false
+	}
+	n.m.rejected.WithLabelValues("origin_rate").Inc()
+	if n.guard != nil {
+		n.guard.PenalizeOverBudget(in.at, in.from.id, 1, &n.out)
+	}
+	return true
 }
 
 // rateLimitedError is a publish refused for the node's own budget: it

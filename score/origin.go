@@ -1,6 +1,9 @@
 package score
 
-import "gossipmesh/gossip"
+import (
+	"gossipmesh/gossip"
+	"gossipmesh/wire"
+)
 
 // refused scores a copy the inner protocol refused. One over its origin's
 // rate budget (gossip.ErrOriginBudget) keeps whatever promise was made
@@ -25,4 +28,19 @@ func (g *Guard) refused(now int64, e *gossip.Event) {
 	g.stats.OverBudget++
 	g.book.Penalty(e.From, now, 1/float64(g.p.OverBudgetPerPenalty))
 	g.pending = append(g.pending, e.From)
+}
+
+// PenalizeOverBudget adds to p's behaviour penalty (P7) for frames of its
+// own messages that the driver dropped over its origin's rate budget
+// before the protocol saw them (the node runtime counts them as they
+// arrive), at the same weight as the protocol's own refusals of them.
+// A ban it causes goes into out.
+func (g *Guard) PenalizeOverBudget(now int64, p wire.NodeID, frames int, out *gossip.Output) {
+	if frames <= 0 {
+		return
+	}
+	g.stats.OverBudget += uint64(frames)
+	g.book.Penalty(p, now, float64(frames)/float64(g.p.OverBudgetPerPenalty))
+	g.pending = append(g.pending, p)
+	g.settle(now, out)
 }
