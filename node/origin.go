@@ -9,18 +9,18 @@ import (
 )
 
 // DefaultOriginRate is Config.Gossip.OriginRate's default in the node
-// runtime: 5,000 new messages a second per origin, after a burst of two
+// runtime: 1,000 new messages a second per origin, after a burst of two
 // seconds' worth (gossip.DefaultOriginBurstSeconds), under strict signing.
-// It is far above what one honest origin publishes here: the signed
-// throughput search of `mesh bench --nodes 10` sustains about 2,900
-// messages a second from its one publisher (26,000 deliveries/s), and its
-// 2 s steps pass the budget up to 7,500 a second; every test and scenario
-// publishes less from one node. A spammer at 20,000 a second spends its
-// burst in a third of a second and is banned by its neighbours a few
-// tens of milliseconds later (score.Params.OverBudgetPerPenalty). A node
-// that publishes more, by design (a benchmark of one publisher at higher
-// rates), raises it with --origin-rate on every node, since each enforces
-// it on the others.
+// It is far above what one honest origin of an application publishes, and
+// low enough that an origin just under it cannot saturate a small
+// machine: 1,000 signatures a second cost each node about 5% of a core
+// (50 µs each), where 5,000 a second left ten loaded processes on two
+// cores unable to keep up. A spammer at 20,000 a second spends its burst
+// within a tenth of a second of arrivals and is banned by its neighbours
+// soon after (score.Params.OverBudgetPerPenalty). What publishes more from
+// one node by design lifts it: `mesh bench` (its one publisher carries
+// the whole search) and `mesh soak --storm`; anything else raises it with
+// --origin-rate on every node, since each enforces it on the others.
 const DefaultOriginRate = 1000
 
 // ownBudget holds back this node's own publishes to the budget its peers

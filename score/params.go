@@ -197,8 +197,8 @@ type Params struct {
 	// behaviour penalty (P7). A relay of an over-budget origin is never
 	// charged: it forwards what its own budget let through, and cannot
 	// know that ours is spent. Default 10: a spammer at 20,000 messages/s
-	// against a 5,000/s budget earns the 31 units that ban it, whatever
-	// credit P1 and P2 gave it (+30), in about 20 ms of over-budget
+	// against a 1,000/s budget earns the 31 units that ban it, whatever
+	// credit P1 and P2 gave it (+30), in about 16 ms of over-budget
 	// copies, while the 100 copies the threshold forgives cover an honest
 	// publisher's queueing jitter many times over.
 	OverBudgetPerPenalty int
