@@ -51,6 +51,8 @@ func (n *Node) loop(ctx context.Context) {
 			r.reply <- n.addLink(r.p)
 		case p := <-n.downs:
 			n.removeLink(p)
+		case <-n.own.signal:
+			n.chargeOverBudget()
 		case <-n.faults.timer.C:
 			n.releaseHeld()
 		case <-n.memberTimer():
@@ -106,7 +108,7 @@ func (n *Node) receiveBatch(first inbound) {
 	for i := range n.batch {
 		in := &n.batch[i]
 		now := time.Now().UnixNano()
-		if n.directOverBudget(in) || n.staleInbound(in, now) || n.faultReceive(in.from.id) || n.rateLimited(in, now) {
+		if n.staleInbound(in, now) || n.faultReceive(in.from.id) || n.rateLimited(in, now) {
 			continue
 		}
 		if in.mem != nil {

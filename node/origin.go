@@ -36,9 +36,9 @@ type ownBudget struct {
 	// peerBurst is the burst the peers allow (Gossip.OriginBurstSize),
 	// which the arrival check of each link's own messages uses.
 	peerBurst float64
-	// direct holds, per link, the bucket of the messages the peer
-	// published itself, counted at their arrival (directOverBudget).
-	direct map[*peer]*gossip.TokenBucket
+	// signal wakes the loop when a reader dropped frames over budget
+	// (overBudgetAtArrival), so that it charges the peer at once.
+	signal chan struct{}
 }
 
 func newOwnBudget(cfg gossip.Config) ownBudget {
@@ -46,40 +46,53 @@ func newOwnBudget(cfg gossip.Config) ownBudget {
 		return ownBudget{}
 	}
 	return ownBudget{on: true, rate: cfg.OriginRate, burst: max(cfg.OriginBurstSize()/2, 1),
-		peerBurst: cfg.OriginBurstSize(), direct: make(map[*peer]*gossip.TokenBucket)}
+		peerBurst: cfg.OriginBurstSize(), signal: make(chan struct{}, 1)}
 }
 
-// directOverBudget checks a message frame that its own origin sent, at
-// the time it arrived, against the origin's budget, before anything
-// else the loop does with it: one over budget is dropped and counts
-// against the peer's score as the core's refusals do (score's
-// OverBudgetPerPenalty). The core's budget alone does not suffice here:
-// it counts what the loop hands it, and a node too busy to verify as fast
-// as a spammer sends drops the excess from its inbox as stale, unseen, so
-// the core would never find the spammer over its budget. Only the link's
-// own messages are counted, never what it relays. Only the loop calls it.
-func (n *Node) directOverBudget(in *inbound) bool {
+// overBudgetAtArrival checks a message frame that its own origin sent
+// against the origin's budget as the link's reader decodes it, and drops
+// one over budget before it takes a place in the inbox; the loop then
+// charges the peer for it (chargeOverBudget), as the core's refusals are
+// (score's OverBudgetPerPenalty). The core's budget alone does not
+// suffice in the runtime: it counts what the loop hands it, and a node
+// too busy to verify as fast as a spammer sends drops the excess from its
+// inbox as stale, unseen, behind thousands of the spammer's frames, so
+// the core finds the spammer over budget seconds late or never. Only the
+// link's own messages are counted, never what it relays. Only p's reader
+// calls it.
+func (n *Node) overBudgetAtArrival(p *peer, in *inbound) bool {
 	o := &n.own
-	if !o.on || in.ctl != nil || in.mem != nil || in.msg.Origin != in.from.id {
+	if !o.on || in.msg.Origin != p.id {
 		return false
 	}
-	b := o.direct[in.from]
-	if b == nil {
-		if n.links[in.from.id] != in.from && n.standby[in.from.id] != in.from {
-			return false // gone already: nothing to keep a bucket for
-		}
-		b = &gossip.TokenBucket{}
-		b.Fill(in.at, o.peerBurst)
-		o.direct[in.from] = b
+	if !p.directStarted {
+		p.direct.Fill(in.at, o.peerBurst)
+		p.directStarted = true
 	}
-	if b.Take(in.at, o.rate, o.peerBurst) {
+	if p.direct.Take(in.at, o.rate, o.peerBurst) {
 		return false
 	}
 	n.m.rejected.WithLabelValues("origin_rate").Inc()
-	if n.guard != nil {
-		n.guard.PenalizeOverBudget(in.at, in.from.id, 1, &n.out)
+	if p.overBudget.Add(1) == 1 {
+		select {
+		case o.signal <- struct{}{}:
+		default:
+		}
 	}
 	return true
+}
+
+// chargeOverBudget charges every link for the frames its reader dropped
+// over budget since the last call, in the guard (a ban goes out with the
+// sends). Only the loop calls it.
+func (n *Node) chargeOverBudget() {
+	now := time.Now().UnixNano()
+	for _, p := range n.links {
+		if k := p.overBudget.Swap(0); k > 0 && n.guard != nil {
+			n.guard.PenalizeOverBudget(now, p.id, int(k), &n.out)
+		}
+	}
+	n.flushSends()
 }
 
 // rateLimitedError is a publish refused for the node's own budget: it

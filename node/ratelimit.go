@@ -66,10 +66,7 @@ func (n *Node) rateLimited(in *inbound, now int64) bool {
 }
 
 // forgetLimit drops the buckets of a link that went down.
-func (n *Node) forgetLimit(p *peer) {
-	delete(n.limits, p)
-	delete(n.own.direct, p)
-}
+func (n *Node) forgetLimit(p *peer) { delete(n.limits, p) }
 
 // colocationHost is the host a peer counts under for the score's IP
 // colocation term: its remote IP, or "" (exempt) for loopback, where a
