@@ -119,20 +119,14 @@ type Config struct {
 	// ids for its lazy peers before it sends each one IHAVE frame with all
 	// of them (at most wire.MaxControlIDs a frame). Default 10 ms.
 	PlumtreeIHaveInterval time.Duration
-	// PlumtreeOptimizeThreshold is the paper's tree optimization: when an
-	// IHAVE arrives for a message this node got at hop h from an eager
-	// peer, and the announcer holds it at hop h' with h - h' >= the
-	// threshold, the node grafts the announcer (a GRAFT without ids: it
-	// has the message) and prunes the eager peer, so that the tree moves
-	// to the shorter path. Default 0: off. The tree is shared by every
-	// origin, and with messages from many origins in flight a move made
-	// for one origin's message strands another's (GRAFT and PRUNE then
-	// cascade: 26,000-55,000 extra copies in 4,000 broadcasts of a
-	// 50-node simulation, none with it off); and the paper's 7 seldom
-	// applies on an overlay whose diameter is about 5 (at 10,000 simulated
-	// nodes the last delivery hop is 15.7 with 7, 14.8 off; 3 brings it to
-	// 11.7, within 2 of flood's 10.1, for steady traffic: docs/sim.md).
-	// At most MaxHops.
+	// PlumtreeOptimizeThreshold is the paper's tree optimization: when a
+	// message arrives at hop h from an eager peer after a lazy peer
+	// announced it at hop h', and h - (h'+1) >= the threshold (the lazy
+	// path is that many hops shorter), the node grafts the announcer (a
+	// GRAFT without ids: it has the message) and prunes the eager peer, so
+	// that the tree moves to the shorter path. As in the paper, only an
+	// announcement that beat the eager copy counts (plumtree.go says why).
+	// Default 0: off. At most MaxHops.
 	PlumtreeOptimizeThreshold int
 	// StoreCapacity, StoreBytes and StoreTTL bound the message store that
 	// serves repairs (Plumtree's GRAFT): at most StoreCapacity messages
