@@ -117,14 +117,10 @@ type Config struct {
 	PlumtreeGraftRetry time.Duration
 	// PlumtreeIHaveInterval is how long a Plumtree node gathers message
 	// ids for its lazy peers before it sends each one IHAVE frame with all
-	// of them (at most wire.MaxControlIDs a frame). Default 50 ms. Each
-	// lazy link carries one IHAVE frame per interval while messages flow,
-	// whatever the rate: at 10 ms that was about 390 frames a second per
-	// node of a 50-node mesh, each a write, a wakeup and a read on a real
-	// link, and a tenth of the mesh's frames at 1,500 messages a second.
-	// An IHAVE only serves repair, which waits PlumtreeGraftTimeout (1 s)
-	// anyway, so 40 ms more cost little; the tree optimization needs an
-	// announcement to beat the eager copy, which the interval delays.
+	// of them (at most wire.MaxControlIDs a frame). Default 10 ms, which
+	// the simulator keeps; the node runtime uses 50 ms
+	// (node.DefaultConfig), since on a real link each frame is a write, a
+	// wakeup and a read.
 	PlumtreeIHaveInterval time.Duration
 	// PlumtreeOptimizeThreshold is the paper's tree optimization: when a
 	// message arrives at hop h from an eager peer after a lazy peer
@@ -246,7 +242,7 @@ func DefaultConfig() Config {
 
 		PlumtreeGraftTimeout:  time.Second,
 		PlumtreeGraftRetry:    20 * time.Millisecond,
-		PlumtreeIHaveInterval: 50 * time.Millisecond,
+		PlumtreeIHaveInterval: 10 * time.Millisecond,
 		StoreCapacity:         10_000,
 		StoreBytes:            64 << 20,
 		StoreTTL:              2 * time.Minute,
