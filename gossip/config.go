@@ -129,7 +129,12 @@ type Config struct {
 	// GRAFT without ids: it has the message) and prunes the eager peer, so
 	// that the tree moves to the shorter path. As in the paper, only an
 	// announcement that beat the eager copy counts (plumtree.go says why).
-	// Default 0: off. At most MaxHops.
+	// Default 3: at 10,000 simulated nodes it brings the last delivery hop
+	// of a settled tree from 15.3 (off) to 10.6-11.2, against flood's
+	// 9.7-10.1 on the same graph, at RMR 0, and 50 simulated nodes with
+	// broadcasts from random origins 5 ms apart pay no more duplicates
+	// than with it off (docs/sim.md). The paper's 7 counts hops the same
+	// way; 0 turns it off. At most MaxHops.
 	PlumtreeOptimizeThreshold int
 	// StoreCapacity, StoreBytes and StoreTTL bound the message store that
 	// serves repairs (Plumtree's GRAFT): at most StoreCapacity messages
@@ -247,7 +252,7 @@ func DefaultConfig() Config {
 		StoreBytes:            64 << 20,
 		StoreTTL:              2 * time.Minute,
 
-		PlumtreeOptimizeThreshold: 0,
+		PlumtreeOptimizeThreshold: 3,
 
 		AntiEntropyMaxMessages: 256,
 		AntiEntropyMaxBytes:    1 << 20,
