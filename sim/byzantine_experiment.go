@@ -42,7 +42,7 @@ const (
 func ByzantineGossip() gossip.Config {
 	gc := gossip.DefaultConfig()
 	gc.Strategy = gossip.Lazy
-	gc.LazyD, gc.LazyDLazy = 6, 6
+	gc.LazyD, gc.LazyDLazy, gc.LazyDOut = 6, 6, 3
 	gc.AntiEntropy = -1
 	return gc
 }
