@@ -221,6 +221,16 @@ type Config struct {
 	// IHAVE frames (wire.MaxControlIDs each), more than an honest peer
 	// sends a heartbeat, which is one. At least 1.
 	LazyMaxIHave int
+	// LazyGossipFactor makes the announcements grow with the peer list
+	// (gossipsub v1.1's GossipFactor): each heartbeat IHAVE goes to
+	// max(LazyDLazy, LazyGossipFactor × candidates) peers outside the
+	// eager set. A node among many sybils, which forward nothing of some
+	// origin (a censor) or nothing at all, would otherwise spend its few
+	// announcements on them, and the honest nodes that lack a message
+	// would hear of it by lottery. Default 0.25, as gossipsub: at this
+	// mesh's usual degree (3 to 8) a quarter of the lazy peers is fewer
+	// than LazyDLazy, so nothing changes there. In [0, 1].
+	LazyGossipFactor float64
 }
 
 // minAntiEntropy bounds the anti-entropy period from below: a shorter one
@@ -281,6 +291,7 @@ func DefaultConfig() Config {
 		LazyIWantTimeout: 300 * time.Millisecond,
 		LazyDOut:         1,
 		LazyMaxIHave:     2 * wire.MaxControlIDs,
+		LazyGossipFactor: 0.25,
 	}
 }
 
@@ -396,6 +407,9 @@ func (c Config) validateLazy() error {
 	}
 	if c.LazyDOut < 0 || c.LazyDOut > c.LazyD {
 		return fmt.Errorf("gossip: lazy D_out must be in 0..%d (lazy D), got %d", c.LazyD, c.LazyDOut)
+	}
+	if !(c.LazyGossipFactor >= 0 && c.LazyGossipFactor <= 1) {
+		return fmt.Errorf("gossip: lazy gossip factor must be in [0, 1], got %v", c.LazyGossipFactor)
 	}
 	if c.LazyMaxIHave < 1 {
 		return fmt.Errorf("gossip: lazy max IHAVE must be at least 1 id a heartbeat, got %d", c.LazyMaxIHave)

@@ -501,7 +501,10 @@ func (r LazyRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.Cont
 		st.pruned = deleteID(st.pruned, from)
 		switch {
 		case slices.Contains(st.eager, from):
-		case len(st.eager) < r.maxEager():
+		case len(st.eager) < r.maxEager(), slices.Contains(st.dialed, from):
+			// Past 2 LazyD, only a peer this node dialed is taken
+			// (gossipsub's rule against mesh takeover: however many
+			// sybils graft it, the peers it chose can still get in).
 			st.eager = append(st.eager, from)
 		default:
 			st.stats.PrunesSent++
@@ -702,8 +705,9 @@ func (r LazyRouter) sendIWants(st *lazyState, asks []pendingIHave, out *Output) 
 	}
 }
 
-// announce sends IHAVE to up to LazyDLazy peers outside the eager set,
-// drawn at random among those not known to have every id to announce:
+// announce sends IHAVE to up to max(LazyDLazy, LazyGossipFactor × the
+// candidates) peers outside the eager set, drawn at random among those
+// not known to have every id to announce (the candidates):
 // each gets the ids of the last LazyGossip heartbeats it is not known to
 // have, newest first, at most wire.MaxControlIDs. Eager peers get the
 // ids that came since the last heartbeat and they are not known to have. (gossipsub draws among
@@ -720,7 +724,7 @@ func (r LazyRouter) announce(n *Node, st *lazyState, now int64, out *Output) {
 			cand = append(cand, p)
 		}
 	}
-	pick := min(r.cfg.LazyDLazy, len(cand))
+	pick := min(max(r.cfg.LazyDLazy, int(r.cfg.LazyGossipFactor*float64(len(cand)))), len(cand))
 	for i := 0; i < pick; i++ {
 		j := i + n.rng.IntN(len(cand)-i)
 		cand[i], cand[j] = cand[j], cand[i]
