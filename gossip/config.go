@@ -209,8 +209,10 @@ type Config struct {
 	// LazyD. A node picks whom it dials; an attacker only chooses to
 	// connect to it, so however many peers graft it or fill its peer
 	// list, at least this many of the peers it pushes to are its own
-	// choice. Default 1 (gossipsub's 2 of D 6, scaled to LazyD 3); 0
-	// turns it off. At most LazyD: accepted links keep their slots
+	// choice; and a GRAFT from a dialed peer is taken even when the eager
+	// set is full (gossipsub's rule against mesh takeover). Default 1
+	// (gossipsub's 2 of D 6, scaled to LazyD 3); 0 reserves no slot (the
+	// GRAFT rule stays). At most LazyD: accepted links keep their slots
 	// anyway, since a node takes GRAFTs up to twice LazyD.
 	LazyDOut int
 	// LazyMaxIHave is how many announced ids a node asks one peer for

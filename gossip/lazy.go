@@ -9,14 +9,18 @@ import (
 // LazyRouter is lazy push, gossipsub's mesh plus gossip: a new message is
 // pushed eagerly to LazyD peers (the node's eager set, never the sender),
 // and every LazyHeartbeat the node announces the ids it received within
-// the last LazyGossip heartbeats (IHAVE) to up to LazyDLazy other peers,
-// picked at random each heartbeat; the eager peers hear of each id once,
+// the last LazyGossip heartbeats (IHAVE) to max(LazyDLazy,
+// LazyGossipFactor × candidates) other peers, picked at random each
+// heartbeat; the eager peers hear of each id once,
 // at the first heartbeat, in case the push was dropped on the way. A peer
 // that lacks an announced message asks for it (IWANT) and is answered
 // from the message store, for messages still in the cache of the last
 // LazyHistory heartbeats. The asker keeps a promise per id: if the
 // message has not come LazyIWantTimeout later, the promise is broken and
-// it asks the peer that announced the id last.
+// it asks the announcer with the best record (answers kept less promises
+// broken), the latest among equals; an id asked of a peer that breaks
+// more promises than it keeps is asked at once of the next announcer.
+// A peer is asked for at most LazyMaxIHave ids a heartbeat.
 //
 // So eager push carries most of a message's spread at the cost of about
 // LazyD payload frames per node, and the announcements repair whatever
@@ -33,7 +37,11 @@ import (
 // repair. The eager set is topped up to LazyD, with peers drawn at random,
 // whenever it is short (a link down, a PRUNE) and a message or heartbeat
 // comes; a driver that hands the core its peers without PeerUp (the
-// simulator's SetPeers) gets it filled on the first message.
+// simulator's SetPeers) gets it filled on the first message. When the
+// driver says which links the node dialed (gossip.LinkUp), LazyDOut of
+// the eager slots go to those first (gossipsub's D_out), and a GRAFT from
+// a dialed peer is taken past 2 LazyD: sybils can open links to a node
+// and graft it, but not choose whom it dials.
 //
 // Its per-node state lives in the core's router slot. A node asks for
 // ticks only while it has something to do, ids to announce or promises
