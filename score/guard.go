@@ -85,7 +85,9 @@ type promiseGroup struct {
 //     wrong (gossip.EventRejected with PeerFault, P4);
 //   - frames it sends: payload to P makes P an eager link (P3); an IWANT,
 //     or a GRAFT naming ids, to P is a promise P must keep within
-//     Params.PromiseTimeout unless some peer delivers the message (P7);
+//     Params.PromiseBreak unless some peer delivers the message, or be
+//     charged for it (P7) until the message comes from anyone within
+//     Params.PromiseTimeout;
 //   - the driver's Penalize (rate limits) adds to P7; SetAddr gives P6.
 //
 // It acts on the score: a peer below 0 is sent a PRUNE and made lazy in
