@@ -217,7 +217,7 @@ type PropagateOptions struct {
 	// Settle is how long to wait, once every node has the message, before
 	// reading the duplicate and frame counts, so that copies still in
 	// flight, and control frames sent on a timer (Plumtree's IHAVE goes out
-	// within 10 ms), are counted. Default 50 ms.
+	// within 50 ms), are counted. Default 150 ms.
 	Settle time.Duration
 }
 
@@ -226,7 +226,7 @@ func (o PropagateOptions) withDefaults() PropagateOptions {
 		o.Wait = 5 * time.Second
 	}
 	if o.Settle <= 0 {
-		o.Settle = 50 * time.Millisecond
+		o.Settle = 150 * time.Millisecond
 	}
 	return o
 }

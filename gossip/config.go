@@ -117,22 +117,24 @@ type Config struct {
 	PlumtreeGraftRetry time.Duration
 	// PlumtreeIHaveInterval is how long a Plumtree node gathers message
 	// ids for its lazy peers before it sends each one IHAVE frame with all
-	// of them (at most wire.MaxControlIDs a frame). Default 10 ms.
+	// of them (at most wire.MaxControlIDs a frame). Default 10 ms, which
+	// the simulator keeps; the node runtime uses 50 ms
+	// (node.DefaultConfig), since on a real link each frame is a write, a
+	// wakeup and a read.
 	PlumtreeIHaveInterval time.Duration
-	// PlumtreeOptimizeThreshold is the paper's tree optimization: when an
-	// IHAVE arrives for a message this node got at hop h from an eager
-	// peer, and the announcer holds it at hop h' with h - h' >= the
-	// threshold, the node grafts the announcer (a GRAFT without ids: it
-	// has the message) and prunes the eager peer, so that the tree moves
-	// to the shorter path. Default 0: off. The tree is shared by every
-	// origin, and with messages from many origins in flight a move made
-	// for one origin's message strands another's (GRAFT and PRUNE then
-	// cascade: 26,000-55,000 extra copies in 4,000 broadcasts of a
-	// 50-node simulation, none with it off); and the paper's 7 seldom
-	// applies on an overlay whose diameter is about 5 (at 10,000 simulated
-	// nodes the last delivery hop is 15.7 with 7, 14.8 off; 3 brings it to
-	// 11.7, within 2 of flood's 10.1, for steady traffic: docs/sim.md).
-	// At most MaxHops.
+	// PlumtreeOptimizeThreshold is the paper's tree optimization: when a
+	// message arrives at hop h from an eager peer after a lazy peer
+	// announced it at hop h', and h - (h'+1) >= the threshold (the lazy
+	// path is that many hops shorter), the node grafts the announcer (a
+	// GRAFT without ids: it has the message) and prunes the eager peer, so
+	// that the tree moves to the shorter path. As in the paper, only an
+	// announcement that beat the eager copy counts (plumtree.go says why).
+	// Default 3: at 10,000 simulated nodes it brings the last delivery hop
+	// of a settled tree from 15.3 (off) to 10.6-11.2, against flood's
+	// 9.7-10.1 on the same graph, at RMR 0, and 50 simulated nodes with
+	// broadcasts from random origins 5 ms apart pay no more duplicates
+	// than with it off (docs/sim.md). The paper's 7 counts hops the same
+	// way; 0 turns it off. At most MaxHops.
 	PlumtreeOptimizeThreshold int
 	// StoreCapacity, StoreBytes and StoreTTL bound the message store that
 	// serves repairs (Plumtree's GRAFT): at most StoreCapacity messages
@@ -203,6 +205,36 @@ type Config struct {
 	// heartbeats): far above a round trip here, short enough that a dead
 	// announcer costs little.
 	LazyIWantTimeout time.Duration
+	// LazyDOut is how many eager slots a node keeps on links it dialed
+	// itself (gossipsub's D_out), when its driver says which those are
+	// (Dialer): the eager set is topped up from them first, even past
+	// LazyD. A node picks whom it dials; an attacker only chooses to
+	// connect to it, so however many peers graft it or fill its peer
+	// list, at least this many of the peers it pushes to are its own
+	// choice; and a GRAFT from a dialed peer is taken even when the eager
+	// set is full (gossipsub's rule against mesh takeover). Default 1
+	// (gossipsub's 2 of D 6, scaled to LazyD 3); 0 reserves no slot (the
+	// GRAFT rule stays). At most LazyD: accepted links keep their slots
+	// anyway, since a node takes GRAFTs up to twice LazyD.
+	LazyDOut int
+	// LazyMaxIHave is how many announced ids a node asks one peer for
+	// per heartbeat (gossipsub's MaxIHaveLength); the rest of that peer's
+	// announcements until the next heartbeat are ignored, so a peer that
+	// announces what it never serves cannot make the node wait on more
+	// than this many of its promises a heartbeat. Default 8,000: two full
+	// IHAVE frames (wire.MaxControlIDs each), more than an honest peer
+	// sends a heartbeat, which is one. At least 1.
+	LazyMaxIHave int
+	// LazyGossipFactor makes the announcements grow with the peer list
+	// (gossipsub v1.1's GossipFactor): each heartbeat IHAVE goes to
+	// max(LazyDLazy, LazyGossipFactor × candidates) peers outside the
+	// eager set. A node among many sybils, which forward nothing of some
+	// origin (a censor) or nothing at all, would otherwise spend its few
+	// announcements on them, and the honest nodes that lack a message
+	// would hear of it by lottery. Default 0.25, as gossipsub: at this
+	// mesh's usual degree (3 to 8) a quarter of the lazy peers is fewer
+	// than LazyDLazy, so nothing changes there. In [0, 1].
+	LazyGossipFactor float64
 
 	// OriginRate is the per-origin rate budget (origin.go), in new
 	// messages a second: a node delivers and forwards at most that many
@@ -269,7 +301,7 @@ func DefaultConfig() Config {
 		StoreBytes:            64 << 20,
 		StoreTTL:              2 * time.Minute,
 
-		PlumtreeOptimizeThreshold: 0,
+		PlumtreeOptimizeThreshold: 3,
 
 		AntiEntropyMaxMessages: 256,
 		AntiEntropyMaxBytes:    1 << 20,
@@ -280,6 +312,9 @@ func DefaultConfig() Config {
 		LazyHistory:      50,
 		LazyGossip:       3,
 		LazyIWantTimeout: 300 * time.Millisecond,
+		LazyDOut:         1,
+		LazyMaxIHave:     2 * wire.MaxControlIDs,
+		LazyGossipFactor: 0.25,
 	}
 }
 
@@ -392,6 +427,15 @@ func (c Config) validateLazy() error {
 		if d.v <= 0 || d.v > maxFuture {
 			return fmt.Errorf("gossip: %s must be in (0, %v], got %v", d.name, maxFuture, d.v)
 		}
+	}
+	if c.LazyDOut < 0 || c.LazyDOut > c.LazyD {
+		return fmt.Errorf("gossip: lazy D_out must be in 0..%d (lazy D), got %d", c.LazyD, c.LazyDOut)
+	}
+	if !(c.LazyGossipFactor >= 0 && c.LazyGossipFactor <= 1) {
+		return fmt.Errorf("gossip: lazy gossip factor must be in [0, 1], got %v", c.LazyGossipFactor)
+	}
+	if c.LazyMaxIHave < 1 {
+		return fmt.Errorf("gossip: lazy max IHAVE must be at least 1 id a heartbeat, got %d", c.LazyMaxIHave)
 	}
 	if c.LazyGossip < 1 {
 		return fmt.Errorf("gossip: lazy gossip must be at least 1 heartbeat, got %d", c.LazyGossip)

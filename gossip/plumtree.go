@@ -18,16 +18,24 @@ import (
 // tried PlumtreeGraftRetry later.
 //
 // The tree optimization (the paper's, threshold PlumtreeOptimizeThreshold):
-// every IHAVE carries the hop at which its sender holds the ids. When one
-// arrives for a message this node got from an eager peer at a hop larger
-// by the threshold or more, the node sends the announcer GRAFT without
-// ids (it has the message: nothing is resent) and the eager peer PRUNE
-// (reason optimize), so that the next messages take the shorter path. The
-// node remembers where its last plumRecent messages came from, and at
-// which hop, for that. A message in flight while the parent changes can
-// miss both pushes (the announcer forwarded it before the GRAFT arrived,
-// the old parent after the PRUNE did); both announce it instead, and an
-// IHAVE from a peer held eager grafts at once, not a GRAFT timeout later.
+// every IHAVE carries the hop at which its sender holds the ids, and the
+// node keeps, with each message it is still missing, the lowest hop
+// announced for it and by whom. When the message then arrives from an
+// eager peer, and the announcer's path (its hop plus the lazy link) is
+// shorter than the eager one by the threshold or more, the node sends the
+// announcer GRAFT without ids (it has the message: nothing is resent) and
+// the eager peer PRUNE (reason optimize), so that the next messages take
+// the shorter path. As in the paper, only an announcement that came before
+// the eager copy counts: that path is faster as well as shorter, and what
+// the announcer says is about the tree as it is now. (An announcement that
+// comes after the copy may describe the paths of a tree that other moves
+// have changed since; moving on it formed cycles and cut subtrees off,
+// which the GRAFT timer had to repair a second later, over and over, once
+// messages from many origins were in flight.) A message in flight while
+// the parent changes can miss both pushes (the announcer forwarded it
+// before the GRAFT arrived, the old parent after the PRUNE did); both
+// announce it instead, and an IHAVE from a peer held eager grafts at once,
+// not a GRAFT timeout later.
 //
 // Its per-node state lives in the core's router slot. Every peer of the
 // core that is not in the lazy set is eager, so a driver that hands the
@@ -52,42 +60,7 @@ type plumState struct {
 	// order keeping their first announcement order for the timer scan.
 	missing map[wire.MsgID]*missingMsg
 	order   []wire.MsgID
-	// recent is where the node's last plumRecent messages came from, a
-	// ring that next indexes, for the tree optimization.
-	recent []recvRec
-	next   int
-	stats  PlumtreeStats
-}
-
-// plumRecent bounds the deliveries a node remembers for the tree
-// optimization: an IHAVE follows a delivery within an IHAVE interval and
-// a link delay, so only the last few matter. 32 entries are 1 KiB.
-const plumRecent = 32
-
-// recvRec is one delivery: message id, at hop, from peer (0: published).
-type recvRec struct {
-	id   wire.MsgID
-	from wire.NodeID
-	hop  uint16
-}
-
-func (st *plumState) remember(m *wire.Message, from wire.NodeID) {
-	r := recvRec{id: m.ID, from: from, hop: m.Hop}
-	if len(st.recent) < plumRecent {
-		st.recent = append(st.recent, r)
-		return
-	}
-	st.recent[st.next] = r
-	st.next = (st.next + 1) % plumRecent
-}
-
-func (st *plumState) delivery(id wire.MsgID) *recvRec {
-	for i := range st.recent {
-		if st.recent[i].id == id {
-			return &st.recent[i]
-		}
-	}
-	return nil
+	stats   PlumtreeStats
 }
 
 type pendingIHave struct {
@@ -99,6 +72,11 @@ type pendingIHave struct {
 type missingMsg struct {
 	announcers []wire.NodeID // who announced it, first first
 	deadline   int64
+	// nearest announced it at the lowest hop, nearHop, for the tree
+	// optimization (0: no announcement carried a hop, or the optimization
+	// is off).
+	nearest wire.NodeID
+	nearHop uint16
 }
 
 // PlumtreeStats are one node's Plumtree counters, for metrics and tests.
@@ -166,18 +144,19 @@ func (r PlumtreeRouter) Init(n *Node) { n.SetState(&plumState{}) }
 // Route implements Router: the first copy of m, from from. The sender
 // becomes eager (it just pushed to us); eager peers get m and lazy peers
 // get its id at the next flush. The core has already stored m, for GRAFTs.
-func (r PlumtreeRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, _ *Output) []wire.NodeID {
+func (r PlumtreeRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, out *Output) []wire.NodeID {
 	st := plumOf(n)
 	if from != 0 {
 		st.setEager(from)
 	}
-	delete(st.missing, m.ID)
-	if r.cfg.PlumtreeOptimizeThreshold > 0 {
-		st.remember(m, from)
+	var moved wire.NodeID
+	if mm := st.missing[m.ID]; mm != nil {
+		moved = r.optimize(n, st, m, from, mm, out)
+		delete(st.missing, m.ID)
 	}
 	for _, p := range n.peers {
-		if p == from {
-			continue
+		if p == from || p == moved {
+			continue // moved announced m: it has it
 		}
 		if st.isLazy(p) {
 			r.queueIHave(st, now, p, m.ID, m.Hop)
@@ -233,7 +212,7 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 	case wire.FramePrune:
 		st.setLazy(from)
 	case wire.FrameIHave:
-		optimize := r.cfg.PlumtreeOptimizeThreshold > 0 && c.HasHop
+		optimize := r.cfg.PlumtreeOptimizeThreshold > 0 && c.HasHop && from != 0
 		// An eager peer announces, rather than pushes, only what it
 		// forwarded while it held this link lazy: before this node's
 		// GRAFT (the tree optimization's, or a timer's) reached it. That
@@ -243,9 +222,6 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 		eager := !st.isLazy(from)
 		for _, id := range c.IDs {
 			if n.seen.contains(now, id) {
-				if optimize && r.optimize(n, st, from, id, c.Hop, out) {
-					optimize = false // once per frame: the tree just changed
-				}
 				continue
 			}
 			mm := st.missing[id]
@@ -259,6 +235,9 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 			}
 			if !slices.Contains(mm.announcers, from) {
 				mm.announcers = append(mm.announcers, from)
+			}
+			if optimize && (mm.nearest == 0 || c.Hop < mm.nearHop) {
+				mm.nearest, mm.nearHop = from, c.Hop
 			}
 			if eager {
 				graftNow = append(graftNow, id)
@@ -280,29 +259,28 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 	}
 }
 
-// optimize applies the tree optimization to message id, which this node
-// has, announced by from at hop hop: if the node got it from an eager peer
-// at least the threshold more hops from the origin, it grafts from (no
-// ids: nothing is resent) and prunes that peer. It reports whether it did.
-func (r PlumtreeRouter) optimize(n *Node, st *plumState, from wire.NodeID, id wire.MsgID, hop uint16, out *Output) bool {
-	d := st.delivery(id)
-	if d == nil || d.from == 0 || d.from == from || st.isLazy(d.from) || !n.hasPeer(d.from) {
-		return false
+// optimize applies the tree optimization (the paper's Optimization
+// procedure) to m, just delivered from eager peer from, which mm says was
+// announced before it came: if the nearest announcer's path, its hop plus
+// the lazy link, is shorter than m's by at least the threshold, the node
+// grafts that announcer (no ids: nothing is resent) and prunes from. It
+// returns the announcer grafted, or 0.
+func (r PlumtreeRouter) optimize(n *Node, st *plumState, m *wire.Message, from wire.NodeID, mm *missingMsg, out *Output) wire.NodeID {
+	a := mm.nearest
+	if r.cfg.PlumtreeOptimizeThreshold <= 0 || from == 0 || a == 0 || a == from || !n.hasPeer(a) {
+		return 0
 	}
-	if int(d.hop)-int(hop) < r.cfg.PlumtreeOptimizeThreshold {
-		return false
+	if int(m.Hop)-(int(mm.nearHop)+1) < r.cfg.PlumtreeOptimizeThreshold {
+		return 0
 	}
-	st.setEager(from)
-	st.setLazy(d.from)
+	st.setEager(a)
+	st.setLazy(from)
 	st.stats.GraftsSent++
 	st.stats.PrunesSent++
 	st.stats.Optimizations++
-	out.SendControl(from, &wire.Control{Kind: wire.FrameGraft})
-	out.SendControl(d.from, &wire.Control{Kind: wire.FramePrune, Reason: wire.PruneOptimize})
-	// The shorter path is now this node's: no second move for this
-	// message unless an even shorter one comes.
-	d.from, d.hop = from, hop+1
-	return true
+	out.SendControl(a, &wire.Control{Kind: wire.FrameGraft})
+	out.SendControl(from, &wire.Control{Kind: wire.FramePrune, Reason: wire.PruneOptimize})
+	return a
 }
 
 // OnTick implements Router: flush the IHAVE batches and fire the GRAFT
@@ -393,6 +371,9 @@ func (r PlumtreeRouter) OnPeerDown(n *Node, _ int64, p wire.NodeID, _ *Output) {
 	for id, mm := range st.missing {
 		if i := slices.Index(mm.announcers, p); i >= 0 {
 			mm.announcers = slices.Delete(mm.announcers, i, i+1)
+		}
+		if mm.nearest == p {
+			mm.nearest = 0
 		}
 		if len(mm.announcers) == 0 {
 			delete(st.missing, id)

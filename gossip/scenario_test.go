@@ -25,7 +25,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //
 // Directives:
 //
-//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N optimize=N graft=100ms
+//	config strategy=fanout fanout=2 ttl=1s capacity=8 future=1s seqbase=N storecap=N optimize=N graft=100ms ihave=10ms
 //	       lazyd=N dlazy=N history=N ae=1s|off aemax=N
 //	                                                      settings for nodes made after it
 //	node ID peers=A,B,...                                 make a node
@@ -155,6 +155,12 @@ func (s *scenario) step(directive string) []string {
 					s.t.Fatal(err)
 				}
 				s.cfg.PlumtreeGraftTimeout = d
+			case "ihave":
+				d, err := time.ParseDuration(v)
+				if err != nil {
+					s.t.Fatal(err)
+				}
+				s.cfg.PlumtreeIHaveInterval = d
 			case "seqbase":
 				s.cfg.SeqBase = uint64(s.int(v))
 			case "ae":

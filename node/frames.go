@@ -19,9 +19,10 @@ import (
 //   - an IHAVE, IWANT or GRAFT counts once toward each message it names;
 //   - a control frame that names none counts toward the message whose copy
 //     made the core send it, when there is one (Plumtree's PRUNE answers a
-//     duplicate: see noteCauses); otherwise toward none (a PULL, sent on a
-//     timer; the GRAFT and PRUNE of Plumtree's tree optimization, sent on
-//     an IHAVE): the metrics count it.
+//     duplicate, and the GRAFT and PRUNE of its tree optimization the
+//     eager copy that came after a shorter announcement: see noteCauses);
+//     otherwise toward none (a PULL, sent on a timer): the metrics count
+//     it.
 //
 // A frame the fault plan holds (a delay) counts here when the plan takes
 // it, and in the metrics when it is queued.
