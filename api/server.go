@@ -129,6 +129,9 @@ func (s *server) publish(w http.ResponseWriter, r *http.Request) {
 		if errors.Is(err, ErrBodyTooLarge) {
 			status = http.StatusRequestEntityTooLarge
 		}
+		if errors.Is(err, ErrRateLimited) {
+			status = http.StatusTooManyRequests
+		}
 		WriteError(w, status, err.Error())
 		return
 	}

@@ -40,6 +40,11 @@ type Backend interface {
 // handler maps it to 413.
 var ErrBodyTooLarge = errors.New("message body too large")
 
+// ErrRateLimited is what Backend.Publish wraps for a publish over the
+// node's own rate budget (its peers would ignore the message); the handler
+// maps it to 429.
+var ErrRateLimited = errors.New("publish rate over budget")
+
 // PublishRequest is the body of POST /messages.
 type PublishRequest struct {
 	Body *string `json:"body"`

@@ -61,3 +61,18 @@ func TestSpamInvalidIsBanned(t *testing.T) {
 		t.Errorf("spammers %v, want one", res.Faulted)
 	}
 }
+
+// The same row with valid spam: the spammer publishes signed, well-formed
+// messages of its own past the per-origin rate budget, which the honest
+// nodes refuse past a burst, and its neighbours ban it for behaviour.
+// Here 6 nodes with the budget at 500 messages/s (`--origin-rate 500`)
+// and the spammer at 2,000, so that the row's shape (four times the
+// budget, as 20,000 is to the default 5,000) fits a loaded CI machine.
+func TestSpamValidIsBanned(t *testing.T) {
+	t.Parallel()
+	ch := upMesh(t, buildMesh(t), "--nodes", "6", "--peers", "3", "--seed", "34", "--origin-rate", "500")
+	res := runRow(t, ch, cluster.ScenarioConfig{Name: "spam", Seed: 34, Rate: 20, Duration: 3 * time.Second, Mode: "spam=2000"})
+	if len(res.Faulted) != 1 {
+		t.Errorf("spammers %v, want one", res.Faulted)
+	}
+}

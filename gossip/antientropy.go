@@ -106,7 +106,7 @@ type AntiEntropyStats struct {
 // keeps no message store (flood and fanout without anti-entropy), which
 // can neither pull nor answer.
 func AntiEntropyStatsOf(n *Node) (AntiEntropyStats, bool) {
-	if n.store == nil {
+	if !n.sh.stores {
 		return AntiEntropyStats{}, false
 	}
 	s := n.store.ae.stats
@@ -194,7 +194,7 @@ func (c *Core) noteDelivery(now int64, from wire.NodeID, m *wire.Message) {
 // asked, this node's own digest. A core without a store cannot answer and
 // drops it.
 func (c *Core) onPull(now int64, from wire.NodeID, d *wire.Control, out *Output) {
-	if c.store == nil {
+	if !c.sh.stores {
 		return
 	}
 	ae := &c.store.ae

@@ -235,6 +235,25 @@ type Config struct {
 	// mesh's usual degree (3 to 8) a quarter of the lazy peers is fewer
 	// than LazyDLazy, so nothing changes there. In [0, 1].
 	LazyGossipFactor float64
+
+	// OriginRate is the per-origin rate budget (origin.go), in new
+	// messages a second: a node delivers and forwards at most that many
+	// of any one origin a second, after a burst of OriginBurst, and
+	// refuses the rest (EventRefused, ErrOriginBudget) without marking
+	// them seen. Only under SigningStrict, where the origin is proven: a
+	// budget keyed by a claim anyone can make would let a forger silence
+	// an honest origin. Default 0: off, for the simulator, whose million
+	// nodes cannot each afford a table; the node runtime turns it on
+	// (node.DefaultOriginRate).
+	OriginRate float64
+	// OriginBurst is how many messages of one origin a node accepts at
+	// once before OriginRate paces them: the bucket's size. Default 0:
+	// DefaultOriginBurstSeconds (2 s) of OriginRate.
+	OriginBurst float64
+	// OriginMax bounds the origins a node keeps a bucket for; a new one
+	// takes the place of the origin charged least recently. Default 0:
+	// DefaultOriginMax (4,096, about 200 KiB). At most 1M.
+	OriginMax int
 }
 
 // minAntiEntropy bounds the anti-entropy period from below: a shorter one
@@ -382,7 +401,7 @@ func (c Config) ValidateSettings() error {
 	if err := c.validateLazy(); err != nil {
 		return err
 	}
-	return nil
+	return c.validateOrigin()
 }
 
 // maxLazyDegree bounds LazyD and LazyDLazy: far above any degree this

@@ -243,6 +243,11 @@ type Shared struct {
 	strict bool
 	// validators are the application validators, in order (validate.go).
 	validators []namedValidator
+	// origins says that every core keeps per-origin budgets (origin.go),
+	// of originBurst messages for at most originMax origins.
+	origins     bool
+	originBurst float64
+	originMax   int
 }
 
 // Share validates cfg and returns it ready for NewShared.
@@ -265,7 +270,8 @@ func newShared(cfg Config, r Router) (*Shared, error) {
 	_, stores := r.(repairer)
 	ae := int64(cfg.AntiEntropyPeriod())
 	return &Shared{cfg: cfg, router: r, timed: !untimed(r), stores: stores || ae > 0, ae: ae,
-		strict: cfg.Signing == SigningStrict, validators: vs}, nil
+		strict: cfg.Signing == SigningStrict, validators: vs,
+		origins: cfg.originBudgetOn(), originBurst: cfg.OriginBurstSize(), originMax: cfg.OriginMaxTracked()}, nil
 }
 
 // shareWith is Share with a router that is not in the registry (tests).
@@ -303,8 +309,11 @@ func NewShared(sh *Shared, id wire.NodeID, rng *rand.Rand) *Core {
 // one slab.
 func (c *Core) Init(sh *Shared, id wire.NodeID, rng *rand.Rand) {
 	*c = Core{sh: sh, id: id, rng: rng}
-	if sh.stores {
+	if sh.stores || sh.origins {
 		c.store = &msgStore{}
+	}
+	if sh.origins {
+		c.store.origins = newOriginTable()
 	}
 	sh.router.Init(c)
 }
@@ -430,8 +439,11 @@ func (c *Core) Step(now int64, from wire.NodeID, f Frame, out *Output) {
 // Receive handles a message that peer from sent at time now, through the
 // validation pipeline, cheapest check first: the hop count and size
 // (check), dedup (a copy of an id already seen is a duplicate, and costs
-// no crypto), the acceptance window (admit), then the id, the signature
-// and the application validators (validate.go). The first copy that
+// no crypto), the acceptance window (admit), the origin's rate budget when
+// it is on (origin.go: a copy of a spent origin costs no crypto either),
+// then the id, the signature and the application validators
+// (validate.go); only a copy that passes them all spends a token of its
+// origin's budget, so a forger cannot spend an honest origin's. The first copy that
 // passes them all is marked seen, delivered and forwarded; a copy that
 // fails is rejected or refused and not marked seen, so an honest copy that
 // arrives later still gets through.
@@ -465,9 +477,16 @@ func (c *Core) Receive(now int64, from wire.NodeID, m *wire.Message, out *Output
 		out.Events = append(out.Events, Event{Kind: EventRefused, Msg: m, From: from, Err: err})
 		return
 	}
+	if c.sh.origins && c.overBudget(now, m) {
+		c.refuseOverBudget(from, m, out)
+		return
+	}
 	if kind, fault, err := c.validate(m); err != nil {
 		out.Events = append(out.Events, Event{Kind: kind, Msg: m, From: from, Err: err, PeerFault: fault})
 		return
+	}
+	if c.sh.origins {
+		c.chargeOrigin(now, m)
 	}
 	c.seen.add(m.ID, expires, c.sh.cfg.SeenCapacity)
 	c.keep(now, m)

@@ -27,6 +27,11 @@ type msgStore struct {
 	// ae is the node's anti-entropy state (antientropy.go), here so that a
 	// core without a store pays nothing for it.
 	ae antiEntropy
+	// origins is the node's per-origin budget (origin.go), nil when it is
+	// off; here for the same reason. A core that keeps budgets but serves
+	// no repairs has a msgStore for them alone, and Shared.stores, not a
+	// nil store, says whether it stores messages.
+	origins *originTable
 }
 
 type storeEntry struct {
@@ -133,7 +138,7 @@ type repairer interface{ servesRepairs() }
 // keep stores m, as held at this node, in the core's message store, if it
 // keeps one.
 func (c *Core) keep(now int64, m *wire.Message) {
-	if c.store != nil {
+	if c.sh.stores {
 		cfg := &c.sh.cfg
 		c.store.put(now, m, cfg.StoreCapacity, cfg.StoreBytes, int64(cfg.StoreTTL))
 		if c.sh.ae != 0 {
@@ -145,7 +150,7 @@ func (c *Core) keep(now int64, m *wire.Message) {
 // stored returns the stored message with id, nil (a counted miss) when the
 // core keeps no store or no longer holds it.
 func (c *Core) stored(now int64, id wire.MsgID) *wire.Message {
-	if c.store == nil {
+	if !c.sh.stores {
 		return nil
 	}
 	return c.store.get(now, id)
@@ -154,7 +159,7 @@ func (c *Core) stored(now int64, id wire.MsgID) *wire.Message {
 // StoreStats returns the counters of the core's message store; ok is false
 // when the core keeps none (flood and fanout without anti-entropy).
 func (c *Core) StoreStats() (s StoreStats, ok bool) {
-	if c.store == nil {
+	if !c.sh.stores {
 		return StoreStats{}, false
 	}
 	return c.store.Stats(), true

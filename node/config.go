@@ -75,6 +75,8 @@ type Config struct {
 	// limit on every connection is Gossip.MaxBody + wire.FrameOverhead.
 	// Default gossip.DefaultConfig() but for Plumtree's IHAVE interval,
 	// RuntimeIHaveInterval (50 ms).
+	// Its OriginRate, off in the core's defaults, is DefaultOriginRate
+	// here: the node also holds its own publishes to it (origin.go).
 	Gossip gossip.Config
 
 	// Receipts bounds the receipt store in entries; the oldest receipt is
@@ -390,5 +392,6 @@ const RuntimeIHaveInterval = 50 * time.Millisecond
 func runtimeGossip() gossip.Config {
 	g := gossip.DefaultConfig()
 	g.PlumtreeIHaveInterval = RuntimeIHaveInterval
+	g.OriginRate = DefaultOriginRate // the per-origin rate budget (origin.go)
 	return g
 }

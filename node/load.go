@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -19,7 +20,9 @@ const loadChunk = 64
 // When the process falls behind (a late timer, a busy core), it publishes
 // the overdue messages together and so keeps the average rate. It stops as
 // soon as ctx ends (the HTTP client went away), between any two chunks and
-// while it waits, and answers what it had published by then.
+// while it waits, and answers what it had published by then. It keeps to
+// the node's own per-origin rate budget (origin.go), waiting for it rather
+// than failing, so a rate above the budget shows as a lower achieved rate.
 func (n *Node) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult, error) {
 	if err := req.Validate(n.cfg.Gossip.MaxBody); err != nil {
 		return api.LoadResult{}, fmt.Errorf("load: %w", err)
@@ -85,6 +88,23 @@ func (n *Node) Load(ctx context.Context, req api.LoadRequest) (api.LoadResult, e
 				res.IDs = append(res.IDs, id.String())
 			}
 			res.Published += len(r.ids)
+		}
+		var over *rateLimitedError
+		if errors.As(err, &over) {
+			// Over the node's own rate budget: wait for its next token
+			// rather than emit what the peers would ignore. The achieved
+			// rate shows the cap.
+			if timer == nil {
+				timer = time.NewTimer(over.wait)
+			} else {
+				timer.Reset(over.wait)
+			}
+			select {
+			case <-timer.C:
+			case <-ctx.Done():
+				return stopped(ctx.Err())
+			}
+			continue
 		}
 		if err != nil {
 			return stopped(err)

@@ -51,6 +51,8 @@ func (n *Node) loop(ctx context.Context) {
 			r.reply <- n.addLink(r.p)
 		case p := <-n.downs:
 			n.removeLink(p)
+		case <-n.own.signal:
+			n.chargeOverBudget()
 		case <-n.faults.timer.C:
 			n.releaseHeld()
 		case <-n.memberTimer():
@@ -178,6 +180,10 @@ func (n *Node) continuePublish() {
 		if n.mem.pubPaused.Load() {
 			n.mem.pubPaused.Store(false)
 			n.mem.pauseTimer.Stop()
+		}
+		if err := n.takeOwn(now); err != nil {
+			r.err = err
+			break
 		}
 		body := r.bodies[n.mem.pendingNext]
 		n.mem.pendingNext++

@@ -47,6 +47,7 @@ type metrics struct {
 	droppedStaleSend  prometheus.Counter
 	droppedStaleInbox prometheus.Counter
 	publishPauses     prometheus.Counter
+	publishRefused    prometheus.Counter
 	publishPassedOver prometheus.Counter
 
 	// Frames by kind, counted where they leave the node (queued to a
@@ -122,7 +123,7 @@ func newMetrics(id wire.NodeID) *metrics {
 		}, []string{"reason"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Name: "refused_total",
-			Help: "Messages dropped with the link kept and the sender not blamed, by reason: copies outside their acceptance window (replay: older than the window by the signed publish time; future), older than what the seen-cache still covers (under_load), ignored by a validator (validator_ignore), or content a forwarder cannot be blamed for.",
+			Help: "Messages dropped with the link kept and the sender not blamed, by reason: copies outside their acceptance window (replay: older than the window by the signed publish time; future), older than what the seen-cache still covers (under_load), ignored by a validator (validator_ignore), over their origin's rate budget (origin_rate), or content a forwarder cannot be blamed for.",
 		}, []string{"reason"}),
 		bytesIn:  counter("received_bytes_total", "Gossip frame bytes read from peers."),
 		bytesOut: counter("sent_bytes_total", "Gossip frame bytes written to peers."),
@@ -163,8 +164,9 @@ func newMetrics(id wire.NodeID) *metrics {
 	m.droppedStaleSend = dropped.WithLabelValues("send", "stale")
 	m.droppedStaleInbox = dropped.WithLabelValues("inbox", "stale")
 	m.publishPauses = counter("publish_pauses_total", "Times the node held its own publishes back until its send queues drained.")
+	m.publishRefused = counter("publish_refused_total", "Own publishes refused (POST /messages answered 429) or held back (POST /load waits) because they were over the node's own per-origin rate budget, which its peers enforce.")
 	m.publishPassedOver = counter("publish_passed_over_total", "Peers whose send queue held the node's own publishes back for the whole max queue delay; they lose copies until they catch up.")
-	m.reg.MustRegister(dropped, m.publishPauses, m.publishPassedOver)
+	m.reg.MustRegister(dropped, m.publishPauses, m.publishPassedOver, m.publishRefused)
 	m.registerFrames()
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Name: "node_info", Help: "Always 1; labels describe the node.",
@@ -276,6 +278,8 @@ func reasonOf(err error) string {
 		return "future"
 	case errors.Is(err, gossip.ErrUnderLoad):
 		return "under_load"
+	case errors.Is(err, gossip.ErrOriginBudget):
+		return "origin_rate"
 	}
 	return "other"
 }

@@ -61,6 +61,7 @@ type Node struct {
 	core    gossip.Protocol
 	proto   gossip.Protocol
 	guard   *score.Guard // around proto, when scoring is on (bans.go); else nil
+	own     ownBudget    // the rate budget of this node's own publishes (origin.go)
 	limits  map[*peer]*linkLimit
 	out     gossip.Output
 	batch   []inbound
@@ -240,6 +241,7 @@ func New(cfg Config) (*Node, error) {
 		pid:        os.Getpid(),
 		proto:      proto,
 		guard:      guard,
+		own:        newOwnBudget(gcfg),
 		limits:     make(map[*peer]*linkLimit),
 		bans:       newBanList(),
 		scoreReq:   make(chan chan scoreView),

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gossipmesh/api"
+	"gossipmesh/gossip"
 	"gossipmesh/wire"
 )
 
@@ -58,6 +59,13 @@ type peer struct {
 	// MaxQueueDelay; they no longer wait for it until it drains. Owned by
 	// the loop.
 	passedOver bool
+	// direct is the budget of the messages this peer publishes itself,
+	// counted as they arrive (origin.go); owned by the reader.
+	direct        gossip.TokenBucket
+	directStarted bool
+	// overBudget counts the frames the reader dropped over that budget,
+	// which the loop has yet to charge the peer for.
+	overBudget atomic.Uint64
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by close
@@ -230,6 +238,11 @@ func (n *Node) readLoop(p *peer) error {
 			}
 		default:
 			return fmt.Errorf("%w: unexpected %v frame after the handshake", errProtocol, f.Type)
+		}
+		if in.ctl == nil && in.mem == nil && n.overBudgetAtArrival(p, &in) {
+			n.mem.inbox.release(in.size, in.newcomer)
+			held = 0
+			continue
 		}
 		held = 0 // the loop releases it now
 		select {

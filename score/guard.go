@@ -55,6 +55,10 @@ type Stats struct {
 	Refused uint64
 	// Bans counts bans by reason (Terms.Worst).
 	Bans map[string]uint64
+	// OverBudget counts copies a peer sent of its own messages past its
+	// origin's rate budget, each a fraction of a behaviour penalty
+	// (Params.OverBudgetPerPenalty).
+	OverBudget uint64
 }
 
 // promise is one IWANT (or GRAFT with ids) this node sent: peer should
@@ -88,6 +92,9 @@ type promiseGroup struct {
 //     Params.PromiseBreak unless some peer delivers the message, or be
 //     charged for it (P7) until the message comes from anyone within
 //     Params.PromiseTimeout;
+//   - a copy over its origin's rate budget (gossip.ErrOriginBudget) that
+//     its origin sent itself adds to P7 (origin.go); one a relay sent
+//     costs the relay nothing;
 //   - the driver's Penalize (rate limits) adds to P7; SetAddr gives P6.
 //
 // It acts on the score: a peer below 0 is sent a PRUNE and made lazy in
@@ -382,6 +389,8 @@ func (g *Guard) observe(now int64, s0, e0 int, out *gossip.Output) {
 				g.book.Invalid(e.From, now)
 				g.pending = append(g.pending, e.From)
 			}
+		case gossip.EventRefused:
+			g.refused(now, e)
 		}
 	}
 	kept := s0

@@ -207,6 +207,17 @@ type Params struct {
 	// peer's rate limits per unit of behaviour penalty. Default 100: a
 	// flooder at twice a 100,000 frames/s limit earns 1,000 a second.
 	RateLimitedPerPenalty int
+	// OverBudgetPerPenalty is how many copies over their origin's rate
+	// budget (gossip.ErrOriginBudget) a peer must send as their origin,
+	// that is, messages it published itself past its budget, per unit of
+	// behaviour penalty (P7). A relay of an over-budget origin is never
+	// charged: it forwards what its own budget let through, and cannot
+	// know that ours is spent. Default 10: a spammer at 20,000 messages/s
+	// against a 1,000/s budget earns the 31 units that ban it, whatever
+	// credit P1 and P2 gave it (+30), in about 16 ms of over-budget
+	// copies, while the 100 copies the threshold forgives cover an honest
+	// publisher's queueing jitter many times over.
+	OverBudgetPerPenalty int
 	// Interval is how often Guard recomputes every connected peer's score
 	// to act on thresholds crossed by time alone (decay, P1, P3), besides
 	// after every event that lowers a score. Default 1 s.
@@ -246,6 +257,7 @@ func DefaultParams() Params {
 		PromiseTimeout:        3 * time.Second,
 		MaxPromises:           8192,
 		RateLimitedPerPenalty: 100,
+		OverBudgetPerPenalty:  10,
 		Interval:              time.Second,
 	}
 }
@@ -297,6 +309,8 @@ func (p Params) Validate() error {
 		return errors.New("score params: max peers, max bans and max promises must be at least 1")
 	case p.PromiseBreak <= 0 || p.PromiseTimeout < p.PromiseBreak:
 		return fmt.Errorf("score params: promise break must be positive and at most the promise timeout, got %v and %v", p.PromiseBreak, p.PromiseTimeout)
+	case p.OverBudgetPerPenalty < 1:
+		return fmt.Errorf("score params: over-budget copies per penalty must be at least 1, got %d", p.OverBudgetPerPenalty)
 	case p.RateLimitedPerPenalty < 1:
 		return fmt.Errorf("score params: rate-limited frames per penalty must be at least 1, got %d", p.RateLimitedPerPenalty)
 	case p.Interval <= 0:

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"gossipmesh/cluster"
+	"gossipmesh/node"
 )
 
 func benchCommand() command {
@@ -83,6 +84,16 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bc.StartRate, bc.MaxRate, bc.Seed = *startRate, *maxRate, cfg.Seed
 	if err := bc.Validate(); err != nil {
 		return usageError(stderr, "%v", err)
+	}
+	// The search's one publisher carries the whole load, which the
+	// per-origin budget would cap at its rate × (nodes-1) deliveries/s:
+	// unless told otherwise, lift the budget to the search's highest rate
+	// from one origin, so that the figures measure the mesh (the buckets
+	// still run, at their cost) and not the cap.
+	if !flagSet(fs, "origin-rate") {
+		if r := math.Ceil(bc.MaxRate / float64(cfg.Nodes-1)); r > node.DefaultOriginRate {
+			cfg.ExtraArgs = append(cfg.ExtraArgs, originRateArg(r)...)
+		}
 	}
 	// Every node must keep the receipts of a whole step at the highest rate
 	// (and of the latency phase) for the bench to see every delivery.

@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -18,6 +19,7 @@ import (
 
 	"gossipmesh/cluster"
 	"gossipmesh/gossip"
+	"gossipmesh/node"
 )
 
 // localGOMAXPROCS is the default GOMAXPROCS of each node process that
@@ -40,6 +42,7 @@ type launchFlags struct {
 	membership           bool
 	netns                bool
 	scoring              bool
+	originRate           float64
 	logFormat, logLevel  string
 	startTimeout         time.Duration
 	// fs is the FlagSet the flags were registered on: config asks it
@@ -68,6 +71,7 @@ func (l *launchFlags) register(fs *flag.FlagSet, gomaxprocs int, logLevel string
 	fs.BoolVar(&l.calmSysmon, "calm-sysmon", d.CalmSysmon, "keep the Go runtime's monitor thread in each node at its 10ms idle pace instead of polling every 20µs after each wakeup (GODEBUG=schedtrace; see the README)")
 	fs.BoolVar(&l.membership, "membership", false, "run every node with --membership: failure detection, active/passive views, peer exchange, replacing lost peers")
 	fs.BoolVar(&l.scoring, "scoring", true, "score every node's peers and ban the ones that misbehave (see mesh node --scoring); --scoring=false turns it off on every node")
+	fs.Float64Var(&l.originRate, "origin-rate", node.DefaultOriginRate, "every node's --origin-rate: "+originRateUsage)
 	fs.StringVar(&l.logFormat, "log-format", d.LogFormat, "node log format: text or json")
 	levelUsage := "node log level: debug, info, warn or error"
 	if logLevel == "" {
@@ -107,10 +111,24 @@ func (l *launchFlags) config(stderr io.Writer) (cluster.Config, error) {
 	if !l.scoring {
 		cfg.ExtraArgs = append(cfg.ExtraArgs, "--scoring=false")
 	}
+	if l.originRate < 0 || math.IsNaN(l.originRate) {
+		return cfg, usageError(stderr, "--origin-rate must be 0 (off) or a positive rate, got %v", l.originRate)
+	}
+	if l.originRate != node.DefaultOriginRate {
+		cfg.ExtraArgs = append(cfg.ExtraArgs, originRateArg(l.originRate)...)
+	}
 	if err := cfg.Validate(); err != nil {
 		return cfg, usageError(stderr, strings.TrimPrefix(err.Error(), "cluster: "))
 	}
 	return cfg, nil
+}
+
+// originRateUsage is the help of every --origin-rate flag.
+const originRateUsage = "per-origin rate budget, new messages/s: each node delivers and forwards at most this many of any one origin a second after a 2 s burst, ignores the rest, bans a peer that publishes past it, and refuses its own publishes past it (POST /messages answers 429, POST /load waits); strict signing only; 0 turns it off"
+
+// originRateArg is the node flag that sets the per-origin budget to rate.
+func originRateArg(rate float64) []string {
+	return []string{"--origin-rate", strconv.FormatFloat(rate, 'g', -1, 64)}
 }
 
 // signingUsage is the help of every --signing flag.

@@ -53,6 +53,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	fanout := fs.Int("fanout", def.Gossip.Fanout, "peers per message for --strategy fanout")
 	signing := fs.String("signing", string(def.Gossip.Signing), signingUsage)
 	validate := fs.String("validate", "", validateUsage())
+	originRate := fs.Float64("origin-rate", def.Gossip.OriginRate, originRateUsage)
 	maxBody := fs.Int("max-body", def.Gossip.MaxBody, "largest message body in `bytes`; the frame limit is this plus the header")
 	receipts := fs.Int("receipts", def.Receipts, "receipts to keep, newest first")
 	maxPeers := fs.Int("max-peers", def.MaxPeers, "most links, live and standby; inbound ones get what --peers leaves")
@@ -106,6 +107,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	cfg.Gossip.Fanout = *fanout
 	cfg.Gossip.AntiEntropy = antiEntropy
 	cfg.Gossip.MaxBody = *maxBody
+	cfg.Gossip.OriginRate = *originRate
 	if cfg.Gossip.Signing, err = gossip.ParseSigning(*signing); err != nil {
 		return usageErr("--signing: %v", err)
 	}

@@ -156,6 +156,12 @@ func runSoak(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	sc.SlowConns, sc.Attempts, sc.Tricklers, sc.Subscribers = *slowConns, *attempts, *tricklers, *subscribers
 	sc.CrossSiteEvery, sc.RSSBudget, sc.Spread = *crossEvery, budget.bytes, *spread
 	sc.Storm, sc.StormHonest = *storm, *stormHonest
+	// A storm is one node publishing at full speed by design, which the
+	// per-origin budget would stretch over minutes: unless told
+	// otherwise, a soak with a storm turns the budget off on its nodes.
+	if sc.Storm > 0 && !flagSet(fs, "origin-rate") {
+		cfg.ExtraArgs = append(cfg.ExtraArgs, originRateArg(0)...)
+	}
 	sc.HonestWait, sc.Settle = *honestWait, *settle
 	if *dashboard {
 		sc.DashboardURL = "http://127.0.0.1:1" // checked now, replaced once bound
