@@ -422,7 +422,10 @@ func (s *scenario) stream(ctx context.Context, rate float64, pick func() int, ta
 			}
 			wg.Go(func() {
 				defer func() { <-sem }()
-				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				// A failed publish fails the row, so a Chaos given a
+				// longer Timeout (for a loaded machine) gives publishes
+				// that long too.
+				pctx, cancel := context.WithTimeout(ctx, max(10*time.Second, s.ch.Timeout))
 				defer cancel()
 				r, err := s.ch.mesh.Client(from).Publish(pctx, fmt.Sprintf("scenario %s: message %d from node %d", s.cfg.Name, k, from))
 				st.mu.Lock()

@@ -108,7 +108,7 @@ func TestBadInputClosesOnlyThatConnection(t *testing.T) {
 	logs := &logSink{}
 	target := startTCPNode(t, node.KeyForTest(1), nil, logs)
 	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
-	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 
 	noise := make([]byte, 4096)
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -211,7 +211,7 @@ func TestSilentConnectionFloodIsBounded(t *testing.T) {
 		c.HandshakeTimeout = settle // only the slot limit can close them
 	})
 	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
-	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 
 	var conns []net.Conn
 	closed := 0
@@ -265,7 +265,7 @@ func TestStuckPeerCostsDropsNotTheNode(t *testing.T) {
 		c.StallTimeout = time.Second
 	})
 	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
-	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 
 	stuck, err := (tcp.Transport{}).Dial(context.Background(), target.Addr())
 	if err != nil {

@@ -182,7 +182,7 @@ func TestUnfinishedLargeFramesDoNotStallSmallOnes(t *testing.T) {
 		c.StallTimeout = settle // only the budget decides here
 	})
 	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
-	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 	for i := range 6 { // twice what the large pool holds
 		p := dialRaw(t, target, 100+i, 0)
 		go p.countMessages(new(atomic.Int64), nil)
@@ -216,7 +216,7 @@ func TestNewcomersCannotTakeTheInbox(t *testing.T) {
 		c.StallTimeout = settle
 	})
 	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
-	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 	rc, err := healthy.Publish(context.Background(), []byte("hello"))
 	if err != nil {
 		t.Fatal(err)
@@ -311,7 +311,7 @@ func TestSendQueueBytesBounded(t *testing.T) {
 		c.StallTimeout = settle // the stuck peer stays linked
 	})
 	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil, func(c *node.Config) { c.Gossip.MaxBody = 256 << 10 })
-	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 	dialRaw(t, target, 99, 4<<10) // never reads
 
 	const msgs = 200
@@ -351,7 +351,7 @@ func TestStaleSendQueueEntriesDropped(t *testing.T) {
 		c.StallTimeout = settle
 	})
 	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
-	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 	// Not too small a buffer: a receive window below one segment makes
 	// Linux send in persist probes only, seconds apart.
 	slow := dialRaw(t, target, 99, 256<<10) // does not read until told
@@ -460,7 +460,7 @@ func TestPublishPassesOverAStuckPeer(t *testing.T) {
 		c.PeerSendQueueBytes = 2*wire.DefaultMaxFrame + 256 // two max-size frames, signed
 	})
 	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil)
-	eventually(t, "the healthy peer to link", func() bool { return len(target.Peers()) == 1 })
+	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 	dialRaw(t, target, 99, 4<<10) // never reads
 
 	const msgs = 200

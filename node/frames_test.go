@@ -28,6 +28,35 @@ func frameTotals(t *testing.T, nodes []*node.Node, id string) (payload, control 
 	return payload, control, per
 }
 
+// steadyPlumtree makes a Plumtree mesh's tree depend on nothing but the
+// order copies arrive in, however slow the machine: no GRAFT timer fires
+// (a late eager copy would otherwise set one off), no frame is shed for
+// waiting, and anti-entropy offers no message younger than the GRAFT
+// timeout, so no repair turns a push into a duplicate that prunes a link.
+// Every copy still arrives, down the eager links.
+func steadyPlumtree(_ int, c *node.Config) {
+	c.Gossip.Strategy = gossip.Plumtree
+	c.Gossip.PlumtreeGraftTimeout = 10 * time.Minute
+	c.MaxQueueDelay = settle
+}
+
+// lazyEnds counts the link ends the nodes hold lazy.
+func lazyEnds(t *testing.T, nodes []*node.Node) (lazy float64) {
+	for _, n := range nodes {
+		lazy += metricSum(t, n, "gossipmesh_plumtree_links", "kind", "lazy")
+	}
+	return lazy
+}
+
+// awaitTree waits until the first message's duplicates have all been
+// handled: the triangle's one link too many is lazy at both ends. Before
+// that, a second message would still go down that link and cause PRUNEs
+// of its own.
+func awaitTree(t *testing.T, nodes []*node.Node) {
+	t.Helper()
+	eventually(t, "one link of the triangle lazy at both ends", func() bool { return lazyEnds(t, nodes) == 2 })
+}
+
 // TestReceiptsCountFloodFrames: under flood the publisher sends a copy to
 // every peer and every other node to every peer but its sender, so a
 // message costs 2 x links - (N-1) payload frames and no control frame,
@@ -71,13 +100,10 @@ func TestReceiptsCountFloodFrames(t *testing.T) {
 // frames and one IHAVE each way over the lazy link, each naming it.
 func TestReceiptsCountPlumtreeFrames(t *testing.T) {
 	t.Parallel()
-	m := startMesh(t, [][]int{{}, {0}, {0, 1}}, func(_ int, c *node.Config) {
-		c.Gossip.Strategy = gossip.Plumtree
-		// A GRAFT fired because a loaded machine delayed an eager copy
-		// past the timeout would add frames this test does not expect; a
-		// timeout far above any scheduling delay keeps it about counting.
-		c.Gossip.PlumtreeGraftTimeout = 2 * time.Second
-	})
+	// A GRAFT or a repair because a loaded machine delayed an eager copy
+	// would add frames this test does not expect: steadyPlumtree keeps it
+	// about counting.
+	m := startMesh(t, [][]int{{}, {0}, {0, 1}}, steadyPlumtree)
 	m.waitLinked()
 	prunes := func() (sum int) {
 		for _, n := range m.nodes {
@@ -97,6 +123,7 @@ func TestReceiptsCountPlumtreeFrames(t *testing.T) {
 		p, c, _ := frameTotals(t, m.nodes, first)
 		return p == 4 && c >= 1 && c == prunes()
 	})
+	awaitTree(t, m.nodes)
 	second := publish(2)
 	eventually(t, "message 2: 2 payload frames and 2 IHAVE", func() bool {
 		p, c, _ := frameTotals(t, m.nodes, second)
@@ -119,9 +146,12 @@ func TestReceiptsCountPlumtreeFrames(t *testing.T) {
 // reads), show its message store, and Plumtree's eager and lazy links.
 func TestMetricsExposeFramesStoreAndTree(t *testing.T) {
 	t.Parallel()
-	m := startMesh(t, [][]int{{}, {0}, {0, 1}, {2}}, func(_ int, c *node.Config) {
-		c.Gossip.Strategy = gossip.Plumtree
-		c.Gossip.PlumtreeGraftTimeout = 2 * time.Second // as above: no GRAFT from a slow scheduler
+	m := startMesh(t, [][]int{{}, {0}, {0, 1}, {2}}, func(i int, c *node.Config) {
+		steadyPlumtree(i, c) // as above: the tree is the first message's
+		// No anti-entropy rounds: their PULLs never stop, and on a
+		// loaded machine one is nearly always on its way, so "every
+		// frame sent has been read" would seldom be seen to hold.
+		c.Gossip.AntiEntropy = -1
 	})
 	m.waitLinked()
 	const messages = 5
@@ -131,6 +161,12 @@ func TestMetricsExposeFramesStoreAndTree(t *testing.T) {
 			t.Fatal(err)
 		}
 		frameTotals(t, m.nodes, rc.ID) // every node has it
+		if k == 0 {
+			// The tree settles on the first message; the others go down
+			// it and change nothing, so the links read at the end are
+			// the ones the nodes hold, not a PRUNE still in their inbox.
+			awaitTree(t, m.nodes)
+		}
 	}
 	sum := func(name string, labels ...string) (s float64) {
 		for _, n := range m.nodes {
@@ -138,12 +174,17 @@ func TestMetricsExposeFramesStoreAndTree(t *testing.T) {
 		}
 		return s
 	}
+	kinds := []string{"ihave", "iwant", "graft", "prune", "pull"}
 	eventually(t, "every frame sent to be read", func() bool {
-		if sum("gossipmesh_payload_frames_sent_total") != sum("gossipmesh_payload_frames_received_total") {
+		// Received before sent: a frame that goes out between the two
+		// reads makes them differ, never agree.
+		received := sum("gossipmesh_payload_frames_received_total")
+		if received != sum("gossipmesh_payload_frames_sent_total") {
 			return false
 		}
-		for _, k := range []string{"ihave", "iwant", "graft", "prune", "pull"} {
-			if sum("gossipmesh_control_frames_sent_total", "kind", k) != sum("gossipmesh_control_frames_received_total", "kind", k) {
+		for _, k := range kinds {
+			received := sum("gossipmesh_control_frames_received_total", "kind", k)
+			if received != sum("gossipmesh_control_frames_sent_total", "kind", k) {
 				return false
 			}
 		}
@@ -176,11 +217,7 @@ func TestMetricsExposeFramesStoreAndTree(t *testing.T) {
 	}
 	// The triangle 0-1-2 has one link too many for a tree: it is lazy at
 	// both ends.
-	var lazy float64
-	for _, n := range m.nodes {
-		lazy += metricSum(t, n, "gossipmesh_plumtree_links", "kind", "lazy")
-	}
-	if lazy != 2 {
+	if lazy := lazyEnds(t, m.nodes); lazy != 2 {
 		t.Errorf("%v lazy link ends, want 2 (one link)", lazy)
 	}
 }

@@ -418,8 +418,10 @@ func (n *Node) acceptLoop() {
 		if err := n.inboundCapErr(hostOf(conn.RemoteAddr())); err != nil {
 			// Refused before the handshake costs a read buffer; addLink
 			// checks again, for the connections already in their handshake.
-			conn.Close()
+			// Counted before the close: whoever sees the hang-up sees it
+			// counted.
 			n.m.rejected.WithLabelValues(reasonOf(err)).Inc()
+			conn.Close()
 			n.log.Warn("dropping connection", "peer", conn.RemoteAddr().String(), "err", err)
 			continue
 		}
@@ -428,8 +430,8 @@ func (n *Node) acceptLoop() {
 		default:
 			// Every handshake slot is taken: a flood of connections that
 			// do not speak must not cost a read buffer each.
-			conn.Close()
 			n.m.rejected.WithLabelValues("busy").Inc()
+			conn.Close()
 			n.log.Warn("dropping connection", "peer", conn.RemoteAddr().String(), "err", fmt.Sprintf("%d handshakes already in progress", cap(n.handshakes)))
 			continue
 		}
@@ -454,9 +456,12 @@ func (n *Node) serveConn(conn net.Conn, outbound bool, want wire.NodeID) (*peer,
 		<-n.handshakes // the slot acceptLoop took
 	}
 	if err != nil {
+		self := errors.Is(err, errSelf)
+		if !self {
+			n.m.rejected.WithLabelValues(reasonOf(err)).Inc() // before the close, as in acceptLoop
+		}
 		conn.Close()
-		if !errors.Is(err, errSelf) {
-			n.m.rejected.WithLabelValues(reasonOf(err)).Inc()
+		if !self {
 			n.log.Warn("dropping connection", "peer", conn.RemoteAddr().String(), "err", err)
 		}
 		return nil, err

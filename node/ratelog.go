@@ -32,7 +32,8 @@ type rateState struct {
 	limit  int
 	window time.Duration
 	exempt func(slog.Record) bool
-	// onSuppress, if set, is called once per record left out (a metric).
+	// onSuppress, if set, is called once per record left out (a metric),
+	// with mu held: it must be quick and must not log.
 	onSuppress func()
 
 	mu      sync.Mutex
@@ -74,7 +75,12 @@ func (h *rateLimitHandler) Handle(ctx context.Context, r slog.Record) error {
 	}
 	s.mu.Lock()
 	var late map[rateKey]int
-	if now.Sub(s.start) >= s.window || now.Before(s.start) {
+	// Windows only move forward. A record stamped before the window began
+	// was stamped before the record that rolled the window and reached the
+	// lock after it (concurrent loggers): it counts in the current window.
+	// Rolling back for it would start a window afresh, with a fresh
+	// allowance, each time loggers race.
+	if now.Sub(s.start) >= s.window {
 		late = s.rollLocked(now)
 	}
 	s.counts[key]++
@@ -86,14 +92,17 @@ func (h *rateLimitHandler) Handle(ctx context.Context, r slog.Record) error {
 			// logged: otherwise the last burst's count would never show.
 			s.timer = time.AfterFunc(s.start.Add(s.window).Sub(now), s.flush)
 		}
+		// Counted before the lock is released: a summary line that
+		// reports this record (written by whoever rolls the window next)
+		// never runs ahead of the metric.
+		if s.onSuppress != nil {
+			s.onSuppress()
+		}
 	}
 	handlers := s.takeHandlersLocked(late)
 	s.mu.Unlock()
 	h.report(late, handlers)
 	if !pass {
-		if s.onSuppress != nil {
-			s.onSuppress()
-		}
 		return nil
 	}
 	return h.next.Handle(ctx, r)

@@ -129,3 +129,127 @@ func TestRateLimitHandlerReportsWhenTheWindowEnds(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestRateLimitHandlerLateRecordKeepsTheWindow: records from concurrent
+// loggers reach the limiter out of order, one stamped a moment before the
+// record that rolled the window arriving just after it. It must count in
+// the current window: rolling back for it used to start a window afresh,
+// so racing loggers got a fresh allowance each time and the log carried
+// more than the limit per window.
+func TestRateLimitHandlerLateRecordKeepsTheWindow(t *testing.T) {
+	buf := &syncBuffer{}
+	const limit = 2
+	h := newRateLimitHandler(slog.NewJSONHandler(buf, nil), limit, time.Hour, nil, nil)
+	t0 := time.Now()
+	at := func(when time.Time) {
+		if err := h.Handle(context.Background(), slog.NewRecord(when, slog.LevelWarn, "dropping connection", 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	at(t0)
+	rolled := t0.Add(time.Hour) // starts the second window
+	at(rolled)
+	for k := range 10 {
+		// Stamped before the roll, handled after it.
+		at(rolled.Add(-time.Duration(k+1) * time.Millisecond))
+	}
+	logged := 0
+	for _, r := range buf.records(t) {
+		if r["msg"] == "dropping connection" {
+			logged++
+		}
+	}
+	if want := 1 + limit; logged != want {
+		t.Errorf("%d lines logged: 1 in the first window and %d in the second, want %d in all", logged, logged-1, want)
+	}
+}
+
+// TestRateLimitHandlerCountsBeforeItReports: the metric of suppressed
+// lines counts a record before any summary line reports it, so a reader
+// who sees the summary sees the metric include it. The record's count
+// used to be taken after the lock was released, where a summary written
+// by the next window's first record could overtake it.
+func TestRateLimitHandlerCountsBeforeItReports(t *testing.T) {
+	buf := &syncBuffer{}
+	var mu sync.Mutex
+	counted := 0
+	var reported []int // counted, as of each summary line
+	summaries := make(chan struct{}, 1)
+	entered := make(chan struct{})
+	onSuppress := func() {
+		mu.Lock()
+		first := counted == 0
+		mu.Unlock()
+		if first {
+			close(entered)
+			// Hold the count back, to give a summary the chance to get
+			// ahead of it. The bound only ends the wait when nothing
+			// can get ahead (the limiter holds its lock meanwhile).
+			select {
+			case <-summaries:
+			case <-time.After(time.Second):
+			}
+		}
+		mu.Lock()
+		counted++
+		mu.Unlock()
+	}
+	next := &summaryWatcher{next: slog.NewJSONHandler(buf, nil), onSummary: func() {
+		mu.Lock()
+		reported = append(reported, counted)
+		mu.Unlock()
+		select {
+		case summaries <- struct{}{}:
+		default:
+		}
+	}}
+	h := newRateLimitHandler(next, 1, time.Hour, nil, onSuppress)
+	t0 := time.Now()
+	at := func(when time.Time) {
+		if err := h.Handle(context.Background(), slog.NewRecord(when, slog.LevelWarn, "stalled", 0)); err != nil {
+			t.Error(err)
+		}
+	}
+	at(t0)
+	done := make(chan struct{})
+	go func() { defer close(done); at(t0) }() // suppressed: its count is held back
+	select {
+	case <-entered:
+	case <-done:
+		t.Fatal("the second record of a window with room for one was not suppressed")
+	}
+	at(t0.Add(time.Hour)) // rolls the window and reports the one suppressed
+	<-done
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != 1 || reported[0] != 1 {
+		t.Errorf("the metric stood at %v when the summary of 1 suppressed line was written, want [1]", reported)
+	}
+}
+
+// summaryWatcher passes records on to next and calls onSummary after
+// writing each summary line.
+type summaryWatcher struct {
+	next      slog.Handler
+	onSummary func()
+}
+
+func (w *summaryWatcher) Enabled(ctx context.Context, l slog.Level) bool {
+	return w.next.Enabled(ctx, l)
+}
+
+func (w *summaryWatcher) Handle(ctx context.Context, r slog.Record) error {
+	err := w.next.Handle(ctx, r)
+	if r.Message == "suppressed similar log lines" {
+		w.onSummary()
+	}
+	return err
+}
+
+func (w *summaryWatcher) WithAttrs(a []slog.Attr) slog.Handler {
+	return &summaryWatcher{next: w.next.WithAttrs(a), onSummary: w.onSummary}
+}
+
+func (w *summaryWatcher) WithGroup(g string) slog.Handler {
+	return &summaryWatcher{next: w.next.WithGroup(g), onSummary: w.onSummary}
+}
