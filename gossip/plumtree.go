@@ -56,7 +56,12 @@ type plumState struct {
 	// ring that next indexes, for the tree optimization.
 	recent []recvRec
 	next   int
-	stats  PlumtreeStats
+	// brokenUntil is when the node stops counting its tree as broken: an
+	// eager link of it went down (a crash, an eviction, a drop) at
+	// brokenUntil - PlumtreeGraftTimeout, so pushes from that side of the
+	// tree no longer come, and an IHAVE until then is grafted at once.
+	brokenUntil int64
+	stats       PlumtreeStats
 }
 
 // plumRecent bounds the deliveries a node remembers for the tree
@@ -240,12 +245,22 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 		// push never comes, so what it announces and this node lacks is
 		// grafted at once instead of after PlumtreeGraftTimeout.
 		var graftNow []wire.MsgID
-		eager := !st.isLazy(from)
+		// So is what an IHAVE announces while no push can come: the node
+		// holds no eager link, or lost one within a GRAFT timeout (its
+		// tree is broken there, and the message that would have come
+		// through it never will).
+		eager := !st.isLazy(from) || now < st.brokenUntil || !r.hasEager(n, st)
 		for _, id := range c.IDs {
 			if n.seen.contains(now, id) {
 				if optimize && r.optimize(n, st, from, id, c.Hop, out) {
 					optimize = false // once per frame: the tree just changed
 				}
+				continue
+			}
+			if eager {
+				// Grafted here and now: this announcer is not kept as a
+				// fallback, or the timer would graft it a second time.
+				graftNow = append(graftNow, id)
 				continue
 			}
 			mm := st.missing[id]
@@ -259,9 +274,6 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 			}
 			if !slices.Contains(mm.announcers, from) {
 				mm.announcers = append(mm.announcers, from)
-			}
-			if eager {
-				graftNow = append(graftNow, id)
 			}
 		}
 		if len(graftNow) > 0 {
@@ -371,15 +383,51 @@ func (r PlumtreeRouter) NextTick(n *Node) int64 {
 	return t
 }
 
-// OnPeerUp implements Router: a new link is eager.
-func (r PlumtreeRouter) OnPeerUp(n *Node, _ int64, p wire.NodeID, _ *Output) {
-	plumOf(n).setEager(p)
+// OnPeerUp implements Router: a new link is eager, and the node announces
+// on it (one IHAVE, without a hop: it is no offer of a shorter path) the
+// messages it stored within the last aeGrace. Those are the ones the new
+// peer cannot learn of otherwise in time: the IHAVE for a message goes out
+// once, to the lazy links a node has when it first gets it, so a peer
+// whose link came up after that hears of it only from anti-entropy, which
+// leaves a message to the pushes for aeGrace before it offers it, and
+// pulls one random peer a period. Under churn that is how a node cut off
+// from the tree (its parent crashed or dropped it) that dials a
+// replacement, or a node that just joined through a seed that then lost
+// the message, waited seconds for a message its new peer had held all
+// along. The new link is eager at the peer too, so it grafts what it
+// lacks at once (see the IHAVE case of OnControl); what it holds costs it
+// a lookup per id.
+func (r PlumtreeRouter) OnPeerUp(n *Node, now int64, p wire.NodeID, out *Output) {
+	st := plumOf(n)
+	st.setEager(p)
+	if ids := n.storedSince(now, now-n.aeGrace()); len(ids) > 0 {
+		st.stats.IHavesSent += out.SendIDs(p, wire.Control{Kind: wire.FrameIHave}, ids)
+	}
+}
+
+// hasEager reports whether any of n's links is eager.
+func (r PlumtreeRouter) hasEager(n *Node, st *plumState) bool {
+	return len(st.lazy) < len(n.peers)
 }
 
 // OnPeerDown implements Router: forget the link, its queued IHAVE and its
-// announcements; a message only it announced is no longer awaited.
-func (r PlumtreeRouter) OnPeerDown(n *Node, _ int64, p wire.NodeID, _ *Output) {
+// announcements; a message only it announced is no longer awaited. When
+// the link was eager, the tree is broken at this node: what would have
+// been pushed through it comes only as IHAVE from the lazy links now, so
+// for a GRAFT timeout the node grafts those at once, and it grafts at its
+// next tick what it already awaits, instead of waiting out a timer per
+// message. Under churn (1% of the nodes replaced every second) a branch
+// of the tree breaks somewhere all the time, and a message crossed one
+// such break after another, a timeout each, on its way through a deep
+// tree.
+func (r PlumtreeRouter) OnPeerDown(n *Node, now int64, p wire.NodeID, _ *Output) {
 	st := plumOf(n)
+	if !st.isLazy(p) {
+		st.brokenUntil = now + int64(r.cfg.PlumtreeGraftTimeout)
+		for _, mm := range st.missing {
+			mm.deadline = min(mm.deadline, now)
+		}
+	}
 	delete(st.lazy, p)
 	for i := range st.ihave {
 		if st.ihave[i].to == p {
@@ -398,4 +446,25 @@ func (r PlumtreeRouter) OnPeerDown(n *Node, _ int64, p wire.NodeID, _ *Output) {
 			delete(st.missing, id)
 		}
 	}
+}
+
+// storedSince returns the ids of the messages the core stored after since,
+// oldest first; nil when it keeps no store.
+func (c *Core) storedSince(now, since int64) []wire.MsgID {
+	s := c.store
+	if s == nil {
+		return nil
+	}
+	s.expire(now)
+	// Entries are in arrival order, each expiring StoreTTL after it came.
+	after := since + int64(c.sh.cfg.StoreTTL)
+	k := s.n
+	for k > 0 && s.fifo[(s.head+k-1)%len(s.fifo)].expires > after {
+		k--
+	}
+	var ids []wire.MsgID
+	for i := k; i < s.n; i++ {
+		ids = append(ids, s.fifo[(s.head+i)%len(s.fifo)].m.ID)
+	}
+	return ids
 }
