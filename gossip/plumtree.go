@@ -15,7 +15,11 @@ import (
 // An IHAVE for a message still missing after PlumtreeGraftTimeout sends
 // GRAFT to the first announcer, which makes the link eager again and
 // fetches the message from the announcer's store; the next announcer is
-// tried PlumtreeGraftRetry later.
+// tried PlumtreeGraftRetry later. Where no push can come (the node holds
+// no eager link, or lost one within a GRAFT timeout) an IHAVE is grafted
+// at once instead, and a new link hears at once of what the node stored
+// lately (OnPeerUp): under churn the tree breaks somewhere all the time,
+// and a timeout per break added up to seconds.
 //
 // The tree optimization (the paper's, threshold PlumtreeOptimizeThreshold):
 // every IHAVE carries the hop at which its sender holds the ids. When one
