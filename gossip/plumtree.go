@@ -65,7 +65,11 @@ type plumState struct {
 	// brokenUntil - PlumtreeGraftTimeout, so pushes from that side of the
 	// tree no longer come, and an IHAVE until then is grafted at once.
 	brokenUntil int64
-	stats       PlumtreeStats
+	// brokenBy is the peer whose eager link went down then: if the link
+	// to it comes back (a runtime replacing one connection with another)
+	// the tree is whole again.
+	brokenBy wire.NodeID
+	stats    PlumtreeStats
 }
 
 // plumRecent bounds the deliveries a node remembers for the tree
@@ -404,6 +408,11 @@ func (r PlumtreeRouter) NextTick(n *Node) int64 {
 func (r PlumtreeRouter) OnPeerUp(n *Node, now int64, p wire.NodeID, out *Output) {
 	st := plumOf(n)
 	st.setEager(p)
+	if p == st.brokenBy {
+		// The link that broke the tree is back (a connection replaced by
+		// another): pushes through it come again.
+		st.brokenUntil, st.brokenBy = 0, 0
+	}
 	if ids := n.storedSince(now, now-n.aeGrace()); len(ids) > 0 {
 		st.stats.IHavesSent += out.SendIDs(p, wire.Control{Kind: wire.FrameIHave}, ids)
 	}
@@ -427,7 +436,7 @@ func (r PlumtreeRouter) hasEager(n *Node, st *plumState) bool {
 func (r PlumtreeRouter) OnPeerDown(n *Node, now int64, p wire.NodeID, _ *Output) {
 	st := plumOf(n)
 	if !st.isLazy(p) {
-		st.brokenUntil = now + int64(r.cfg.PlumtreeGraftTimeout)
+		st.brokenUntil, st.brokenBy = now+int64(r.cfg.PlumtreeGraftTimeout), p
 		for _, mm := range st.missing {
 			mm.deadline = min(mm.deadline, now)
 		}
