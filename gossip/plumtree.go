@@ -15,7 +15,11 @@ import (
 // An IHAVE for a message still missing after PlumtreeGraftTimeout sends
 // GRAFT to the first announcer, which makes the link eager again and
 // fetches the message from the announcer's store; the next announcer is
-// tried PlumtreeGraftRetry later.
+// tried PlumtreeGraftRetry later. Where no push can come (the node holds
+// no eager link, or lost one within a GRAFT timeout) an IHAVE is grafted
+// at once instead, and a new link hears at once of what the node stored
+// lately (OnPeerUp): under churn the tree breaks somewhere all the time,
+// and a timeout per break added up to seconds.
 //
 // The tree optimization (the paper's, threshold PlumtreeOptimizeThreshold):
 // every IHAVE carries the hop at which its sender holds the ids, and the
@@ -60,7 +64,16 @@ type plumState struct {
 	// order keeping their first announcement order for the timer scan.
 	missing map[wire.MsgID]*missingMsg
 	order   []wire.MsgID
-	stats   PlumtreeStats
+	// brokenUntil is when the node stops counting its tree as broken: an
+	// eager link of it went down (a crash, an eviction, a drop) at
+	// brokenUntil - PlumtreeGraftTimeout, so pushes from that side of the
+	// tree no longer come, and an IHAVE until then is grafted at once.
+	brokenUntil int64
+	// brokenBy is the peer whose eager link went down then: if the link
+	// to it comes back (a runtime replacing one connection with another)
+	// the tree is whole again.
+	brokenBy wire.NodeID
+	stats    PlumtreeStats
 }
 
 type pendingIHave struct {
@@ -219,9 +232,19 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 		// push never comes, so what it announces and this node lacks is
 		// grafted at once instead of after PlumtreeGraftTimeout.
 		var graftNow []wire.MsgID
-		eager := !st.isLazy(from)
+		// So is what an IHAVE announces while no push can come: the node
+		// holds no eager link, or lost one within a GRAFT timeout (its
+		// tree is broken there, and the message that would have come
+		// through it never will).
+		eager := !st.isLazy(from) || now < st.brokenUntil || !r.hasEager(n, st)
 		for _, id := range c.IDs {
 			if n.seen.contains(now, id) {
+				continue
+			}
+			if eager {
+				// Grafted here and now: this announcer is not kept as a
+				// fallback, or the timer would graft it a second time.
+				graftNow = append(graftNow, id)
 				continue
 			}
 			mm := st.missing[id]
@@ -238,9 +261,6 @@ func (r PlumtreeRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.
 			}
 			if optimize && (mm.nearest == 0 || c.Hop < mm.nearHop) {
 				mm.nearest, mm.nearHop = from, c.Hop
-			}
-			if eager {
-				graftNow = append(graftNow, id)
 			}
 		}
 		if len(graftNow) > 0 {
@@ -349,15 +369,56 @@ func (r PlumtreeRouter) NextTick(n *Node) int64 {
 	return t
 }
 
-// OnPeerUp implements Router: a new link is eager.
-func (r PlumtreeRouter) OnPeerUp(n *Node, _ int64, p wire.NodeID, _ *Output) {
-	plumOf(n).setEager(p)
+// OnPeerUp implements Router: a new link is eager, and the node announces
+// on it (one IHAVE, without a hop: it is no offer of a shorter path) the
+// messages it stored within the last aeGrace. Those are the ones the new
+// peer cannot learn of otherwise in time: the IHAVE for a message goes out
+// once, to the lazy links a node has when it first gets it, so a peer
+// whose link came up after that hears of it only from anti-entropy, which
+// leaves a message to the pushes for aeGrace before it offers it, and
+// pulls one random peer a period. Under churn that is how a node cut off
+// from the tree (its parent crashed or dropped it) that dials a
+// replacement, or a node that just joined through a seed that then lost
+// the message, waited seconds for a message its new peer had held all
+// along. The new link is eager at the peer too, so it grafts what it
+// lacks at once (see the IHAVE case of OnControl); what it holds costs it
+// a lookup per id.
+func (r PlumtreeRouter) OnPeerUp(n *Node, now int64, p wire.NodeID, out *Output) {
+	st := plumOf(n)
+	st.setEager(p)
+	if p == st.brokenBy {
+		// The link that broke the tree is back (a connection replaced by
+		// another): pushes through it come again.
+		st.brokenUntil, st.brokenBy = 0, 0
+	}
+	if ids := n.storedSince(now, now-n.aeGrace()); len(ids) > 0 {
+		st.stats.IHavesSent += out.SendIDs(p, wire.Control{Kind: wire.FrameIHave}, ids)
+	}
+}
+
+// hasEager reports whether any of n's links is eager.
+func (r PlumtreeRouter) hasEager(n *Node, st *plumState) bool {
+	return len(st.lazy) < len(n.peers)
 }
 
 // OnPeerDown implements Router: forget the link, its queued IHAVE and its
-// announcements; a message only it announced is no longer awaited.
-func (r PlumtreeRouter) OnPeerDown(n *Node, _ int64, p wire.NodeID, _ *Output) {
+// announcements; a message only it announced is no longer awaited. When
+// the link was eager, the tree is broken at this node: what would have
+// been pushed through it comes only as IHAVE from the lazy links now, so
+// for a GRAFT timeout the node grafts those at once, and it grafts at its
+// next tick what it already awaits, instead of waiting out a timer per
+// message. Under churn (1% of the nodes replaced every second) a branch
+// of the tree breaks somewhere all the time, and a message crossed one
+// such break after another, a timeout each, on its way through a deep
+// tree.
+func (r PlumtreeRouter) OnPeerDown(n *Node, now int64, p wire.NodeID, _ *Output) {
 	st := plumOf(n)
+	if !st.isLazy(p) {
+		st.brokenUntil, st.brokenBy = now+int64(r.cfg.PlumtreeGraftTimeout), p
+		for _, mm := range st.missing {
+			mm.deadline = min(mm.deadline, now)
+		}
+	}
 	delete(st.lazy, p)
 	for i := range st.ihave {
 		if st.ihave[i].to == p {
@@ -379,4 +440,25 @@ func (r PlumtreeRouter) OnPeerDown(n *Node, _ int64, p wire.NodeID, _ *Output) {
 			delete(st.missing, id)
 		}
 	}
+}
+
+// storedSince returns the ids of the messages the core stored after since,
+// oldest first; nil when it keeps no store.
+func (c *Core) storedSince(now, since int64) []wire.MsgID {
+	s := c.store
+	if s == nil {
+		return nil
+	}
+	s.expire(now)
+	// Entries are in arrival order, each expiring StoreTTL after it came.
+	after := since + int64(c.sh.cfg.StoreTTL)
+	k := s.n
+	for k > 0 && s.fifo[(s.head+k-1)%len(s.fifo)].expires > after {
+		k--
+	}
+	var ids []wire.MsgID
+	for i := k; i < s.n; i++ {
+		ids = append(ids, s.fifo[(s.head+i)%len(s.fifo)].m.ID)
+	}
+	return ids
 }

@@ -39,6 +39,7 @@ var rewrite = flag.Bool("rewrite", false, "rewrite the expected output of testda
 //	                                                      pub is PublishedAt (default 0)
 //	tick NODE at=NS                                       tick NODE, print its seen-cache
 //	down NODE PEER [at=NS]                                NODE's link to PEER goes down
+//	up NODE PEER [at=NS]                                  NODE's link to PEER comes up (what NODE sends is queued)
 //	plumtree NODE                                         print NODE's Plumtree links and counters
 //	antientropy NODE                                      print NODE's anti-entropy counters
 //	lazy NODE                                             print NODE's lazy-push eager set and counters
@@ -283,6 +284,10 @@ func (s *scenario) step(directive string) []string {
 	case "down":
 		id := s.id(pos[0])
 		s.nodes[id].PeerDown(at, s.id(pos[1]), &out)
+		return s.take(id, &out)
+	case "up":
+		id := s.id(pos[0])
+		s.nodes[id].PeerUp(at, s.id(pos[1]), &out)
 		return s.take(id, &out)
 	case "plumtree":
 		id := s.id(pos[0])
