@@ -338,7 +338,9 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 	gc := sc.Gossip
 	gc.Signing, gc.Auth = gossip.SigningNone, nil
 	if sc.Defences {
-		gc.Signing, gc.Auth = gossip.SigningStrict, gossip.NewModelAuth(sc.Seed)
+		// The model, each signed content hashed once (authmemo.go): the
+		// scenario runs on one goroutine.
+		gc.Signing, gc.Auth = gossip.SigningStrict, newVerifyMemo(gossip.NewModelAuth(sc.Seed))
 	}
 	sh, err := gossip.Share(gc)
 	if err != nil {
