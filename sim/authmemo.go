@@ -72,11 +72,4 @@ func (v *verifyMemo) Verify(m *wire.Message) error {
 	return err
 }
 
-// memoized reports whether auth is a verifyMemo, which a goroutine of its
-// own must not share.
-func memoized(auth gossip.Auth) bool {
-	_, ok := auth.(*verifyMemo)
-	return ok
-}
-
 var _ gossip.Auth = (*verifyMemo)(nil)
