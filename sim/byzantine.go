@@ -342,7 +342,9 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 		gc.LazyDOut = 0 // no dialed eager slots either: gossipsub v1.0's mesh
 	}
 	if sc.Defences {
-		gc.Signing, gc.Auth = gossip.SigningStrict, gossip.NewModelAuth(sc.Seed)
+		// The model, each signed content hashed once (authmemo.go): the
+		// scenario runs on one goroutine.
+		gc.Signing, gc.Auth = gossip.SigningStrict, newVerifyMemo(gossip.NewModelAuth(sc.Seed))
 	}
 	sh, err := gossip.Share(gc)
 	if err != nil {

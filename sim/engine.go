@@ -256,8 +256,9 @@ func newSim(cfg Config, build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 	cfg.Gossip.PlumtreeGraftTimeout, cfg.Gossip.PlumtreeGraftRetry = cfg.PlumtreeTimers()
 	if cfg.Gossip.Signing == gossip.SigningStrict && cfg.Gossip.Auth == nil {
 		// Strict signing by the cost model unless the caller brought real
-		// keys (identity.NewDerivedAuth): README, Signed messages.
-		cfg.Gossip.Auth = gossip.NewModelAuth(cfg.Seed)
+		// keys (identity.NewDerivedAuth): README, Signed messages. Each
+		// signed content is hashed once, not once per node (authmemo.go).
+		cfg.Gossip.Auth = newVerifyMemo(gossip.NewModelAuth(cfg.Seed))
 	}
 	shared, err := gossip.Share(cfg.Gossip)
 	if err != nil {
@@ -353,6 +354,24 @@ func (s *Sim) initNodes(build func(i int, peers []wire.NodeID, rng *rand.Rand) g
 		}
 	}
 	s.q = newQueue(s.horizon, s.horizon/bucketsPerHorizon)
+}
+
+// workerShared returns the gossip.Shared for a worker's cores: s's own,
+// unless its Auth is a verifyMemo, which is not safe for concurrent use;
+// then a copy with a memo of the worker's own over the same model, so the
+// verdicts are the same.
+func (s *Sim) workerShared() *gossip.Shared {
+	gc := s.shared.Config()
+	memo, ok := gc.Auth.(*verifyMemo)
+	if !ok {
+		return s.shared
+	}
+	gc.Auth = newVerifyMemo(memo.auth)
+	sh, err := gossip.Share(gc)
+	if err != nil {
+		panic(fmt.Sprintf("sim: a worker's copy of a valid config: %v", err)) // validated by New
+	}
+	return sh
 }
 
 // Graph returns the topology the run uses.

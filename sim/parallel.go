@@ -370,7 +370,7 @@ func (s *Sim) worker() *Sim {
 	w := &Sim{
 		cfg:         s.cfg,
 		graph:       s.graph,
-		shared:      s.shared,
+		shared:      s.workerShared(),
 		n:           s.n,
 		stopAt:      s.stopAt,
 		down:        s.down,

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -68,6 +69,7 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	sybils := fs.Int("sybils", sim.TestbedSybils, "--experiment testbed: sybils beside the honest nodes (--nodes sets those, default 1000;\nsybils default to 4 per honest node)")
 	kinds := fs.String("kinds", "", fmt.Sprintf("--experiment byzantine: only these kinds of adversary, comma-separated (default all: %s)", strings.Join(sim.ByzantineKinds, ",")))
 	publishFor := fs.Duration("publish-for", sim.TestbedDuration, "--experiment testbed: virtual time of measured publishing at 120 messages/s")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole command to `FILE` (go tool pprof), to find where a run spends its time")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -105,6 +107,14 @@ func runSim(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if *trace != "" && *graphs != 1 {
 		return bad("--trace records one topology: drop --graphs %d", *graphs)
+	}
+
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 
 	progress := newProgress(stderr)
@@ -541,4 +551,21 @@ func (p *progress) done() {
 		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", 60))
 		p.drawn = false
 	}
+}
+
+// startCPUProfile starts the CPU profile of --cpuprofile into path and
+// returns what stops it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }

@@ -453,3 +453,30 @@ func TestSimChurnExperiment(t *testing.T) {
 		t.Errorf("first row %+v (%v)", row, err)
 	}
 }
+
+// TestSimCPUProfile: --cpuprofile writes a pprof profile (gzip) and leaves
+// the report as it is without it; a path that cannot be created is an
+// error before the run.
+func TestSimCPUProfile(t *testing.T) {
+	args := []string{"sim", "--nodes", "400", "--broadcasts", "3"}
+	var plain, profiled, errs bytes.Buffer
+	if code := run(args, &plain, &errs); code != 0 {
+		t.Fatalf("exit %d: %s", code, errs.String())
+	}
+	path := filepath.Join(t.TempDir(), "cpu.prof")
+	if code := run(append(args, "--cpuprofile", path), &profiled, &errs); code != 0 {
+		t.Fatalf("--cpuprofile: exit %d: %s", code, errs.String())
+	}
+	if !bytes.Equal(plain.Bytes(), profiled.Bytes()) {
+		t.Errorf("the report changed with --cpuprofile:\n%s\n---\n%s", plain.String(), profiled.String())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil || len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Fatalf("profile: %v, %d bytes, want a gzip-compressed pprof profile", err, len(data))
+	}
+	errs.Reset()
+	bad := filepath.Join(t.TempDir(), "missing", "cpu.prof")
+	if code := run(append(args, "--cpuprofile", bad), io.Discard, &errs); code == 0 || !strings.Contains(errs.String(), "--cpuprofile") {
+		t.Errorf("--cpuprofile into a missing directory: exit %d, %q; want an error naming the flag", code, errs.String())
+	}
+}
