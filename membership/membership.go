@@ -39,9 +39,13 @@ const (
 	// EventSlow: this node's own ticks came late; its awareness (timeout
 	// multiplier) went up.
 	EventSlow
+	// EventRefused: a peer closed a link this node dialed above its low
+	// bound within DialTimeout, as a full node refuses a link its dialer
+	// does not need; the entry is passed over for RefusalBackoff.
+	EventRefused
 )
 
-var eventNames = [...]string{"", "suspect", "refuted", "evict", "drop", "dial", "dial_failed", "slow"}
+var eventNames = [...]string{"", "suspect", "refuted", "evict", "drop", "dial", "dial_failed", "slow", "refused"}
 
 // String names the event kind as logs and metrics print it.
 func (k EventKind) String() string {
@@ -107,6 +111,13 @@ type link struct {
 	replacement bool // this node dialed it as a replacement, above its low bound
 }
 
+// cooldown is a passive entry passed over until a time: its node refused
+// a link this node dialed.
+type cooldown struct {
+	addr  string
+	until int64
+}
+
 type pendingDial struct {
 	Entry
 	since       int64
@@ -122,6 +133,9 @@ type Membership struct {
 	active  []*link // in the order the links came up
 	passive []Entry
 	dialing []pendingDial
+	// cooling are the addresses whose nodes refused a link this node
+	// dialed, passed over by dials until their time (RefusalBackoff).
+	cooling []cooldown
 	replace int // dials owed for peers that failed
 	// retries is how many more refusals of a replacement dial may be
 	// answered with another dial (see replacementRetries).
@@ -208,8 +222,9 @@ const replacementRetries = 4
 // Down records that the link to id is gone. A peer this node dropped as
 // surplus goes to the passive view, and so does one this node dialed as a
 // replacement that closed the link within DialTimeout (a full node
-// refusing a link its dialer did not need), after which another passive
-// entry is tried, up to replacementRetries times per failed peer; any
+// refusing a link its dialer did not need: EventRefused), after which
+// another passive entry is tried, up to replacementRetries times per
+// failed peer, never the one that refused for RefusalBackoff; any
 // other loss (a closed connection, an eviction) is a failure, and the
 // node owes a replacement dial.
 func (m *Membership) Down(now int64, id wire.NodeID, out *Output) {
@@ -224,6 +239,8 @@ func (m *Membership) Down(now int64, id wire.NodeID, out *Output) {
 		m.addPassive(l.Entry)
 	case l.replacement && now-l.up < int64(m.cfg.DialTimeout):
 		m.addPassive(l.Entry)
+		m.cool(now, l.Addr)
+		out.Events = append(out.Events, Event{Kind: EventRefused, Peer: l.Entry, At: now})
 		if m.retries > 0 {
 			m.retries--
 			m.replace = min(m.replace+1, m.cfg.ActiveHigh)
@@ -270,6 +287,7 @@ func (m *Membership) DialFailed(now int64, e Entry, out *Output) {
 func (m *Membership) forget(now int64, d pendingDial, out *Output) {
 	e := d.Entry
 	m.passive = slices.DeleteFunc(m.passive, func(p Entry) bool { return p == e })
+	m.cool(now, e.Addr)
 	if d.replacement {
 		m.replace = min(m.replace+1, m.cfg.ActiveHigh)
 	}
@@ -479,7 +497,7 @@ func (m *Membership) enforce(now int64, out *Output) {
 		if have >= m.cfg.ActiveHigh || (have >= m.cfg.ActiveLow && m.replace == 0) {
 			return
 		}
-		e, ok := m.pickPassive()
+		e, ok := m.pickPassive(now, have < m.cfg.ActiveLow)
 		if !ok {
 			m.replace, m.retries = 0, 0
 			return
@@ -536,18 +554,46 @@ func (m *Membership) surplus(now int64) *link {
 	return pool[m.rng.IntN(len(pool))]
 }
 
-// pickPassive picks a random passive entry not being dialed.
-func (m *Membership) pickPassive() (Entry, bool) {
-	var pool []Entry
+// pickPassive picks a random passive entry not being dialed, passing over
+// the ones whose nodes refused this node lately (RefusalBackoff) unless
+// anyway is set and there is no other: a node below its low bound needs
+// a link, says so, and is kept.
+func (m *Membership) pickPassive(now int64, anyway bool) (Entry, bool) {
+	var pool, refused []Entry
 	for _, p := range m.passive {
-		if !slices.ContainsFunc(m.dialing, func(d pendingDial) bool { return d.Addr == p.Addr }) {
+		switch {
+		case slices.ContainsFunc(m.dialing, func(d pendingDial) bool { return d.Addr == p.Addr }):
+		case m.cooled(now, p.Addr):
+			refused = append(refused, p)
+		default:
 			pool = append(pool, p)
 		}
+	}
+	if len(pool) == 0 && anyway {
+		pool = refused
 	}
 	if len(pool) == 0 {
 		return Entry{}, false
 	}
 	return pool[m.rng.IntN(len(pool))], true
+}
+
+// cool passes addr over for RefusalBackoff from now. The list is bounded
+// like the passive view: past PassiveSize the oldest goes.
+func (m *Membership) cool(now int64, addr string) {
+	if m.cfg.RefusalBackoff <= 0 {
+		return
+	}
+	m.cooling = slices.DeleteFunc(m.cooling, func(c cooldown) bool { return c.addr == addr || c.until <= now })
+	if len(m.cooling) >= max(m.cfg.PassiveSize, 1) {
+		m.cooling = slices.Delete(m.cooling, 0, 1)
+	}
+	m.cooling = append(m.cooling, cooldown{addr: addr, until: now + int64(m.cfg.RefusalBackoff)})
+}
+
+// cooled reports whether addr is being passed over at now.
+func (m *Membership) cooled(now int64, addr string) bool {
+	return slices.ContainsFunc(m.cooling, func(c cooldown) bool { return c.addr == addr && c.until > now })
 }
 
 // NextTick is when the membership next wants a Tick: a quarter of the

@@ -427,3 +427,94 @@ func TestInboundNeverDropsTheLastOutbound(t *testing.T) {
 		t.Fatalf("active view %d links, %d own: want at most %d and both own links", len(m.Active()), own, cfg.ActiveHigh)
 	}
 }
+
+// A full node that refuses a replacement dial is not dialed again: the
+// refusal is reported once (EventRefused) and the entry is passed over
+// for RefusalBackoff, even when it is the only one left. Before, it went
+// straight back into the pool it came from and a node owed several
+// replacements dialed it again at once, a link up and down each time.
+// Below the low bound the node dials it anyway: it then says it needs the
+// link, which a full node keeps.
+func TestRefusedPeerNotDialedAgain(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 5 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	full := loop(20)
+	m.Seed(full)
+	out.Reset()
+	now := 2 * ms
+	m.Down(now, loop(2).ID, &out) // a peer fails: one replacement owed
+	if !slices.Equal(out.Dial, []Entry{full}) {
+		t.Fatalf("dials %v after a peer failed, want %v", out.Dial, full)
+	}
+	out.Reset()
+	now += ms
+	m.Up(now, full, false, &out)
+	out.Reset()
+	now += ms
+	m.Down(now, full.ID, &out) // the full node closes it at once
+	want := []Event{{Kind: EventRefused, Peer: full, At: now}}
+	if !slices.Equal(out.Events, want) || len(out.Dial) != 0 {
+		t.Fatalf("after the refusal: events %v, dials %v; want %v and no dial", out.Events, out.Dial, want)
+	}
+	if !slices.Contains(m.Passive(), full) {
+		t.Error("the refusing node left the passive view")
+	}
+	// Another failure within the backoff: the refusing node is the only
+	// passive entry, and is not dialed.
+	now += ms
+	out.Reset()
+	m.Down(now, loop(3).ID, &out)
+	if len(out.Dial) != 0 {
+		t.Errorf("dialed %v again %v after it refused", out.Dial, time.Duration(now-3*ms))
+	}
+	got := run(m, now+250*ms, 3*ms+int64(DefaultConfig().RefusalBackoff), func(at int64, o *Output) {
+		for i := range 5 {
+			m.Heard(at, loop(i).ID, o)
+		}
+	})
+	if len(got.Dial) != 0 {
+		t.Errorf("dialed %v within the refusal backoff", got.Dial)
+	}
+	// Below the low bound it is dialed anyway.
+	now = 3*ms + int64(DefaultConfig().RefusalBackoff) - 250*ms
+	out.Reset()
+	m.Down(now, loop(0).ID, &out)
+	m.Down(now, loop(1).ID, &out)
+	if !slices.Equal(out.Dial, []Entry{full}) {
+		t.Errorf("below the low bound: dials %v, want %v", out.Dial, full)
+	}
+}
+
+// A dial that failed is not made again within RefusalBackoff, even when a
+// peer exchange brings the address straight back (its node is down; its
+// neighbours' passive views still hold it).
+func TestFailedDialNotRepeated(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 5 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	dead := loop(20)
+	m.Seed(dead)
+	out.Reset()
+	m.Down(2*ms, loop(2).ID, &out)
+	if !slices.Equal(out.Dial, []Entry{dead}) {
+		t.Fatalf("dials %v after a peer failed, want %v", out.Dial, dead)
+	}
+	out.Reset()
+	m.DialFailed(3*ms, dead, &out)
+	if slices.Contains(m.Passive(), dead) {
+		t.Error("a failed dial's entry stayed in the passive view")
+	}
+	out.Reset()
+	if took, _ := m.ExchangeFrom(4*ms, loop(0).ID, false, []Entry{dead}, &out); took != 1 {
+		t.Fatalf("exchange took %d entries, want the 1", took)
+	}
+	m.Down(5*ms, loop(3).ID, &out)
+	if slices.Contains(out.Dial, dead) {
+		t.Errorf("dialed %v again 2 ms after its dial failed", dead)
+	}
+}

@@ -79,7 +79,7 @@ func newMembers(cfg *membership.Config, id wire.NodeID, addr string, seed uint64
 		passive:    g("passive_peers", "Entries in the passive view: known (id, address) pairs not linked."),
 		suspects:   g("suspect_peers", "Active peers suspected: silent past a PING's timeout, not yet evicted."),
 		awareness:  g("awareness", "Lifeguard's local health score: every timeout is stretched by 1+awareness while this node's own ticks come late."),
-		events:     prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_total", Help: "Membership decisions by kind: suspect, refuted, evict, drop, dial, dial_failed, slow."}, []string{"kind"}),
+		events:     prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_total", Help: "Membership decisions by kind: suspect, refuted, evict, drop, dial, dial_failed, refused, slow."}, []string{"kind"}),
 		pxSent:     c("px_frames_sent_total", "Peer-exchange frames sent."),
 		pxReceived: c("px_frames_received_total", "Peer-exchange frames received."),
 		pxRefused:  c("px_entries_refused_total", "Peer-exchange entries refused: an address outside the allowed networks, or past the exchange size."),
@@ -212,6 +212,8 @@ func (n *Node) memberAct() {
 		switch e.Kind {
 		case membership.EventSuspect, membership.EventEvict, membership.EventSlow:
 			n.log.Warn("membership "+e.Kind.String(), "peer_id", e.Peer.ID.String(), "addr", e.Peer.Addr, "awareness", ms.core.Awareness())
+		case membership.EventRefused:
+			n.log.Info("membership refused", "peer_id", e.Peer.ID.String(), "addr", e.Peer.Addr, "reason", "the peer is full and closed a link this node did not need; not dialed again for the refusal backoff", "backoff", ms.cfg.RefusalBackoff)
 		default:
 			n.log.Info("membership "+e.Kind.String(), "peer_id", e.Peer.ID.String(), "addr", e.Peer.Addr)
 		}
