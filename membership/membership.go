@@ -109,13 +109,17 @@ type link struct {
 	// -1 it does not, 0 it has not said yet.
 	need        int8
 	replacement bool // this node dialed it as a replacement, above its low bound
+	// told is what this node's last exchange to the peer said: that it
+	// needs the link.
+	told bool
 }
 
 // cooldown is a passive entry passed over until a time: its node refused
-// a link this node dialed.
+// a link this node dialed, or a dial to it failed.
 type cooldown struct {
-	addr  string
-	until int64
+	addr    string
+	until   int64
+	refused bool // a refusal, not a failed dial
 }
 
 type pendingDial struct {
@@ -238,18 +242,57 @@ func (m *Membership) Down(now int64, id wire.NodeID, out *Output) {
 	case l.dropping:
 		m.addPassive(l.Entry)
 	case l.replacement && now-l.up < int64(m.cfg.DialTimeout):
-		m.addPassive(l.Entry)
-		m.cool(now, l.Addr)
-		out.Events = append(out.Events, Event{Kind: EventRefused, Peer: l.Entry, At: now})
+		m.refused(now, l, out)
 		if m.retries > 0 {
 			m.retries--
 			m.replace = min(m.replace+1, m.cfg.ActiveHigh)
 		}
+	case !l.inbound && !l.told && now-l.up < int64(m.cfg.ProbeInterval):
+		// Any other link this node dialed (a booted peer, which the
+		// driver redials on its own) that the peer closed within the
+		// time a full node takes to decide (it waits at most a probe
+		// interval for the dialer's say), after being told the link was
+		// not needed: refused too, and nothing was lost.
+		m.refused(now, l, out)
 	default:
 		m.replace = min(m.replace+1, m.cfg.ActiveHigh)
 		m.retries = min(m.retries+replacementRetries, m.cfg.ActiveHigh*replacementRetries)
 	}
 	m.enforce(now, out)
+}
+
+// refused records that l's node refused a link this node dialed: it goes
+// back to the passive view, passed over for RefusalBackoff.
+func (m *Membership) refused(now int64, l *link, out *Output) {
+	m.addPassive(l.Entry)
+	m.cool(now, l.Addr, true)
+	out.Events = append(out.Events, Event{Kind: EventRefused, Peer: l.Entry, At: now})
+}
+
+// RefusedUntil is when the refusal backoff of addr ends, a node that
+// refused a link this node dialed (RefusalBackoff); 0 when none is
+// running at now. A driver that redials addresses on its own (booted
+// peers) waits for it too. A failed dial's backoff is not reported: a
+// booted peer that was down is redialed as before, so that it gets its
+// links back when it restarts.
+func (m *Membership) RefusedUntil(now int64, addr string) int64 {
+	for _, c := range m.cooling {
+		if c.refused && c.addr == addr && c.until > now {
+			return c.until
+		}
+	}
+	return 0
+}
+
+// Refusals adds to dst the refusal backoffs running at now, address to
+// until (see RefusedUntil), for a driver that reads them outside its
+// loop.
+func (m *Membership) Refusals(now int64, dst map[string]int64) {
+	for _, c := range m.cooling {
+		if c.refused && c.until > now {
+			dst[c.addr] = c.until
+		}
+	}
 }
 
 // Heard records that a frame came from id at at: any frame answers a PING
@@ -287,7 +330,7 @@ func (m *Membership) DialFailed(now int64, e Entry, out *Output) {
 func (m *Membership) forget(now int64, d pendingDial, out *Output) {
 	e := d.Entry
 	m.passive = slices.DeleteFunc(m.passive, func(p Entry) bool { return p == e })
-	m.cool(now, e.Addr)
+	m.cool(now, e.Addr, false)
 	if d.replacement {
 		m.replace = min(m.replace+1, m.cfg.ActiveHigh)
 	}
@@ -391,7 +434,11 @@ func (m *Membership) sendExchange(to wire.NodeID, out *Output) {
 		}
 	}
 	m.rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
-	out.Exchanges = append(out.Exchanges, Exchange{To: to, Need: m.live() <= m.cfg.ActiveLow, Entries: pool[:min(len(pool), m.cfg.ExchangeSize)]})
+	need := m.live() <= m.cfg.ActiveLow
+	if l := m.find(to); l != nil {
+		l.told = need
+	}
+	out.Exchanges = append(out.Exchanges, Exchange{To: to, Need: need, Entries: pool[:min(len(pool), m.cfg.ExchangeSize)]})
 }
 
 // live counts the links not on their way out.
@@ -580,7 +627,7 @@ func (m *Membership) pickPassive(now int64, anyway bool) (Entry, bool) {
 
 // cool passes addr over for RefusalBackoff from now. The list is bounded
 // like the passive view: past PassiveSize the oldest goes.
-func (m *Membership) cool(now int64, addr string) {
+func (m *Membership) cool(now int64, addr string, refused bool) {
 	if m.cfg.RefusalBackoff <= 0 {
 		return
 	}
@@ -588,7 +635,7 @@ func (m *Membership) cool(now int64, addr string) {
 	if len(m.cooling) >= max(m.cfg.PassiveSize, 1) {
 		m.cooling = slices.Delete(m.cooling, 0, 1)
 	}
-	m.cooling = append(m.cooling, cooldown{addr: addr, until: now + int64(m.cfg.RefusalBackoff)})
+	m.cooling = append(m.cooling, cooldown{addr: addr, until: now + int64(m.cfg.RefusalBackoff), refused: refused})
 }
 
 // cooled reports whether addr is being passed over at now.

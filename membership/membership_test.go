@@ -226,7 +226,7 @@ func TestRefusedReplacementRetried(t *testing.T) {
 	}
 	m.Seed(loop(20), loop(21), loop(22), loop(23), loop(24), loop(25))
 	out.Reset()
-	now := 2 * ms
+	now := 2 * int64(time.Second) // the links are settled: a close is a failure
 	m.Down(now, loop(2).ID, &out)
 	refusals := 0
 	for len(out.Dial) == 1 && refusals < 20 {
@@ -444,8 +444,8 @@ func TestRefusedPeerNotDialedAgain(t *testing.T) {
 	full := loop(20)
 	m.Seed(full)
 	out.Reset()
-	now := 2 * ms
-	m.Down(now, loop(2).ID, &out) // a peer fails: one replacement owed
+	now := 2 * int64(time.Second)
+	m.Down(now, loop(2).ID, &out) // a settled peer fails: one replacement owed
 	if !slices.Equal(out.Dial, []Entry{full}) {
 		t.Fatalf("dials %v after a peer failed, want %v", out.Dial, full)
 	}
@@ -464,13 +464,14 @@ func TestRefusedPeerNotDialedAgain(t *testing.T) {
 	}
 	// Another failure within the backoff: the refusing node is the only
 	// passive entry, and is not dialed.
+	refusedAt, backoff := now, int64(DefaultConfig().RefusalBackoff)
 	now += ms
 	out.Reset()
 	m.Down(now, loop(3).ID, &out)
 	if len(out.Dial) != 0 {
-		t.Errorf("dialed %v again %v after it refused", out.Dial, time.Duration(now-3*ms))
+		t.Errorf("dialed %v again %v after it refused", out.Dial, time.Duration(now-refusedAt))
 	}
-	got := run(m, now+250*ms, 3*ms+int64(DefaultConfig().RefusalBackoff), func(at int64, o *Output) {
+	got := run(m, now+250*ms, refusedAt+backoff-250*ms, func(at int64, o *Output) {
 		for i := range 5 {
 			m.Heard(at, loop(i).ID, o)
 		}
@@ -479,7 +480,7 @@ func TestRefusedPeerNotDialedAgain(t *testing.T) {
 		t.Errorf("dialed %v within the refusal backoff", got.Dial)
 	}
 	// Below the low bound it is dialed anyway.
-	now = 3*ms + int64(DefaultConfig().RefusalBackoff) - 250*ms
+	now = refusedAt + backoff - 250*ms
 	out.Reset()
 	m.Down(now, loop(0).ID, &out)
 	m.Down(now, loop(1).ID, &out)
@@ -500,21 +501,63 @@ func TestFailedDialNotRepeated(t *testing.T) {
 	dead := loop(20)
 	m.Seed(dead)
 	out.Reset()
-	m.Down(2*ms, loop(2).ID, &out)
+	m.Down(2*int64(time.Second), loop(2).ID, &out)
 	if !slices.Equal(out.Dial, []Entry{dead}) {
 		t.Fatalf("dials %v after a peer failed, want %v", out.Dial, dead)
 	}
 	out.Reset()
-	m.DialFailed(3*ms, dead, &out)
+	m.DialFailed(2*int64(time.Second)+ms, dead, &out)
 	if slices.Contains(m.Passive(), dead) {
 		t.Error("a failed dial's entry stayed in the passive view")
 	}
 	out.Reset()
-	if took, _ := m.ExchangeFrom(4*ms, loop(0).ID, false, []Entry{dead}, &out); took != 1 {
+	if took, _ := m.ExchangeFrom(2*int64(time.Second)+2*ms, loop(0).ID, false, []Entry{dead}, &out); took != 1 {
 		t.Fatalf("exchange took %d entries, want the 1", took)
 	}
-	m.Down(5*ms, loop(3).ID, &out)
+	m.Down(2*int64(time.Second)+3*ms, loop(3).ID, &out)
 	if slices.Contains(out.Dial, dead) {
 		t.Errorf("dialed %v again 2 ms after its dial failed", dead)
+	}
+}
+
+// A booted peer's link (one the driver dials and redials on its own) that
+// the peer closes at once after this node said it did not need it is a
+// refusal too, not a failure: nothing is owed, nothing else is dialed, and
+// the driver can read the backoff to hold its own redials. Before, it
+// counted as a failed peer: a replacement dial, and the driver's redial
+// 50 ms later met the same full node (a restarted node's booted peer,
+// dialed and dropped again and again).
+func TestBootedPeerRefusalIsNoFailure(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 4 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	m.Seed(loop(20))
+	booted := loop(9)
+	now := 2 * int64(time.Second)
+	m.DialStarted(now, Entry{Addr: booted.Addr})
+	out.Reset()
+	m.Up(now, booted, false, &out)
+	if len(out.Exchanges) != 1 || out.Exchanges[0].Need {
+		t.Fatalf("exchanges %+v at the booted link's up, want one saying it is not needed", out.Exchanges)
+	}
+	out.Reset()
+	m.Down(now+ms, booted.ID, &out)
+	want := []Event{{Kind: EventRefused, Peer: booted, At: now + ms}}
+	if !slices.Equal(out.Events, want) || len(out.Dial) != 0 {
+		t.Fatalf("after the refusal: events %v, dials %v; want %v and no dial", out.Events, out.Dial, want)
+	}
+	if got, wantUntil := m.RefusedUntil(now+ms, booted.Addr), now+ms+int64(DefaultConfig().RefusalBackoff); got != wantUntil {
+		t.Errorf("refused until %d, want %d", got, wantUntil)
+	}
+	if got := m.RefusedUntil(now+ms+int64(DefaultConfig().RefusalBackoff), booted.Addr); got != 0 {
+		t.Errorf("refused until %d once the backoff is over, want 0", got)
+	}
+	// A settled link that closes is a failure, as before.
+	out.Reset()
+	m.Down(now+2*ms, loop(3).ID, &out)
+	if !slices.Equal(out.Dial, []Entry{loop(20)}) {
+		t.Errorf("dials %v after a settled peer failed, want %v", out.Dial, loop(20))
 	}
 }

@@ -43,9 +43,11 @@ type members struct {
 	pings                                prometheus.Counter
 
 	// views is the API's copy of the views, refreshed by the loop after
-	// each membership step.
+	// each membership step; refused the refusal backoffs running then, by
+	// address (Unix ns), which the booted peers' redial loops read.
 	viewsMu sync.Mutex
 	views   api.Membership
+	refused map[string]int64
 }
 
 // newMembers builds the membership of node id at addr, seeded from seed,
@@ -75,6 +77,7 @@ func newMembers(cfg *membership.Config, id wire.NodeID, addr string, seed uint64
 		core:       core,
 		cfg:        *cfg,
 		timer:      time.NewTimer(0),
+		refused:    map[string]int64{},
 		active:     g("active_peers", "Peers in the active view: the links up."),
 		passive:    g("passive_peers", "Entries in the passive view: known (id, address) pairs not linked."),
 		suspects:   g("suspect_peers", "Active peers suspected: silent past a PING's timeout, not yet evicted."),
@@ -254,7 +257,23 @@ func (n *Node) memberViews() {
 	ms.awareness.Set(float64(ms.core.Awareness()))
 	ms.viewsMu.Lock()
 	ms.views = v
+	clear(ms.refused)
+	ms.core.Refusals(time.Now().UnixNano(), ms.refused)
 	ms.viewsMu.Unlock()
+}
+
+// refusedFor is how long the refusal backoff of addr has to run: a node
+// there refused a link this node dialed (see
+// membership.Config.RefusalBackoff); 0 when none runs or membership is
+// off. Safe outside the loop.
+func (n *Node) refusedFor(addr string) time.Duration {
+	if n.ms == nil {
+		return 0
+	}
+	n.ms.viewsMu.Lock()
+	until := n.ms.refused[addr]
+	n.ms.viewsMu.Unlock()
+	return time.Duration(max(until-time.Now().UnixNano(), 0))
 }
 
 func idString(id wire.NodeID) string {
