@@ -140,7 +140,11 @@ type Membership struct {
 	// cooling are the addresses whose nodes refused a link this node
 	// dialed, passed over by dials until their time (RefusalBackoff).
 	cooling []cooldown
-	replace int // dials owed for peers that failed
+	// seeds are the entries this node was seeded with, its contacts for
+	// a rejoin; rejoinAt is the earliest time of the next one.
+	seeds    []Entry
+	rejoinAt int64
+	replace  int // dials owed for peers that failed
 	// retries is how many more refusals of a replacement dial may be
 	// answered with another dial (see replacementRetries).
 	retries  int
@@ -176,10 +180,15 @@ func (m *Membership) find(id wire.NodeID) *link {
 
 // Seed adds booted addresses (or known entries) to the passive view,
 // without the peer-exchange address rule: they come from this node's own
-// configuration.
+// configuration. They are also kept apart, up to PassiveSize of them, as
+// the contacts this node rejoins through when it has lost every link and
+// its passive view is empty (see rejoin).
 func (m *Membership) Seed(entries ...Entry) {
 	for _, e := range entries {
 		m.addPassive(e)
+		if len(m.seeds) < max(m.cfg.PassiveSize, 1) && e.Addr != "" && e.Addr != m.self.Addr && !slices.ContainsFunc(m.seeds, func(s Entry) bool { return s.Addr == e.Addr }) {
+			m.seeds = append(m.seeds, e)
+		}
 	}
 }
 
@@ -546,6 +555,9 @@ func (m *Membership) enforce(now int64, out *Output) {
 		}
 		e, ok := m.pickPassive(now, have < m.cfg.ActiveLow)
 		if !ok {
+			if have == 0 {
+				m.rejoin(now, out)
+			}
 			m.replace, m.retries = 0, 0
 			return
 		}
@@ -599,6 +611,24 @@ func (m *Membership) surplus(now int64) *link {
 		return newest
 	}
 	return pool[m.rng.IntN(len(pool))]
+}
+
+// rejoin dials a random seed, at most once per DialTimeout, when this
+// node has no link, no dial in flight and nothing in its passive view:
+// HyParView's node rejoins through its contact. Without it a node whose
+// only link was dropped (a full node dropping a random link for a
+// newcomer that needed one) before that peer's exchange arrived knew
+// nobody for good: a joiner of the simulator's churn, stuck at degree 0
+// from its fourth second to the end of the run.
+func (m *Membership) rejoin(now int64, out *Output) {
+	if len(m.seeds) == 0 || now < m.rejoinAt {
+		return
+	}
+	m.rejoinAt = now + int64(m.cfg.DialTimeout)
+	e := m.seeds[m.rng.IntN(len(m.seeds))]
+	m.dialing = append(m.dialing, pendingDial{Entry: e, since: now})
+	out.Dial = append(out.Dial, e)
+	out.Events = append(out.Events, Event{Kind: EventDial, Peer: e, At: now})
 }
 
 // pickPassive picks a random passive entry not being dialed, passing over

@@ -561,3 +561,38 @@ func TestBootedPeerRefusalIsNoFailure(t *testing.T) {
 		t.Errorf("dials %v after a settled peer failed, want %v", out.Dial, loop(20))
 	}
 }
+
+// A node that loses its only link before it learned anyone else (its
+// seed, full, dropped it for another newcomer) dials its seed again, at
+// most once per DialTimeout while that fails: HyParView's rejoin through
+// the contact. Before, its passive view was empty and it stayed at
+// degree 0 for good.
+func TestIsolatedNodeRejoinsThroughItsSeed(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	seed := loop(7)
+	m.Seed(seed)
+	var out Output
+	m.Tick(ms, &out)
+	if !slices.Equal(out.Dial, []Entry{seed}) {
+		t.Fatalf("first tick dials %v, want the seed", out.Dial)
+	}
+	out.Reset()
+	m.Up(2*ms, seed, false, &out)
+	out.Reset()
+	m.Down(50*ms, seed.ID, &out) // dropped before its exchange came
+	if len(m.Passive()) != 0 {
+		t.Fatalf("passive %v, want it empty for this test", m.Passive())
+	}
+	if !slices.Equal(out.Dial, []Entry{seed}) {
+		t.Fatalf("dials %v with no link and nothing known, want the seed again", out.Dial)
+	}
+	out.Reset()
+	m.DialFailed(60*ms, seed, &out)
+	if len(out.Dial) != 0 {
+		t.Errorf("dials %v right after the rejoin failed, want none until DialTimeout", out.Dial)
+	}
+	got := run(m, 250*ms, 50*ms+int64(DefaultConfig().DialTimeout)+250*ms, nil)
+	if !slices.Equal(got.Dial, []Entry{seed}) {
+		t.Errorf("dials %v over the next DialTimeout, want the seed once", got.Dial)
+	}
+}
