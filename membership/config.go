@@ -76,15 +76,16 @@ type Config struct {
 	// Default 5 s.
 	DialTimeout time.Duration
 	// RefusalBackoff is how long this node passes over a passive entry
-	// whose node refused a link it dialed above its low bound (closed it
-	// within DialTimeout: a full node dropping a link its dialer said it
-	// did not need). Without it the entry went straight back into the
+	// whose node refused a link it dialed (closed it at once: a full node
+	// dropping a link its dialer said it did not need), or whose dial
+	// failed. Without it the refused entry went straight back into the
 	// pool it had just been drawn from, and a node owed several
 	// replacements dialed the same full node again and again, a link up
-	// and down every few milliseconds. A node below its low bound still
-	// dials such an entry when it has no other: it says it needs the
-	// link, so a full node keeps it. Default 30 s; 0 turns the backoff
-	// off.
+	// and down every few milliseconds; the node runtime's redial loop of
+	// a booted peer waits out a refusal's backoff too (RefusedUntil). A
+	// node below its low bound still dials such an entry when it has no
+	// other: it says it needs the link, so a full node keeps it. Default
+	// 30 s; 0 turns the backoff off.
 	RefusalBackoff time.Duration
 
 	// ExchangeInterval is the mean time between peer exchanges: every

@@ -39,9 +39,10 @@ const (
 	// EventSlow: this node's own ticks came late; its awareness (timeout
 	// multiplier) went up.
 	EventSlow
-	// EventRefused: a peer closed a link this node dialed above its low
-	// bound within DialTimeout, as a full node refuses a link its dialer
-	// does not need; the entry is passed over for RefusalBackoff.
+	// EventRefused: a peer closed a link this node dialed, as a full node
+	// refuses a link its dialer does not need: a replacement within
+	// DialTimeout, any other within ProbeInterval of this node saying it
+	// did not need it. The entry is passed over for RefusalBackoff.
 	EventRefused
 )
 
@@ -138,7 +139,8 @@ type Membership struct {
 	passive []Entry
 	dialing []pendingDial
 	// cooling are the addresses whose nodes refused a link this node
-	// dialed, passed over by dials until their time (RefusalBackoff).
+	// dialed, or whose dial failed, passed over by dials until their time
+	// (RefusalBackoff).
 	cooling []cooldown
 	// seeds are the entries this node was seeded with, its contacts for
 	// a rejoin; rejoinAt is the earliest time of the next one.
