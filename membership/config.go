@@ -75,6 +75,18 @@ type Config struct {
 	// unanswered before the node counts it as failed and tries another.
 	// Default 5 s.
 	DialTimeout time.Duration
+	// RefusalBackoff is how long this node passes over a passive entry
+	// whose node refused a link it dialed (closed it at once: a full node
+	// dropping a link its dialer said it did not need), or whose dial
+	// failed. Without it the refused entry went straight back into the
+	// pool it had just been drawn from, and a node owed several
+	// replacements dialed the same full node again and again, a link up
+	// and down every few milliseconds; the node runtime's redial loop of
+	// a booted peer waits out a refusal's backoff too (RefusedUntil). A
+	// node below its low bound still dials such an entry when it has no
+	// other: it says it needs the link, so a full node keeps it. Default
+	// 30 s; 0 turns the backoff off.
+	RefusalBackoff time.Duration
 
 	// ExchangeInterval is the mean time between peer exchanges: every
 	// interval (jittered over [3/4, 5/4] of it) the node sends one random
@@ -110,6 +122,7 @@ func DefaultConfig() Config {
 		MinOutbound:      2,
 		PassiveSize:      30,
 		DialTimeout:      5 * time.Second,
+		RefusalBackoff:   30 * time.Second,
 		ExchangeInterval: 5 * time.Second,
 		ExchangeSize:     8,
 	}
@@ -136,6 +149,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("membership: passive size %d: must not be negative", c.PassiveSize)
 	case c.DialTimeout <= 0:
 		return fmt.Errorf("membership: dial timeout %v: must be positive", c.DialTimeout)
+	case c.RefusalBackoff < 0:
+		return fmt.Errorf("membership: refusal backoff %v: must not be negative", c.RefusalBackoff)
 	case c.ExchangeInterval <= 0:
 		return fmt.Errorf("membership: exchange interval %v: must be positive", c.ExchangeInterval)
 	case c.ExchangeSize < 1 || c.ExchangeSize > MaxExchange:

@@ -39,9 +39,14 @@ const (
 	// EventSlow: this node's own ticks came late; its awareness (timeout
 	// multiplier) went up.
 	EventSlow
+	// EventRefused: a peer closed a link this node dialed, as a full node
+	// refuses a link its dialer does not need: a replacement within
+	// DialTimeout, any other within ProbeInterval of this node saying it
+	// did not need it. The entry is passed over for RefusalBackoff.
+	EventRefused
 )
 
-var eventNames = [...]string{"", "suspect", "refuted", "evict", "drop", "dial", "dial_failed", "slow"}
+var eventNames = [...]string{"", "suspect", "refuted", "evict", "drop", "dial", "dial_failed", "slow", "refused"}
 
 // String names the event kind as logs and metrics print it.
 func (k EventKind) String() string {
@@ -105,6 +110,17 @@ type link struct {
 	// -1 it does not, 0 it has not said yet.
 	need        int8
 	replacement bool // this node dialed it as a replacement, above its low bound
+	// told is what this node's last exchange to the peer said: that it
+	// needs the link.
+	told bool
+}
+
+// cooldown is a passive entry passed over until a time: its node refused
+// a link this node dialed, or a dial to it failed.
+type cooldown struct {
+	addr    string
+	until   int64
+	refused bool // a refusal, not a failed dial
 }
 
 type pendingDial struct {
@@ -122,7 +138,15 @@ type Membership struct {
 	active  []*link // in the order the links came up
 	passive []Entry
 	dialing []pendingDial
-	replace int // dials owed for peers that failed
+	// cooling are the addresses whose nodes refused a link this node
+	// dialed, or whose dial failed, passed over by dials until their time
+	// (RefusalBackoff).
+	cooling []cooldown
+	// seeds are the entries this node was seeded with, its contacts for
+	// a rejoin; rejoinAt is the earliest time of the next one.
+	seeds    []Entry
+	rejoinAt int64
+	replace  int // dials owed for peers that failed
 	// retries is how many more refusals of a replacement dial may be
 	// answered with another dial (see replacementRetries).
 	retries  int
@@ -158,10 +182,15 @@ func (m *Membership) find(id wire.NodeID) *link {
 
 // Seed adds booted addresses (or known entries) to the passive view,
 // without the peer-exchange address rule: they come from this node's own
-// configuration.
+// configuration. They are also kept apart, up to PassiveSize of them, as
+// the contacts this node rejoins through when it has lost every link and
+// its passive view is empty (see rejoin).
 func (m *Membership) Seed(entries ...Entry) {
 	for _, e := range entries {
 		m.addPassive(e)
+		if len(m.seeds) < max(m.cfg.PassiveSize, 1) && e.Addr != "" && e.Addr != m.self.Addr && !slices.ContainsFunc(m.seeds, func(s Entry) bool { return s.Addr == e.Addr }) {
+			m.seeds = append(m.seeds, e)
+		}
 	}
 }
 
@@ -208,8 +237,9 @@ const replacementRetries = 4
 // Down records that the link to id is gone. A peer this node dropped as
 // surplus goes to the passive view, and so does one this node dialed as a
 // replacement that closed the link within DialTimeout (a full node
-// refusing a link its dialer did not need), after which another passive
-// entry is tried, up to replacementRetries times per failed peer; any
+// refusing a link its dialer did not need: EventRefused), after which
+// another passive entry is tried, up to replacementRetries times per
+// failed peer, never the one that refused for RefusalBackoff; any
 // other loss (a closed connection, an eviction) is a failure, and the
 // node owes a replacement dial.
 func (m *Membership) Down(now int64, id wire.NodeID, out *Output) {
@@ -223,16 +253,57 @@ func (m *Membership) Down(now int64, id wire.NodeID, out *Output) {
 	case l.dropping:
 		m.addPassive(l.Entry)
 	case l.replacement && now-l.up < int64(m.cfg.DialTimeout):
-		m.addPassive(l.Entry)
+		m.refused(now, l, out)
 		if m.retries > 0 {
 			m.retries--
 			m.replace = min(m.replace+1, m.cfg.ActiveHigh)
 		}
+	case !l.inbound && !l.told && now-l.up < int64(m.cfg.ProbeInterval):
+		// Any other link this node dialed (a booted peer, which the
+		// driver redials on its own) that the peer closed within the
+		// time a full node takes to decide (it waits at most a probe
+		// interval for the dialer's say), after being told the link was
+		// not needed: refused too, and nothing was lost.
+		m.refused(now, l, out)
 	default:
 		m.replace = min(m.replace+1, m.cfg.ActiveHigh)
 		m.retries = min(m.retries+replacementRetries, m.cfg.ActiveHigh*replacementRetries)
 	}
 	m.enforce(now, out)
+}
+
+// refused records that l's node refused a link this node dialed: it goes
+// back to the passive view, passed over for RefusalBackoff.
+func (m *Membership) refused(now int64, l *link, out *Output) {
+	m.addPassive(l.Entry)
+	m.cool(now, l.Addr, true)
+	out.Events = append(out.Events, Event{Kind: EventRefused, Peer: l.Entry, At: now})
+}
+
+// RefusedUntil is when the refusal backoff of addr ends, a node that
+// refused a link this node dialed (RefusalBackoff); 0 when none is
+// running at now. A driver that redials addresses on its own (booted
+// peers) waits for it too. A failed dial's backoff is not reported: a
+// booted peer that was down is redialed as before, so that it gets its
+// links back when it restarts.
+func (m *Membership) RefusedUntil(now int64, addr string) int64 {
+	for _, c := range m.cooling {
+		if c.refused && c.addr == addr && c.until > now {
+			return c.until
+		}
+	}
+	return 0
+}
+
+// Refusals adds to dst the refusal backoffs running at now, address to
+// until (see RefusedUntil), for a driver that reads them outside its
+// loop.
+func (m *Membership) Refusals(now int64, dst map[string]int64) {
+	for _, c := range m.cooling {
+		if c.refused && c.until > now {
+			dst[c.addr] = c.until
+		}
+	}
 }
 
 // Heard records that a frame came from id at at: any frame answers a PING
@@ -270,6 +341,7 @@ func (m *Membership) DialFailed(now int64, e Entry, out *Output) {
 func (m *Membership) forget(now int64, d pendingDial, out *Output) {
 	e := d.Entry
 	m.passive = slices.DeleteFunc(m.passive, func(p Entry) bool { return p == e })
+	m.cool(now, e.Addr, false)
 	if d.replacement {
 		m.replace = min(m.replace+1, m.cfg.ActiveHigh)
 	}
@@ -373,7 +445,11 @@ func (m *Membership) sendExchange(to wire.NodeID, out *Output) {
 		}
 	}
 	m.rng.Shuffle(len(pool), func(i, j int) { pool[i], pool[j] = pool[j], pool[i] })
-	out.Exchanges = append(out.Exchanges, Exchange{To: to, Need: m.live() <= m.cfg.ActiveLow, Entries: pool[:min(len(pool), m.cfg.ExchangeSize)]})
+	need := m.live() <= m.cfg.ActiveLow
+	if l := m.find(to); l != nil {
+		l.told = need
+	}
+	out.Exchanges = append(out.Exchanges, Exchange{To: to, Need: need, Entries: pool[:min(len(pool), m.cfg.ExchangeSize)]})
 }
 
 // live counts the links not on their way out.
@@ -479,8 +555,11 @@ func (m *Membership) enforce(now int64, out *Output) {
 		if have >= m.cfg.ActiveHigh || (have >= m.cfg.ActiveLow && m.replace == 0) {
 			return
 		}
-		e, ok := m.pickPassive()
+		e, ok := m.pickPassive(now, have < m.cfg.ActiveLow)
 		if !ok {
+			if have == 0 {
+				m.rejoin(now, out)
+			}
 			m.replace, m.retries = 0, 0
 			return
 		}
@@ -536,18 +615,64 @@ func (m *Membership) surplus(now int64) *link {
 	return pool[m.rng.IntN(len(pool))]
 }
 
-// pickPassive picks a random passive entry not being dialed.
-func (m *Membership) pickPassive() (Entry, bool) {
-	var pool []Entry
+// rejoin dials a random seed, at most once per DialTimeout, when this
+// node has no link, no dial in flight and nothing in its passive view:
+// HyParView's node rejoins through its contact. Without it a node whose
+// only link was dropped (a full node dropping a random link for a
+// newcomer that needed one) before that peer's exchange arrived knew
+// nobody for good: a joiner of the simulator's churn, stuck at degree 0
+// from its fourth second to the end of the run.
+func (m *Membership) rejoin(now int64, out *Output) {
+	if len(m.seeds) == 0 || now < m.rejoinAt {
+		return
+	}
+	m.rejoinAt = now + int64(m.cfg.DialTimeout)
+	e := m.seeds[m.rng.IntN(len(m.seeds))]
+	m.dialing = append(m.dialing, pendingDial{Entry: e, since: now})
+	out.Dial = append(out.Dial, e)
+	out.Events = append(out.Events, Event{Kind: EventDial, Peer: e, At: now})
+}
+
+// pickPassive picks a random passive entry not being dialed, passing over
+// the ones whose nodes refused this node lately (RefusalBackoff) unless
+// anyway is set and there is no other: a node below its low bound needs
+// a link, says so, and is kept.
+func (m *Membership) pickPassive(now int64, anyway bool) (Entry, bool) {
+	var pool, refused []Entry
 	for _, p := range m.passive {
-		if !slices.ContainsFunc(m.dialing, func(d pendingDial) bool { return d.Addr == p.Addr }) {
+		switch {
+		case slices.ContainsFunc(m.dialing, func(d pendingDial) bool { return d.Addr == p.Addr }):
+		case m.cooled(now, p.Addr):
+			refused = append(refused, p)
+		default:
 			pool = append(pool, p)
 		}
+	}
+	if len(pool) == 0 && anyway {
+		pool = refused
 	}
 	if len(pool) == 0 {
 		return Entry{}, false
 	}
 	return pool[m.rng.IntN(len(pool))], true
+}
+
+// cool passes addr over for RefusalBackoff from now. The list is bounded
+// like the passive view: past PassiveSize the oldest goes.
+func (m *Membership) cool(now int64, addr string, refused bool) {
+	if m.cfg.RefusalBackoff <= 0 {
+		return
+	}
+	m.cooling = slices.DeleteFunc(m.cooling, func(c cooldown) bool { return c.addr == addr || c.until <= now })
+	if len(m.cooling) >= max(m.cfg.PassiveSize, 1) {
+		m.cooling = slices.Delete(m.cooling, 0, 1)
+	}
+	m.cooling = append(m.cooling, cooldown{addr: addr, until: now + int64(m.cfg.RefusalBackoff), refused: refused})
+}
+
+// cooled reports whether addr is being passed over at now.
+func (m *Membership) cooled(now int64, addr string) bool {
+	return slices.ContainsFunc(m.cooling, func(c cooldown) bool { return c.addr == addr && c.until > now })
 }
 
 // NextTick is when the membership next wants a Tick: a quarter of the

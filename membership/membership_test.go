@@ -226,7 +226,7 @@ func TestRefusedReplacementRetried(t *testing.T) {
 	}
 	m.Seed(loop(20), loop(21), loop(22), loop(23), loop(24), loop(25))
 	out.Reset()
-	now := 2 * ms
+	now := 2 * int64(time.Second) // the links are settled: a close is a failure
 	m.Down(now, loop(2).ID, &out)
 	refusals := 0
 	for len(out.Dial) == 1 && refusals < 20 {
@@ -425,5 +425,174 @@ func TestInboundNeverDropsTheLastOutbound(t *testing.T) {
 	}
 	if own != 2 || len(m.Active()) > cfg.ActiveHigh {
 		t.Fatalf("active view %d links, %d own: want at most %d and both own links", len(m.Active()), own, cfg.ActiveHigh)
+	}
+}
+
+// A full node that refuses a replacement dial is not dialed again: the
+// refusal is reported once (EventRefused) and the entry is passed over
+// for RefusalBackoff, even when it is the only one left. Before, it went
+// straight back into the pool it came from and a node owed several
+// replacements dialed it again at once, a link up and down each time.
+// Below the low bound the node dials it anyway: it then says it needs the
+// link, which a full node keeps.
+func TestRefusedPeerNotDialedAgain(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 5 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	full := loop(20)
+	m.Seed(full)
+	out.Reset()
+	now := 2 * int64(time.Second)
+	m.Down(now, loop(2).ID, &out) // a settled peer fails: one replacement owed
+	if !slices.Equal(out.Dial, []Entry{full}) {
+		t.Fatalf("dials %v after a peer failed, want %v", out.Dial, full)
+	}
+	out.Reset()
+	now += ms
+	m.Up(now, full, false, &out)
+	out.Reset()
+	now += ms
+	m.Down(now, full.ID, &out) // the full node closes it at once
+	want := []Event{{Kind: EventRefused, Peer: full, At: now}}
+	if !slices.Equal(out.Events, want) || len(out.Dial) != 0 {
+		t.Fatalf("after the refusal: events %v, dials %v; want %v and no dial", out.Events, out.Dial, want)
+	}
+	if !slices.Contains(m.Passive(), full) {
+		t.Error("the refusing node left the passive view")
+	}
+	// Another failure within the backoff: the refusing node is the only
+	// passive entry, and is not dialed.
+	refusedAt, backoff := now, int64(DefaultConfig().RefusalBackoff)
+	now += ms
+	out.Reset()
+	m.Down(now, loop(3).ID, &out)
+	if len(out.Dial) != 0 {
+		t.Errorf("dialed %v again %v after it refused", out.Dial, time.Duration(now-refusedAt))
+	}
+	got := run(m, now+250*ms, refusedAt+backoff-250*ms, func(at int64, o *Output) {
+		for i := range 5 {
+			m.Heard(at, loop(i).ID, o)
+		}
+	})
+	if len(got.Dial) != 0 {
+		t.Errorf("dialed %v within the refusal backoff", got.Dial)
+	}
+	// Below the low bound it is dialed anyway.
+	now = refusedAt + backoff - 250*ms
+	out.Reset()
+	m.Down(now, loop(0).ID, &out)
+	m.Down(now, loop(1).ID, &out)
+	if !slices.Equal(out.Dial, []Entry{full}) {
+		t.Errorf("below the low bound: dials %v, want %v", out.Dial, full)
+	}
+}
+
+// A dial that failed is not made again within RefusalBackoff, even when a
+// peer exchange brings the address straight back (its node is down; its
+// neighbours' passive views still hold it).
+func TestFailedDialNotRepeated(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 5 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	dead := loop(20)
+	m.Seed(dead)
+	out.Reset()
+	m.Down(2*int64(time.Second), loop(2).ID, &out)
+	if !slices.Equal(out.Dial, []Entry{dead}) {
+		t.Fatalf("dials %v after a peer failed, want %v", out.Dial, dead)
+	}
+	out.Reset()
+	m.DialFailed(2*int64(time.Second)+ms, dead, &out)
+	if slices.Contains(m.Passive(), dead) {
+		t.Error("a failed dial's entry stayed in the passive view")
+	}
+	out.Reset()
+	if took, _ := m.ExchangeFrom(2*int64(time.Second)+2*ms, loop(0).ID, false, []Entry{dead}, &out); took != 1 {
+		t.Fatalf("exchange took %d entries, want the 1", took)
+	}
+	m.Down(2*int64(time.Second)+3*ms, loop(3).ID, &out)
+	if slices.Contains(out.Dial, dead) {
+		t.Errorf("dialed %v again 2 ms after its dial failed", dead)
+	}
+}
+
+// A booted peer's link (one the driver dials and redials on its own) that
+// the peer closes at once after this node said it did not need it is a
+// refusal too, not a failure: nothing is owed, nothing else is dialed, and
+// the driver can read the backoff to hold its own redials. Before, it
+// counted as a failed peer: a replacement dial, and the driver's redial
+// 50 ms later met the same full node (a restarted node's booted peer,
+// dialed and dropped again and again).
+func TestBootedPeerRefusalIsNoFailure(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	var out Output
+	for i := range 4 {
+		m.Up(ms, loop(i), false, &out)
+	}
+	m.Seed(loop(20))
+	booted := loop(9)
+	now := 2 * int64(time.Second)
+	m.DialStarted(now, Entry{Addr: booted.Addr})
+	out.Reset()
+	m.Up(now, booted, false, &out)
+	if len(out.Exchanges) != 1 || out.Exchanges[0].Need {
+		t.Fatalf("exchanges %+v at the booted link's up, want one saying it is not needed", out.Exchanges)
+	}
+	out.Reset()
+	m.Down(now+ms, booted.ID, &out)
+	want := []Event{{Kind: EventRefused, Peer: booted, At: now + ms}}
+	if !slices.Equal(out.Events, want) || len(out.Dial) != 0 {
+		t.Fatalf("after the refusal: events %v, dials %v; want %v and no dial", out.Events, out.Dial, want)
+	}
+	if got, wantUntil := m.RefusedUntil(now+ms, booted.Addr), now+ms+int64(DefaultConfig().RefusalBackoff); got != wantUntil {
+		t.Errorf("refused until %d, want %d", got, wantUntil)
+	}
+	if got := m.RefusedUntil(now+ms+int64(DefaultConfig().RefusalBackoff), booted.Addr); got != 0 {
+		t.Errorf("refused until %d once the backoff is over, want 0", got)
+	}
+	// A settled link that closes is a failure, as before.
+	out.Reset()
+	m.Down(now+2*ms, loop(3).ID, &out)
+	if !slices.Equal(out.Dial, []Entry{loop(20)}) {
+		t.Errorf("dials %v after a settled peer failed, want %v", out.Dial, loop(20))
+	}
+}
+
+// A node that loses its only link before it learned anyone else (its
+// seed, full, dropped it for another newcomer) dials its seed again, at
+// most once per DialTimeout while that fails: HyParView's rejoin through
+// the contact. Before, its passive view was empty and it stayed at
+// degree 0 for good.
+func TestIsolatedNodeRejoinsThroughItsSeed(t *testing.T) {
+	m := newTest(t, DefaultConfig())
+	seed := loop(7)
+	m.Seed(seed)
+	var out Output
+	m.Tick(ms, &out)
+	if !slices.Equal(out.Dial, []Entry{seed}) {
+		t.Fatalf("first tick dials %v, want the seed", out.Dial)
+	}
+	out.Reset()
+	m.Up(2*ms, seed, false, &out)
+	out.Reset()
+	m.Down(50*ms, seed.ID, &out) // dropped before its exchange came
+	if len(m.Passive()) != 0 {
+		t.Fatalf("passive %v, want it empty for this test", m.Passive())
+	}
+	if !slices.Equal(out.Dial, []Entry{seed}) {
+		t.Fatalf("dials %v with no link and nothing known, want the seed again", out.Dial)
+	}
+	out.Reset()
+	m.DialFailed(60*ms, seed, &out)
+	if len(out.Dial) != 0 {
+		t.Errorf("dials %v right after the rejoin failed, want none until DialTimeout", out.Dial)
+	}
+	got := run(m, 250*ms, 50*ms+int64(DefaultConfig().DialTimeout)+250*ms, nil)
+	if !slices.Equal(got.Dial, []Entry{seed}) {
+		t.Errorf("dials %v over the next DialTimeout, want the seed once", got.Dial)
 	}
 }

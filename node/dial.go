@@ -46,6 +46,19 @@ func (n *Node) dialLoop(addr string) {
 				return
 			}
 		}
+		// Nor is a node that refused the link (a full node dropping a
+		// link this node said it did not need) asked again before its
+		// refusal backoff is over: redialing it at once only had it
+		// dropped again, the link up and down every few tens of
+		// milliseconds. Read after the backoff, by when the loop has
+		// seen the link go.
+		for d := n.refusedFor(addr); d > 0 && !n.eclipsing(); d = n.refusedFor(addr) {
+			select {
+			case <-time.After(d):
+			case <-n.stop:
+				return
+			}
+		}
 	}
 }
 

@@ -43,9 +43,11 @@ type members struct {
 	pings                                prometheus.Counter
 
 	// views is the API's copy of the views, refreshed by the loop after
-	// each membership step.
+	// each membership step; refused the refusal backoffs running then, by
+	// address (Unix ns), which the booted peers' redial loops read.
 	viewsMu sync.Mutex
 	views   api.Membership
+	refused map[string]int64
 }
 
 // newMembers builds the membership of node id at addr, seeded from seed,
@@ -75,11 +77,12 @@ func newMembers(cfg *membership.Config, id wire.NodeID, addr string, seed uint64
 		core:       core,
 		cfg:        *cfg,
 		timer:      time.NewTimer(0),
+		refused:    map[string]int64{},
 		active:     g("active_peers", "Peers in the active view: the links up."),
 		passive:    g("passive_peers", "Entries in the passive view: known (id, address) pairs not linked."),
 		suspects:   g("suspect_peers", "Active peers suspected: silent past a PING's timeout, not yet evicted."),
 		awareness:  g("awareness", "Lifeguard's local health score: every timeout is stretched by 1+awareness while this node's own ticks come late."),
-		events:     prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_total", Help: "Membership decisions by kind: suspect, refuted, evict, drop, dial, dial_failed, slow."}, []string{"kind"}),
+		events:     prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_total", Help: "Membership decisions by kind: suspect, refuted, evict, drop, dial, dial_failed, refused, slow."}, []string{"kind"}),
 		pxSent:     c("px_frames_sent_total", "Peer-exchange frames sent."),
 		pxReceived: c("px_frames_received_total", "Peer-exchange frames received."),
 		pxRefused:  c("px_entries_refused_total", "Peer-exchange entries refused: an address outside the allowed networks, or past the exchange size."),
@@ -212,6 +215,8 @@ func (n *Node) memberAct() {
 		switch e.Kind {
 		case membership.EventSuspect, membership.EventEvict, membership.EventSlow:
 			n.log.Warn("membership "+e.Kind.String(), "peer_id", e.Peer.ID.String(), "addr", e.Peer.Addr, "awareness", ms.core.Awareness())
+		case membership.EventRefused:
+			n.log.Info("membership refused", "peer_id", e.Peer.ID.String(), "addr", e.Peer.Addr, "reason", "the peer is full and closed a link this node did not need; not dialed again for the refusal backoff", "backoff", ms.cfg.RefusalBackoff)
 		default:
 			n.log.Info("membership "+e.Kind.String(), "peer_id", e.Peer.ID.String(), "addr", e.Peer.Addr)
 		}
@@ -252,7 +257,23 @@ func (n *Node) memberViews() {
 	ms.awareness.Set(float64(ms.core.Awareness()))
 	ms.viewsMu.Lock()
 	ms.views = v
+	clear(ms.refused)
+	ms.core.Refusals(time.Now().UnixNano(), ms.refused)
 	ms.viewsMu.Unlock()
+}
+
+// refusedFor is how long the refusal backoff of addr has to run: a node
+// there refused a link this node dialed (see
+// membership.Config.RefusalBackoff); 0 when none runs or membership is
+// off. Safe outside the loop.
+func (n *Node) refusedFor(addr string) time.Duration {
+	if n.ms == nil {
+		return 0
+	}
+	n.ms.viewsMu.Lock()
+	until := n.ms.refused[addr]
+	n.ms.viewsMu.Unlock()
+	return time.Duration(max(until-time.Now().UnixNano(), 0))
 }
 
 func idString(id wire.NodeID) string {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"gossipmesh/fault"
 	"gossipmesh/membership"
 	"gossipmesh/node"
+	"gossipmesh/transport"
 	"gossipmesh/transport/memnet"
 	"gossipmesh/wire"
 )
@@ -222,6 +224,12 @@ func TestMembershipLearnsPeersBeyondItsBoot(t *testing.T) {
 // evictions is node n's count of membership evictions.
 func evictions(t *testing.T, n *node.Node) float64 {
 	t.Helper()
+	return memberEvents(t, n, "evict")
+}
+
+// memberEvents is node n's count of membership events of one kind.
+func memberEvents(t *testing.T, n *node.Node, kind string) float64 {
+	t.Helper()
 	mfs, err := n.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -232,7 +240,7 @@ func evictions(t *testing.T, n *node.Node) float64 {
 		}
 		for _, m := range mf.GetMetric() {
 			for _, l := range m.GetLabel() {
-				if l.GetName() == "kind" && l.GetValue() == "evict" {
+				if l.GetName() == "kind" && l.GetValue() == kind {
 					return m.GetCounter().GetValue()
 				}
 			}
@@ -315,4 +323,113 @@ func TestMembershipEvictsASilentPeer(t *testing.T) {
 	}
 	silence(hung, false)
 	m.waitHealthy("the silent node to rejoin once it speaks again", 3, 8)
+}
+
+// gatedDial holds this node's dials to one address until open is closed,
+// so that a test can order which of a node's booted links comes up first.
+type gatedDial struct {
+	transport.Transport
+	addr string
+	open chan struct{}
+}
+
+func (g gatedDial) Dial(ctx context.Context, a string) (net.Conn, error) {
+	if a == g.addr {
+		select {
+		case <-g.open:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.Transport.Dial(ctx, a)
+}
+
+// TestMembershipFullBootedPeerRefusesOnce: a newcomer whose booted peer is
+// full, and who says it does not need the link (it holds another), is
+// refused by it once, and neither its redial loop nor its membership asks
+// that node again within the refusal backoff. Before, the refusal counted
+// as a failed peer, and the redial loop dialed the full node again within
+// milliseconds, to be dropped again: the link came up and went down over
+// and over (a restarted node in a 50-process mesh, ten times in 1.3 s).
+func TestMembershipFullBootedPeerRefusesOnce(t *testing.T) {
+	t.Parallel()
+	// 0 is full: it dialed 1 and 2, its high bound. 3 is the newcomer,
+	// far below its own high bound (8): its dial to 0 waits until its
+	// link to 4 is up, so it says it does not need the link to 0.
+	dials := [][]int{0: {1, 2}, 1: nil, 2: nil, 3: {4, 0}, 4: nil}
+	const full, newcomer = 0, 3
+	nw := memnet.New()
+	gate := make(chan struct{})
+	var nodes []*node.Node
+	for i, ds := range dials {
+		cfg := node.DefaultConfig()
+		cfg.Key = node.KeyForTest(i + 1)
+		cfg.Gossip.Auth = modelAuth()
+		cfg.Seed = uint64(i + 1)
+		cfg.Transport = nw.Host(host(i))
+		if i == newcomer {
+			cfg.Transport = gatedDial{Transport: cfg.Transport, addr: addr(full), open: gate}
+		}
+		cfg.Listen = addr(i)
+		cfg.Peers = len(ds)
+		for _, j := range ds {
+			cfg.Candidates = append(cfg.Candidates, addr(j))
+		}
+		cfg.BackoffMin = 5 * time.Millisecond
+		cfg.BackoffMax = 100 * time.Millisecond
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		mc := membership.DefaultConfig()
+		mc.AllowAddr = memnetAddrs
+		mc.ActiveLow, mc.MinOutbound = 1, 0
+		if i == full {
+			mc.ActiveHigh = 2
+		}
+		mc.RefusalBackoff = time.Hour // longer than any run of the test
+		cfg.Membership = &mc
+		n, err := node.New(cfg)
+		if err != nil {
+			t.Fatalf("node %d: %v", i, err)
+		}
+		nodes = append(nodes, n)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(func() {
+		cancel()
+		for _, n := range nodes {
+			<-n.Done()
+		}
+	})
+	for _, n := range nodes {
+		go n.Run(ctx)
+	}
+	linked := func(a, b int) bool {
+		for _, p := range nodes[a].Peers() {
+			if p.ID == nodes[b].ID().String() {
+				return true
+			}
+		}
+		return false
+	}
+	eventually(t, "the full node's links and the newcomer's first", func() bool {
+		return linked(full, 1) && linked(full, 2) && linked(newcomer, 4)
+	})
+	close(gate)
+	eventually(t, "the full node to drop the newcomer's link", func() bool {
+		return memberEvents(t, nodes[full], "drop") >= 1
+	})
+	// Long enough for the redial loop (5 ms backoff, 100 ms at most) to
+	// have dialed it a few more times, had it not waited.
+	time.Sleep(500 * time.Millisecond)
+	if d := memberEvents(t, nodes[full], "drop"); d != 1 {
+		t.Errorf("the full node dropped %v links; want the newcomer's, once", d)
+	}
+	if r := memberEvents(t, nodes[newcomer], "refused"); r != 1 {
+		t.Errorf("the newcomer counted %v refusals, want 1", r)
+	}
+	if linked(full, newcomer) {
+		t.Error("the full node is still linked to the newcomer")
+	}
+	if !linked(full, 1) || !linked(full, 2) {
+		t.Error("the full node lost a link of its own to the newcomer")
+	}
 }
