@@ -56,6 +56,7 @@ type benchStepOut struct {
 	Late        int     `json:"late"`
 	QuietWaitMS float64 `json:"quiet_wait_ms"`
 	Busy        bool    `json:"busy,omitempty"`
+	Retry       bool    `json:"retry,omitempty"`
 	OK          bool    `json:"ok"`
 	Why         string  `json:"why,omitempty"`
 }
@@ -73,6 +74,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	step := fs.Duration("duration", d.Step, "how long each rate of the throughput search runs")
 	startRate := fs.Float64("start-rate", d.StartRate, "first rate of the throughput search, deliveries/s")
 	maxRate := fs.Float64("max-rate", d.MaxRate, "highest rate the search tries, deliveries/s")
+	retries := fs.Int("retries", d.Retries, "how many more times a failed rate runs before the search takes it as failed")
+	drain := fs.Duration("drain", d.Drain, "how long after a step's last publish its deliveries may still land (repairs); all but 0.1% must land within 100 ms")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	nodeProfile := fs.String("node-cpuprofile", "", "every node writes a CPU profile of its run to `FILE` (mesh node --cpuprofile; a %p becomes the node's process id), to see where the nodes spend their time under the bench")
 	if err := parseFlags(fs, args); err != nil {
@@ -91,6 +94,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	bc := cluster.DefaultBenchConfig()
 	bc.Messages, bc.Gap, bc.Size, bc.Step = *messages, *gap, *size, *step
 	bc.StartRate, bc.MaxRate, bc.Seed = *startRate, *maxRate, cfg.Seed
+	bc.Retries, bc.Drain = *retries, *drain
 	if err := bc.Validate(); err != nil {
 		return usageError(stderr, "%v", err)
 	}
@@ -163,7 +167,7 @@ func benchOut(r cluster.BenchResult, strategy string) benchJSON {
 			Rate: s.Rate, MsgRate: s.MsgRate, Achieved: s.Achieved,
 			Delivered: s.Delivered, Expected: s.Expected,
 			TailMS: cluster.Millis(s.Tail), BulkTailMS: cluster.Millis(s.BulkTail), Late: s.Late,
-			QuietWaitMS: cluster.Millis(s.QuietWait), Busy: s.Busy, OK: s.OK, Why: s.Why,
+			QuietWaitMS: cluster.Millis(s.QuietWait), Busy: s.Busy, Retry: s.Retry, OK: s.OK, Why: s.Why,
 		})
 	}
 	return out
