@@ -213,7 +213,8 @@ type Step struct {
 	Tail time.Duration
 	// BulkTail is the time from the last publish until all but
 	// BenchConfig.LateShare of the expected deliveries had landed: the
-	// figure the 100 ms bound judges.
+	// figure the 100 ms bound judges. It is BenchConfig.Drain when more
+	// than that share never landed.
 	BulkTail time.Duration
 	// Late counts deliveries that landed more than the tail bound after
 	// the last publish, within Drain: repaired copies, or a backlog.
@@ -665,7 +666,11 @@ func judgeStep(st *Step, lr api.LoadResult, times []time.Time, lastPublish time.
 	}
 	// The delivery that leaves LateShare of the expected ones after it.
 	bulk := int(math.Ceil((1 - cfg.LateShare) * float64(st.Expected)))
-	if bulk >= 1 && bulk <= len(sorted) {
+	switch {
+	case bulk > len(sorted):
+		// More than the late share never landed: not within the window.
+		st.BulkTail = cfg.Drain
+	case bulk >= 1:
 		st.BulkTail = sorted[bulk-1].Sub(lastPublish)
 	}
 	var why []string

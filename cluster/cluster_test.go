@@ -439,6 +439,12 @@ func TestJudgeStepRepairAware(t *testing.T) {
 	if s.OK || !strings.Contains(s.Why, "1 deliveries missing") {
 		t.Errorf("one delivery missing: %+v; want a failure naming it", s)
 	}
+	// More than the late share missing: the bulk never landed in time.
+	s = st()
+	judgeStep(&s, lr, onTime(s.Expected/2), last, cfg)
+	if s.OK || s.BulkTail != cfg.Drain {
+		t.Errorf("half the deliveries missing: %+v; want a failure with the bulk tail at the drain window", s)
+	}
 
 	// A backlog: the last 5% of deliveries land 500 ms after the last
 	// publish. All arrived within the drain window, but the mesh did not
