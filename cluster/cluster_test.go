@@ -406,3 +406,64 @@ func TestLockStateAdmitsOne(t *testing.T) {
 	}
 	b.Close()
 }
+
+// TestJudgeStepRepairAware: a bench step is judged on every delivery
+// within the drain window, and on all but a small late share within the
+// tail bound. One message a repair fetched a second later passes; a
+// delivery that never came, or a backlog that delays the last messages at
+// every node, fails.
+func TestJudgeStepRepairAware(t *testing.T) {
+	cfg := DefaultBenchConfig()
+	last := time.Unix(1000, 0)
+	st := func() Step { return Step{MsgRate: 100, Count: 100, Expected: 100 * 20} }
+	lr := api.LoadResult{Published: 100, AchievedRate: 100}
+	onTime := func(n int) []time.Time {
+		var ts []time.Time
+		for i := range n {
+			ts = append(ts, last.Add(-time.Second+time.Duration(i)*time.Millisecond/2))
+		}
+		return ts
+	}
+
+	// Every delivery on time but one, repaired 1.05 s after the last
+	// publish: sustained, with that one counted late.
+	s := st()
+	judgeStep(&s, lr, append(onTime(s.Expected-1), last.Add(1050*time.Millisecond)), last, cfg)
+	if !s.OK || s.Late != 1 || s.Tail < time.Second {
+		t.Errorf("one repaired delivery: %+v; want ok, late 1, tail over 1 s", s)
+	}
+
+	// A delivery that never landed fails, however early the rest.
+	s = st()
+	judgeStep(&s, lr, onTime(s.Expected-1), last, cfg)
+	if s.OK || !strings.Contains(s.Why, "1 deliveries missing") {
+		t.Errorf("one delivery missing: %+v; want a failure naming it", s)
+	}
+	// More than the late share missing: the bulk never landed in time.
+	s = st()
+	judgeStep(&s, lr, onTime(s.Expected/2), last, cfg)
+	if s.OK || s.BulkTail != cfg.Drain {
+		t.Errorf("half the deliveries missing: %+v; want a failure with the bulk tail at the drain window", s)
+	}
+
+	// A backlog: the last 5% of deliveries land 500 ms after the last
+	// publish. All arrived within the drain window, but the mesh did not
+	// keep up.
+	s = st()
+	n := s.Expected * 95 / 100
+	ts := onTime(n)
+	for range s.Expected - n {
+		ts = append(ts, last.Add(500*time.Millisecond))
+	}
+	judgeStep(&s, lr, ts, last, cfg)
+	if s.OK || s.BulkTail < 400*time.Millisecond {
+		t.Errorf("backlog: %+v; want a failure on the bulk tail", s)
+	}
+
+	// The publisher off its schedule fails as before.
+	s = st()
+	judgeStep(&s, api.LoadResult{Published: 100, AchievedRate: 80}, onTime(s.Expected), last, cfg)
+	if s.OK {
+		t.Errorf("publisher at 80 of 100 msgs/s: %+v; want a failure", s)
+	}
+}

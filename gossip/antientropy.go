@@ -304,6 +304,7 @@ func (c *Core) digest(now int64, flags wire.PullFlags) *wire.Control {
 	ranges := compress(keys)
 	if s.crowdedAt != 0 && now < s.crowdedAt+window {
 		claimEvicted(ranges)
+		ranges = claimMarks(ranges, s.evictMarks(now, window))
 	}
 	if origins := countOrigins(ranges); origins > wire.MaxDigestOrigins || len(ranges) > wire.MaxDigestRanges {
 		ranges = ae.partial(ranges, origins)
@@ -328,6 +329,69 @@ func claimEvicted(ranges []wire.SeqRange) {
 			ranges[i].First = 0
 		}
 	}
+}
+
+// evictMarks returns the store's marks of evictions for room younger than
+// window, as ranges from sequence 0, sorted by origin, and forgets the
+// older ones (the messages they cover are past the acceptance window).
+func (s *msgStore) evictMarks(now, window int64) []wire.SeqRange {
+	var out []wire.SeqRange
+	for o, mk := range s.evictedTop {
+		if now >= mk.at+window {
+			delete(s.evictedTop, o)
+			continue
+		}
+		out = append(out, wire.SeqRange{Origin: o, First: 0, Last: mk.seq})
+	}
+	// Map order is random: sort, so that the digest is deterministic.
+	slices.SortFunc(out, func(a, b wire.SeqRange) int { return cmpOrigin(a.Origin, b.Origin) })
+	return out
+}
+
+func cmpOrigin(a, b wire.NodeID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// claimMarks merges claims (one range from 0 per origin, sorted by origin)
+// into ranges (sorted by origin, then sequence), so that a crowded store's
+// digest also claims the holes its evictions left above its oldest stored
+// message of an origin: messages it delivered in order and evicted while
+// an older one, delivered late, stayed. Without them every peer sends
+// those back at every exchange, each a duplicate. An origin with a claim
+// and nothing stored gets a range of its own. The price is the one
+// claimEvicted pays: a message in such a hole that this node never
+// received is not repaired from this digest, being older than one its
+// store already had to give up.
+func claimMarks(ranges, claims []wire.SeqRange) []wire.SeqRange {
+	if len(claims) == 0 {
+		return ranges
+	}
+	out := make([]wire.SeqRange, 0, len(ranges)+len(claims))
+	add := func(r wire.SeqRange) {
+		if n := len(out); n > 0 && out[n-1].Origin == r.Origin && r.First <= out[n-1].Last+1 {
+			out[n-1].Last = max(out[n-1].Last, r.Last)
+			return
+		}
+		out = append(out, r)
+	}
+	i, j := 0, 0
+	for i < len(ranges) || j < len(claims) {
+		// A claim starts at 0, so it goes before every range of its origin.
+		if j < len(claims) && (i == len(ranges) || claims[j].Origin <= ranges[i].Origin) {
+			add(claims[j])
+			j++
+			continue
+		}
+		add(ranges[i])
+		i++
+	}
+	return out
 }
 
 // compress turns sorted (origin, seq) keys into ranges: one per run of

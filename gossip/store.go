@@ -24,6 +24,13 @@ type msgStore struct {
 	// byte bound (not its age), 0 for never: from then on it no longer
 	// holds everything this node delivered inside the window.
 	crowdedAt int64
+	// evictedTop is, per origin, the highest sequence number the store
+	// evicted for room and when (at most maxEvictMarks origins): a
+	// crowded store's digest claims every sequence up to it, since the
+	// store evicts in arrival order and a message that arrived late (a
+	// repair) outlives newer ones delivered in order (antientropy.go,
+	// claimEvicted). Nil until the store first evicts for room.
+	evictedTop map[wire.NodeID]evictMark
 	// ae is the node's anti-entropy state (antientropy.go), here so that a
 	// core without a store pays nothing for it.
 	ae antiEntropy
@@ -67,6 +74,7 @@ func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl i
 		return
 	}
 	for s.n >= capacity || s.bytes+len(m.Body) > maxBytes {
+		s.markEvicted(now, s.fifo[s.head].m)
 		s.evictOldest()
 		s.crowdedAt = now
 	}
@@ -102,6 +110,30 @@ func (s *msgStore) expire(now int64) {
 	for s.n > 0 && s.fifo[s.head].expires <= now {
 		s.evictOldest()
 	}
+}
+
+// evictMark is the highest sequence of one origin evicted for room, and
+// when.
+type evictMark struct {
+	seq uint64
+	at  int64
+}
+
+// maxEvictMarks bounds msgStore.evictedTop: past it, an origin not yet
+// marked is not marked (its evicted messages can come back as duplicates,
+// as before the marks), so that a flood of origins costs no memory.
+const maxEvictMarks = 4096
+
+// markEvicted records that m is about to be evicted for room at now.
+func (s *msgStore) markEvicted(now int64, m *wire.Message) {
+	mk, ok := s.evictedTop[m.Origin]
+	if !ok && len(s.evictedTop) >= maxEvictMarks {
+		return
+	}
+	if s.evictedTop == nil {
+		s.evictedTop = make(map[wire.NodeID]evictMark)
+	}
+	s.evictedTop[m.Origin] = evictMark{seq: max(mk.seq, m.Seq), at: now}
 }
 
 func (s *msgStore) evictOldest() {

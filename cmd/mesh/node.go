@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,6 +76,7 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 	advModes := fs.String("adversary", "", "make the node misbehave, to watch the defences: comma-separated `modes` (blackhole, tamper, forge, replay, spam=RATE, spam-invalid=RATE, delay=D, censor=ID, liar, eclipse=TARGET); PUT /adversary changes them at run time (default honest)")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the node's whole run to `FILE` (go tool pprof), to find where a node spends its time under load; a %p in FILE becomes the process id, so that the nodes of one mesh can share the flag")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -219,6 +221,13 @@ func runNode(ctx context.Context, args []string, _, stderr io.Writer) error {
 		}
 	}
 	logger.Info("identity", "node", n.ID().String(), "key", keyPath, "key_file", how)
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(strings.ReplaceAll(*cpuProfile, "%p", strconv.Itoa(os.Getpid())))
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	return serveNode(ctx, n, httpLn, logger)
 }
 

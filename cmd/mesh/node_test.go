@@ -213,3 +213,40 @@ func TestDefaultDataDir(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeCPUProfile: `mesh node --cpuprofile` writes the profile of its
+// run, with %p replaced by the process id, when the node stops. Not
+// parallel: a process has one CPU profile at a time.
+func TestNodeCPUProfile(t *testing.T) {
+	httpFD, httpAddr := inherit(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var runErr error
+	var wg sync.WaitGroup
+	logs := &syncBuffer{}
+	wg.Go(func() {
+		runErr = runNode(ctx, []string{"--listen", "127.0.0.1:0", "--http-fd", strconv.Itoa(httpFD),
+			"--data-dir", filepath.Join(dir, "data"), "--cpuprofile", filepath.Join(dir, "node-%p.pprof")}, io.Discard, logs)
+	})
+	c := api.NewClient("http://"+httpAddr, http.DefaultClient)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := c.Health(ctx); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node never answered: %s", logs)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	wg.Wait()
+	if runErr != nil {
+		t.Fatalf("node: %v\n%s", runErr, logs)
+	}
+	path := filepath.Join(dir, fmt.Sprintf("node-%d.pprof", os.Getpid()))
+	if st, err := os.Stat(path); err != nil || st.Size() == 0 {
+		t.Fatalf("profile %s: %v, %v", path, st, err)
+	}
+}
