@@ -613,7 +613,8 @@ func (s *Sim) stepMsg(e *event) {
 	s.frames--
 	f.inFlight--
 	// A foreign copy counts toward the sentinel flight, which no report
-	// shows, and causes no control frame of a broadcast (control.go).
+	// shows; the control frames its step sends count toward a broadcast
+	// only by the ids they carry, else as unattributed (control.go).
 	stray := s.fx != nil && f == s.fx.f
 	if s.crashed != nil && s.crashed[e.to] {
 		f.toCrashed++
