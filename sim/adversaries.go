@@ -231,11 +231,6 @@ type advState struct {
 	nodes  []*adversary.Node
 	index  []uint32
 	honest int
-	// stray is the flight that copies of no open broadcast, or altering
-	// one, count toward; strayRefs counts the sends left of each stray
-	// slot, which is freed at zero.
-	stray     *flight
-	strayRefs map[uint32]int32
 	// published holds the id of every broadcast an honest node
 	// published, so that a copy arriving after its settle is known.
 	published map[wire.MsgID]bool
@@ -247,13 +242,14 @@ type advState struct {
 func (s *Sim) withAdversaries(build func(i int, peers []wire.NodeID, rng *rand.Rand) gossip.Protocol) func(i int, peers []wire.NodeID, rng *rand.Rand) gossip.Protocol {
 	cfg := &s.cfg
 	assign := cfg.Adversaries.Assign(s.graph, cfg.Seed)
-	a := &advState{spec: cfg.Adversaries, evil: newBitset(s.n), stray: &flight{}, strayRefs: map[uint32]int32{}, published: map[wire.MsgID]bool{}}
+	a := &advState{spec: cfg.Adversaries, evil: newBitset(s.n), published: map[wire.MsgID]bool{}}
 	a.rep = AdversaryReport{Spec: cfg.Adversaries.String(), ByMode: map[string]int{}, HonestReliability: 1}
 	var stop int64
 	if cfg.Adversaries.rated() {
 		stop = int64(cfg.Broadcasts) * int64(cfg.Interval)
 	}
 	s.adv = a
+	s.openForeign() // copies of no open broadcast, or altering one
 	var cores []gossip.Core
 	if build == nil {
 		cores = make([]gossip.Core, s.n)
@@ -292,38 +288,6 @@ func (s *Sim) withAdversaries(build func(i int, peers []wire.NodeID, rng *rand.R
 // the hop count.
 func sameContent(m, orig *wire.Message) bool {
 	return m == orig || m.Origin == orig.Origin && m.Seq == orig.Seq && m.PublishedAt == orig.PublishedAt && bytes.Equal(m.Body, orig.Body)
-}
-
-// strayRef returns a slot of its own for m, a message that belongs to no
-// open broadcast or alters one, counted toward the stray flight.
-func (s *Sim) strayRef(m *wire.Message) (uint32, *flight) {
-	var idx uint32
-	if k := len(s.freeSlots); k > 0 {
-		idx, s.freeSlots = s.freeSlots[k-1], s.freeSlots[:k-1]
-		s.slots[idx] = msgSlot{f: s.adv.stray, m: m}
-	} else {
-		idx = uint32(len(s.slots))
-		if idx > refIndex {
-			panic("sim: too many messages in flight")
-		}
-		s.slots = append(s.slots, msgSlot{f: s.adv.stray, m: m})
-	}
-	s.adv.strayRefs[idx] = 0
-	return idx, s.adv.stray
-}
-
-// sentStray counts one more send of stray slot idx.
-func (s *Sim) sentStray(idx uint32) { s.adv.strayRefs[idx]++ }
-
-// arrivedStray counts one send of stray slot idx done, and frees the slot
-// after its last.
-func (s *Sim) arrivedStray(idx uint32) {
-	a := s.adv
-	if a.strayRefs[idx]--; a.strayRefs[idx] <= 0 {
-		delete(a.strayRefs, idx)
-		s.slots[idx] = msgSlot{}
-		s.freeSlots = append(s.freeSlots, idx)
-	}
 }
 
 // advEvent records, for an honest node i, an event the engine's own

@@ -92,8 +92,11 @@ type Sim struct {
 	// is equal (a node derives each forward from the message alone), so
 	// a message event carries a slot for its (broadcast, hop) and the slot
 	// one copy of it. Control frames have slots of their own, counted.
+	// Foreign copies (open.go) share slots per distinct message and hop
+	// too, counted in fx.
 	slots     []msgSlot
 	freeSlots []uint32
+	fx        *foreignSlots
 	ctls      []ctlSlot
 	freeCtls  []uint32
 	flights   map[wire.MsgID]*flight
@@ -176,10 +179,7 @@ type msgSlot struct {
 }
 
 type ctlSlot struct {
-	c *wire.Control
-	// m is set instead of c for a message that travels on its own in an
-	// open run (open.go).
-	m    *wire.Message
+	c    *wire.Control
 	refs int32
 }
 
@@ -612,7 +612,10 @@ func (s *Sim) stepMsg(e *event) {
 	f := sl.f
 	s.frames--
 	f.inFlight--
-	stray := s.adv != nil && f == s.adv.stray
+	// A foreign copy counts toward the sentinel flight, which no report
+	// shows; the control frames its step sends count toward a broadcast
+	// only by the ids they carry, else as unattributed (control.go).
+	stray := s.fx != nil && f == s.fx.f
 	if s.crashed != nil && s.crashed[e.to] {
 		f.toCrashed++
 	} else if s.fl != nil && s.fl.cutOnArrival(e.from, e.to) {
@@ -622,6 +625,9 @@ func (s *Sim) stepMsg(e *event) {
 			s.memHeard(e.to, e.from, e.at)
 		}
 		s.cause = f
+		if stray {
+			s.cause = nil
+		}
 		if s.lazy {
 			w := s.waker(e.to)
 			if t := w.NextTick(); t != 0 && t <= e.at {
@@ -645,7 +651,7 @@ func (s *Sim) stepMsg(e *event) {
 		s.cause = nil
 	}
 	if stray {
-		s.arrivedStray(e.ref & refIndex)
+		s.foreignArrived(e.ref & refIndex)
 	}
 	if f.inFlight == 0 {
 		s.settle()
@@ -660,14 +666,10 @@ func (s *Sim) stepCtl(e *event) {
 	}
 	idx := e.ref & refIndex
 	cs := &s.ctls[idx]
-	c, m := cs.c, cs.m
+	c := cs.c
 	if cs.refs--; cs.refs == 0 {
 		*cs = ctlSlot{}
 		s.freeCtls = append(s.freeCtls, idx)
-	}
-	if m != nil {
-		s.stepForeign(e, m)
-		return
 	}
 	s.frames--
 	s.ctlsIn--
@@ -866,8 +868,8 @@ func (s *Sim) settle() {
 // msgRef returns the slot of m's (broadcast, hop) and its broadcast.
 func (s *Sim) msgRef(m *wire.Message) (uint32, *flight) {
 	f := s.flightOf(m.ID)
-	if s.adv != nil && (f == nil || !sameContent(m, f.orig)) {
-		return s.strayRef(m)
+	if s.fx != nil && (f == nil || !sameContent(m, f.orig)) {
+		return s.foreignRef(m), s.fx.f
 	}
 	if f == nil {
 		panic(fmt.Sprintf("sim: a node sent message %v, which the simulator did not publish or which had settled", m.ID))
@@ -990,9 +992,6 @@ func (s *Sim) route(from uint32) {
 		lastCtl *wire.Control
 		ctlIdx  uint32
 	)
-	if s.opened != nil {
-		s.opened.last = nil // a verdict holds for one step's sends
-	}
 	for k := range s.out.Sends {
 		snd := &s.out.Sends[k]
 		if s.egress != nil && !s.egress(s.now, wire.NodeID(from)+1, snd) {
@@ -1018,11 +1017,10 @@ func (s *Sim) route(from uint32) {
 			s.ctlsIn++
 			ref = refCtl | ctlIdx
 		} else {
-			if s.opened != nil && s.foreign(snd.Msg) {
-				s.routeForeign(from, snd)
-				continue
-			}
 			if snd.Msg != lastMsg {
+				if f != nil && s.fx != nil && f == s.fx.f {
+					s.foreignIdle(msgRef)
+				}
 				lastMsg = snd.Msg
 				msgRef, f = s.msgRef(snd.Msg)
 			}
@@ -1039,8 +1037,8 @@ func (s *Sim) route(from uint32) {
 				}
 			}
 			f.inFlight++
-			if s.adv != nil && f == s.adv.stray {
-				s.sentStray(msgRef)
+			if s.fx != nil && f == s.fx.f {
+				s.fx.refs[msgRef]++
 			}
 			ref = refMsg | msgRef
 		}
@@ -1066,6 +1064,9 @@ func (s *Sim) route(from uint32) {
 			q.push(e)
 		}
 		s.frames++
+	}
+	if f != nil && s.fx != nil && f == s.fx.f {
+		s.foreignIdle(msgRef)
 	}
 }
 

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"slices"
 
 	"gossipmesh/gossip"
 	"gossipmesh/wire"
@@ -10,25 +11,128 @@ import (
 // An open run is one whose nodes may send messages the simulator did not
 // publish: a Byzantine node forges, tampers with, replays or spams
 // messages, and an honest node without defences forwards what it was
-// fooled into accepting. The engine's message slots assume that every
-// copy of a broadcast at one hop is the same message, which a tampered
-// copy is not, and that every message belongs to an open broadcast, which
-// a forged one does not; so in an open run every message that is not a
-// faithful copy of an open broadcast travels on its own, in a slot of the
-// control-frame table (ctlSlot.m), and the engine reports every event to
-// the run's observer (SetEventObserver), which tells honest deliveries
-// from harm. A closed run (the default) pays one nil check per send.
+// fooled into accepting. The engine's message slots belong to open
+// broadcasts, one per (broadcast, hop), which a tampered copy (another
+// body under a broadcast's id) or a forged one (no broadcast at all) does
+// not fit; so every message that is not a faithful copy of an open
+// broadcast is foreign and travels in a foreign slot (foreignSlots), and
+// the engine reports every event to the run's observer
+// (SetEventObserver), which tells honest deliveries from harm. A closed
+// run (the default) pays one nil check per distinct message a step sends.
 type openRun struct {
 	// canon holds every message the simulator published, by id, for the
 	// whole run: a copy is faithful when it has the published origin,
 	// sequence, publish time and body (the hop is per-hop metadata).
-	canon map[wire.MsgID]*wire.Message
-	// last and lastForeign cache the verdict on the last message pointer
-	// checked within one route call: a node's sends of one step share one
-	// pointer (a broadcast may settle between steps, which changes it).
-	last        *wire.Message
-	lastForeign bool
-	onEvent     func(node int, at int64, ev *gossip.Event)
+	canon   map[wire.MsgID]*wire.Message
+	onEvent func(node int, at int64, ev *gossip.Event)
+}
+
+// foreignSlots are the message slots of foreign copies: copies of no open
+// broadcast, or altering one, in an open run (Open) or a run with
+// adversaries (Config.Adversaries). As for a broadcast, every equal copy
+// in flight shares one slot, whoever sent it: equal is the same id, hop,
+// origin, sequence, publish time, body and signature, so each distinct
+// message at each hop costs one slot, and each send only its event. A
+// forged or spammed message that every honest node accepts and forwards
+// is one slot per hop, not one per send (degree × nodes of them). A slot
+// is counted by its sends in flight and freed after the last arrives.
+type foreignSlots struct {
+	// f is the sentinel flight every foreign copy counts toward: it is
+	// never published, settled or reported, and its counts (messages,
+	// duplicates, losses) are what foreign traffic cost.
+	f *flight
+	// byKey lists the slots of each (id, hop), one per distinct content
+	// (a tamperer's copies share an honest message's id); refs[i] counts
+	// the sends in flight of slot i (indexes of Sim.slots; 0 for a slot
+	// that is not foreign).
+	byKey map[foreignKey][]uint32
+	refs  []int32
+}
+
+// foreignKey is a foreign slot's id and hop.
+type foreignKey struct {
+	id  wire.MsgID
+	hop uint16
+}
+
+// openForeign gives s the foreign slots, once.
+func (s *Sim) openForeign() {
+	if s.fx == nil {
+		s.fx = &foreignSlots{f: &flight{}, byKey: map[foreignKey][]uint32{}}
+	}
+}
+
+// equalMessage reports whether a and b are one message at one hop: what
+// a node can tell apart. The signature is compared too, as a forger's
+// copies under one content may carry different ones.
+func equalMessage(a, b *wire.Message) bool {
+	if a == b {
+		return true
+	}
+	if a.Hop != b.Hop || !sameContent(a, b) {
+		return false
+	}
+	return a.Auth == b.Auth || a.Auth != nil && b.Auth != nil && *a.Auth == *b.Auth
+}
+
+// foreignRef returns the slot of foreign message m: the one an equal copy
+// in flight holds, or a new one. The caller counts each send of it in
+// fx.refs.
+func (s *Sim) foreignRef(m *wire.Message) uint32 {
+	fx := s.fx
+	k := foreignKey{id: m.ID, hop: m.Hop}
+	for _, idx := range fx.byKey[k] {
+		if equalMessage(s.slots[idx].m, m) {
+			return idx
+		}
+	}
+	var idx uint32
+	if n := len(s.freeSlots); n > 0 {
+		idx, s.freeSlots = s.freeSlots[n-1], s.freeSlots[:n-1]
+		s.slots[idx] = msgSlot{f: fx.f, m: m}
+	} else {
+		idx = uint32(len(s.slots))
+		if idx > refIndex {
+			panic("sim: too many messages in flight")
+		}
+		s.slots = append(s.slots, msgSlot{f: fx.f, m: m})
+	}
+	if int(idx) >= len(fx.refs) {
+		fx.refs = append(fx.refs, make([]int32, len(s.slots)-len(fx.refs))...)
+	}
+	fx.byKey[k] = append(fx.byKey[k], idx)
+	return idx
+}
+
+// foreignArrived counts one send of foreign slot idx done, and frees the
+// slot after its last.
+func (s *Sim) foreignArrived(idx uint32) {
+	s.fx.refs[idx]--
+	s.foreignIdle(idx)
+}
+
+// foreignIdle frees foreign slot idx when no send of it is in flight: after
+// its last arrival, or when the loss draw or the fault layer dropped every
+// send of a slot just made.
+func (s *Sim) foreignIdle(idx uint32) {
+	fx := s.fx
+	if fx.refs[idx] > 0 {
+		return
+	}
+	fx.refs[idx] = 0
+	m := s.slots[idx].m
+	k := foreignKey{id: m.ID, hop: m.Hop}
+	list := fx.byKey[k]
+	if i := slices.Index(list, idx); i >= 0 {
+		list = slices.Delete(list, i, i+1)
+	}
+	if len(list) == 0 {
+		delete(fx.byKey, k)
+	} else {
+		fx.byKey[k] = list
+	}
+	s.slots[idx] = msgSlot{}
+	s.freeSlots = append(s.freeSlots, idx)
 }
 
 // SetPublishTimes makes f give the virtual time of each broadcast after
@@ -52,6 +156,7 @@ func (s *Sim) publishTime(b int) int64 {
 // cause no send are left out, as OnDuplicate does for its own count.
 func (s *Sim) Open(f func(node int, at int64, ev *gossip.Event)) {
 	s.opened = &openRun{canon: map[wire.MsgID]*wire.Message{}, onEvent: f}
+	s.openForeign()
 }
 
 // StopAt ends the run at virtual time t (nanoseconds): events after it are
@@ -66,54 +171,6 @@ func (s *Sim) StopAt(t int64) { s.until = t }
 func (o *openRun) faithful(m *wire.Message) bool {
 	c := o.canon[m.ID]
 	return c != nil && (c == m || c.Origin == m.Origin && c.Seq == m.Seq && c.PublishedAt == m.PublishedAt && bytes.Equal(c.Body, m.Body))
-}
-
-// foreign reports whether m must travel on its own: it is not a faithful
-// copy of a broadcast still open.
-func (s *Sim) foreign(m *wire.Message) bool {
-	o := s.opened
-	if m == o.last {
-		return o.lastForeign
-	}
-	o.last = m
-	o.lastForeign = s.flightOf(m.ID) == nil || !o.faithful(m)
-	return o.lastForeign
-}
-
-// routeForeign turns one send of a foreign message into an arrival event.
-// It passes through the fault layer like any other copy and counts toward
-// no broadcast.
-func (s *Sim) routeForeign(from uint32, snd *gossip.Send) {
-	to := uint32(snd.To - 1)
-	var extra int64
-	if s.fl != nil {
-		var drop bool
-		if drop, _, extra = s.decide(from, to); drop {
-			return
-		}
-	}
-	idx := s.ctlRef(nil)
-	s.ctls[idx] = ctlSlot{m: snd.Msg, refs: 1}
-	d := extra
-	if s.uniformSpan > 0 {
-		d += s.uniformMin + s.net.Int64N(s.uniformSpan)
-	} else {
-		d += s.latency(from, to)
-	}
-	s.seq++
-	s.q.push(event{at: s.now + d, seq: s.seq, to: to, from: from, ref: refCtl | idx})
-	s.frames++
-}
-
-// stepForeign delivers a foreign message from its slot.
-func (s *Sim) stepForeign(e *event, m *wire.Message) {
-	s.frames--
-	if (s.crashed == nil || !s.crashed[e.to]) && (s.fl == nil || !s.fl.cutOnArrival(e.from, e.to)) {
-		p := s.node(e.to)
-		s.lazyTick(p, e.at)
-		p.Step(e.at, wire.NodeID(e.from)+1, gossip.Frame{Msg: m}, &s.out)
-		s.handle(int(e.to))
-	}
 }
 
 // LinksUp brings every link of the overlay up at virtual time 0, as a
