@@ -240,6 +240,15 @@ func (b *Book) Penalty(peer wire.NodeID, now int64, x float64) {
 	}
 }
 
+// Forgive takes x back from peer's behaviour penalty (P7), never below 0:
+// a broken promise that turned out kept after all (Guard).
+func (b *Book) Forgive(peer wire.NodeID, now int64, x float64) {
+	if r := b.record(peer, now); r != nil && x > 0 {
+		r.behaviour.add(now, int64(b.p.BehaviourHalfLife), b.p.DecayToZero, -x)
+		r.behaviour.v = max(r.behaviour.v, 0)
+	}
+}
+
 // Score is peer's score at now, 0 for a peer the book does not hold.
 func (b *Book) Score(peer wire.NodeID, now int64) float64 {
 	return b.Terms(peer, now).Score()

@@ -42,8 +42,11 @@ type Stats struct {
 	// BannedDropped counts frames dropped to or from banned peers (frames
 	// already on their way when the ban came).
 	BannedDropped uint64
-	// BrokenPromises counts promises that were not kept.
-	BrokenPromises uint64
+	// BrokenPromises counts promises that were not kept within
+	// Params.PromiseBreak; Forgiven those of them kept after all (the
+	// message came from some peer within Params.PromiseTimeout), whose
+	// penalty was taken back.
+	BrokenPromises, Forgiven uint64
 	// Demotions counts peers moved out of the eager set for a score
 	// below 0, Restorations those grafted again once it was back at 0 or
 	// above.
@@ -59,17 +62,21 @@ type Stats struct {
 }
 
 // promise is one IWANT (or GRAFT with ids) this node sent: peer should
-// deliver id by deadline, unless another peer does.
+// deliver id by deadline, unless another peer does. In g.promises the
+// deadline is Params.PromiseBreak after the ask; in g.charged, promises
+// already counted broken, it is Params.PromiseTimeout after the ask.
 type promise struct {
 	peer     wire.NodeID
 	id       wire.MsgID
 	deadline int64
 }
 
-// promiseGroup is the promises outstanding for one message id.
+// promiseGroup is the promises outstanding for one message id, and the
+// peers charged for breaking them while the message may still come.
 type promiseGroup struct {
 	outstanding int
 	delivered   bool
+	charged     []wire.NodeID
 }
 
 // Guard is a gossip.Protocol that wraps another (the gossip core) and
@@ -82,7 +89,9 @@ type promiseGroup struct {
 //     wrong (gossip.EventRejected with PeerFault, P4);
 //   - frames it sends: payload to P makes P an eager link (P3); an IWANT,
 //     or a GRAFT naming ids, to P is a promise P must keep within
-//     Params.PromiseTimeout unless some peer delivers the message (P7);
+//     Params.PromiseBreak unless some peer delivers the message, or be
+//     charged for it (P7) until the message comes from anyone within
+//     Params.PromiseTimeout;
 //   - a copy over its origin's rate budget (gossip.ErrOriginBudget) that
 //     its origin sent itself adds to P7 (origin.go); one a relay sent
 //     costs the relay nothing;
@@ -112,6 +121,7 @@ type Guard struct {
 	bans   map[wire.NodeID]Ban
 
 	promises []promise // in deadline order (one timeout for all)
+	charged  []promise // broken ones that may yet be forgiven, in deadline order
 	groups   map[wire.MsgID]*promiseGroup
 
 	// pending are peers whose score an event lowered, to check once the
@@ -260,6 +270,9 @@ func (g *Guard) next(t int64) int64 {
 	if len(g.promises) > 0 {
 		t = earliest(t, g.promises[0].deadline)
 	}
+	if len(g.charged) > 0 {
+		t = earliest(t, g.charged[0].deadline)
+	}
 	return t
 }
 
@@ -274,6 +287,18 @@ func earliest(a, b int64) int64 {
 // Disconnect for the driver); any other is scored from its retained
 // record, if any, and handed to the inner protocol.
 func (g *Guard) PeerUp(now int64, p wire.NodeID, out *gossip.Output) {
+	g.peerUp(now, p, false, out)
+}
+
+// PeerUpDialed implements gossip.Dialer: PeerUp for a link this node
+// dialed, passed on as such to the inner protocol (gossip.LinkUp).
+func (g *Guard) PeerUpDialed(now int64, p wire.NodeID, out *gossip.Output) {
+	g.peerUp(now, p, true, out)
+}
+
+var _ gossip.Dialer = (*Guard)(nil)
+
+func (g *Guard) peerUp(now int64, p wire.NodeID, dialed bool, out *gossip.Output) {
 	if p == g.inner.ID() {
 		return
 	}
@@ -291,7 +316,7 @@ func (g *Guard) PeerUp(now int64, p wire.NodeID, out *gossip.Output) {
 		g.nextEval = now + int64(g.p.Interval)
 	}
 	s0, e0 := len(out.Sends), len(out.Events)
-	g.inner.PeerUp(now, p, out)
+	gossip.LinkUp(g.inner, now, p, dialed, out)
 	g.observe(now, s0, e0, out)
 	g.pending = append(g.pending, p) // a retained score may be low
 	g.settle(now, out)
@@ -355,6 +380,7 @@ func (g *Guard) observe(now int64, s0, e0 int, out *gossip.Output) {
 			g.book.Delivered(e.From, now, true)
 			if pg := g.groups[e.Msg.ID]; pg != nil {
 				pg.delivered = true
+				g.forgive(now, pg)
 			}
 		case gossip.EventDuplicate:
 			g.book.Delivered(e.From, now, false)
@@ -398,7 +424,7 @@ func (g *Guard) observe(now int64, s0, e0 int, out *gossip.Output) {
 
 // promise tracks that peer owes this node message id.
 func (g *Guard) promise(now int64, peer wire.NodeID, id wire.MsgID) {
-	if len(g.promises) >= g.p.MaxPromises {
+	if len(g.promises)+len(g.charged) >= g.p.MaxPromises {
 		return
 	}
 	pg := g.groups[id]
@@ -407,11 +433,14 @@ func (g *Guard) promise(now int64, peer wire.NodeID, id wire.MsgID) {
 		g.groups[id] = pg
 	}
 	pg.outstanding++
-	g.promises = append(g.promises, promise{peer: peer, id: id, deadline: now + int64(g.p.PromiseTimeout)})
+	g.promises = append(g.promises, promise{peer: peer, id: id, deadline: now + int64(g.p.PromiseBreak)})
 }
 
-// expirePromises settles every promise due by now: kept if some peer
-// delivered the message, broken (a behaviour penalty) otherwise.
+// expirePromises settles every promise due by now. One whose message
+// came from some peer by Params.PromiseBreak is kept; one whose message
+// did not is broken at once (a behaviour penalty) and charged until
+// Params.PromiseTimeout, by which the message may still come and the
+// penalty be forgiven.
 func (g *Guard) expirePromises(now int64) {
 	k := 0
 	for k < len(g.promises) && g.promises[k].deadline <= now {
@@ -426,17 +455,63 @@ func (g *Guard) expirePromises(now int64) {
 				g.stats.BrokenPromises++
 				g.book.Penalty(pr.peer, now, 1)
 				g.pending = append(g.pending, pr.peer)
+				pg.charged = append(pg.charged, pr.peer)
+				pr.deadline += int64(g.p.PromiseTimeout - g.p.PromiseBreak)
+				g.charged = append(g.charged, pr)
+				continue // still outstanding, as charged
 			}
 		}
-		if pg.outstanding--; pg.outstanding <= 0 {
-			delete(g.groups, pr.id)
+		g.settled(pr.id, pg)
+	}
+	g.promises = dropFirst(g.promises, k)
+	k = 0
+	for k < len(g.charged) && g.charged[k].deadline <= now {
+		pr := g.charged[k]
+		k++
+		if pg := g.groups[pr.id]; pg != nil {
+			pg.charged = deleteFirst(pg.charged, pr.peer)
+			g.settled(pr.id, pg)
 		}
 	}
-	if k > 0 {
-		n := copy(g.promises, g.promises[k:])
-		clear(g.promises[n:])
-		g.promises = g.promises[:n]
+	g.charged = dropFirst(g.charged, k)
+}
+
+// settled counts one of id's promises done, and forgets the group once
+// none is outstanding.
+func (g *Guard) settled(id wire.MsgID, pg *promiseGroup) {
+	if pg.outstanding--; pg.outstanding <= 0 {
+		delete(g.groups, id)
 	}
+}
+
+// forgive takes back the penalties charged for pg's message, which came
+// after all: like gossipsub, a promise is kept if any peer delivers the
+// message within the follow-up time; it was only charged early.
+func (g *Guard) forgive(now int64, pg *promiseGroup) {
+	for _, p := range pg.charged {
+		g.stats.Forgiven++
+		g.book.Forgive(p, now, 1)
+		g.pending = append(g.pending, p) // its level may rise again
+	}
+	pg.charged = pg.charged[:0]
+}
+
+// dropFirst removes the first k of l.
+func dropFirst(l []promise, k int) []promise {
+	if k == 0 {
+		return l
+	}
+	n := copy(l, l[k:])
+	clear(l[n:])
+	return l[:n]
+}
+
+// deleteFirst removes the first p from l.
+func deleteFirst(l []wire.NodeID, p wire.NodeID) []wire.NodeID {
+	if i := slices.Index(l, p); i >= 0 {
+		return slices.Delete(l, i, i+1)
+	}
+	return l
 }
 
 // settle recomputes the score of every pending peer and acts on the
