@@ -235,6 +235,18 @@ type Config struct {
 	// mesh's usual degree (3 to 8) a quarter of the lazy peers is fewer
 	// than LazyDLazy, so nothing changes there. In [0, 1].
 	LazyGossipFactor float64
+	// LazyEagerSilence is how long the eager set may push this node
+	// nothing (no copy, first or duplicate, from any eager peer) before
+	// a first copy that came another way (an IWANT answer, an
+	// anti-entropy pull) grafts the peer that sent it. Links cut without
+	// a PeerDown (a partition, a peer that stopped forwarding) leave an
+	// eager set that pushes nothing, and the node would hear of each
+	// message only if a lazy neighbour's random announcements happened to
+	// pick it; the peer that just delivered is a link known to work.
+	// While the eager set pushes anything, nothing changes. Default 5 s,
+	// the cache horizon at the default LazyHistory and LazyHeartbeat; 0
+	// turns it off.
+	LazyEagerSilence time.Duration
 
 	// OriginRate is the per-origin rate budget (origin.go), in new
 	// messages a second: a node delivers and forwards at most that many
@@ -315,6 +327,7 @@ func DefaultConfig() Config {
 		LazyDOut:         1,
 		LazyMaxIHave:     2 * wire.MaxControlIDs,
 		LazyGossipFactor: 0.25,
+		LazyEagerSilence: 5 * time.Second,
 	}
 }
 
@@ -433,6 +446,9 @@ func (c Config) validateLazy() error {
 	}
 	if !(c.LazyGossipFactor >= 0 && c.LazyGossipFactor <= 1) {
 		return fmt.Errorf("gossip: lazy gossip factor must be in [0, 1], got %v", c.LazyGossipFactor)
+	}
+	if c.LazyEagerSilence < 0 || c.LazyEagerSilence > maxFuture {
+		return fmt.Errorf("gossip: lazy eager silence must be in [0, %v], got %v", maxFuture, c.LazyEagerSilence)
 	}
 	if c.LazyMaxIHave < 1 {
 		return fmt.Errorf("gossip: lazy max IHAVE must be at least 1 id a heartbeat, got %d", c.LazyMaxIHave)

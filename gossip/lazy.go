@@ -90,6 +90,11 @@ type lazyState struct {
 	lastHB  int64
 	scratch []wire.NodeID
 	stats   LazyStats
+	// eagerAt is when an eager peer last pushed this node a copy, or
+	// when the first message came (LazyEagerSilence); heard says
+	// whether a message came at all.
+	eagerAt int64
+	heard   bool
 	// dialed are the linked peers this node dialed (PeerUpDialed): the
 	// eager set keeps LazyDOut of them.
 	dialed []wire.NodeID
@@ -234,6 +239,9 @@ type LazyStats struct {
 	// PromisesBroken counts IWANTs whose message did not come within
 	// LazyIWantTimeout; the next announcer, if any, was asked instead.
 	PromisesBroken uint64
+	// SilentGrafts counts peers grafted because they delivered a first
+	// copy after the eager set had pushed nothing for LazyEagerSilence.
+	SilentGrafts uint64
 	// IHaveCapped counts announced ids not asked for because their
 	// announcer had been asked for LazyMaxIHave ids since the last
 	// heartbeat.
@@ -289,6 +297,7 @@ func (r LazyRouter) heartbeat() int64 { return int64(r.cfg.LazyHeartbeat) }
 func (r LazyRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, out *Output) []wire.NodeID {
 	st := r.state(n, now)
 	r.fill(n, st, out)
+	r.heardFrom(n, st, now, from, out)
 	r.cacheAdd(st, m.ID, from)
 	if p := st.byID[m.ID]; p != nil {
 		if from == p.asked {
@@ -303,6 +312,25 @@ func (r LazyRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID,
 	}
 	r.arm(st, now)
 	return dst
+}
+
+// heardFrom notes a first copy from from (0: this node's own). One from an
+// eager peer shows the eager set works. One from another peer after the
+// eager set pushed nothing for LazyEagerSilence grafts from, a link known
+// to work, if the eager set has room (maxEager) and from has not pruned
+// this node: the eager links are likely cut without a PeerDown, and the
+// lazy neighbours' announcements reach this node only by lottery.
+func (r LazyRouter) heardFrom(n *Node, st *lazyState, now int64, from wire.NodeID, out *Output) {
+	switch {
+	case from == 0:
+	case !st.heard, slices.Contains(st.eager, from):
+		st.eagerAt, st.heard = now, true
+	case r.cfg.LazyEagerSilence > 0 && now-st.eagerAt >= int64(r.cfg.LazyEagerSilence) &&
+		n.hasPeer(from) && len(st.eager) < r.maxEager() && !slices.Contains(st.pruned, from):
+		st.stats.SilentGrafts++
+		r.graft(st, from, out)
+		st.eagerAt = now
+	}
 }
 
 // arm schedules the next heartbeat if none is.
@@ -485,6 +513,9 @@ func (e *lazyEntry) has(p wire.NodeID) bool {
 // it gets no IHAVE for it.
 func (r LazyRouter) OnDuplicate(n *Node, now int64, m *wire.Message, from wire.NodeID, _ *Output) {
 	st := r.state(n, now)
+	if from != 0 && slices.Contains(st.eager, from) {
+		st.eagerAt = now
+	}
 	if e := st.find(m.ID); e != nil && from != 0 {
 		e.mark(from)
 	}
