@@ -42,11 +42,14 @@ type Stats struct {
 	// BannedDropped counts frames dropped to or from banned peers (frames
 	// already on their way when the ban came).
 	BannedDropped uint64
-	// BrokenPromises counts promises that were not kept within
-	// Params.PromiseBreak; Forgiven those of them kept after all (the
-	// message came from some peer within Params.PromiseTimeout), whose
-	// penalty was taken back.
+	// BrokenPromises counts promises whose peer did not deliver the
+	// message itself within Params.PromiseBreak; Forgiven those of them
+	// it delivered late, within Params.PromiseTimeout, whose penalty was
+	// taken back. A copy from another peer forgives nothing.
 	BrokenPromises, Forgiven uint64
+	// KeptPromises counts promises whose peer delivered the message in
+	// time (within Params.PromiseBreak).
+	KeptPromises uint64
 	// Demotions counts peers moved out of the eager set for a score
 	// below 0, Restorations those grafted again once it was back at 0 or
 	// above.
@@ -62,21 +65,26 @@ type Stats struct {
 }
 
 // promise is one IWANT (or GRAFT with ids) this node sent: peer should
-// deliver id by deadline, unless another peer does. In g.promises the
-// deadline is Params.PromiseBreak after the ask; in g.charged, promises
-// already counted broken, it is Params.PromiseTimeout after the ask.
+// deliver id by deadline itself. In g.promises the deadline is
+// Params.PromiseBreak after the ask; in g.charged, promises already
+// counted broken, it is Params.PromiseTimeout after the ask. pg is the
+// group it belongs to (a group forgotten and made again for the same id
+// is another group, so a stale entry never settles a newer promise).
 type promise struct {
 	peer     wire.NodeID
 	id       wire.MsgID
 	deadline int64
+	pg       *promiseGroup
 }
 
-// promiseGroup is the promises outstanding for one message id, and the
-// peers charged for breaking them while the message may still come.
+// promiseGroup is the promises outstanding for one message id: the
+// peers asked for it that have not delivered it yet (waiting), and those
+// already charged for it (charged), which are forgiven if they deliver it
+// themselves within Params.PromiseTimeout. A peer appears once per
+// promise it made.
 type promiseGroup struct {
-	outstanding int
-	delivered   bool
-	charged     []wire.NodeID
+	waiting []wire.NodeID
+	charged []wire.NodeID
 }
 
 // Guard is a gossip.Protocol that wraps another (the gossip core) and
@@ -88,10 +96,10 @@ type promiseGroup struct {
 //     from P (P2), any valid copy from P (P3), a message P itself got
 //     wrong (gossip.EventRejected with PeerFault, P4);
 //   - frames it sends: payload to P makes P an eager link (P3); an IWANT,
-//     or a GRAFT naming ids, to P is a promise P must keep within
-//     Params.PromiseBreak unless some peer delivers the message, or be
-//     charged for it (P7) until the message comes from anyone within
-//     Params.PromiseTimeout;
+//     or a GRAFT naming ids, to P is a promise P itself must keep, by
+//     delivering the message within Params.PromiseBreak, or be charged
+//     for it (P7); the charge is taken back if P still delivers it within
+//     Params.PromiseTimeout, and not if some other peer does;
 //   - a copy over its origin's rate budget (gossip.ErrOriginBudget) that
 //     its origin sent itself adds to P7 (origin.go); one a relay sent
 //     costs the relay nothing;
@@ -378,12 +386,10 @@ func (g *Guard) observe(now int64, s0, e0 int, out *gossip.Output) {
 		switch e.Kind {
 		case gossip.EventDelivered:
 			g.book.Delivered(e.From, now, true)
-			if pg := g.groups[e.Msg.ID]; pg != nil {
-				pg.delivered = true
-				g.forgive(now, pg)
-			}
+			g.kept(now, e.From, e.Msg.ID)
 		case gossip.EventDuplicate:
 			g.book.Delivered(e.From, now, false)
+			g.kept(now, e.From, e.Msg.ID)
 		case gossip.EventRejected:
 			if e.PeerFault && e.From != 0 {
 				g.book.Invalid(e.From, now)
@@ -432,68 +438,79 @@ func (g *Guard) promise(now int64, peer wire.NodeID, id wire.MsgID) {
 		pg = &promiseGroup{}
 		g.groups[id] = pg
 	}
-	pg.outstanding++
-	g.promises = append(g.promises, promise{peer: peer, id: id, deadline: now + int64(g.p.PromiseBreak)})
+	pg.waiting = append(pg.waiting, peer)
+	g.promises = append(g.promises, promise{peer: peer, id: id, deadline: now + int64(g.p.PromiseBreak), pg: pg})
 }
 
-// expirePromises settles every promise due by now. One whose message
-// came from some peer by Params.PromiseBreak is kept; one whose message
-// did not is broken at once (a behaviour penalty) and charged until
-// Params.PromiseTimeout, by which the message may still come and the
-// penalty be forgiven.
+// kept settles the promise peer made for id, if any, now that peer
+// delivered the message (a first copy or a duplicate: a peer that
+// answers after another peer delivered still kept its word). One still
+// waiting is kept; one already charged is forgiven.
+func (g *Guard) kept(now int64, peer wire.NodeID, id wire.MsgID) {
+	pg := g.groups[id]
+	if pg == nil {
+		return
+	}
+	if i := slices.Index(pg.waiting, peer); i >= 0 {
+		pg.waiting = slices.Delete(pg.waiting, i, i+1)
+		g.stats.KeptPromises++
+		if g.book.KeptPromise(peer, now, g.p.PromiseCredit) > 0 {
+			g.pending = append(g.pending, peer) // its level may rise again
+		}
+	} else if i := slices.Index(pg.charged, peer); i >= 0 {
+		pg.charged = slices.Delete(pg.charged, i, i+1)
+		g.stats.Forgiven++
+		g.book.KeptPromise(peer, now, 1)
+		g.pending = append(g.pending, peer)
+	}
+	g.forgetIfDone(id, pg)
+}
+
+// forgetIfDone forgets pg, id's group, once no promise in it is
+// outstanding. Entries of g.promises and g.charged that still point to it
+// then find their peer in neither list and are dropped as they fall due.
+func (g *Guard) forgetIfDone(id wire.MsgID, pg *promiseGroup) {
+	if len(pg.waiting) == 0 && len(pg.charged) == 0 && g.groups[id] == pg {
+		delete(g.groups, id)
+	}
+}
+
+// expirePromises settles every promise due by now. One whose peer has
+// not delivered the message by Params.PromiseBreak is broken (a behaviour
+// penalty), whether or not another peer delivered it, and stays charged
+// until Params.PromiseTimeout, by which its peer may still deliver it and
+// be forgiven. A promise of a peer no longer linked lapses uncharged.
 func (g *Guard) expirePromises(now int64) {
 	k := 0
 	for k < len(g.promises) && g.promises[k].deadline <= now {
 		pr := g.promises[k]
 		k++
-		pg := g.groups[pr.id]
-		if pg == nil {
+		pg := pr.pg
+		i := slices.Index(pg.waiting, pr.peer)
+		if i < 0 {
+			continue // kept
+		}
+		pg.waiting = slices.Delete(pg.waiting, i, i+1)
+		if _, ok := g.linked[pr.peer]; ok {
+			g.stats.BrokenPromises++
+			g.book.BrokePromise(pr.peer, now)
+			g.pending = append(g.pending, pr.peer)
+			pg.charged = append(pg.charged, pr.peer)
+			pr.deadline += int64(g.p.PromiseTimeout - g.p.PromiseBreak)
+			g.charged = append(g.charged, pr)
 			continue
 		}
-		if !pg.delivered {
-			if _, ok := g.linked[pr.peer]; ok {
-				g.stats.BrokenPromises++
-				g.book.Penalty(pr.peer, now, 1)
-				g.pending = append(g.pending, pr.peer)
-				pg.charged = append(pg.charged, pr.peer)
-				pr.deadline += int64(g.p.PromiseTimeout - g.p.PromiseBreak)
-				g.charged = append(g.charged, pr)
-				continue // still outstanding, as charged
-			}
-		}
-		g.settled(pr.id, pg)
+		g.forgetIfDone(pr.id, pg)
 	}
 	g.promises = dropFirst(g.promises, k)
 	k = 0
 	for k < len(g.charged) && g.charged[k].deadline <= now {
 		pr := g.charged[k]
 		k++
-		if pg := g.groups[pr.id]; pg != nil {
-			pg.charged = deleteFirst(pg.charged, pr.peer)
-			g.settled(pr.id, pg)
-		}
+		pr.pg.charged = deleteFirst(pr.pg.charged, pr.peer)
+		g.forgetIfDone(pr.id, pr.pg)
 	}
 	g.charged = dropFirst(g.charged, k)
-}
-
-// settled counts one of id's promises done, and forgets the group once
-// none is outstanding.
-func (g *Guard) settled(id wire.MsgID, pg *promiseGroup) {
-	if pg.outstanding--; pg.outstanding <= 0 {
-		delete(g.groups, id)
-	}
-}
-
-// forgive takes back the penalties charged for pg's message, which came
-// after all: like gossipsub, a promise is kept if any peer delivers the
-// message within the follow-up time; it was only charged early.
-func (g *Guard) forgive(now int64, pg *promiseGroup) {
-	for _, p := range pg.charged {
-		g.stats.Forgiven++
-		g.book.Forgive(p, now, 1)
-		g.pending = append(g.pending, p) // its level may rise again
-	}
-	pg.charged = pg.charged[:0]
 }
 
 // dropFirst removes the first k of l.

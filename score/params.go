@@ -133,20 +133,17 @@ type Params struct {
 
 	// P7, behaviour penalty: BehaviourWeight × (penalty −
 	// BehaviourThreshold)², the penalty halving every BehaviourHalfLife.
-	// A broken promise (an IHAVE whose IWANT or GRAFT went unanswered
-	// for PromiseBreak while no other peer delivered the message either)
-	// adds 1, taken back if the message still comes within
-	// PromiseTimeout, and so does every RateLimitedPerPenalty frames the
-	// runtime dropped for the peer's rate limits (Guard.Penalize).
-	// Defaults −1, 6, 1 minute: six outstanding broken promises cost
-	// nothing. An honest peer whose answer was lost is charged only until
-	// the message comes another way; with 20% loss on every frame the
-	// most an honest peer had charged at once was 5.9 (Plumtree, whose
-	// repairs take longer; lazy push: 2), in TestHonestLossyMeshBansNoOne.
-	// A liar that breaks 13 is below the gossip threshold (−49), one that
-	// breaks 27 is banned (−441). With an allowance of 10 and charges at
-	// 3 s, a liar lied for seconds before it lost anything; in the
-	// gossipsub testbed's cold boot that was most of the measured second.
+	// A broken promise (an IHAVE whose IWANT or GRAFT the announcer did
+	// not answer itself within PromiseBreak, whoever else delivered the
+	// message) adds 1, less PromiseCredit for each promise the peer keeps
+	// (never below what other penalties added), and so does every
+	// RateLimitedPerPenalty frames the runtime dropped for the peer's
+	// rate limits (Guard.Penalize). Defaults −1, 6, 1 minute: six broken
+	// promises more than kept cost nothing. With 20% loss on every frame
+	// the most an honest peer owed at once was about 9.8 (P7 −14, Plumtree,
+	// whose score its first deliveries kept at 0; lazy push: under 6), in
+	// TestHonestLossyMeshBansNoOne. A liar that breaks 13 is below the
+	// gossip threshold (−49), one that breaks 27 is banned (−441).
 	BehaviourWeight    float64
 	BehaviourThreshold float64
 	BehaviourHalfLife  time.Duration
@@ -187,19 +184,36 @@ type Params struct {
 
 	// PromiseBreak is how long a peer has to deliver a message it
 	// announced with IHAVE once this node asked for it (IWANT, or a GRAFT
-	// naming it), before the promise counts as broken (P7, at once).
-	// PromiseTimeout is how long the message may still come from any
-	// peer and the promise count as kept after all: its penalty is then
-	// taken back. Like gossipsub, one id per request frame is tracked,
-	// and a promise is kept if any peer delivers the message in time.
-	// Defaults 300 ms (the lazy router's IWANT timeout, at which it asks
-	// another announcer: a liar is charged when its lie costs something)
-	// and 3 s (gossipsub's IWANT follow-up time: an honest peer whose
-	// answer was lost on the way is forgiven when the message comes
-	// another way, as it nearly always does, so loss alone never adds
-	// up). PromiseBreak is at most PromiseTimeout.
+	// naming it), before the promise counts as broken (P7). Only the
+	// promising peer's own copy, first or duplicate, keeps it: a copy
+	// from another peer settles nothing, so a liar cannot hide behind an
+	// honest path. PromiseTimeout is how long its copy may still come and
+	// the promise count as kept after all, the penalty taken back: a
+	// grace for slow links when PromiseBreak is shorter. Like gossipsub,
+	// one id per request frame is tracked. Defaults 3 s and 3 s
+	// (gossipsub's IWANT follow-up time). The lazy router does not wait
+	// for the charge: it asks another announcer at its own
+	// LazyIWantTimeout, and stops counting an eager peer that breaks its
+	// IWANTs (gossip.LazyRouter). A shorter PromiseBreak demotes a liar
+	// sooner but, by isolating it sooner, sees fewer of its lies: at
+	// 300 ms, in TestLiarGuarded, 7 of the two liars' 12 honest peers
+	// scored them below 0 and never banned them.
+	// PromiseBreak is at most PromiseTimeout.
 	PromiseBreak   time.Duration
 	PromiseTimeout time.Duration
+	// PromiseCredit is how much of its broken-promise penalty a peer
+	// gets back for each promise it keeps in time (P7, never below 0,
+	// never more than broken promises added). Only the promising peer's
+	// own copy keeps a promise: the message coming from someone else
+	// settles nothing, so a liar that never serves what it announces is
+	// charged for every lie even when honest peers deliver every message.
+	// Honest loss breaks honest promises too (with 20% of every frame
+	// lost, 35 to 40% of them: the IWANT or its answer), and they keep
+	// the rest: a credit of 1 a kept promise offsets one broken, so a
+	// peer that keeps at least half its promises pays only for runs of
+	// bad luck, which BehaviourThreshold absorbs. Default 1; in [0, 1]
+	// (0: every broken promise counts, as long as it decays).
+	PromiseCredit float64
 	// MaxPromises bounds the promises tracked at once; more are not
 	// tracked. Default 8,192.
 	MaxPromises int
@@ -253,8 +267,9 @@ func DefaultParams() Params {
 		RetainScore:           30 * time.Minute,
 		MaxPeers:              4096,
 		MaxBans:               4096,
-		PromiseBreak:          300 * time.Millisecond,
+		PromiseBreak:          3 * time.Second,
 		PromiseTimeout:        3 * time.Second,
+		PromiseCredit:         1,
 		MaxPromises:           8192,
 		RateLimitedPerPenalty: 100,
 		OverBudgetPerPenalty:  10,
@@ -309,6 +324,8 @@ func (p Params) Validate() error {
 		return errors.New("score params: max peers, max bans and max promises must be at least 1")
 	case p.PromiseBreak <= 0 || p.PromiseTimeout < p.PromiseBreak:
 		return fmt.Errorf("score params: promise break must be positive and at most the promise timeout, got %v and %v", p.PromiseBreak, p.PromiseTimeout)
+	case !(p.PromiseCredit >= 0 && p.PromiseCredit <= 1):
+		return fmt.Errorf("score params: promise credit must be in [0, 1], got %v", p.PromiseCredit)
 	case p.OverBudgetPerPenalty < 1:
 		return fmt.Errorf("score params: over-budget copies per penalty must be at least 1, got %d", p.OverBudgetPerPenalty)
 	case p.RateLimitedPerPenalty < 1:
