@@ -208,6 +208,11 @@ func (st *lazyState) merit(p wire.NodeID) int64 {
 // than it answered.
 func (st *lazyState) unreliable(p wire.NodeID) bool { return st.merit(p) < 0 }
 
+// failing reports whether p has broken at least two more of this node's
+// IWANTs than it answered: one lost answer is bad luck, and does not
+// make the node look for another eager peer (fill).
+func (st *lazyState) failing(p wire.NodeID) bool { return st.merit(p) <= -2 }
+
 // note records that p kept (served) or broke a promise.
 func (st *lazyState) note(p wire.NodeID, served bool) {
 	if st.record == nil {
@@ -354,22 +359,31 @@ func (r LazyRouter) state(n *Node, now int64) *lazyState {
 	return st
 }
 
-// fill tops the eager set up to LazyD with peers outside it that have
-// not pruned this node, drawn at random, and grafts them, as gossipsub's
-// heartbeat grafts its mesh up to D. Dialed peers come first: while
-// fewer than LazyDOut of the eager peers are links this node dialed, it
-// grafts dialed peers, past LazyD if need be (gossipsub's D_out).
+// fill tops the eager set up to LazyD working peers with peers outside
+// it that have not pruned this node and are not failing, drawn at
+// random, and grafts them, as gossipsub's heartbeat grafts its mesh up to
+// D. Dialed peers come first: while fewer than LazyDOut of the working
+// eager peers are links this node dialed, it grafts dialed peers, past
+// LazyD if need be (gossipsub's D_out).
+//
+// An eager peer that has broken at least two more of this node's IWANTs
+// than it answered (failing) does not count: it is likely a liar that announces what it
+// never serves and forwards nothing, and the node would otherwise depend
+// on it for a LazyD-th of its pushes until the scoring guard, seconds
+// later, prunes it. It stays in the eager set (so it still gets this
+// node's pushes, and its lies go on being seen and charged), and the set
+// grows past LazyD, up to eagerCap.
 func (r LazyRouter) fill(n *Node, st *lazyState, out *Output) {
 	if len(st.dialed) > 0 && r.cfg.LazyDOut > 0 {
 		r.fillDialed(n, st, out)
 	}
-	need := r.cfg.LazyD - len(st.eager)
+	need := min(r.cfg.LazyD-st.working(), r.eagerCap()-len(st.eager))
 	if need <= 0 || len(n.peers) <= len(st.eager)+len(st.pruned) {
 		return
 	}
 	cand := st.scratch[:0]
 	for _, p := range n.peers {
-		if !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) {
+		if !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) && !st.failing(p) {
 			cand = append(cand, p)
 		}
 	}
@@ -381,13 +395,31 @@ func (r LazyRouter) fill(n *Node, st *lazyState, out *Output) {
 	st.scratch = cand[:0]
 }
 
+// working counts the eager peers that are not failing.
+func (st *lazyState) working() int {
+	if st.record == nil {
+		return len(st.eager)
+	}
+	k := 0
+	for _, p := range st.eager {
+		if !st.failing(p) {
+			k++
+		}
+	}
+	return k
+}
+
+// eagerCap bounds the eager set, failing peers included: maxEager
+// and LazyD more.
+func (r LazyRouter) eagerCap() int { return r.maxEager() + r.cfg.LazyD }
+
 // fillDialed grafts dialed peers, drawn at random among those outside the
 // eager set that have not pruned this node, until LazyDOut of the eager
 // peers are dialed or none is left.
 func (r LazyRouter) fillDialed(n *Node, st *lazyState, out *Output) {
 	need := r.cfg.LazyDOut
 	for _, p := range st.eager {
-		if slices.Contains(st.dialed, p) {
+		if slices.Contains(st.dialed, p) && !st.failing(p) {
 			if need--; need <= 0 {
 				return
 			}
@@ -395,10 +427,11 @@ func (r LazyRouter) fillDialed(n *Node, st *lazyState, out *Output) {
 	}
 	cand := st.scratch[:0]
 	for _, p := range st.dialed {
-		if !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) {
+		if !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) && !st.failing(p) {
 			cand = append(cand, p)
 		}
 	}
+	need = min(need, r.eagerCap()-len(st.eager))
 	for i := 0; i < need && i < len(cand); i++ {
 		j := i + n.rng.IntN(len(cand)-i)
 		cand[i], cand[j] = cand[j], cand[i]
@@ -540,10 +573,12 @@ func (r LazyRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.Cont
 		st.pruned = deleteID(st.pruned, from)
 		switch {
 		case slices.Contains(st.eager, from):
-		case len(st.eager) < r.maxEager(), slices.Contains(st.dialed, from):
-			// Past 2 LazyD, only a peer this node dialed is taken
-			// (gossipsub's rule against mesh takeover: however many
-			// sybils graft it, the peers it chose can still get in).
+		case slices.Contains(st.dialed, from),
+			st.working() < r.maxEager() && len(st.eager) < r.eagerCap():
+			// Past 2 LazyD working eager peers, only a peer this node
+			// dialed is taken (gossipsub's rule against mesh takeover:
+			// however many sybils graft it, the peers it chose can still
+			// get in).
 			st.eager = append(st.eager, from)
 		default:
 			st.stats.PrunesSent++

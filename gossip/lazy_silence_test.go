@@ -93,3 +93,70 @@ func TestLazyGraftsAWorkingLinkWhenTheEagerSetIsSilent(t *testing.T) {
 		}
 	}
 }
+
+// TestLazyFailingEagerPeerDoesNotCount: an eager peer that breaks two
+// more of the node's IWANTs than it answers (a liar: it announces what it
+// never serves, and forwards nothing) no longer counts toward LazyD: the
+// node grafts another peer beside it, and keeps pushing to it (its lies
+// go on being seen). One broken IWANT changes nothing.
+func TestLazyFailingEagerPeerDoesNotCount(t *testing.T) {
+	cfg := lazyConfig()
+	cfg.LazyD = 2
+	c, err := New(cfg, 1, rand.New(rand.NewPCG(5, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Output
+	for p := wire.NodeID(2); p <= 6; p++ {
+		c.PeerUp(0, p, &out)
+	}
+	liar := LazyEager(c)[0]
+	now := int64(time.Millisecond)
+	lie := func(seq uint64) {
+		id := wire.ComputeMsgID(9, seq, []byte("never"))
+		out.Reset()
+		c.Step(now, liar, Frame{Ctl: &wire.Control{Kind: wire.FrameIHave, IDs: []wire.MsgID{id}}}, &out)
+		// Heartbeats until the IWANT times out, with no other announcer.
+		for end := now + int64(cfg.LazyIWantTimeout+2*cfg.LazyHeartbeat); now < end; now += int64(cfg.LazyHeartbeat) {
+			c.Tick(now, &out)
+		}
+	}
+	msg := func(seq uint64) *wire.Message {
+		m := &wire.Message{Origin: 8, Seq: seq, Hop: 1, Body: []byte{byte(seq)}}
+		m.ID = wire.ComputeMsgID(m.Origin, m.Seq, m.Body)
+		return m
+	}
+	from := func() wire.NodeID {
+		for p := wire.NodeID(2); p <= 6; p++ {
+			if !slices.Contains(LazyEager(c), p) {
+				return p
+			}
+		}
+		t.Fatal("no lazy peer")
+		return 0
+	}
+	lie(1)
+	out.Reset()
+	c.Receive(now, from(), msg(1), &out)
+	if e := LazyEager(c); len(e) != cfg.LazyD {
+		t.Fatalf("after one broken IWANT the eager set is %v, want %d peers", e, cfg.LazyD)
+	}
+	lie(2)
+	out.Reset()
+	c.Receive(now, from(), msg(2), &out)
+	e := LazyEager(c)
+	if len(e) != cfg.LazyD+1 || !slices.Contains(e, liar) {
+		t.Fatalf("after two broken IWANTs the eager set is %v: want the failing peer %v and %d others", e, liar, cfg.LazyD)
+	}
+	out.Reset()
+	c.Receive(now, from(), msg(3), &out)
+	pushed := 0
+	for _, s := range out.Sends {
+		if s.Msg != nil && (s.To == liar || slices.Contains(e, s.To)) {
+			pushed++
+		}
+	}
+	if pushed < cfg.LazyD {
+		t.Fatalf("the next message went to %d eager peers: %+v", pushed, out.Sends)
+	}
+}
