@@ -205,6 +205,49 @@ type Config struct {
 	// heartbeats): far above a round trip here, short enough that a dead
 	// announcer costs little.
 	LazyIWantTimeout time.Duration
+	// LazyDOut is how many eager slots a node keeps on links it dialed
+	// itself (gossipsub's D_out), when its driver says which those are
+	// (Dialer): the eager set is topped up from them first, even past
+	// LazyD. A node picks whom it dials; an attacker only chooses to
+	// connect to it, so however many peers graft it or fill its peer
+	// list, at least this many of the peers it pushes to are its own
+	// choice; and a GRAFT from a dialed peer is taken even when the eager
+	// set is full (gossipsub's rule against mesh takeover). Default 1
+	// (gossipsub's 2 of D 6, scaled to LazyD 3); 0 reserves no slot (the
+	// GRAFT rule stays). At most LazyD: accepted links keep their slots
+	// anyway, since a node takes GRAFTs up to twice LazyD.
+	LazyDOut int
+	// LazyMaxIHave is how many announced ids a node asks one peer for
+	// per heartbeat (gossipsub's MaxIHaveLength); the rest of that peer's
+	// announcements until the next heartbeat are ignored, so a peer that
+	// announces what it never serves cannot make the node wait on more
+	// than this many of its promises a heartbeat. Default 8,000: two full
+	// IHAVE frames (wire.MaxControlIDs each), more than an honest peer
+	// sends a heartbeat, which is one. At least 1.
+	LazyMaxIHave int
+	// LazyGossipFactor makes the announcements grow with the peer list
+	// (gossipsub v1.1's GossipFactor): each heartbeat IHAVE goes to
+	// max(LazyDLazy, LazyGossipFactor × candidates) peers outside the
+	// eager set. A node among many sybils, which forward nothing of some
+	// origin (a censor) or nothing at all, would otherwise spend its few
+	// announcements on them, and the honest nodes that lack a message
+	// would hear of it by lottery. Default 0.25, as gossipsub: at this
+	// mesh's usual degree (3 to 8) a quarter of the lazy peers is fewer
+	// than LazyDLazy, so nothing changes there. In [0, 1].
+	LazyGossipFactor float64
+	// LazyEagerSilence is how long the eager set may push this node
+	// nothing (no copy, first or duplicate, from any eager peer) before
+	// a first copy that came another way (an IWANT answer, an
+	// anti-entropy pull) grafts the peer that sent it. Links cut without
+	// a PeerDown (a partition, a peer that stopped forwarding) leave an
+	// eager set that pushes nothing, and the node would hear of each
+	// message only if a lazy neighbour's random announcements happened to
+	// pick it; the peer that just delivered is a link known to work.
+	// While the eager set pushes anything, nothing changes. Default 5 s,
+	// the cache horizon at the default LazyHistory and LazyHeartbeat; 0
+	// turns it off.
+	LazyEagerSilence time.Duration
+
 	// OriginRate is the per-origin rate budget (origin.go), in new
 	// messages a second: a node delivers and forwards at most that many
 	// of any one origin a second, after a burst of OriginBurst, and
@@ -281,6 +324,10 @@ func DefaultConfig() Config {
 		LazyHistory:      50,
 		LazyGossip:       3,
 		LazyIWantTimeout: 300 * time.Millisecond,
+		LazyDOut:         1,
+		LazyMaxIHave:     2 * wire.MaxControlIDs,
+		LazyGossipFactor: 0.25,
+		LazyEagerSilence: 5 * time.Second,
 	}
 }
 
@@ -393,6 +440,18 @@ func (c Config) validateLazy() error {
 		if d.v <= 0 || d.v > maxFuture {
 			return fmt.Errorf("gossip: %s must be in (0, %v], got %v", d.name, maxFuture, d.v)
 		}
+	}
+	if c.LazyDOut < 0 || c.LazyDOut > c.LazyD {
+		return fmt.Errorf("gossip: lazy D_out must be in 0..%d (lazy D), got %d", c.LazyD, c.LazyDOut)
+	}
+	if !(c.LazyGossipFactor >= 0 && c.LazyGossipFactor <= 1) {
+		return fmt.Errorf("gossip: lazy gossip factor must be in [0, 1], got %v", c.LazyGossipFactor)
+	}
+	if c.LazyEagerSilence < 0 || c.LazyEagerSilence > maxFuture {
+		return fmt.Errorf("gossip: lazy eager silence must be in [0, %v], got %v", maxFuture, c.LazyEagerSilence)
+	}
+	if c.LazyMaxIHave < 1 {
+		return fmt.Errorf("gossip: lazy max IHAVE must be at least 1 id a heartbeat, got %d", c.LazyMaxIHave)
 	}
 	if c.LazyGossip < 1 {
 		return fmt.Errorf("gossip: lazy gossip must be at least 1 heartbeat, got %d", c.LazyGossip)

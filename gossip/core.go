@@ -343,6 +343,20 @@ func (c *Core) PeerUp(now int64, p wire.NodeID, out *Output) {
 	c.sh.router.OnPeerUp(c, now, p, out)
 }
 
+// PeerUpDialed implements Dialer: PeerUp for a link this node dialed,
+// which a router that tells them apart (DialRouter) hears of as such.
+func (c *Core) PeerUpDialed(now int64, p wire.NodeID, out *Output) {
+	if p == c.id || c.hasPeer(p) {
+		return
+	}
+	c.peers = append(c.peers, p)
+	if d, ok := c.sh.router.(DialRouter); ok {
+		d.OnPeerUpDialed(c, now, p, out)
+		return
+	}
+	c.sh.router.OnPeerUp(c, now, p, out)
+}
+
 // RemovePeer unlinks p, as PeerDown does, dropping what the router sends.
 func (c *Core) RemovePeer(p wire.NodeID) {
 	var out Output

@@ -9,14 +9,18 @@ import (
 // LazyRouter is lazy push, gossipsub's mesh plus gossip: a new message is
 // pushed eagerly to LazyD peers (the node's eager set, never the sender),
 // and every LazyHeartbeat the node announces the ids it received within
-// the last LazyGossip heartbeats (IHAVE) to up to LazyDLazy other peers,
-// picked at random each heartbeat; the eager peers hear of each id once,
+// the last LazyGossip heartbeats (IHAVE) to max(LazyDLazy,
+// LazyGossipFactor × candidates) other peers, picked at random each
+// heartbeat; the eager peers hear of each id once,
 // at the first heartbeat, in case the push was dropped on the way. A peer
 // that lacks an announced message asks for it (IWANT) and is answered
 // from the message store, for messages still in the cache of the last
 // LazyHistory heartbeats. The asker keeps a promise per id: if the
 // message has not come LazyIWantTimeout later, the promise is broken and
-// it asks the peer that announced the id last.
+// it asks the announcer with the best record (answers kept less promises
+// broken), the latest among equals; an id asked of a peer that breaks
+// more promises than it keeps is asked at once of the next announcer.
+// A peer is asked for at most LazyMaxIHave ids a heartbeat.
 //
 // So eager push carries most of a message's spread at the cost of about
 // LazyD payload frames per node, and the announcements repair whatever
@@ -33,7 +37,11 @@ import (
 // repair. The eager set is topped up to LazyD, with peers drawn at random,
 // whenever it is short (a link down, a PRUNE) and a message or heartbeat
 // comes; a driver that hands the core its peers without PeerUp (the
-// simulator's SetPeers) gets it filled on the first message.
+// simulator's SetPeers) gets it filled on the first message. When the
+// driver says which links the node dialed (gossip.LinkUp), LazyDOut of
+// the eager slots go to those first (gossipsub's D_out), and a GRAFT from
+// a dialed peer is taken past 2 LazyD: sybils can open links to a node
+// and graft it, but not choose whom it dials.
 //
 // Its per-node state lives in the core's router slot. A node asks for
 // ticks only while it has something to do, ids to announce or promises
@@ -82,6 +90,33 @@ type lazyState struct {
 	lastHB  int64
 	scratch []wire.NodeID
 	stats   LazyStats
+	// eagerAt is when an eager peer last pushed this node a copy, or
+	// when the first message came (LazyEagerSilence); heard says
+	// whether a message came at all.
+	eagerAt int64
+	heard   bool
+	// dialed are the linked peers this node dialed (PeerUpDialed): the
+	// eager set keeps LazyDOut of them.
+	dialed []wire.NodeID
+	// asked counts the ids asked of each peer since the last heartbeat,
+	// against LazyMaxIHave.
+	asked []peerCount
+	// record is what each peer did with this node's IWANTs: how many it
+	// answered and how many it let time out. A promise moves to the
+	// announcer with the best record, and away from one that breaks more
+	// than it keeps as soon as another announces the id.
+	record map[wire.NodeID]*peerRecord
+}
+
+// peerCount is a count for one peer.
+type peerCount struct {
+	p wire.NodeID
+	n int
+}
+
+// peerRecord is one peer's record of IWANTs answered and broken.
+type peerRecord struct {
+	served, broken uint32
 }
 
 // lazyEntry is one message in the cache: the heartbeat count when it
@@ -132,23 +167,67 @@ func (pr *lazyPromise) announced(p wire.NodeID, now int64) {
 	pr.alts = append(pr.alts, lazyAlt{p: p, at: now})
 }
 
-// next moves the promise to the announcer that announced it last, which
-// is the likeliest to still hold it in its cache, and reports false when
-// none is left that can: one whose IHAVE came before horizon (LazyHistory
-// heartbeats ago) has dropped the id from its cache.
-func (pr *lazyPromise) next(horizon int64) bool {
-	for len(pr.alts) > 0 {
-		k := len(pr.alts) - 1
-		a := pr.alts[k]
-		pr.alts = pr.alts[:k]
-		if a.at >= horizon {
-			pr.asked = a.p
-			return true
-		}
-		// Announcements are in order: the older ones are stale too.
-		pr.alts = pr.alts[:0]
+// next moves the promise to the announcer with the best record (st.merit:
+// most answers kept, fewest broken), the latest of those announcing among
+// equals, since it is the likeliest to still hold the id, and reports
+// false when none is left that can: one whose IHAVE came before horizon
+// (LazyHistory heartbeats ago) has dropped the id from its cache.
+func (pr *lazyPromise) next(st *lazyState, horizon int64) bool {
+	// Announcements are in order: those before horizon are stale.
+	first := 0
+	for first < len(pr.alts) && pr.alts[first].at < horizon {
+		first++
 	}
-	return false
+	pr.alts = slices.Delete(pr.alts, 0, first)
+	if len(pr.alts) == 0 {
+		return false
+	}
+	best := len(pr.alts) - 1
+	if st.record != nil {
+		bm := st.merit(pr.alts[best].p)
+		for i := best - 1; i >= 0; i-- {
+			if m := st.merit(pr.alts[i].p); m > bm {
+				best, bm = i, m
+			}
+		}
+	}
+	pr.asked = pr.alts[best].p
+	pr.alts = slices.Delete(pr.alts, best, best+1)
+	return true
+}
+
+// merit is p's record as a number: answers kept less promises broken.
+func (st *lazyState) merit(p wire.NodeID) int64 {
+	if r := st.record[p]; r != nil {
+		return int64(r.served) - int64(r.broken)
+	}
+	return 0
+}
+
+// unreliable reports whether p has broken more of this node's IWANTs
+// than it answered.
+func (st *lazyState) unreliable(p wire.NodeID) bool { return st.merit(p) < 0 }
+
+// failing reports whether p has broken at least two more of this node's
+// IWANTs than it answered: one lost answer is bad luck, and does not
+// make the node look for another eager peer (fill).
+func (st *lazyState) failing(p wire.NodeID) bool { return st.merit(p) <= -2 }
+
+// note records that p kept (served) or broke a promise.
+func (st *lazyState) note(p wire.NodeID, served bool) {
+	if st.record == nil {
+		st.record = make(map[wire.NodeID]*peerRecord)
+	}
+	r := st.record[p]
+	if r == nil {
+		r = &peerRecord{}
+		st.record[p] = r
+	}
+	if served {
+		r.served++
+	} else {
+		r.broken++
+	}
 }
 
 // LazyStats are one node's lazy-push counters, for metrics and tests.
@@ -165,6 +244,13 @@ type LazyStats struct {
 	// PromisesBroken counts IWANTs whose message did not come within
 	// LazyIWantTimeout; the next announcer, if any, was asked instead.
 	PromisesBroken uint64
+	// SilentGrafts counts peers grafted because they delivered a first
+	// copy after the eager set had pushed nothing for LazyEagerSilence.
+	SilentGrafts uint64
+	// IHaveCapped counts announced ids not asked for because their
+	// announcer had been asked for LazyMaxIHave ids since the last
+	// heartbeat.
+	IHaveCapped uint64
 	// Cached is the number of ids in the message cache; Promises the
 	// announced messages the node is waiting for.
 	Cached, Promises int
@@ -216,8 +302,12 @@ func (r LazyRouter) heartbeat() int64 { return int64(r.cfg.LazyHeartbeat) }
 func (r LazyRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID, dst []wire.NodeID, out *Output) []wire.NodeID {
 	st := r.state(n, now)
 	r.fill(n, st, out)
+	r.heardFrom(n, st, now, from, out)
 	r.cacheAdd(st, m.ID, from)
 	if p := st.byID[m.ID]; p != nil {
+		if from == p.asked {
+			st.note(from, true)
+		}
 		st.dropPromise(p)
 	}
 	for _, p := range st.eager {
@@ -227,6 +317,25 @@ func (r LazyRouter) Route(n *Node, now int64, m *wire.Message, from wire.NodeID,
 	}
 	r.arm(st, now)
 	return dst
+}
+
+// heardFrom notes a first copy from from (0: this node's own). One from an
+// eager peer shows the eager set works. One from another peer after the
+// eager set pushed nothing for LazyEagerSilence grafts from, a link known
+// to work, if the eager set has room (maxEager) and from has not pruned
+// this node: the eager links are likely cut without a PeerDown, and the
+// lazy neighbours' announcements reach this node only by lottery.
+func (r LazyRouter) heardFrom(n *Node, st *lazyState, now int64, from wire.NodeID, out *Output) {
+	switch {
+	case from == 0:
+	case !st.heard, slices.Contains(st.eager, from):
+		st.eagerAt, st.heard = now, true
+	case r.cfg.LazyEagerSilence > 0 && now-st.eagerAt >= int64(r.cfg.LazyEagerSilence) &&
+		n.hasPeer(from) && len(st.eager) < r.maxEager() && !slices.Contains(st.pruned, from):
+		st.stats.SilentGrafts++
+		r.graft(st, from, out)
+		st.eagerAt = now
+	}
 }
 
 // arm schedules the next heartbeat if none is.
@@ -250,20 +359,79 @@ func (r LazyRouter) state(n *Node, now int64) *lazyState {
 	return st
 }
 
-// fill tops the eager set up to LazyD with peers outside it that have
-// not pruned this node, drawn at random, and grafts them, as gossipsub's
-// heartbeat grafts its mesh up to D.
+// fill tops the eager set up to LazyD working peers with peers outside
+// it that have not pruned this node and are not failing, drawn at
+// random, and grafts them, as gossipsub's heartbeat grafts its mesh up to
+// D. Dialed peers come first: while fewer than LazyDOut of the working
+// eager peers are links this node dialed, it grafts dialed peers, past
+// LazyD if need be (gossipsub's D_out).
+//
+// An eager peer that has broken at least two more of this node's IWANTs
+// than it answered (failing) does not count: it is likely a liar that announces what it
+// never serves and forwards nothing, and the node would otherwise depend
+// on it for a LazyD-th of its pushes until the scoring guard, seconds
+// later, prunes it. It stays in the eager set (so it still gets this
+// node's pushes, and its lies go on being seen and charged), and the set
+// grows past LazyD, up to eagerCap.
 func (r LazyRouter) fill(n *Node, st *lazyState, out *Output) {
-	need := r.cfg.LazyD - len(st.eager)
+	if len(st.dialed) > 0 && r.cfg.LazyDOut > 0 {
+		r.fillDialed(n, st, out)
+	}
+	need := min(r.cfg.LazyD-st.working(), r.eagerCap()-len(st.eager))
 	if need <= 0 || len(n.peers) <= len(st.eager)+len(st.pruned) {
 		return
 	}
 	cand := st.scratch[:0]
 	for _, p := range n.peers {
-		if !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) {
+		if !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) && !st.failing(p) {
 			cand = append(cand, p)
 		}
 	}
+	for i := 0; i < need && i < len(cand); i++ {
+		j := i + n.rng.IntN(len(cand)-i)
+		cand[i], cand[j] = cand[j], cand[i]
+		r.graft(st, cand[i], out)
+	}
+	st.scratch = cand[:0]
+}
+
+// working counts the eager peers that are not failing.
+func (st *lazyState) working() int {
+	if st.record == nil {
+		return len(st.eager)
+	}
+	k := 0
+	for _, p := range st.eager {
+		if !st.failing(p) {
+			k++
+		}
+	}
+	return k
+}
+
+// eagerCap bounds the eager set, failing peers included: maxEager
+// and LazyD more.
+func (r LazyRouter) eagerCap() int { return r.maxEager() + r.cfg.LazyD }
+
+// fillDialed grafts dialed peers, drawn at random among those outside the
+// eager set that have not pruned this node, until LazyDOut of the eager
+// peers are dialed or none is left.
+func (r LazyRouter) fillDialed(n *Node, st *lazyState, out *Output) {
+	need := r.cfg.LazyDOut
+	for _, p := range st.eager {
+		if slices.Contains(st.dialed, p) && !st.failing(p) {
+			if need--; need <= 0 {
+				return
+			}
+		}
+	}
+	cand := st.scratch[:0]
+	for _, p := range st.dialed {
+		if !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) && !st.failing(p) {
+			cand = append(cand, p)
+		}
+	}
+	need = min(need, r.eagerCap()-len(st.eager))
 	for i := 0; i < need && i < len(cand); i++ {
 		j := i + n.rng.IntN(len(cand)-i)
 		cand[i], cand[j] = cand[j], cand[i]
@@ -378,6 +546,9 @@ func (e *lazyEntry) has(p wire.NodeID) bool {
 // it gets no IHAVE for it.
 func (r LazyRouter) OnDuplicate(n *Node, now int64, m *wire.Message, from wire.NodeID, _ *Output) {
 	st := r.state(n, now)
+	if from != 0 && slices.Contains(st.eager, from) {
+		st.eagerAt = now
+	}
 	if e := st.find(m.ID); e != nil && from != 0 {
 		e.mark(from)
 	}
@@ -402,7 +573,12 @@ func (r LazyRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.Cont
 		st.pruned = deleteID(st.pruned, from)
 		switch {
 		case slices.Contains(st.eager, from):
-		case len(st.eager) < r.maxEager():
+		case slices.Contains(st.dialed, from),
+			st.working() < r.maxEager() && len(st.eager) < r.eagerCap():
+			// Past 2 LazyD working eager peers, only a peer this node
+			// dialed is taken (gossipsub's rule against mesh takeover:
+			// however many sybils graft it, the peers it chose can still
+			// get in).
 			st.eager = append(st.eager, from)
 		default:
 			st.stats.PrunesSent++
@@ -418,6 +594,8 @@ func (r LazyRouter) OnControl(n *Node, now int64, from wire.NodeID, c *wire.Cont
 
 func (r LazyRouter) onIHave(n *Node, st *lazyState, now int64, from wire.NodeID, ids []wire.MsgID, out *Output) {
 	var want []wire.MsgID
+	asked := st.askedOf(from)
+	fromOK := !st.unreliable(from)
 	for _, id := range ids {
 		if n.seen.contains(now, id) {
 			if e := st.find(id); e != nil {
@@ -426,7 +604,28 @@ func (r LazyRouter) onIHave(n *Node, st *lazyState, now int64, from wire.NodeID,
 			continue
 		}
 		if p := st.byID[id]; p != nil {
+			if fromOK && p.asked != from && st.unreliable(p.asked) && asked+len(want) < r.cfg.LazyMaxIHave {
+				// Asked of a peer that breaks more promises than it
+				// keeps: ask this one too, now, rather than wait out
+				// the timeout. The first stays an announcer to fall
+				// back on.
+				p.alts = append(p.alts, lazyAlt{p: p.asked, at: now})
+				p.asked = from
+				p.deadline = now + int64(r.cfg.LazyIWantTimeout)
+				if i := slices.IndexFunc(p.alts, func(a lazyAlt) bool { return a.p == from }); i >= 0 {
+					p.alts = slices.Delete(p.alts, i, i+1)
+				}
+				want = append(want, id)
+				continue
+			}
 			p.announced(from, now)
+			continue
+		}
+		if asked+len(want) >= r.cfg.LazyMaxIHave {
+			// As many ids asked of this peer since the last heartbeat
+			// as a peer may make this node wait on: the rest of its
+			// announcements are ignored until the next.
+			st.stats.IHaveCapped++
 			continue
 		}
 		if len(st.promises) >= r.cfg.StoreCapacity {
@@ -443,10 +642,33 @@ func (r LazyRouter) onIHave(n *Node, st *lazyState, now int64, from wire.NodeID,
 		want = append(want, id)
 	}
 	if len(want) > 0 {
+		st.addAsked(from, len(want))
 		st.stats.IWantsSent++
 		out.SendControl(from, &wire.Control{Kind: wire.FrameIWant, IDs: want})
 		r.arm(st, now)
 	}
+}
+
+// askedOf is how many ids this node asked of p since the last heartbeat.
+func (st *lazyState) askedOf(p wire.NodeID) int {
+	for _, c := range st.asked {
+		if c.p == p {
+			return c.n
+		}
+	}
+	return 0
+}
+
+// addAsked counts k more ids asked of p. The counts go at the next
+// heartbeat, which asking arms.
+func (st *lazyState) addAsked(p wire.NodeID, k int) {
+	for i := range st.asked {
+		if st.asked[i].p == p {
+			st.asked[i].n += k
+			return
+		}
+	}
+	st.asked = append(st.asked, peerCount{p: p, n: k})
 }
 
 func (r LazyRouter) onIWant(n *Node, st *lazyState, now int64, from wire.NodeID, ids []wire.MsgID, out *Output) {
@@ -484,6 +706,8 @@ func (r LazyRouter) OnTick(n *Node, now int64, out *Output) {
 	}
 	st.hb++
 	st.lastHB = now
+	clear(st.asked)
+	st.asked = st.asked[:0]
 	r.purge(st)
 	r.fill(n, st, out)
 	r.keepPromises(n, st, now, out)
@@ -526,6 +750,7 @@ func (r LazyRouter) keepPromises(n *Node, st *lazyState, now int64, out *Output)
 			continue
 		}
 		st.stats.PromisesBroken++
+		st.note(p.asked, false)
 		var ok bool
 		if asks, ok = r.reask(st, p, now, asks); ok {
 			keep = append(keep, p)
@@ -540,7 +765,7 @@ func (r LazyRouter) keepPromises(n *Node, st *lazyState, now int64, out *Output)
 // ok is false, and p forgotten, when no announcer is left that can still
 // answer from its cache.
 func (r LazyRouter) reask(st *lazyState, p *lazyPromise, now int64, asks []pendingIHave) (_ []pendingIHave, ok bool) {
-	if !p.next(r.cacheHorizon(now)) {
+	if !p.next(st, r.cacheHorizon(now)) {
 		delete(st.byID, p.id)
 		return asks, false
 	}
@@ -554,8 +779,9 @@ func (r LazyRouter) sendIWants(st *lazyState, asks []pendingIHave, out *Output) 
 	}
 }
 
-// announce sends IHAVE to up to LazyDLazy peers outside the eager set,
-// drawn at random among those not known to have every id to announce:
+// announce sends IHAVE to up to max(LazyDLazy, LazyGossipFactor × the
+// candidates) peers outside the eager set, drawn at random among those
+// not known to have every id to announce (the candidates):
 // each gets the ids of the last LazyGossip heartbeats it is not known to
 // have, newest first, at most wire.MaxControlIDs. Eager peers get the
 // ids that came since the last heartbeat and they are not known to have. (gossipsub draws among
@@ -572,7 +798,7 @@ func (r LazyRouter) announce(n *Node, st *lazyState, now int64, out *Output) {
 			cand = append(cand, p)
 		}
 	}
-	pick := min(r.cfg.LazyDLazy, len(cand))
+	pick := min(max(r.cfg.LazyDLazy, int(r.cfg.LazyGossipFactor*float64(len(cand)))), len(cand))
 	for i := 0; i < pick; i++ {
 		j := i + n.rng.IntN(len(cand)-i)
 		cand[i], cand[j] = cand[j], cand[i]
@@ -642,12 +868,40 @@ func (r LazyRouter) OnPeerUp(n *Node, _ int64, p wire.NodeID, out *Output) {
 	}
 }
 
+// OnPeerUpDialed implements DialRouter: p is a link this node dialed. It
+// is grafted if the eager set is short of LazyD or of LazyDOut dialed
+// peers; a dialed link that comes up while the eager set is full of
+// accepted ones takes one of the LazyDOut slots all the same.
+func (r LazyRouter) OnPeerUpDialed(n *Node, now int64, p wire.NodeID, out *Output) {
+	st := lazyOf(n)
+	if !slices.Contains(st.dialed, p) {
+		st.dialed = append(st.dialed, p)
+	}
+	if r.cfg.LazyDOut > 0 && !slices.Contains(st.eager, p) && !slices.Contains(st.pruned, p) {
+		k := 0
+		for _, q := range st.eager {
+			if slices.Contains(st.dialed, q) {
+				k++
+			}
+		}
+		if k < r.cfg.LazyDOut {
+			r.graft(st, p, out)
+			return
+		}
+	}
+	r.OnPeerUp(n, now, p, out)
+}
+
+var _ DialRouter = LazyRouter{}
+
 // OnPeerDown implements Router: p leaves the eager set, which is topped
 // up from the other peers, and the promises p made are asked of the next
 // announcer at once (or dropped, when none is left).
 func (r LazyRouter) OnPeerDown(n *Node, now int64, p wire.NodeID, out *Output) {
 	st := lazyOf(n)
 	st.pruned = deleteID(st.pruned, p)
+	st.dialed = deleteID(st.dialed, p)
+	delete(st.record, p)
 	if slices.Contains(st.eager, p) {
 		st.eager = deleteID(st.eager, p)
 		r.fill(n, st, out)

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -40,6 +41,13 @@ func TestLazyConfigValidate(t *testing.T) {
 		{"gossip zero", func(c *Config) { c.LazyGossip = 0 }, "lazy gossip"},
 		{"history below gossip", func(c *Config) { c.LazyHistory = 2 }, "lazy history"},
 		{"history huge", func(c *Config) { c.LazyHistory = maxLazyHistory + 1 }, "lazy history"},
+		{"D_out negative", func(c *Config) { c.LazyDOut = -1 }, "D_out"},
+		{"D_out above D", func(c *Config) { c.LazyDOut = c.LazyD + 1 }, "D_out"},
+		{"gossip factor above 1", func(c *Config) { c.LazyGossipFactor = 1.5 }, "gossip factor"},
+		{"gossip factor NaN", func(c *Config) { c.LazyGossipFactor = math.NaN() }, "gossip factor"},
+		{"max IHAVE zero", func(c *Config) { c.LazyMaxIHave = 0 }, "max IHAVE"},
+		{"eager silence negative", func(c *Config) { c.LazyEagerSilence = -time.Second }, "eager silence"},
+		{"eager silence a week", func(c *Config) { c.LazyEagerSilence = 7 * 24 * time.Hour }, "eager silence"},
 	} {
 		cfg := lazyConfig()
 		tc.edit(&cfg)

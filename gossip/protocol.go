@@ -72,3 +72,29 @@ type Waker interface {
 }
 
 var _ Waker = (*Core)(nil)
+
+// Dialer is a Protocol that tells the links its node dialed from those it
+// accepted. A node picks whom it dials (its seeds, its own peer
+// exchange); an attacker can only connect to it, as often as it likes. So
+// a router that keeps some of its eager slots on dialed links (the lazy
+// router's LazyDOut, gossipsub's D_out) cannot be crowded out of them by
+// sybils, however many inbound links they open. A driver that knows a
+// link's direction brings it up with LinkUp.
+type Dialer interface {
+	Protocol
+	// PeerUpDialed is PeerUp for a link this node dialed.
+	PeerUpDialed(now int64, p wire.NodeID, out *Output)
+}
+
+// LinkUp tells pr that the link to p is up, and whether this node dialed
+// it: PeerUpDialed when it did and pr is a Dialer, PeerUp otherwise (an
+// accepted link, or a protocol that makes no difference).
+func LinkUp(pr Protocol, now int64, p wire.NodeID, dialed bool, out *Output) {
+	if d, ok := pr.(Dialer); ok && dialed {
+		d.PeerUpDialed(now, p, out)
+		return
+	}
+	pr.PeerUp(now, p, out)
+}
+
+var _ Dialer = (*Core)(nil)

@@ -44,6 +44,14 @@ type Router interface {
 	OnPeerDown(n *Node, now int64, p wire.NodeID, out *Output)
 }
 
+// DialRouter is a Router that tells dialed links from accepted ones (see
+// Dialer): OnPeerUpDialed replaces OnPeerUp for a link this node dialed.
+// Routers that make no difference need not implement it.
+type DialRouter interface {
+	Router
+	OnPeerUpDialed(n *Node, now int64, p wire.NodeID, out *Output)
+}
+
 // Node is what a router sees of the core it runs in: the node's id, its
 // peers, its seeded random source and its router state. It is the Core
 // itself, under a name that says what routers are handed.

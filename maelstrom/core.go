@@ -73,7 +73,9 @@ func (a *coreAdapter) addPeer(p string) error {
 	if !ok {
 		return fmt.Errorf("maelstrom: peer %q is not in node_ids", p)
 	}
-	a.core.PeerUp(0, id, &a.out) // what it sends goes out with the next collect
+	// The topology names this node's own neighbours: links it chose, as
+	// a node chooses whom it dials.
+	gossip.LinkUp(a.core, 0, id, true, &a.out) // what it sends goes out with the next collect
 	return nil
 }
 

@@ -425,7 +425,7 @@ func (n *Node) addLink(p *peer) *peer {
 	n.setLink(p.id, p)
 	n.countInbound(p, +1)
 	now := time.Now().UnixNano()
-	n.core.PeerUp(now, p.id, &n.out)
+	gossip.LinkUp(n.core, now, p.id, p.outbound, &n.out)
 	if n.guard != nil {
 		n.guard.SetAddr(now, p.id, colocationHost(p), &n.out)
 	}
@@ -499,7 +499,7 @@ func (n *Node) removeLink(p *peer) {
 		} else {
 			n.handOver(p, s)
 			n.setLink(s.id, s)
-			n.core.PeerUp(time.Now().UnixNano(), s.id, &n.out)
+			gossip.LinkUp(n.core, time.Now().UnixNano(), s.id, s.outbound, &n.out)
 			close(s.promote)
 			n.m.dupLinks.WithLabelValues("promoted").Inc()
 			n.log.Info("peer up", "peer_id", s.id.String(), "addr", s.addr, "outbound", s.outbound, "from_standby", true)

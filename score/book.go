@@ -46,6 +46,7 @@ type peerRecord struct {
 	copies         decaying // P3: copies delivered, first or not
 	invalid        decaying // P4
 	behaviour      decaying // P7
+	broken         decaying // the part of P7 owed to broken promises
 	lastPush       int64    // P3: when this node last pushed payload to it
 }
 
@@ -238,6 +239,37 @@ func (b *Book) Penalty(peer wire.NodeID, now int64, x float64) {
 	if r := b.record(peer, now); r != nil && x > 0 {
 		r.behaviour.add(now, int64(b.p.BehaviourHalfLife), b.p.DecayToZero, x)
 	}
+}
+
+// BrokePromise adds one broken promise to peer's behaviour penalty (P7),
+// and to the part of it that kept promises may take back (KeptPromise).
+func (b *Book) BrokePromise(peer wire.NodeID, now int64) {
+	if r := b.record(peer, now); r != nil {
+		hl := int64(b.p.BehaviourHalfLife)
+		r.behaviour.add(now, hl, b.p.DecayToZero, 1)
+		r.broken.add(now, hl, b.p.DecayToZero, 1)
+	}
+}
+
+// KeptPromise takes up to x back from peer's behaviour penalty (P7), but
+// only from what broken promises added to it, which decays as P7 does:
+// a promise peer kept offsets one it broke, never a penalty of another
+// kind (rate limits, graylisted frames, its own messages past the
+// budget). It reports how much it took back.
+func (b *Book) KeptPromise(peer wire.NodeID, now int64, x float64) float64 {
+	r := b.record(peer, now)
+	if r == nil || x <= 0 {
+		return 0
+	}
+	hl := int64(b.p.BehaviourHalfLife)
+	x = min(x, r.broken.value(now, hl, b.p.DecayToZero), r.behaviour.value(now, hl, b.p.DecayToZero))
+	if x <= 0 {
+		return 0
+	}
+	r.broken.add(now, hl, b.p.DecayToZero, -x)
+	r.behaviour.add(now, hl, b.p.DecayToZero, -x)
+	r.broken.v, r.behaviour.v = max(r.broken.v, 0), max(r.behaviour.v, 0)
+	return x
 }
 
 // Score is peer's score at now, 0 for a peer the book does not hold.

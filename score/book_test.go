@@ -97,7 +97,7 @@ func TestInvalidIsSquaredAndDecaysSlowly(t *testing.T) {
 }
 
 func TestBehaviourHasAThreshold(t *testing.T) {
-	b := NewBook(onlyTerm(func(p *Params) { p.BehaviourWeight = -1 }))
+	b := NewBook(onlyTerm(func(p *Params) { p.BehaviourWeight, p.BehaviourThreshold = -1, 10 }))
 	b.Connected(1, 0)
 	b.Penalty(1, 0, 10)
 	near(t, "at the threshold", b.Score(1, 0), 0)
@@ -223,15 +223,15 @@ func TestThresholdDefaultsAreOrdered(t *testing.T) {
 	if s := p.InvalidWeight * 16; s < th.Graylist {
 		t.Errorf("four invalid messages score %v, already below %v", s, th.Graylist)
 	}
-	// Graylisted by five, a peer is banned by its 23rd frame after them.
+	// Graylisted by five, a peer is banned by its 19th frame after them.
 	over := func(frames float64) float64 {
 		return p.BehaviourWeight * (frames - p.BehaviourThreshold) * (frames - p.BehaviourThreshold)
 	}
-	if s := p.InvalidWeight*25 + over(23); s >= th.Disconnect {
-		t.Errorf("five invalid messages and 23 graylisted frames score %v, not below %v", s, th.Disconnect)
+	if s := p.InvalidWeight*25 + over(19); s >= th.Disconnect {
+		t.Errorf("five invalid messages and 19 graylisted frames score %v, not below %v", s, th.Disconnect)
 	}
-	if s := p.InvalidWeight*25 + over(22); s < th.Disconnect {
-		t.Errorf("five invalid messages and 22 graylisted frames score %v, already below %v", s, th.Disconnect)
+	if s := p.InvalidWeight*25 + over(18); s < th.Disconnect {
+		t.Errorf("five invalid messages and 18 graylisted frames score %v, already below %v", s, th.Disconnect)
 	}
 	// P3 alone never takes gossip away.
 	if p.DeficitWeight <= th.Gossip {

@@ -42,8 +42,14 @@ type Stats struct {
 	// BannedDropped counts frames dropped to or from banned peers (frames
 	// already on their way when the ban came).
 	BannedDropped uint64
-	// BrokenPromises counts promises that were not kept.
-	BrokenPromises uint64
+	// BrokenPromises counts promises whose peer did not deliver the
+	// message itself within Params.PromiseBreak; Forgiven those of them
+	// it delivered late, within Params.PromiseTimeout, whose penalty was
+	// taken back. A copy from another peer forgives nothing.
+	BrokenPromises, Forgiven uint64
+	// KeptPromises counts promises whose peer delivered the message in
+	// time (within Params.PromiseBreak).
+	KeptPromises uint64
 	// Demotions counts peers moved out of the eager set for a score
 	// below 0, Restorations those grafted again once it was back at 0 or
 	// above.
@@ -59,17 +65,26 @@ type Stats struct {
 }
 
 // promise is one IWANT (or GRAFT with ids) this node sent: peer should
-// deliver id by deadline, unless another peer does.
+// deliver id by deadline itself. In g.promises the deadline is
+// Params.PromiseBreak after the ask; in g.charged, promises already
+// counted broken, it is Params.PromiseTimeout after the ask. pg is the
+// group it belongs to (a group forgotten and made again for the same id
+// is another group, so a stale entry never settles a newer promise).
 type promise struct {
 	peer     wire.NodeID
 	id       wire.MsgID
 	deadline int64
+	pg       *promiseGroup
 }
 
-// promiseGroup is the promises outstanding for one message id.
+// promiseGroup is the promises outstanding for one message id: the
+// peers asked for it that have not delivered it yet (waiting), and those
+// already charged for it (charged), which are forgiven if they deliver it
+// themselves within Params.PromiseTimeout. A peer appears once per
+// promise it made.
 type promiseGroup struct {
-	outstanding int
-	delivered   bool
+	waiting []wire.NodeID
+	charged []wire.NodeID
 }
 
 // Guard is a gossip.Protocol that wraps another (the gossip core) and
@@ -81,8 +96,10 @@ type promiseGroup struct {
 //     from P (P2), any valid copy from P (P3), a message P itself got
 //     wrong (gossip.EventRejected with PeerFault, P4);
 //   - frames it sends: payload to P makes P an eager link (P3); an IWANT,
-//     or a GRAFT naming ids, to P is a promise P must keep within
-//     Params.PromiseTimeout unless some peer delivers the message (P7);
+//     or a GRAFT naming ids, to P is a promise P itself must keep, by
+//     delivering the message within Params.PromiseBreak, or be charged
+//     for it (P7); the charge is taken back if P still delivers it within
+//     Params.PromiseTimeout, and not if some other peer does;
 //   - a copy over its origin's rate budget (gossip.ErrOriginBudget) that
 //     its origin sent itself adds to P7 (origin.go); one a relay sent
 //     costs the relay nothing;
@@ -112,6 +129,7 @@ type Guard struct {
 	bans   map[wire.NodeID]Ban
 
 	promises []promise // in deadline order (one timeout for all)
+	charged  []promise // broken ones that may yet be forgiven, in deadline order
 	groups   map[wire.MsgID]*promiseGroup
 
 	// pending are peers whose score an event lowered, to check once the
@@ -260,6 +278,9 @@ func (g *Guard) next(t int64) int64 {
 	if len(g.promises) > 0 {
 		t = earliest(t, g.promises[0].deadline)
 	}
+	if len(g.charged) > 0 {
+		t = earliest(t, g.charged[0].deadline)
+	}
 	return t
 }
 
@@ -274,6 +295,18 @@ func earliest(a, b int64) int64 {
 // Disconnect for the driver); any other is scored from its retained
 // record, if any, and handed to the inner protocol.
 func (g *Guard) PeerUp(now int64, p wire.NodeID, out *gossip.Output) {
+	g.peerUp(now, p, false, out)
+}
+
+// PeerUpDialed implements gossip.Dialer: PeerUp for a link this node
+// dialed, passed on as such to the inner protocol (gossip.LinkUp).
+func (g *Guard) PeerUpDialed(now int64, p wire.NodeID, out *gossip.Output) {
+	g.peerUp(now, p, true, out)
+}
+
+var _ gossip.Dialer = (*Guard)(nil)
+
+func (g *Guard) peerUp(now int64, p wire.NodeID, dialed bool, out *gossip.Output) {
 	if p == g.inner.ID() {
 		return
 	}
@@ -291,7 +324,7 @@ func (g *Guard) PeerUp(now int64, p wire.NodeID, out *gossip.Output) {
 		g.nextEval = now + int64(g.p.Interval)
 	}
 	s0, e0 := len(out.Sends), len(out.Events)
-	g.inner.PeerUp(now, p, out)
+	gossip.LinkUp(g.inner, now, p, dialed, out)
 	g.observe(now, s0, e0, out)
 	g.pending = append(g.pending, p) // a retained score may be low
 	g.settle(now, out)
@@ -353,11 +386,10 @@ func (g *Guard) observe(now int64, s0, e0 int, out *gossip.Output) {
 		switch e.Kind {
 		case gossip.EventDelivered:
 			g.book.Delivered(e.From, now, true)
-			if pg := g.groups[e.Msg.ID]; pg != nil {
-				pg.delivered = true
-			}
+			g.kept(now, e.From, e.Msg.ID)
 		case gossip.EventDuplicate:
 			g.book.Delivered(e.From, now, false)
+			g.kept(now, e.From, e.Msg.ID)
 		case gossip.EventRejected:
 			if e.PeerFault && e.From != 0 {
 				g.book.Invalid(e.From, now)
@@ -398,7 +430,7 @@ func (g *Guard) observe(now int64, s0, e0 int, out *gossip.Output) {
 
 // promise tracks that peer owes this node message id.
 func (g *Guard) promise(now int64, peer wire.NodeID, id wire.MsgID) {
-	if len(g.promises) >= g.p.MaxPromises {
+	if len(g.promises)+len(g.charged) >= g.p.MaxPromises {
 		return
 	}
 	pg := g.groups[id]
@@ -406,37 +438,97 @@ func (g *Guard) promise(now int64, peer wire.NodeID, id wire.MsgID) {
 		pg = &promiseGroup{}
 		g.groups[id] = pg
 	}
-	pg.outstanding++
-	g.promises = append(g.promises, promise{peer: peer, id: id, deadline: now + int64(g.p.PromiseTimeout)})
+	pg.waiting = append(pg.waiting, peer)
+	g.promises = append(g.promises, promise{peer: peer, id: id, deadline: now + int64(g.p.PromiseBreak), pg: pg})
 }
 
-// expirePromises settles every promise due by now: kept if some peer
-// delivered the message, broken (a behaviour penalty) otherwise.
+// kept settles the promise peer made for id, if any, now that peer
+// delivered the message (a first copy or a duplicate: a peer that
+// answers after another peer delivered still kept its word). One still
+// waiting is kept; one already charged is forgiven.
+func (g *Guard) kept(now int64, peer wire.NodeID, id wire.MsgID) {
+	pg := g.groups[id]
+	if pg == nil {
+		return
+	}
+	if i := slices.Index(pg.waiting, peer); i >= 0 {
+		pg.waiting = slices.Delete(pg.waiting, i, i+1)
+		g.stats.KeptPromises++
+		if g.book.KeptPromise(peer, now, g.p.PromiseCredit) > 0 {
+			g.pending = append(g.pending, peer) // its level may rise again
+		}
+	} else if i := slices.Index(pg.charged, peer); i >= 0 {
+		pg.charged = slices.Delete(pg.charged, i, i+1)
+		g.stats.Forgiven++
+		g.book.KeptPromise(peer, now, 1)
+		g.pending = append(g.pending, peer)
+	}
+	g.forgetIfDone(id, pg)
+}
+
+// forgetIfDone forgets pg, id's group, once no promise in it is
+// outstanding. Entries of g.promises and g.charged that still point to it
+// then find their peer in neither list and are dropped as they fall due.
+func (g *Guard) forgetIfDone(id wire.MsgID, pg *promiseGroup) {
+	if len(pg.waiting) == 0 && len(pg.charged) == 0 && g.groups[id] == pg {
+		delete(g.groups, id)
+	}
+}
+
+// expirePromises settles every promise due by now. One whose peer has
+// not delivered the message by Params.PromiseBreak is broken (a behaviour
+// penalty), whether or not another peer delivered it, and stays charged
+// until Params.PromiseTimeout, by which its peer may still deliver it and
+// be forgiven. A promise of a peer no longer linked lapses uncharged.
 func (g *Guard) expirePromises(now int64) {
 	k := 0
 	for k < len(g.promises) && g.promises[k].deadline <= now {
 		pr := g.promises[k]
 		k++
-		pg := g.groups[pr.id]
-		if pg == nil {
+		pg := pr.pg
+		i := slices.Index(pg.waiting, pr.peer)
+		if i < 0 {
+			continue // kept
+		}
+		pg.waiting = slices.Delete(pg.waiting, i, i+1)
+		if _, ok := g.linked[pr.peer]; ok {
+			g.stats.BrokenPromises++
+			g.book.BrokePromise(pr.peer, now)
+			g.pending = append(g.pending, pr.peer)
+			pg.charged = append(pg.charged, pr.peer)
+			pr.deadline += int64(g.p.PromiseTimeout - g.p.PromiseBreak)
+			g.charged = append(g.charged, pr)
 			continue
 		}
-		if !pg.delivered {
-			if _, ok := g.linked[pr.peer]; ok {
-				g.stats.BrokenPromises++
-				g.book.Penalty(pr.peer, now, 1)
-				g.pending = append(g.pending, pr.peer)
-			}
-		}
-		if pg.outstanding--; pg.outstanding <= 0 {
-			delete(g.groups, pr.id)
-		}
+		g.forgetIfDone(pr.id, pg)
 	}
-	if k > 0 {
-		n := copy(g.promises, g.promises[k:])
-		clear(g.promises[n:])
-		g.promises = g.promises[:n]
+	g.promises = dropFirst(g.promises, k)
+	k = 0
+	for k < len(g.charged) && g.charged[k].deadline <= now {
+		pr := g.charged[k]
+		k++
+		pr.pg.charged = deleteFirst(pr.pg.charged, pr.peer)
+		g.forgetIfDone(pr.id, pr.pg)
 	}
+	g.charged = dropFirst(g.charged, k)
+}
+
+// dropFirst removes the first k of l.
+func dropFirst(l []promise, k int) []promise {
+	if k == 0 {
+		return l
+	}
+	n := copy(l, l[k:])
+	clear(l[n:])
+	return l[:n]
+}
+
+// deleteFirst removes the first p from l.
+func deleteFirst(l []wire.NodeID, p wire.NodeID) []wire.NodeID {
+	if i := slices.Index(l, p); i >= 0 {
+		return slices.Delete(l, i, i+1)
+	}
+	return l
 }
 
 // settle recomputes the score of every pending peer and acts on the

@@ -6,8 +6,8 @@ import (
 )
 
 // refused scores a copy the inner protocol refused. One over its origin's
-// rate budget (gossip.ErrOriginBudget) keeps whatever promise was made
-// for it: the peer delivered what it announced, and that this node's
+// rate budget (gossip.ErrOriginBudget) keeps whatever promise its sender
+// made for it: the peer delivered what it announced, and that this node's
 // budget for the origin is spent is not the peer's doing. If the origin
 // sent it itself, it costs the origin a fraction of a behaviour penalty
 // (Params.OverBudgetPerPenalty): that peer published past the budget every
@@ -19,9 +19,7 @@ func (g *Guard) refused(now int64, e *gossip.Event) {
 	if e.Err != gossip.ErrOriginBudget || e.Msg == nil {
 		return
 	}
-	if pg := g.groups[e.Msg.ID]; pg != nil {
-		pg.delivered = true
-	}
+	g.kept(now, e.From, e.Msg.ID)
 	if e.From == 0 || e.From != e.Msg.Origin {
 		return
 	}

@@ -50,7 +50,7 @@ type Thresholds struct {
 	Graylist float64
 	// Disconnect: below it the peer is disconnected and banned. Default
 	// −400: a peer graylisted by five invalid messages is banned by the
-	// 23rd frame it sends after them (P7: (23 − 10)² = 169 more), while
+	// 19th frame it sends after them (P7: (19 − 6)² = 169 more), while
 	// one that falls silent recovers.
 	Disconnect float64
 }
@@ -133,12 +133,17 @@ type Params struct {
 
 	// P7, behaviour penalty: BehaviourWeight × (penalty −
 	// BehaviourThreshold)², the penalty halving every BehaviourHalfLife.
-	// A broken promise (an IHAVE whose IWANT or GRAFT went unanswered
-	// while no other peer delivered the message either) adds 1, and so
-	// does every RateLimitedPerPenalty frames the runtime dropped for the
-	// peer's rate limits (Guard.Penalize). Defaults −1, 10, 1 minute:
-	// ten broken promises a minute are forgiven, a liar that breaks
-	// thirty is below the gossip threshold (−400 at 30 over).
+	// A broken promise (an IHAVE whose IWANT or GRAFT the announcer did
+	// not answer itself within PromiseBreak, whoever else delivered the
+	// message) adds 1, less PromiseCredit for each promise the peer keeps
+	// (never below what other penalties added), and so does every
+	// RateLimitedPerPenalty frames the runtime dropped for the peer's
+	// rate limits (Guard.Penalize). Defaults −1, 6, 1 minute: six broken
+	// promises more than kept cost nothing. With 20% loss on every frame
+	// the most an honest peer owed at once was about 9.8 (P7 −14, Plumtree,
+	// whose score its first deliveries kept at 0; lazy push: under 6), in
+	// TestHonestLossyMeshBansNoOne. A liar that breaks 13 is below the
+	// gossip threshold (−49), one that breaks 27 is banned (−441).
 	BehaviourWeight    float64
 	BehaviourThreshold float64
 	BehaviourHalfLife  time.Duration
@@ -147,7 +152,7 @@ type Params struct {
 	// from a graylisted peer adds: a peer that keeps talking once
 	// graylisted goes on to the disconnect threshold and its ban, one
 	// that falls silent recovers as its score decays. Default 1: a peer
-	// graylisted by five invalid messages is banned by its 23rd frame
+	// graylisted by five invalid messages is banned by its 19th frame
 	// after them, at the default thresholds.
 	GraylistedPenalty float64
 
@@ -177,13 +182,38 @@ type Params struct {
 	// goes. Default 4,096.
 	MaxBans int
 
-	// PromiseTimeout is how long a peer has to deliver a message it
+	// PromiseBreak is how long a peer has to deliver a message it
 	// announced with IHAVE once this node asked for it (IWANT, or a GRAFT
-	// naming it), before the promise counts as broken. Like gossipsub,
-	// one id per request frame is tracked, and a promise is kept if any
-	// peer delivers the message in time. Default 3 s (gossipsub's
-	// IWANT follow-up time).
+	// naming it), before the promise counts as broken (P7). Only the
+	// promising peer's own copy, first or duplicate, keeps it: a copy
+	// from another peer settles nothing, so a liar cannot hide behind an
+	// honest path. PromiseTimeout is how long its copy may still come and
+	// the promise count as kept after all, the penalty taken back: a
+	// grace for slow links when PromiseBreak is shorter. Like gossipsub,
+	// one id per request frame is tracked. Defaults 3 s and 3 s
+	// (gossipsub's IWANT follow-up time). The lazy router does not wait
+	// for the charge: it asks another announcer at its own
+	// LazyIWantTimeout, and stops counting an eager peer that breaks its
+	// IWANTs (gossip.LazyRouter). A shorter PromiseBreak demotes a liar
+	// sooner but, by isolating it sooner, sees fewer of its lies: at
+	// 300 ms, in TestLiarGuarded, 7 of the two liars' 12 honest peers
+	// scored them below 0 and never banned them.
+	// PromiseBreak is at most PromiseTimeout.
+	PromiseBreak   time.Duration
 	PromiseTimeout time.Duration
+	// PromiseCredit is how much of its broken-promise penalty a peer
+	// gets back for each promise it keeps in time (P7, never below 0,
+	// never more than broken promises added). Only the promising peer's
+	// own copy keeps a promise: the message coming from someone else
+	// settles nothing, so a liar that never serves what it announces is
+	// charged for every lie even when honest peers deliver every message.
+	// Honest loss breaks honest promises too (with 20% of every frame
+	// lost, 35 to 40% of them: the IWANT or its answer), and they keep
+	// the rest: a credit of 1 a kept promise offsets one broken, so a
+	// peer that keeps at least half its promises pays only for runs of
+	// bad luck, which BehaviourThreshold absorbs. Default 1; in [0, 1]
+	// (0: every broken promise counts, as long as it decays).
+	PromiseCredit float64
 	// MaxPromises bounds the promises tracked at once; more are not
 	// tracked. Default 8,192.
 	MaxPromises int
@@ -228,7 +258,7 @@ func DefaultParams() Params {
 		ColocationWeight:      -10,
 		ColocationThreshold:   8,
 		BehaviourWeight:       -1,
-		BehaviourThreshold:    10,
+		BehaviourThreshold:    6,
 		BehaviourHalfLife:     time.Minute,
 		GraylistedPenalty:     1,
 		DecayToZero:           0.01,
@@ -237,7 +267,9 @@ func DefaultParams() Params {
 		RetainScore:           30 * time.Minute,
 		MaxPeers:              4096,
 		MaxBans:               4096,
+		PromiseBreak:          3 * time.Second,
 		PromiseTimeout:        3 * time.Second,
+		PromiseCredit:         1,
 		MaxPromises:           8192,
 		RateLimitedPerPenalty: 100,
 		OverBudgetPerPenalty:  10,
@@ -290,8 +322,10 @@ func (p Params) Validate() error {
 		return fmt.Errorf("score params: retain score %v must be at least the ban duration %v, or a banned peer's score is forgotten before its ban ends", p.RetainScore, p.BanDuration)
 	case p.MaxPeers < 1 || p.MaxBans < 1 || p.MaxPromises < 1:
 		return errors.New("score params: max peers, max bans and max promises must be at least 1")
-	case p.PromiseTimeout <= 0:
-		return fmt.Errorf("score params: promise timeout must be positive, got %v", p.PromiseTimeout)
+	case p.PromiseBreak <= 0 || p.PromiseTimeout < p.PromiseBreak:
+		return fmt.Errorf("score params: promise break must be positive and at most the promise timeout, got %v and %v", p.PromiseBreak, p.PromiseTimeout)
+	case !(p.PromiseCredit >= 0 && p.PromiseCredit <= 1):
+		return fmt.Errorf("score params: promise credit must be in [0, 1], got %v", p.PromiseCredit)
 	case p.OverBudgetPerPenalty < 1:
 		return fmt.Errorf("score params: over-budget copies per penalty must be at least 1, got %d", p.OverBudgetPerPenalty)
 	case p.RateLimitedPerPenalty < 1:

@@ -61,7 +61,8 @@ type Scenario struct {
 	Modes adversary.Modes
 	// Defences turns on strict signing (the simulator's signature model,
 	// gossip.ModelAuth) and wraps every honest core in a score.Guard with
-	// Score. Off: signing none and no guard.
+	// Score, and keeps Gossip.LazyDOut (eager slots on dialed links). Off:
+	// signing none, no guard, LazyDOut 0.
 	Defences bool
 	Score    score.Params
 }
@@ -337,6 +338,9 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 	}
 	gc := sc.Gossip
 	gc.Signing, gc.Auth = gossip.SigningNone, nil
+	if !sc.Defences {
+		gc.LazyDOut = 0 // no dialed eager slots either: gossipsub v1.0's mesh
+	}
 	if sc.Defences {
 		// The model, each signed content hashed once (authmemo.go): the
 		// scenario runs on one goroutine.

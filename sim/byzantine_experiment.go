@@ -42,7 +42,7 @@ const (
 func ByzantineGossip() gossip.Config {
 	gc := gossip.DefaultConfig()
 	gc.Strategy = gossip.Lazy
-	gc.LazyD, gc.LazyDLazy = 6, 6
+	gc.LazyD, gc.LazyDLazy, gc.LazyDOut = 6, 6, 3
 	gc.AntiEntropy = -1
 	return gc
 }
@@ -409,7 +409,7 @@ func runByzantineExperiment(ctx context.Context, ec ExperimentConfig, sizes []in
 		return nil, err
 	}
 	be := &ByzantineExperiment{Name: ExperimentByzantine, Rows: rows,
-		Setup: fmt.Sprintf("Overlay: one random undirected graph of mean degree %d, the adversaries at random places (eclipse: every adversary links to one target and to %d random honest nodes; the target keeps its own %d outbound honest links with the defences on, the outbound quota, and none with them off). Router: lazy push, D = 6, D_lazy = 6, heartbeat %v, no anti-entropy. Links %s. %d honest publishers, %d messages/s in all, for %v; the run drains %v more. Each adversary's rates: forge %d/s, spam %d/s, spam-invalid %d/s; censor drops the first publisher's messages. Defences on: strict signing (the simulator's signature model) and peer scoring at score.DefaultParams; off: signing none, no scoring. Seed %d.",
+		Setup: fmt.Sprintf("Overlay: one random undirected graph of mean degree %d, the adversaries at random places (eclipse: every adversary links to one target and to %d random honest nodes; the target keeps its own %d outbound honest links with the defences on, the outbound quota, and none with them off). Router: lazy push, D = 6, D_lazy = 6 (or a quarter of the lazy candidates, if more), heartbeat %v, no anti-entropy. Links %s. %d honest publishers, %d messages/s in all, for %v; the run drains %v more. Each adversary's rates: forge %d/s, spam %d/s, spam-invalid %d/s; censor drops the first publisher's messages. Defences on: strict signing (the simulator's signature model), peer scoring at score.DefaultParams and 3 of the 6 eager slots kept on links a node dialed (D_out); off: signing none, no scoring, no D_out. Seed %d.",
 			ByzantineDegree, ByzantineDegree/2, ByzantineDegree/2, ByzantineGossip().LazyHeartbeat, DefaultConfig().Latency, ByzantinePublishers, ByzantineRate, ByzantineDuration, ByzantineDrain,
 			ByzantineForgeRate, ByzantineSpamRate, ByzantineInvalidRate, ec.Seed)}
 	return &Experiment{Name: ExperimentByzantine, Config: ec, Byzantine: be, Partial: partial}, nil
@@ -436,7 +436,7 @@ func runTestbedExperiment(ctx context.Context, ec ExperimentConfig, size Testbed
 		calm = size.Calm
 	}
 	be := &ByzantineExperiment{Name: ExperimentTestbed, Rows: rows,
-		Setup: fmt.Sprintf("%d honest nodes (%d publishers, the rest lurkers) and %d sybils. Honest nodes form a random graph of mean degree %d among themselves; each sybil links to %d random honest nodes (eclipse of one target: every sybil links to the target alone; of the publishers: each sybil to %d publishers; with the defences on, targets keep their own %d outbound honest links, the outbound quota, and none with them off). Router: lazy push, D = 6, D_lazy = 6, heartbeat %v, no anti-entropy. Links %s. %d messages/s from the publishers in turn for %v, measured; the run drains %v more. Covert flash: the sybils behave for %v while the publishers send %d messages/s, then all turn liar at once. Defences on: strict signing (the simulator's signature model) and peer scoring at score.DefaultParams; off: signing none, no scoring. Seed %d.",
+		Setup: fmt.Sprintf("%d honest nodes (%d publishers, the rest lurkers) and %d sybils. Honest nodes form a random graph of mean degree %d among themselves; each sybil links to %d random honest nodes (eclipse of one target: every sybil links to the target alone; of the publishers: each sybil to %d publishers; with the defences on, targets keep their own %d outbound honest links, the outbound quota, and none with them off). Router: lazy push, D = 6, D_lazy = 6 (or a quarter of the lazy candidates, if more), heartbeat %v, no anti-entropy. Links %s. %d messages/s from the publishers in turn for %v, measured; the run drains %v more. Covert flash: the sybils behave for %v while the publishers send %d messages/s, then all turn liar at once. Defences on: strict signing (the simulator's signature model), peer scoring at score.DefaultParams and 3 of the 6 eager slots kept on links a node dialed (D_out); off: signing none, no scoring, no D_out. Seed %d.",
 			sc.Overlay.Honest, sc.Publishers, sc.Overlay.Sybils, TestbedDegree, TestbedSybilLinks, TestbedTargetLinks, TestbedDegree/2,
 			ByzantineGossip().LazyHeartbeat, DefaultConfig().Latency, TestbedRate, sc.Duration, TestbedDrain, calm, TestbedCalmRate, ec.Seed)}
 	return &Experiment{Name: ExperimentTestbed, Config: ec, Byzantine: be, Partial: partial}, nil

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"gossipmesh/gossip"
 	"gossipmesh/membership"
 	"gossipmesh/wire"
 )
@@ -655,7 +656,7 @@ func (s *Sim) memUp(a, b uint32) {
 	m.stats.Links++
 	for _, x := range [2][2]uint32{{b, a}, {a, b}} {
 		i, j := x[0], x[1]
-		s.node(i).PeerUp(s.now, wire.NodeID(j)+1, &s.out)
+		gossip.LinkUp(s.node(i), s.now, wire.NodeID(j)+1, i == a, &s.out)
 		s.handle(int(i))
 		m.nodes[i].Up(s.now, m.entry(j), i == b, s.memOut(i))
 		s.memDone(i)

@@ -180,14 +180,24 @@ func (o *openRun) faithful(m *wire.Message) bool {
 // what it sends goes out at time 0. It is for nodes built without their
 // peers (NewWith), whose decorators (a scoring guard) learn of links only
 // through PeerUp. Call it once, before Run.
+//
+// A link the graph says the node dialed (Graph.Dialed) comes up as such
+// (gossip.LinkUp).
 func (s *Sim) LinksUp() {
-	var order []wire.NodeID
+	type link struct {
+		q      wire.NodeID
+		dialed bool
+	}
+	var order []link
 	for i := range s.n {
-		order = append(order[:0], s.graph.Peers(i)...)
+		order = order[:0]
+		for k, q := range s.graph.Peers(i) {
+			order = append(order, link{q: q, dialed: s.graph.dialed(i, k)})
+		}
 		s.net.Shuffle(len(order), func(a, b int) { order[a], order[b] = order[b], order[a] })
 		p := s.node(uint32(i))
-		for _, q := range order {
-			p.PeerUp(0, q, &s.out)
+		for _, l := range order {
+			gossip.LinkUp(p, 0, l.q, l.dialed, &s.out)
 		}
 		s.handle(i)
 	}

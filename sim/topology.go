@@ -25,7 +25,16 @@ type Graph struct {
 	Adj []wire.NodeID
 	// Directed records that links are one-way (kout).
 	Directed bool
+	// Dialed, when not nil, says how many of the first peers in each
+	// node's list are links the node dialed (picked) itself; the rest
+	// dialed it. LinksUp passes it on (gossip.LinkUp), so that routers
+	// keep eager slots on dialed links. SybilGraph sets it: honest nodes
+	// dial their honest picks, sybils dial the honest nodes they link to.
+	Dialed []uint32
 }
+
+// dialed reports whether node i dialed the k-th peer of its list.
+func (g *Graph) dialed(i, k int) bool { return g.Dialed != nil && k < int(g.Dialed[i]) }
 
 // N is the number of nodes.
 func (g *Graph) N() int { return len(g.Off) - 1 }
@@ -466,5 +475,12 @@ func SybilGraph(sp SybilSpec, rng *rand.Rand) (*Graph, error) {
 		}
 		copy(out[off[i]+sp.SybilLinks:off[i+1]], tpick)
 	}
-	return fromArcs(n, off, out), nil
+	g := fromArcs(n, off, out)
+	// fromArcs puts each node's own picks first, distinct, and drops
+	// only the second copy of a link both ends picked.
+	g.Dialed = make([]uint32, n)
+	for i := range n {
+		g.Dialed[i] = uint32(off[i+1] - off[i])
+	}
+	return g, nil
 }
