@@ -66,6 +66,11 @@ type peer struct {
 	// overBudget counts the frames the reader dropped over that budget,
 	// which the loop has yet to charge the peer for.
 	overBudget atomic.Uint64
+	// share holds a token for each frame of this link in the inbox, at
+	// most peerInboxShare of them (see inboxShare): the reader puts one
+	// in before it queues a frame, the loop takes it out once it handled
+	// the frame (releaseInbound).
+	share chan struct{}
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by close
@@ -163,6 +168,7 @@ func (n *Node) handshake(conn net.Conn, outbound bool, want wire.NodeID) (*peer,
 		outbound:    outbound,
 		connectedAt: time.Now(),
 		q:           newSendQueue(),
+		share:       make(chan struct{}, peerInboxShare(n.cfg.InboxSize)),
 		done:        make(chan struct{}),
 	}
 	p.dialer = id
@@ -243,6 +249,15 @@ func (n *Node) readLoop(p *peer) error {
 			n.mem.inbox.release(in.size, in.newcomer)
 			held = 0
 			continue
+		}
+		if waited, err := n.takeShare(p); err != nil {
+			n.mem.inbox.release(in.size, in.newcomer)
+			held = 0
+			return err
+		} else if waited {
+			// The frame's wait in the inbox starts now: the time it spent
+			// here was this link's own excess, not the loop's lag.
+			in.at = time.Now().UnixNano()
 		}
 		held = 0 // the loop releases it now
 		select {
