@@ -18,7 +18,8 @@ func rawLink(t *testing.T, n *Node, id wire.NodeID) (*peer, net.Conn) {
 	fc := &frameConn{Conn: local, stall: n.cfg.StallTimeout}
 	br := bufio.NewReaderSize(fc, readBufferSize)
 	p := &peer{id: id, conn: local, fc: fc, buffered: br, reader: wire.NewReader(br, n.cfg.MaxFrame()),
-		q: newSendQueue(), share: make(chan struct{}, peerInboxShare(n.cfg.InboxSize)), done: make(chan struct{})}
+		q: newSendQueue(), share: make(chan struct{}, peerInboxShare(n.cfg.InboxSize)), backlog: newBacklog(n.backlogCap()),
+		done: make(chan struct{})}
 	go func() { p.close(n.readLoop(p)) }()
 	t.Cleanup(func() { p.close(errShutdown); remote.Close() })
 	return p, remote

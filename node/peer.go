@@ -71,6 +71,9 @@ type peer struct {
 	// in before it queues a frame, the loop takes it out once it handled
 	// the frame (releaseInbound).
 	share chan struct{}
+	// backlog holds what the reader decoded beyond the share, for the
+	// link's forwarder to queue (inboxshare.go).
+	backlog *backlog
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by close
@@ -169,6 +172,7 @@ func (n *Node) handshake(conn net.Conn, outbound bool, want wire.NodeID) (*peer,
 		connectedAt: time.Now(),
 		q:           newSendQueue(),
 		share:       make(chan struct{}, peerInboxShare(n.cfg.InboxSize)),
+		backlog:     newBacklog(n.backlogCap()),
 		done:        make(chan struct{}),
 	}
 	p.dialer = id
@@ -211,6 +215,11 @@ func (n *Node) readLoop(p *peer) error {
 		return nil
 	})
 	defer func() { n.mem.inbox.release(held, heldAsNewcomer) }()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.forwardLoop(p)
+	}()
 	for {
 		f, err := p.reader.ReadFrame()
 		if err != nil {
@@ -250,23 +259,12 @@ func (n *Node) readLoop(p *peer) error {
 			held = 0
 			continue
 		}
-		if waited, err := n.takeShare(p); err != nil {
+		held = 0 // the forwarder, or the loop, releases it now
+		if err := n.queue(p, in); err != nil {
 			n.mem.inbox.release(in.size, in.newcomer)
-			held = 0
 			return err
-		} else if waited {
-			// The frame's wait in the inbox starts now: the time it spent
-			// here was this link's own excess, not the loop's lag.
-			in.at = time.Now().UnixNano()
 		}
-		held = 0 // the loop releases it now
-		select {
-		case n.inbox <- in:
-			newcomer = false
-		case <-n.stop:
-			n.mem.inbox.release(in.size, in.newcomer)
-			return errShutdown
-		}
+		newcomer = false
 		if p.buffered.Buffered() == 0 {
 			// Nothing more is here yet: let the loop forward this frame
 			// before this goroutine spends a syscall finding the socket
