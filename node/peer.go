@@ -67,9 +67,9 @@ type peer struct {
 	// which the loop has yet to charge the peer for.
 	overBudget atomic.Uint64
 	// share holds a token for each frame of this link in the inbox, at
-	// most peerInboxShare of them (see inboxShare): the reader puts one
-	// in before it queues a frame, the loop takes it out once it handled
-	// the frame (releaseInbound).
+	// most peerInboxShare of them (inboxshare.go): the reader, or the
+	// link's forwarder, puts one in before it queues a frame, and the
+	// loop takes it out once it handled the frame (releaseInbound).
 	share chan struct{}
 	// backlog holds what the reader decoded beyond the share, for the
 	// link's forwarder to queue (inboxshare.go).
