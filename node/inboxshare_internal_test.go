@@ -90,3 +90,32 @@ func TestInboxShareBoundsOneFloodingLink(t *testing.T) {
 	n.releaseInbound(batch)
 	poll(t, "the flood's next share", func() bool { return len(n.inbox) == share })
 }
+
+// TestReaderFindsSpammerPastItsShare: while the loop handles nothing, a
+// link that sends its own messages at 20,000 a second fills its share,
+// and its reader still reads on, past the direct burst, and counts the
+// messages over budget for the loop to charge: the share slows what
+// reaches the loop, not what the reader learns.
+func TestReaderFindsSpammerPastItsShare(t *testing.T) {
+	t.Parallel()
+	n := pipeNode(t, 1)
+	share := peerInboxShare(n.cfg.InboxSize)
+	spam, c := rawLink(t, n, 100)
+	t0 := time.Now().UnixNano()
+	var b []byte
+	for i := range 3000 {
+		m := wire.Message{Origin: 100, Seq: uint64(i + 1), Hop: 1, PublishedAt: t0 + int64(i)*int64(time.Second)/20000, Body: []byte("x")}
+		m.ID = wire.ComputeMsgID(m.Origin, m.Seq, m.Body)
+		b = wire.AppendMessage(b, &m)
+	}
+	go func() { _, _ = c.Write(b) }()
+	poll(t, "the reader to count the spammer over budget", func() bool { return spam.overBudget.Load() > 0 })
+	if got := len(n.inbox); got > share {
+		t.Errorf("the inbox holds %d of the spammer's frames, want at most its share of %d", got, share)
+	}
+	select {
+	case <-n.own.signal:
+	default:
+		t.Error("the loop was not signalled to charge the spammer")
+	}
+}
