@@ -33,9 +33,12 @@ func peerInboxShare(inboxSize int) int {
 }
 
 // takeShare reserves a place in the inbox for one more of p's frames,
-// waiting while p already holds its share, until the loop has handled one
-// of them, p's link closes or the node stops; waited says whether it had
-// to wait. Only p's reader calls it.
+// waiting while p already holds its share until the loop has handled one
+// of them or the node stops; waited says whether it had to wait. It does
+// not give up when p's link closes: what p's reader read before that
+// still reaches the loop, as it did before the share, and the loop
+// handles the frames that hold the share whether p is up or not. Only p's
+// forwarder calls it.
 func (n *Node) takeShare(p *peer) (waited bool, err error) {
 	select {
 	case p.share <- struct{}{}:
@@ -46,8 +49,6 @@ func (n *Node) takeShare(p *peer) (waited bool, err error) {
 	select {
 	case p.share <- struct{}{}:
 		return true, nil
-	case <-p.done:
-		return true, p.err
 	case <-n.stop:
 		return true, errShutdown
 	}
@@ -84,6 +85,7 @@ type backlog struct {
 	head  int
 	limit int
 	busy  bool          // the forwarder holds a popped frame not yet in the inbox
+	quit  bool          // the forwarder has quit: push refuses
 	ready chan struct{} // a frame was pushed (capacity 1)
 	room  chan struct{} // a frame was popped (capacity 1)
 }
@@ -112,6 +114,10 @@ func signal(c chan struct{}) {
 func (b *backlog) push(in inbound, done, stop <-chan struct{}) error {
 	for {
 		b.mu.Lock()
+		if b.quit {
+			b.mu.Unlock()
+			return errShutdown
+		}
 		if len(b.q)-b.head < b.limit {
 			if b.head > 0 && b.head == len(b.q) {
 				clear(b.q)
@@ -133,9 +139,11 @@ func (b *backlog) push(in inbound, done, stop <-chan struct{}) error {
 	}
 }
 
-// pop takes the oldest frame, waiting for one until either channel
-// closes (ok false).
+// pop takes the oldest frame, waiting for one; once done (the link) has
+// closed it still hands out what the backlog holds, and says ok false
+// when it is empty or stop (the node) has closed.
 func (b *backlog) pop(done, stop <-chan struct{}) (in inbound, ok bool) {
+	linkDown := false
 	for {
 		b.mu.Lock()
 		if b.head < len(b.q) {
@@ -150,11 +158,18 @@ func (b *backlog) pop(done, stop <-chan struct{}) (in inbound, ok bool) {
 			signal(b.room)
 			return in, true
 		}
+		if linkDown {
+			// Empty, and the reader will push nothing more that is not
+			// refused (push sees quit).
+			b.quit = true
+			b.mu.Unlock()
+			return inbound{}, false
+		}
 		b.mu.Unlock()
 		select {
 		case <-b.ready:
 		case <-done:
-			return inbound{}, false
+			done, linkDown = nil, true // take what is left first
 		case <-stop:
 			return inbound{}, false
 		}
@@ -165,14 +180,16 @@ func (b *backlog) pop(done, stop <-chan struct{}) (in inbound, ok bool) {
 func (b *backlog) drain() []inbound {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.quit = true
 	rest := b.q[b.head:]
 	b.q, b.head = nil, 0
 	return rest
 }
 
 // forwardLoop moves p's backlog into the inbox, waiting for p's share,
-// until p's link closes or the node stops; what it still holds then gives
-// its inbound budget back. It runs beside p's reader.
+// until p's link has closed and its backlog is empty, or the node stops;
+// what it still holds then gives its inbound budget back. It runs beside
+// p's reader.
 func (n *Node) forwardLoop(p *peer) {
 	defer func() {
 		for _, in := range p.backlog.drain() {
