@@ -441,5 +441,6 @@ func (n *Node) staleInbound(in *inbound, now int64) bool {
 func (n *Node) releaseInbound(batch []inbound) {
 	for i := range batch {
 		n.mem.inbox.release(batch[i].size, batch[i].newcomer)
+		batch[i].from.giveShare()
 	}
 }

@@ -108,6 +108,7 @@ func (n *Node) receiveBatch(first inbound) {
 	for i := range n.batch {
 		in := &n.batch[i]
 		now := time.Now().UnixNano()
+		n.chargeOverBudgetNow(now) // a spammer's ban stops its frames in this batch
 		if n.staleInbound(in, now) || n.faultReceive(in.from.id) || n.rateLimited(in, now) {
 			continue
 		}

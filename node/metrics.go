@@ -48,6 +48,7 @@ type metrics struct {
 	droppedStaleInbox prometheus.Counter
 	publishPauses     prometheus.Counter
 	publishRefused    prometheus.Counter
+	inboxShareWaits   prometheus.Counter
 	publishPassedOver prometheus.Counter
 
 	// Frames by kind, counted where they leave the node (queued to a
@@ -166,7 +167,8 @@ func newMetrics(id wire.NodeID) *metrics {
 	m.publishPauses = counter("publish_pauses_total", "Times the node held its own publishes back until its send queues drained.")
 	m.publishRefused = counter("publish_refused_total", "Own publishes refused (POST /messages answered 429) or held back (POST /load waits) because they were over the node's own per-origin rate budget, which its peers enforce.")
 	m.publishPassedOver = counter("publish_passed_over_total", "Peers whose send queue held the node's own publishes back for the whole max queue delay; they lose copies until they catch up.")
-	m.reg.MustRegister(dropped, m.publishPauses, m.publishPassedOver, m.publishRefused)
+	m.inboxShareWaits = counter("inbox_share_waits_total", "Times a link's frames waited (in its backlog, while its reader read on) because the link already held its fair share of the inbox (a sixteenth of it, 256 frames by default, not yet handled by the loop), so that one flooding peer cannot make the frames of the others wait behind its own.")
+	m.reg.MustRegister(dropped, m.publishPauses, m.publishPassedOver, m.publishRefused, m.inboxShareWaits)
 	m.registerFrames()
 	info := prometheus.NewGauge(prometheus.GaugeOpts{
 		Namespace: ns, Name: "node_info", Help: "Always 1; labels describe the node.",

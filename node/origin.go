@@ -33,9 +33,13 @@ type ownBudget struct {
 	rate, burst float64
 	b           gossip.TokenBucket
 	started     bool
-	// peerBurst is the burst the peers allow (Gossip.OriginBurstSize),
-	// which the arrival check of each link's own messages uses.
+	// peerBurst is the burst the peers allow (Gossip.OriginBurstSize).
 	peerBurst float64
+	// directBurst is the burst of the arrival check of each link's own
+	// messages (overBudgetAtArrival): the burst a peer holds its own
+	// publishes to (burst, half of peerBurst) and a quarter of peerBurst
+	// more, 1,500 messages at the default rate.
+	directBurst float64
 	// signal wakes the loop when a reader dropped frames over budget
 	// (overBudgetAtArrival), so that it charges the peer at once.
 	signal chan struct{}
@@ -45,8 +49,32 @@ func newOwnBudget(cfg gossip.Config) ownBudget {
 	if cfg.OriginRate <= 0 || cfg.Signing != gossip.SigningStrict {
 		return ownBudget{}
 	}
-	return ownBudget{on: true, rate: cfg.OriginRate, burst: max(cfg.OriginBurstSize()/2, 1),
-		peerBurst: cfg.OriginBurstSize(), signal: make(chan struct{}, 1)}
+	peer := cfg.OriginBurstSize()
+	own := max(peer/2, 1)
+	return ownBudget{on: true, rate: cfg.OriginRate, burst: own,
+		peerBurst: peer, directBurst: own + peer/4, signal: make(chan struct{}, 1)}
+}
+
+// directSlack is how far ahead of its arrival a link's own message may
+// claim to have been published and still move the arrival check's clock
+// there (directClock): room for the clocks of two hosts that roughly
+// agree, far less than the core's MaxFuture (10 s), so that a spammer
+// who stamps its messages ahead gains at most this much of its rate, once.
+const directSlack = 250 * time.Millisecond
+
+// directClock is the time at which the arrival check charges a message
+// that its origin sent directly: the origin's own publish time, which the
+// signature covers, clamped to at most directSlack past the arrival, and
+// never earlier than the last message charged (last). An honest peer
+// holds its publishes to its own budget by that clock (takeOwn), so
+// however long its messages waited, in its send queue, the network, or
+// this node's reader while the link's inbox share was full (inboxshare.go),
+// and however many then arrive together, they never count over budget. A
+// spammer gains nothing from lying: a publish time in the past does not
+// move the clock, so the bucket does not refill; one ahead moves it at
+// most directSlack ahead of real time.
+func directClock(last, publishedAt, arrival int64) int64 {
+	return max(last, min(publishedAt, arrival+int64(directSlack)))
 }
 
 // overBudgetAtArrival checks a message frame that its own origin sent
@@ -65,11 +93,15 @@ func (n *Node) overBudgetAtArrival(p *peer, in *inbound) bool {
 	if !o.on || in.msg.Origin != p.id {
 		return false
 	}
-	if !p.directStarted {
-		p.direct.Fill(in.at, o.peerBurst)
+	at := in.at
+	if p.directStarted {
+		at = directClock(p.direct.At, in.msg.PublishedAt, in.at)
+	} else {
+		at = min(in.msg.PublishedAt, at)
+		p.direct.Fill(at, o.directBurst)
 		p.directStarted = true
 	}
-	if p.direct.Take(in.at, o.rate, o.peerBurst) {
+	if p.direct.Take(at, o.rate, o.directBurst) {
 		return false
 	}
 	n.m.rejected.WithLabelValues("origin_rate").Inc()
@@ -86,13 +118,34 @@ func (n *Node) overBudgetAtArrival(p *peer, in *inbound) bool {
 // over budget since the last call, in the guard (a ban goes out with the
 // sends). Only the loop calls it.
 func (n *Node) chargeOverBudget() {
-	now := time.Now().UnixNano()
+	n.charge(time.Now().UnixNano())
+	n.flushSends()
+}
+
+// chargeOverBudgetNow charges the links at once if a reader has dropped
+// frames over budget since the last charge, without waiting for the loop
+// to come back to its select: the loop calls it before each frame of a
+// batch, so that a spammer whose in-budget frames fill the batch is
+// banned, and the rest of its frames dropped unverified (the guard drops
+// a banned peer's frames), within one frame of its reader's count rather
+// than after the whole batch and a turn of the select. The ban and the
+// disconnect go out with the batch's sends. Only the loop calls it.
+func (n *Node) chargeOverBudgetNow(now int64) {
+	if len(n.own.signal) == 0 {
+		return
+	}
+	<-n.own.signal
+	n.charge(now)
+}
+
+// charge puts the penalties for every link's frames dropped over budget
+// into n.out.
+func (n *Node) charge(now int64) {
 	for _, p := range n.links {
 		if k := p.overBudget.Swap(0); k > 0 && n.guard != nil {
 			n.guard.PenalizeOverBudget(now, p.id, int(k), &n.out)
 		}
 	}
-	n.flushSends()
 }
 
 // rateLimitedError is a publish refused for the node's own budget: it

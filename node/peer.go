@@ -66,6 +66,14 @@ type peer struct {
 	// overBudget counts the frames the reader dropped over that budget,
 	// which the loop has yet to charge the peer for.
 	overBudget atomic.Uint64
+	// share holds a token for each frame of this link in the inbox, at
+	// most peerInboxShare of them (inboxshare.go): the reader, or the
+	// link's forwarder, puts one in before it queues a frame, and the
+	// loop takes it out once it handled the frame (releaseInbound).
+	share chan struct{}
+	// backlog holds what the reader decoded beyond the share, for the
+	// link's forwarder to queue (inboxshare.go).
+	backlog *backlog
 
 	closeOnce sync.Once
 	done      chan struct{} // closed by close
@@ -163,6 +171,8 @@ func (n *Node) handshake(conn net.Conn, outbound bool, want wire.NodeID) (*peer,
 		outbound:    outbound,
 		connectedAt: time.Now(),
 		q:           newSendQueue(),
+		share:       make(chan struct{}, peerInboxShare(n.cfg.InboxSize)),
+		backlog:     newBacklog(n.backlogCap()),
 		done:        make(chan struct{}),
 	}
 	p.dialer = id
@@ -205,6 +215,11 @@ func (n *Node) readLoop(p *peer) error {
 		return nil
 	})
 	defer func() { n.mem.inbox.release(held, heldAsNewcomer) }()
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.forwardLoop(p)
+	}()
 	for {
 		f, err := p.reader.ReadFrame()
 		if err != nil {
@@ -244,14 +259,12 @@ func (n *Node) readLoop(p *peer) error {
 			held = 0
 			continue
 		}
-		held = 0 // the loop releases it now
-		select {
-		case n.inbox <- in:
-			newcomer = false
-		case <-n.stop:
+		held = 0 // the forwarder, or the loop, releases it now
+		if err := n.queue(p, in); err != nil {
 			n.mem.inbox.release(in.size, in.newcomer)
-			return errShutdown
+			return err
 		}
+		newcomer = false
 		if p.buffered.Buffered() == 0 {
 			// Nothing more is here yet: let the loop forward this frame
 			// before this goroutine spends a syscall finding the socket
