@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,21 +102,11 @@ func (r Report) ByArrival() []NodeReceipt {
 	out := slices.Clone(r.Receipts)
 	slices.SortStableFunc(out, func(a, b NodeReceipt) int {
 		if a.Latency != b.Latency {
-			return cmpDur(a.Latency, b.Latency)
+			return cmp.Compare(a.Latency, b.Latency)
 		}
 		return a.Index - b.Index
 	})
 	return out
-}
-
-func cmpDur(a, b time.Duration) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Millis renders d in milliseconds, rounded to the microsecond, for JSON.

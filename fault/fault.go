@@ -16,6 +16,7 @@ package fault
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -278,21 +279,11 @@ func (p *Plan) sortedLinks() []Link {
 	}
 	slices.SortFunc(out, func(a, b Link) int {
 		if a.From != b.From {
-			return cmpID(a.From, b.From)
+			return cmp.Compare(a.From, b.From)
 		}
-		return cmpID(a.To, b.To)
+		return cmp.Compare(a.To, b.To)
 	})
 	return out
-}
-
-func cmpID(a, b wire.NodeID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // planJSON is the JSON form: node ids as the API spells them (16 hex

@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -344,18 +345,8 @@ func (s *msgStore) evictMarks(now, window int64) []wire.SeqRange {
 		out = append(out, wire.SeqRange{Origin: o, First: 0, Last: mk.seq})
 	}
 	// Map order is random: sort, so that the digest is deterministic.
-	slices.SortFunc(out, func(a, b wire.SeqRange) int { return cmpOrigin(a.Origin, b.Origin) })
+	slices.SortFunc(out, func(a, b wire.SeqRange) int { return cmp.Compare(a.Origin, b.Origin) })
 	return out
-}
-
-func cmpOrigin(a, b wire.NodeID) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // claimMarks merges claims (one range from 0 per origin, sorted by origin)
