@@ -266,7 +266,7 @@ func TestPure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	allowed := map[string]bool{"bytes": true, "encoding/json": true, "errors": true, "fmt": true, "math/rand/v2": true, "slices": true, "strconv": true, "strings": true, "time": true, "gossipmesh/wire": true}
+	allowed := map[string]bool{"bytes": true, "cmp": true, "encoding/json": true, "errors": true, "fmt": true, "math/rand/v2": true, "slices": true, "strconv": true, "strings": true, "time": true, "gossipmesh/wire": true}
 	for _, imp := range pkg.Imports {
 		if !allowed[imp] {
 			t.Errorf("fault imports %s", imp)
