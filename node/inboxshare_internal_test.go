@@ -119,3 +119,29 @@ func TestReaderFindsSpammerPastItsShare(t *testing.T) {
 		t.Error("the loop was not signalled to charge the spammer")
 	}
 }
+
+// TestBacklogHoldsAtMostItsLimit pushes a link's backlog past its limit:
+// the push over it waits (here it is refused, its link being closed)
+// instead of growing the queue, and a pop makes room for one more.
+func TestBacklogHoldsAtMostItsLimit(t *testing.T) {
+	b := newBacklog(3)
+	closed := make(chan struct{})
+	close(closed)
+	for i := range 3 {
+		if err := b.push(inbound{}, closed, nil); err != nil {
+			t.Fatalf("push %d of 3: %v", i, err)
+		}
+	}
+	if err := b.push(inbound{}, closed, nil); err == nil {
+		t.Fatalf("a fourth push into a backlog of 3 went in; %d queued", len(b.q)-b.head)
+	}
+	if _, ok := b.pop(nil, nil); !ok {
+		t.Fatal("pop found nothing in a full backlog")
+	}
+	if err := b.push(inbound{}, closed, nil); err != nil {
+		t.Fatalf("push after a pop: %v", err)
+	}
+	if n := len(b.q) - b.head; n != 3 {
+		t.Errorf("%d frames queued, want the limit 3", n)
+	}
+}
