@@ -42,13 +42,16 @@ type msgStore struct {
 }
 
 // storeEntry is one stored message with copies of the fields that the
-// anti-entropy walks read for every entry (digest, onPull): kept inline in
-// the ring, they are read sequentially, where following m would cost a
-// cache miss per entry (10,000 of them, twice a period, on a node whose
-// caches the other processes keep cold).
+// anti-entropy walks read for every entry (digest, onPull) and that
+// eviction needs: kept inline in the ring, they are read sequentially,
+// where following m would cost a cache miss per entry (10,000 of them,
+// twice a period, and the oldest message at every eviction, on a node
+// whose caches the other processes keep cold).
 type storeEntry struct {
 	m           *wire.Message
 	expires     int64
+	id          wire.MsgID
+	size        int // len(m.Body)
 	origin      wire.NodeID
 	seq         uint64
 	publishedAt int64
@@ -82,7 +85,8 @@ func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl i
 		return
 	}
 	for s.n >= capacity || s.bytes+len(m.Body) > maxBytes {
-		s.markEvicted(now, s.fifo[s.head].m)
+		e := &s.fifo[s.head]
+		s.markEvictedKey(now, e.origin, e.seq)
 		s.evictOldest()
 		s.crowdedAt = now
 	}
@@ -94,7 +98,7 @@ func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl i
 	}
 	cp := *m
 	m = &cp
-	s.fifo[(s.head+s.n)%len(s.fifo)] = storeEntry{m: m, expires: now + ttl, origin: m.Origin, seq: m.Seq, publishedAt: m.PublishedAt}
+	s.fifo[(s.head+s.n)%len(s.fifo)] = storeEntry{m: m, expires: now + ttl, id: m.ID, size: len(m.Body), origin: m.Origin, seq: m.Seq, publishedAt: m.PublishedAt}
 	s.n++
 	s.byID[m.ID] = m
 	s.bytes += len(m.Body)
@@ -132,16 +136,17 @@ type evictMark struct {
 // as before the marks), so that a flood of origins costs no memory.
 const maxEvictMarks = 4096
 
-// markEvicted records that m is about to be evicted for room at now.
-func (s *msgStore) markEvicted(now int64, m *wire.Message) {
-	mk, ok := s.evictedTop[m.Origin]
+// markEvictedKey records that the message seq of origin is about to be
+// evicted for room at now.
+func (s *msgStore) markEvictedKey(now int64, origin wire.NodeID, seq uint64) {
+	mk, ok := s.evictedTop[origin]
 	if !ok && len(s.evictedTop) >= maxEvictMarks {
 		return
 	}
 	if s.evictedTop == nil {
 		s.evictedTop = make(map[wire.NodeID]evictMark)
 	}
-	s.evictedTop[m.Origin] = evictMark{seq: max(mk.seq, m.Seq), at: now}
+	s.evictedTop[origin] = evictMark{seq: max(mk.seq, seq), at: now}
 }
 
 func (s *msgStore) evictOldest() {
@@ -149,8 +154,8 @@ func (s *msgStore) evictOldest() {
 	s.fifo[s.head] = storeEntry{}
 	s.head = (s.head + 1) % len(s.fifo)
 	s.n--
-	delete(s.byID, e.m.ID)
-	s.bytes -= len(e.m.Body)
+	delete(s.byID, e.id)
+	s.bytes -= e.size
 	s.stats.Evicted++
 }
 

@@ -84,17 +84,17 @@ func TestStoreCopiesTheMessage(t *testing.T) {
 }
 
 // TestEvictMarksBudget pushes more origins than maxEvictMarks through
-// markEvicted: the table stops at its budget, and an origin already
+// markEvictedKey: the table stops at its budget, and an origin already
 // marked still has its mark raised.
 func TestEvictMarksBudget(t *testing.T) {
 	var s msgStore
 	for o := range maxEvictMarks + 100 {
-		s.markEvicted(1, &wire.Message{Origin: wire.NodeID(o + 1), Seq: 5})
+		s.markEvictedKey(1, wire.NodeID(o+1), 5)
 	}
 	if len(s.evictedTop) != maxEvictMarks {
 		t.Fatalf("%d origins marked, want the budget %d", len(s.evictedTop), maxEvictMarks)
 	}
-	s.markEvicted(2, &wire.Message{Origin: 1, Seq: 9})
+	s.markEvictedKey(2, 1, 9)
 	if mk := s.evictedTop[1]; mk.seq != 9 {
 		t.Errorf("origin 1 marked at seq %d after a later eviction, want 9", mk.seq)
 	}
