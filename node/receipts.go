@@ -96,7 +96,11 @@ func (s *receiptStore) findLocked(id wire.MsgID) *receipt {
 // addLocked records the first receipt of r.id and wakes its waiters. The
 // caller holds mu (the node loop locks once per batch).
 func (s *receiptStore) addLocked(r receipt) {
-	if s.findLocked(r.id) != nil {
+	// The index alone says whether r.id has a live receipt (the hot
+	// cache only ever mirrors it). A first receipt is nearly always new,
+	// so the hot cache would miss anyway, and its slot is a cache miss of
+	// its own on a loaded machine: go to the index first.
+	if _, ok := s.index[r.id]; ok {
 		return
 	}
 	if int64(len(r.body)) > s.maxBytes {
