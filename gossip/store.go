@@ -81,8 +81,22 @@ func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl i
 	if len(m.Body) > maxBytes || capacity < 1 {
 		return
 	}
-	if _, ok := s.byID[m.ID]; ok {
-		return
+	if s.byID == nil {
+		s.byID = make(map[wire.MsgID]*wire.Message)
+	}
+	// Insert first and see whether the map grew: one probe of the index
+	// instead of a lookup and then an insert. The index is large and, on
+	// a loaded machine, out of the cache, and a message stored here is
+	// nearly always new (the core stores what it delivers or publishes).
+	cp := *m
+	m = &cp
+	before := len(s.byID)
+	s.byID[m.ID] = m
+	if len(s.byID) == before {
+		if first := s.storedCopy(m.ID); first != nil {
+			s.byID[m.ID] = first // already held: keep the first copy
+			return
+		}
 	}
 	for s.n >= capacity || s.bytes+len(m.Body) > maxBytes {
 		e := &s.fifo[s.head]
@@ -90,19 +104,24 @@ func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl i
 		s.evictOldest()
 		s.crowdedAt = now
 	}
-	if s.byID == nil {
-		s.byID = make(map[wire.MsgID]*wire.Message)
-	}
 	if s.n == len(s.fifo) {
 		s.grow(capacity)
 	}
-	cp := *m
-	m = &cp
 	s.fifo[(s.head+s.n)%len(s.fifo)] = storeEntry{m: m, expires: now + ttl, id: m.ID, size: len(m.Body), origin: m.Origin, seq: m.Seq, publishedAt: m.PublishedAt}
 	s.n++
-	s.byID[m.ID] = m
 	s.bytes += len(m.Body)
 	s.stats.Stored++
+}
+
+// storedCopy finds the ring's copy of id, newest first, nil when the ring
+// has none: the rare path of a put of a message already stored.
+func (s *msgStore) storedCopy(id wire.MsgID) *wire.Message {
+	for i := s.n - 1; i >= 0; i-- {
+		if e := &s.fifo[(s.head+i)%len(s.fifo)]; e.id == id {
+			return e.m
+		}
+	}
+	return nil
 }
 
 // get returns the stored message with id, nil when it is not (or no

@@ -83,6 +83,37 @@ func TestStoreCopiesTheMessage(t *testing.T) {
 	}
 }
 
+// TestStorePutKeepsFirstCopy: a second put of a stored message (the same
+// id, here at a higher hop) changes nothing: the first copy is the one
+// served, and the store's counts and ring are as before.
+func TestStorePutKeepsFirstCopy(t *testing.T) {
+	var s msgStore
+	for i := 1; i <= 3; i++ {
+		m := storeMsg(i, 4)
+		m.Hop = 1
+		s.put(int64(i), m, 8, 1<<20, 100)
+	}
+	again := *storeMsg(2, 4)
+	again.Hop = 5
+	before := s.Stats()
+	s.put(10, &again, 8, 1<<20, 100)
+	if got := s.Stats(); got != before {
+		t.Errorf("stats after a second put %+v, want %+v", got, before)
+	}
+	if s.n != 3 {
+		t.Errorf("ring holds %d entries, want 3", s.n)
+	}
+	m := s.get(11, again.ID)
+	if m == nil || m.Hop != 1 {
+		t.Fatalf("stored copy %+v, want the first one, at hop 1", m)
+	}
+	for i := range s.n {
+		if e := s.fifo[(s.head+i)%len(s.fifo)]; s.byID[e.id] != e.m {
+			t.Errorf("entry %d: the index points at another copy than the ring's", i)
+		}
+	}
+}
+
 // TestEvictMarksBudget pushes more origins than maxEvictMarks through
 // markEvictedKey: the table stops at its budget, and an origin already
 // marked still has its mark raised.
