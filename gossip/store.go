@@ -41,9 +41,20 @@ type msgStore struct {
 	origins *originTable
 }
 
+// storeEntry is one stored message with copies of the fields that the
+// anti-entropy walks read for every entry (digest, onPull) and that
+// eviction needs: kept inline in the ring, they are read sequentially,
+// where following m would cost a cache miss per entry (10,000 of them,
+// twice a period, and the oldest message at every eviction, on a node
+// whose caches the other processes keep cold).
 type storeEntry struct {
-	m       *wire.Message
-	expires int64
+	m           *wire.Message
+	expires     int64
+	id          wire.MsgID
+	size        int // len(m.Body)
+	origin      wire.NodeID
+	seq         uint64
+	publishedAt int64
 }
 
 // StoreStats are a node's message-store counters, for metrics and tests:
@@ -70,27 +81,47 @@ func (s *msgStore) put(now int64, m *wire.Message, capacity, maxBytes int, ttl i
 	if len(m.Body) > maxBytes || capacity < 1 {
 		return
 	}
-	if _, ok := s.byID[m.ID]; ok {
-		return
-	}
-	for s.n >= capacity || s.bytes+len(m.Body) > maxBytes {
-		s.markEvicted(now, s.fifo[s.head].m)
-		s.evictOldest()
-		s.crowdedAt = now
-	}
 	if s.byID == nil {
 		s.byID = make(map[wire.MsgID]*wire.Message)
+	}
+	// Insert first and see whether the map grew: one probe of the index
+	// instead of a lookup and then an insert. The index is large and, on
+	// a loaded machine, out of the cache, and a message stored here is
+	// nearly always new (the core stores what it delivers or publishes).
+	cp := *m
+	m = &cp
+	before := len(s.byID)
+	s.byID[m.ID] = m
+	if len(s.byID) == before {
+		if first := s.storedCopy(m.ID); first != nil {
+			s.byID[m.ID] = first // already held: keep the first copy
+			return
+		}
+	}
+	for s.n >= capacity || s.bytes+len(m.Body) > maxBytes {
+		e := &s.fifo[s.head]
+		s.markEvictedKey(now, e.origin, e.seq)
+		s.evictOldest()
+		s.crowdedAt = now
 	}
 	if s.n == len(s.fifo) {
 		s.grow(capacity)
 	}
-	cp := *m
-	m = &cp
-	s.fifo[(s.head+s.n)%len(s.fifo)] = storeEntry{m: m, expires: now + ttl}
+	s.fifo[(s.head+s.n)%len(s.fifo)] = storeEntry{m: m, expires: now + ttl, id: m.ID, size: len(m.Body), origin: m.Origin, seq: m.Seq, publishedAt: m.PublishedAt}
 	s.n++
-	s.byID[m.ID] = m
 	s.bytes += len(m.Body)
 	s.stats.Stored++
+}
+
+// storedCopy finds the ring's copy of id, newest first, nil when the ring
+// has none: the rare path of a put of a message already stored.
+func (s *msgStore) storedCopy(id wire.MsgID) *wire.Message {
+	for i := s.n - 1; i >= 0; i-- {
+		if e := &s.fifo[(s.head+i)%len(s.fifo)]; e.id == id {
+			return e.m
+		}
+	}
+	return nil
 }
 
 // get returns the stored message with id, nil when it is not (or no
@@ -124,16 +155,17 @@ type evictMark struct {
 // as before the marks), so that a flood of origins costs no memory.
 const maxEvictMarks = 4096
 
-// markEvicted records that m is about to be evicted for room at now.
-func (s *msgStore) markEvicted(now int64, m *wire.Message) {
-	mk, ok := s.evictedTop[m.Origin]
+// markEvictedKey records that the message seq of origin is about to be
+// evicted for room at now.
+func (s *msgStore) markEvictedKey(now int64, origin wire.NodeID, seq uint64) {
+	mk, ok := s.evictedTop[origin]
 	if !ok && len(s.evictedTop) >= maxEvictMarks {
 		return
 	}
 	if s.evictedTop == nil {
 		s.evictedTop = make(map[wire.NodeID]evictMark)
 	}
-	s.evictedTop[m.Origin] = evictMark{seq: max(mk.seq, m.Seq), at: now}
+	s.evictedTop[origin] = evictMark{seq: max(mk.seq, seq), at: now}
 }
 
 func (s *msgStore) evictOldest() {
@@ -141,8 +173,8 @@ func (s *msgStore) evictOldest() {
 	s.fifo[s.head] = storeEntry{}
 	s.head = (s.head + 1) % len(s.fifo)
 	s.n--
-	delete(s.byID, e.m.ID)
-	s.bytes -= len(e.m.Body)
+	delete(s.byID, e.id)
+	s.bytes -= e.size
 	s.stats.Evicted++
 }
 

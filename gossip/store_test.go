@@ -83,18 +83,49 @@ func TestStoreCopiesTheMessage(t *testing.T) {
 	}
 }
 
+// TestStorePutKeepsFirstCopy: a second put of a stored message (the same
+// id, here at a higher hop) changes nothing: the first copy is the one
+// served, and the store's counts and ring are as before.
+func TestStorePutKeepsFirstCopy(t *testing.T) {
+	var s msgStore
+	for i := 1; i <= 3; i++ {
+		m := storeMsg(i, 4)
+		m.Hop = 1
+		s.put(int64(i), m, 8, 1<<20, 100)
+	}
+	again := *storeMsg(2, 4)
+	again.Hop = 5
+	before := s.Stats()
+	s.put(10, &again, 8, 1<<20, 100)
+	if got := s.Stats(); got != before {
+		t.Errorf("stats after a second put %+v, want %+v", got, before)
+	}
+	if s.n != 3 {
+		t.Errorf("ring holds %d entries, want 3", s.n)
+	}
+	m := s.get(11, again.ID)
+	if m == nil || m.Hop != 1 {
+		t.Fatalf("stored copy %+v, want the first one, at hop 1", m)
+	}
+	for i := range s.n {
+		if e := s.fifo[(s.head+i)%len(s.fifo)]; s.byID[e.id] != e.m {
+			t.Errorf("entry %d: the index points at another copy than the ring's", i)
+		}
+	}
+}
+
 // TestEvictMarksBudget pushes more origins than maxEvictMarks through
-// markEvicted: the table stops at its budget, and an origin already
+// markEvictedKey: the table stops at its budget, and an origin already
 // marked still has its mark raised.
 func TestEvictMarksBudget(t *testing.T) {
 	var s msgStore
 	for o := range maxEvictMarks + 100 {
-		s.markEvicted(1, &wire.Message{Origin: wire.NodeID(o + 1), Seq: 5})
+		s.markEvictedKey(1, wire.NodeID(o+1), 5)
 	}
 	if len(s.evictedTop) != maxEvictMarks {
 		t.Fatalf("%d origins marked, want the budget %d", len(s.evictedTop), maxEvictMarks)
 	}
-	s.markEvicted(2, &wire.Message{Origin: 1, Seq: 9})
+	s.markEvictedKey(2, 1, 9)
 	if mk := s.evictedTop[1]; mk.seq != 9 {
 		t.Errorf("origin 1 marked at seq %d after a later eviction, want 9", mk.seq)
 	}

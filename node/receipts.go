@@ -96,7 +96,16 @@ func (s *receiptStore) findLocked(id wire.MsgID) *receipt {
 // addLocked records the first receipt of r.id and wakes its waiters. The
 // caller holds mu (the node loop locks once per batch).
 func (s *receiptStore) addLocked(r receipt) {
-	if s.findLocked(r.id) != nil {
+	// The index alone says whether r.id has a live receipt (the hot
+	// cache only ever mirrors it). A first receipt is nearly always new,
+	// so the hot cache would miss anyway, and its slot is a cache miss of
+	// its own on a loaded machine: insert into the index at once and see
+	// whether it grew, one probe of a large, cold map instead of two. The
+	// receipt gets sequence s.next, which evictions below do not move.
+	before := len(s.index)
+	s.index[r.id] = s.next
+	if len(s.index) == before {
+		s.restoreLocked(r.id) // already received: keep the first receipt
 		return
 	}
 	if int64(len(r.body)) > s.maxBytes {
@@ -114,15 +123,30 @@ func (s *receiptStore) addLocked(r receipt) {
 	seq := s.next
 	s.next++
 	s.ring[seq%uint64(len(s.ring))] = r
-	s.index[r.id] = seq
 	s.hot[slot(r.id)] = hotEntry{id: r.id, seq: seq + 1}
 	s.bytes += int64(len(r.body))
+	if len(s.waiters) == 0 {
+		return
+	}
 	if ws, ok := s.waiters[r.id]; ok {
 		for _, w := range ws {
 			close(w)
 		}
 		delete(s.waiters, r.id)
 	}
+}
+
+// restoreLocked points the index back at the live receipt of id, newest
+// first, after addLocked overwrote it: the rare path of a second receipt
+// of one id.
+func (s *receiptStore) restoreLocked(id wire.MsgID) {
+	for seq := s.next; seq > s.first; seq-- {
+		if s.ring[(seq-1)%uint64(len(s.ring))].id == id {
+			s.index[id] = seq - 1
+			return
+		}
+	}
+	delete(s.index, id) // not in the ring: the index never held it either
 }
 
 // growLocked doubles the ring (up to capacity). An idle node should not

@@ -135,6 +135,29 @@ func TestReceiptStoreHotCacheCollisions(t *testing.T) {
 	}
 }
 
+// TestReceiptStoreSecondAddKeepsFirst: a second receipt of one id changes
+// nothing; the first is the one found, through the index as well as the
+// hot cache, and it is evicted in its turn.
+func TestReceiptStoreSecondAddKeepsFirst(t *testing.T) {
+	s := newReceiptStore(4, 1<<20)
+	a := idOf(1)
+	s.addLocked(receipt{id: a, hop: 1})
+	s.addLocked(receipt{id: idOf(2), hop: 2})
+	s.addLocked(receipt{id: a, hop: 9})
+	s.addLocked(receipt{id: sameSlot(a), hop: 3}) // a's hot slot now points elsewhere
+	if r, ok := s.get(a); !ok || r.Hop != 1 {
+		t.Fatalf("receipt of a: %+v (found %v), want the first, at hop 1", r, ok)
+	}
+	if got := len(s.recent(10)); got != 3 {
+		t.Errorf("%d receipts kept, want 3", got)
+	}
+	s.addLocked(receipt{id: idOf(4), hop: 4})
+	s.addLocked(receipt{id: idOf(5), hop: 5}) // evicts a
+	if r, ok := s.get(a); ok {
+		t.Errorf("evicted receipt a still found: %+v", r)
+	}
+}
+
 func TestReceiptStoreWait(t *testing.T) {
 	s := newReceiptStore(4, 1<<20)
 	ch, cancel := s.wait(idOf(1))
