@@ -239,3 +239,56 @@ func TestTestbedDenseMeetsTarget(t *testing.T) {
 		})
 	}
 }
+
+// The adversaries together make up as many messages at every size: at
+// twice the base size, each of twice as many adversaries runs at half the
+// rate (a decimal one for forge and spam), spread over two phases, and
+// the total made up is the base size's, which is the rule's count: the
+// base size's adversaries times their emissions in the run.
+func TestByzantineLoadIndependentOfN(t *testing.T) {
+	t.Parallel()
+	const load, pct = 100, 33
+	for _, tc := range []struct {
+		kind string
+		base float64
+	}{
+		{"forge", ByzantineForgeRate},
+		{"spam", ByzantineSpamRate},
+		{"spam-invalid", ByzantineInvalidRate},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			injected := map[int]int64{}
+			for _, n := range []int{load, 2 * load} {
+				sc, err := byzantineScenarioAt(n, load, tc.kind, pct, 5, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, _ := sc.Modes.Get(sc.Modes[0].Kind)
+				if want := tc.base * load / float64(n); m.Rate != want {
+					t.Fatalf("N = %d: each adversary's rate %v, want %v", n, m.Rate, want)
+				}
+				if want := n / load; sc.Phases != want {
+					t.Fatalf("N = %d: %d phases, want %d", n, sc.Phases, want)
+				}
+				r, err := RunScenario(context.Background(), sc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				injected[n] = r.Injected
+			}
+			// At the base size the adversaries all emit at k/base s, for
+			// k = 1, 2, … up to the run's end (publishing, then the
+			// drain; the schedules start at 0).
+			sc, _ := byzantineScenarioAt(load, load, tc.kind, pct, 5, true)
+			end := sc.publishTime(sc.Messages()-1) + int64(sc.Drain)
+			per := int64(float64(end) * tc.base / 1e9)
+			if want := int64(load*pct/100) * per; injected[load] != want {
+				t.Errorf("N = %d: %d made up, want %d adversaries × %d", load, injected[load], load*pct/100, per)
+			}
+			if injected[2*load] != injected[load] {
+				t.Errorf("N = %d made up %d, N = %d made up %d: the adversaries' load depends on N", 2*load, injected[2*load], load, injected[load])
+			}
+		})
+	}
+}
