@@ -292,3 +292,68 @@ func TestByzantineLoadIndependentOfN(t *testing.T) {
 		})
 	}
 }
+
+// Heavy cells (honest nodes keeping millions of made-up messages) run one
+// at a time, the light ones beside them; at N = 10,000 the scenarios whose
+// made-up messages honest nodes accept (forge without the defences, spam)
+// are heavy and the rest are not, and at N = 1,000 none is.
+func TestByzantineHeavyCellsOneAtATime(t *testing.T) {
+	t.Parallel()
+	cells := []byzantineCell{{heavy: true}, {heavy: true}, {}, {heavy: true}, {}}
+	taken := make([]bool, len(cells))
+	take := func(heavyRunning bool, want int) {
+		t.Helper()
+		k := nextCell(cells, taken, heavyRunning)
+		if k != want {
+			t.Fatalf("next cell %d (a heavy one running: %v), want %d", k, heavyRunning, want)
+		}
+		if k >= 0 {
+			taken[k] = true
+		}
+	}
+	take(false, 0) // the first, heavy
+	take(true, 2)  // the light ones beside it
+	take(true, 4)
+	take(true, -2) // only heavy ones left: wait
+	take(false, 1) // the first one done: the next heavy
+	take(true, -2)
+	take(false, 3)
+	take(false, -1)
+
+	for _, tc := range []struct {
+		n     int
+		kind  string
+		def   bool
+		heavy bool
+	}{
+		{10_000, "forge", false, true},
+		{10_000, "forge", true, false},
+		{10_000, "spam", false, true},
+		{10_000, "spam", true, true},
+		{10_000, "spam-invalid", false, false},
+		{10_000, "tamper", false, false},
+		{1_000, "forge", false, false},
+		{1_000, "spam", true, false},
+	} {
+		sc, err := byzantineScenario(tc.n, tc.kind, 33, 1, tc.def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := madeUpPairs(&sc) > heavyPairs; got != tc.heavy {
+			t.Errorf("N = %d, %s, defences %v: heavy %v (%d pairs), want %v", tc.n, tc.kind, tc.def, got, madeUpPairs(&sc), tc.heavy)
+		}
+	}
+	for _, pct := range ByzantineFractions {
+		for _, kind := range ByzantineKinds {
+			for _, def := range []bool{false, true} {
+				sc, err := byzantineScenario(1_000, kind, pct, 1, def)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p := madeUpPairs(&sc); p > heavyPairs {
+					t.Errorf("N = 1,000, %d%% %s, defences %v: heavy (%d pairs)", pct, kind, def, p)
+				}
+			}
+		}
+	}
+}
