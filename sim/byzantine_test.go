@@ -71,13 +71,11 @@ func TestTestbedDefencesOffShowHarm(t *testing.T) {
 }
 
 // A forger's messages under honest origins are accepted without
-// signatures and never with them. The rates' base is the test's own size,
-// 300 nodes (each forger at 1 a second): at the experiment's base, 1,000,
-// each would forge 3.3 a second, for a run seven times as long.
+// signatures and never with them.
 func TestByzantineForgeHarmOffNoneOn(t *testing.T) {
 	t.Parallel()
 	for _, def := range []bool{false, true} {
-		sc, err := byzantineScenarioAt(300, 300, "forge", 10, 1, def)
+		sc, err := byzantineScenario(300, "forge", 10, 1, def)
 		if err != nil {
 			t.Fatal(err)
 		}
