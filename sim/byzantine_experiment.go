@@ -61,13 +61,14 @@ const (
 	ByzantineDrain      = 4 * time.Second
 	// ByzantineForgeRate, ByzantineSpamRate and ByzantineInvalidRate are
 	// each adversary's rates in messages a second at ByzantineLoadNodes
-	// nodes: there every adversary makes at least one message up within
-	// the publishing second, and more adversaries make more. At N nodes
-	// each adversary's rate is the base rate × ByzantineLoadNodes / N
-	// (byzantineRate), so that the adversaries together make as many
-	// messages a second at every size: each honest node faces the same
-	// adversarial load at 1,000 and at 10,000 nodes, and what grows with
-	// N is the mesh, not the attack.
+	// nodes and below: there every adversary makes at least one message
+	// up within the publishing second, and more adversaries make more.
+	// At N nodes above it each adversary's rate is the base rate ×
+	// ByzantineLoadNodes / N (byzantineRate), so that the adversaries
+	// together make as many messages a second at every size: each honest
+	// node faces the same adversarial load at 1,000 and at 10,000 nodes,
+	// and what grows with N is the mesh, not the attack. (A smaller mesh,
+	// a test's, is not made busier than its base rates.)
 	ByzantineForgeRate   = 1
 	ByzantineSpamRate    = 1
 	ByzantineInvalidRate = 20
@@ -77,9 +78,13 @@ const (
 )
 
 // byzantineRate is each adversary's rate at n nodes for a base rate at
-// load nodes: base × load / n, so that at every size the adversaries
-// together make base × (their number at load nodes) messages a second.
+// load nodes: base × load / n, so that at every size from load up the
+// adversaries together make base × (their number at load nodes) messages
+// a second; base itself below load.
 func byzantineRate(base float64, n, load int) float64 {
+	if n <= load {
+		return base
+	}
 	return base * float64(load) / float64(n)
 }
 
@@ -523,7 +528,7 @@ func runByzantineExperiment(ctx context.Context, ec ExperimentConfig, sizes []in
 // experiment's Setup.
 func byzantineRates(sizes []int) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "Each adversary's rates are the base rates × %d / N, so that the adversaries together make up as many messages a second at every size and each honest node faces the same adversarial load (the number of adversaries grows with N, their rates fall with it): ", ByzantineLoadNodes)
+	fmt.Fprintf(&b, "Each adversary's rates are the base rates × %d / N (at N ≥ %d; the base rates below), so that the adversaries together make up as many messages a second at every size and each honest node faces the same adversarial load (the number of adversaries grows with N, their rates fall with it): ", ByzantineLoadNodes, ByzantineLoadNodes)
 	for i, n := range sizes {
 		if i > 0 {
 			b.WriteString("; ")
