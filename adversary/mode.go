@@ -105,8 +105,13 @@ const (
 	DefaultSpamRate = 1000
 	// DefaultForgeRate is forge's and replay's rate: 10 a second.
 	DefaultForgeRate = 10
-	// MaxRate bounds every rate: 1,000,000 a second. A tick emits at
-	// most one second's worth, so this also bounds one tick's output.
+	// MinRate and MaxRate bound every rate: 0.001 to 1,000,000 a second.
+	// A rate may be a decimal ("spam=0.1": one every 10 s), so that many
+	// adversaries can share a small load between them; below MinRate a
+	// node would make one message in more than a quarter of an hour,
+	// which no run here lasts. A tick emits at most one second's worth, so
+	// MaxRate also bounds one tick's output.
+	MinRate = 0.001
 	MaxRate = 1_000_000
 	// MaxDelay bounds delay: one minute, which already outlives most
 	// repair timers; the held sends are bounded too (MaxHeld).
@@ -116,7 +121,8 @@ const (
 // Mode is one kind with its parameter.
 type Mode struct {
 	Kind Kind
-	// Rate is how many a second, for Spam, SpamInvalid, Forge and Replay.
+	// Rate is how many a second, for Spam, SpamInvalid, Forge and Replay:
+	// MinRate to MaxRate, a decimal allowed (0.1 is one every 10 s).
 	Rate float64
 	// Target is the node that Censor and Eclipse aim at.
 	Target wire.NodeID
@@ -131,11 +137,13 @@ func (k Kind) rated() bool { return k == Spam || k == SpamInvalid || k == Forge 
 func (k Kind) targeted() bool { return k == Censor || k == Eclipse }
 
 // String renders m as Parse reads it: "blackhole", "spam=20000",
-// "delay=200ms", "censor=00000000000000ab".
+// "forge=0.1", "delay=200ms", "censor=00000000000000ab". A rate is
+// written in plain decimals, with the fewest digits that read back to the
+// same rate, so that Parse(m.String()) gives m again.
 func (m Mode) String() string {
 	switch {
 	case m.Kind.rated():
-		return m.Kind.String() + "=" + strconv.FormatFloat(m.Rate, 'g', -1, 64)
+		return m.Kind.String() + "=" + strconv.FormatFloat(m.Rate, 'f', -1, 64)
 	case m.Kind.targeted():
 		return m.Kind.String() + "=" + m.Target.String()
 	case m.Kind == Delay:
@@ -149,8 +157,8 @@ func (m Mode) Validate() error {
 	switch {
 	case m.Kind == 0 || m.Kind >= kindEnd:
 		return fmt.Errorf("adversary: unknown mode kind %d", uint8(m.Kind))
-	case m.Kind.rated() && !(m.Rate > 0 && m.Rate <= MaxRate):
-		return fmt.Errorf("adversary: %s: rate must be in (0, %d] a second, got %v", m.Kind, MaxRate, m.Rate)
+	case m.Kind.rated() && !(m.Rate >= MinRate && m.Rate <= MaxRate): // also catches NaN
+		return fmt.Errorf("adversary: %s: rate must be %v to %d a second, got %v", m.Kind, MinRate, MaxRate, m.Rate)
 	case m.Kind.targeted() && m.Target == 0:
 		return fmt.Errorf("adversary: %s needs a target node id", m.Kind)
 	case m.Kind == Delay && !(m.Delay > 0 && m.Delay <= MaxDelay):
@@ -212,6 +220,7 @@ func (ms Modes) Validate() error {
 
 // Parse reads a comma-separated list of modes: "blackhole",
 // "tamper,liar", "spam=20000", "spam-invalid=500", "forge=5",
+// "spam=0.1" (a rate may be a decimal, MinRate to MaxRate a second),
 // "replay=50", "delay=200ms", "censor=00000000000000ab" (a node id of up to
 // 16 hex digits), "eclipse=TARGETID". A rate mode given without a rate gets
 // its default (DefaultSpamRate, DefaultForgeRate). "" and "none" are an

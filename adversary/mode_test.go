@@ -18,6 +18,14 @@ func TestParseRoundTrip(t *testing.T) {
 		{"spam-invalid=500", "spam-invalid=500"},
 		{"forge", "forge=10"},
 		{"replay=2.5", "replay=2.5"},
+		{"spam=0.1", "spam=0.1"},
+		{"forge=0.5", "forge=0.5"},
+		{"spam-invalid=2.0", "spam-invalid=2"},
+		{"forge=.25", "forge=0.25"},
+		{"spam=0.001", "spam=0.001"},
+		{"spam=1e-3", "spam=0.001"},
+		{"spam=1000000", "spam=1000000"},
+		{"forge=3.3333333333333335", "forge=3.3333333333333335"},
 		{"censor=00000000000000ab", "censor=00000000000000ab"},
 		{"censor=ab", "censor=00000000000000ab"},
 		{"delay=200ms", "delay=200ms"},
@@ -46,6 +54,9 @@ func TestParseRoundTrip(t *testing.T) {
 	if s, _ := ms.Get(Spam); s.Rate != 3 {
 		t.Errorf("spam rate %v", s.Rate)
 	}
+	if f, _ := mustParse(t, "forge=0.1").Get(Forge); f.Rate != 0.1 {
+		t.Errorf("forge=0.1: rate %v", f.Rate)
+	}
 	if c, _ := ms.Get(Censor); c.Target != 5 {
 		t.Errorf("censor target %v", c.Target)
 	}
@@ -67,6 +78,10 @@ func TestParseErrors(t *testing.T) {
 		{"spam=0", "rate"},
 		{"spam=-3", "rate"},
 		{"spam=2000000", "rate"},
+		{"spam=0.0009", "rate"},
+		{"forge=1e-9", "rate"},
+		{"spam=Inf", "rate"},
+		{"spam=0.1.2", "0.1.2"},
 		{"spam=NaN", "NaN"},
 		{"censor", "censor"},
 		{"censor=xyz", "xyz"},

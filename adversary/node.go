@@ -70,9 +70,11 @@ type Node struct {
 	peers []wire.NodeID
 
 	// rate modes' schedules, one per rated kind; stop, when set, ends
-	// them (SetStop).
+	// them (SetStop); phase places their emissions in their period
+	// (SetPhase), 0 for the default, 1.
 	rates [kindEnd]rateState
 	stop  int64
+	phase float64
 
 	// origins remembers who to impersonate, with the highest sequence
 	// seen from each.
@@ -177,6 +179,21 @@ func (n *Node) SetModes(ms Modes) {
 // that runs until no work is left (the simulator) uses it to end a liar
 // that would otherwise keep it busy for ever.
 func (n *Node) SetStop(t int64) { n.stop = t }
+
+// SetPhase places the rate modes' emissions within their period 1/rate:
+// emission i (from 1) is due (i − 1 + phase)/rate after the schedule
+// starts. The default, phase 1, is one period after the start and every
+// period after. phase must be in (0, 1]; anything else is the default.
+// Many adversaries at a low rate (forge=0.1: one message every 10 s) with
+// phases spread over (0, 1] share one steady load between them, where in
+// step they would all emit at once, or all too late for a short run. A
+// driver sets it before the first input; it holds across SetModes.
+func (n *Node) SetPhase(phase float64) {
+	if !(phase > 0 && phase <= 1) {
+		phase = 1
+	}
+	n.phase = phase
+}
 
 // Modes returns the modes in force (do not modify).
 func (n *Node) Modes() Modes { return n.modes }
@@ -334,7 +351,7 @@ func (n *Node) ownNext() int64 {
 	}
 	for k, r := range n.cfg.rate {
 		if st := &n.rates[k]; r > 0 && st.started {
-			if at := st.at(st.done+1, r); n.stop == 0 || at < n.stop {
+			if at := st.at(st.done+1, r, n.phase); n.stop == 0 || at < n.stop {
 				t = earliest(t, at)
 			}
 		}
@@ -342,9 +359,14 @@ func (n *Node) ownNext() int64 {
 	return t
 }
 
-// at is the time of the i-th emission of a schedule at rate r.
-func (st *rateState) at(i uint64, r float64) int64 {
-	return st.start + int64(math.Ceil(float64(i)*1e9/r))
+// at is the time of the i-th emission (from 1) of a schedule at rate r
+// and phase (SetPhase; 0 is 1): (i − 1 + phase)/r after its start. At
+// phase 1, i − 1 + 1 is i exactly, so the default schedule is i/r.
+func (st *rateState) at(i uint64, r, phase float64) int64 {
+	if phase == 0 {
+		phase = 1
+	}
+	return st.start + int64(math.Ceil((float64(i)-1+phase)*1e9/r))
 }
 
 // emit sends the emissions of kind due by now, at most one second's worth:
@@ -355,12 +377,21 @@ func (n *Node) emit(now int64, kind Kind, r float64, out *gossip.Output) {
 		return
 	}
 	limit := uint64(math.Ceil(r))
+	ph := n.phase
+	if ph == 0 {
+		ph = 1
+	}
 	var sent uint64
-	for at := st.at(st.done+1, r); at <= now && (n.stop == 0 || at < n.stop); at = st.at(st.done+1, r) {
+	for at := st.at(st.done+1, r, ph); at <= now && (n.stop == 0 || at < n.stop); at = st.at(st.done+1, r, ph) {
 		if sent == limit {
-			// Skip the backlog: the next emission is the first after now.
-			st.done = uint64(float64(now-st.start) * r / 1e9)
-			for st.at(st.done+1, r) <= now {
+			// Skip the backlog: the next emission is the first after now
+			// (those due by now number about elapsed·r + 1 − phase).
+			due := float64(now-st.start) * r / 1e9
+			if ph != 1 {
+				due = max(0, due+1-ph)
+			}
+			st.done = uint64(due)
+			for st.at(st.done+1, r, ph) <= now {
 				st.done++
 			}
 			break

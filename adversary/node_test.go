@@ -77,6 +77,50 @@ func TestRateSchedule(t *testing.T) {
 	}
 }
 
+// TestFractionalRatePhase: a decimal rate emits one message a period,
+// the phase places the emissions within it, and a long gap at a phase
+// below 1 still skips to the first emission after it.
+func TestFractionalRatePhase(t *testing.T) {
+	for _, tc := range []struct {
+		phase float64
+		first time.Duration
+	}{
+		{0, 10 * time.Second}, // the default: one period in
+		{1, 10 * time.Second}, // the same
+		{0.25, 2500 * time.Millisecond},
+		{-3, 10 * time.Second}, // out of range: the default
+	} {
+		n := Wrap(newCore(t, 1), mustParse(t, "forge=0.1"), rand.New(rand.NewPCG(3, 3)))
+		n.SetPhase(tc.phase)
+		var out gossip.Output
+		n.PeerUp(0, 2, &out)
+		if got := n.NextTick(); got != int64(tc.first) {
+			t.Errorf("phase %v: first emission at %v, want %v", tc.phase, time.Duration(got), tc.first)
+		}
+		// Ticks every 100 ms for 35 s: emissions at first, first+10 s, ...
+		for now := int64(0); now <= int64(35*time.Second); now += int64(100 * time.Millisecond) {
+			n.Tick(now, &out)
+		}
+		want := 1 + uint64((35*time.Second-tc.first)/(10*time.Second))
+		if got := n.Stats().Forged; got != want {
+			t.Errorf("phase %v: %d forged in 35 s at 0.1/s, want %d", tc.phase, got, want)
+		}
+		// A gap of a minute: one emission (the tick's one second's worth
+		// is one message), and the next after the gap.
+		n.Tick(int64(95*time.Second), &out)
+		if got := n.Stats().Forged; got != want+1 {
+			t.Errorf("phase %v: after a gap %d forged, want %d", tc.phase, got, want+1)
+		}
+		next := n.NextTick()
+		if next <= int64(95*time.Second) || next > int64(105*time.Second) {
+			t.Errorf("phase %v: next emission at %v after the gap, want within the next period", tc.phase, time.Duration(next))
+		}
+		if (time.Duration(next)-tc.first)%(10*time.Second) != 0 {
+			t.Errorf("phase %v: next emission at %v is off the schedule %v + k·10 s", tc.phase, time.Duration(next), tc.first)
+		}
+	}
+}
+
 // TestDelayHolds: delay holds every send, NextTick names the release, and
 // the tick then sends them.
 func TestDelayHolds(t *testing.T) {

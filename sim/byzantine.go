@@ -59,6 +59,14 @@ type Scenario struct {
 	// Modes is what every sybil does (after Calm). Empty: sybils are
 	// plain cores, honest in all but name, which is the baseline.
 	Modes adversary.Modes
+	// Phases spreads the sybils' rate modes (forge, spam, spam-invalid,
+	// replay) over that many evenly spaced phases of their period: sybil
+	// j (from 0, in node order) emits first ((j mod Phases) + 1)/Phases
+	// of a period after it starts (adversary.Node.SetPhase). 0 or 1 (the
+	// default): all in step, one period after the start. Many sybils at a
+	// rate below the default's then share one steady load instead of
+	// emitting all at once, deterministically (no random source).
+	Phases int
 	// Defences turns on strict signing (the simulator's signature model,
 	// gossip.ModelAuth) and wraps every honest core in a score.Guard with
 	// Score, and keeps Gossip.LazyDOut (eager slots on dialed links). Off:
@@ -114,6 +122,8 @@ func (sc *Scenario) Validate() error {
 		return fmt.Errorf("sim: scenario %s: a calm phase needs a duration ≥ 0 and a rate in (0, 1e6], got %v at %v/s", sc.Name, sc.Calm, sc.CalmRate)
 	case sc.Drain < 0:
 		return fmt.Errorf("sim: scenario %s: drain must not be negative, got %v", sc.Name, sc.Drain)
+	case sc.Phases < 0 || sc.Phases > max(1, sc.Overlay.Sybils):
+		return fmt.Errorf("sim: scenario %s: phases must be in 0..%d (one per sybil at most), got %d", sc.Name, max(1, sc.Overlay.Sybils), sc.Phases)
 	case sc.Mixed && sc.Overlay.Degree >= sc.Overlay.Honest+sc.Overlay.Sybils:
 		return fmt.Errorf("sim: scenario %s: degree %d needs more nodes", sc.Name, sc.Overlay.Degree)
 	}
@@ -126,6 +136,13 @@ func (sc *Scenario) Validate() error {
 		}
 	}
 	return nil
+}
+
+// setPhase gives the j-th sybil its phase (Phases).
+func (sc *Scenario) setPhase(a *adversary.Node, j int) {
+	if sc.Phases > 1 {
+		a.SetPhase(float64(j%sc.Phases+1) / float64(sc.Phases))
+	}
 }
 
 // flash is a sybil that behaves until at, then switches its adversary on
@@ -376,10 +393,12 @@ func RunScenario(ctx context.Context, sc Scenario) (*ScenarioResult, error) {
 		case i >= h && len(sc.Modes) > 0:
 			if calm > 0 {
 				a := adversary.Wrap(c, nil, rng)
+				sc.setPhase(a, len(advs))
 				advs = append(advs, a)
 				return &flash{Node: a, at: int64(sc.Calm), modes: sc.Modes}
 			}
 			a := adversary.Wrap(c, sc.Modes, rng)
+			sc.setPhase(a, len(advs))
 			advs = append(advs, a)
 			return a
 		}

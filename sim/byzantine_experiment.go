@@ -60,13 +60,42 @@ const (
 	ByzantineDuration   = time.Second
 	ByzantineDrain      = 4 * time.Second
 	// ByzantineForgeRate, ByzantineSpamRate and ByzantineInvalidRate are
-	// each adversary's rates in messages a second: every adversary makes
-	// at least one message up within the publishing second, and more
-	// adversaries make more.
+	// each adversary's rates in messages a second at ByzantineLoadNodes
+	// nodes and below: there every adversary makes at least one message
+	// up within the publishing second, and more adversaries make more.
+	// At N nodes above it each adversary's rate is the base rate ×
+	// ByzantineLoadNodes / N (byzantineRate), so that the adversaries
+	// together make as many messages a second at every size: each honest
+	// node faces the same adversarial load at 1,000 and at 10,000 nodes,
+	// and what grows with N is the mesh, not the attack. (A smaller mesh,
+	// a test's, is not made busier than its base rates.)
 	ByzantineForgeRate   = 1
 	ByzantineSpamRate    = 1
 	ByzantineInvalidRate = 20
+	// ByzantineLoadNodes is the size at which each adversary makes up
+	// messages at the base rates above.
+	ByzantineLoadNodes = 1_000
 )
+
+// byzantineRate is each adversary's rate at n nodes for a base rate at
+// load nodes: base × load / n, so that at every size from load up the
+// adversaries together make base × (their number at load nodes) messages
+// a second; base itself below load.
+func byzantineRate(base float64, n, load int) float64 {
+	if n <= load {
+		return base
+	}
+	return base * float64(load) / float64(n)
+}
+
+// byzantinePhases is how many phases the adversaries' emissions are
+// spread over at n nodes (Scenario.Phases): n / load, rounded, at least
+// 1. At 10,000 nodes each of 3,300 forgers emits once every 10 s, a tenth
+// of them in each second, so that the same 330 forgeries a second are
+// made up, at the same instants, as by 330 forgers at 1 a second at 1,000.
+func byzantinePhases(n, load int) int {
+	return max(1, int(math.Round(float64(n)/float64(load))))
+}
 
 // ByzantineFractions are the fractions of adversaries, in percent.
 var ByzantineFractions = []int{0, 10, 20, 33, 50}
@@ -102,6 +131,12 @@ func idOf(i int) wire.NodeID { return wire.NodeID(i) + 1 }
 // byzantineScenario builds the byzantine experiment's scenario for kind
 // at pct percent adversaries among n nodes.
 func byzantineScenario(n int, kind string, pct int, seed uint64, defences bool) (Scenario, error) {
+	return byzantineScenarioAt(n, ByzantineLoadNodes, kind, pct, seed, defences)
+}
+
+// byzantineScenarioAt is byzantineScenario with the rates' base at load
+// nodes (ByzantineLoadNodes in the experiment; tests use small ones).
+func byzantineScenarioAt(n, load int, kind string, pct int, seed uint64, defences bool) (Scenario, error) {
 	sybils := n * pct / 100
 	honest := n - sybils
 	sc := Scenario{
@@ -123,13 +158,17 @@ func byzantineScenario(n int, kind string, pct int, seed uint64, defences bool) 
 		return sc, nil
 	}
 	var mode string
+	rate := func(base float64) string {
+		sc.Phases = byzantinePhases(n, load)
+		return strconv.FormatFloat(byzantineRate(base, n, load), 'f', -1, 64)
+	}
 	switch kind {
 	case "forge":
-		mode = fmt.Sprintf("forge=%d", ByzantineForgeRate)
+		mode = "forge=" + rate(ByzantineForgeRate)
 	case "spam":
-		mode = fmt.Sprintf("spam=%d", ByzantineSpamRate)
+		mode = "spam=" + rate(ByzantineSpamRate)
 	case "spam-invalid":
-		mode = fmt.Sprintf("spam-invalid=%d", ByzantineInvalidRate)
+		mode = "spam-invalid=" + rate(ByzantineInvalidRate)
 	case "censor":
 		// The first publisher's messages are what the adversaries drop.
 		mode = "censor=" + idOf(0).String()
@@ -289,16 +328,70 @@ func testbedScenario(name string, size TestbedSize, seed uint64, defences bool) 
 	return sc, nil
 }
 
-// byzantineCell is one scenario to run and where its row goes.
+// byzantineCell is one scenario to run and where its row goes; heavy
+// marks one whose honest nodes keep state for many made-up messages
+// (heavyPairs), which runCells runs one at a time.
 type byzantineCell struct {
-	sc   Scenario
-	kind string
+	sc    Scenario
+	kind  string
+	heavy bool
+}
+
+// heavyPairs is the number of (honest node, made-up message it accepts)
+// pairs above which a scenario is heavy: each pair costs an honest core
+// about 1.4 KB (its lazy router's IHAVE cache and per-peer marks, its
+// store, its seen cache), so 4 million is about 5.6 GB. At N = 10,000,
+// 33% forgers without the defences, or spammers in either setting, make
+// 8.8 million (about 12 GB); two of them at once do not fit a 23 GB
+// machine, one beside the light scenarios does. Every scenario at
+// N = 1,000 (at most 1 million pairs) is light.
+const heavyPairs = 4_000_000
+
+// madeUpPairs estimates the (honest node, made-up message) pairs a
+// scenario's honest nodes accept and keep: the valid messages its
+// adversaries make up (spam, and forge without signatures) over the run,
+// each accepted by every honest node. Invalid spam, tampered copies and
+// forgeries under strict signing are rejected at the first honest hop and
+// kept by none.
+func madeUpPairs(sc *Scenario) int64 {
+	var rate float64
+	for _, m := range sc.Modes {
+		if m.Kind == adversary.Spam || m.Kind == adversary.Forge && !sc.Defences {
+			rate += m.Rate
+		}
+	}
+	span := time.Duration(sc.publishTime(sc.calmMessages()+sc.Messages()-1)) + sc.Drain
+	return int64(float64(sc.Overlay.Sybils) * rate * span.Seconds() * float64(sc.Overlay.Honest))
+}
+
+// nextCell picks the cell a free worker runs next, in order: the first
+// not taken, but a heavy one only while no other heavy one runs, so that
+// the light cells go on beside it. It returns -1 when every cell is
+// taken, and -2 when only heavy ones are left while one runs (the worker
+// waits for it).
+func nextCell(cells []byzantineCell, taken []bool, heavyRunning bool) int {
+	left := false
+	for k := range cells {
+		if taken[k] {
+			continue
+		}
+		left = true
+		if cells[k].heavy && heavyRunning {
+			continue
+		}
+		return k
+	}
+	if left {
+		return -2
+	}
+	return -1
 }
 
 // runCells runs the scenarios on up to workers goroutines (0:
 // GOMAXPROCS) and returns their rows in order: each scenario is
 // deterministic on its own, so the rows are the same for any number of
-// workers. On cancellation the rows done so far come back, the rest left
+// workers. Heavy cells run one at a time (nextCell), the others beside
+// them. On cancellation the rows done so far come back, the rest left
 // out, and partial is true.
 func runCells(ctx context.Context, name string, cells []byzantineCell, workers int, progress func(float64)) (rows []ByzantineRow, partial bool, err error) {
 	if workers <= 0 {
@@ -307,23 +400,39 @@ func runCells(ctx context.Context, name string, cells []byzantineCell, workers i
 	out := make([]*ByzantineRow, len(cells))
 	errs := make([]error, len(cells))
 	var (
-		mu   sync.Mutex
-		next int
-		done int
-		wg   sync.WaitGroup
+		mu           sync.Mutex
+		taken        = make([]bool, len(cells))
+		heavyRunning bool
+		done         int
+		wg           sync.WaitGroup
 	)
+	freed := sync.NewCond(&mu)
 	for range min(workers, len(cells)) {
 		wg.Go(func() {
 			for {
 				mu.Lock()
-				k := next
-				next++
-				mu.Unlock()
-				if k >= len(cells) || ctx.Err() != nil {
+				k := nextCell(cells, taken, heavyRunning)
+				for k == -2 && ctx.Err() == nil {
+					freed.Wait()
+					k = nextCell(cells, taken, heavyRunning)
+				}
+				if k < 0 || ctx.Err() != nil {
+					mu.Unlock()
 					return
 				}
+				taken[k] = true
+				if cells[k].heavy {
+					heavyRunning = true
+				}
+				mu.Unlock()
 				c := &cells[k]
 				r, err := RunScenario(ctx, c.sc)
+				if c.heavy {
+					mu.Lock()
+					heavyRunning = false
+					freed.Broadcast()
+					mu.Unlock()
+				}
 				if err != nil {
 					errs[k] = err
 					return
@@ -399,7 +508,7 @@ func runByzantineExperiment(ctx context.Context, ec ExperimentConfig, sizes []in
 					if err != nil {
 						return nil, err
 					}
-					cells = append(cells, byzantineCell{sc: sc, kind: sc.Name})
+					cells = append(cells, byzantineCell{sc: sc, kind: sc.Name, heavy: madeUpPairs(&sc) > heavyPairs})
 				}
 			}
 		}
@@ -409,10 +518,30 @@ func runByzantineExperiment(ctx context.Context, ec ExperimentConfig, sizes []in
 		return nil, err
 	}
 	be := &ByzantineExperiment{Name: ExperimentByzantine, Rows: rows,
-		Setup: fmt.Sprintf("Overlay: one random undirected graph of mean degree %d, the adversaries at random places (eclipse: every adversary links to one target and to %d random honest nodes; the target keeps its own %d outbound honest links with the defences on, the outbound quota, and none with them off). Router: lazy push, D = 6, D_lazy = 6 (or a quarter of the lazy candidates, if more), heartbeat %v, no anti-entropy. Links %s. %d honest publishers, %d messages/s in all, for %v; the run drains %v more. Each adversary's rates: forge %d/s, spam %d/s, spam-invalid %d/s; censor drops the first publisher's messages. Defences on: strict signing (the simulator's signature model), peer scoring at score.DefaultParams and 3 of the 6 eager slots kept on links a node dialed (D_out); off: signing none, no scoring, no D_out. Seed %d.",
+		Setup: fmt.Sprintf("Overlay: one random undirected graph of mean degree %d, the adversaries at random places (eclipse: every adversary links to one target and to %d random honest nodes; the target keeps its own %d outbound honest links with the defences on, the outbound quota, and none with them off). Router: lazy push, D = 6, D_lazy = 6 (or a quarter of the lazy candidates, if more), heartbeat %v, no anti-entropy. Links %s. %d honest publishers, %d messages/s in all, for %v; the run drains %v more. %s; censor drops the first publisher's messages. Defences on: strict signing (the simulator's signature model), peer scoring at score.DefaultParams and 3 of the 6 eager slots kept on links a node dialed (D_out); off: signing none, no scoring, no D_out. Seed %d.",
 			ByzantineDegree, ByzantineDegree/2, ByzantineDegree/2, ByzantineGossip().LazyHeartbeat, DefaultConfig().Latency, ByzantinePublishers, ByzantineRate, ByzantineDuration, ByzantineDrain,
-			ByzantineForgeRate, ByzantineSpamRate, ByzantineInvalidRate, ec.Seed)}
+			byzantineRates(sizes), ec.Seed)}
 	return &Experiment{Name: ExperimentByzantine, Config: ec, Byzantine: be, Partial: partial}, nil
+}
+
+// byzantineRates describes the adversaries' rates at each size, for the
+// experiment's Setup.
+func byzantineRates(sizes []int) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Each adversary's rates are the base rates × %d / N (at N ≥ %d; the base rates below), so that the adversaries together make up as many messages a second at every size and each honest node faces the same adversarial load (the number of adversaries grows with N, their rates fall with it): ", ByzantineLoadNodes, ByzantineLoadNodes)
+	for i, n := range sizes {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		r := func(base float64) string {
+			return strconv.FormatFloat(byzantineRate(base, n, ByzantineLoadNodes), 'f', -1, 64)
+		}
+		fmt.Fprintf(&b, "at N = %d forge %s/s, spam %s/s, spam-invalid %s/s", n, r(ByzantineForgeRate), r(ByzantineSpamRate), r(ByzantineInvalidRate))
+		if p := byzantinePhases(n, ByzantineLoadNodes); p > 1 {
+			fmt.Fprintf(&b, ", spread over %d phases (adversary j emits first (j mod %d + 1)/%d of a period in), so that as many emit at each instant as at N = %d", p, p, p, ByzantineLoadNodes)
+		}
+	}
+	return b.String()
 }
 
 func runTestbedExperiment(ctx context.Context, ec ExperimentConfig, size TestbedSize) (*Experiment, error) {

@@ -239,3 +239,121 @@ func TestTestbedDenseMeetsTarget(t *testing.T) {
 		})
 	}
 }
+
+// The adversaries together make up as many messages at every size: at
+// twice the base size, each of twice as many adversaries runs at half the
+// rate (a decimal one for forge and spam), spread over two phases, and
+// the total made up is the base size's, which is the rule's count: the
+// base size's adversaries times their emissions in the run.
+func TestByzantineLoadIndependentOfN(t *testing.T) {
+	t.Parallel()
+	const load, pct = 100, 33
+	for _, tc := range []struct {
+		kind string
+		base float64
+	}{
+		{"forge", ByzantineForgeRate},
+		{"spam", ByzantineSpamRate},
+		{"spam-invalid", ByzantineInvalidRate},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			t.Parallel()
+			injected := map[int]int64{}
+			for _, n := range []int{load, 2 * load} {
+				sc, err := byzantineScenarioAt(n, load, tc.kind, pct, 5, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, _ := sc.Modes.Get(sc.Modes[0].Kind)
+				if want := tc.base * load / float64(n); m.Rate != want {
+					t.Fatalf("N = %d: each adversary's rate %v, want %v", n, m.Rate, want)
+				}
+				if want := n / load; sc.Phases != want {
+					t.Fatalf("N = %d: %d phases, want %d", n, sc.Phases, want)
+				}
+				r, err := RunScenario(context.Background(), sc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				injected[n] = r.Injected
+			}
+			// At the base size the adversaries all emit at k/base s, for
+			// k = 1, 2, … up to the run's end (publishing, then the
+			// drain; the schedules start at 0).
+			sc, _ := byzantineScenarioAt(load, load, tc.kind, pct, 5, true)
+			end := sc.publishTime(sc.Messages()-1) + int64(sc.Drain)
+			per := int64(float64(end) * tc.base / 1e9)
+			if want := int64(load*pct/100) * per; injected[load] != want {
+				t.Errorf("N = %d: %d made up, want %d adversaries × %d", load, injected[load], load*pct/100, per)
+			}
+			if injected[2*load] != injected[load] {
+				t.Errorf("N = %d made up %d, N = %d made up %d: the adversaries' load depends on N", 2*load, injected[2*load], load, injected[load])
+			}
+		})
+	}
+}
+
+// Heavy cells (honest nodes keeping millions of made-up messages) run one
+// at a time, the light ones beside them; at N = 10,000 the scenarios whose
+// made-up messages honest nodes accept (forge without the defences, spam)
+// are heavy and the rest are not, and at N = 1,000 none is.
+func TestByzantineHeavyCellsOneAtATime(t *testing.T) {
+	t.Parallel()
+	cells := []byzantineCell{{heavy: true}, {heavy: true}, {}, {heavy: true}, {}}
+	taken := make([]bool, len(cells))
+	take := func(heavyRunning bool, want int) {
+		t.Helper()
+		k := nextCell(cells, taken, heavyRunning)
+		if k != want {
+			t.Fatalf("next cell %d (a heavy one running: %v), want %d", k, heavyRunning, want)
+		}
+		if k >= 0 {
+			taken[k] = true
+		}
+	}
+	take(false, 0) // the first, heavy
+	take(true, 2)  // the light ones beside it
+	take(true, 4)
+	take(true, -2) // only heavy ones left: wait
+	take(false, 1) // the first one done: the next heavy
+	take(true, -2)
+	take(false, 3)
+	take(false, -1)
+
+	for _, tc := range []struct {
+		n     int
+		kind  string
+		def   bool
+		heavy bool
+	}{
+		{10_000, "forge", false, true},
+		{10_000, "forge", true, false},
+		{10_000, "spam", false, true},
+		{10_000, "spam", true, true},
+		{10_000, "spam-invalid", false, false},
+		{10_000, "tamper", false, false},
+		{1_000, "forge", false, false},
+		{1_000, "spam", true, false},
+	} {
+		sc, err := byzantineScenario(tc.n, tc.kind, 33, 1, tc.def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := madeUpPairs(&sc) > heavyPairs; got != tc.heavy {
+			t.Errorf("N = %d, %s, defences %v: heavy %v (%d pairs), want %v", tc.n, tc.kind, tc.def, got, madeUpPairs(&sc), tc.heavy)
+		}
+	}
+	for _, pct := range ByzantineFractions {
+		for _, kind := range ByzantineKinds {
+			for _, def := range []bool{false, true} {
+				sc, err := byzantineScenario(1_000, kind, pct, 1, def)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p := madeUpPairs(&sc); p > heavyPairs {
+					t.Errorf("N = 1,000, %d%% %s, defences %v: heavy (%d pairs)", pct, kind, def, p)
+				}
+			}
+		}
+	}
+}
