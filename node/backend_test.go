@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -244,4 +245,39 @@ func (s *logSink) count(kind string) int {
 		}
 	}
 	return n
+}
+
+// lossReport lists n's non-zero counters whose names say a frame or a
+// message went missing (dropped, rejected, refused, stale, closed links),
+// with their labels, for a test's failure message: a copy that never
+// arrived on a loaded CI machine should say which budget took it.
+func lossReport(t *testing.T, n *node.Node) string {
+	t.Helper()
+	mfs, err := n.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	for _, mf := range mfs {
+		name := mf.GetName()
+		if !strings.Contains(name, "drop") && !strings.Contains(name, "reject") && !strings.Contains(name, "refus") &&
+			!strings.Contains(name, "stale") && !strings.Contains(name, "disconnect") && !strings.Contains(name, "passed_over") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			v := value(m)
+			if v == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, " %s", name)
+			for _, l := range m.GetLabel() {
+				fmt.Fprintf(&b, "{%s=%s}", l.GetName(), l.GetValue())
+			}
+			fmt.Fprintf(&b, "=%v", v)
+		}
+	}
+	if b.Len() == 0 {
+		return " (no loss counted)"
+	}
+	return b.String()
 }

@@ -474,7 +474,7 @@ func TestPublishPassesOverAStuckPeer(t *testing.T) {
 	}
 	for i, id := range res.IDs {
 		if _, ok := healthy.Receipt(context.Background(), id, settle); !ok {
-			t.Fatalf("message %d never reached the peer that reads", i)
+			t.Fatalf("message %d never reached the peer that reads; target:%s; healthy:%s", i, lossReport(t, target), lossReport(t, healthy))
 		}
 	}
 	if d := counter(t, target, "gossipmesh_messages_dropped_total"); d == 0 {
