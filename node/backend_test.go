@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -257,11 +258,14 @@ func lossReport(t *testing.T, n *node.Node) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	says := func(name string) bool {
+		return slices.ContainsFunc([]string{"drop", "reject", "refus", "stale", "disconnect", "passed_over"},
+			func(word string) bool { return strings.Contains(name, word) })
+	}
 	var b strings.Builder
 	for _, mf := range mfs {
 		name := mf.GetName()
-		if !strings.Contains(name, "drop") && !strings.Contains(name, "reject") && !strings.Contains(name, "refus") &&
-			!strings.Contains(name, "stale") && !strings.Contains(name, "disconnect") && !strings.Contains(name, "passed_over") {
+		if !says(name) {
 			continue
 		}
 		for _, m := range mf.GetMetric() {

@@ -263,12 +263,11 @@ func TestSilentConnectionFloodIsBounded(t *testing.T) {
 func TestStuckPeerCostsDropsNotTheNode(t *testing.T) {
 	t.Parallel()
 	logs := &logSink{}
-	repair := func(c *node.Config) { c.Gossip.AntiEntropy = 200 * time.Millisecond }
-	target := startTCPNode(t, node.KeyForTest(1), nil, logs, repair, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, logs, withAntiEntropy, func(c *node.Config) {
 		c.SendQueue = 8
 		c.StallTimeout = time.Second
 	})
-	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil, repair)
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil, withAntiEntropy)
 	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 
 	stuck, err := (tcp.Transport{}).Dial(context.Background(), target.Addr())

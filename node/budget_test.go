@@ -457,13 +457,12 @@ func TestPublishBackpressureLargeBodies(t *testing.T) {
 // those, so the test asserts what a user gets: nothing lost for it.
 func TestPublishPassesOverAStuckPeer(t *testing.T) {
 	t.Parallel()
-	repair := func(c *node.Config) { c.Gossip.AntiEntropy = 200 * time.Millisecond }
-	target := startTCPNode(t, node.KeyForTest(1), nil, nil, repair, func(c *node.Config) {
+	target := startTCPNode(t, node.KeyForTest(1), nil, nil, withAntiEntropy, func(c *node.Config) {
 		c.StallTimeout = settle // only the pass-over can free the publishes
 		c.MaxQueueDelay = 200 * time.Millisecond
 		c.PeerSendQueueBytes = 2*wire.DefaultMaxFrame + 256 // two max-size frames, signed
 	})
-	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil, repair)
+	healthy := startTCPNode(t, node.KeyForTest(2), []string{target.Addr()}, nil, withAntiEntropy)
 	eventually(t, "the healthy peer to link at both ends", func() bool { return len(target.Peers()) == 1 && len(healthy.Peers()) == 1 })
 	dialRaw(t, target, 99, 4<<10) // never reads
 

@@ -19,6 +19,11 @@ import (
 // every wait ends in milliseconds.
 const settle = 60 * time.Second
 
+// withAntiEntropy is a config tweak that turns on anti-entropy at a short
+// period, for tests whose nodes must repair a copy a loaded machine made
+// them drop (flood alone never does).
+func withAntiEntropy(c *node.Config) { c.Gossip.AntiEntropy = 200 * time.Millisecond }
+
 // eventually polls cond until it holds or settle passes.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
