@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -405,6 +408,52 @@ func TestLockStateAdmitsOne(t *testing.T) {
 		t.Fatalf("lock after release: %v", err)
 	}
 	b.Close()
+}
+
+// TestLockStateRelocksWhileForking: a lock released a moment ago is
+// taken again even while other goroutines start processes, whose children
+// briefly hold a copy of every descriptor (CI once failed `mesh up` this
+// way: "another `mesh up` is running" right after a launch in the same test
+// process had ended). Without LockState's settle, about one re-lock in five
+// failed here.
+func TestLockStateRelocksWhileForking(t *testing.T) {
+	t.Parallel()
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		t.Skipf("no true(1) to start: %v", err)
+	}
+	state := filepath.Join(t.TempDir(), "cluster.json")
+	stop := make(chan struct{})
+	var started atomic.Int64
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				started.Add(1)
+				_ = exec.Command(truePath).Run()
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	// Re-lock for as long as it takes the goroutines to start 300
+	// processes, so that the loop overlaps many forks however fast either
+	// side runs.
+	for i := 0; started.Load() < 300; i++ {
+		l, err := LockState(state)
+		if err != nil {
+			t.Fatalf("re-lock %d: %v", i, err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // TestJudgeStepRepairAware: a bench step is judged on every delivery

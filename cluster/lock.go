@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // StateLock is the exclusive lock that one `mesh up` holds on its state
@@ -29,8 +30,8 @@ var ErrLocked = errors.New("another `mesh up` is running on this state file")
 // files of the same name.
 func LockPath(statePath string) string { return statePath + ".lock" }
 
-// LockState takes the lock of the state file at statePath without waiting,
-// creating its directory and lock file as needed. It fails with ErrLocked
+// LockState takes the lock of the state file at statePath without waiting
+// for its holder (beyond lockSettle), creating its directory and lock file as needed. It fails with ErrLocked
 // if another launcher holds it. The descriptor is close-on-exec, so node
 // processes never inherit the lock.
 func LockState(statePath string) (*StateLock, error) {
@@ -42,12 +43,7 @@ func LockState(statePath string) (*StateLock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state lock: %w", err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
-		if !errors.Is(err, syscall.EINTR) {
-			break
-		}
-	}
+	err = flockSettled(f)
 	if err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -56,6 +52,35 @@ func LockState(statePath string) (*StateLock, error) {
 		return nil, fmt.Errorf("state lock %s: %w", path, err)
 	}
 	return &StateLock{f: f, path: path}, nil
+}
+
+// lockSettle is how long LockState keeps trying a lock that is held
+// before it calls the state file taken. A lock this process released a
+// moment ago can still be held by a child it is starting: fork copies every
+// descriptor, the lock's too, and the kernel closes the close-on-exec ones
+// only as the child's exec completes, just after the parent's fork call
+// returns. In one process that launches meshes one after another (the tests
+// do) the next LockState can land in that gap; with other goroutines
+// starting processes, about one re-lock in five did, with no retry. A
+// launcher that really holds the lock holds it for as long as it runs, so
+// waiting this long first only delays the refusal.
+const lockSettle = 250 * time.Millisecond
+
+// flockSettled takes an exclusive flock on f without blocking, trying again
+// every few milliseconds for up to lockSettle while it is held.
+func flockSettled(f *os.File) error {
+	deadline := time.Now().Add(lockSettle)
+	for {
+		err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		switch {
+		case errors.Is(err, syscall.EINTR):
+			continue
+		case errors.Is(err, syscall.EWOULDBLOCK) && time.Now().Before(deadline):
+			time.Sleep(2 * time.Millisecond)
+			continue
+		}
+		return err
+	}
 }
 
 // Close releases the lock. It is safe to call more than once.
