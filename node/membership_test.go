@@ -262,9 +262,20 @@ func memberEvents(t *testing.T, n *node.Node, kind string) float64 {
 // not a silence, and never counted an eviction. Under the race detector
 // the silent node was often first, and the test waited 3 minutes for
 // evictions that could not come.
+//
+// It runs at 12 nodes and at 120, the in-memory form of the fault table's
+// hung row.
 func TestMembershipEvictsASilentPeer(t *testing.T) {
 	t.Parallel()
-	const n = 12
+	for _, n := range []int{12, 120} {
+		t.Run(fmt.Sprintf("nodes=%d", n), func(t *testing.T) {
+			t.Parallel()
+			evictsASilentPeer(t, n)
+		})
+	}
+}
+
+func evictsASilentPeer(t *testing.T, n int) {
 	m := startMemberMesh(t, randomConnected(n, 2, rand.New(rand.NewPCG(3, 3))), nil)
 	m.waitHealthy("the mesh to settle", 3, 8)
 
