@@ -31,8 +31,8 @@ var ErrLocked = errors.New("another `mesh up` is running on this state file")
 func LockPath(statePath string) string { return statePath + ".lock" }
 
 // LockState takes the lock of the state file at statePath without waiting
-// for its holder (beyond lockSettle), creating its directory and lock file as needed. It fails with ErrLocked
-// if another launcher holds it. The descriptor is close-on-exec, so node
+// for its holder (beyond lockSettle), creating its directory and lock file
+// as needed. It fails with ErrLocked if another launcher holds it. The descriptor is close-on-exec, so node
 // processes never inherit the lock.
 func LockState(statePath string) (*StateLock, error) {
 	path := LockPath(statePath)

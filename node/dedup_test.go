@@ -3,7 +3,6 @@ package node_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -232,16 +231,7 @@ func TestRestartedNodeReachesTheMesh(t *testing.T) {
 	m.waitLinked()
 	// The restarting node, host h3 with id 4, dials nodes 0 and 1.
 	start := func() (*node.Node, context.CancelFunc) {
-		cfg := node.DefaultConfig()
-		cfg.Key = node.KeyForTest(4)
-		cfg.Gossip.Auth = modelAuth() // as startMesh's nodes sign
-		cfg.Transport = m.nw.Host(host(3))
-		cfg.Listen = addr(3)
-		cfg.Candidates = []string{addr(0), addr(1)}
-		cfg.Peers = 2
-		cfg.BackoffMin = 5 * time.Millisecond
-		cfg.BackoffMax = 100 * time.Millisecond
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg := memnetConfig(m.nw, 3, []int{0, 1})
 		n, err := node.New(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -3,7 +3,6 @@ package node_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"sync"
@@ -248,26 +247,27 @@ func TestFaultTablePauseInMemory(t *testing.T) {
 // othersConnected reports whether the nodes of adj outside skip form one
 // connected graph.
 func othersConnected(adj [][]int, skip map[int]bool) bool {
+	rest := make([][]int, len(adj)) // adj without the skipped nodes' links
 	start := -1
-	for i := range adj {
-		if !skip[i] {
-			start = i
-			break
+	for i, js := range adj {
+		if skip[i] {
+			continue
 		}
-	}
-	seen := map[int]bool{start: true}
-	queue := []int{start}
-	for len(queue) > 0 {
-		i := queue[0]
-		queue = queue[1:]
-		for _, j := range adj[i] {
-			if !skip[j] && !seen[j] {
-				seen[j] = true
-				queue = append(queue, j)
+		if start < 0 {
+			start = i
+		}
+		for _, j := range js {
+			if !skip[j] {
+				rest[i] = append(rest[i], j)
 			}
 		}
 	}
-	return len(seen) == len(adj)-len(skip)
+	for i, d := range bfs(rest, start) {
+		if d < 0 && !skip[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // TestFaultTableRestartInMemory: one node of 121 is stopped, the others
@@ -280,19 +280,7 @@ func TestFaultTableRestartInMemory(t *testing.T) {
 	m.waitLinked()
 	peers := rng.Perm(tableNodes)[:3]
 	start := func() (*node.Node, context.CancelFunc) {
-		cfg := node.DefaultConfig()
-		cfg.Key = node.KeyForTest(tableNodes + 1)
-		cfg.Gossip.Auth = modelAuth()
-		cfg.Seed = tableNodes + 1
-		cfg.Transport = m.nw.Host(host(tableNodes))
-		cfg.Listen = addr(tableNodes)
-		for _, j := range peers {
-			cfg.Candidates = append(cfg.Candidates, addr(j))
-		}
-		cfg.Peers = len(cfg.Candidates)
-		cfg.BackoffMin = 5 * time.Millisecond
-		cfg.BackoffMax = 100 * time.Millisecond
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg := memnetConfig(m.nw, tableNodes, peers)
 		withAntiEntropy(&cfg)
 		n, err := node.New(cfg)
 		if err != nil {

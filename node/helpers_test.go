@@ -74,6 +74,26 @@ func randomConnected(n, extra int, rng *rand.Rand) [][]int {
 	return dials
 }
 
+// memnetConfig is the config of test node i on nw: host "h<i>", id from
+// key i+1, dialing the nodes of dials, with short redial backoffs and no
+// logs. Every memnet mesh of these tests starts its nodes from it.
+func memnetConfig(nw *memnet.Network, i int, dials []int) node.Config {
+	cfg := node.DefaultConfig()
+	cfg.Key = node.KeyForTest(i + 1)
+	cfg.Gossip.Auth = modelAuth()
+	cfg.Seed = uint64(i + 1)
+	cfg.Transport = nw.Host(host(i))
+	cfg.Listen = addr(i)
+	cfg.Peers = len(dials)
+	for _, j := range dials {
+		cfg.Candidates = append(cfg.Candidates, addr(j))
+	}
+	cfg.BackoffMin = 5 * time.Millisecond
+	cfg.BackoffMax = 100 * time.Millisecond
+	cfg.Logger = slog.New(slog.DiscardHandler)
+	return cfg
+}
+
 // startMesh starts one node per entry of dials. tweak, if not nil, adjusts
 // each node's config.
 func startMesh(t *testing.T, dials [][]int, tweak func(i int, c *node.Config)) *testMesh {
@@ -81,19 +101,7 @@ func startMesh(t *testing.T, dials [][]int, tweak func(i int, c *node.Config)) *
 	m := &testMesh{t: t, nw: memnet.New(), adj: adjacency(dials), index: make(map[wire.NodeID]int)}
 	ctx, cancel := context.WithCancel(context.Background())
 	for i, ds := range dials {
-		cfg := node.DefaultConfig()
-		cfg.Key = node.KeyForTest(i + 1)
-		cfg.Gossip.Auth = modelAuth()
-		cfg.Seed = uint64(i + 1)
-		cfg.Transport = m.nw.Host(host(i))
-		cfg.Listen = addr(i)
-		cfg.Peers = len(ds)
-		for _, j := range ds {
-			cfg.Candidates = append(cfg.Candidates, addr(j))
-		}
-		cfg.BackoffMin = 5 * time.Millisecond
-		cfg.BackoffMax = 100 * time.Millisecond
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg := memnetConfig(m.nw, i, ds)
 		if tweak != nil {
 			tweak(i, &cfg)
 		}

@@ -3,7 +3,6 @@ package node_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net"
 	"strings"
@@ -41,19 +40,7 @@ func startMemberMesh(t *testing.T, dials [][]int, tweak func(*membership.Config)
 	t.Helper()
 	m := &memberMesh{t: t, nw: memnet.New(), dead: make([]bool, len(dials)), index: make(map[wire.NodeID]int)}
 	for i, ds := range dials {
-		cfg := node.DefaultConfig()
-		cfg.Key = node.KeyForTest(i + 1)
-		cfg.Gossip.Auth = modelAuth()
-		cfg.Seed = uint64(i + 1)
-		cfg.Transport = m.nw.Host(host(i))
-		cfg.Listen = addr(i)
-		cfg.Peers = len(ds)
-		for _, j := range ds {
-			cfg.Candidates = append(cfg.Candidates, addr(j))
-		}
-		cfg.BackoffMin = 5 * time.Millisecond
-		cfg.BackoffMax = 100 * time.Millisecond
-		cfg.Logger = slog.New(slog.DiscardHandler)
+		cfg := memnetConfig(m.nw, i, ds)
 		mc := membership.DefaultConfig()
 		mc.AllowAddr = memnetAddrs
 		mc.ExchangeInterval = time.Second
@@ -373,22 +360,10 @@ func TestMembershipFullBootedPeerRefusesOnce(t *testing.T) {
 	gate := make(chan struct{})
 	var nodes []*node.Node
 	for i, ds := range dials {
-		cfg := node.DefaultConfig()
-		cfg.Key = node.KeyForTest(i + 1)
-		cfg.Gossip.Auth = modelAuth()
-		cfg.Seed = uint64(i + 1)
-		cfg.Transport = nw.Host(host(i))
+		cfg := memnetConfig(nw, i, ds)
 		if i == newcomer {
 			cfg.Transport = gatedDial{Transport: cfg.Transport, addr: addr(full), open: gate}
 		}
-		cfg.Listen = addr(i)
-		cfg.Peers = len(ds)
-		for _, j := range ds {
-			cfg.Candidates = append(cfg.Candidates, addr(j))
-		}
-		cfg.BackoffMin = 5 * time.Millisecond
-		cfg.BackoffMax = 100 * time.Millisecond
-		cfg.Logger = slog.New(slog.DiscardHandler)
 		mc := membership.DefaultConfig()
 		mc.AllowAddr = memnetAddrs
 		mc.ActiveLow, mc.MinOutbound = 1, 0
